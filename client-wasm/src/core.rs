@@ -1,0 +1,666 @@
+//! The client's logic in plain Rust, with no browser in it: configuration, enrichment, the queue,
+//! the batching policy and the retry backoff. `web` calls it and is the only part that touches
+//! JavaScript; everything here is tested natively (`cargo test -p session-log-client`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use session_log_protocol::Uuid;
+
+/// Default `endpoint`: the reference's ingest path on the page's own origin.
+pub const DEFAULT_ENDPOINT: &str = session_log_protocol::ENDPOINT_PATH;
+
+/// Prefix of generated session tokens, as in the reference's `ws_1234567890`.
+pub const TOKEN_PREFIX: &str = "ws_";
+
+/// What a page passes to `configure(options)`. Every field is optional; a missing one keeps its
+/// default. Names are the JavaScript ones (camelCase).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Config {
+    /// Where batches are POSTed: a path on the page's origin or an absolute URL.
+    /// Default `/api/session-log`.
+    pub endpoint: String,
+    /// Step names, indexed by step number from 0; `stepName` of step `n` is `steps[n]`.
+    pub steps: Vec<String>,
+    /// Sent with every event as `studentEmail`; anonymous when absent.
+    pub student_email: Option<String>,
+    /// Sent with every event as `studentName`.
+    pub student_name: Option<String>,
+    /// The session token to use; when absent one is generated and kept in `localStorage`.
+    pub session_token: Option<String>,
+    /// Copied into every event's `demoMode`.
+    pub demo_mode: bool,
+    /// Send a batch as soon as this many events are queued (events, 1–500; default 50).
+    pub max_batch_events: usize,
+    /// Send a batch as soon as the queued events' JSON reaches this size (bytes, default 16 KiB).
+    pub max_batch_bytes: usize,
+    /// Send what is queued this long after the first event was queued (ms, default 1000).
+    pub flush_interval_ms: u32,
+    /// `flush()` rejects when its events are not acknowledged within this time (ms, default 10000).
+    pub flush_timeout_ms: u32,
+    /// First retry delay after a failed send (ms, default 1000); doubled per failure, with full jitter.
+    pub retry_base_ms: u32,
+    /// Longest retry delay (ms, default 60000).
+    pub retry_max_ms: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            steps: Vec::new(),
+            student_email: None,
+            student_name: None,
+            session_token: None,
+            demo_mode: false,
+            max_batch_events: 50,
+            max_batch_bytes: 16 * 1024,
+            flush_interval_ms: 1000,
+            flush_timeout_ms: 10_000,
+            retry_base_ms: 1000,
+            retry_max_ms: 60_000,
+        }
+    }
+}
+
+/// The names `configure` knows, to warn about a misspelt option instead of ignoring it silently.
+pub const CONFIG_KEYS: &[&str] = &[
+    "endpoint",
+    "steps",
+    "studentEmail",
+    "studentName",
+    "sessionToken",
+    "demoMode",
+    "maxBatchEvents",
+    "maxBatchBytes",
+    "flushIntervalMs",
+    "flushTimeoutMs",
+    "retryBaseMs",
+    "retryMaxMs",
+];
+
+/// Largest batch the server takes by default (events); see the server's limits.
+pub const SERVER_MAX_BATCH_EVENTS: usize = 500;
+
+impl Config {
+    /// Checks the options against each other and the server's limits.
+    ///
+    /// Errors: a message naming the first bad option (`maxBatchEvents`, `endpoint`, `sessionToken`,
+    /// `studentEmail`), meant for `console.warn`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=SERVER_MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
+            return Err(format!(
+                "maxBatchEvents must be 1–{SERVER_MAX_BATCH_EVENTS}, got {}",
+                self.max_batch_events
+            ));
+        }
+        if self.max_batch_bytes < 1024 {
+            return Err(format!("maxBatchBytes must be at least 1024, got {}", self.max_batch_bytes));
+        }
+        if self.endpoint.is_empty() {
+            return Err("endpoint must not be empty".to_owned());
+        }
+        if let Some(token) = &self.session_token {
+            session_log_protocol::check_session_token(token)
+                .map_err(|e| format!("sessionToken {e}"))?;
+        }
+        if let Some(email) = &self.student_email {
+            session_log_protocol::check_email(email).map_err(|e| format!("studentEmail {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a time in ms since the Unix epoch as ISO 8601 UTC with milliseconds
+/// (`2025-10-27T15:30:45.123Z`), the reference's `timestamp` format.
+pub fn iso_timestamp(epoch_ms: f64) -> String {
+    let ms = if epoch_ms.is_finite() && epoch_ms > 0.0 { epoch_ms as u64 } else { 0 };
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A session token from 16 random bytes (128 bits): `ws_` and 32 lowercase hex digits.
+pub fn session_token(random: [u8; 16]) -> String {
+    let mut token = String::with_capacity(TOKEN_PREFIX.len() + 32);
+    token.push_str(TOKEN_PREFIX);
+    for byte in random {
+        token.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        token.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    token
+}
+
+/// An event id: a UUIDv7 (RFC 9562) from the time it was logged and 10 random bytes.
+/// Time-ordered ids keep the server's unique index writes local (see PRODUCT.md).
+pub fn event_id(epoch_ms: f64, random: [u8; 10]) -> Uuid {
+    let ms = if epoch_ms.is_finite() && epoch_ms > 0.0 { epoch_ms as u64 } else { 0 };
+    uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()
+}
+
+/// A step number from a JavaScript number: a whole number from 0 to 2^32 - 1, else `None`.
+pub fn step_number(value: f64) -> Option<u32> {
+    (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX))
+        .then_some(value as u32)
+}
+
+/// `success` of an API call event: a 2xx or 3xx status (the issue's rule; the reference shows
+/// `status: 200, success: true`). Status 0 (a network error in `fetch`) is a failure.
+pub fn api_call_succeeded(status: f64) -> bool {
+    (200.0..400.0).contains(&status)
+}
+
+/// The fields every event's `eventData` gets (reference: "Detailed Context").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextFields<'a> {
+    /// The current step number.
+    pub current_step: u32,
+    /// Its name from `steps`, or `null` when `steps` has none for it.
+    pub step_name: Option<&'a str>,
+    /// The configured `demoMode`.
+    pub demo_mode: bool,
+    /// `navigator.userAgent`.
+    pub user_agent: &'a str,
+    /// When the event was logged, ISO 8601 UTC with ms.
+    pub timestamp: String,
+}
+
+/// `eventData` fields of `logNavigation(from, to)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NavigationFields<'a> {
+    /// The step left, as the page passed it (a JavaScript number).
+    pub from: f64,
+    /// The step entered.
+    pub to: f64,
+    /// `steps[from]`, or `null`.
+    pub from_step_name: Option<&'a str>,
+    /// `steps[to]`, or `null`.
+    pub to_step_name: Option<&'a str>,
+}
+
+/// `eventData` fields of `logError(errorType, errorMessage, errorDetails)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFields {
+    /// e.g. `openai_validation_failed`.
+    pub error_type: String,
+    /// e.g. `Incorrect API key provided`.
+    pub error_message: String,
+}
+
+/// `eventData` fields of `logAction(actionName, actionDetails)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionFields {
+    /// e.g. `openai_connected`.
+    pub action_name: String,
+}
+
+/// `eventData` fields of `logApiCall(endpoint, method, status, details)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiCallFields {
+    /// e.g. `/v1/models`.
+    pub endpoint: String,
+    /// e.g. `GET`, upper-cased.
+    pub method: String,
+    /// The HTTP status (0 for a network error).
+    pub status: f64,
+    /// Whether `status` is 2xx or 3xx.
+    pub success: bool,
+}
+
+impl ApiCallFields {
+    /// Builds the fields, upper-casing the method and deriving `success` from the status.
+    pub fn new(endpoint: String, method: &str, status: f64) -> Self {
+        ApiCallFields {
+            endpoint,
+            method: method.to_ascii_uppercase(),
+            status,
+            success: api_call_succeeded(status),
+        }
+    }
+}
+
+/// The session as the client sees it: configuration, current step and event numbering.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The options in force.
+    pub config: Config,
+    /// The current step (`currentStep`), moved by `logNavigation` and `setStep`; starts at 0.
+    pub current_step: u32,
+    /// The session token events are sent with.
+    pub token: String,
+    /// The `seq` the next event gets.
+    pub next_seq: u64,
+    /// `navigator.userAgent`, read once.
+    pub user_agent: String,
+}
+
+impl Session {
+    /// A session at step 0 with `token`, numbering events from `next_seq`.
+    pub fn new(config: Config, token: String, next_seq: u64, user_agent: String) -> Self {
+        Session { config, current_step: 0, token, next_seq, user_agent }
+    }
+
+    /// The name of step `step` from the configured `steps`, if there is one.
+    pub fn step_name(&self, step: f64) -> Option<&str> {
+        let index = step_number(step)?;
+        self.config.steps.get(index as usize).map(String::as_str)
+    }
+
+    /// The context fields for an event logged at `epoch_ms`.
+    pub fn context(&self, epoch_ms: f64) -> ContextFields<'_> {
+        ContextFields {
+            current_step: self.current_step,
+            step_name: self.step_name(f64::from(self.current_step)),
+            demo_mode: self.config.demo_mode,
+            user_agent: &self.user_agent,
+            timestamp: iso_timestamp(epoch_ms),
+        }
+    }
+
+    /// Records a move from step `from` to step `to` and returns the navigation fields. The current
+    /// step becomes `to` when `to` is a valid step number (see [`step_number`]); otherwise it stays.
+    pub fn navigate(&mut self, from: f64, to: f64) -> NavigationFields<'_> {
+        if let Some(step) = step_number(to) {
+            self.current_step = step;
+        }
+        NavigationFields {
+            from,
+            to,
+            from_step_name: self.step_name(from),
+            to_step_name: self.step_name(to),
+        }
+    }
+
+    /// Takes the next sequence number.
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}
+
+/// A batch taken from the queue for sending: its JSON body and how many events it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingBatch {
+    /// `{"events":[…]}`, ready to POST.
+    pub body: String,
+    /// Number of events in it (the first `count` of the queue).
+    pub count: usize,
+}
+
+/// The events waiting to be delivered, each already serialised to JSON, oldest first.
+///
+/// Invariant: at most one batch is in flight, and it is always the first `in_flight` events; they
+/// stay in the queue until the server acknowledges them, so a failed send loses nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Queue {
+    events: VecDeque<String>,
+    bytes: usize,
+    in_flight: usize,
+    in_flight_bytes: usize,
+}
+
+/// Wire overhead of a batch around its events: `{"events":[` and `]}`.
+const BATCH_ENVELOPE_BYTES: usize = r#"{"events":[]}"#.len();
+
+impl Queue {
+    /// Appends one event's JSON.
+    pub fn push(&mut self, event_json: String) {
+        self.bytes += event_json.len();
+        self.events.push_back(event_json);
+    }
+
+    /// Events queued, including the batch in flight.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Bytes of JSON queued, including the batch in flight.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether a batch is being sent.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Whether enough is waiting (not in flight) to send a batch now rather than at the timer:
+    /// `max_events` events or `max_bytes` bytes of JSON.
+    pub fn is_due(&self, max_events: usize, max_bytes: usize) -> bool {
+        let waiting = self.events.len() - self.in_flight;
+        let waiting_bytes = self.bytes - self.in_flight_bytes;
+        waiting >= max_events || waiting_bytes >= max_bytes
+    }
+
+    /// Takes the next batch to send: the oldest events, at most `max_events` of them and, past the
+    /// first, at most `max_bytes` of body. `None` when the queue is empty or a batch is in flight.
+    pub fn start_batch(&mut self, max_events: usize, max_bytes: usize) -> Option<OutgoingBatch> {
+        if self.in_flight > 0 || self.events.is_empty() {
+            return None;
+        }
+        let mut body = String::with_capacity(self.bytes.min(max_bytes) + BATCH_ENVELOPE_BYTES + 64);
+        body.push_str(r#"{"events":["#);
+        let mut count = 0;
+        let mut event_bytes = 0;
+        for event in &self.events {
+            let separator = usize::from(count > 0);
+            if count == max_events.max(1)
+                || (count > 0 && body.len() + separator + event.len() + 2 > max_bytes)
+            {
+                break;
+            }
+            if count > 0 {
+                body.push(',');
+            }
+            body.push_str(event);
+            event_bytes += event.len();
+            count += 1;
+        }
+        body.push_str("]}");
+        self.in_flight = count;
+        self.in_flight_bytes = event_bytes;
+        Some(OutgoingBatch { body, count })
+    }
+
+    /// The batch in flight was delivered (or refused for good): removes its events and returns
+    /// how many that was.
+    pub fn finish_batch(&mut self) -> usize {
+        let count = self.in_flight;
+        self.events.drain(..count);
+        self.bytes -= self.in_flight_bytes;
+        self.in_flight = 0;
+        self.in_flight_bytes = 0;
+        count
+    }
+
+    /// The batch in flight failed: its events stay first in the queue, to be sent again.
+    pub fn release_batch(&mut self) {
+        self.in_flight = 0;
+        self.in_flight_bytes = 0;
+    }
+}
+
+/// Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"):
+/// after the n-th consecutive failure, wait a uniformly random time in `[0, min(max, base·2ⁿ⁻¹)]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    base_ms: u32,
+    max_ms: u32,
+    failures: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `base_ms` and capped at `max_ms` (both ms).
+    pub fn new(base_ms: u32, max_ms: u32) -> Self {
+        Backoff { base_ms, max_ms: max_ms.max(base_ms), failures: 0 }
+    }
+
+    /// Records a failure and returns how long to wait before the next try (ms). `random` is a
+    /// uniform number in `[0, 1)` (`Math.random()` in the browser).
+    pub fn next_delay_ms(&mut self, random: f64) -> u32 {
+        self.failures = self.failures.saturating_add(1);
+        let exp = self.failures.saturating_sub(1).min(31);
+        let ceiling = u64::from(self.base_ms).saturating_mul(1 << exp).min(u64::from(self.max_ms));
+        (ceiling as f64 * random.clamp(0.0, 1.0)) as u32
+    }
+
+    /// Consecutive failures so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// A send succeeded: the next failure starts from `base_ms` again.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// What the client does with a batch after the server's answer, by HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: the server has the batch's valid events; remove the batch from the queue.
+    Delivered,
+    /// Network error (status 0), 408, 429 or 5xx: keep the batch and try again after a backoff.
+    Retry,
+    /// Any other 4xx: the server refused the batch for good; remove it and warn.
+    Refused,
+}
+
+/// Classifies a response status (0 for a network error).
+pub fn outcome(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        0 | 408 | 429 | 500..=599 => Outcome::Retry,
+        400..=499 => Outcome::Refused,
+        // 1xx and 3xx do not reach fetch's caller as final answers; treat them as transient.
+        _ => Outcome::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn session(steps: &[&str]) -> Session {
+        let config = Config { steps: steps.iter().map(|s| s.to_string()).collect(), ..Config::default() };
+        Session::new(config, "ws_test".into(), 0, "Mozilla/5.0 test".into())
+    }
+
+    const STEPS: &[&str] = &["Connect Accounts", "Choose Use Case", "Provision Services"];
+
+    // Timestamps are ISO 8601 UTC with milliseconds, the reference's format.
+    #[test]
+    fn timestamp_has_millisecond_precision_in_utc() {
+        assert_eq!(iso_timestamp(1_761_579_045_123.0), "2025-10-27T15:30:45.123Z");
+        assert_eq!(iso_timestamp(0.0), "1970-01-01T00:00:00.000Z");
+    }
+
+    // A generated token is `ws_` plus 128 bits as 32 hex digits, different for different bytes.
+    #[test]
+    fn session_token_carries_128_bits() {
+        let a = session_token([0xab; 16]);
+        assert_eq!(a, format!("ws_{}", "ab".repeat(16)));
+        assert_ne!(a, session_token([0xac; 16]));
+        assert!(session_log_protocol::check_session_token(&a).is_ok());
+    }
+
+    // Event ids are UUIDv7 and sort by the time they were logged.
+    #[test]
+    fn event_ids_are_time_ordered_uuid_v7() {
+        let early = event_id(1_000.0, [0xff; 10]);
+        let late = event_id(1_001.0, [0x00; 10]);
+        assert_eq!(early.get_version_num(), 7);
+        assert!(early < late);
+    }
+
+    // Every event gets the reference's context fields, with the current step's name.
+    #[test]
+    fn context_fields_name_the_current_step() {
+        let mut s = session(STEPS);
+        s.current_step = 2;
+        let ctx = serde_json::to_value(s.context(1_761_579_045_123.0)).unwrap();
+        assert_eq!(
+            ctx,
+            json!({"currentStep": 2, "stepName": "Provision Services", "demoMode": false,
+                   "userAgent": "Mozilla/5.0 test", "timestamp": "2025-10-27T15:30:45.123Z"})
+        );
+    }
+
+    // Navigation names both steps and moves the current step.
+    #[test]
+    fn navigation_names_steps_and_moves_current_step() {
+        let mut s = session(STEPS);
+        let fields = serde_json::to_value(s.navigate(1.0, 2.0)).unwrap();
+        assert_eq!(
+            fields,
+            json!({"from": 1.0, "to": 2.0, "fromStepName": "Choose Use Case", "toStepName": "Provision Services"})
+        );
+        assert_eq!(s.current_step, 2);
+    }
+
+    // A step outside `steps`, or not a whole number, has a null name and does not move the step.
+    #[test]
+    fn unknown_steps_have_null_names() {
+        let mut s = session(STEPS);
+        let fields = serde_json::to_value(s.navigate(2.0, 9.0)).unwrap();
+        assert_eq!(fields["toStepName"], Value::Null);
+        assert_eq!(s.current_step, 9);
+        let fields = serde_json::to_value(s.navigate(9.0, 1.5)).unwrap();
+        assert_eq!(fields["toStepName"], Value::Null);
+        assert_eq!(s.current_step, 9);
+    }
+
+    // An API call succeeds with 2xx/3xx only, and its method is upper-cased.
+    #[test]
+    fn api_call_success_follows_status() {
+        let ok = ApiCallFields::new("/v1/models".into(), "get", 200.0);
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"endpoint": "/v1/models", "method": "GET", "status": 200.0, "success": true})
+        );
+        assert!(api_call_succeeded(304.0));
+        assert!(!api_call_succeeded(401.0));
+        assert!(!api_call_succeeded(0.0));
+    }
+
+    // Sequence numbers increase by one per event from where the session left off.
+    #[test]
+    fn sequence_numbers_continue() {
+        let mut s = Session::new(Config::default(), "ws_x".into(), 41, String::new());
+        assert_eq!((s.take_seq(), s.take_seq()), (41, 42));
+    }
+
+    // Bad options are refused with a message naming the option.
+    #[test]
+    fn config_validation_names_the_option() {
+        let bad = Config { max_batch_events: 0, ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("maxBatchEvents"));
+        let bad = Config { session_token: Some(String::new()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("sessionToken"));
+        let bad = Config { student_email: Some("not an email".into()), ..Config::default() };
+        assert!(bad.validate().unwrap_err().contains("studentEmail"));
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    // Options arrive with JavaScript names, and missing ones keep their defaults.
+    #[test]
+    fn config_reads_camel_case_and_keeps_defaults() {
+        let config: Config =
+            serde_json::from_value(json!({"endpoint": "https://x/api/session-log", "maxBatchEvents": 10, "demoMode": true}))
+                .unwrap();
+        assert_eq!(config.endpoint, "https://x/api/session-log");
+        assert_eq!(config.max_batch_events, 10);
+        assert!(config.demo_mode);
+        assert_eq!(config.flush_interval_ms, 1000);
+        let json_keys = ["endpoint", "steps", "maxBatchEvents"];
+        assert!(json_keys.iter().all(|k| CONFIG_KEYS.contains(k)));
+    }
+
+    fn event(n: usize, size: usize) -> String {
+        format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(size))
+    }
+
+    // A batch is valid JSON holding the oldest events in order, and stays queued until finished.
+    #[test]
+    fn batch_holds_oldest_events_until_acknowledged() {
+        let mut q = Queue::default();
+        for n in 0..5 {
+            q.push(event(n, 1));
+        }
+        let batch = q.start_batch(3, 1 << 20).unwrap();
+        let body: Value = serde_json::from_str(&batch.body).unwrap();
+        let ns: Vec<u64> = body["events"].as_array().unwrap().iter().map(|e| e["n"].as_u64().unwrap()).collect();
+        assert_eq!(ns, vec![0, 1, 2]);
+        assert_eq!(q.len(), 5);
+        assert!(q.start_batch(3, 1 << 20).is_none(), "one batch in flight at a time");
+        assert_eq!(q.finish_batch(), 3);
+        assert_eq!(q.len(), 2);
+        let next: Value = serde_json::from_str(&q.start_batch(3, 1 << 20).unwrap().body).unwrap();
+        assert_eq!(next["events"][0]["n"], 3);
+    }
+
+    // A failed batch is sent again first, whole, with nothing lost.
+    #[test]
+    fn released_batch_is_resent_first() {
+        let mut q = Queue::default();
+        for n in 0..4 {
+            q.push(event(n, 1));
+        }
+        let first = q.start_batch(2, 1 << 20).unwrap();
+        q.release_batch();
+        let again = q.start_batch(2, 1 << 20).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(q.len(), 4);
+    }
+
+    // Batches stay under the byte limit, but an event larger than it still goes out alone.
+    #[test]
+    fn batches_respect_byte_limit() {
+        let mut q = Queue::default();
+        q.push(event(0, 400));
+        q.push(event(1, 400));
+        q.push(event(2, 2000));
+        let first = q.start_batch(50, 800).unwrap();
+        assert_eq!(first.count, 1, "two ~415-byte events and the envelope exceed 800 bytes");
+        assert!(first.body.len() <= 800);
+        q.finish_batch();
+        assert_eq!(q.start_batch(50, 800).unwrap().count, 1);
+        q.finish_batch();
+        let big = q.start_batch(50, 800).unwrap();
+        assert_eq!(big.count, 1);
+        assert!(big.body.len() > 800);
+        q.finish_batch();
+        assert!(q.is_empty());
+        assert_eq!(q.bytes(), 0);
+    }
+
+    // A batch is due at the event count or the byte size, whichever comes first.
+    #[test]
+    fn batch_is_due_by_count_or_bytes() {
+        let mut q = Queue::default();
+        q.push(event(0, 10));
+        assert!(!q.is_due(2, 1 << 20));
+        q.push(event(1, 10));
+        assert!(q.is_due(2, 1 << 20));
+        let mut q = Queue::default();
+        q.push(event(0, 5000));
+        assert!(q.is_due(50, 4096));
+    }
+
+    // Backoff doubles per failure up to the cap, scaled by the jitter, and resets on success.
+    #[test]
+    fn backoff_doubles_with_full_jitter_and_caps() {
+        let mut b = Backoff::new(1000, 60_000);
+        let delays: Vec<u32> = (0..9).map(|_| b.next_delay_ms(0.999_999)).collect();
+        assert_eq!(delays[..7], [999, 1999, 3999, 7999, 15999, 31999, 59999]);
+        assert_eq!(delays[8], 59999);
+        assert_eq!(b.next_delay_ms(0.0), 0);
+        assert_eq!(b.next_delay_ms(0.5), 30_000);
+        b.reset();
+        assert_eq!(b.next_delay_ms(0.5), 500);
+    }
+
+    // Network errors, 408, 429 and 5xx are retried; other 4xx refuse the batch; 2xx delivers it.
+    #[test]
+    fn outcome_by_status() {
+        assert_eq!(outcome(200), Outcome::Delivered);
+        for status in [0, 408, 429, 500, 503] {
+            assert_eq!(outcome(status), Outcome::Retry, "{status}");
+        }
+        for status in [400, 401, 413, 415] {
+            assert_eq!(outcome(status), Outcome::Refused, "{status}");
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Wire types of session-log, shared by the wasm client and the server.
+//!
+//! The shapes and names come from the reference document
+//! (`shared/reference/session-logging-system.md`): requests use its camelCase names
+//! (`sessionToken`, `studentEmail`, `eventType`, `eventData`), the query response its snake_case
+//! names (`event_id`, `session_token`, …). Everything session-log adds (batches, `studentName`,
+//! `eventId`, `seq`, `rejected`) is an optional extension, so a body written against the reference
+//! is still valid and a reader of the reference's response still finds every field it expects.
+//!
+//! The event payload type `D` is generic: the server uses `serde_json` values, the wasm client a
+//! JavaScript object passed through untouched (it has no `serde_json` inside, to stay small).
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+pub use uuid::Uuid;
+
+/// Path of the ingest and query endpoint (reference: "API Endpoints").
+pub const ENDPOINT_PATH: &str = "/api/session-log";
+
+/// The `message` of a successful single-event POST, exactly as the reference answers it.
+pub const LOGGED_MESSAGE: &str = "Event logged successfully";
+
+/// Longest `eventType`, in characters: the reference column is `VARCHAR(50)`.
+pub const MAX_EVENT_TYPE_CHARS: usize = 50;
+
+/// Longest `sessionToken`, in characters.
+pub const MAX_SESSION_TOKEN_CHARS: usize = 128;
+
+/// Longest `studentEmail`, in characters (RFC 5321's path limit of 256 octets less the brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// The `eventType` of each client function (reference: "Event Types").
+pub mod event_type {
+    /// `logNavigation(from, to)`.
+    pub const NAVIGATION: &str = "navigation";
+    /// `logError(errorType, errorMessage, errorDetails)`.
+    pub const ERROR: &str = "error";
+    /// `logAction(actionName, actionDetails)`.
+    pub const ACTION: &str = "action";
+    /// `logApiCall(endpoint, method, status, details)`.
+    pub const API_CALL: &str = "api_call";
+    /// `logStateChange(stateName, oldValue, newValue)`.
+    pub const STATE_CHANGE: &str = "state_change";
+}
+
+/// One event as a page sends it: the body of the reference's `POST /api/session-log`.
+///
+/// ```json
+/// {"sessionToken": "ws_1234567890", "studentEmail": "student@example.com",
+///  "eventType": "navigation", "eventData": {"from": 1, "to": 2},
+///  "eventId": "01890a5d-ac96-774b-bcce-b302099a8057", "seq": 7}
+/// ```
+/// `studentEmail` is optional (anonymous sessions). `studentName`, `eventId` (a UUIDv7 the client
+/// makes when the event is logged, so a retried event is stored once) and `seq` (the event's
+/// number within its session, 0-based) are session-log extensions and optional too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event<D> {
+    /// The session's token, e.g. `ws_3f9c…`; 1–128 printable characters.
+    pub session_token: String,
+    /// The student's email, if the page knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_email: Option<String>,
+    /// The student's display name, if the page knows it (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_name: Option<String>,
+    /// `navigation`, `error`, `action`, `api_call`, `state_change` or a page's own type;
+    /// 1–50 characters of letters, digits, `_`, `-` and `.`.
+    pub event_type: String,
+    /// The event's fields: a JSON object.
+    pub event_data: D,
+    /// The event's identity, a UUIDv7 (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    /// The event's number within its session, counting from 0 (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Several events in one POST (extension): `{"events": [Event, …]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch<E> {
+    /// The events, in the order they were logged.
+    pub events: Vec<E>,
+}
+
+/// Answer to a single-event POST, exactly the reference's:
+/// `{"success": true, "message": "Event logged successfully"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Always [`LOGGED_MESSAGE`].
+    pub message: String,
+}
+
+impl Default for LoggedResponse {
+    fn default() -> Self {
+        LoggedResponse { success: true, message: LOGGED_MESSAGE.to_owned() }
+    }
+}
+
+/// Answer to a batch POST: `{"success": true, "accepted": 49, "rejected": [{"index": 3, "error": "…"}]}`.
+///
+/// `accepted` counts the events that are stored now, including those the server already had
+/// (a retried batch is acknowledged as a whole); `duplicates` says how many of them it already had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// `true`: at least the accepted events are stored.
+    pub success: bool,
+    /// Events stored (new or already present).
+    pub accepted: usize,
+    /// Events of the batch that were already stored (matched by `eventId`); omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicates: usize,
+    /// Events refused for good, with the reason; omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// One event of a batch that the server refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// Position of the event in the batch's `events`, from 0.
+    pub index: usize,
+    /// What is wrong with it, naming the field, e.g. `eventType: must not be empty`.
+    pub error: String,
+}
+
+/// Body of every 4xx/5xx answer: `{"success": false, "error": "…"}`.
+///
+/// For a batch in which no event was valid, `rejected` lists each event's reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong, in words meant for the developer who sent the request.
+    pub error: String,
+    /// Per-event reasons, for a batch; omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// Answer to `GET /api/session-log`, exactly the reference's shape:
+/// `{"success": true, "count": 15, "events": [StoredEvent, …]}`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResponse<D> {
+    /// Always `true`.
+    pub success: bool,
+    /// `events.len()`.
+    pub count: usize,
+    /// The matching events.
+    pub events: Vec<StoredEvent<D>>,
+}
+
+/// One stored event as the query returns it (reference: the `events` table joined with `students`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent<D> {
+    /// The server's sequence number of the event (the table's primary key).
+    pub event_id: i64,
+    /// The session's token.
+    pub session_token: String,
+    /// The event type.
+    pub event_type: String,
+    /// The event's fields, as the page sent them plus the client's context fields.
+    pub event_data: D,
+    /// When the server stored the event: ISO 8601 UTC with milliseconds, e.g. `2025-10-27T15:30:45.123Z`.
+    pub created_at: String,
+    /// The student's email, or `null` for an anonymous session.
+    pub student_email: Option<String>,
+    /// The student's name, or `null`.
+    pub student_name: Option<String>,
+    /// The event's UUID (the client's `eventId`, or one the server made) (extension).
+    pub event_uuid: Uuid,
+    /// The client's `seq`, or `null` (extension).
+    pub seq: Option<u64>,
+}
+
+/// Checks an `eventType`: 1–50 characters of ASCII letters, digits, `_`, `-` and `.`.
+///
+/// Errors: a reason without the field name, e.g. `must not be empty`.
+pub fn check_event_type(event_type: &str) -> Result<(), String> {
+    if event_type.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let chars = event_type.chars().count();
+    if chars > MAX_EVENT_TYPE_CHARS {
+        return Err(format!("must be at most {MAX_EVENT_TYPE_CHARS} characters, got {chars}"));
+    }
+    match event_type.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        Some(c) => Err(format!("may hold only letters, digits, '_', '-' and '.', found {c:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a `sessionToken`: 1–128 printable characters (no control characters, no spaces).
+///
+/// Errors: a reason without the field name, e.g. `must not be empty`.
+pub fn check_session_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let chars = token.chars().count();
+    if chars > MAX_SESSION_TOKEN_CHARS {
+        return Err(format!("must be at most {MAX_SESSION_TOKEN_CHARS} characters, got {chars}"));
+    }
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must hold only printable characters without spaces".into());
+    }
+    Ok(())
+}
+
+/// Checks a `studentEmail`: at most 254 characters, one `@` with text on both sides, a dot in the
+/// domain, and no spaces or control characters. Deliberately loose (RFC 5322 allows far more than
+/// forms do): it catches a name or a token typed into the email field, not every impossible address.
+///
+/// Errors: a reason without the field name.
+pub fn check_email(email: &str) -> Result<(), String> {
+    let chars = email.chars().count();
+    if chars > MAX_EMAIL_CHARS {
+        return Err(format!("must be at most {MAX_EMAIL_CHARS} characters, got {chars}"));
+    }
+    let plausible = match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        }
+        None => false,
+    };
+    if plausible {
+        Ok(())
+    } else {
+        Err(format!("is not an email address: {email:?}"))
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    // The reference's own POST body is a valid event and serialises back to the same JSON.
+    #[test]
+    fn reference_post_body_round_trips() {
+        let text = fixture("reference-post.json");
+        let event: Event<Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(event.session_token, "ws_1234567890");
+        assert_eq!(event.student_email.as_deref(), Some("student@example.com"));
+        assert_eq!(event.event_type, event_type::NAVIGATION);
+        assert_eq!(event.event_id, None);
+        let back = serde_json::to_value(&event).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(&text).unwrap());
+    }
+
+    // An event without an email is valid (anonymous sessions) and its JSON has no studentEmail key.
+    #[test]
+    fn anonymous_event_omits_email() {
+        let event: Event<Value> = serde_json::from_value(json!({
+            "sessionToken": "ws_1", "eventType": "action", "eventData": {"actionName": "x"}
+        }))
+        .unwrap();
+        let back = serde_json::to_value(&event).unwrap();
+        assert!(back.get("studentEmail").is_none());
+    }
+
+    // The reference's query response deserialises, and ours carries every field it shows by name.
+    #[test]
+    fn query_response_keeps_reference_field_names() {
+        let reference: Value = serde_json::from_str(&fixture("reference-get-response.json")).unwrap();
+        let ours = QueryResponse {
+            success: true,
+            count: 1,
+            events: vec![StoredEvent {
+                event_id: 123,
+                session_token: "ws_1234567890".into(),
+                event_type: "navigation".into(),
+                event_data: json!({"from": 1, "to": 2}),
+                created_at: "2025-10-27T15:30:45.123Z".into(),
+                student_email: Some("student@example.com".into()),
+                student_name: Some("John Doe".into()),
+                event_uuid: Uuid::nil(),
+                seq: None,
+            }],
+        };
+        let ours = serde_json::to_value(&ours).unwrap();
+        for key in ["success", "count", "events"] {
+            assert!(ours.get(key).is_some(), "missing {key}");
+        }
+        let theirs = reference["events"][0].as_object().unwrap();
+        let ours = ours["events"][0].as_object().unwrap();
+        for (key, value) in theirs {
+            assert!(ours.contains_key(key), "our stored event lacks the reference's {key}");
+            assert_eq!(ours[key], *value, "{key} differs");
+        }
+    }
+
+    // Event types follow the reference column's 50-character limit and a safe character set.
+    #[test]
+    fn event_type_rules() {
+        assert!(check_event_type("api_call").is_ok());
+        assert!(check_event_type("custom.event-1").is_ok());
+        assert!(check_event_type("").is_err());
+        assert!(check_event_type(&"a".repeat(51)).unwrap_err().contains("50"));
+        assert!(check_event_type("drop table").is_err());
+    }
+
+    // Tokens are printable and bounded; emails need a local part, an @ and a dotted domain.
+    #[test]
+    fn token_and_email_rules() {
+        assert!(check_session_token("ws_1234567890").is_ok());
+        assert!(check_session_token("ws 1").is_err());
+        assert!(check_session_token(&"x".repeat(129)).is_err());
+        assert!(check_email("student@example.com").is_ok());
+        assert!(check_email("student@localhost").is_err());
+        assert!(check_email("@example.com").is_err());
+        assert!(check_email("Ada Lovelace").is_err());
+        assert!(check_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    // A batch answer omits `rejected` and `duplicates` when there is nothing to report.
+    #[test]
+    fn batch_response_omits_empty_extensions() {
+        let text = serde_json::to_string(&BatchResponse {
+            success: true,
+            accepted: 3,
+            duplicates: 0,
+            rejected: vec![],
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"success":true,"accepted":3}"#);
+    }
+}

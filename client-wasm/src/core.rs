@@ -426,6 +426,19 @@ impl Backoff {
     }
 }
 
+/// The wait a `Retry-After` header asks for (RFC 9110 §10.2.3), in ms: `delay-seconds` (`"2"`) or
+/// an HTTP-date (`"Sun, 06 Nov 1994 08:49:37 GMT"`) relative to `now_ms` (ms since the epoch).
+/// `None` for a value that is neither; a date in the past means 0.
+pub fn retry_after_ms(header: &str, now_ms: f64) -> Option<u32> {
+    let header = header.trim();
+    if let Ok(seconds) = header.parse::<u32>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = httpdate::parse_http_date(header).ok()?;
+    let at_ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis() as f64;
+    Some((at_ms - now_ms).clamp(0.0, f64::from(u32::MAX)) as u32)
+}
+
 /// What the client does with a batch after the server's answer, by HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -650,6 +663,16 @@ mod tests {
         assert_eq!(b.next_delay_ms(0.5), 30_000);
         b.reset();
         assert_eq!(b.next_delay_ms(0.5), 500);
+    }
+
+    // Retry-After is read as seconds or as an HTTP date; anything else is ignored.
+    #[test]
+    fn retry_after_seconds_or_http_date() {
+        assert_eq!(retry_after_ms("2", 0.0), Some(2000));
+        let now = 784_111_777_000.0; // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:40 GMT", now), Some(3000));
+        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:30 GMT", now), Some(0));
+        assert_eq!(retry_after_ms("soon", now), None);
     }
 
     // Network errors, 408, 429 and 5xx are retried; other 4xx refuse the batch; 2xx delivers it.

@@ -1,0 +1,787 @@
+//! The `#[wasm_bindgen]` layer: the JavaScript API, and the only code that touches the browser.
+//!
+//! Rules kept here:
+//! - Every export returns at once and never throws: errors become one `console.warn` per kind.
+//! - Page code (getters run by `Object.assign`, `toJSON` run by `JSON.stringify`) only runs while
+//!   the client state is *not* borrowed, and every import that can run page code is `catch`, so a
+//!   page that logs from inside a getter, or throws from one, cannot break the client.
+//! - Nothing here panics (a panic aborts the wasm instance): no `unwrap`, no indexing.
+
+use std::cell::{Cell, RefCell};
+
+use js_sys::{Function, Object, Promise, Reflect, JSON};
+use serde::Serialize;
+use session_log_protocol::{BatchResponse, ErrorResponse, Event};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::core::{
+    self, ActionFields, ApiCallFields, Backoff, Config, ErrorFields, Outcome, Queue, Session,
+};
+
+/// `localStorage` key of the generated session token.
+const TOKEN_KEY: &str = "session-log:sessionToken";
+/// `localStorage` key prefix of the next sequence number of a session (`…:<token>`).
+const SEQ_KEY_PREFIX: &str = "session-log:seq:";
+/// A send that has not answered in this time is abandoned and retried (ms).
+const REQUEST_TIMEOUT_MS: u32 = 30_000;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Object.assign(target, source)`, which runs the source's getters: may throw.
+    #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
+    fn object_assign(target: &Object, source: &JsValue) -> Result<Object, JsValue>;
+}
+
+/// The kinds of problem reported, each at most once per page load.
+#[derive(Clone, Copy)]
+enum Warning {
+    Config = 1,
+    Argument = 2,
+    Serialize = 4,
+    Network = 8,
+    Refused = 16,
+    Storage = 32,
+    Internal = 64,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+    static WARNED: Cell<u32> = const { Cell::new(0) };
+}
+
+fn warn_once(kind: Warning, message: &str) {
+    let bit = kind as u32;
+    let first = WARNED.with(|w| {
+        let seen = w.get();
+        w.set(seen | bit);
+        seen & bit == 0
+    });
+    if first {
+        web_sys::console::warn_1(&JsValue::from_str(&format!("session-log: {message}")));
+    }
+}
+
+/// A pending `flush()`: resolved once `settled` reaches `target`.
+struct Waiter {
+    id: u32,
+    target: u64,
+    resolve: Function,
+    reject: Function,
+}
+
+/// Everything the client keeps between calls.
+struct Client {
+    session: Session,
+    queue: Queue,
+    backoff: Backoff,
+    /// A flush timer is set (1 s after the first queued event, by default).
+    timer_armed: bool,
+    /// A retry timer is set: no send before it fires.
+    retry_pending: bool,
+    /// Events ever queued in this page.
+    enqueued: u64,
+    /// Events that left the queue: delivered or refused for good.
+    settled: u64,
+    sent: u64,
+    dropped: u64,
+    retries: u64,
+    last_error: Option<String>,
+    waiters: Vec<Waiter>,
+    next_waiter_id: u32,
+}
+
+/// What to do once the state is no longer borrowed.
+enum Next {
+    Nothing,
+    SendNow,
+    Timer(u32),
+}
+
+impl Client {
+    fn new(config: Config) -> Self {
+        let token = resolve_token(&config);
+        let next_seq = load_seq(&token);
+        let backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
+        Client {
+            session: Session::new(config, token, next_seq, user_agent()),
+            queue: Queue::default(),
+            backoff,
+            timer_armed: false,
+            retry_pending: false,
+            enqueued: 0,
+            settled: 0,
+            sent: 0,
+            dropped: 0,
+            retries: 0,
+            last_error: None,
+            waiters: Vec::new(),
+            next_waiter_id: 0,
+        }
+    }
+
+    /// After an event was queued: send now when a batch is due, else make sure a timer is set.
+    fn schedule(&mut self) -> Next {
+        if self.queue.in_flight() || self.retry_pending || self.queue.is_empty() {
+            return Next::Nothing;
+        }
+        let c = &self.session.config;
+        if self.queue.is_due(c.max_batch_events, c.max_batch_bytes) || !self.waiters.is_empty() {
+            return Next::SendNow;
+        }
+        if self.timer_armed {
+            return Next::Nothing;
+        }
+        self.timer_armed = true;
+        Next::Timer(c.flush_interval_ms)
+    }
+
+    /// Waiters whose events have all settled, removed from the list.
+    fn take_finished_waiters(&mut self) -> Vec<Waiter> {
+        let settled = self.settled;
+        let (done, pending) = std::mem::take(&mut self.waiters).into_iter().partition(|w| w.target <= settled);
+        self.waiters = pending;
+        done
+    }
+
+    /// Applies the server's answer to the batch in flight; returns what to do next.
+    fn on_reply(&mut self, count: usize, reply: Result<Reply, String>) -> Next {
+        let status = reply.as_ref().map_or(0, |r| r.status);
+        match core::outcome(status) {
+            Outcome::Delivered => {
+                let rejected = reply
+                    .ok()
+                    .and_then(|r| parse_json::<BatchResponse>(&r.body))
+                    .map_or(0, |b| {
+                        if let Some(first) = b.rejected.first() {
+                            warn_once(
+                                Warning::Refused,
+                                &format!("the server refused {} event(s): {}", b.rejected.len(), first.error),
+                            );
+                        }
+                        b.rejected.len()
+                    });
+                self.finish(count, rejected);
+                self.backoff.reset();
+                if self.queue.is_empty() { Next::Nothing } else { Next::SendNow }
+            }
+            Outcome::Refused => {
+                let reply = reply.ok();
+                let error = reply
+                    .as_ref()
+                    .and_then(|r| parse_json::<ErrorResponse>(&r.body))
+                    .map_or_else(|| format!("HTTP {status}"), |e| e.error);
+                let message = format!("the server refused a batch of {count} event(s) (HTTP {status}): {error}");
+                warn_once(Warning::Refused, &message);
+                self.last_error = Some(message);
+                self.finish(count, count);
+                if self.queue.is_empty() { Next::Nothing } else { Next::SendNow }
+            }
+            Outcome::Retry => {
+                self.queue.release_batch();
+                self.retries += 1;
+                let message = match &reply {
+                    Ok(_) => format!("the server answered HTTP {status}; will retry"),
+                    Err(e) => format!("could not reach {}: {e}; will retry", self.session.config.endpoint),
+                };
+                warn_once(Warning::Network, &message);
+                self.last_error = Some(message);
+                let backoff = self.backoff.next_delay_ms(js_sys::Math::random());
+                let retry_after = reply
+                    .ok()
+                    .and_then(|r| r.retry_after)
+                    .and_then(|h| core::retry_after_ms(&h, js_sys::Date::now()));
+                self.retry_pending = true;
+                Next::Timer(backoff.max(retry_after.unwrap_or(0)))
+            }
+        }
+    }
+
+    /// Removes the batch in flight: `count` events, `refused` of them refused for good.
+    fn finish(&mut self, count: usize, refused: usize) {
+        let removed = self.queue.finish_batch();
+        debug_assert_eq!(removed, count);
+        self.settled += removed as u64;
+        self.sent += (removed - refused.min(removed)) as u64;
+        self.dropped += refused.min(removed) as u64;
+    }
+}
+
+/// Runs `f` on the client state, creating it with defaults on first use. `None` when the state is
+/// already borrowed (a call re-entered from page code the client was running), which is reported.
+fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
+    CLIENT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => Some(f(slot.get_or_insert_with(|| Client::new(Config::default())))),
+        Err(_) => {
+            warn_once(Warning::Internal, "a logging call re-entered the client and was skipped");
+            None
+        }
+    })
+}
+
+/// Runs an export's body and turns any error into a warning: nothing reaches the page.
+fn guarded(name: &str, f: impl FnOnce() -> Result<(), JsValue>) {
+    if let Err(error) = f() {
+        warn_once(Warning::Internal, &format!("{name}: {}", describe(&error)));
+    }
+}
+
+fn describe(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(error.message());
+    }
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
+
+fn run(next: Next) {
+    match next {
+        Next::Nothing => {}
+        Next::SendNow => wasm_bindgen_futures::spawn_local(pump()),
+        Next::Timer(ms) => set_timeout(ms, || {
+            with_client(|c| {
+                c.timer_armed = false;
+                c.retry_pending = false;
+            });
+            wasm_bindgen_futures::spawn_local(pump());
+        }),
+    }
+}
+
+fn set_timeout(ms: u32, f: impl FnOnce() + 'static) {
+    let callback = Closure::once_into_js(f);
+    if let Some(window) = web_sys::window() {
+        let delay = i32::try_from(ms).unwrap_or(i32::MAX);
+        let set = window.set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay);
+        if set.is_err() {
+            warn_once(Warning::Internal, "setTimeout failed; events wait for the next call");
+        }
+    }
+}
+
+/// Sends batches until the queue is empty, a send fails, or another send is in flight.
+async fn pump() {
+    loop {
+        let Some((batch, endpoint)) = with_client(|c| {
+            if c.retry_pending {
+                return None;
+            }
+            let cfg = &c.session.config;
+            let batch = c.queue.start_batch(cfg.max_batch_events, cfg.max_batch_bytes)?;
+            Some((batch, cfg.endpoint.clone()))
+        })
+        .flatten() else {
+            return;
+        };
+        let reply = post(&endpoint, batch.body).await;
+        let outcome = with_client(|c| {
+            let next = c.on_reply(batch.count, reply);
+            (next, c.take_finished_waiters())
+        });
+        let Some((next, finished)) = outcome else { return };
+        for waiter in finished {
+            let _ = waiter.resolve.call0(&JsValue::UNDEFINED);
+        }
+        match next {
+            Next::SendNow => continue,
+            other => {
+                run(other);
+                return;
+            }
+        }
+    }
+}
+
+/// The parts of an HTTP answer the client uses.
+struct Reply {
+    status: u16,
+    body: String,
+    retry_after: Option<String>,
+}
+
+/// POSTs one batch; `Err` for a network error or a timeout (no HTTP answer at all).
+async fn post(endpoint: &str, body: String) -> Result<Reply, String> {
+    let signal = web_sys::AbortSignal::timeout_with_u32(REQUEST_TIMEOUT_MS);
+    let request = gloo_net::http::Request::post(endpoint)
+        .header("Content-Type", "application/json")
+        .abort_signal(Some(&signal))
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let retry_after = response.headers().get("retry-after");
+    let body = response.text().await.unwrap_or_default();
+    Ok(Reply { status: response.status(), body, retry_after })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    let value = JSON::parse(text).ok()?;
+    serde_wasm_bindgen::from_value(value).ok()
+}
+
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    value.serialize(&serializer).map_err(JsValue::from)
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    match web_sys::window().map(|w| w.local_storage()) {
+        Some(Ok(storage)) => storage,
+        _ => {
+            warn_once(Warning::Storage, "localStorage is unavailable; the session lasts until the page closes");
+            None
+        }
+    }
+}
+
+fn storage_get(key: &str) -> Option<String> {
+    local_storage()?.get_item(key).ok().flatten()
+}
+
+fn storage_set(key: &str, value: &str) {
+    if let Some(storage) = local_storage() {
+        if storage.set_item(key, value).is_err() {
+            warn_once(Warning::Storage, "localStorage refused a write (quota or privacy settings)");
+        }
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        warn_once(Warning::Internal, "crypto.getRandomValues is unavailable; ids use Math.random");
+        for byte in &mut bytes {
+            *byte = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes
+}
+
+/// The token to use: the configured one, else the one kept in `localStorage`, else a new one
+/// (128 random bits) that is kept there so a reload continues the session.
+fn resolve_token(config: &Config) -> String {
+    if let Some(token) = &config.session_token {
+        return token.clone();
+    }
+    if let Some(stored) = storage_get(TOKEN_KEY) {
+        if session_log_protocol::check_session_token(&stored).is_ok() {
+            return stored;
+        }
+    }
+    let token = core::session_token(random_bytes());
+    storage_set(TOKEN_KEY, &token);
+    token
+}
+
+fn load_seq(token: &str) -> u64 {
+    storage_get(&format!("{SEQ_KEY_PREFIX}{token}")).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn user_agent() -> String {
+    web_sys::window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default()
+}
+
+/// A text argument: a string as is, an `Error` by its message, a number or boolean as written,
+/// `null`/`undefined` as empty, anything else as its JSON.
+fn text(value: &JsValue) -> String {
+    if let Some(s) = value.as_string() {
+        return s;
+    }
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(error.message());
+    }
+    if let Some(n) = value.as_f64() {
+        return n.to_string();
+    }
+    if let Some(b) = value.as_bool() {
+        return b.to_string();
+    }
+    if value.is_null() || value.is_undefined() {
+        return String::new();
+    }
+    JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_default()
+}
+
+/// The event payload: a JavaScript object passed through serde untouched.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct JsData(#[serde(with = "serde_wasm_bindgen::preserve")] JsValue);
+
+/// What a logging call needs from the state, taken in one short borrow.
+struct Prepared {
+    token: String,
+    email: Option<String>,
+    name: Option<String>,
+    seq: u64,
+    named: JsValue,
+    context: JsValue,
+}
+
+/// Copies the page's details into `data`: an object's own fields; an `Error`'s name, message and
+/// stack; any other value under `details`.
+fn merge_details(data: &Object, details: &JsValue) -> Result<(), JsValue> {
+    if details.is_undefined() || details.is_null() {
+        return Ok(());
+    }
+    if let Some(error) = details.dyn_ref::<js_sys::Error>() {
+        Reflect::set(data, &"errorName".into(), &error.name())?;
+        Reflect::set(data, &"detailMessage".into(), &error.message())?;
+        if let Ok(stack) = Reflect::get(error, &"stack".into()) {
+            Reflect::set(data, &"stack".into(), &stack)?;
+        }
+        return Ok(());
+    }
+    if details.is_object() && !js_sys::Array::is_array(details) {
+        object_assign(data, details)?;
+    } else {
+        Reflect::set(data, &"details".into(), details)?;
+    }
+    Ok(())
+}
+
+/// Builds, serialises and queues one event. `named` makes the function's own fields (it runs under
+/// the borrow, so it must not run page code); `details` and `extra` are page values merged outside
+/// it. Field precedence, lowest first: details, the function's fields, the context fields.
+fn log_event(
+    event_type: &str,
+    named: impl FnOnce(&mut Session) -> Result<JsValue, JsValue>,
+    details: &JsValue,
+    extra: &[(&str, &JsValue)],
+) -> Result<(), JsValue> {
+    let now = js_sys::Date::now();
+    let Some(prepared) = with_client(|c| -> Result<Prepared, JsValue> {
+        let named = named(&mut c.session)?;
+        let s = &mut c.session;
+        let seq = s.take_seq();
+        storage_set(&format!("{SEQ_KEY_PREFIX}{}", s.token), &s.next_seq.to_string());
+        Ok(Prepared {
+            token: s.token.clone(),
+            email: s.config.student_email.clone(),
+            name: s.config.student_name.clone(),
+            seq,
+            context: to_js(&s.context(now))?,
+            named,
+        })
+    }) else {
+        return Ok(());
+    };
+    let p = prepared?;
+
+    // Page code may run from here on (getters, toJSON): the state is not borrowed.
+    let data = Object::new();
+    object_assign(&data, &p.named)?;
+    if let Err(error) = merge_details(&data, details) {
+        warn_once(Warning::Argument, &format!("could not read the details of a {event_type} event: {}", describe(&error)));
+    }
+    for (key, value) in extra {
+        Reflect::set(&data, &(*key).into(), value)?;
+    }
+    object_assign(&data, &p.named)?;
+    object_assign(&data, &p.context)?;
+    let mut event = Event {
+        session_token: p.token,
+        student_email: p.email,
+        student_name: p.name,
+        event_type: event_type.to_owned(),
+        event_data: JsData(data.into()),
+        event_id: Some(core::event_id(now, random_bytes())),
+        seq: Some(p.seq),
+    };
+    let json = match JSON::stringify(&to_js(&event)?) {
+        Ok(json) => json,
+        Err(error) => {
+            // Cyclic data, a BigInt, a throwing toJSON: keep the event, without the page's details.
+            let reason = describe(&error);
+            warn_once(Warning::Serialize, &format!("a {event_type} event's data is not JSON ({reason}); sent without it"));
+            let data = Object::new();
+            object_assign(&data, &p.named)?;
+            object_assign(&data, &p.context)?;
+            Reflect::set(&data, &"serializationError".into(), &reason.into())?;
+            event.event_data = JsData(data.into());
+            JSON::stringify(&to_js(&event)?)?
+        }
+    };
+    let json = json.as_string().unwrap_or_default();
+    if let Some(next) = with_client(|c| {
+        c.queue.push(json);
+        c.enqueued += 1;
+        c.schedule()
+    }) {
+        run(next);
+    }
+    Ok(())
+}
+
+/// Options of `configure`, as TypeScript sees them.
+#[wasm_bindgen(typescript_custom_section)]
+const CONFIG_TS: &str = r#"
+/** Options of `configure`; every field is optional. */
+export interface SessionLogConfig {
+  /** Where batches are POSTed: a path or an absolute URL. Default "/api/session-log". */
+  endpoint?: string;
+  /** Step names by step number from 0. */
+  steps?: string[];
+  /** Sent with every event; anonymous when absent. */
+  studentEmail?: string;
+  /** Sent with every event. */
+  studentName?: string;
+  /** Session token to use; generated (128 random bits) and kept in localStorage when absent. */
+  sessionToken?: string;
+  /** Copied into every event's demoMode. Default false. */
+  demoMode?: boolean;
+  /** Send as soon as this many events are queued (1–500). Default 50. */
+  maxBatchEvents?: number;
+  /** Send as soon as the queued JSON reaches this many bytes. Default 16384. */
+  maxBatchBytes?: number;
+  /** Send this long after the first queued event (ms). Default 1000. */
+  flushIntervalMs?: number;
+  /** flush() rejects after this long (ms). Default 10000. */
+  flushTimeoutMs?: number;
+  /** First retry delay (ms), doubled per failure with full jitter. Default 1000. */
+  retryBaseMs?: number;
+  /** Longest retry delay (ms). Default 60000. */
+  retryMaxMs?: number;
+}
+
+/** Delivery counters returned by `stats()`. */
+export interface SessionLogStats {
+  /** Events waiting to be delivered. */
+  queued: number;
+  /** Events the server acknowledged. */
+  sent: number;
+  /** Events refused by the server for good. */
+  dropped: number;
+  /** Failed sends that will be (or were) retried. */
+  retries: number;
+  /** The last delivery problem, or null. */
+  lastError: string | null;
+}
+"#;
+
+/// Sets the options (see `SessionLogConfig`). Missing options keep their current values' defaults;
+/// an unknown or invalid option is reported with `console.warn` and the previous options stay.
+/// Changing `sessionToken` starts numbering that session's events where it left off.
+#[wasm_bindgen]
+pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] options: JsValue) {
+    guarded("configure", || {
+        if !options.is_object() {
+            warn_once(Warning::Config, "configure expects an options object");
+            return Ok(());
+        }
+        let keys = Object::keys(options.unchecked_ref::<Object>());
+        let unknown: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.as_string())
+            .filter(|k| !core::CONFIG_KEYS.contains(&k.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            warn_once(
+                Warning::Config,
+                &format!("configure: unknown option(s) {} (known: {})", unknown.join(", "), core::CONFIG_KEYS.join(", ")),
+            );
+        }
+        let mut config: Config = match serde_wasm_bindgen::from_value(options) {
+            Ok(config) => config,
+            Err(error) => {
+                warn_once(Warning::Config, &format!("configure: {error}; options unchanged"));
+                return Ok(());
+            }
+        };
+        for field in [&mut config.student_email, &mut config.student_name, &mut config.session_token] {
+            if field.as_deref() == Some("") {
+                *field = None;
+            }
+        }
+        if let Err(error) = config.validate() {
+            warn_once(Warning::Config, &format!("configure: {error}; options unchanged"));
+            return Ok(());
+        }
+        let token = resolve_token(&config);
+        let next_seq = load_seq(&token);
+        with_client(|c| {
+            if c.session.token != token {
+                c.session.token = token;
+                c.session.next_seq = next_seq;
+            }
+            c.backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
+            c.session.config = config;
+        });
+        Ok(())
+    })
+}
+
+/// Sets the current step (`currentStep` of the following events) to `step`, a whole number ≥ 0.
+#[wasm_bindgen(js_name = setStep)]
+pub fn set_step(step: f64) {
+    match core::step_number(step) {
+        Some(step) => {
+            with_client(|c| c.session.current_step = step);
+        }
+        None => warn_once(Warning::Argument, &format!("setStep expects a whole number ≥ 0, got {step}")),
+    }
+}
+
+/// Logs an event of any type (reference: `logSessionEvent(eventType, eventData)`). `eventType` is
+/// 1–50 letters, digits, `_`, `-` or `.`; `eventData` an object whose fields are sent as they are,
+/// plus the context fields `currentStep`, `stepName`, `demoMode`, `userAgent` and `timestamp`.
+#[wasm_bindgen(js_name = logSessionEvent)]
+pub fn log_session_event(
+    #[wasm_bindgen(unchecked_param_type = "string")] event_type: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] event_data: JsValue,
+) {
+    guarded("logSessionEvent", || {
+        let event_type = text(&event_type);
+        if let Err(error) = session_log_protocol::check_event_type(&event_type) {
+            warn_once(Warning::Argument, &format!("logSessionEvent: eventType {event_type:?} {error}; not logged"));
+            return Ok(());
+        }
+        log_event(&event_type, |_| Ok(Object::new().into()), &event_data, &[])
+    })
+}
+
+/// Logs a move between steps: `eventData` `{from, to, fromStepName, toStepName}` (names from
+/// `steps`). The current step becomes `to`.
+#[wasm_bindgen(js_name = logNavigation)]
+pub fn log_navigation(from: f64, to: f64) {
+    guarded("logNavigation", || {
+        log_event(
+            session_log_protocol::event_type::NAVIGATION,
+            |s| to_js(&s.navigate(from, to)),
+            &JsValue::UNDEFINED,
+            &[],
+        )
+    })
+}
+
+/// Logs an error: `eventData` `{errorType, errorMessage, …errorDetails}` (e.g. `statusCode`).
+/// `errorMessage` may be an `Error`, whose message is used.
+#[wasm_bindgen(js_name = logError)]
+pub fn log_error(
+    #[wasm_bindgen(unchecked_param_type = "string")] error_type: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | Error")] error_message: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] error_details: JsValue,
+) {
+    guarded("logError", || {
+        let fields = ErrorFields { error_type: text(&error_type), error_message: text(&error_message) };
+        log_event(session_log_protocol::event_type::ERROR, |_| to_js(&fields), &error_details, &[])
+    })
+}
+
+/// Logs a user action: `eventData` `{actionName, …actionDetails}`.
+#[wasm_bindgen(js_name = logAction)]
+pub fn log_action(
+    #[wasm_bindgen(unchecked_param_type = "string")] action_name: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] action_details: JsValue,
+) {
+    guarded("logAction", || {
+        let fields = ActionFields { action_name: text(&action_name) };
+        log_event(session_log_protocol::event_type::ACTION, |_| to_js(&fields), &action_details, &[])
+    })
+}
+
+/// Logs an external API call: `eventData` `{endpoint, method, status, success, …details}`;
+/// `success` is true for a 2xx or 3xx `status` (use 0 for a network error).
+#[wasm_bindgen(js_name = logApiCall)]
+pub fn log_api_call(
+    #[wasm_bindgen(unchecked_param_type = "string")] endpoint: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] method: JsValue,
+    status: f64,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] details: JsValue,
+) {
+    guarded("logApiCall", || {
+        let fields = ApiCallFields::new(text(&endpoint), &text(&method), status);
+        log_event(session_log_protocol::event_type::API_CALL, |_| to_js(&fields), &details, &[])
+    })
+}
+
+/// Logs a change of a state variable: `eventData` `{stateName, oldValue, newValue}`; the values
+/// may be any JSON value.
+#[wasm_bindgen(js_name = logStateChange)]
+pub fn log_state_change(
+    #[wasm_bindgen(unchecked_param_type = "string")] state_name: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "unknown")] old_value: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "unknown")] new_value: JsValue,
+) {
+    guarded("logStateChange", || {
+        let name: JsValue = text(&state_name).into();
+        log_event(
+            session_log_protocol::event_type::STATE_CHANGE,
+            |_| Ok(Object::new().into()),
+            &JsValue::UNDEFINED,
+            &[("stateName", &name), ("oldValue", &old_value), ("newValue", &new_value)],
+        )
+    })
+}
+
+/// Sends what is queued now. The promise resolves when every event logged before the call has
+/// been delivered (or refused by the server for good), and rejects with an `Error` when that has
+/// not happened within `flushTimeoutMs` (default 10 000 ms); the events stay queued either way.
+#[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+pub fn flush() -> Promise {
+    Promise::new(&mut |resolve, reject| {
+        let registered = with_client(|c| {
+            if c.settled >= c.enqueued {
+                return None;
+            }
+            c.next_waiter_id += 1;
+            let id = c.next_waiter_id;
+            c.waiters.push(Waiter { id, target: c.enqueued, resolve: resolve.clone(), reject });
+            Some((id, c.session.config.flush_timeout_ms, c.schedule()))
+        });
+        match registered {
+            Some(Some((id, timeout_ms, next))) => {
+                run(next);
+                set_timeout(timeout_ms, move || reject_waiter(id, timeout_ms));
+            }
+            _ => {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+        }
+    })
+}
+
+fn reject_waiter(id: u32, timeout_ms: u32) {
+    let waiter = with_client(|c| {
+        let index = c.waiters.iter().position(|w| w.id == id)?;
+        let waiter = c.waiters.remove(index);
+        Some((waiter, c.queue.len()))
+    })
+    .flatten();
+    if let Some((waiter, queued)) = waiter {
+        let error = js_sys::Error::new(&format!(
+            "session-log: flush timed out after {timeout_ms} ms; {queued} event(s) still queued and will be retried"
+        ));
+        let _ = waiter.reject.call1(&JsValue::UNDEFINED, &error);
+    }
+}
+
+/// The session token events are sent with (students read it out to their instructor).
+#[wasm_bindgen(js_name = getSessionToken)]
+pub fn get_session_token() -> String {
+    with_client(|c| c.session.token.clone()).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    queued: usize,
+    sent: u64,
+    dropped: u64,
+    retries: u64,
+    last_error: Option<String>,
+}
+
+/// Delivery counters: `{queued, sent, dropped, retries, lastError}` (see `SessionLogStats`).
+#[wasm_bindgen(unchecked_return_type = "SessionLogStats")]
+pub fn stats() -> JsValue {
+    with_client(|c| Stats {
+        queued: c.queue.len(),
+        sent: c.sent,
+        dropped: c.dropped,
+        retries: c.retries,
+        last_error: c.last_error.clone(),
+    })
+    .and_then(|s| to_js(&s).ok())
+    .unwrap_or(JsValue::NULL)
+}

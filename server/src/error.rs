@@ -1,0 +1,103 @@
+//! The one error type of the HTTP API, and its mapping to status codes.
+//!
+//! Every error answers `{"success": false, "error": "<message>"}` (plus `rejected` for a batch
+//! with no valid event); the messages name the field or parameter at fault, for the developer
+//! who sent the request.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use session_log_protocol::{ErrorResponse, RejectedEvent};
+
+/// What can go wrong answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body has no bytes.
+    #[error("request body is empty: send an event or {{\"events\": [...]}} as JSON")]
+    EmptyBody,
+    /// 400: the body is not JSON, or not UTF-8.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 400: the body is JSON but not an object.
+    #[error("body must be a JSON object: an event or {{\"events\": [...]}}")]
+    NotAnObject,
+    /// 400: a single event failed validation; the message names the field.
+    #[error("{0}")]
+    InvalidEvent(String),
+    /// 400: a batch in which no event is valid; `rejected` gives each one's reason.
+    #[error("no valid event in the batch ({} rejected); first: {}", .0.len(), .0.first().map_or("", |r| r.error.as_str()))]
+    NoValidEvents(Vec<RejectedEvent>),
+    /// 413: the body exceeds the configured limit (bytes).
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// 413: a batch holds more events than allowed.
+    #[error("events: a batch holds at most {max} events, got {got}")]
+    TooManyEvents {
+        /// The limit, in events.
+        max: usize,
+        /// Events in the batch.
+        got: usize,
+    },
+    /// 415: a Content-Type other than JSON or plain text.
+    #[error("unsupported Content-Type {0:?}: send application/json (or text/plain, as beacons do)")]
+    UnsupportedMediaType(String),
+    /// 401: no or a wrong instructor token.
+    #[error("missing or invalid instructor token: send 'Authorization: Bearer <token>'")]
+    Unauthorized,
+    /// 400: a query parameter is invalid; names the parameter.
+    #[error("{name}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name, e.g. `limit`.
+        name: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// 404: no such API route.
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// 503: the writer is gone (the server is shutting down).
+    #[error("the server is shutting down; retry shortly")]
+    ShuttingDown,
+    /// 500: the database failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::EmptyBody
+            | ApiError::MalformedJson(_)
+            | ApiError::NotAnObject
+            | ApiError::InvalidEvent(_)
+            | ApiError::NoValidEvents(_)
+            | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, %status, "request refused");
+        }
+        let rejected = match self {
+            ApiError::NoValidEvents(rejected) => rejected.clone(),
+            _ => Vec::new(),
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(ErrorResponse { success: false, error: self.to_string(), rejected })
+    }
+}

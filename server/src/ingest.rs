@@ -1,0 +1,291 @@
+//! Parsing and validation of `POST /api/session-log` bodies: from bytes to events ready to store.
+//!
+//! A body is either one event (the reference's shape) or a batch `{"events": [...]}`. Each event of
+//! a batch is validated on its own, so one bad event never costs the others: the valid ones are
+//! stored and the bad ones reported by index. Rules (limits come from [`Config`]):
+//! - `sessionToken`: 1–128 printable characters; `eventType`: 1–50 of `[A-Za-z0-9_.-]` (the
+//!   reference column is `VARCHAR(50)`); `studentEmail`: optional, a plausible address;
+//! - `eventData`: a JSON object of at most `max_event_data_bytes` and `max_event_data_depth`;
+//! - `eventId`: optional UUID (the server makes a UUIDv7 when absent); `seq`: optional integer ≥ 0.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use session_log_protocol::{check_email, check_event_type, check_session_token, Event, RejectedEvent, Uuid};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Longest `studentName`, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// An event that passed validation, as the storage layer takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    /// The client's `eventId`, or a UUIDv7 made on arrival.
+    pub uuid: Uuid,
+    /// The client's `seq`.
+    pub seq: Option<u64>,
+    /// `sessionToken`.
+    pub session_token: String,
+    /// `eventType`.
+    pub event_type: String,
+    /// `eventData`, as the JSON text the client sent (an object).
+    pub event_data: String,
+    /// `studentEmail`.
+    pub student_email: Option<String>,
+    /// `studentName`.
+    pub student_name: Option<String>,
+}
+
+/// A parsed body.
+#[derive(Debug)]
+pub enum Parsed {
+    /// The reference's single-event body.
+    Single(ValidEvent),
+    /// A batch: its valid events in order, and the rejected ones with their index.
+    Batch {
+        /// The valid events, in batch order.
+        valid: Vec<ValidEvent>,
+        /// The invalid events' indexes and reasons.
+        rejected: Vec<RejectedEvent>,
+    },
+}
+
+/// Parses and validates a body.
+///
+/// Errors: [`ApiError::EmptyBody`], [`ApiError::MalformedJson`] (not UTF-8 or not JSON, with the
+/// position), [`ApiError::NotAnObject`], [`ApiError::InvalidEvent`] (a single event, naming the
+/// field), [`ApiError::TooManyEvents`], [`ApiError::NoValidEvents`] (a batch with no valid event).
+pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::EmptyBody);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
+    let top: Box<RawValue> =
+        serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if !top.get().starts_with('{') {
+        return Err(ApiError::NotAnObject);
+    }
+
+    #[derive(Deserialize)]
+    struct MaybeBatch<'a> {
+        #[serde(borrow)]
+        events: Option<&'a RawValue>,
+    }
+    let probe: MaybeBatch = serde_json::from_str(top.get()).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let Some(events) = probe.events else {
+        return validate_event(top.get(), config).map(Parsed::Single).map_err(ApiError::InvalidEvent);
+    };
+    let events: Vec<&RawValue> = serde_json::from_str(events.get())
+        .map_err(|_| ApiError::InvalidEvent("events: must be an array of events".into()))?;
+    if events.is_empty() {
+        return Err(ApiError::InvalidEvent("events: must not be empty".into()));
+    }
+    if events.len() > config.max_batch_events {
+        return Err(ApiError::TooManyEvents { max: config.max_batch_events, got: events.len() });
+    }
+    let mut valid = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in events.iter().enumerate() {
+        match validate_event(raw.get(), config) {
+            Ok(event) => valid.push(event),
+            Err(error) => rejected.push(RejectedEvent { index, error }),
+        }
+    }
+    if valid.is_empty() {
+        return Err(ApiError::NoValidEvents(rejected));
+    }
+    Ok(Parsed::Batch { valid, rejected })
+}
+
+/// Validates one event's JSON text. Errors: the reason, starting with the field's name.
+pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let event: Event<&RawValue> = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let inner = strip_position(&inner);
+        if path == "." { inner.to_owned() } else { format!("{path}: {inner}") }
+    })?;
+    check_session_token(&event.session_token).map_err(|e| format!("sessionToken: {e}"))?;
+    check_event_type(&event.event_type).map_err(|e| format!("eventType: {e}"))?;
+    if let Some(email) = &event.student_email {
+        check_email(email).map_err(|e| format!("studentEmail: {e}"))?;
+    }
+    if let Some(name) = &event.student_name {
+        let chars = name.chars().count();
+        if chars > MAX_NAME_CHARS {
+            return Err(format!("studentName: must be at most {MAX_NAME_CHARS} characters, got {chars}"));
+        }
+    }
+    let data = event.event_data.get();
+    if !data.starts_with('{') {
+        return Err(format!("eventData: must be a JSON object, got {}", json_kind(data)));
+    }
+    if data.len() > config.max_event_data_bytes {
+        return Err(format!(
+            "eventData: must be at most {} bytes of JSON, got {}",
+            config.max_event_data_bytes,
+            data.len()
+        ));
+    }
+    let depth = nesting_depth(data);
+    if depth > config.max_event_data_depth {
+        return Err(format!("eventData: must nest at most {} levels, got {depth}", config.max_event_data_depth));
+    }
+    Ok(ValidEvent {
+        uuid: event.event_id.unwrap_or_else(Uuid::now_v7),
+        seq: event.seq,
+        session_token: event.session_token,
+        event_type: event.event_type,
+        event_data: data.to_owned(),
+        student_email: event.student_email.filter(|e| !e.is_empty()),
+        student_name: event.student_name.filter(|n| !n.is_empty()),
+    })
+}
+
+/// serde_json appends " at line 1 column 42" to its messages; inside one event of a batch the
+/// position means little, the field path says more.
+fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    }
+}
+
+fn json_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Deepest nesting of objects and arrays in valid JSON text (`{}` is 1).
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Config {
+        Config::default()
+    }
+
+    fn err_of(value: serde_json::Value) -> String {
+        match parse_body(value.to_string().as_bytes(), &config()) {
+            Err(ApiError::InvalidEvent(message)) => message,
+            other => panic!("expected InvalidEvent, got {other:?}"),
+        }
+    }
+
+    // The reference's POST body is accepted, and the server gives it a UUIDv7.
+    #[test]
+    fn reference_body_is_valid() {
+        let body = include_str!("../../protocol/fixtures/reference-post.json");
+        let Parsed::Single(event) = parse_body(body.as_bytes(), &config()).unwrap() else { panic!("single") };
+        assert_eq!(event.session_token, "ws_1234567890");
+        assert_eq!(event.event_type, "navigation");
+        assert_eq!(event.uuid.get_version_num(), 7);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&event.event_data).unwrap(), json!({"from": 1, "to": 2}));
+    }
+
+    // Each rule's error names the field at fault.
+    #[test]
+    fn errors_name_the_field() {
+        let base = json!({"sessionToken": "ws_1", "eventType": "action", "eventData": {}});
+        let with = |key: &str, value: serde_json::Value| {
+            let mut v = base.clone();
+            v[key] = value;
+            v
+        };
+        let mut missing = base.clone();
+        missing.as_object_mut().unwrap().remove("eventType");
+        assert_eq!(err_of(missing), "missing field `eventType`");
+        assert_eq!(err_of(with("eventData", json!("x"))), "eventData: must be a JSON object, got a string");
+        assert_eq!(err_of(with("eventData", json!([1]))), "eventData: must be a JSON object, got an array");
+        assert!(err_of(with("eventType", json!(5))).starts_with("eventType: invalid type: integer `5`"));
+        assert!(err_of(with("eventType", json!(""))).starts_with("eventType: must not be empty"));
+        assert!(err_of(with("eventType", json!("x".repeat(51)))).contains("at most 50"));
+        assert!(err_of(with("sessionToken", json!(""))).starts_with("sessionToken:"));
+        assert!(err_of(with("studentEmail", json!("nobody"))).starts_with("studentEmail:"));
+        assert!(err_of(with("eventId", json!("not-a-uuid"))).starts_with("eventId:"));
+        assert!(err_of(with("seq", json!(-1))).starts_with("seq:"));
+    }
+
+    // Oversized and over-deep eventData are refused with the limit in the message.
+    #[test]
+    fn event_data_size_and_depth_limits() {
+        let big = json!({"sessionToken": "ws_1", "eventType": "a", "eventData": {"x": "y".repeat(40_000)}});
+        assert!(err_of(big).contains("at most 32768 bytes"));
+        let mut deep = json!({});
+        for _ in 0..40 {
+            deep = json!({ "d": deep });
+        }
+        let deep = json!({"sessionToken": "ws_1", "eventType": "a", "eventData": deep});
+        assert!(err_of(deep).contains("nest at most 32"));
+    }
+
+    // Brackets inside strings do not count towards the nesting depth.
+    #[test]
+    fn depth_ignores_strings() {
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]","b":[{}]}"#), 3);
+    }
+
+    // A batch keeps its valid events and reports the invalid ones by index.
+    #[test]
+    fn batch_keeps_valid_events_and_reports_the_rest() {
+        let body = json!({"events": [
+            {"sessionToken": "ws_1", "eventType": "a", "eventData": {"n": 0}},
+            {"sessionToken": "ws_1", "eventType": "", "eventData": {}},
+            {"sessionToken": "ws_1", "eventType": "a", "eventData": {"n": 2}},
+        ]});
+        let Parsed::Batch { valid, rejected } = parse_body(body.to_string().as_bytes(), &config()).unwrap() else {
+            panic!("batch")
+        };
+        assert_eq!(valid.len(), 2);
+        assert_eq!(rejected, vec![RejectedEvent { index: 1, error: "eventType: must not be empty".into() }]);
+    }
+
+    // Bodies that are not JSON objects are refused as a whole.
+    #[test]
+    fn whole_body_errors() {
+        assert!(matches!(parse_body(b"", &config()), Err(ApiError::EmptyBody)));
+        assert!(matches!(parse_body(b"{\"a\":", &config()), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_body(b"[1]", &config()), Err(ApiError::NotAnObject)));
+        assert!(matches!(parse_body(b"\xff\xfe", &config()), Err(ApiError::MalformedJson(_))));
+        let empty = json!({"events": []}).to_string();
+        assert!(matches!(parse_body(empty.as_bytes(), &config()), Err(ApiError::InvalidEvent(_))));
+        let too_many = json!({"events": vec![json!({}); 501]}).to_string();
+        assert!(matches!(parse_body(too_many.as_bytes(), &config()), Err(ApiError::TooManyEvents { max: 500, got: 501 })));
+        let none_valid = json!({"events": [{}]}).to_string();
+        assert!(matches!(parse_body(none_valid.as_bytes(), &config()), Err(ApiError::NoValidEvents(r)) if r.len() == 1));
+    }
+}

@@ -1,0 +1,101 @@
+//! `session-log-server`: parses flags (each with an environment variable) and runs the server.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use session_log_server::Config;
+
+/// Stores workshop events sent by session-log's browser client and serves them to instructors.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "SESSION_LOG_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// SQLite database file (created with its folder).
+    #[arg(long, env = "SESSION_LOG_DB", default_value = "./data/session-log.db")]
+    db: PathBuf,
+    /// Instructor token for the read API; repeat the flag, or separate with commas, for several.
+    /// When absent, a random one is generated and printed once.
+    #[arg(long = "instructor-token", env = "SESSION_LOG_INSTRUCTOR_TOKEN", value_delimiter = ',', hide_env_values = true)]
+    instructor_tokens: Vec<String>,
+    /// Folder of static files served at / (the demo workshop).
+    #[arg(long, env = "SESSION_LOG_WWW", default_value = "./www")]
+    www: PathBuf,
+    /// Folder of the built npm package, served at /pkg/.
+    #[arg(long, env = "SESSION_LOG_PKG", default_value = "./client-wasm/pkg")]
+    pkg: PathBuf,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "SESSION_LOG_MAX_BODY_BYTES", default_value_t = Config::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most events in one batch.
+    #[arg(long, env = "SESSION_LOG_MAX_BATCH_EVENTS", default_value_t = Config::default().max_batch_events)]
+    max_batch_events: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SESSION_LOG_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut tokens: Vec<String> = args.instructor_tokens.into_iter().filter(|t| !t.trim().is_empty()).collect();
+    if tokens.is_empty() {
+        let token = generate_token()?;
+        println!("instructor token (generated; set --instructor-token to keep one): {token}");
+        tokens.push(token);
+    }
+    if !args.pkg.join("session_log.js").is_file() {
+        tracing::warn!(pkg = %args.pkg.display(), "the client package is not built; run `cargo xtask build`");
+    }
+    let config = Config {
+        db_path: args.db,
+        instructor_tokens: tokens,
+        www_dir: Some(args.www),
+        pkg_dir: Some(args.pkg),
+        max_body_bytes: args.max_body_bytes,
+        max_batch_events: args.max_batch_events,
+        ..Config::default()
+    };
+    let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when binding to port 0.
+    println!("session-log-server listening on http://{address}");
+    tracing::info!(db = %config.db_path.display(), %address, "serving");
+    actix_web::rt::System::new().block_on(session_log_server::run(listener, config, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A random instructor token: 32 bytes from the OS, as 64 hex digits.
+fn generate_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the instructor token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,361 @@
+//! Everything that touches SQLite: the schema and its migrations, the writer thread, the readers.
+//!
+//! Invariants:
+//! - One thread (the writer) owns the only write connection. Requests hand it their events over a
+//!   bounded channel; it takes everything waiting (up to `max_rows_per_commit` rows) and commits it
+//!   in one transaction (group commit), then answers each request. A request is answered only after
+//!   the commit, so an acknowledged event is on disk (WAL, `synchronous=NORMAL`: it survives a
+//!   crash of the process).
+//! - Events are unique by `event_uuid`; storing one again is a no-op (`ON CONFLICT DO NOTHING`),
+//!   counted as a duplicate, so a retried batch never creates copies.
+//! - Queries use a pool of read-only connections: in WAL mode they never wait for the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite_migration::{Migrations, M};
+use serde_json::value::RawValue;
+use session_log_protocol::{StoredEvent, Uuid};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::ingest::ValidEvent;
+
+/// How long a connection waits for a lock before failing (ms).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// The schema, one migration per version (PRAGMA user_version). The reference's PostgreSQL schema
+/// translated to SQLite: `SERIAL` → `INTEGER PRIMARY KEY AUTOINCREMENT` (ids never reused, so they
+/// can serve as cursors), `JSONB` → JSON text, `TIMESTAMP` → ISO 8601 text with ms (sorts as time).
+/// Added: `event_uuid` (dedup) and `seq` (the client's per-session number).
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE students (
+        student_id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT
+    );
+    CREATE TABLE events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_uuid BLOB NOT NULL,
+        seq INTEGER,
+        student_id INTEGER REFERENCES students(student_id),
+        session_token TEXT NOT NULL,
+        event_type TEXT NOT NULL CHECK (length(event_type) BETWEEN 1 AND 50),
+        event_data TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX idx_events_uuid ON events(event_uuid);
+    CREATE INDEX idx_events_session ON events(session_token);
+    CREATE INDEX idx_events_type ON events(event_type);
+    CREATE INDEX idx_events_created ON events(created_at DESC);
+    CREATE INDEX idx_events_student ON events(student_id);",
+)];
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// No read connection could be had.
+    #[error("read pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The database folder could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The writer's transaction failed; none of the request's events is stored.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The writer thread has stopped (shutdown).
+    #[error("the writer has stopped")]
+    WriterGone,
+    /// The writer's queue is full: the server is overloaded.
+    #[error("the write queue is full")]
+    Busy,
+}
+
+/// What one insert request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Inserted {
+    /// New rows.
+    pub new: usize,
+    /// Events already stored (same `event_uuid`), left as they were.
+    pub duplicates: usize,
+}
+
+/// One request to the writer: its events and where to send the outcome.
+struct WriteJob {
+    events: Vec<ValidEvent>,
+    ack: oneshot::Sender<Result<Inserted, String>>,
+}
+
+/// Filters of an event query; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this session.
+    pub session_token: Option<String>,
+    /// Only this student (case-insensitive).
+    pub student_email: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// At most this many events, newest first.
+    pub limit: u32,
+}
+
+/// A stored event as queries return it, its data as the JSON text stored.
+pub type EventRow = StoredEvent<Box<RawValue>>;
+
+/// The database: a handle to the writer thread and a pool of readers.
+pub struct Storage {
+    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Storage {
+    /// Opens (or creates) the database at `config.db_path`, brings its schema up to date, starts
+    /// the writer thread and opens the read pool.
+    ///
+    /// Errors: the folder cannot be created, the file cannot be opened or migrated.
+    pub fn open(config: &Config) -> Result<Storage, StorageError> {
+        let path = &config.db_path;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+
+        let readers = open_readers(path, config.read_connections)?;
+        let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
+        let max_rows = config.max_rows_per_commit.max(1);
+        let writer_thread = std::thread::Builder::new()
+            .name("session-log-writer".into())
+            .spawn(move || writer_loop(conn, receiver, max_rows))
+            .map_err(|source| StorageError::CreateDir { path: "writer thread".into(), source })?;
+        Ok(Storage {
+            writer: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            readers,
+        })
+    }
+
+    /// Stores `events` (in order) and answers once they are committed.
+    ///
+    /// Errors: [`StorageError::Busy`] when the writer's queue is full (answer 503),
+    /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Sqlite`] when the commit failed
+    /// (then none of the events is stored).
+    pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StorageError> {
+        let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
+        let (ack, done) = oneshot::channel();
+        writer.try_send(WriteJob { events, ack }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StorageError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StorageError::WriterGone,
+        })?;
+        match done.await {
+            Ok(Ok(inserted)) => Ok(inserted),
+            Ok(Err(message)) => Err(StorageError::Commit(message)),
+            Err(_) => Err(StorageError::WriterGone),
+        }
+    }
+
+    /// A read-only connection from the pool (blocking: call it from a blocking task).
+    pub fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StorageError> {
+        Ok(self.readers.get()?)
+    }
+
+    /// Stops taking writes, lets the writer commit everything already handed to it, and waits for it.
+    pub fn close(&self) {
+        lock(&self.writer).take();
+        let thread = lock(&self.writer_thread).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it (the data stays consistent:
+/// each critical section is a single `take` or `clone`).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionManager>, StorageError> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+        .with_init(|c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            c.pragma_update(None, "query_only", "ON")
+        });
+    Ok(r2d2::Pool::builder().max_size(size.max(1)).build(manager)?)
+}
+
+/// The writer: commit what is waiting, answer, repeat; returns when every sender is gone and the
+/// channel is drained (that is the graceful shutdown: nothing handed over is lost).
+fn writer_loop(mut conn: Connection, mut receiver: mpsc::Receiver<WriteJob>, max_rows: usize) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut rows = first.events.len();
+        let mut jobs = vec![first];
+        while rows < max_rows {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    rows += job.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit(&mut conn, &jobs) {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.ack.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, rows, "commit failed");
+                for job in jobs {
+                    let _ = job.ack.send(Err(error.to_string()));
+                }
+            }
+        }
+    }
+    tracing::debug!("writer stopped: every accepted event is committed");
+}
+
+/// Commits all jobs' events in one transaction; returns each job's counts.
+fn commit(conn: &mut Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, rusqlite::Error> {
+    let created_at = now_iso();
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    {
+        let mut students: HashMap<&str, i64> = HashMap::new();
+        let mut upsert_student = tx.prepare_cached(
+            "INSERT INTO students (email, name) VALUES (?1, ?2)
+             ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
+             RETURNING student_id",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (event_uuid) DO NOTHING",
+        )?;
+        for job in jobs {
+            let mut outcome = Inserted::default();
+            for event in &job.events {
+                let student_id = match event.student_email.as_deref() {
+                    Some(email) => match students.get(email) {
+                        Some(id) => Some(*id),
+                        None => {
+                            let id: i64 = upsert_student
+                                .query_row((email, event.student_name.as_deref()), |r| r.get(0))?;
+                            students.insert(email, id);
+                            Some(id)
+                        }
+                    },
+                    None => None,
+                };
+                let changed = insert.execute((
+                    event.uuid.as_bytes().as_slice(),
+                    event.seq.map(|s| s as i64),
+                    student_id,
+                    &event.session_token,
+                    &event.event_type,
+                    &event.event_data,
+                    &created_at,
+                ))?;
+                if changed == 1 {
+                    outcome.new += 1;
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+            outcomes.push(outcome);
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
+pub fn now_iso() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Runs an event query on a read connection: newest first (by `event_id`).
+pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, StorageError> {
+    let mut sql = String::from(
+        "SELECT e.event_id, e.session_token, e.event_type, e.event_data, e.created_at,
+                s.email, s.name, e.event_uuid, e.seq
+         FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE 1 = 1",
+    );
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    if let Some(token) = &query.session_token {
+        sql.push_str(" AND e.session_token = ?");
+        params.push(token);
+    }
+    if let Some(email) = &query.student_email {
+        sql.push_str(" AND e.student_id = (SELECT student_id FROM students WHERE email = ?)");
+        params.push(email);
+    }
+    if let Some(event_type) = &query.event_type {
+        sql.push_str(" AND e.event_type = ?");
+        params.push(event_type);
+    }
+    sql.push_str(" ORDER BY e.event_id DESC LIMIT ?");
+    params.push(&query.limit);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params_from_iter(params), |row| {
+        let data: String = row.get(3)?;
+        let uuid: Vec<u8> = row.get(7)?;
+        Ok(StoredEvent {
+            event_id: row.get(0)?,
+            session_token: row.get(1)?,
+            event_type: row.get(2)?,
+            event_data: RawValue::from_string(data).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+            })?,
+            created_at: row.get(4)?,
+            student_email: row.get(5)?,
+            student_name: row.get(6)?,
+            event_uuid: Uuid::from_slice(&uuid).unwrap_or_default(),
+            seq: row.get::<_, Option<i64>>(8)?.map(|s| s as u64),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The migrations are valid SQL that SQLite accepts from an empty database.
+    #[test]
+    fn migrations_validate() {
+        assert!(Migrations::from_slice(MIGRATIONS).validate().is_ok());
+    }
+}

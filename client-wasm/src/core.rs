@@ -251,14 +251,15 @@ impl Session {
         self.config.steps.get(index as usize).map(String::as_str)
     }
 
-    /// The context fields for an event logged at `epoch_ms`.
-    pub fn context(&self, epoch_ms: f64) -> ContextFields<'_> {
+    /// The context fields for an event logged at `timestamp` (ISO 8601 UTC with ms, as made by
+    /// [`iso_timestamp`] or the browser's `Date.prototype.toISOString`).
+    pub fn context(&self, timestamp: String) -> ContextFields<'_> {
         ContextFields {
             current_step: self.current_step,
             step_name: self.step_name(f64::from(self.current_step)),
             demo_mode: self.config.demo_mode,
             user_agent: &self.user_agent,
-            timestamp: iso_timestamp(epoch_ms),
+            timestamp,
         }
     }
 
@@ -428,14 +429,14 @@ impl Backoff {
 
 /// The wait a `Retry-After` header asks for (RFC 9110 §10.2.3), in ms: `delay-seconds` (`"2"`) or
 /// an HTTP-date (`"Sun, 06 Nov 1994 08:49:37 GMT"`) relative to `now_ms` (ms since the epoch).
-/// `None` for a value that is neither; a date in the past means 0.
-pub fn retry_after_ms(header: &str, now_ms: f64) -> Option<u32> {
+/// `parse_date` turns an HTTP-date into ms since the epoch (the browser's `Date.parse`, which
+/// keeps a date parser out of the wasm). `None` for a value that is neither; a past date means 0.
+pub fn retry_after_ms(header: &str, now_ms: f64, parse_date: impl FnOnce(&str) -> Option<f64>) -> Option<u32> {
     let header = header.trim();
     if let Ok(seconds) = header.parse::<u32>() {
         return Some(seconds.saturating_mul(1000));
     }
-    let at = httpdate::parse_http_date(header).ok()?;
-    let at_ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis() as f64;
+    let at_ms = parse_date(header).filter(|ms| ms.is_finite())?;
     Some((at_ms - now_ms).clamp(0.0, f64::from(u32::MAX)) as u32)
 }
 
@@ -503,7 +504,7 @@ mod tests {
     fn context_fields_name_the_current_step() {
         let mut s = session(STEPS);
         s.current_step = 2;
-        let ctx = serde_json::to_value(s.context(1_761_579_045_123.0)).unwrap();
+        let ctx = serde_json::to_value(s.context(iso_timestamp(1_761_579_045_123.0))).unwrap();
         assert_eq!(
             ctx,
             json!({"currentStep": 2, "stepName": "Provision Services", "demoMode": false,
@@ -668,11 +669,15 @@ mod tests {
     // Retry-After is read as seconds or as an HTTP date; anything else is ignored.
     #[test]
     fn retry_after_seconds_or_http_date() {
-        assert_eq!(retry_after_ms("2", 0.0), Some(2000));
+        let parse = |s: &str| {
+            let at = httpdate::parse_http_date(s).ok()?;
+            Some(at.duration_since(UNIX_EPOCH).ok()?.as_millis() as f64)
+        };
+        assert_eq!(retry_after_ms("2", 0.0, parse), Some(2000));
         let now = 784_111_777_000.0; // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:40 GMT", now), Some(3000));
-        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:30 GMT", now), Some(0));
-        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:40 GMT", now, parse), Some(3000));
+        assert_eq!(retry_after_ms("Sun, 06 Nov 1994 08:49:30 GMT", now, parse), Some(0));
+        assert_eq!(retry_after_ms("soon", now, parse), None);
     }
 
     // Network errors, 408, 429 and 5xx are retried; other 4xx refuse the batch; 2xx delivers it.

@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use serde::Serialize;
-use session_log_protocol::{BatchResponse, ErrorResponse, Event};
+use session_log_protocol::Event;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -149,17 +149,19 @@ impl Client {
         let status = reply.as_ref().map_or(0, |r| r.status);
         match core::outcome(status) {
             Outcome::Delivered => {
+                // `BatchResponse.rejected`: the events of the batch refused for good.
                 let rejected = reply
                     .ok()
-                    .and_then(|r| parse_json::<BatchResponse>(&r.body))
-                    .map_or(0, |b| {
-                        if let Some(first) = b.rejected.first() {
-                            warn_once(
-                                Warning::Refused,
-                                &format!("the server refused {} event(s): {}", b.rejected.len(), first.error),
-                            );
-                        }
-                        b.rejected.len()
+                    .and_then(|r| json_field(&r.body, "rejected"))
+                    .and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+                    .map_or(0, |rejected| {
+                        let first = rejected.get(0);
+                        let error = Reflect::get(&first, &"error".into()).map(|e| text(&e)).unwrap_or_default();
+                        warn_once(
+                            Warning::Refused,
+                            &format!("the server refused {} event(s): {error}", rejected.length()),
+                        );
+                        rejected.length() as usize
                     });
                 self.finish(count, rejected);
                 self.backoff.reset();
@@ -167,10 +169,11 @@ impl Client {
             }
             Outcome::Refused => {
                 let reply = reply.ok();
+                // `ErrorResponse.error`: the server's reason.
                 let error = reply
                     .as_ref()
-                    .and_then(|r| parse_json::<ErrorResponse>(&r.body))
-                    .map_or_else(|| format!("HTTP {status}"), |e| e.error);
+                    .and_then(|r| json_field(&r.body, "error"))
+                    .map_or_else(|| format!("HTTP {status}"), |e| text(&e));
                 let message = format!("the server refused a batch of {count} event(s) (HTTP {status}): {error}");
                 warn_once(Warning::Refused, &message);
                 self.last_error = Some(message);
@@ -190,7 +193,9 @@ impl Client {
                 let retry_after = reply
                     .ok()
                     .and_then(|r| r.retry_after)
-                    .and_then(|h| core::retry_after_ms(&h, js_sys::Date::now()));
+                    .and_then(|h| {
+                        core::retry_after_ms(&h, js_sys::Date::now(), |date| Some(js_sys::Date::parse(date)))
+                    });
                 self.retry_pending = true;
                 Next::Timer(backoff.max(retry_after.unwrap_or(0)))
             }
@@ -312,9 +317,11 @@ async fn post(endpoint: &str, body: String) -> Result<Reply, String> {
     Ok(Reply { status: response.status(), body, retry_after })
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
-    let value = JSON::parse(text).ok()?;
-    serde_wasm_bindgen::from_value(value).ok()
+/// A field of a JSON object body (the server's `BatchResponse` / `ErrorResponse`), read without
+/// serde to keep deserialisers out of the wasm.
+fn json_field(body: &str, field: &str) -> Option<JsValue> {
+    let value = JSON::parse(body).ok()?;
+    Reflect::get(&value, &field.into()).ok().filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
@@ -391,14 +398,16 @@ fn text(value: &JsValue) -> String {
     if let Some(error) = value.dyn_ref::<js_sys::Error>() {
         return String::from(error.message());
     }
-    if let Some(n) = value.as_f64() {
-        return n.to_string();
-    }
-    if let Some(b) = value.as_bool() {
-        return b.to_string();
-    }
     if value.is_null() || value.is_undefined() {
         return String::new();
+    }
+    if let Some(b) = value.as_bool() {
+        return if b { "true" } else { "false" }.to_owned();
+    }
+    if value.as_f64().is_some() {
+        // JavaScript's own formatting (Rust's float formatting would add ~15 KB to the wasm).
+        let number: &js_sys::Number = value.unchecked_ref();
+        return number.to_string_with_radix(10).map(String::from).unwrap_or_default();
     }
     JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_default()
 }
@@ -450,6 +459,7 @@ fn log_event(
     extra: &[(&str, &JsValue)],
 ) -> Result<(), JsValue> {
     let now = js_sys::Date::now();
+    let timestamp = String::from(js_sys::Date::new(&now.into()).to_iso_string());
     let Some(prepared) = with_client(|c| -> Result<Prepared, JsValue> {
         let named = named(&mut c.session)?;
         let s = &mut c.session;
@@ -460,7 +470,7 @@ fn log_event(
             email: s.config.student_email.clone(),
             name: s.config.student_name.clone(),
             seq,
-            context: to_js(&s.context(now))?,
+            context: to_js(&s.context(timestamp))?,
             named,
         })
     }) else {
@@ -618,7 +628,7 @@ pub fn set_step(step: f64) {
         Some(step) => {
             with_client(|c| c.session.current_step = step);
         }
-        None => warn_once(Warning::Argument, &format!("setStep expects a whole number ≥ 0, got {step}")),
+        None => warn_once(Warning::Argument, &format!("setStep expects a whole number ≥ 0, got {}", text(&step.into()))),
     }
 }
 

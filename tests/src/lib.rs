@@ -1,0 +1,199 @@
+//! Harness of session-log's end-to-end tests: the real server binary on 127.0.0.1 port 0 with a
+//! temporary database, and a real headless Chromium driven over WebDriver (ChromeDriver).
+//!
+//! Nothing is skipped: when the server binary, the client package or Chromium is missing, the
+//! harness panics saying how to get it (`cargo xtask test` builds and installs everything).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// The instructor token the test servers run with.
+pub const INSTRUCTOR_TOKEN: &str = "e2e-instructor-token";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A path from the environment (set by `cargo xtask test`), else `fallback`; panics when missing.
+fn required_path(var: &str, fallback: PathBuf, what: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(fallback);
+    assert!(
+        path.exists(),
+        "{what} not found at {} (set {var}, or run `cargo xtask test`, which builds and installs it)",
+        path.display()
+    );
+    path
+}
+
+/// The server binary, started with a temporary database; killed on drop.
+pub struct Server {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `session-log-server` serving the demo (`www/`) and the client package.
+    pub fn start() -> Server {
+        let bin = required_path(
+            "SESSION_LOG_SERVER_BIN",
+            workspace().join("target/debug/session-log-server"),
+            "the session-log-server binary",
+        );
+        let www = required_path("SESSION_LOG_WWW", workspace().join("www"), "the demo page folder");
+        let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
+        assert!(pkg.join("session_log.js").is_file(), "the client package in {} is not built: run `cargo xtask build`", pkg.display());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(&bin)
+            .args(["--bind", "127.0.0.1:0", "--instructor-token", INSTRUCTOR_TOKEN])
+            .arg("--db")
+            .arg(dir.path().join("events.db"))
+            .arg("--www")
+            .arg(&www)
+            .arg("--pkg")
+            .arg(&pkg)
+            .env("SESSION_LOG_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("session-log-server listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server did not print its address within 30 s");
+        Server { url, child, _dir: dir }
+    }
+
+    /// `GET /api/session-log?<query>` with the instructor token; panics unless it answers 200.
+    pub fn events(&self, query: &str) -> Value {
+        let mut response = ureq::get(&format!("{}/api/session-log?{query}", self.url))
+            .header("Authorization", &format!("Bearer {INSTRUCTOR_TOKEN}"))
+            .call()
+            .expect("GET /api/session-log");
+        let text = response.body_mut().read_to_string().expect("body");
+        serde_json::from_str(&text).expect("JSON")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session with its own empty profile; ChromeDriver is killed on drop.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts ChromeDriver on a free loopback port and opens a headless Chromium through it.
+    pub async fn start() -> Browser {
+        let driver_bin = required_path("CHROMEDRIVER", "/usr/bin/chromedriver".into(), "ChromeDriver");
+        let chrome = required_path("CHROME_BIN", "/usr/bin/chromium".into(), "Chromium");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver_bin.display()));
+        let profile = tempfile::tempdir().expect("profile dir");
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": chrome,
+                // The flags this machine needs (see the env notes): no sandbox as root, and no
+                // background networking, which the closed network refuses.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connected = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await;
+            match connected {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => panic!("cannot open Chromium through ChromeDriver: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Browser { client, driver, _profile: profile }
+    }
+
+    /// Clicks the element matching a CSS selector.
+    pub async fn click(&self, selector: &str) {
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    /// Replaces the text of an input.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let input = self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
+        input.clear().await.expect("clear");
+        input.send_keys(text).await.expect("type");
+    }
+
+    /// Waits (up to 20 s) until the element's text satisfies `done`, and returns it.
+    pub async fn wait_for_text(&self, selector: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(element) = self.client.find(Locator::Css(selector)).await {
+                if let Ok(text) = element.text().await {
+                    if done(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{selector} never showed the expected text; last: {last:?}");
+    }
+
+    /// Ends the browser session.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}

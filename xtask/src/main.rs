@@ -1,0 +1,262 @@
+//! Build tooling: `cargo xtask demo`, `cargo xtask test`, `cargo xtask build`.
+//!
+//! Each command installs what it needs when it is missing (the wasm target, the pinned
+//! wasm-bindgen CLI, and for tests Debian's Chromium and ChromeDriver), so the README's two
+//! commands work on a fresh machine. Nothing is skipped silently: a missing tool that cannot be
+//! installed stops the command with a message saying what to install.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// The wasm-bindgen CLI version; the `wasm-bindgen` crate is pinned to exactly this in
+/// `client-wasm/Cargo.toml` (the CLI and the crate must match; 0.2.130 does not install with
+/// `--locked` here, see PRODUCT.md).
+const WASM_BINDGEN_VERSION: &str = "0.2.129";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+#[derive(Parser)]
+#[command(about = "session-log build tooling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the npm package and the server, then run the server with the demo workshop.
+    /// Arguments after `--` go to the server (e.g. `-- --bind 0.0.0.0:8080`).
+    Demo {
+        /// Extra arguments for session-log-server.
+        #[arg(last = true)]
+        server_args: Vec<String>,
+    },
+    /// Run every test: unit, integration, wasm (headless Chromium) and end-to-end.
+    Test,
+    /// Build the npm package into client-wasm/pkg and print its gzipped size.
+    Build,
+}
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match Cli::parse().command {
+        Cmd::Build => {
+            ensure_wasm_tools()?;
+            build_package(&root)?;
+        }
+        Cmd::Demo { server_args } => {
+            ensure_wasm_tools()?;
+            build_package(&root)?;
+            run("build the server", cargo().args(["build", "--release", "-p", "session-log-server"]))?;
+            let server = target_dir(&root).join("release/session-log-server");
+            println!("==> starting the demo: open the address below; Ctrl-C stops it");
+            run(
+                "run the server",
+                Command::new(server)
+                    .args(["--www", "www", "--pkg", "client-wasm/pkg"])
+                    .args(server_args),
+            )?;
+        }
+        Cmd::Test => {
+            ensure_wasm_tools()?;
+            let (chrome, driver) = ensure_chromium()?;
+            build_package(&root)?;
+            run("build the server", cargo().args(["build", "-p", "session-log-server"]))?;
+            let artifacts = root.join("test-artifacts");
+            std::fs::create_dir_all(&artifacts)?;
+            run(
+                "native, integration and end-to-end tests",
+                cargo()
+                    .args(["test", "--workspace"])
+                    .env("SESSION_LOG_SERVER_BIN", target_dir(&root).join("debug/session-log-server"))
+                    .env("SESSION_LOG_WWW", root.join("www"))
+                    .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
+                    .env("SESSION_LOG_ARTIFACTS", &artifacts)
+                    .env("CHROME_BIN", &chrome)
+                    .env("CHROMEDRIVER", &driver),
+            )?;
+            run(
+                "wasm tests in headless Chromium",
+                cargo()
+                    .args(["test", "-p", "session-log-client", "--target", WASM_TARGET])
+                    .current_dir(root.join("client-wasm"))
+                    .env("CHROMEDRIVER", &driver)
+                    .env("WASM_BINDGEN_NO_DEBUG", "1"),
+            )?;
+            println!("==> all tests passed");
+        }
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a command, echoing it; fails naming the step when it fails.
+fn run(step: &str, command: &mut Command) -> Result<()> {
+    println!("==> {step}");
+    let status = command.status().with_context(|| format!("{step}: could not start {command:?}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs the wasm target (rustup) and the pinned wasm-bindgen CLI (cargo install) if missing.
+fn ensure_wasm_tools() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        run("install the wasm target", Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    let version = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if version.split_whitespace().nth(1) != Some(WASM_BINDGEN_VERSION) {
+        run(
+            &format!("install wasm-bindgen-cli {WASM_BINDGEN_VERSION} (about 3 minutes)"),
+            cargo().args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--locked", "--force"]),
+        )?;
+    }
+    Ok(())
+}
+
+/// Finds Chromium and ChromeDriver (`CHROME_BIN`, `CHROMEDRIVER`, else Debian's paths) and
+/// installs Debian's packages when they are missing and apt-get can be used.
+fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
+    let chrome = std::env::var_os("CHROME_BIN").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
+    let driver = std::env::var_os("CHROMEDRIVER").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromedriver".into());
+    if chrome.is_file() && driver.is_file() {
+        return Ok((chrome, driver));
+    }
+    let root = output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0");
+    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    let apt = |args: &[&str]| {
+        let mut full: Vec<&str> = sudo.to_vec();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        let mut command = Command::new(full[0]);
+        command.args(&full[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    let installed = run("apt-get update", &mut apt(&["update"]))
+        .and_then(|_| run("install chromium and chromium-driver", &mut apt(&["install", "-y", "chromium", "chromium-driver"])));
+    if let Err(error) = installed {
+        bail!(
+            "the browser tests need Chromium and ChromeDriver, and installing them failed ({error}). \
+             Install Debian's `chromium` and `chromium-driver`, or set CHROME_BIN and CHROMEDRIVER."
+        );
+    }
+    if !(chrome.is_file() && driver.is_file()) {
+        bail!("after installing, {} or {} is still missing", chrome.display(), driver.display());
+    }
+    Ok((chrome, driver))
+}
+
+/// Builds the npm package into `client-wasm/pkg`: the wasm (size-optimised profile), the ESM glue
+/// (`--target web`, which bundlers also take), the TypeScript declarations and `package.json`.
+fn build_package(root: &Path) -> Result<()> {
+    run(
+        "build the wasm client",
+        cargo().args(["build", "-p", "session-log-client", "--target", WASM_TARGET, "--profile", "wasm-release"]),
+    )?;
+    let wasm = target_dir(root).join(WASM_TARGET).join("wasm-release/session_log_client.wasm");
+    let pkg = root.join("client-wasm/pkg");
+    if pkg.exists() {
+        std::fs::remove_dir_all(&pkg)?;
+    }
+    run(
+        "generate the JavaScript glue",
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-name", "session_log", "--out-dir"])
+            .arg(&pkg)
+            .arg(&wasm),
+    )?;
+    std::fs::write(pkg.join("package.json"), package_json())?;
+    std::fs::copy(root.join("client-wasm/README.md"), pkg.join("README.md"))?;
+    let (wasm_raw, wasm_gz) = sizes(&pkg.join("session_log_bg.wasm"))?;
+    let (js_raw, js_gz) = sizes(&pkg.join("session_log.js"))?;
+    println!(
+        "==> npm package in {}: session_log_bg.wasm {wasm_raw} B ({wasm_gz} B gzipped) + session_log.js {js_raw} B ({js_gz} B gzipped) = {} B gzipped",
+        pkg.display(),
+        wasm_gz + js_gz
+    );
+    Ok(())
+}
+
+fn package_json() -> String {
+    format!(
+        r#"{{
+  "name": "session-log",
+  "version": "{version}",
+  "description": "Logs what students do in a workshop page and delivers it to a session-log server, in batches that survive retries, reloads and page exits.",
+  "license": "MIT",
+  "type": "module",
+  "main": "session_log.js",
+  "module": "session_log.js",
+  "types": "session_log.d.ts",
+  "exports": {{
+    ".": {{
+      "types": "./session_log.d.ts",
+      "default": "./session_log.js"
+    }},
+    "./session_log_bg.wasm": "./session_log_bg.wasm"
+  }},
+  "files": [
+    "session_log.js",
+    "session_log.d.ts",
+    "session_log_bg.wasm",
+    "session_log_bg.wasm.d.ts",
+    "README.md"
+  ],
+  "sideEffects": false
+}}
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A file's size and its size gzipped at level 9 (what a server sending it compressed sends).
+fn sizes(path: &Path) -> Result<(usize, usize)> {
+    use std::io::Write;
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&bytes)?;
+    Ok((bytes.len(), encoder.finish()?.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The CLI version xtask installs is the wasm-bindgen crate version in Cargo.lock.
+    #[test]
+    fn wasm_bindgen_cli_matches_the_locked_crate() {
+        let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap();
+        let entry = lock.split("[[package]]").find(|p| p.contains("name = \"wasm-bindgen\"\n")).unwrap();
+        assert!(entry.contains(&format!("version = \"{WASM_BINDGEN_VERSION}\"")), "{entry}");
+    }
+
+    // The generated package.json is valid JSON naming the package and its ESM entry.
+    #[test]
+    fn package_json_names_the_entry_points() {
+        let text = package_json();
+        assert!(text.contains(r#""name": "session-log""#));
+        assert!(text.contains(r#""module": "session_log.js""#));
+        assert!(text.contains(r#""types": "session_log.d.ts""#));
+    }
+}

@@ -14,3 +14,9 @@ pub mod core;
 
 #[cfg(target_arch = "wasm32")]
 mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use web::{
+    configure, flush, get_session_token, log_action, log_api_call, log_error, log_navigation, log_session_event,
+    log_state_change, set_step, stats,
+};

@@ -7,7 +7,7 @@
 //!   page that logs from inside a getter, or throws from one, cannot break the client.
 //! - Nothing here panics (a panic aborts the wasm instance): no `unwrap`, no indexing.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use js_sys::{Function, Object, Promise, Reflect, JSON};
 use serde::Serialize;
@@ -33,29 +33,24 @@ extern "C" {
     fn object_assign(target: &Object, source: &JsValue) -> Result<Object, JsValue>;
 }
 
-/// The kinds of problem reported, each at most once per page load.
-#[derive(Clone, Copy)]
-enum Warning {
-    Config = 1,
-    Argument = 2,
-    Serialize = 4,
-    Network = 8,
-    Refused = 16,
-    Storage = 32,
-    Internal = 64,
-}
+/// Distinct warnings shown at most: past this the console stays quiet (a page that logs a bad
+/// event in a loop must not flood it).
+const MAX_WARNINGS: usize = 64;
 
 thread_local! {
     static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
-    static WARNED: Cell<u32> = const { Cell::new(0) };
+    static WARNED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-fn warn_once(kind: Warning, message: &str) {
-    let bit = kind as u32;
+/// `console.warn`s a problem the first time it happens (same text, once per page load).
+fn warn_once(message: &str) {
     let first = WARNED.with(|w| {
-        let seen = w.get();
-        w.set(seen | bit);
-        seen & bit == 0
+        let Ok(mut seen) = w.try_borrow_mut() else { return false };
+        if seen.len() >= MAX_WARNINGS || seen.iter().any(|m| m == message) {
+            return false;
+        }
+        seen.push(message.to_owned());
+        true
     });
     if first {
         web_sys::console::warn_1(&JsValue::from_str(&format!("session-log: {message}")));
@@ -157,9 +152,7 @@ impl Client {
                     .map_or(0, |rejected| {
                         let first = rejected.get(0);
                         let error = Reflect::get(&first, &"error".into()).map(|e| text(&e)).unwrap_or_default();
-                        warn_once(
-                            Warning::Refused,
-                            &format!("the server refused {} event(s): {error}", rejected.length()),
+                        warn_once(&format!("the server refused {} event(s): {error}", rejected.length()),
                         );
                         rejected.length() as usize
                     });
@@ -175,7 +168,7 @@ impl Client {
                     .and_then(|r| json_field(&r.body, "error"))
                     .map_or_else(|| format!("HTTP {status}"), |e| text(&e));
                 let message = format!("the server refused a batch of {count} event(s) (HTTP {status}): {error}");
-                warn_once(Warning::Refused, &message);
+                warn_once(&message);
                 self.last_error = Some(message);
                 self.finish(count, count);
                 if self.queue.is_empty() { Next::Nothing } else { Next::SendNow }
@@ -187,7 +180,7 @@ impl Client {
                     Ok(_) => format!("the server answered HTTP {status}; will retry"),
                     Err(e) => format!("could not reach {}: {e}; will retry", self.session.config.endpoint),
                 };
-                warn_once(Warning::Network, &message);
+                warn_once(&message);
                 self.last_error = Some(message);
                 let backoff = self.backoff.next_delay_ms(js_sys::Math::random());
                 let retry_after = reply
@@ -218,7 +211,7 @@ fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
     CLIENT.with(|cell| match cell.try_borrow_mut() {
         Ok(mut slot) => Some(f(slot.get_or_insert_with(|| Client::new(Config::default())))),
         Err(_) => {
-            warn_once(Warning::Internal, "a logging call re-entered the client and was skipped");
+            warn_once("a logging call re-entered the client and was skipped");
             None
         }
     })
@@ -227,7 +220,7 @@ fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
 /// Runs an export's body and turns any error into a warning: nothing reaches the page.
 fn guarded(name: &str, f: impl FnOnce() -> Result<(), JsValue>) {
     if let Err(error) = f() {
-        warn_once(Warning::Internal, &format!("{name}: {}", describe(&error)));
+        warn_once(&format!("{name}: {}", describe(&error)));
     }
 }
 
@@ -258,7 +251,7 @@ fn set_timeout(ms: u32, f: impl FnOnce() + 'static) {
         let delay = i32::try_from(ms).unwrap_or(i32::MAX);
         let set = window.set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), delay);
         if set.is_err() {
-            warn_once(Warning::Internal, "setTimeout failed; events wait for the next call");
+            warn_once("setTimeout failed; events wait for the next call");
         }
     }
 }
@@ -333,7 +326,7 @@ fn local_storage() -> Option<web_sys::Storage> {
     match web_sys::window().map(|w| w.local_storage()) {
         Some(Ok(storage)) => storage,
         _ => {
-            warn_once(Warning::Storage, "localStorage is unavailable; the session lasts until the page closes");
+            warn_once("localStorage is unavailable; the session lasts until the page closes");
             None
         }
     }
@@ -346,7 +339,7 @@ fn storage_get(key: &str) -> Option<String> {
 fn storage_set(key: &str, value: &str) {
     if let Some(storage) = local_storage() {
         if storage.set_item(key, value).is_err() {
-            warn_once(Warning::Storage, "localStorage refused a write (quota or privacy settings)");
+            warn_once("localStorage refused a write (quota or privacy settings)");
         }
     }
 }
@@ -357,7 +350,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
         .and_then(|w| w.crypto().ok())
         .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bytes).is_ok());
     if !filled {
-        warn_once(Warning::Internal, "crypto.getRandomValues is unavailable; ids use Math.random");
+        warn_once("crypto.getRandomValues is unavailable; ids use Math.random");
         for byte in &mut bytes {
             *byte = (js_sys::Math::random() * 256.0) as u8;
         }
@@ -482,7 +475,7 @@ fn log_event(
     let data = Object::new();
     object_assign(&data, &p.named)?;
     if let Err(error) = merge_details(&data, details) {
-        warn_once(Warning::Argument, &format!("could not read the details of a {event_type} event: {}", describe(&error)));
+        warn_once(&format!("could not read the details of a {event_type} event: {}", describe(&error)));
     }
     for (key, value) in extra {
         Reflect::set(&data, &(*key).into(), value)?;
@@ -503,7 +496,7 @@ fn log_event(
         Err(error) => {
             // Cyclic data, a BigInt, a throwing toJSON: keep the event, without the page's details.
             let reason = describe(&error);
-            warn_once(Warning::Serialize, &format!("a {event_type} event's data is not JSON ({reason}); sent without it"));
+            warn_once(&format!("a {event_type} event's data is not JSON ({reason}); sent without it"));
             let data = Object::new();
             object_assign(&data, &p.named)?;
             object_assign(&data, &p.context)?;
@@ -576,7 +569,7 @@ export interface SessionLogStats {
 pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] options: JsValue) {
     guarded("configure", || {
         if !options.is_object() {
-            warn_once(Warning::Config, "configure expects an options object");
+            warn_once("configure expects an options object");
             return Ok(());
         }
         let keys = Object::keys(options.unchecked_ref::<Object>());
@@ -586,15 +579,13 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] opti
             .filter(|k| !core::CONFIG_KEYS.contains(&k.as_str()))
             .collect();
         if !unknown.is_empty() {
-            warn_once(
-                Warning::Config,
-                &format!("configure: unknown option(s) {} (known: {})", unknown.join(", "), core::CONFIG_KEYS.join(", ")),
+            warn_once(&format!("configure: unknown option(s) {} (known: {})", unknown.join(", "), core::CONFIG_KEYS.join(", ")),
             );
         }
         let mut config: Config = match serde_wasm_bindgen::from_value(options) {
             Ok(config) => config,
             Err(error) => {
-                warn_once(Warning::Config, &format!("configure: {error}; options unchanged"));
+                warn_once(&format!("configure: {error}; options unchanged"));
                 return Ok(());
             }
         };
@@ -604,7 +595,7 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] opti
             }
         }
         if let Err(error) = config.validate() {
-            warn_once(Warning::Config, &format!("configure: {error}; options unchanged"));
+            warn_once(&format!("configure: {error}; options unchanged"));
             return Ok(());
         }
         let token = resolve_token(&config);
@@ -628,7 +619,7 @@ pub fn set_step(step: f64) {
         Some(step) => {
             with_client(|c| c.session.current_step = step);
         }
-        None => warn_once(Warning::Argument, &format!("setStep expects a whole number ≥ 0, got {}", text(&step.into()))),
+        None => warn_once(&format!("setStep expects a whole number ≥ 0, got {}", text(&step.into()))),
     }
 }
 
@@ -643,7 +634,7 @@ pub fn log_session_event(
     guarded("logSessionEvent", || {
         let event_type = text(&event_type);
         if let Err(error) = session_log_protocol::check_event_type(&event_type) {
-            warn_once(Warning::Argument, &format!("logSessionEvent: eventType {event_type:?} {error}; not logged"));
+            warn_once(&format!("logSessionEvent: eventType {event_type:?} {error}; not logged"));
             return Ok(());
         }
         log_event(&event_type, |_| Ok(Object::new().into()), &event_data, &[])

@@ -254,9 +254,12 @@ mod tests {
     // The generated package.json is valid JSON naming the package and its ESM entry.
     #[test]
     fn package_json_names_the_entry_points() {
-        let text = package_json();
-        assert!(text.contains(r#""name": "session-log""#));
-        assert!(text.contains(r#""module": "session_log.js""#));
-        assert!(text.contains(r#""types": "session_log.d.ts""#));
+        let json: serde_json::Value = serde_json::from_str(&package_json()).unwrap();
+        assert_eq!(json["name"], "session-log");
+        assert_eq!(json["type"], "module");
+        assert_eq!(json["module"], "session_log.js");
+        assert_eq!(json["types"], "session_log.d.ts");
+        assert_eq!(json["exports"]["."]["default"], "./session_log.js");
+        assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     }
 }

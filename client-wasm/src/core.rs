@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use session_log_protocol::Uuid;
 
 /// Default `endpoint`: the reference's ingest path on the page's own origin.
@@ -14,10 +14,9 @@ pub const DEFAULT_ENDPOINT: &str = session_log_protocol::ENDPOINT_PATH;
 /// Prefix of generated session tokens, as in the reference's `ws_1234567890`.
 pub const TOKEN_PREFIX: &str = "ws_";
 
-/// What a page passes to `configure(options)`. Every field is optional; a missing one keeps its
-/// default. Names are the JavaScript ones (camelCase).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+/// What a page passes to `configure(options)`, read option by option with [`Config::set`]. Every
+/// option is optional; a missing one keeps its default. Option names are the JavaScript ones.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where batches are POSTed: a path on the page's origin or an absolute URL.
     /// Default `/api/session-log`.
@@ -80,6 +79,67 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retryBaseMs",
     "retryMaxMs",
 ];
+
+/// One option's value as `configure` received it, converted from JavaScript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// `undefined` or `null`: keep the default.
+    Absent,
+    /// A string.
+    Text(String),
+    /// A boolean.
+    Flag(bool),
+    /// A number.
+    Number(f64),
+    /// An array whose items are all strings.
+    List(Vec<String>),
+    /// Anything else, by kind (e.g. "an object").
+    Other(&'static str),
+}
+
+impl Config {
+    /// Sets the option `key` (a JavaScript name from [`CONFIG_KEYS`]) from `value`.
+    ///
+    /// Errors: `unknown option <key>` for a name not in [`CONFIG_KEYS`]; `<key> must be …` for a
+    /// value of the wrong type (a string, a boolean, a list of strings, or a whole number ≥ 0).
+    /// An empty `studentEmail`, `studentName` or `sessionToken` counts as absent.
+    pub fn set(&mut self, key: &str, value: OptionValue) -> Result<(), String> {
+        if value == OptionValue::Absent {
+            return if CONFIG_KEYS.contains(&key) { Ok(()) } else { Err(format!("unknown option {key}")) };
+        }
+        let text = |value: OptionValue| match value {
+            OptionValue::Text(s) => Ok(s),
+            _ => Err(format!("{key} must be a string")),
+        };
+        let optional_text = |value: OptionValue| text(value).map(|s| Some(s).filter(|s| !s.is_empty()));
+        let whole = |value: OptionValue| match value {
+            OptionValue::Number(n) => step_number(n).ok_or_else(|| format!("{key} must be a whole number ≥ 0")),
+            _ => Err(format!("{key} must be a number")),
+        };
+        match key {
+            "endpoint" => self.endpoint = text(value)?,
+            "steps" => match value {
+                OptionValue::List(steps) => self.steps = steps,
+                _ => return Err(format!("{key} must be an array of strings")),
+            },
+            "studentEmail" => self.student_email = optional_text(value)?,
+            "studentName" => self.student_name = optional_text(value)?,
+            "sessionToken" => self.session_token = optional_text(value)?,
+            "demoMode" => match value {
+                OptionValue::Flag(flag) => self.demo_mode = flag,
+                _ => return Err(format!("{key} must be a boolean")),
+            },
+            "maxBatchEvents" => self.max_batch_events = whole(value)? as usize,
+            "maxBatchBytes" => self.max_batch_bytes = whole(value)? as usize,
+            "flushIntervalMs" => self.flush_interval_ms = whole(value)?,
+            "flushTimeoutMs" => self.flush_timeout_ms = whole(value)?,
+            "retryBaseMs" => self.retry_base_ms = whole(value)?,
+            "retryMaxMs" => self.retry_max_ms = whole(value)?,
+            _ => return Err(format!("unknown option {key}")),
+        }
+        Ok(())
+    }
+}
 
 /// Largest batch the server takes by default (events); see the server's limits.
 pub const SERVER_MAX_BATCH_EVENTS: usize = 500;
@@ -568,18 +628,41 @@ mod tests {
         assert_eq!(Config::default().validate(), Ok(()));
     }
 
-    // Options arrive with JavaScript names, and missing ones keep their defaults.
+    // Options are read by their JavaScript names; absent ones keep their defaults.
     #[test]
-    fn config_reads_camel_case_and_keeps_defaults() {
-        let config: Config =
-            serde_json::from_value(json!({"endpoint": "https://x/api/session-log", "maxBatchEvents": 10, "demoMode": true}))
-                .unwrap();
+    fn options_set_by_javascript_name() {
+        let mut config = Config::default();
+        config.set("endpoint", OptionValue::Text("https://x/api/session-log".into())).unwrap();
+        config.set("maxBatchEvents", OptionValue::Number(10.0)).unwrap();
+        config.set("demoMode", OptionValue::Flag(true)).unwrap();
+        config.set("steps", OptionValue::List(vec!["A".into(), "B".into()])).unwrap();
+        config.set("studentEmail", OptionValue::Text(String::new())).unwrap();
+        config.set("sessionToken", OptionValue::Absent).unwrap();
         assert_eq!(config.endpoint, "https://x/api/session-log");
         assert_eq!(config.max_batch_events, 10);
         assert!(config.demo_mode);
+        assert_eq!(config.steps, ["A", "B"]);
+        assert_eq!(config.student_email, None, "an empty email is anonymous");
         assert_eq!(config.flush_interval_ms, 1000);
-        let json_keys = ["endpoint", "steps", "maxBatchEvents"];
-        assert!(json_keys.iter().all(|k| CONFIG_KEYS.contains(k)));
+        assert!(CONFIG_KEYS.iter().all(|k| Config::default().set(k, OptionValue::Absent).is_ok()));
+    }
+
+    // Wrong types and unknown names are refused with the option's name.
+    #[test]
+    fn bad_options_name_themselves() {
+        let mut config = Config::default();
+        let cases = [
+            ("endpont", OptionValue::Text("/x".into()), "unknown option endpont"),
+            ("maxBatchEvents", OptionValue::Text("5".into()), "maxBatchEvents must be a number"),
+            ("flushIntervalMs", OptionValue::Number(1.5), "flushIntervalMs must be a whole number ≥ 0"),
+            ("steps", OptionValue::Other("an object"), "steps must be an array of strings"),
+            ("demoMode", OptionValue::Number(1.0), "demoMode must be a boolean"),
+            ("studentName", OptionValue::Flag(true), "studentName must be a string"),
+        ];
+        for (key, value, expected) in cases {
+            assert_eq!(config.set(key, value), Err(expected.to_owned()));
+        }
+        assert_eq!(config, Config::default(), "a refused option changes nothing");
     }
 
     fn event(n: usize, size: usize) -> String {

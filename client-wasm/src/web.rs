@@ -562,6 +562,25 @@ export interface SessionLogStats {
 }
 "#;
 
+/// Converts one option's JavaScript value.
+fn option_value(value: &JsValue) -> core::OptionValue {
+    use core::OptionValue;
+    if value.is_undefined() || value.is_null() {
+        OptionValue::Absent
+    } else if let Some(s) = value.as_string() {
+        OptionValue::Text(s)
+    } else if let Some(b) = value.as_bool() {
+        OptionValue::Flag(b)
+    } else if let Some(n) = value.as_f64() {
+        OptionValue::Number(n)
+    } else if let Some(array) = value.dyn_ref::<js_sys::Array>() {
+        let items: Option<Vec<String>> = array.iter().map(|item| item.as_string()).collect();
+        items.map_or(OptionValue::Other("an array of non-strings"), OptionValue::List)
+    } else {
+        OptionValue::Other("an object")
+    }
+}
+
 /// Sets the options (see `SessionLogConfig`). Missing options keep their current values' defaults;
 /// an unknown or invalid option is reported with `console.warn` and the previous options stay.
 /// Changing `sessionToken` starts numbering that session's events where it left off.
@@ -572,27 +591,27 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] opti
             warn_once("configure expects an options object");
             return Ok(());
         }
-        let keys = Object::keys(options.unchecked_ref::<Object>());
-        let unknown: Vec<String> = keys
-            .iter()
-            .filter_map(|k| k.as_string())
-            .filter(|k| !core::CONFIG_KEYS.contains(&k.as_str()))
-            .collect();
-        if !unknown.is_empty() {
-            warn_once(&format!("configure: unknown option(s) {} (known: {})", unknown.join(", "), core::CONFIG_KEYS.join(", ")),
-            );
+        // Read option by option (no serde deserialiser: it would pull Rust's float formatting
+        // into the wasm through its error messages).
+        let mut config = Config::default();
+        let mut unknown = Vec::new();
+        for key in Object::keys(options.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
+            let value = Reflect::get(&options, &key.as_str().into()).unwrap_or(JsValue::UNDEFINED);
+            match config.set(&key, option_value(&value)) {
+                Ok(()) => {}
+                Err(_) if !core::CONFIG_KEYS.contains(&key.as_str()) => unknown.push(key),
+                Err(error) => {
+                    warn_once(&format!("configure: {error}; options unchanged"));
+                    return Ok(());
+                }
+            }
         }
-        let mut config: Config = match serde_wasm_bindgen::from_value(options) {
-            Ok(config) => config,
-            Err(error) => {
-                warn_once(&format!("configure: {error}; options unchanged"));
-                return Ok(());
-            }
-        };
-        for field in [&mut config.student_email, &mut config.student_name, &mut config.session_token] {
-            if field.as_deref() == Some("") {
-                *field = None;
-            }
+        if !unknown.is_empty() {
+            warn_once(&format!(
+                "configure: unknown option(s) {} (known: {})",
+                unknown.join(", "),
+                core::CONFIG_KEYS.join(", ")
+            ));
         }
         if let Err(error) = config.validate() {
             warn_once(&format!("configure: {error}; options unchanged"));

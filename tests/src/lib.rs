@@ -35,13 +35,25 @@ fn required_path(var: &str, fallback: PathBuf, what: &str) -> PathBuf {
 pub struct Server {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The instructor token printed at start, when the server generated one.
+    pub generated_token: Option<String>,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts `session-log-server` serving the demo (`www/`) and the client package.
+    /// Starts `session-log-server` serving the demo (`www/`) and the client package, with a
+    /// temporary database and [`INSTRUCTOR_TOKEN`].
     pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("events.db");
+        let mut server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts the binary on port 0 with the database file `db` and extra arguments.
+    pub fn start_with(db: &Path, extra_args: &[&str]) -> Server {
         let bin = required_path(
             "SESSION_LOG_SERVER_BIN",
             workspace().join("target/debug/session-log-server"),
@@ -50,38 +62,77 @@ impl Server {
         let www = required_path("SESSION_LOG_WWW", workspace().join("www"), "the demo page folder");
         let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
         assert!(pkg.join("session_log.js").is_file(), "the client package in {} is not built: run `cargo xtask build`", pkg.display());
-        let dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1:0", "--instructor-token", INSTRUCTOR_TOKEN])
+            .args(["--bind", "127.0.0.1:0"])
+            .args(extra_args)
             .arg("--db")
-            .arg(dir.path().join("events.db"))
+            .arg(db)
             .arg("--www")
             .arg(&www)
             .arg("--pkg")
             .arg(&pkg)
             .env("SESSION_LOG_LOG", "warn")
+            .env_remove("SESSION_LOG_INSTRUCTOR_TOKEN")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut token = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, generated)) = line.split_once("instructor token (generated") {
+                    token = generated.rsplit(' ').next().map(str::to_owned);
+                }
                 if let Some(url) = line.strip_prefix("session-log-server listening on ") {
-                    let _ = sender.send(url.trim().to_owned());
+                    let _ = sender.send((url.trim().to_owned(), token.take()));
                 }
             }
         });
-        let url = receiver
+        let (url, generated_token) = receiver
             .recv_timeout(Duration::from_secs(30))
             .expect("the server did not print its address within 30 s");
-        Server { url, child, _dir: dir }
+        Server { url, generated_token, child, _dir: None }
     }
 
-    /// `GET /api/session-log?<query>` with the instructor token; panics unless it answers 200.
+    /// Sends SIGTERM and waits (up to 20 s) for the process to exit; returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// POSTs one JSON body to `/api/session-log`; returns the status and the JSON answer.
+    pub fn post(&self, body: &Value) -> (u16, Value) {
+        let mut response = ureq::post(&format!("{}/api/session-log", self.url))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .expect("POST /api/session-log");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (status, serde_json::from_str(&text).expect("JSON"))
+    }
+
+    /// `GET /api/session-log?<query>` with [`INSTRUCTOR_TOKEN`]; panics unless it answers 200.
     pub fn events(&self, query: &str) -> Value {
+        self.events_as(INSTRUCTOR_TOKEN, query)
+    }
+
+    /// `GET /api/session-log?<query>` with `token`; panics unless it answers 200.
+    pub fn events_as(&self, token: &str, query: &str) -> Value {
         let mut response = ureq::get(&format!("{}/api/session-log?{query}", self.url))
-            .header("Authorization", &format!("Bearer {INSTRUCTOR_TOKEN}"))
+            .header("Authorization", &format!("Bearer {token}"))
             .call()
             .expect("GET /api/session-log");
         let text = response.body_mut().read_to_string().expect("body");

@@ -3,7 +3,12 @@
 //! Handlers only translate between HTTP and [`crate::ingest`] / [`crate::storage`]; every failure
 //! is an [`ApiError`], whose `ResponseError` impl picks the status and the JSON body.
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
 use actix_web::dev::Payload;
+use governor::{Quota, RateLimiter};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -13,6 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ingest::{parse_body, Parsed};
+use crate::metrics::Metrics;
 use crate::storage::{query_events, EventQuery, Storage, StorageError};
 
 /// Default `limit` of `GET /api/session-log` (events).
@@ -26,11 +32,76 @@ pub struct AppState {
     pub config: Config,
     /// The database.
     pub storage: Storage,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The POST rate limits.
+    pub limits: RateLimits,
+}
+
+type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
+
+/// Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+pub struct RateLimits {
+    per_ip: Option<KeyedLimiter<IpAddr>>,
+    per_session: Option<KeyedLimiter<String>>,
+}
+
+impl RateLimits {
+    /// The limits of `config`; a rate of 0 turns that limit off.
+    pub fn new(config: &Config) -> RateLimits {
+        let quota = |per_sec: u32, burst: u32| {
+            let per_sec = NonZeroU32::new(per_sec)?;
+            let burst = NonZeroU32::new(burst.max(1)).unwrap_or(per_sec);
+            Some(Quota::per_second(per_sec).allow_burst(burst))
+        };
+        RateLimits {
+            per_ip: quota(config.rate_limit_ip_per_sec, config.rate_limit_ip_burst).map(RateLimiter::keyed),
+            per_session: quota(config.rate_limit_session_per_sec, config.rate_limit_session_burst)
+                .map(RateLimiter::keyed),
+        }
+    }
+
+    /// Takes one token for `ip`. Errors: [`ApiError::RateLimited`] with the wait.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.per_ip {
+            Some(limiter) => limiter.check_key(&ip).map_err(|wait| limited("client address", &wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one token for `session_token`. Errors: [`ApiError::RateLimited`] with the wait.
+    pub fn check_session(&self, session_token: &str) -> Result<(), ApiError> {
+        match &self.per_session {
+            Some(limiter) => limiter
+                .check_key(&session_token.to_owned())
+                .map_err(|wait| limited("session token", &wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets keys whose buckets are full again, so memory follows the active clients only.
+    pub fn forget_idle_keys(&self) {
+        if let Some(limiter) = &self.per_ip {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_session {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    // Retry-After takes whole seconds: round up, so a client that honours it is not refused again.
+    let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::RateLimited { key, retry_after_secs: retry_after_secs.max(1) }
 }
 
 /// Registers the API routes (static files are added by `run`, after these).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).service(
+    cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics)).service(
         web::scope("/api")
             .service(
                 web::resource("/session-log")
@@ -50,9 +121,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `GET /healthz`: `{"success": true, "status": "ok"}` while the server runs.
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"success": true, "status": "ok"}))
+/// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
+/// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.storage.ping().await.map_err(|e| ApiError::Unhealthy(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "status": "ok", "database": "writable"})))
+}
+
+/// `GET /metrics`: Prometheus text format (see [`Metrics`]).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.storage.observe_queue_depth();
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 
 /// `POST /api/session-log`: one event (answers the reference's
@@ -60,37 +139,91 @@ async fn healthz() -> HttpResponse {
 /// (answers `{"success": true, "accepted": N, "rejected": [...]}`), as `application/json` or
 /// `text/plain` (beacons). Answers only after the events are committed.
 ///
-/// Errors: 400 (empty, malformed or invalid body, naming the field), 413 (body or batch too
-/// large), 415 (other content types), 503 with `Retry-After` (overloaded or shutting down).
+/// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 413 (body, batch
+/// or decompressed body too large), 415 (other content types or encodings), 429 with
+/// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
 async fn post_events(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_content_type(&req)?;
-    let body = read_body(&req, payload, state.config.max_body_bytes).await?;
-    match parse_body(&body, &state.config)? {
-        Parsed::Single(event) => {
-            state.storage.insert(vec![event]).await.map_err(storage_error)?;
-            Ok(HttpResponse::Ok().json(LoggedResponse::default()))
-        }
-        Parsed::Batch { valid, rejected } => {
-            let accepted = valid.len();
-            let inserted = state.storage.insert(valid).await.map_err(storage_error)?;
-            Ok(HttpResponse::Ok().json(BatchResponse {
-                success: true,
-                accepted,
-                duplicates: inserted.duplicates,
-                rejected,
-            }))
+    let result = ingest(&req, payload, &state).await;
+    if let Err(error) = &result {
+        let m = &state.metrics;
+        m.requests_refused.with_label_values(&[error.reason()]).inc();
+        match error {
+            ApiError::NoValidEvents(rejected) => {
+                m.events_rejected.with_label_values(&["invalid_event"]).inc_by(rejected.len() as u64)
+            }
+            ApiError::InvalidEvent(_) => m.events_rejected.with_label_values(&["invalid_event"]).inc(),
+            ApiError::RateLimited { key, .. } => m.rate_limited.with_label_values(&[key]).inc(),
+            _ => {}
         }
     }
+    result
+}
+
+async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<HttpResponse, ApiError> {
+    if let Some(peer) = req.peer_addr() {
+        state.limits.check_ip(peer.ip())?;
+    }
+    check_content_type(req)?;
+    let limit = state.config.max_body_bytes;
+    let body = decode_body(req, read_body(req, payload, limit).await?, limit)?;
+    let parsed = parse_body(&body, &state.config)?;
+    let (events, rejected, single) = match parsed {
+        Parsed::Single(event) => (vec![event], Vec::new(), true),
+        Parsed::Batch { valid, rejected } => (valid, rejected, false),
+    };
+    let mut checked: Vec<&str> = Vec::with_capacity(1);
+    for event in &events {
+        if !checked.contains(&event.session_token.as_str()) {
+            state.limits.check_session(&event.session_token)?;
+            checked.push(&event.session_token);
+        }
+    }
+    let accepted = events.len();
+    let inserted = state.storage.insert(events).await.map_err(storage_error)?;
+    let m = &state.metrics;
+    m.batches.inc();
+    m.events_accepted.inc_by(accepted as u64);
+    m.events_duplicate.inc_by(inserted.duplicates as u64);
+    m.events_rejected.with_label_values(&["invalid_event"]).inc_by(rejected.len() as u64);
+    if single {
+        return Ok(HttpResponse::Ok().json(LoggedResponse::default()));
+    }
+    Ok(HttpResponse::Ok().json(BatchResponse { success: true, accepted, duplicates: inserted.duplicates, rejected }))
 }
 
 fn storage_error(error: StorageError) -> ApiError {
     match error {
-        StorageError::Busy | StorageError::WriterGone => ApiError::ShuttingDown,
+        StorageError::Busy => ApiError::Overloaded,
+        StorageError::WriterGone => ApiError::ShuttingDown,
         other => ApiError::Storage(other),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip`, refusing output over `limit` bytes as soon as it gets there
+/// (a small gzip bomb costs at most `limit` bytes of memory). `identity` or no header: the body as
+/// is. Errors: [`ApiError::BodyTooLarge`], [`ApiError::BadGzip`], [`ApiError::UnsupportedEncoding`].
+fn decode_body(req: &HttpRequest, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) else { return Ok(body) };
+    let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
+            flate2::read::GzDecoder::new(body.as_slice())
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::BadGzip(e.to_string()))?;
+            if out.len() > limit {
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            Ok(out)
+        }
+        other => Err(ApiError::UnsupportedEncoding(other.to_owned())),
     }
 }
 
@@ -106,9 +239,9 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-/// Reads the body, refusing it as soon as it exceeds `limit` bytes (before reading anything when
-/// Content-Length says so). Errors: [`ApiError::BodyTooLarge`], [`ApiError::MalformedJson`] when
-/// the connection breaks mid-body.
+/// Reads the body as sent (still compressed, if it is), refusing it as soon as it exceeds `limit`
+/// bytes (before reading anything when Content-Length says so). Errors: [`ApiError::BodyTooLarge`],
+/// [`ApiError::MalformedJson`] when the connection breaks mid-body.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()

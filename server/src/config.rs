@@ -29,6 +29,18 @@ pub struct Config {
     pub write_queue_requests: usize,
     /// Most rows the writer commits in one transaction (group commit). Default 5000.
     pub max_rows_per_commit: usize,
+    /// Origins allowed to call the API from a browser (CORS); empty allows any origin. Default empty.
+    pub allowed_origins: Vec<String>,
+    /// POSTs per second allowed from one client address (token bucket); 0 turns the limit off.
+    /// Default 1000: a whole room of students may share one address behind a NAT.
+    pub rate_limit_ip_per_sec: u32,
+    /// Burst of POSTs allowed from one client address above the rate. Default 2000.
+    pub rate_limit_ip_burst: u32,
+    /// POSTs per second allowed for one session token; 0 turns the limit off. Default 20 (a page
+    /// sends about one batch a second).
+    pub rate_limit_session_per_sec: u32,
+    /// Burst of POSTs allowed for one session token above the rate. Default 100.
+    pub rate_limit_session_burst: u32,
 }
 
 impl Default for Config {
@@ -45,6 +57,11 @@ impl Default for Config {
             read_connections: 4,
             write_queue_requests: 1024,
             max_rows_per_commit: 5000,
+            allowed_origins: Vec::new(),
+            rate_limit_ip_per_sec: 1000,
+            rate_limit_ip_burst: 2000,
+            rate_limit_session_per_sec: 20,
+            rate_limit_session_burst: 100,
         }
     }
 }

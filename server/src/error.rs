@@ -40,6 +40,26 @@ pub enum ApiError {
         /// Events in the batch.
         got: usize,
     },
+    /// 400: the body's Content-Encoding is gzip but the body is not valid gzip.
+    #[error("body is not valid gzip: {0}")]
+    BadGzip(String),
+    /// 415: a Content-Encoding other than gzip or identity.
+    #[error("unsupported Content-Encoding {0:?}: send gzip or an uncompressed body")]
+    UnsupportedEncoding(String),
+    /// 429: a rate limit was hit; retry after the given seconds.
+    #[error("too many requests for this {key}; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// `client address` or `session token`.
+        key: &'static str,
+        /// Seconds until a request would be allowed (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// 503: the writer's queue is full.
+    #[error("the server is overloaded; retry shortly")]
+    Overloaded,
+    /// 503: the database does not take writes (`/healthz`).
+    #[error("database is not writable: {0}")]
+    Unhealthy(String),
     /// 415: a Content-Type other than JSON or plain text.
     #[error("unsupported Content-Type {0:?}: send application/json (or text/plain, as beacons do)")]
     UnsupportedMediaType(String),
@@ -65,6 +85,26 @@ pub enum ApiError {
     Storage(#[from] crate::storage::StorageError),
 }
 
+impl ApiError {
+    /// A short label for the `reason` of the refusal metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::EmptyBody => "empty_body",
+            ApiError::MalformedJson(_) | ApiError::NotAnObject | ApiError::BadGzip(_) => "malformed",
+            ApiError::InvalidEvent(_) | ApiError::NoValidEvents(_) => "invalid_event",
+            ApiError::BodyTooLarge { .. } | ApiError::TooManyEvents { .. } => "too_large",
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded => "overloaded",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Unhealthy(_) | ApiError::Storage(_) => "storage",
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -75,7 +115,10 @@ impl ResponseError for ApiError {
             | ApiError::NoValidEvents(_)
             | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } | ApiError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadGzip(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded | ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,8 +138,14 @@ impl ResponseError for ApiError {
             _ => Vec::new(),
         };
         let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::RateLimited { retry_after_secs, .. } => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::ShuttingDown | ApiError::Overloaded => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
         response.json(ErrorResponse { success: false, error: self.to_string(), rejected })
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod storage;
 
 use std::future::Future;
@@ -54,13 +55,18 @@ pub async fn run(
     if config.instructor_tokens.iter().all(|t| t.is_empty()) {
         return Err(ServerError::NoInstructorToken);
     }
-    let storage = Storage::open(&config)
+    let metrics = Arc::new(metrics::Metrics::new());
+    let storage = Storage::open(&config, metrics.clone())
         .map_err(|source| ServerError::Storage { path: config.db_path.display().to_string(), source })?;
-    let state = web::Data::from(Arc::new(api::AppState { config, storage }));
+    let limits = api::RateLimits::new(&config);
+    let state = web::Data::from(Arc::new(api::AppState { config, storage, metrics, limits }));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let config = &app_state.config;
-        let mut app = App::new().app_data(app_state.clone()).wrap(cors()).configure(api::routes);
+        let mut app = App::new()
+            .app_data(app_state.clone())
+            .wrap(cors(&config.allowed_origins))
+            .configure(api::routes);
         if let Some(pkg) = config.pkg_dir.as_ref().filter(|d| d.is_dir()) {
             app = app.service(actix_files::Files::new("/pkg", pkg));
         }
@@ -75,6 +81,14 @@ pub async fn run(
     .run();
 
     let handle = server.handle();
+    let housekeeping = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut every_minute = actix_web::rt::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            housekeeping.limits.forget_idle_keys();
+        }
+    });
     actix_web::rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in progress");
@@ -86,13 +100,17 @@ pub async fn run(
     Ok(served?)
 }
 
-/// CORS: workshop pages live on other origins, so any origin may POST events and (with a token)
-/// read them. No cookies are involved, so no credentials are allowed. `Retry-After` is exposed to
-/// scripts (the client honours it) and preflights are cached for a day.
-fn cors() -> Cors {
-    Cors::default()
-        .allow_any_origin()
-        .allowed_methods(["GET", "POST", "DELETE", "OPTIONS"])
+/// CORS: workshop pages live on other origins, so by default any origin may POST events and (with
+/// a token) read them; `allowed_origins` restricts that. No cookies are involved, so no
+/// credentials are allowed. `Retry-After` is exposed to scripts (the client honours it) and
+/// preflights are cached for a day.
+fn cors(allowed_origins: &[String]) -> Cors {
+    let cors = if allowed_origins.is_empty() {
+        Cors::default().allow_any_origin()
+    } else {
+        allowed_origins.iter().fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+    };
+    cors.allowed_methods(["GET", "POST", "DELETE", "OPTIONS"])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::CONTENT_ENCODING])
         .expose_headers([header::RETRY_AFTER])
         .max_age(86_400)

@@ -33,6 +33,22 @@ struct Args {
     /// Most events in one batch.
     #[arg(long, env = "SESSION_LOG_MAX_BATCH_EVENTS", default_value_t = Config::default().max_batch_events)]
     max_batch_events: usize,
+    /// Origin allowed to call the API from a browser (CORS); repeat, or separate with commas.
+    /// When absent, any origin may.
+    #[arg(long = "allowed-origin", env = "SESSION_LOG_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// POSTs per second from one client address (0: no limit).
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_IP", default_value_t = Config::default().rate_limit_ip_per_sec)]
+    rate_limit_ip: u32,
+    /// Burst of POSTs from one client address above the rate.
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_IP_BURST", default_value_t = Config::default().rate_limit_ip_burst)]
+    rate_limit_ip_burst: u32,
+    /// POSTs per second for one session token (0: no limit).
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION", default_value_t = Config::default().rate_limit_session_per_sec)]
+    rate_limit_session: u32,
+    /// Burst of POSTs for one session token above the rate.
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION_BURST", default_value_t = Config::default().rate_limit_session_burst)]
+    rate_limit_session_burst: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +75,11 @@ fn main() -> anyhow::Result<()> {
         pkg_dir: Some(args.pkg),
         max_body_bytes: args.max_body_bytes,
         max_batch_events: args.max_batch_events,
+        allowed_origins: args.allowed_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
+        rate_limit_ip_per_sec: args.rate_limit_ip,
+        rate_limit_ip_burst: args.rate_limit_ip_burst,
+        rate_limit_session_per_sec: args.rate_limit_session,
+        rate_limit_session_burst: args.rate_limit_session_burst,
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;

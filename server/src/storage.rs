@@ -11,13 +11,13 @@
 //! - Queries use a pool of read-only connections: in WAL mode they never wait for the writer.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite::{params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::ingest::ValidEvent;
+use crate::metrics::Metrics;
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -96,11 +97,37 @@ pub struct Inserted {
     pub duplicates: usize,
 }
 
-/// One request to the writer: its events and where to send the outcome.
-struct WriteJob {
-    events: Vec<ValidEvent>,
-    ack: oneshot::Sender<Result<Inserted, String>>,
+/// One request to the writer.
+enum WriteJob {
+    /// Store these events; send the outcome once committed.
+    Insert { events: Vec<ValidEvent>, ack: oneshot::Sender<Result<Inserted, String>> },
+    /// Check that the database takes a write lock (`/healthz`).
+    Ping { ack: oneshot::Sender<Result<Inserted, String>> },
 }
+
+impl WriteJob {
+    fn rows(&self) -> usize {
+        match self {
+            WriteJob::Insert { events, .. } => events.len(),
+            WriteJob::Ping { .. } => 0,
+        }
+    }
+
+    fn answer(self, outcome: Result<Inserted, String>) {
+        let ack = match self {
+            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } => ack,
+        };
+        let _ = ack.send(outcome);
+    }
+}
+
+/// The WAL file is truncated back to this size after a checkpoint (`journal_size_limit`, bytes).
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// When the WAL grows past this (bytes), the writer checkpoints as soon as it is idle.
+const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
+/// When the WAL grows past this (bytes), the writer checkpoints even under load: readers that
+/// never let SQLite's automatic (passive) checkpoint finish cannot make it grow without bound.
+const WAL_CHECKPOINT_FORCED: u64 = 128 * 1024 * 1024;
 
 /// Filters of an event query; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +147,7 @@ pub type EventRow = StoredEvent<Box<RawValue>>;
 
 /// The database: a handle to the writer thread and a pool of readers.
 pub struct Storage {
+    metrics: Arc<Metrics>,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
@@ -130,27 +158,23 @@ impl Storage {
     /// the writer thread and opens the read pool.
     ///
     /// Errors: the folder cannot be created, the file cannot be opened or migrated.
-    pub fn open(config: &Config) -> Result<Storage, StorageError> {
+    pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Storage, StorageError> {
         let path = &config.db_path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
-        }
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
-
+        let conn = open_writer_connection(path)?;
         let readers = open_readers(path, config.read_connections)?;
         let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
-        let max_rows = config.max_rows_per_commit.max(1);
+        let writer = Writer {
+            conn,
+            wal_path: wal_path(path),
+            max_rows: config.max_rows_per_commit.max(1),
+            metrics: metrics.clone(),
+        };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
-            .spawn(move || writer_loop(conn, receiver, max_rows))
+            .spawn(move || writer.run(receiver))
             .map_err(|source| StorageError::CreateDir { path: "writer thread".into(), source })?;
         Ok(Storage {
+            metrics,
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             readers,
@@ -163,9 +187,22 @@ impl Storage {
     /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Sqlite`] when the commit failed
     /// (then none of the events is stored).
     pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StorageError> {
+        self.submit(|ack| WriteJob::Insert { events, ack }).await
+    }
+
+    /// Checks, through the writer, that the database takes a write lock (an empty immediate
+    /// transaction). Errors as for [`Storage::insert`].
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
+    }
+
+    async fn submit(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<Inserted, String>>) -> WriteJob,
+    ) -> Result<Inserted, StorageError> {
         let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
         let (ack, done) = oneshot::channel();
-        writer.try_send(WriteJob { events, ack }).map_err(|e| match e {
+        writer.try_send(job(ack)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StorageError::Busy,
             mpsc::error::TrySendError::Closed(_) => StorageError::WriterGone,
         })?;
@@ -174,6 +211,13 @@ impl Storage {
             Ok(Err(message)) => Err(StorageError::Commit(message)),
             Err(_) => Err(StorageError::WriterGone),
         }
+    }
+
+    /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.
+    pub fn observe_queue_depth(&self) -> usize {
+        let depth = lock(&self.writer).as_ref().map_or(0, |w| w.max_capacity() - w.capacity());
+        self.metrics.queue_depth.set(depth as i64);
+        depth
     }
 
     /// A read-only connection from the pool (blocking: call it from a blocking task).
@@ -215,90 +259,179 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
     Ok(r2d2::Pool::builder().max_size(size.max(1)).build(manager)?)
 }
 
-/// The writer: commit what is waiting, answer, repeat; returns when every sender is gone and the
-/// channel is drained (that is the graceful shutdown: nothing handed over is lost).
-fn writer_loop(mut conn: Connection, mut receiver: mpsc::Receiver<WriteJob>, max_rows: usize) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut rows = first.events.len();
-        let mut jobs = vec![first];
-        while rows < max_rows {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    rows += job.events.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        match commit(&mut conn, &jobs) {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.ack.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, rows, "commit failed");
-                for job in jobs {
-                    let _ = job.ack.send(Err(error.to_string()));
-                }
-            }
-        }
+/// Opens the write connection: creates the folder and the file, sets WAL mode and the pragmas,
+/// and brings the schema up to date. The server's writer and the ingest benchmark's ceiling both
+/// use it, so they write to identical databases.
+///
+/// Errors: the folder cannot be created, the file cannot be opened, a pragma or migration fails.
+pub fn open_writer_connection(path: &Path) -> Result<Connection, StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
     }
-    tracing::debug!("writer stopped: every accepted event is committed");
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a commit survives a crash of the process (not of the OS), without an
+    // fsync per transaction.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+    Ok(conn)
 }
 
-/// Commits all jobs' events in one transaction; returns each job's counts.
-fn commit(conn: &mut Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, rusqlite::Error> {
-    let created_at = now_iso();
-    let tx = conn.transaction()?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    {
-        let mut students: HashMap<&str, i64> = HashMap::new();
-        let mut upsert_student = tx.prepare_cached(
-            "INSERT INTO students (email, name) VALUES (?1, ?2)
-             ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
-             RETURNING student_id",
-        )?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (event_uuid) DO NOTHING",
-        )?;
-        for job in jobs {
-            let mut outcome = Inserted::default();
-            for event in &job.events {
-                let student_id = match event.student_email.as_deref() {
-                    Some(email) => match students.get(email) {
-                        Some(id) => Some(*id),
-                        None => {
-                            let id: i64 = upsert_student
-                                .query_row((email, event.student_name.as_deref()), |r| r.get(0))?;
-                            students.insert(email, id);
-                            Some(id)
-                        }
-                    },
-                    None => None,
-                };
-                let changed = insert.execute((
-                    event.uuid.as_bytes().as_slice(),
-                    event.seq.map(|s| s as i64),
-                    student_id,
-                    &event.session_token,
-                    &event.event_type,
-                    &event.event_data,
-                    &created_at,
-                ))?;
-                if changed == 1 {
-                    outcome.new += 1;
-                } else {
-                    outcome.duplicates += 1;
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    wal_path: PathBuf,
+    max_rows: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
+    /// is drained (that is the graceful shutdown: nothing handed over is lost).
+    fn run(mut self, mut receiver: mpsc::Receiver<WriteJob>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut rows = first.rows();
+            let mut jobs = vec![first];
+            while rows < self.max_rows {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        rows += job.rows();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
                 }
             }
-            outcomes.push(outcome);
+            let started = Instant::now();
+            match commit(&mut self.conn, &jobs) {
+                Ok(outcomes) => {
+                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics.commit_rows.observe(rows as f64);
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        job.answer(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, rows, "commit failed");
+                    for job in jobs {
+                        job.answer(Err(error.to_string()));
+                    }
+                }
+            }
+            self.maybe_checkpoint(receiver.is_empty());
+        }
+        self.maybe_checkpoint(true);
+        tracing::debug!("writer stopped: every accepted event is committed");
+    }
+
+    /// Keeps the WAL bounded: checkpoint (and truncate) it when the writer is idle and the WAL is
+    /// over 16 MiB, or at once when it is over 128 MiB.
+    fn maybe_checkpoint(&mut self, idle: bool) {
+        let wal_bytes = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
+        let due = wal_bytes > WAL_CHECKPOINT_FORCED || (idle && wal_bytes > WAL_CHECKPOINT_IDLE);
+        if !due {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        match result {
+            Ok((busy, log, done)) => tracing::debug!(wal_bytes, busy, log, done, elapsed = ?started.elapsed(), "checkpoint"),
+            Err(error) => tracing::warn!(%error, wal_bytes, "checkpoint failed"),
+        }
+    }
+}
+
+/// Commits all jobs' events in one immediate transaction; returns each job's counts.
+fn commit(conn: &mut Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, rusqlite::Error> {
+    let created_at = now_iso();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    {
+        let mut writer = EventWriter::new(&tx, &created_at)?;
+        for job in jobs {
+            outcomes.push(match job {
+                WriteJob::Insert { events, .. } => writer.write(events)?,
+                WriteJob::Ping { .. } => Inserted::default(),
+            });
         }
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Inserts events within a caller's transaction, reusing prepared statements and the students
+/// already looked up. Used by the writer and by the ingest benchmark's ceiling.
+pub struct EventWriter<'c> {
+    created_at: &'c str,
+    students: HashMap<String, i64>,
+    upsert_student: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> EventWriter<'c> {
+    /// Prepares the statements on `conn`; every event written gets `created_at`.
+    pub fn new(conn: &'c Connection, created_at: &'c str) -> Result<Self, rusqlite::Error> {
+        Ok(EventWriter {
+            created_at,
+            students: HashMap::new(),
+            upsert_student: conn.prepare_cached(
+                "INSERT INTO students (email, name) VALUES (?1, ?2)
+                 ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
+                 RETURNING student_id",
+            )?,
+            insert: conn.prepare_cached(
+                "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (event_uuid) DO NOTHING",
+            )?,
+        })
+    }
+
+    /// Inserts `events`; an event whose `uuid` is already stored is skipped and counted as a
+    /// duplicate. Errors: any SQLite error (the caller's transaction should then be rolled back).
+    pub fn write(&mut self, events: &[ValidEvent]) -> Result<Inserted, rusqlite::Error> {
+        let mut outcome = Inserted::default();
+        for event in events {
+            let student_id = match event.student_email.as_deref() {
+                Some(email) => Some(self.student_id(email, event.student_name.as_deref())?),
+                None => None,
+            };
+            let changed = self.insert.execute((
+                event.uuid.as_bytes().as_slice(),
+                event.seq.map(|s| s as i64),
+                student_id,
+                &event.session_token,
+                &event.event_type,
+                &event.event_data,
+                self.created_at,
+            ))?;
+            if changed == 1 {
+                outcome.new += 1;
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn student_id(&mut self, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
+        if let Some(id) = self.students.get(email) {
+            return Ok(*id);
+        }
+        let id: i64 = self.upsert_student.query_row((email, name), |r| r.get(0))?;
+        self.students.insert(email.to_owned(), id);
+        Ok(id)
+    }
 }
 
 /// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).

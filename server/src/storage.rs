@@ -21,7 +21,8 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
-use tokio::sync::{mpsc, oneshot};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::ingest::ValidEvent;
@@ -123,10 +124,10 @@ impl WriteJob {
 
 /// The WAL file is truncated back to this size after a checkpoint (`journal_size_limit`, bytes).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
-/// When the WAL grows past this (bytes), the writer checkpoints as soon as it is idle.
+/// When the WAL grows past this (bytes), the writer truncates it as soon as it is idle.
 const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
-/// When the WAL grows past this (bytes), the writer checkpoints even under load: readers that
-/// never let SQLite's automatic (passive) checkpoint finish cannot make it grow without bound.
+/// When the WAL grows past this (bytes), the checkpointer forces a RESTART checkpoint: readers
+/// that never let a passive checkpoint finish cannot make it grow without bound.
 const WAL_CHECKPOINT_FORCED: u64 = 128 * 1024 * 1024;
 
 /// Filters of an event query; `None` matches everything.
@@ -148,8 +149,9 @@ pub type EventRow = StoredEvent<Box<RawValue>>;
 /// The database: a handle to the writer thread and a pool of readers.
 pub struct Storage {
     metrics: Arc<Metrics>,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer: Mutex<Option<Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
@@ -162,21 +164,31 @@ impl Storage {
         let path = &config.db_path;
         let conn = open_writer_connection(path)?;
         let readers = open_readers(path, config.read_connections)?;
-        let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
+        let (sender, receiver) = crossbeam_channel::bounded(config.write_queue_requests.max(1));
         let writer = Writer {
             conn,
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
+            wait: Duration::from_micros(config.group_commit_wait_us),
             metrics: metrics.clone(),
         };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|source| StorageError::CreateDir { path: "writer thread".into(), source })?;
+        let checkpoint_conn = Connection::open(path)?;
+        checkpoint_conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop_checkpoints, stop) = crossbeam_channel::bounded(1);
+        let wal = wal_path(path);
+        let checkpointer_thread = std::thread::Builder::new()
+            .name("session-log-checkpointer".into())
+            .spawn(move || checkpointer(checkpoint_conn, wal, stop))
+            .map_err(|source| StorageError::CreateDir { path: "checkpointer thread".into(), source })?;
         Ok(Storage {
             metrics,
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
+            checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer_thread))),
             readers,
         })
     }
@@ -203,8 +215,8 @@ impl Storage {
         let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
         let (ack, done) = oneshot::channel();
         writer.try_send(job(ack)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StorageError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StorageError::WriterGone,
+            TrySendError::Full(_) => StorageError::Busy,
+            TrySendError::Disconnected(_) => StorageError::WriterGone,
         })?;
         match done.await {
             Ok(Ok(inserted)) => Ok(inserted),
@@ -215,7 +227,7 @@ impl Storage {
 
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.
     pub fn observe_queue_depth(&self) -> usize {
-        let depth = lock(&self.writer).as_ref().map_or(0, |w| w.max_capacity() - w.capacity());
+        let depth = lock(&self.writer).as_ref().map_or(0, Sender::len);
         self.metrics.queue_depth.set(depth as i64);
         depth
     }
@@ -227,6 +239,11 @@ impl Storage {
 
     /// Stops taking writes, lets the writer commit everything already handed to it, and waits for it.
     pub fn close(&self) {
+        let checkpointer = lock(&self.checkpointer).take();
+        if let Some((stop, thread)) = checkpointer {
+            drop(stop);
+            let _ = thread.join();
+        }
         lock(&self.writer).take();
         let thread = lock(&self.writer_thread).take();
         if let Some(thread) = thread {
@@ -275,6 +292,10 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection, StorageError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    // A 16 MiB page cache keeps the indexes' hot pages in memory.
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    // Checkpoints are the checkpointer thread's job (see `checkpointer`), never a commit's.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
     Ok(conn)
@@ -289,27 +310,45 @@ fn wal_path(db: &Path) -> PathBuf {
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
+    /// The WAL file, whose size decides when an idle writer truncates it.
     wal_path: PathBuf,
     max_rows: usize,
+    /// How long to wait for more requests while commits are grouping several.
+    wait: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl Writer {
     /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
     /// is drained (that is the graceful shutdown: nothing handed over is lost).
-    fn run(mut self, mut receiver: mpsc::Receiver<WriteJob>) {
-        while let Some(first) = receiver.blocking_recv() {
+    fn run(mut self, receiver: Receiver<WriteJob>) {
+        let mut last_jobs = 0;
+        while let Ok(first) = receiver.recv() {
+            // Under concurrent load, wait a moment for more requests to share the commit (one commit
+            // of many rows costs little more than one of a single row), but only while they keep
+            // coming: at most GROUP_GAP between two, and `wait` in all.
+            let deadline = (last_jobs > 1).then(|| Instant::now() + self.wait);
             let mut rows = first.rows();
             let mut jobs = vec![first];
             while rows < self.max_rows {
-                match receiver.try_recv() {
+                let next = match receiver.try_recv() {
+                    Ok(job) => Ok(job),
+                    Err(_) => match deadline {
+                        Some(deadline) => {
+                            receiver.recv_deadline(deadline.min(Instant::now() + GROUP_GAP)).map_err(|_| ())
+                        }
+                        None => Err(()),
+                    },
+                };
+                match next {
                     Ok(job) => {
                         rows += job.rows();
                         jobs.push(job);
                     }
-                    Err(_) => break,
+                    Err(()) => break,
                 }
             }
+            last_jobs = jobs.len();
             let started = Instant::now();
             match commit(&mut self.conn, &jobs) {
                 Ok(outcomes) => {
@@ -326,27 +365,53 @@ impl Writer {
                     }
                 }
             }
-            self.maybe_checkpoint(receiver.is_empty());
+            if receiver.is_empty() && wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
+                // Idle: fold the WAL back into the database and truncate it, while nobody waits.
+                checkpoint(&self.conn, "TRUNCATE");
+            }
         }
-        self.maybe_checkpoint(true);
+        checkpoint(&self.conn, "TRUNCATE");
         tracing::debug!("writer stopped: every accepted event is committed");
     }
+}
 
-    /// Keeps the WAL bounded: checkpoint (and truncate) it when the writer is idle and the WAL is
-    /// over 16 MiB, or at once when it is over 128 MiB.
-    fn maybe_checkpoint(&mut self, idle: bool) {
-        let wal_bytes = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
-        let due = wal_bytes > WAL_CHECKPOINT_FORCED || (idle && wal_bytes > WAL_CHECKPOINT_IDLE);
-        if !due {
-            return;
+/// Wait between two requests joining a group commit, at most (see `Writer::run`).
+const GROUP_GAP: Duration = Duration::from_micros(200);
+
+/// How often the checkpointer runs a passive checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+fn wal_bytes(wal: &Path) -> u64 {
+    std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+/// Runs `PRAGMA wal_checkpoint(<mode>)` and logs the outcome.
+fn checkpoint(conn: &Connection, mode: &str) {
+    let started = Instant::now();
+    let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match result {
+        Ok((busy, log, done)) => tracing::debug!(mode, busy, log, done, elapsed = ?started.elapsed(), "checkpoint"),
+        Err(error) => tracing::warn!(%error, mode, "checkpoint failed"),
+    }
+}
+
+/// The checkpointer thread: copies committed WAL frames into the database with PASSIVE
+/// checkpoints on its own connection, so the writer never stalls on a checkpoint (the writer's
+/// automatic checkpoints are off). SQLite reuses the WAL from its start once it is fully
+/// checkpointed, which keeps it bounded under sustained load; past WAL_CHECKPOINT_FORCED (readers
+/// holding old snapshots), a RESTART checkpoint briefly holds the writer to force it.
+fn checkpointer(conn: Connection, wal: PathBuf, stop: Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
-        let started = Instant::now();
-        let result = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
-        match result {
-            Ok((busy, log, done)) => tracing::debug!(wal_bytes, busy, log, done, elapsed = ?started.elapsed(), "checkpoint"),
-            Err(error) => tracing::warn!(%error, wal_bytes, "checkpoint failed"),
+        if wal_bytes(&wal) > WAL_CHECKPOINT_FORCED {
+            checkpoint(&conn, "RESTART");
+        } else {
+            checkpoint(&conn, "PASSIVE");
         }
     }
 }

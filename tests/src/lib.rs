@@ -4,6 +4,8 @@
 //! Nothing is skipped: when the server binary, the client package or Chromium is missing, the
 //! harness panics saying how to get it (`cargo xtask test` builds and installs everything).
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ impl Server {
     /// Starts `session-log-server` serving the demo (`www/`) and the client package, with a
     /// temporary database and [`INSTRUCTOR_TOKEN`].
     pub fn start() -> Server {
+        let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
+        assert!(pkg.join("session_log.js").is_file(), "the client package in {} is not built: run `cargo xtask build`", pkg.display());
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("events.db");
         let mut server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);
@@ -52,18 +56,19 @@ impl Server {
         server
     }
 
-    /// Starts the binary on port 0 with the database file `db` and extra arguments.
+    /// Starts the binary on port 0 (unless `extra_args` has `--bind`) with the database file `db`
+    /// and extra arguments; it serves the demo and the client package when they exist.
     pub fn start_with(db: &Path, extra_args: &[&str]) -> Server {
         let bin = required_path(
             "SESSION_LOG_SERVER_BIN",
             workspace().join("target/debug/session-log-server"),
             "the session-log-server binary",
         );
-        let www = required_path("SESSION_LOG_WWW", workspace().join("www"), "the demo page folder");
-        let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
-        assert!(pkg.join("session_log.js").is_file(), "the client package in {} is not built: run `cargo xtask build`", pkg.display());
+        let www = std::env::var_os("SESSION_LOG_WWW").map(PathBuf::from).unwrap_or_else(|| workspace().join("www"));
+        let pkg = std::env::var_os("SESSION_LOG_PKG").map(PathBuf::from).unwrap_or_else(|| workspace().join("client-wasm/pkg"));
+        let bind: &[&str] = if extra_args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1:0"] };
         let mut child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(bind)
             .args(extra_args)
             .arg("--db")
             .arg(db)
@@ -93,6 +98,17 @@ impl Server {
             .recv_timeout(Duration::from_secs(30))
             .expect("the server did not print its address within 30 s");
         Server { url, generated_token, child, _dir: None }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
     }
 
     /// Sends SIGTERM and waits (up to 20 s) for the process to exit; returns its exit status.

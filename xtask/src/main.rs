@@ -37,6 +37,13 @@ enum Cmd {
     Test,
     /// Build the npm package into client-wasm/pkg and print its gzipped size.
     Build,
+    /// Run the ingest benchmark against the release server (loopback, about 30 s).
+    /// Arguments after `--` go to the benchmark (`--seconds N`, `--batch-clients N`, `--single-clients N`).
+    Bench {
+        /// Extra arguments for session-log-bench.
+        #[arg(last = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -58,6 +65,19 @@ fn main() -> Result<()> {
                 Command::new(server)
                     .args(["--www", "www", "--pkg", "client-wasm/pkg"])
                     .args(server_args),
+            )?;
+        }
+        Cmd::Bench { bench_args } => {
+            run(
+                "build the server and the benchmark (release)",
+                cargo().args(["build", "--release", "-p", "session-log-server", "-p", "session-log-e2e", "--bin", "session-log-server", "--bin", "session-log-bench"]),
+            )?;
+            let release = target_dir(&root).join("release");
+            run(
+                "ingest benchmark",
+                Command::new(release.join("session-log-bench"))
+                    .args(bench_args)
+                    .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
             )?;
         }
         Cmd::Test => {

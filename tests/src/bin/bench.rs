@@ -1,0 +1,206 @@
+//! The ingest benchmark (`cargo xtask bench`): drives the real server binary over loopback with
+//! concurrent clients, then measures the ceiling (the same rows inserted straight through rusqlite
+//! with the same schema and pragmas) in the same run, and prints the figures and their ratios.
+//! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
+
+use std::time::{Duration, Instant};
+
+use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
+use session_log_e2e::Server;
+use session_log_server::config::Config;
+use session_log_server::ingest::validate_event;
+use session_log_server::storage::{now_iso, open_writer_connection, EventWriter};
+
+/// Rows per transaction of the ceiling (as many as the server's largest group commit).
+const CEILING_ROWS_PER_TX: usize = 5000;
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = arg("--seconds").unwrap_or(10);
+    let batch_clients: usize = arg("--batch-clients").unwrap_or(16);
+    let single_clients: usize = arg("--single-clients").unwrap_or(32);
+    let phase = Duration::from_secs(seconds);
+
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("bench.db");
+    let server =
+        Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
+    println!("session-log ingest benchmark: {} cores, loopback, server {}", cores(), server.url);
+
+    // Warm-up: connections, page cache, statement cache.
+    Load::run(LoadConfig { url: server.url.clone(), clients: 4, batch_size: 50, duration: Duration::from_secs(1), max_requests: 2_000 });
+
+    let batched = Load::run(LoadConfig {
+        url: server.url.clone(),
+        clients: batch_clients,
+        batch_size: 50,
+        duration: phase,
+        max_requests: 400_000,
+    });
+    let batched_rate = rate(&batched);
+    print_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &batched, batched_rate);
+    let mut commits = CommitStats::read(&server.url);
+    let cpu_before = cpu_seconds(server.pid());
+    let machine_before = machine_busy();
+
+    let single = Load::run(LoadConfig {
+        url: server.url.clone(),
+        clients: single_clients,
+        batch_size: 0,
+        duration: phase,
+        max_requests: 1_000_000,
+    });
+    let single_rate = rate(&single);
+    print_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &single, single_rate);
+    commits.report(CommitStats::read(&server.url));
+    if let (Some((busy0, total0)), Some((busy1, total1))) = (machine_before, machine_busy()) {
+        println!("  machine CPU busy in that phase: {:.0}%", 100.0 * (busy1 - busy0) / (total1 - total0));
+    }
+    if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
+        println!(
+            "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
+            after - before,
+            single.elapsed.as_secs_f64(),
+            100.0 * (after - before) / single.elapsed.as_secs_f64() / cores() as f64,
+            cores()
+        );
+    }
+
+    let peak_mb = peak_memory_mb(server.pid());
+    drop(server);
+
+    let rows = batched.acked.len().clamp(50_000, 1_000_000);
+    let ceiling_rate = ceiling(dir.path(), rows)?;
+    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema and pragmas, {rows} rows): {ceiling_rate:.0} rows/s");
+    println!();
+    println!("batched / ceiling:        {:.0}% (target ≥ 70%)", 100.0 * batched_rate / ceiling_rate);
+    println!(
+        "single-event POSTs:       {single_rate:.0}/s (target ≥ 15000/s), p99 {:.1} ms (target < 10 ms)",
+        ms(single.percentile_us(99.0))
+    );
+    match peak_mb {
+        Some(mb) => println!("server peak memory:       {mb:.1} MB (VmHWM; target < 100 MB)"),
+        None => println!("server peak memory:       unavailable (no /proc)"),
+    }
+    Ok(())
+}
+
+/// The writer's group-commit counters from `/metrics`.
+#[derive(Default)]
+struct CommitStats {
+    commits: f64,
+    seconds: f64,
+    rows: f64,
+}
+
+impl CommitStats {
+    fn read(url: &str) -> CommitStats {
+        let text = ureq::get(&format!("{url}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        CommitStats {
+            commits: value("session_log_commit_seconds_count"),
+            seconds: value("session_log_commit_seconds_sum"),
+            rows: value("session_log_commit_rows_sum"),
+        }
+    }
+
+    /// Prints the single-event phase's commits (the difference from `self`, read after the batched phase).
+    fn report(&mut self, after: CommitStats) {
+        let commits = after.commits - self.commits;
+        if commits > 0.0 {
+            println!(
+                "  group commits in that phase: {commits:.0}, {:.1} rows and {:.2} ms each on average",
+                (after.rows - self.rows) / commits,
+                1000.0 * (after.seconds - self.seconds) / commits
+            );
+        }
+        *self = after;
+    }
+}
+
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn rate(report: &LoadReport) -> f64 {
+    report.acked.len() as f64 / report.elapsed.as_secs_f64()
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn print_phase(name: &str, report: &LoadReport, events_per_sec: f64) {
+    println!(
+        "{name}: {events_per_sec:.0} events/s over {:.1} s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} requests, {} failed",
+        report.elapsed.as_secs_f64(),
+        ms(report.percentile_us(50.0)),
+        ms(report.percentile_us(99.0)),
+        ms(report.percentile_us(100.0)),
+        report.latencies_us.len(),
+        report.failures,
+    );
+}
+
+/// Busy and total CPU ticks of the whole machine, from /proc/stat.
+fn machine_busy() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
+    Some((total - idle, total))
+}
+
+/// CPU time (user + system) a process has used, from /proc (s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The server's peak resident memory, from /proc (MB).
+fn peak_memory_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Inserts `rows` realistic events into a fresh database the way the writer does, in large
+/// transactions, and returns rows/s (insert time only).
+fn ceiling(dir: &std::path::Path, rows: usize) -> anyhow::Result<f64> {
+    let config = Config::default();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let events: Vec<_> = (0..rows)
+        .map(|n| {
+            let session = format!("ws_ceiling_{:04}", n % 500);
+            let json = realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), n as u64).to_string();
+            validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut conn = open_writer_connection(&dir.join("ceiling.db"))?;
+    let started = Instant::now();
+    for chunk in events.chunks(CEILING_ROWS_PER_TX) {
+        let created_at = now_iso();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        EventWriter::new(&tx, &created_at)?.write(chunk)?;
+        tx.commit()?;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,220 @@
+//! A load generator: client threads posting realistic events (the reference's shapes) to a server
+//! on loopback, recording which event ids were acknowledged and how long each request took.
+//! Used by the crash and shutdown tests and by the ingest benchmark. Bounded: it stops at its
+//! deadline, at its request budget, or when told to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server, `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Concurrent clients (threads, each with its own keep-alive connection).
+    pub clients: usize,
+    /// Events per POST: 0 sends the reference's single-event body.
+    pub batch_size: usize,
+    /// Stop after this long.
+    pub duration: Duration,
+    /// Stop after this many requests in all (bounds the load whatever the speed).
+    pub max_requests: usize,
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Ids of the events the server acknowledged (2xx).
+    pub acked: Vec<Uuid>,
+    /// Latency of each acknowledged request (µs).
+    pub latencies_us: Vec<u64>,
+    /// Requests that failed (no answer, or not 2xx).
+    pub failures: usize,
+    /// Wall time from start to the last client's end.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// The `p`-th percentile of the latencies (µs), `p` in 0–100; 0 when there are none.
+    pub fn percentile_us(&self, p: f64) -> u64 {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted[rank.min(sorted.len() - 1)]
+    }
+}
+
+/// A running load; [`Load::stop`] ends it and returns the report.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    threads: Vec<JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    /// Starts the clients.
+    pub fn start(config: LoadConfig) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let per_client = config.max_requests.div_ceil(config.clients.max(1));
+        let threads = (0..config.clients.max(1))
+            .map(|client| {
+                let config = config.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || client_loop(client, &config, per_client, &stop, started))
+            })
+            .collect();
+        Load { stop, started, threads }
+    }
+
+    /// Runs a load to its end (deadline or request budget) and returns the report.
+    pub fn run(config: LoadConfig) -> LoadReport {
+        let load = Load::start(config);
+        load.join()
+    }
+
+    /// Tells the clients to stop, waits for them, and returns the report.
+    pub fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    fn join(self) -> LoadReport {
+        let mut report = LoadReport::default();
+        for thread in self.threads {
+            let part = thread.join().expect("load client panicked");
+            report.acked.extend(part.acked);
+            report.latencies_us.extend(part.latencies_us);
+            report.failures += part.failures;
+        }
+        report.elapsed = self.started.elapsed();
+        report
+    }
+}
+
+fn client_loop(client: usize, config: &LoadConfig, budget: usize, stop: &AtomicBool, started: Instant) -> LoadReport {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{}/api/session-log", config.url);
+    let mut rng = fastrand::Rng::with_seed(client as u64);
+    let session = format!("ws_load_{client:04}_{:016x}", rng.u64(..));
+    // Each event type rendered once; requests only splice in the id and seq, so the generator
+    // spends its CPU on sending rather than on building JSON (both share the machine's cores).
+    let templates: Vec<Template> = (0..EVENT_KINDS).map(|kind| Template::new(&mut rng, &session, kind)).collect();
+    let count = config.batch_size.max(1);
+    let mut seq = 0u64;
+    let mut ids = Vec::with_capacity(count);
+    let mut report = LoadReport::default();
+    for _ in 0..budget {
+        if stop.load(Ordering::Relaxed) || started.elapsed() >= config.duration {
+            break;
+        }
+        ids.clear();
+        let mut body = String::with_capacity(count * 520 + 16);
+        if config.batch_size > 0 {
+            body.push_str(r#"{"events":["#);
+        }
+        for i in 0..count {
+            let id = Uuid::now_v7();
+            if i > 0 {
+                body.push(',');
+            }
+            templates[(seq % EVENT_KINDS as u64) as usize].render(&mut body, id, seq);
+            ids.push(id);
+            seq += 1;
+        }
+        if config.batch_size > 0 {
+            body.push_str("]}");
+        }
+        let sent = Instant::now();
+        let answer = agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes());
+        match answer {
+            Ok(mut response) if response.status().is_success() => {
+                let _ = response.body_mut().read_to_vec();
+                report.latencies_us.push(sent.elapsed().as_micros() as u64);
+                report.acked.extend_from_slice(&ids);
+            }
+            Ok(mut response) => {
+                let _ = response.body_mut().read_to_vec();
+                report.failures += 1;
+            }
+            Err(_) => {
+                // The server is down (a crash test) or overloaded: back off briefly.
+                report.failures += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    report
+}
+
+/// Kinds of event [`realistic_event`] makes.
+const EVENT_KINDS: usize = 5;
+
+/// One event's JSON with holes for its id and seq.
+struct Template {
+    parts: [String; 3],
+}
+
+const ID_HOLE: &str = "ffffffff-ffff-7fff-bfff-ffffffffffff";
+const SEQ_HOLE: u64 = 987_654_321_987;
+
+impl Template {
+    fn new(rng: &mut fastrand::Rng, session: &str, kind: usize) -> Template {
+        let hole = Uuid::parse_str(ID_HOLE).expect("uuid");
+        let text = make_event(rng, session, hole, SEQ_HOLE, kind).to_string();
+        let (head, rest) = text.split_once(ID_HOLE).expect("id hole");
+        let (middle, tail) = rest.split_once(&SEQ_HOLE.to_string()).expect("seq hole");
+        Template { parts: [head.to_owned(), middle.to_owned(), tail.to_owned()] }
+    }
+
+    fn render(&self, out: &mut String, id: Uuid, seq: u64) {
+        use std::fmt::Write;
+        out.push_str(&self.parts[0]);
+        let _ = write!(out, "{}", id.hyphenated());
+        out.push_str(&self.parts[1]);
+        let _ = write!(out, "{seq}");
+        out.push_str(&self.parts[2]);
+    }
+}
+
+const STEPS: [&str; 5] = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
+
+/// One event as the wasm client would send it: a reference event type with its fields and the
+/// context fields, about 350–450 bytes of JSON.
+pub fn realistic_event(rng: &mut fastrand::Rng, session: &str, id: Uuid, seq: u64) -> Value {
+    let kind = rng.usize(..EVENT_KINDS);
+    make_event(rng, session, id, seq, kind)
+}
+
+fn make_event(rng: &mut fastrand::Rng, session: &str, id: Uuid, seq: u64, kind: usize) -> Value {
+    let step = rng.usize(..STEPS.len());
+    let (event_type, mut data) = match kind {
+        0 => ("navigation", json!({"from": step, "to": (step + 1) % 5, "fromStepName": STEPS[step], "toStepName": STEPS[(step + 1) % 5]})),
+        1 => ("error", json!({"errorType": "openai_validation_failed", "errorMessage": "Incorrect API key provided", "statusCode": 401})),
+        2 => ("action", json!({"actionName": "phone_number_selected", "phoneNumber": "+15555551234", "provider": "twilio"})),
+        3 => ("api_call", json!({"endpoint": "/api/deploy-function", "method": "POST", "status": 200, "success": true, "deploymentTime": rng.u32(100..5000)})),
+        _ => ("state_change", json!({"stateName": "servicesReady", "oldValue": false, "newValue": true})),
+    };
+    let context = json!({
+        "currentStep": step, "stepName": STEPS[step], "demoMode": false,
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+        "timestamp": "2026-11-21T15:30:45.123Z"
+    });
+    if let (Some(data), Value::Object(context)) = (data.as_object_mut(), context) {
+        data.extend(context);
+    }
+    json!({"sessionToken": session, "studentEmail": format!("{session}@example.com"), "eventType": event_type,
+           "eventData": data, "eventId": id, "seq": seq})
+}

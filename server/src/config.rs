@@ -29,9 +29,6 @@ pub struct Config {
     pub write_queue_requests: usize,
     /// Most rows the writer commits in one transaction (group commit). Default 5000.
     pub max_rows_per_commit: usize,
-    /// How long the writer waits for more requests to join a commit, while the previous commit
-    /// grouped several (µs). An idle server commits a lone request at once. Default 1000.
-    pub group_commit_wait_us: u64,
     /// Origins allowed to call the API from a browser (CORS); empty allows any origin. Default empty.
     pub allowed_origins: Vec<String>,
     /// POSTs per second allowed from one client address (token bucket); 0 turns the limit off.
@@ -60,7 +57,6 @@ impl Default for Config {
             read_connections: 4,
             write_queue_requests: 1024,
             max_rows_per_commit: 5000,
-            group_commit_wait_us: 1000,
             allowed_origins: Vec::new(),
             rate_limit_ip_per_sec: 1000,
             rate_limit_ip_burst: 2000,

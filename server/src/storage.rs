@@ -151,7 +151,7 @@ pub struct Storage {
     metrics: Arc<Metrics>,
     writer: Mutex<Option<Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    checkpointer: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
@@ -169,26 +169,18 @@ impl Storage {
             conn,
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
-            wait: Duration::from_micros(config.group_commit_wait_us),
             metrics: metrics.clone(),
         };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|source| StorageError::CreateDir { path: "writer thread".into(), source })?;
-        let checkpoint_conn = Connection::open(path)?;
-        checkpoint_conn.busy_timeout(BUSY_TIMEOUT)?;
-        let (stop_checkpoints, stop) = crossbeam_channel::bounded(1);
-        let wal = wal_path(path);
-        let checkpointer_thread = std::thread::Builder::new()
-            .name("session-log-checkpointer".into())
-            .spawn(move || checkpointer(checkpoint_conn, wal, stop))
-            .map_err(|source| StorageError::CreateDir { path: "checkpointer thread".into(), source })?;
+        let checkpointer = Checkpointer::start(path)?;
         Ok(Storage {
             metrics,
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
-            checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer_thread))),
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers,
         })
     }
@@ -240,10 +232,7 @@ impl Storage {
     /// Stops taking writes, lets the writer commit everything already handed to it, and waits for it.
     pub fn close(&self) {
         let checkpointer = lock(&self.checkpointer).take();
-        if let Some((stop, thread)) = checkpointer {
-            drop(stop);
-            let _ = thread.join();
-        }
+        drop(checkpointer);
         lock(&self.writer).take();
         let thread = lock(&self.writer_thread).take();
         if let Some(thread) = thread {
@@ -313,8 +302,6 @@ struct Writer {
     /// The WAL file, whose size decides when an idle writer truncates it.
     wal_path: PathBuf,
     max_rows: usize,
-    /// How long to wait for more requests while commits are grouping several.
-    wait: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -322,33 +309,18 @@ impl Writer {
     /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
     /// is drained (that is the graceful shutdown: nothing handed over is lost).
     fn run(mut self, receiver: Receiver<WriteJob>) {
-        let mut last_jobs = 0;
         while let Ok(first) = receiver.recv() {
-            // Under concurrent load, wait a moment for more requests to share the commit (one commit
-            // of many rows costs little more than one of a single row), but only while they keep
-            // coming: at most GROUP_GAP between two, and `wait` in all.
-            let deadline = (last_jobs > 1).then(|| Instant::now() + self.wait);
             let mut rows = first.rows();
             let mut jobs = vec![first];
             while rows < self.max_rows {
-                let next = match receiver.try_recv() {
-                    Ok(job) => Ok(job),
-                    Err(_) => match deadline {
-                        Some(deadline) => {
-                            receiver.recv_deadline(deadline.min(Instant::now() + GROUP_GAP)).map_err(|_| ())
-                        }
-                        None => Err(()),
-                    },
-                };
-                match next {
+                match receiver.try_recv() {
                     Ok(job) => {
                         rows += job.rows();
                         jobs.push(job);
                     }
-                    Err(()) => break,
+                    Err(_) => break,
                 }
             }
-            last_jobs = jobs.len();
             let started = Instant::now();
             match commit(&mut self.conn, &jobs) {
                 Ok(outcomes) => {
@@ -375,9 +347,6 @@ impl Writer {
     }
 }
 
-/// Wait between two requests joining a group commit, at most (see `Writer::run`).
-const GROUP_GAP: Duration = Duration::from_micros(200);
-
 /// How often the checkpointer runs a passive checkpoint.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -402,7 +371,39 @@ fn checkpoint(conn: &Connection, mode: &str) {
 /// automatic checkpoints are off). SQLite reuses the WAL from its start once it is fully
 /// checkpointed, which keeps it bounded under sustained load; past WAL_CHECKPOINT_FORCED (readers
 /// holding old snapshots), a RESTART checkpoint briefly holds the writer to force it.
-fn checkpointer(conn: Connection, wal: PathBuf, stop: Receiver<()>) {
+/// Stopped (and joined) on drop.
+pub struct Checkpointer {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path` (already in WAL mode) every 250 ms.
+    ///
+    /// Errors: the connection cannot be opened, or the thread cannot be started.
+    pub fn start(path: &Path) -> Result<Checkpointer, StorageError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop, stopped) = crossbeam_channel::bounded(1);
+        let wal = wal_path(path);
+        let thread = std::thread::Builder::new()
+            .name("session-log-checkpointer".into())
+            .spawn(move || checkpoint_loop(conn, wal, stopped))
+            .map_err(|source| StorageError::CreateDir { path: "checkpointer thread".into(), source })?;
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: Receiver<()>) {
     loop {
         match stop.recv_timeout(CHECKPOINT_EVERY) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}

@@ -1,7 +1,10 @@
-//! A load generator: client threads posting realistic events (the reference's shapes) to a server
-//! on loopback, recording which event ids were acknowledged and how long each request took.
+//! A load generator: concurrent clients posting realistic events (the reference's shapes) to a
+//! server on loopback, recording which event ids were acknowledged and how long each request took.
 //! Used by the crash and shutdown tests and by the ingest benchmark. Bounded: it stops at its
 //! deadline, at its request budget, or when told to.
+//!
+//! The clients are tasks on one thread (tokio + hyper, one keep-alive connection each), so the
+//! generator takes at most one core from the server it measures.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,23 +59,43 @@ impl LoadReport {
 pub struct Load {
     stop: Arc<AtomicBool>,
     started: Instant,
-    threads: Vec<JoinHandle<LoadReport>>,
+    thread: JoinHandle<Vec<LoadReport>>,
 }
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
 
 impl Load {
     /// Starts the clients.
     pub fn start(config: LoadConfig) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let per_client = config.max_requests.div_ceil(config.clients.max(1));
-        let threads = (0..config.clients.max(1))
-            .map(|client| {
-                let config = config.clone();
-                let stop = stop.clone();
-                std::thread::spawn(move || client_loop(client, &config, per_client, &stop, started))
+        let clients = config.clients.max(1);
+        let per_client = config.max_requests.div_ceil(clients);
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            runtime.block_on(async move {
+                let http: HttpClient =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .pool_max_idle_per_host(clients)
+                        .build_http();
+                let tasks: Vec<_> = (0..clients)
+                    .map(|client| {
+                        let (http, config, stop) = (http.clone(), config.clone(), flag.clone());
+                        tokio::spawn(async move { client_loop(client, &http, &config, per_client, &stop, started).await })
+                    })
+                    .collect();
+                let mut reports = Vec::with_capacity(clients);
+                for task in tasks {
+                    reports.push(task.await.expect("load client panicked"));
+                }
+                reports
             })
-            .collect();
-        Load { stop, started, threads }
+        });
+        Load { stop, started, thread }
     }
 
     /// Runs a load to its end (deadline or request budget) and returns the report.
@@ -89,8 +112,7 @@ impl Load {
 
     fn join(self) -> LoadReport {
         let mut report = LoadReport::default();
-        for thread in self.threads {
-            let part = thread.join().expect("load client panicked");
+        for part in self.thread.join().expect("load generator panicked") {
             report.acked.extend(part.acked);
             report.latencies_us.extend(part.latencies_us);
             report.failures += part.failures;
@@ -100,13 +122,16 @@ impl Load {
     }
 }
 
-fn client_loop(client: usize, config: &LoadConfig, budget: usize, stop: &AtomicBool, started: Instant) -> LoadReport {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let url = format!("{}/api/session-log", config.url);
+async fn client_loop(
+    client: usize,
+    http: &HttpClient,
+    config: &LoadConfig,
+    budget: usize,
+    stop: &AtomicBool,
+    started: Instant,
+) -> LoadReport {
+    use http_body_util::BodyExt;
+    let url: hyper::Uri = format!("{}/api/session-log", config.url).parse().expect("url");
     let mut rng = fastrand::Rng::with_seed(client as u64);
     let session = format!("ws_load_{client:04}_{:016x}", rng.u64(..));
     // Each event type rendered once; requests only splice in the id and seq, so the generator
@@ -137,22 +162,28 @@ fn client_loop(client: usize, config: &LoadConfig, budget: usize, stop: &AtomicB
         if config.batch_size > 0 {
             body.push_str("]}");
         }
+        let request = hyper::Request::post(url.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("request");
         let sent = Instant::now();
-        let answer = agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes());
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            let response = http.request(request).await?;
+            let status = response.status();
+            let _ = response.into_body().collect().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(status)
+        })
+        .await;
         match answer {
-            Ok(mut response) if response.status().is_success() => {
-                let _ = response.body_mut().read_to_vec();
+            Ok(Ok(status)) if status.is_success() => {
                 report.latencies_us.push(sent.elapsed().as_micros() as u64);
                 report.acked.extend_from_slice(&ids);
             }
-            Ok(mut response) => {
-                let _ = response.body_mut().read_to_vec();
-                report.failures += 1;
-            }
-            Err(_) => {
+            Ok(Ok(_)) => report.failures += 1,
+            _ => {
                 // The server is down (a crash test) or overloaded: back off briefly.
                 report.failures += 1;
-                std::thread::sleep(Duration::from_millis(10));
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }

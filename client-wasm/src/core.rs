@@ -43,6 +43,11 @@ pub struct Config {
     pub retry_base_ms: u32,
     /// Longest retry delay (ms, default 60000).
     pub retry_max_ms: u32,
+    /// Most events kept waiting, in memory and storage (events, default 1000); past it the oldest
+    /// are dropped, counted and reported to the server.
+    pub max_queue_events: usize,
+    /// Most JSON kept waiting (bytes, default 1 MiB).
+    pub max_queue_bytes: usize,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             flush_timeout_ms: 10_000,
             retry_base_ms: 1000,
             retry_max_ms: 60_000,
+            max_queue_events: 1000,
+            max_queue_bytes: 1024 * 1024,
         }
     }
 }
@@ -78,6 +85,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "flushTimeoutMs",
     "retryBaseMs",
     "retryMaxMs",
+    "maxQueueEvents",
+    "maxQueueBytes",
 ];
 
 /// One option's value as `configure` received it, converted from JavaScript.
@@ -135,6 +144,8 @@ impl Config {
             "flushTimeoutMs" => self.flush_timeout_ms = whole(value)?,
             "retryBaseMs" => self.retry_base_ms = whole(value)?,
             "retryMaxMs" => self.retry_max_ms = whole(value)?,
+            "maxQueueEvents" => self.max_queue_events = whole(value)? as usize,
+            "maxQueueBytes" => self.max_queue_bytes = whole(value)? as usize,
             _ => return Err(format!("unknown option {key}")),
         }
         Ok(())
@@ -155,6 +166,9 @@ impl Config {
                 "maxBatchEvents must be 1–{SERVER_MAX_BATCH_EVENTS}, got {}",
                 self.max_batch_events
             ));
+        }
+        if self.max_queue_events < self.max_batch_events {
+            return Err(format!("maxQueueEvents must be at least maxBatchEvents ({})", self.max_batch_events));
         }
         if self.max_batch_bytes < 1024 {
             return Err(format!("maxBatchBytes must be at least 1024, got {}", self.max_batch_bytes));
@@ -360,7 +374,7 @@ pub struct OutgoingBatch {
 /// stay in the queue until the server acknowledges them, so a failed send loses nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Queue {
-    events: VecDeque<String>,
+    events: VecDeque<(u64, String)>,
     bytes: usize,
     in_flight: usize,
     in_flight_bytes: usize,
@@ -370,10 +384,17 @@ pub struct Queue {
 const BATCH_ENVELOPE_BYTES: usize = r#"{"events":[]}"#.len();
 
 impl Queue {
-    /// Appends one event's JSON.
-    pub fn push(&mut self, event_json: String) {
+    /// Appends one event's JSON under `id` (the caller's key for it, e.g. its storage slot).
+    pub fn push(&mut self, id: u64, event_json: String) {
         self.bytes += event_json.len();
-        self.events.push_back(event_json);
+        self.events.push_back((id, event_json));
+    }
+
+    /// Removes the oldest event that is not in flight; returns its id and size (bytes).
+    pub fn drop_oldest(&mut self) -> Option<(u64, usize)> {
+        let (id, json) = self.events.remove(self.in_flight)?;
+        self.bytes -= json.len();
+        Some((id, json.len()))
     }
 
     /// Events queued, including the batch in flight.
@@ -407,6 +428,12 @@ impl Queue {
     /// Takes the next batch to send: the oldest events, at most `max_events` of them and, past the
     /// first, at most `max_bytes` of body. `None` when the queue is empty or a batch is in flight.
     pub fn start_batch(&mut self, max_events: usize, max_bytes: usize) -> Option<OutgoingBatch> {
+        self.start_batch_reporting(max_events, max_bytes, 0)
+    }
+
+    /// As [`Queue::start_batch`], with the batch's `dropped` field (events the client dropped
+    /// since the last acknowledged report; omitted when 0).
+    pub fn start_batch_reporting(&mut self, max_events: usize, max_bytes: usize, dropped: u64) -> Option<OutgoingBatch> {
         if self.in_flight > 0 || self.events.is_empty() {
             return None;
         }
@@ -414,7 +441,7 @@ impl Queue {
         body.push_str(r#"{"events":["#);
         let mut count = 0;
         let mut event_bytes = 0;
-        for event in &self.events {
+        for (_, event) in &self.events {
             let separator = usize::from(count > 0);
             if count == max_events.max(1)
                 || (count > 0 && body.len() + separator + event.len() + 2 > max_bytes)
@@ -428,21 +455,49 @@ impl Queue {
             event_bytes += event.len();
             count += 1;
         }
-        body.push_str("]}");
+        body.push(']');
+        if dropped > 0 {
+            body.push_str(r#","dropped":"#);
+            body.push_str(&dropped.to_string());
+        }
+        body.push('}');
         self.in_flight = count;
         self.in_flight_bytes = event_bytes;
         Some(OutgoingBatch { body, count })
     }
 
+    /// Every queued event's JSON, oldest first, in bodies of at most `max_bytes` (one event may
+    /// exceed it alone) each holding at most `max_events`: what a page sends with beacons as it
+    /// closes. Nothing is removed or marked in flight.
+    pub fn chunks(&self, max_events: usize, max_bytes: usize) -> Vec<String> {
+        let mut bodies = Vec::new();
+        let mut body = String::new();
+        let mut count = 0;
+        for (_, event) in &self.events {
+            if count > 0 && (count == max_events || body.len() + event.len() + 3 > max_bytes) {
+                body.push_str("]}");
+                bodies.push(std::mem::take(&mut body));
+                count = 0;
+            }
+            body.push_str(if count == 0 { r#"{"events":["# } else { "," });
+            body.push_str(event);
+            count += 1;
+        }
+        if count > 0 {
+            body.push_str("]}");
+            bodies.push(body);
+        }
+        bodies
+    }
+
     /// The batch in flight was delivered (or refused for good): removes its events and returns
-    /// how many that was.
-    pub fn finish_batch(&mut self) -> usize {
-        let count = self.in_flight;
-        self.events.drain(..count);
+    /// their ids.
+    pub fn finish_batch(&mut self) -> Vec<u64> {
+        let ids = self.events.drain(..self.in_flight).map(|(id, _)| id).collect();
         self.bytes -= self.in_flight_bytes;
         self.in_flight = 0;
         self.in_flight_bytes = 0;
-        count
+        ids
     }
 
     /// The batch in flight failed: its events stay first in the queue, to be sent again.
@@ -674,7 +729,7 @@ mod tests {
     fn batch_holds_oldest_events_until_acknowledged() {
         let mut q = Queue::default();
         for n in 0..5 {
-            q.push(event(n, 1));
+            q.push(n as u64, event(n, 1));
         }
         let batch = q.start_batch(3, 1 << 20).unwrap();
         let body: Value = serde_json::from_str(&batch.body).unwrap();
@@ -682,7 +737,7 @@ mod tests {
         assert_eq!(ns, vec![0, 1, 2]);
         assert_eq!(q.len(), 5);
         assert!(q.start_batch(3, 1 << 20).is_none(), "one batch in flight at a time");
-        assert_eq!(q.finish_batch(), 3);
+        assert_eq!(q.finish_batch(), vec![0, 1, 2]);
         assert_eq!(q.len(), 2);
         let next: Value = serde_json::from_str(&q.start_batch(3, 1 << 20).unwrap().body).unwrap();
         assert_eq!(next["events"][0]["n"], 3);
@@ -693,7 +748,7 @@ mod tests {
     fn released_batch_is_resent_first() {
         let mut q = Queue::default();
         for n in 0..4 {
-            q.push(event(n, 1));
+            q.push(n as u64, event(n, 1));
         }
         let first = q.start_batch(2, 1 << 20).unwrap();
         q.release_batch();
@@ -706,9 +761,9 @@ mod tests {
     #[test]
     fn batches_respect_byte_limit() {
         let mut q = Queue::default();
-        q.push(event(0, 400));
-        q.push(event(1, 400));
-        q.push(event(2, 2000));
+        q.push(0, event(0, 400));
+        q.push(1, event(1, 400));
+        q.push(2, event(2, 2000));
         let first = q.start_batch(50, 800).unwrap();
         assert_eq!(first.count, 1, "two ~415-byte events and the envelope exceed 800 bytes");
         assert!(first.body.len() <= 800);
@@ -727,13 +782,49 @@ mod tests {
     #[test]
     fn batch_is_due_by_count_or_bytes() {
         let mut q = Queue::default();
-        q.push(event(0, 10));
+        q.push(0, event(0, 10));
         assert!(!q.is_due(2, 1 << 20));
-        q.push(event(1, 10));
+        q.push(1, event(1, 10));
         assert!(q.is_due(2, 1 << 20));
         let mut q = Queue::default();
-        q.push(event(0, 5000));
+        q.push(0, event(0, 5000));
         assert!(q.is_due(50, 4096));
+    }
+
+    // Page-exit bodies cover every queued event, in order, each body under the byte limit.
+    #[test]
+    fn chunks_cover_the_queue_under_the_limit() {
+        let mut q = Queue::default();
+        for n in 0..10 {
+            q.push(n, event(n as usize, 100));
+        }
+        q.start_batch(3, 1 << 20);
+        let bodies = q.chunks(50, 400);
+        let ns: Vec<u64> = bodies
+            .iter()
+            .flat_map(|b| {
+                assert!(b.len() <= 400, "{}", b.len());
+                let v: Value = serde_json::from_str(b).unwrap();
+                v["events"].as_array().unwrap().iter().map(|e| e["n"].as_u64().unwrap()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(ns, (0..10).collect::<Vec<_>>(), "in-flight events are included: the page may die first");
+    }
+
+    // The dropped count rides on the next batch, and dropping skips the batch in flight.
+    #[test]
+    fn dropped_count_and_drop_oldest() {
+        let mut q = Queue::default();
+        for n in 0..4 {
+            q.push(n, event(n as usize, 1));
+        }
+        let batch = q.start_batch_reporting(2, 1 << 20, 7).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&batch.body).unwrap()["dropped"], 7);
+        assert_eq!(q.drop_oldest().map(|(id, _)| id), Some(2), "the batch in flight stays");
+        assert_eq!(q.finish_batch(), vec![0, 1]);
+        assert_eq!(q.len(), 1);
+        let plain = q.start_batch(2, 1 << 20).unwrap();
+        assert!(!plain.body.contains("dropped"));
     }
 
     // Backoff doubles per failure up to the cap, scaled by the jitter, and resets on success.

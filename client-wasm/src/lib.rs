@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod core;
+pub mod durable;
 
 #[cfg(target_arch = "wasm32")]
 mod web;
@@ -18,5 +19,5 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::{
     configure, flush, get_session_token, log_action, log_api_call, log_error, log_navigation, log_session_event,
-    log_state_change, set_step, stats,
+    log_state_change, on_delivery_error, set_step, stats,
 };

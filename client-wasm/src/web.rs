@@ -15,9 +15,8 @@ use session_log_protocol::Event;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{
-    self, ActionFields, ApiCallFields, Backoff, Config, ErrorFields, Outcome, Queue, Session,
-};
+use crate::core::{self, ActionFields, ApiCallFields, Backoff, Config, ErrorFields, Outcome, Session};
+use crate::durable::{DurableQueue, Limits, Store, StoreFull, KEY_PREFIX};
 
 /// `localStorage` key of the generated session token.
 const TOKEN_KEY: &str = "session-log:sessionToken";
@@ -33,11 +32,86 @@ extern "C" {
     fn object_assign(target: &Object, source: &JsValue) -> Result<Object, JsValue>;
 }
 
+// Web Locks (https://w3c.github.io/web-locks/) through a few lines of JavaScript: promise-shaped
+// APIs are clearer there. Each page holds the lock `session-log:tab:<tab>` while it lives; a lock
+// that nobody holds means its tab is gone, so its stored queue can be adopted.
+#[wasm_bindgen(inline_js = r#"
+export function holdLock(name) {
+  if (!globalThis.navigator || !navigator.locks) return false;
+  navigator.locks.request(name, () => new Promise(() => {})).catch(() => {});
+  return true;
+}
+export function withHeldLocks(callback) {
+  if (!globalThis.navigator || !navigator.locks) return;
+  navigator.locks
+    .request("session-log:adopt", async () => {
+      const state = await navigator.locks.query();
+      callback(state.held.map((lock) => lock.name));
+    })
+    .catch(() => {});
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = holdLock)]
+    fn hold_lock(name: &str) -> bool;
+    #[wasm_bindgen(js_name = withHeldLocks)]
+    fn with_held_locks(callback: &Function);
+}
+
+/// `localStorage` as the durable queue's store. With no usable `localStorage` it keeps nothing
+/// and refuses nothing (the queue then lives in memory only, and nothing is dropped for it).
+struct LocalStore(Option<web_sys::Storage>);
+
+impl Store for LocalStore {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.as_ref()?.get_item(key).ok().flatten()
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StoreFull> {
+        match &self.0 {
+            Some(storage) => storage.set_item(key, value).map_err(|_| StoreFull),
+            None => Ok(()),
+        }
+    }
+    fn remove(&mut self, key: &str) {
+        if let Some(storage) = &self.0 {
+            let _ = storage.remove_item(key);
+        }
+    }
+    fn keys(&self) -> Vec<String> {
+        let Some(storage) = &self.0 else { return Vec::new() };
+        let count = storage.length().unwrap_or(0);
+        (0..count).filter_map(|i| storage.key(i).ok().flatten()).filter(|k| k.starts_with(KEY_PREFIX)).collect()
+    }
+}
+
+/// `sessionStorage` key of this tab's id (a reload keeps it; another tab has its own).
+const TAB_KEY: &str = "session-log:tab";
+
+fn tab_lock_name(tab: &str) -> String {
+    format!("session-log:tab:{tab}")
+}
+
+/// This tab's id: kept in `sessionStorage`, made (64 random bits) when absent.
+fn tab_id() -> String {
+    let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
+    if let Some(tab) = storage.as_ref().and_then(|s| s.get_item(TAB_KEY).ok().flatten()) {
+        return tab;
+    }
+    let tab: String = random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(storage) = storage {
+        let _ = storage.set_item(TAB_KEY, &tab);
+    }
+    tab
+}
+
 /// Distinct warnings shown at most: past this the console stays quiet (a page that logs a bad
 /// event in a loop must not flood it).
 const MAX_WARNINGS: usize = 64;
 
 thread_local! {
+    /// The page's `onDeliveryError` callback, kept apart from the client state so that calling it
+    /// (page code) never happens while the state is borrowed.
+    static ON_DELIVERY_ERROR: RefCell<Option<Function>> = const { RefCell::new(None) };
     static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
     static WARNED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
@@ -68,7 +142,9 @@ struct Waiter {
 /// Everything the client keeps between calls.
 struct Client {
     session: Session,
-    queue: Queue,
+    /// This tab's id (its queue's name in storage).
+    tab: String,
+    queue: DurableQueue<LocalStore>,
     backoff: Backoff,
     /// A flush timer is set (1 s after the first queued event, by default).
     timer_armed: bool,
@@ -84,6 +160,8 @@ struct Client {
     last_error: Option<String>,
     waiters: Vec<Waiter>,
     next_waiter_id: u32,
+    /// Delivery is paused until the browser is back online.
+    offline: bool,
 }
 
 /// What to do once the state is no longer borrowed.
@@ -98,13 +176,18 @@ impl Client {
         let token = resolve_token(&config);
         let next_seq = load_seq(&token);
         let backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
+        let limits = Limits { max_events: config.max_queue_events, max_bytes: config.max_queue_bytes };
+        let tab = tab_id();
+        let queue = DurableQueue::open(LocalStore(local_storage()), &tab, limits);
+        let loaded = queue.queue().len() as u64;
         Client {
             session: Session::new(config, token, next_seq, user_agent()),
-            queue: Queue::default(),
+            tab,
+            queue,
             backoff,
             timer_armed: false,
             retry_pending: false,
-            enqueued: 0,
+            enqueued: loaded,
             settled: 0,
             sent: 0,
             dropped: 0,
@@ -112,16 +195,18 @@ impl Client {
             last_error: None,
             waiters: Vec::new(),
             next_waiter_id: 0,
+            offline: false,
         }
     }
 
     /// After an event was queued: send now when a batch is due, else make sure a timer is set.
     fn schedule(&mut self) -> Next {
-        if self.queue.in_flight() || self.retry_pending || self.queue.is_empty() {
+        let queue = self.queue.queue();
+        if queue.in_flight() || self.retry_pending || self.offline || queue.is_empty() {
             return Next::Nothing;
         }
         let c = &self.session.config;
-        if self.queue.is_due(c.max_batch_events, c.max_batch_bytes) || !self.waiters.is_empty() {
+        if queue.is_due(c.max_batch_events, c.max_batch_bytes) || !self.waiters.is_empty() {
             return Next::SendNow;
         }
         if self.timer_armed {
@@ -129,6 +214,18 @@ impl Client {
         }
         self.timer_armed = true;
         Next::Timer(c.flush_interval_ms)
+    }
+
+    /// Right after start: send what was loaded from storage at once (it is overdue).
+    fn schedule_loaded(&mut self) -> Next {
+        if self.queue.queue().is_empty() || self.queue.queue().in_flight() || self.offline {
+            return Next::Nothing;
+        }
+        if !navigator_online() {
+            self.offline = true;
+            return Next::Nothing;
+        }
+        Next::SendNow
     }
 
     /// Waiters whose events have all settled, removed from the list.
@@ -158,7 +255,7 @@ impl Client {
                     });
                 self.finish(count, rejected);
                 self.backoff.reset();
-                if self.queue.is_empty() { Next::Nothing } else { Next::SendNow }
+                if self.queue.queue().is_empty() { Next::Nothing } else { Next::SendNow }
             }
             Outcome::Refused => {
                 let reply = reply.ok();
@@ -171,7 +268,7 @@ impl Client {
                 warn_once(&message);
                 self.last_error = Some(message);
                 self.finish(count, count);
-                if self.queue.is_empty() { Next::Nothing } else { Next::SendNow }
+                if self.queue.queue().is_empty() { Next::Nothing } else { Next::SendNow }
             }
             Outcome::Retry => {
                 self.queue.release_batch();
@@ -182,6 +279,11 @@ impl Client {
                 };
                 warn_once(&message);
                 self.last_error = Some(message);
+                if !navigator_online() {
+                    // No retries burnt while offline: the `online` event resumes delivery.
+                    self.offline = true;
+                    return Next::Nothing;
+                }
                 let backoff = self.backoff.next_delay_ms(js_sys::Math::random());
                 let retry_after = reply
                     .ok()
@@ -208,13 +310,122 @@ impl Client {
 /// Runs `f` on the client state, creating it with defaults on first use. `None` when the state is
 /// already borrowed (a call re-entered from page code the client was running), which is reported.
 fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
-    CLIENT.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => Some(f(slot.get_or_insert_with(|| Client::new(Config::default())))),
+    let mut created = false;
+    let result = CLIENT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => Some(f(slot.get_or_insert_with(|| {
+            created = true;
+            Client::new(Config::default())
+        }))),
         Err(_) => {
             warn_once("a logging call re-entered the client and was skipped");
             None
         }
-    })
+    });
+    if created {
+        start_background_work();
+    }
+    result
+}
+
+/// Once per page, when the client is created: hold this tab's lock, adopt the queues of tabs that
+/// are gone, send what a previous page left, and listen for page exit and connectivity.
+fn start_background_work() {
+    let Some(tab) = with_client(|c| c.tab.clone()) else { return };
+    if hold_lock(&tab_lock_name(&tab)) {
+        let adopt = Closure::once_into_js(move |held: JsValue| {
+            let held: Vec<String> = js_sys::Array::from(&held).iter().filter_map(|n| n.as_string()).collect();
+            let next = with_client(|c| {
+                let mut adopted = 0;
+                for other in c.queue.other_tabs() {
+                    if !held.contains(&tab_lock_name(&other)) {
+                        adopted += c.queue.adopt(&other);
+                    }
+                }
+                c.enqueued += adopted as u64;
+                c.schedule()
+            });
+            if let Some(next) = next {
+                run(next);
+            }
+        });
+        with_held_locks(adopt.unchecked_ref());
+    }
+    if let Some(window) = web_sys::window() {
+        let on_exit = Closure::<dyn Fn(web_sys::Event)>::new(|event: web_sys::Event| {
+            let hidden = event.type_() == "pagehide"
+                || web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+            if hidden {
+                send_beacons();
+            }
+        });
+        let _ = window.add_event_listener_with_callback("pagehide", on_exit.as_ref().unchecked_ref());
+        if let Some(document) = window.document() {
+            let _ = document.add_event_listener_with_callback("visibilitychange", on_exit.as_ref().unchecked_ref());
+        }
+        on_exit.forget();
+        let on_online = Closure::<dyn Fn()>::new(|| {
+            let next = with_client(|c| {
+                c.offline = false;
+                c.retry_pending = false;
+                c.backoff.reset();
+                c.schedule()
+            });
+            if let Some(next) = next {
+                run(next);
+            }
+        });
+        let _ = window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+        on_online.forget();
+    }
+    // Events a previous page of this tab left behind go out now.
+    let next = with_client(Client::schedule_loaded);
+    if let Some(next) = next {
+        run(next);
+    }
+}
+
+fn navigator_online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
+}
+
+/// The beacon budget of a page being closed: Chrome allows 64 KiB of beacon and keepalive data in
+/// flight per page (Fetch standard, "keepalive" quota); stay under it.
+const BEACON_BUDGET_BYTES: usize = 60 * 1024;
+
+/// Page exit: sends what is queued with `navigator.sendBeacon`, as `text/plain` (a CORS-safelisted
+/// type: a JSON beacon would need a preflight that cannot finish while the page is torn down), in
+/// chunks within the beacon budget; `fetch(…, {keepalive: true})` where a beacon is refused. The
+/// events stay in the durable queue: a later page sends them again unless acknowledged (the
+/// server's dedup on `eventId` makes that safe).
+fn send_beacons() {
+    let Some((bodies, endpoint)) = with_client(|c| {
+        let cfg = &c.session.config;
+        (c.queue.chunks(cfg.max_batch_events.min(core::SERVER_MAX_BATCH_EVENTS), BEACON_BUDGET_BYTES), cfg.endpoint.clone())
+    }) else {
+        return;
+    };
+    let Some(window) = web_sys::window() else { return };
+    let navigator = window.navigator();
+    let mut budget = BEACON_BUDGET_BYTES;
+    for body in bodies {
+        if body.len() > budget {
+            break;
+        }
+        budget -= body.len();
+        let queued = navigator.send_beacon_with_opt_str(&endpoint, Some(&body)).unwrap_or(false);
+        if !queued {
+            let init = web_sys::RequestInit::new();
+            init.set_method("POST");
+            let _ = Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+            init.set_body(&JsValue::from_str(&body));
+            let headers = web_sys::Headers::new().ok();
+            if let Some(headers) = &headers {
+                let _ = headers.set("Content-Type", "text/plain;charset=UTF-8");
+                init.set_headers(headers);
+            }
+            let _ = window.fetch_with_str_and_init(&endpoint, &init);
+        }
+    }
 }
 
 /// Runs an export's body and turns any error into a warning: nothing reaches the page.
@@ -260,24 +471,34 @@ fn set_timeout(ms: u32, f: impl FnOnce() + 'static) {
 async fn pump() {
     loop {
         let Some((batch, endpoint)) = with_client(|c| {
-            if c.retry_pending {
+            if c.retry_pending || c.offline {
                 return None;
             }
             let cfg = &c.session.config;
-            let batch = c.queue.start_batch(cfg.max_batch_events, cfg.max_batch_bytes)?;
-            Some((batch, cfg.endpoint.clone()))
+            let (max_events, max_bytes, endpoint) = (cfg.max_batch_events, cfg.max_batch_bytes, cfg.endpoint.clone());
+            let batch = c.queue.start_batch(max_events, max_bytes)?;
+            Some((batch, endpoint))
         })
         .flatten() else {
             return;
         };
         let reply = post(&endpoint, batch.body).await;
         let outcome = with_client(|c| {
+            let errors_before = c.retries + c.dropped;
             let next = c.on_reply(batch.count, reply);
-            (next, c.take_finished_waiters())
+            let problem = (c.retries + c.dropped != errors_before).then(|| DeliveryError {
+                message: c.last_error.clone().unwrap_or_default(),
+                will_retry: !matches!(next, Next::SendNow | Next::Nothing) || c.offline,
+                queued: c.queue.queue().len(),
+            });
+            (next, c.take_finished_waiters(), problem)
         });
-        let Some((next, finished)) = outcome else { return };
+        let Some((next, finished, problem)) = outcome else { return };
         for waiter in finished {
             let _ = waiter.resolve.call0(&JsValue::UNDEFINED);
+        }
+        if let Some(problem) = problem {
+            report_delivery_error(&problem);
         }
         match next {
             Next::SendNow => continue,
@@ -287,6 +508,38 @@ async fn pump() {
             }
         }
     }
+}
+
+/// What `onDeliveryError` callbacks receive: `{message, willRetry, queued}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryError {
+    message: String,
+    will_retry: bool,
+    queued: usize,
+}
+
+fn report_delivery_error(problem: &DeliveryError) {
+    let callback = ON_DELIVERY_ERROR.with(|cb| cb.try_borrow().ok().and_then(|cb| cb.clone()));
+    if let (Some(callback), Ok(value)) = (callback, to_js(problem)) {
+        if let Err(error) = callback.call1(&JsValue::UNDEFINED, &value) {
+            warn_once(&format!("onDeliveryError callback threw: {}", describe(&error)));
+        }
+    }
+}
+
+/// Registers `callback`, called after each failed delivery with `{message, willRetry, queued}`
+/// (a page can show its own notice). `null` removes it. A callback that throws is reported once.
+#[wasm_bindgen(js_name = onDeliveryError)]
+pub fn on_delivery_error(
+    #[wasm_bindgen(unchecked_param_type = "((error: SessionLogDeliveryError) => void) | null")] callback: JsValue,
+) {
+    let callback = callback.dyn_into::<Function>().ok();
+    ON_DELIVERY_ERROR.with(|cb| {
+        if let Ok(mut cb) = cb.try_borrow_mut() {
+            *cb = callback;
+        }
+    });
 }
 
 /// The parts of an HTTP answer the client uses.
@@ -507,8 +760,13 @@ fn log_event(
     };
     let json = json.as_string().unwrap_or_default();
     if let Some(next) = with_client(|c| {
-        c.queue.push(json);
+        let pushed = c.queue.push(json);
         c.enqueued += 1;
+        if pushed.dropped > 0 {
+            c.settled += pushed.dropped as u64;
+            c.dropped += pushed.dropped as u64;
+            warn_once("the event queue is full (maxQueueEvents / maxQueueBytes, or storage quota): oldest events dropped and reported");
+        }
         c.schedule()
     }) {
         run(next);
@@ -545,6 +803,20 @@ export interface SessionLogConfig {
   retryBaseMs?: number;
   /** Longest retry delay (ms). Default 60000. */
   retryMaxMs?: number;
+  /** Most events kept waiting (in memory and localStorage); past it the oldest are dropped and reported. Default 1000. */
+  maxQueueEvents?: number;
+  /** Most bytes of events kept waiting. Default 1048576. */
+  maxQueueBytes?: number;
+}
+
+/** What an `onDeliveryError` callback receives. */
+export interface SessionLogDeliveryError {
+  /** What went wrong, e.g. "the server answered HTTP 503; will retry". */
+  message: string;
+  /** Whether the events stay queued for another try (false: the server refused them for good). */
+  willRetry: boolean;
+  /** Events waiting to be delivered. */
+  queued: number;
 }
 
 /** Delivery counters returned by `stats()`. */
@@ -553,7 +825,7 @@ export interface SessionLogStats {
   queued: number;
   /** Events the server acknowledged. */
   sent: number;
-  /** Events refused by the server for good. */
+  /** Events refused by the server for good, or dropped from a full queue. */
   dropped: number;
   /** Failed sends that will be (or were) retried. */
   retries: number;
@@ -765,7 +1037,7 @@ fn reject_waiter(id: u32, timeout_ms: u32) {
     let waiter = with_client(|c| {
         let index = c.waiters.iter().position(|w| w.id == id)?;
         let waiter = c.waiters.remove(index);
-        Some((waiter, c.queue.len()))
+        Some((waiter, c.queue.queue().len()))
     })
     .flatten();
     if let Some((waiter, queued)) = waiter {
@@ -796,7 +1068,7 @@ struct Stats {
 #[wasm_bindgen(unchecked_return_type = "SessionLogStats")]
 pub fn stats() -> JsValue {
     with_client(|c| Stats {
-        queued: c.queue.len(),
+        queued: c.queue.queue().len(),
         sent: c.sent,
         dropped: c.dropped,
         retries: c.retries,

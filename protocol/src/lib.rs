@@ -77,12 +77,20 @@ pub struct Event<D> {
     pub seq: Option<u64>,
 }
 
-/// Several events in one POST (extension): `{"events": [Event, …]}`.
+/// Several events in one POST (extension): `{"events": [Event, …], "dropped": 3}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch<E> {
     /// The events, in the order they were logged.
     pub events: Vec<E>,
+    /// Events the client dropped (its queue was full) since its last acknowledged report; the
+    /// server records them as an [`EVENTS_DROPPED`] event of the batch's session. Omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub dropped: u64,
 }
+
+/// `eventType` of the event the server records when a client reports dropped events; its
+/// `eventData` is `{"droppedCount": N, "reason": "…"}`.
+pub const EVENTS_DROPPED: &str = "events_dropped";
 
 /// Answer to a single-event POST, exactly the reference's:
 /// `{"success": true, "message": "Event logged successfully"}`.
@@ -142,7 +150,8 @@ pub struct ErrorResponse {
 }
 
 /// Answer to `GET /api/session-log`, exactly the reference's shape:
-/// `{"success": true, "count": 15, "events": [StoredEvent, …]}`, newest first.
+/// `{"success": true, "count": 15, "events": [StoredEvent, …]}`, newest first. With a
+/// `sessionToken` filter it also says what that session lost (extensions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryResponse<D> {
     /// Always `true`.
@@ -151,6 +160,13 @@ pub struct QueryResponse<D> {
     pub count: usize,
     /// The matching events.
     pub events: Vec<StoredEvent<D>>,
+    /// For a `sessionToken` query: numbers missing from the session's `seq` 0…max (events the
+    /// client logged that never arrived, or have not arrived yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_events: Option<u64>,
+    /// For a `sessionToken` query: events the client reported dropping (its queue was full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<u64>,
 }
 
 /// One stored event as the query returns it (reference: the `events` table joined with `students`).
@@ -241,6 +257,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +313,8 @@ mod tests {
                 event_uuid: Uuid::nil(),
                 seq: None,
             }],
+            missing_events: None,
+            dropped_events: None,
         };
         let ours = serde_json::to_value(&ours).unwrap();
         for key in ["success", "count", "events"] {

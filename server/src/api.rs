@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ingest::{parse_body, Parsed};
 use crate::metrics::Metrics;
-use crate::storage::{query_events, EventQuery, Storage, StorageError};
+use crate::storage::{query_events, session_losses, EventQuery, Storage, StorageError};
 
 /// Default `limit` of `GET /api/session-log` (events).
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -315,7 +315,8 @@ pub fn parse_event_query(query_string: &str) -> Result<EventQuery, ApiError> {
 }
 
 /// `GET /api/session-log?sessionToken=&studentEmail=&eventType=&limit=`: the reference's query,
-/// newest first, answering `{"success": true, "count": N, "events": [...]}`.
+/// newest first, answering `{"success": true, "count": N, "events": [...]}`; with `sessionToken`
+/// also `missing_events` and `dropped_events` (what the session lost).
 ///
 /// Errors: 401 without an instructor token, 400 for an invalid parameter, 500 for a storage error.
 async fn get_events(
@@ -324,13 +325,24 @@ async fn get_events(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_event_query(req.query_string())?;
-    let events = web::block(move || {
+    let (events, losses) = web::block(move || {
         let conn = state.storage.reader()?;
-        query_events(&conn, &query)
+        let events = query_events(&conn, &query)?;
+        let losses = match &query.session_token {
+            Some(token) => Some(session_losses(&conn, token)?),
+            None => None,
+        };
+        Ok::<_, StorageError>((events, losses))
     })
     .await
     .map_err(|_| ApiError::ShuttingDown)??;
-    Ok(HttpResponse::Ok().json(QueryResponse { success: true, count: events.len(), events }))
+    Ok(HttpResponse::Ok().json(QueryResponse {
+        success: true,
+        count: events.len(),
+        events,
+        missing_events: losses.map(|(missing, _)| missing),
+        dropped_events: losses.map(|(_, dropped)| dropped),
+    }))
 }
 
 #[cfg(test)]

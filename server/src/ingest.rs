@@ -42,7 +42,8 @@ pub struct ValidEvent {
 pub enum Parsed {
     /// The reference's single-event body.
     Single(ValidEvent),
-    /// A batch: its valid events in order, and the rejected ones with their index.
+    /// A batch: its valid events in order (plus, at the end, an `events_dropped` event when the
+    /// client reported drops), and the rejected ones with their index.
     Batch {
         /// The valid events, in batch order.
         valid: Vec<ValidEvent>,
@@ -72,6 +73,8 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     struct MaybeBatch<'a> {
         #[serde(borrow)]
         events: Option<&'a RawValue>,
+        #[serde(default)]
+        dropped: Option<u64>,
     }
     let probe: MaybeBatch = serde_json::from_str(top.get()).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let Some(events) = probe.events else {
@@ -96,7 +99,33 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     if valid.is_empty() {
         return Err(ApiError::NoValidEvents(rejected));
     }
+    if let Some(dropped) = probe.dropped.filter(|n| *n > 0) {
+        valid.push(dropped_event(&valid[0], dropped));
+    }
     Ok(Parsed::Batch { valid, rejected })
+}
+
+/// The event that records a client's report of `count` dropped events, in the session of `first`
+/// (the batch's first valid event). Its id is derived from `first`'s, so a retried batch records
+/// the report once.
+fn dropped_event(first: &ValidEvent, count: u64) -> ValidEvent {
+    let mut bytes = *first.uuid.as_bytes();
+    for (byte, mask) in bytes.iter_mut().zip(b"session-log:drop") {
+        *byte ^= mask;
+    }
+    ValidEvent {
+        uuid: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+        seq: None,
+        session_token: first.session_token.clone(),
+        event_type: session_log_protocol::EVENTS_DROPPED.to_owned(),
+        event_data: serde_json::json!({
+            "droppedCount": count,
+            "reason": "the client's queue was full (maxQueueEvents, maxQueueBytes or the storage quota)"
+        })
+        .to_string(),
+        student_email: first.student_email.clone(),
+        student_name: first.student_name.clone(),
+    }
 }
 
 /// Validates one event's JSON text. Errors: the reason, starting with the field's name.
@@ -272,6 +301,24 @@ mod tests {
         };
         assert_eq!(valid.len(), 2);
         assert_eq!(rejected, vec![RejectedEvent { index: 1, error: "eventType: must not be empty".into() }]);
+    }
+
+    // A reported drop becomes one events_dropped event of the batch's session, the same on a retry.
+    #[test]
+    fn dropped_report_becomes_an_event() {
+        let body = json!({"events": [{"sessionToken": "ws_1", "eventType": "a", "eventData": {},
+                                      "eventId": "01890a5d-ac96-774b-bcce-b302099a8057"}], "dropped": 4});
+        let parse = || match parse_body(body.to_string().as_bytes(), &config()).unwrap() {
+            Parsed::Batch { valid, .. } => valid,
+            other => panic!("{other:?}"),
+        };
+        let (first, second) = (parse(), parse());
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[1].event_type, "events_dropped");
+        assert_eq!(first[1].session_token, "ws_1");
+        assert!(first[1].event_data.contains(r#""droppedCount":4"#));
+        assert_eq!(first[1].uuid, second[1].uuid, "a retried report has the same id");
+        assert_ne!(first[1].uuid, first[0].uuid);
     }
 
     // Bodies that are not JSON objects are refused as a whole.

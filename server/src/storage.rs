@@ -500,6 +500,24 @@ impl<'c> EventWriter<'c> {
     }
 }
 
+/// What a session lost: `(missing, dropped)`. `missing` counts the numbers absent from its `seq`
+/// 0…max (sent by the client, never arrived); `dropped` sums the drops its client reported.
+pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), StorageError> {
+    let (present, max): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(DISTINCT seq), max(seq) FROM events WHERE session_token = ?1 AND seq IS NOT NULL",
+        [session_token],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let missing = max.map_or(0, |max| (max + 1 - present).max(0) as u64);
+    let dropped: i64 = conn.query_row(
+        "SELECT coalesce(sum(json_extract(event_data, '$.droppedCount')), 0) FROM events
+         WHERE session_token = ?1 AND event_type = ?2",
+        (session_token, session_log_protocol::EVENTS_DROPPED),
+        |r| r.get(0),
+    )?;
+    Ok((missing, dropped.max(0) as u64))
+}
+
 /// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
 pub fn now_iso() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()

@@ -196,3 +196,28 @@ fn events_survive_restart() {
     let server = TestServer::start_with(|c| c.db_path = db.clone());
     assert_eq!(server.get("sessionToken=ws_persist")["count"], 1);
 }
+
+// A session query says how many of its events never arrived (gaps in seq) and how many its
+// client reported dropping; a retried drop report is counted once.
+#[test]
+fn session_query_reports_missing_and_dropped_events() {
+    let server = TestServer::start();
+    let events: Vec<Value> = [0u64, 1, 3, 6]
+        .iter()
+        .map(|seq| {
+            let mut e = event("ws_gaps", "action", json!({"seq": seq}));
+            e["seq"] = json!(seq);
+            e["eventId"] = json!(format!("01890a5d-ac96-774b-bcce-b302099a80{seq:02}"));
+            e
+        })
+        .collect();
+    let batch = json!({"events": events, "dropped": 2});
+    assert_eq!(server.post(&batch).0, 200);
+    assert_eq!(server.post(&batch).0, 200, "the retry");
+    let answer = server.get("sessionToken=ws_gaps");
+    assert_eq!(answer["missing_events"], 3, "seq 2, 4 and 5 are missing");
+    assert_eq!(answer["dropped_events"], 2);
+    let types: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "events_dropped").count(), 1);
+    assert!(server.get("eventType=action").get("missing_events").is_none(), "only for a session query");
+}

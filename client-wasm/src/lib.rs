@@ -19,5 +19,5 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::{
     configure, flush, get_session_token, log_action, log_api_call, log_error, log_navigation, log_session_event,
-    log_state_change, on_delivery_error, set_step, stats,
+    log_state_change, on_delivery_error, set_step, stats, LocalStore, TAB_KEY,
 };

@@ -60,7 +60,14 @@ extern "C" {
 
 /// `localStorage` as the durable queue's store. With no usable `localStorage` it keeps nothing
 /// and refuses nothing (the queue then lives in memory only, and nothing is dropped for it).
-struct LocalStore(Option<web_sys::Storage>);
+pub struct LocalStore(Option<web_sys::Storage>);
+
+impl LocalStore {
+    /// The page's `localStorage` (a no-op store when the browser refuses it).
+    pub fn open() -> LocalStore {
+        LocalStore(local_storage())
+    }
+}
 
 impl Store for LocalStore {
     fn get(&self, key: &str) -> Option<String> {
@@ -85,7 +92,7 @@ impl Store for LocalStore {
 }
 
 /// `sessionStorage` key of this tab's id (a reload keeps it; another tab has its own).
-const TAB_KEY: &str = "session-log:tab";
+pub const TAB_KEY: &str = "session-log:tab";
 
 fn tab_lock_name(tab: &str) -> String {
     format!("session-log:tab:{tab}")
@@ -178,7 +185,7 @@ impl Client {
         let backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
         let limits = Limits { max_events: config.max_queue_events, max_bytes: config.max_queue_bytes };
         let tab = tab_id();
-        let queue = DurableQueue::open(LocalStore(local_storage()), &tab, limits);
+        let queue = DurableQueue::open(LocalStore::open(), &tab, limits);
         let loaded = queue.queue().len() as u64;
         Client {
             session: Session::new(config, token, next_seq, user_agent()),

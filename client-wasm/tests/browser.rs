@@ -170,6 +170,58 @@ async fn flush_times_out_without_losing_events() {
     assert!(last_error.contains("could not reach http://127.0.0.1:9/api/session-log"), "{last_error}");
 }
 
+fn local_storage() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+// Queued events are written to localStorage as they are logged, and a queue re-opened from it
+// (what the next page load does) holds them in order.
+#[wasm_bindgen_test]
+fn queued_events_survive_reinitialisation() {
+    offline();
+    log_action("persisted_first".into(), JsValue::UNDEFINED);
+    log_action("persisted_second".into(), JsValue::UNDEFINED);
+    let tab = web_sys::window().unwrap().session_storage().unwrap().unwrap().get_item(TAB_KEY).unwrap().expect("a tab id");
+    let reopened = session_log_client::durable::DurableQueue::open(
+        LocalStore::open(),
+        &tab,
+        session_log_client::durable::Limits::default(),
+    );
+    let stored = reopened.chunks(500, usize::MAX).concat();
+    let first = stored.find("persisted_first").expect("the first event is stored");
+    let second = stored.find("persisted_second").expect("the second event is stored");
+    assert!(first < second, "in logged order");
+}
+
+// When localStorage is full (QuotaExceededError), logging still works: the oldest events make
+// room, are counted as dropped, and the page gets a warning, not an exception.
+#[wasm_bindgen_test]
+fn full_storage_drops_oldest_instead_of_throwing() {
+    recordWarnings();
+    offline();
+    log_action("old_a".into(), JsValue::UNDEFINED);
+    log_action("old_b".into(), JsValue::UNDEFINED);
+    let storage = local_storage();
+    // Fill the origin's quota with junk, coarse then fine.
+    let mut junk = 0;
+    for size in [1 << 20, 1 << 16, 1 << 12, 1 << 8] {
+        let filler = "j".repeat(size);
+        while storage.set_item(&format!("junk:{junk}"), &filler).is_ok() {
+            junk += 1;
+        }
+    }
+    let dropped_before = stat("dropped").as_f64().unwrap();
+    let queued_before = queued();
+    log_action("new_when_full".into(), options(r#"{"pad": "enough to need room"}"#));
+    let dropped = stat("dropped").as_f64().unwrap() - dropped_before;
+    for n in 0..junk {
+        storage.remove_item(&format!("junk:{n}")).unwrap();
+    }
+    assert!(dropped >= 1.0, "the oldest events made room");
+    assert_eq!(queued(), queued_before + 1.0 - dropped, "the new event is queued");
+    assert_eq!(warnings_containing("the event queue is full"), 1, "{:?}", warnings());
+}
+
 // stats() has the documented fields.
 #[wasm_bindgen_test]
 fn stats_has_every_field() {

@@ -5,6 +5,7 @@
 //! harness panics saying how to get it (`cargo xtask test` builds and installs everything).
 
 pub mod load;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -14,6 +15,42 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+/// A web root holding `delivery.html`: a bare page that imports the client from `/pkg/` and
+/// exposes it to tests as `window.sessionLog`, with `window.logMany(from, n, extra)`, and the
+/// console warnings in `window.warnings`. Query parameters: `endpoint`, `interval` (flushIntervalMs),
+/// `batch` (maxBatchEvents).
+pub fn test_site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("delivery.html"), DELIVERY_PAGE).expect("write the test page");
+    dir
+}
+
+const DELIVERY_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>session-log delivery test</title>
+<script type="module">
+  window.warnings = [];
+  const warn = console.warn;
+  console.warn = (...args) => { window.warnings.push(args.join(" ")); warn.apply(console, args); };
+  import init, * as sessionLog from "/pkg/session_log.js";
+  await init();
+  const params = new URLSearchParams(location.search);
+  sessionLog.configure({
+    endpoint: params.get("endpoint") || "/api/session-log",
+    flushIntervalMs: Number(params.get("interval") || 1000),
+    maxBatchEvents: Number(params.get("batch") || 50),
+    retryBaseMs: 200,
+    retryMaxMs: 1000,
+    flushTimeoutMs: 30000,
+  });
+  window.sessionLog = sessionLog;
+  window.logMany = (from, n, extra) => {
+    for (let i = from; i < from + n; i++) sessionLog.logAction(`load_${i}`, { i, ...(extra || {}) });
+  };
+  window.ready = true;
+</script>
+"#;
 
 /// The instructor token the test servers run with.
 pub const INSTRUCTOR_TOKEN: &str = "e2e-instructor-token";
@@ -67,15 +104,15 @@ impl Server {
         let www = std::env::var_os("SESSION_LOG_WWW").map(PathBuf::from).unwrap_or_else(|| workspace().join("www"));
         let pkg = std::env::var_os("SESSION_LOG_PKG").map(PathBuf::from).unwrap_or_else(|| workspace().join("client-wasm/pkg"));
         let bind: &[&str] = if extra_args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1:0"] };
-        let mut child = Command::new(&bin)
-            .args(bind)
-            .args(extra_args)
-            .arg("--db")
-            .arg(db)
-            .arg("--www")
-            .arg(&www)
-            .arg("--pkg")
-            .arg(&pkg)
+        let mut command = Command::new(&bin);
+        command.args(bind).args(extra_args).arg("--db").arg(db);
+        if !extra_args.contains(&"--www") {
+            command.arg("--www").arg(&www);
+        }
+        if !extra_args.contains(&"--pkg") {
+            command.arg("--pkg").arg(&pkg);
+        }
+        let mut child = command
             .env("SESSION_LOG_LOG", "warn")
             .env_remove("SESSION_LOG_INSTRUCTOR_TOKEN")
             .stdout(Stdio::piped())
@@ -138,6 +175,31 @@ impl Server {
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().expect("body");
         (status, serde_json::from_str(&text).expect("JSON"))
+    }
+
+    /// Waits (up to `seconds`) until the session has `count` events stored; returns its events.
+    pub async fn wait_for_events(&self, session_token: &str, count: u64, seconds: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let answer = self.events(&format!("sessionToken={session_token}&limit=1000"));
+            if answer["count"].as_u64() >= Some(count) || Instant::now() > deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one sample of `/metrics` (0 when absent).
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = ureq::get(&format!("{}/metrics", self.url))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// `GET /api/session-log?<query>` with [`INSTRUCTOR_TOKEN`]; panics unless it answers 200.
@@ -231,6 +293,23 @@ impl Browser {
         let input = self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
         input.clear().await.expect("clear");
         input.send_keys(text).await.expect("type");
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns its result.
+    pub async fn run(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits (up to 20 s) until `script` returns true in the page.
+    pub async fn wait_until(&self, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never true in the page: {script}");
     }
 
     /// Waits (up to 20 s) until the element's text satisfies `done`, and returns it.

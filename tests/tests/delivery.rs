@@ -1,0 +1,150 @@
+//! Delivery end to end: the wasm client in headless Chromium against the real server (and a
+//! fault-injecting proxy in front of it). No logged event may be lost or stored twice.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use session_log_e2e::proxy::{Fault, FaultProxy};
+use session_log_e2e::{test_site, Browser, Server, INSTRUCTOR_TOKEN};
+
+/// Opens the delivery test page and returns its session token.
+async fn open_page(browser: &Browser, url: &str) -> String {
+    browser.client.goto(url).await.expect("open the test page");
+    browser.wait_until("return window.ready === true").await;
+    browser.run("return window.sessionLog.getSessionToken()", vec![]).await.as_str().expect("token").to_owned()
+}
+
+/// The events' seq values, in the order the server stored them.
+fn seqs_in_storage_order(answer: &Value) -> Vec<u64> {
+    let mut events = answer["events"].as_array().expect("events").clone();
+    events.sort_by_key(|e| e["event_id"].as_i64());
+    events.iter().map(|e| e["seq"].as_u64().expect("seq")).collect()
+}
+
+fn server_args<'a>(www: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--instructor-token", INSTRUCTOR_TOKEN, "--www", www];
+    args.extend_from_slice(extra);
+    args
+}
+
+// Server down: the page logs 200 events, reloads, logs 50 more; then the server starts, and all
+// 250 arrive exactly once, in sequence order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_logged_while_the_server_is_down_survive_a_reload() {
+    let site = test_site();
+    let www = site.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let page_server = Server::start_with(&dir.path().join("pages.db"), &server_args(www, &[]));
+    let ingest_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{ingest_port}/api/session-log");
+    let page = format!("{}/delivery.html?endpoint={endpoint}", page_server.url);
+
+    let browser = Browser::start().await;
+    let token = open_page(&browser, &page).await;
+    browser.run("window.logMany(0, 200)", vec![]).await;
+    browser.wait_until("return window.sessionLog.stats().retries >= 1").await;
+    let again = open_page(&browser, &page).await;
+    assert_eq!(again, token, "a reload continues the session");
+    browser.run("window.logMany(200, 50)", vec![]).await;
+
+    let bind = format!("127.0.0.1:{ingest_port}");
+    let ingest = Server::start_with(&dir.path().join("events.db"), &server_args(www, &["--bind", &bind]));
+    let answer = ingest.wait_for_events(&token, 250, 30).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // anything extra would show up now
+    let answer = if answer["count"] == 250 { ingest.events(&format!("sessionToken={token}&limit=1000")) } else { answer };
+    browser.close().await;
+    assert_eq!(answer["count"], 250, "every event exactly once");
+    assert_eq!(seqs_in_storage_order(&answer), (0..250).collect::<Vec<u64>>(), "in sequence order");
+    assert_eq!(answer["missing_events"], 0);
+}
+
+// The server answers 503 with Retry-After: 2 for a while: every event arrives once it recovers,
+// and no retry comes sooner than Retry-After asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_nothing_is_lost() {
+    let site = test_site();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
+    let proxy = FaultProxy::start(&server.url, Fault::Unavailable { retry_after_secs: 2, for_: Duration::from_secs(5) }).await;
+    let browser = Browser::start().await;
+    let token = open_page(&browser, &format!("{}/delivery.html?interval=100", proxy.url)).await;
+    browser.run("window.logMany(0, 30)", vec![]).await;
+    let answer = server.wait_for_events(&token, 30, 30).await;
+    browser.close().await;
+    assert_eq!(answer["count"], 30);
+    let seen = proxy.seen();
+    let refusals: Vec<_> = seen.iter().filter(|p| p.status == 503).collect();
+    assert!(!refusals.is_empty(), "the outage was seen: {seen:?}");
+    for pair in seen.windows(2) {
+        if pair[0].status == 503 {
+            let gap = pair[1].at - pair[0].at;
+            assert!(gap >= Duration::from_secs(2), "a retry came {gap:?} after a 503 with Retry-After: 2: {seen:?}");
+        }
+    }
+}
+
+// The page logs events and navigates away at once: page-exit beacons deliver them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_logged_just_before_leaving_the_page_arrive() {
+    let site = test_site();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
+    let browser = Browser::start().await;
+    // A long flush interval: only the page-exit path can deliver these in time.
+    let token = open_page(&browser, &format!("{}/delivery.html?interval=60000", server.url)).await;
+    browser.run("window.logMany(0, 20)", vec![]).await;
+    browser.client.goto("about:blank").await.expect("leave the page");
+    let answer = server.wait_for_events(&token, 20, 15).await;
+    browser.close().await;
+    assert_eq!(answer["count"], 20, "{answer}");
+}
+
+// The server commits batches whose responses are lost: the client retries, and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_responses_do_not_duplicate_events() {
+    let site = test_site();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
+    let proxy = FaultProxy::start(&server.url, Fault::LoseResponses { count: 3 }).await;
+    let browser = Browser::start().await;
+    let token = open_page(&browser, &format!("{}/delivery.html?interval=100&batch=10", proxy.url)).await;
+    browser.run("window.logMany(0, 40)", vec![]).await;
+    browser.run("return window.sessionLog.flush()", vec![]).await;
+    let answer = server.events(&format!("sessionToken={token}&limit=1000"));
+    browser.close().await;
+    assert!(proxy.seen().iter().filter(|p| p.status == 0).count() == 3, "{:?}", proxy.seen());
+    assert!(server.metric("session_log_events_duplicate_total") >= 1.0, "the retried batches reached the server again");
+    assert_eq!(answer["count"], 40, "each event once");
+    let mut seqs = seqs_in_storage_order(&answer);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..40).collect::<Vec<u64>>());
+}
+
+// A batch with one invalid event: the valid ones are stored, and the invalid one is reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_event_is_refused_alone_and_reported_once() {
+    let site = test_site();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
+    let browser = Browser::start().await;
+    let token = open_page(&browser, &format!("{}/delivery.html?interval=60000", server.url)).await;
+    let script = r#"
+        const log = window.sessionLog;
+        log.logAction("before", {});
+        log.logAction("too_big", { pad: "x".repeat(40000) });
+        log.logAction("after", {});
+        return log.flush();"#;
+    browser.run(script, vec![]).await;
+    let warnings = browser.run("return window.warnings", vec![]).await;
+    let stats = browser.run("return window.sessionLog.stats()", vec![]).await;
+    browser.close().await;
+    let answer = server.events(&format!("sessionToken={token}"));
+    let names: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["event_data"]["actionName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["after", "before"]);
+    let reports: Vec<&Value> = warnings.as_array().unwrap().iter().filter(|w| w.as_str().unwrap().contains("refused")).collect();
+    assert_eq!(reports.len(), 1, "{warnings}");
+    assert!(reports[0].as_str().unwrap().contains("eventData"), "{}", reports[0]);
+    assert_eq!(stats["dropped"], json!(1));
+    assert_eq!(stats["queued"], json!(0));
+}

@@ -390,6 +390,16 @@ impl Queue {
         self.events.push_back((id, event_json));
     }
 
+    /// The id of the oldest event not in flight.
+    pub fn oldest_waiting(&self) -> Option<u64> {
+        self.events.get(self.in_flight).map(|(id, _)| *id)
+    }
+
+    /// The queued events' ids and JSON, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.events.iter().map(|(id, json)| (*id, json.as_str()))
+    }
+
     /// Removes the oldest event that is not in flight; returns its id and size (bytes).
     pub fn drop_oldest(&mut self) -> Option<(u64, usize)> {
         let (id, json) = self.events.remove(self.in_flight)?;

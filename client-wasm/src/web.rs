@@ -169,6 +169,8 @@ struct Client {
     next_waiter_id: u32,
     /// Delivery is paused until the browser is back online.
     offline: bool,
+    /// A write-behind of pending events to storage is scheduled.
+    persist_scheduled: bool,
 }
 
 /// What to do once the state is no longer borrowed.
@@ -187,6 +189,7 @@ impl Client {
         let tab = tab_id();
         let queue = DurableQueue::open(LocalStore::open(), &tab, limits);
         let loaded = queue.queue().len() as u64;
+        let next_seq = next_seq.max(queue.max_seq(&token).map_or(0, |s| s + 1));
         Client {
             session: Session::new(config, token, next_seq, user_agent()),
             tab,
@@ -203,6 +206,27 @@ impl Client {
             waiters: Vec::new(),
             next_waiter_id: 0,
             offline: false,
+            persist_scheduled: false,
+        }
+    }
+
+    /// Writes pending events to storage (one chunk) and the session's next seq; accounts for any
+    /// events dropped to make room.
+    fn persist(&mut self) {
+        self.persist_scheduled = false;
+        if !self.queue.has_pending() {
+            return;
+        }
+        let dropped = self.queue.persist();
+        self.count_drops(dropped);
+        storage_set(&format!("{SEQ_KEY_PREFIX}{}", self.session.token), &self.session.next_seq.to_string());
+    }
+
+    fn count_drops(&mut self, dropped: usize) {
+        if dropped > 0 {
+            self.settled += dropped as u64;
+            self.dropped += dropped as u64;
+            warn_once("the event queue is full (maxQueueEvents / maxQueueBytes, or storage quota): oldest events dropped and reported");
         }
     }
 
@@ -406,6 +430,7 @@ const BEACON_BUDGET_BYTES: usize = 60 * 1024;
 /// server's dedup on `eventId` makes that safe).
 fn send_beacons() {
     let Some((bodies, endpoint)) = with_client(|c| {
+        c.persist();
         let cfg = &c.session.config;
         (c.queue.chunks(cfg.max_batch_events.min(core::SERVER_MAX_BATCH_EVENTS), BEACON_BUDGET_BYTES), cfg.endpoint.clone())
     }) else {
@@ -481,6 +506,7 @@ async fn pump() {
             if c.retry_pending || c.offline {
                 return None;
             }
+            c.persist();
             let cfg = &c.session.config;
             let (max_events, max_bytes, endpoint) = (cfg.max_batch_events, cfg.max_batch_bytes, cfg.endpoint.clone());
             let batch = c.queue.start_batch(max_events, max_bytes)?;
@@ -634,6 +660,7 @@ fn resolve_token(config: &Config) -> String {
     token
 }
 
+/// The next seq of `token` as last written (per stored chunk; the queued events' own seqs count too).
 fn load_seq(token: &str) -> u64 {
     storage_get(&format!("{SEQ_KEY_PREFIX}{token}")).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -717,7 +744,6 @@ fn log_event(
         let named = named(&mut c.session)?;
         let s = &mut c.session;
         let seq = s.take_seq();
-        storage_set(&format!("{SEQ_KEY_PREFIX}{}", s.token), &s.next_seq.to_string());
         Ok(Prepared {
             token: s.token.clone(),
             email: s.config.student_email.clone(),
@@ -767,15 +793,19 @@ fn log_event(
     };
     let json = json.as_string().unwrap_or_default();
     if let Some(next) = with_client(|c| {
-        let pushed = c.queue.push(json);
+        let dropped = c.queue.push(json);
         c.enqueued += 1;
-        if pushed.dropped > 0 {
-            c.settled += pushed.dropped as u64;
-            c.dropped += pushed.dropped as u64;
-            warn_once("the event queue is full (maxQueueEvents / maxQueueBytes, or storage quota): oldest events dropped and reported");
-        }
-        c.schedule()
+        c.count_drops(dropped);
+        let persist = !std::mem::replace(&mut c.persist_scheduled, true);
+        (c.schedule(), persist)
     }) {
+        let (next, persist) = next;
+        if persist {
+            // Write-behind: store this task's events in one write, in the next task.
+            set_timeout(0, || {
+                with_client(Client::persist);
+            });
+        }
         run(next);
     }
     Ok(())
@@ -900,8 +930,9 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "SessionLogConfig")] opti
         let next_seq = load_seq(&token);
         with_client(|c| {
             if c.session.token != token {
+                c.persist();
+                c.session.next_seq = next_seq.max(c.queue.max_seq(&token).map_or(0, |s| s + 1));
                 c.session.token = token;
-                c.session.next_seq = next_seq;
             }
             c.backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
             c.session.config = config;

@@ -170,17 +170,26 @@ async fn flush_times_out_without_losing_events() {
     assert!(last_error.contains("could not reach http://127.0.0.1:9/api/session-log"), "{last_error}");
 }
 
+/// Lets the page run its pending tasks (the client stores queued events in the next task).
+async fn next_task() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 10).unwrap();
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
 fn local_storage() -> web_sys::Storage {
     web_sys::window().unwrap().local_storage().unwrap().unwrap()
 }
 
-// Queued events are written to localStorage as they are logged, and a queue re-opened from it
-// (what the next page load does) holds them in order.
+// Queued events are written to localStorage right after the logging task, and a queue re-opened
+// from it (what the next page load does) holds them in order.
 #[wasm_bindgen_test]
-fn queued_events_survive_reinitialisation() {
+async fn queued_events_survive_reinitialisation() {
     offline();
     log_action("persisted_first".into(), JsValue::UNDEFINED);
     log_action("persisted_second".into(), JsValue::UNDEFINED);
+    next_task().await;
     let tab = web_sys::window().unwrap().session_storage().unwrap().unwrap().get_item(TAB_KEY).unwrap().expect("a tab id");
     let reopened = session_log_client::durable::DurableQueue::open(
         LocalStore::open(),
@@ -196,11 +205,12 @@ fn queued_events_survive_reinitialisation() {
 // When localStorage is full (QuotaExceededError), logging still works: the oldest events make
 // room, are counted as dropped, and the page gets a warning, not an exception.
 #[wasm_bindgen_test]
-fn full_storage_drops_oldest_instead_of_throwing() {
+async fn full_storage_drops_oldest_instead_of_throwing() {
     recordWarnings();
     offline();
     log_action("old_a".into(), JsValue::UNDEFINED);
     log_action("old_b".into(), JsValue::UNDEFINED);
+    next_task().await;
     let storage = local_storage();
     // Fill the origin's quota with junk, coarse then fine.
     let mut junk = 0;
@@ -213,6 +223,7 @@ fn full_storage_drops_oldest_instead_of_throwing() {
     let dropped_before = stat("dropped").as_f64().unwrap();
     let queued_before = queued();
     log_action("new_when_full".into(), options(r#"{"pad": "enough to need room"}"#));
+    next_task().await;
     let dropped = stat("dropped").as_f64().unwrap() - dropped_before;
     for n in 0..junk {
         storage.remove_item(&format!("junk:{n}")).unwrap();

@@ -23,8 +23,58 @@ use serde_json::{json, Value};
 pub fn test_site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("delivery.html"), DELIVERY_PAGE).expect("write the test page");
+    std::fs::write(dir.path().join("bench.html"), BENCH_PAGE).expect("write the bench page");
     dir
 }
+
+/// The client benchmark's page: `window.runBench(calls, perSample)` times `logAction` and a plain
+/// JavaScript function doing the same work (build the event object, push it to an array), in
+/// chunks of 500 calls (under the queue's bound), letting the client deliver between chunks as a
+/// page that is not in a tight loop would.
+const BENCH_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>session-log client benchmark</title>
+<script type="module">
+  import init, * as sessionLog from "/pkg/session_log.js";
+  await init();
+  const steps = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
+  sessionLog.configure({ steps, maxBatchEvents: 500, maxBatchBytes: 256 * 1024 });
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  async function measure(call, calls, perSample) {
+    const samples = [];
+    for (let done = 0; done < calls; done += 500) {
+      for (let s = 0; s < 500; s += perSample) {
+        const t0 = performance.now();
+        for (let i = 0; i < perSample; i++) call(done + s + i);
+        samples.push((performance.now() - t0) / perSample);
+      }
+      await pause(0);
+      while (sessionLog.stats().queued > 0) await pause(2);
+    }
+    samples.sort((a, b) => a - b);
+    const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
+    return { median_us: at(0.5) * 1000, p99_us: at(0.99) * 1000, samples: samples.length };
+  }
+  window.runBench = async (calls, perSample) => {
+    const details = { phoneNumber: "+15555551234", provider: "twilio" };
+    const wasm = await measure(() => sessionLog.logAction("phone_number_selected", details), calls, perSample);
+    await sessionLog.flush();
+    const plain = [];
+    const token = "ws_" + crypto.randomUUID().replaceAll("-", "");
+    let seq = 0;
+    const js = await measure(() => {
+      plain.push({
+        sessionToken: token, eventType: "action", eventId: crypto.randomUUID(), seq: seq++,
+        eventData: { actionName: "phone_number_selected", ...details, currentStep: 0, stepName: steps[0],
+                     demoMode: false, userAgent: navigator.userAgent, timestamp: new Date().toISOString() },
+      });
+      if (plain.length >= 500) plain.length = 0;
+    }, calls, perSample);
+    return { wasm, js, stats: sessionLog.stats(), token: sessionLog.getSessionToken() };
+  };
+  window.ready = true;
+</script>
+"#;
 
 const DELIVERY_PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8">

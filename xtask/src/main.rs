@@ -37,6 +37,8 @@ enum Cmd {
     Test,
     /// Build the npm package into client-wasm/pkg and print its gzipped size.
     Build,
+    /// Run the client benchmark in headless Chromium (logAction against plain JavaScript).
+    BenchClient,
     /// Run the ingest benchmark against the release server (loopback, about 30 s).
     /// Arguments after `--` go to the benchmark (`--seconds N`, `--batch-clients N`, `--single-clients N`).
     Bench {
@@ -78,6 +80,24 @@ fn main() -> Result<()> {
                 Command::new(release.join("session-log-bench"))
                     .args(bench_args)
                     .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
+            )?;
+        }
+        Cmd::BenchClient => {
+            ensure_wasm_tools()?;
+            let (chrome, driver) = ensure_chromium()?;
+            build_package(&root)?;
+            run(
+                "build the server and the client benchmark (release)",
+                cargo().args(["build", "--release", "-p", "session-log-server", "-p", "session-log-e2e", "--bin", "session-log-server", "--bin", "session-log-client-bench"]),
+            )?;
+            let release = target_dir(&root).join("release");
+            run(
+                "client benchmark",
+                Command::new(release.join("session-log-client-bench"))
+                    .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server"))
+                    .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
+                    .env("CHROME_BIN", &chrome)
+                    .env("CHROMEDRIVER", &driver),
             )?;
         }
         Cmd::Test => {
@@ -241,9 +261,10 @@ fn package_json() -> String {
     "session_log.d.ts",
     "session_log_bg.wasm",
     "session_log_bg.wasm.d.ts",
+    "snippets/",
     "README.md"
   ],
-  "sideEffects": false
+  "sideEffects": ["./snippets/*"]
 }}
 "#,
         version = env!("CARGO_PKG_VERSION")

@@ -33,29 +33,60 @@ extern "C" {
 }
 
 // Web Locks (https://w3c.github.io/web-locks/) through a few lines of JavaScript: promise-shaped
-// APIs are clearer there. Each page holds the lock `session-log:tab:<tab>` while it lives; a lock
-// that nobody holds means its tab is gone, so its stored queue can be adopted.
+// APIs are clearer there. Each page holds the lock `session-log:tab:<tab>` while it lives. To adopt
+// another tab's stored queue, a page requests that tab's lock: the browser grants it once the tab
+// is gone (a closing page can hold it a moment longer), and to one waiter at a time, so exactly
+// one page adopts each orphaned queue.
 #[wasm_bindgen(inline_js = r#"
 export function holdLock(name) {
   if (!globalThis.navigator || !navigator.locks) return false;
   navigator.locks.request(name, () => new Promise(() => {})).catch(() => {});
   return true;
 }
-export function withHeldLocks(callback) {
-  if (!globalThis.navigator || !navigator.locks) return;
-  navigator.locks
-    .request("session-log:adopt", async () => {
-      const state = await navigator.locks.query();
-      callback(state.held.map((lock) => lock.name));
-    })
-    .catch(() => {});
+export function whenLockFree(name, callback) {
+  navigator.locks.request(name, () => { callback(); }).catch(() => {});
 }
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str) -> bool;
-    #[wasm_bindgen(js_name = withHeldLocks)]
-    fn with_held_locks(callback: &Function);
+    #[wasm_bindgen(js_name = whenLockFree)]
+    fn when_lock_free(name: &str, callback: &Function);
+}
+
+/// How often a page looks for queues of other tabs to wait on (ms).
+const ADOPTION_SCAN_MS: u32 = 30_000;
+
+/// Waits on the lock of every other tab that has a stored queue (once per tab); when a lock is
+/// granted, that tab is gone and its queue is adopted. Repeats every `ADOPTION_SCAN_MS`.
+fn watch_other_tabs() {
+    let others = with_client(|c| {
+        let mut new = Vec::new();
+        for tab in c.queue.other_tabs() {
+            if !c.watched_tabs.contains(&tab) {
+                c.watched_tabs.push(tab.clone());
+                new.push(tab);
+            }
+        }
+        new
+    })
+    .unwrap_or_default();
+    for other in others {
+        let lock = tab_lock_name(&other);
+        let adopt = Closure::once_into_js(move || {
+            let next = with_client(|c| {
+                c.watched_tabs.retain(|t| *t != other);
+                let adopted = c.queue.adopt(&other);
+                c.enqueued += adopted as u64;
+                c.schedule()
+            });
+            if let Some(next) = next {
+                run(next);
+            }
+        });
+        when_lock_free(&lock, adopt.unchecked_ref());
+    }
+    set_timeout(ADOPTION_SCAN_MS, watch_other_tabs);
 }
 
 /// `localStorage` as the durable queue's store. With no usable `localStorage` it keeps nothing
@@ -171,6 +202,8 @@ struct Client {
     offline: bool,
     /// A write-behind of pending events to storage is scheduled.
     persist_scheduled: bool,
+    /// Other tabs whose lock this page waits on, to adopt their queues when they are gone.
+    watched_tabs: Vec<String>,
 }
 
 /// What to do once the state is no longer borrowed.
@@ -207,6 +240,7 @@ impl Client {
             next_waiter_id: 0,
             offline: false,
             persist_scheduled: false,
+            watched_tabs: Vec::new(),
         }
     }
 
@@ -363,23 +397,9 @@ fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
 fn start_background_work() {
     let Some(tab) = with_client(|c| c.tab.clone()) else { return };
     if hold_lock(&tab_lock_name(&tab)) {
-        let adopt = Closure::once_into_js(move |held: JsValue| {
-            let held: Vec<String> = js_sys::Array::from(&held).iter().filter_map(|n| n.as_string()).collect();
-            let next = with_client(|c| {
-                let mut adopted = 0;
-                for other in c.queue.other_tabs() {
-                    if !held.contains(&tab_lock_name(&other)) {
-                        adopted += c.queue.adopt(&other);
-                    }
-                }
-                c.enqueued += adopted as u64;
-                c.schedule()
-            });
-            if let Some(next) = next {
-                run(next);
-            }
-        });
-        with_held_locks(adopt.unchecked_ref());
+        watch_other_tabs();
+    } else {
+        warn_once("this browser has no Web Locks: events left by closed tabs are sent only when that tab reloads");
     }
     if let Some(window) = web_sys::window() {
         let on_exit = Closure::<dyn Fn(web_sys::Event)>::new(|event: web_sys::Event| {

@@ -148,3 +148,33 @@ async fn an_invalid_event_is_refused_alone_and_reported_once() {
     assert_eq!(stats["dropped"], json!(1));
     assert_eq!(stats["queued"], json!(0));
 }
+
+// A tab that closed with undelivered events: the next page of the same origin (another tab)
+// adopts and sends them, exactly once, while open tabs never send each other's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_tabs_events_are_sent_by_the_next_page() {
+    let site = test_site();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
+    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let browser = Browser::start().await;
+    // Tab A cannot reach its endpoint, logs, and goes away.
+    let token = open_page(&browser, &format!("{}/delivery.html?endpoint=http://127.0.0.1:{closed_port}/api/session-log", server.url)).await;
+    browser.run("window.logMany(0, 30)", vec![]).await;
+    browser.wait_until("return window.sessionLog.stats().retries >= 1").await;
+    browser.client.goto("about:blank").await.unwrap();
+    // Tab B: a new tab (its own sessionStorage, so its own queue) of the same origin.
+    let tab_b = browser.client.new_window(true).await.unwrap();
+    browser.client.switch_to_window(tab_b.handle).await.unwrap();
+    let token_b = open_page(&browser, &format!("{}/delivery.html?interval=100", server.url)).await;
+    assert_eq!(token_b, token, "same origin, same session");
+    browser.run("window.logMany(30, 5)", vec![]).await;
+    let answer = server.wait_for_events(&token, 35, 20).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    browser.close().await;
+    assert_eq!(answer["count"], 35, "{answer}");
+    assert_eq!(server.metric("session_log_events_duplicate_total"), 0.0, "no event was sent by two tabs");
+    let mut seqs = seqs_in_storage_order(&answer);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..35).collect::<Vec<u64>>());
+}

@@ -31,6 +31,17 @@ fn assert_all_stored(acked: &[Uuid], db: &Path) {
     assert_eq!(missing, 0, "{missing} of {} acknowledged events are missing", acked.len());
 }
 
+/// Eight clients posting batches of 20 until stopped (at most 30 s or 200,000 requests).
+fn steady_load(url: &str) -> Load {
+    Load::start(LoadConfig {
+        url: url.to_owned(),
+        clients: 8,
+        batch_size: 20,
+        duration: Duration::from_secs(30),
+        max_requests: 200_000,
+    })
+}
+
 // SIGKILL three times under load: every acknowledged event survives, none is stored twice.
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_event() {
@@ -41,13 +52,7 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
     let args =
         ["--bind", &bind, "--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
     let mut server = Server::start_with(&db, &args);
-    let load = Load::start(LoadConfig {
-        url: server.url.clone(),
-        clients: 8,
-        batch_size: 20,
-        duration: Duration::from_secs(30),
-        max_requests: 200_000,
-    });
+    let load = steady_load(&server.url);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
         server.kill();
@@ -67,13 +72,7 @@ fn sigterm_under_load_loses_no_accepted_event() {
     let db = dir.path().join("events.db");
     let args = ["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
     let server = Server::start_with(&db, &args);
-    let load = Load::start(LoadConfig {
-        url: server.url.clone(),
-        clients: 8,
-        batch_size: 20,
-        duration: Duration::from_secs(30),
-        max_requests: 200_000,
-    });
+    let load = steady_load(&server.url);
     std::thread::sleep(Duration::from_millis(800));
     let status = server.terminate();
     let report = load.stop();

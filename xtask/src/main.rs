@@ -70,11 +70,7 @@ fn main() -> Result<()> {
             )?;
         }
         Cmd::Bench { bench_args } => {
-            run(
-                "build the server and the benchmark (release)",
-                cargo().args(["build", "--release", "-p", "session-log-server", "-p", "session-log-e2e", "--bin", "session-log-server", "--bin", "session-log-bench"]),
-            )?;
-            let release = target_dir(&root).join("release");
+            let release = build_release_bins("session-log-bench")?;
             run(
                 "ingest benchmark",
                 Command::new(release.join("session-log-bench"))
@@ -86,11 +82,7 @@ fn main() -> Result<()> {
             ensure_wasm_tools()?;
             let (chrome, driver) = ensure_chromium()?;
             build_package(&root)?;
-            run(
-                "build the server and the client benchmark (release)",
-                cargo().args(["build", "--release", "-p", "session-log-server", "-p", "session-log-e2e", "--bin", "session-log-server", "--bin", "session-log-client-bench"]),
-            )?;
-            let release = target_dir(&root).join("release");
+            let release = build_release_bins("session-log-client-bench")?;
             run(
                 "client benchmark",
                 Command::new(release.join("session-log-client-bench"))
@@ -130,6 +122,20 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Builds the release server and the benchmark binary `bench`; returns the release folder.
+fn build_release_bins(bench: &str) -> Result<PathBuf> {
+    run(
+        &format!("build the server and {bench} (release)"),
+        cargo().args(["build", "--release", "-p", "session-log-server", "-p", "session-log-e2e"]).args([
+            "--bin",
+            "session-log-server",
+            "--bin",
+            bench,
+        ]),
+    )?;
+    Ok(target_dir(&workspace_root()).join("release"))
 }
 
 fn workspace_root() -> PathBuf {

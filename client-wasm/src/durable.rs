@@ -211,7 +211,9 @@ impl<S: Store> DurableQueue<S> {
         let mut dropped = 0;
         loop {
             // Pending events may have been dropped meanwhile: start at the oldest still queued.
-            let pending: Vec<(u64, &str)> = self.queue.entries().filter(|(slot, _)| *slot >= self.persisted_up_to).collect();
+            // Slots increase along the queue: the pending events are its tail.
+            let pending: Vec<(u64, &str)> =
+                self.queue.entries().skip_while(|(slot, _)| *slot < self.persisted_up_to).collect();
             let Some(&(first, _)) = pending.first() else {
                 self.persisted_up_to = self.next_slot;
                 break;
@@ -243,19 +245,29 @@ impl<S: Store> DurableQueue<S> {
         true
     }
 
-    /// Removes stored chunks whose events have all left the queue. Events leave in order, except
-    /// for drops behind the batch in flight, so a chunk is done when no queued slot falls in it.
+    /// Removes stored chunks whose events have all left the queue. Events leave only from the
+    /// front (acknowledged batches) and at the oldest waiting event (drops), so every event after
+    /// the oldest waiting one is still queued: only chunks starting at or before it can be done,
+    /// and those are near the front. Cost: a walk over the front of the queue, not all of it.
     fn forget_settled_chunks(&mut self) {
-        let live: Vec<u64> = self.queue.entries().map(|(slot, _)| slot).collect();
-        let tab = self.tab.clone();
-        let store = &mut self.store;
-        self.chunks.retain(|chunk| {
-            let done = !live.iter().any(|slot| (chunk.first..chunk.end).contains(slot));
-            if done {
-                store.remove(&chunk_key(&tab, chunk.first));
+        let bound = self.queue.oldest_waiting().unwrap_or(u64::MAX);
+        let mut index = 0;
+        while let Some(&chunk) = self.chunks.get(index) {
+            if chunk.first > bound {
+                break;
             }
-            !done
-        });
+            let live = self
+                .queue
+                .entries()
+                .take_while(|(slot, _)| *slot < chunk.end)
+                .any(|(slot, _)| slot >= chunk.first);
+            if live {
+                index += 1;
+            } else {
+                self.store.remove(&chunk_key(&self.tab, chunk.first));
+                self.chunks.remove(index);
+            }
+        }
     }
 
     fn add_dropped(&mut self, n: u64) {

@@ -1,7 +1,8 @@
 //! The `#[wasm_bindgen]` layer: the JavaScript API, and the only code that touches the browser.
 //!
 //! Rules kept here:
-//! - Every export returns at once and never throws: errors become one `console.warn` per kind.
+//! - Every export returns at once and never throws: a problem becomes one `console.warn` (once per
+//!   distinct message, at most 64 per page).
 //! - Page code (getters run by `Object.assign`, `toJSON` run by `JSON.stringify`) only runs while
 //!   the client state is *not* borrowed, and every import that can run page code is `catch`, so a
 //!   page that logs from inside a getter, or throws from one, cannot break the client.
@@ -301,10 +302,12 @@ impl Client {
         done
     }
 
-    /// Applies the server's answer to the batch in flight; returns what to do next.
-    fn on_reply(&mut self, count: usize, reply: Result<Reply, String>) -> Next {
+    /// Applies the server's answer to the batch in flight; returns what to do next and how the
+    /// reply was classified.
+    fn on_reply(&mut self, count: usize, reply: Result<Reply, String>) -> (Next, Outcome) {
         let status = reply.as_ref().map_or(0, |r| r.status);
-        match core::outcome(status) {
+        let outcome = core::outcome(status);
+        let next = match outcome {
             Outcome::Delivered => {
                 // `BatchResponse.rejected`: the events of the batch refused for good.
                 let rejected = reply
@@ -347,7 +350,7 @@ impl Client {
                 if !navigator_online() {
                     // No retries burnt while offline: the `online` event resumes delivery.
                     self.offline = true;
-                    return Next::Nothing;
+                    return (Next::Nothing, outcome);
                 }
                 let backoff = self.backoff.next_delay_ms(js_sys::Math::random());
                 let retry_after = reply
@@ -359,7 +362,8 @@ impl Client {
                 self.retry_pending = true;
                 Next::Timer(backoff.max(retry_after.unwrap_or(0)))
             }
-        }
+        };
+        (next, outcome)
     }
 
     /// Removes the batch in flight: `count` events, `refused` of them refused for good.
@@ -452,7 +456,8 @@ fn send_beacons() {
     let Some((bodies, endpoint)) = with_client(|c| {
         c.persist();
         let cfg = &c.session.config;
-        (c.queue.chunks(cfg.max_batch_events.min(core::SERVER_MAX_BATCH_EVENTS), BEACON_BUDGET_BYTES), cfg.endpoint.clone())
+        // `max_batch_events` is at most the server's batch limit (`Config::validate`).
+        (c.queue.chunks(cfg.max_batch_events, BEACON_BUDGET_BYTES), cfg.endpoint.clone())
     }) else {
         return;
     };
@@ -537,11 +542,12 @@ async fn pump() {
         };
         let reply = post(&endpoint, batch.body).await;
         let outcome = with_client(|c| {
-            let errors_before = c.retries + c.dropped;
-            let next = c.on_reply(batch.count, reply);
-            let problem = (c.retries + c.dropped != errors_before).then(|| DeliveryError {
+            let dropped_before = c.dropped;
+            let (next, outcome) = c.on_reply(batch.count, reply);
+            let failed = outcome == Outcome::Retry || c.dropped != dropped_before;
+            let problem = failed.then(|| DeliveryError {
                 message: c.last_error.clone().unwrap_or_default(),
-                will_retry: !matches!(next, Next::SendNow | Next::Nothing) || c.offline,
+                will_retry: outcome == Outcome::Retry,
                 queued: c.queue.queue().len(),
             });
             (next, c.take_finished_waiters(), problem)
@@ -639,14 +645,12 @@ fn local_storage() -> Option<web_sys::Storage> {
 }
 
 fn storage_get(key: &str) -> Option<String> {
-    local_storage()?.get_item(key).ok().flatten()
+    LocalStore::open().get(key)
 }
 
 fn storage_set(key: &str, value: &str) {
-    if let Some(storage) = local_storage() {
-        if storage.set_item(key, value).is_err() {
-            warn_once("localStorage refused a write (quota or privacy settings)");
-        }
+    if LocalStore::open().set(key, value).is_err() {
+        warn_once("localStorage refused a write (quota or privacy settings)");
     }
 }
 

@@ -63,12 +63,6 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
-    let top: Box<RawValue> =
-        serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    if !top.get().starts_with('{') {
-        return Err(ApiError::NotAnObject);
-    }
-
     #[derive(Deserialize)]
     struct MaybeBatch<'a> {
         #[serde(borrow)]
@@ -76,9 +70,17 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
         #[serde(default)]
         dropped: Option<u64>,
     }
-    let probe: MaybeBatch = serde_json::from_str(top.get()).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    // One pass over the whole body finds the batch's parts (or learns it is a single event).
+    // Checked first: serde would also read a struct from a JSON array.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => ApiError::NotAnObject,
+            Err(e) => ApiError::MalformedJson(e.to_string()),
+        });
+    }
+    let probe: MaybeBatch = serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let Some(events) = probe.events else {
-        return validate_event(top.get(), config).map(Parsed::Single).map_err(ApiError::InvalidEvent);
+        return validate_event(text.trim(), config).map(Parsed::Single).map_err(ApiError::InvalidEvent);
     };
     let events: Vec<&RawValue> = serde_json::from_str(events.get())
         .map_err(|_| ApiError::InvalidEvent("events: must be an array of events".into()))?;

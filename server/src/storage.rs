@@ -81,6 +81,14 @@ pub enum StorageError {
     /// The writer's transaction failed; none of the request's events is stored.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A storage thread (writer, checkpointer) could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The writer thread has stopped (shutdown).
     #[error("the writer has stopped")]
     WriterGone,
@@ -174,7 +182,7 @@ impl Storage {
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
             .spawn(move || writer.run(receiver))
-            .map_err(|source| StorageError::CreateDir { path: "writer thread".into(), source })?;
+            .map_err(|source| StorageError::Spawn { what: "writer", source })?;
         let checkpointer = Checkpointer::start(path)?;
         Ok(Storage {
             metrics,
@@ -389,7 +397,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("session-log-checkpointer".into())
             .spawn(move || checkpoint_loop(conn, wal, stopped))
-            .map_err(|source| StorageError::CreateDir { path: "checkpointer thread".into(), source })?;
+            .map_err(|source| StorageError::Spawn { what: "checkpointer", source })?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
 }

@@ -1,6 +1,7 @@
 //! The server's settings, with their defaults. `main.rs` fills them from flags and environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything `run` needs to know. `Config::default()` is what the binary runs with when no flag
 /// or environment variable is given (apart from the instructor tokens, which it generates).
@@ -41,6 +42,23 @@ pub struct Config {
     pub rate_limit_session_per_sec: u32,
     /// Burst of POSTs allowed for one session token above the rate. Default 100.
     pub rate_limit_session_burst: u32,
+    /// Event types that mark a session completed. Default `["workshop_completed"]` (what
+    /// `logSessionEvent("workshop_completed", …)` sends).
+    pub completion_event_types: Vec<String>,
+    /// A session that reaches this step (or a higher one) is completed too. Default none.
+    pub final_step: Option<i64>,
+    /// A session with an event within this window is `active`, else `idle`. Default 5 minutes.
+    pub active_window: Duration,
+    /// Events older than this are deleted by the retention task; `None` keeps them forever.
+    /// Default 90 days.
+    pub retention: Option<Duration>,
+    /// How often the retention task runs. Default 1 hour.
+    pub retention_every: Duration,
+    /// How often a report row is appended to `reports/report.csv` beside the database; `None`
+    /// writes none. Default 300 s.
+    pub report_interval: Option<Duration>,
+    /// How often a live tail (SSE) sends a heartbeat comment when no event arrives. Default 15 s.
+    pub sse_heartbeat: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +80,13 @@ impl Default for Config {
             rate_limit_ip_burst: 2000,
             rate_limit_session_per_sec: 20,
             rate_limit_session_burst: 100,
+            completion_event_types: vec!["workshop_completed".to_owned()],
+            final_step: None,
+            active_window: Duration::from_secs(300),
+            retention: Some(Duration::from_secs(90 * 86_400)),
+            retention_every: Duration::from_secs(3600),
+            report_interval: Some(Duration::from_secs(300)),
+            sse_heartbeat: Duration::from_secs(15),
         }
     }
 }

@@ -14,6 +14,7 @@ use session_log_protocol::{check_email, check_event_type, check_session_token, E
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::summary::EventFacts;
 
 /// Longest `studentName`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -35,6 +36,9 @@ pub struct ValidEvent {
     pub student_email: Option<String>,
     /// `studentName`.
     pub student_name: Option<String>,
+    /// What the session summaries use of `eventData` (read here, on the request's thread, so the
+    /// writer does not parse JSON).
+    pub facts: EventFacts,
 }
 
 /// A parsed body.
@@ -127,6 +131,7 @@ fn dropped_event(first: &ValidEvent, count: u64) -> ValidEvent {
         .to_string(),
         student_email: first.student_email.clone(),
         student_name: first.student_name.clone(),
+        facts: EventFacts { dropped: count, ..EventFacts::default() },
     }
 }
 
@@ -165,7 +170,9 @@ pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String>
     if depth > config.max_event_data_depth {
         return Err(format!("eventData: must nest at most {} levels, got {depth}", config.max_event_data_depth));
     }
+    let facts = EventFacts::read(&event.event_type, data);
     Ok(ValidEvent {
+        facts,
         uuid: event.event_id.unwrap_or_else(Uuid::now_v7),
         seq: event.seq,
         session_token: event.session_token,

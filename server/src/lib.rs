@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod storage;
+pub mod summary;
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -196,14 +196,17 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
         })
         .collect::<Result<_, _>>()?;
     let path = dir.join("ceiling.db");
-    let mut conn = open_writer_connection(&path)?;
+    let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
     // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
     let checkpointer = Checkpointer::start(&path)?;
     let started = Instant::now();
     for chunk in events.chunks(CEILING_ROWS_PER_TX) {
         let created_at = now_iso();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        EventWriter::new(&tx, &created_at)?.write(chunk)?;
+        // The same work as the writer: the events and their sessions' summaries.
+        let mut writer = EventWriter::new(&tx, &created_at, &config.completion_event_types)?;
+        writer.write(chunk)?;
+        writer.finish()?;
         tx.commit()?;
     }
     let rate = rows as f64 / started.elapsed().as_secs_f64();

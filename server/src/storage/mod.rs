@@ -14,19 +14,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params_from_iter, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
-use serde_json::value::RawValue;
-use session_log_protocol::{StoredEvent, Uuid};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
 use crate::ingest::ValidEvent;
 use crate::metrics::Metrics;
+use crate::summary::{EventFacts, FoldEvent, SessionSummary};
+
+mod read;
+pub use read::*;
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -35,8 +37,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// translated to SQLite: `SERIAL` → `INTEGER PRIMARY KEY AUTOINCREMENT` (ids never reused, so they
 /// can serve as cursors), `JSONB` → JSON text, `TIMESTAMP` → ISO 8601 text with ms (sorts as time).
 /// Added: `event_uuid` (dedup) and `seq` (the client's per-session number).
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE students (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE students (
         student_id INTEGER PRIMARY KEY,
         email TEXT NOT NULL UNIQUE COLLATE NOCASE,
         name TEXT
@@ -56,7 +59,21 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
     CREATE INDEX idx_events_type ON events(event_type);
     CREATE INDEX idx_events_created ON events(created_at DESC);
     CREATE INDEX idx_events_student ON events(student_id);",
-)];
+    ),
+    // Per-session summaries (see `crate::summary`), kept in the writer's transactions. A database
+    // migrated from version 1 has its summaries rebuilt from its events on open.
+    M::up(
+        "CREATE TABLE sessions (
+        session_token TEXT PRIMARY KEY,
+        student_id INTEGER REFERENCES students(student_id),
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE INDEX idx_sessions_last_seen ON sessions(last_seen);
+    CREATE INDEX idx_sessions_student ON sessions(student_id);",
+    ),
+];
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -106,27 +123,54 @@ pub struct Inserted {
     pub duplicates: usize,
 }
 
+/// What a retention purge or a student deletion removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// Events deleted.
+    pub events: u64,
+    /// Session summaries deleted (their sessions have no event left).
+    pub sessions: u64,
+    /// Students deleted (no event names them any more).
+    pub students: u64,
+}
+
+/// Work that deletes, run by the writer in a transaction of its own.
+#[derive(Debug, Clone)]
+enum Maintenance {
+    /// Delete at most `limit` events stored before `before` (ISO text), oldest first.
+    Purge { before: String, limit: usize },
+    /// Delete a student, every event of their sessions and the summaries.
+    DeleteStudent { email: String },
+}
+
 /// One request to the writer.
 enum WriteJob {
     /// Store these events; send the outcome once committed.
     Insert { events: Vec<ValidEvent>, ack: oneshot::Sender<Result<Inserted, String>> },
     /// Check that the database takes a write lock (`/healthz`).
     Ping { ack: oneshot::Sender<Result<Inserted, String>> },
+    /// Delete (retention, deletion on request); send what was removed once committed.
+    Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, String>> },
 }
 
 impl WriteJob {
     fn rows(&self) -> usize {
         match self {
             WriteJob::Insert { events, .. } => events.len(),
-            WriteJob::Ping { .. } => 0,
+            WriteJob::Ping { .. } | WriteJob::Maintain { .. } => 0,
         }
     }
 
-    fn answer(self, outcome: Result<Inserted, String>) {
-        let ack = match self {
-            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } => ack,
-        };
-        let _ = ack.send(outcome);
+    fn fail(self, error: String) {
+        match self {
+            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } => {
+                let _ = ack.send(Err(error));
+            }
+            WriteJob::Maintain { ack, .. } => {
+                let _ = ack.send(Err(error));
+            }
+        }
     }
 }
 
@@ -138,22 +182,6 @@ const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
 /// that never let a passive checkpoint finish cannot make it grow without bound.
 const WAL_CHECKPOINT_FORCED: u64 = 128 * 1024 * 1024;
 
-/// Filters of an event query; `None` matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventQuery {
-    /// Only this session.
-    pub session_token: Option<String>,
-    /// Only this student (case-insensitive).
-    pub student_email: Option<String>,
-    /// Only this event type.
-    pub event_type: Option<String>,
-    /// At most this many events, newest first.
-    pub limit: u32,
-}
-
-/// A stored event as queries return it, its data as the JSON text stored.
-pub type EventRow = StoredEvent<Box<RawValue>>;
-
 /// The database: a handle to the writer thread and a pool of readers.
 pub struct Storage {
     metrics: Arc<Metrics>,
@@ -161,6 +189,7 @@ pub struct Storage {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    committed: watch::Receiver<i64>,
 }
 
 impl Storage {
@@ -170,7 +199,9 @@ impl Storage {
     /// Errors: the folder cannot be created, the file cannot be opened or migrated.
     pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Storage, StorageError> {
         let path = &config.db_path;
-        let conn = open_writer_connection(path)?;
+        let conn = open_writer_connection(path, &config.completion_event_types)?;
+        let newest: i64 = conn.query_row("SELECT coalesce(max(event_id), 0) FROM events", [], |r| r.get(0))?;
+        let (committed_tx, committed) = watch::channel(newest);
         let readers = open_readers(path, config.read_connections)?;
         let (sender, receiver) = crossbeam_channel::bounded(config.write_queue_requests.max(1));
         let writer = Writer {
@@ -178,6 +209,8 @@ impl Storage {
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
             metrics: metrics.clone(),
+            completion_types: config.completion_event_types.clone(),
+            committed: committed_tx,
         };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
@@ -190,39 +223,62 @@ impl Storage {
             writer_thread: Mutex::new(Some(writer_thread)),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers,
+            committed,
         })
     }
 
-    /// Stores `events` (in order) and answers once they are committed.
+    /// Stores `events` (in order), updates their sessions' summaries in the same transaction, and
+    /// answers once they are committed.
     ///
     /// Errors: [`StorageError::Busy`] when the writer's queue is full (answer 503),
-    /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Sqlite`] when the commit failed
-    /// (then none of the events is stored).
+    /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Commit`] when the commit
+    /// failed (then none of the events is stored).
     pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StorageError> {
-        self.submit(|ack| WriteJob::Insert { events, ack }).await
+        let done = self.submit(|ack| WriteJob::Insert { events, ack })?;
+        answer(done.await)
     }
 
     /// Checks, through the writer, that the database takes a write lock (an empty immediate
     /// transaction). Errors as for [`Storage::insert`].
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
+        let done = self.submit(|ack| WriteJob::Ping { ack })?;
+        answer(done.await).map(|_| ())
     }
 
-    async fn submit(
+    /// Deletes at most `limit` events stored before `before` (ISO 8601 text, compared with
+    /// `created_at`), oldest first, recomputes the summaries of their sessions from the events
+    /// that remain, and deletes summaries and students left without events. Errors as for
+    /// [`Storage::insert`].
+    pub async fn purge(&self, before: String, limit: usize) -> Result<Removed, StorageError> {
+        let done = self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit }, ack })?;
+        answer(done.await)
+    }
+
+    /// Deletes the student with `email` (case-insensitive), every event of every session in
+    /// which they appear (anonymous events of those sessions too), and those sessions'
+    /// summaries. A student who is not stored removes nothing. Errors as for [`Storage::insert`].
+    pub async fn delete_student(&self, email: String) -> Result<Removed, StorageError> {
+        let done = self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack })?;
+        answer(done.await)
+    }
+
+    fn submit<T>(
         &self,
-        job: impl FnOnce(oneshot::Sender<Result<Inserted, String>>) -> WriteJob,
-    ) -> Result<Inserted, StorageError> {
+        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
+    ) -> Result<oneshot::Receiver<Result<T, String>>, StorageError> {
         let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
         let (ack, done) = oneshot::channel();
         writer.try_send(job(ack)).map_err(|e| match e {
             TrySendError::Full(_) => StorageError::Busy,
             TrySendError::Disconnected(_) => StorageError::WriterGone,
         })?;
-        match done.await {
-            Ok(Ok(inserted)) => Ok(inserted),
-            Ok(Err(message)) => Err(StorageError::Commit(message)),
-            Err(_) => Err(StorageError::WriterGone),
-        }
+        Ok(done)
+    }
+
+    /// The `event_id` of the newest committed event, updated after each commit: live tails wait
+    /// on it (`changed()`) instead of polling.
+    pub fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.clone()
     }
 
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.
@@ -248,6 +304,14 @@ impl Storage {
                 tracing::error!("the writer thread panicked");
             }
         }
+    }
+}
+
+fn answer<T>(done: Result<Result<T, String>, oneshot::error::RecvError>) -> Result<T, StorageError> {
+    match done {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(StorageError::Commit(message)),
+        Err(_) => Err(StorageError::WriterGone),
     }
 }
 
@@ -277,8 +341,11 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 /// and brings the schema up to date. The server's writer and the ingest benchmark's ceiling both
 /// use it, so they write to identical databases.
 ///
+/// A database at schema version 1 (before session summaries) gets its summaries rebuilt from its
+/// events, folding with `completion_types`.
+///
 /// Errors: the folder cannot be created, the file cannot be opened, a pragma or migration fails.
-pub fn open_writer_connection(path: &Path) -> Result<Connection, StorageError> {
+pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Result<Connection, StorageError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
     }
@@ -294,7 +361,18 @@ pub fn open_writer_connection(path: &Path) -> Result<Connection, StorageError> {
     // Checkpoints are the checkpointer thread's job (see `checkpointer`), never a commit's.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+    if version == 1 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tokens: Vec<String> =
+            tx.prepare("SELECT DISTINCT session_token FROM events")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        for token in &tokens {
+            refresh_summary(&tx, token, completion_types)?;
+        }
+        tx.commit()?;
+        tracing::info!(sessions = tokens.len(), "rebuilt the session summaries");
+    }
     Ok(conn)
 }
 
@@ -311,17 +389,28 @@ struct Writer {
     wal_path: PathBuf,
     max_rows: usize,
     metrics: Arc<Metrics>,
+    /// Event types that mark a session completed.
+    completion_types: Vec<String>,
+    /// The newest committed `event_id`.
+    committed: watch::Sender<i64>,
 }
 
 impl Writer {
     /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
-    /// is drained (that is the graceful shutdown: nothing handed over is lost).
+    /// is drained (that is the graceful shutdown: nothing handed over is lost). Inserts and pings
+    /// share one transaction (group commit); a maintenance job runs alone, after the group it
+    /// ended.
     fn run(mut self, receiver: Receiver<WriteJob>) {
         while let Ok(first) = receiver.recv() {
             let mut rows = first.rows();
-            let mut jobs = vec![first];
-            while rows < self.max_rows {
+            let (mut jobs, mut maintenance) = (Vec::new(), None);
+            match first {
+                WriteJob::Maintain { task, ack } => maintenance = Some((task, ack)),
+                job => jobs.push(job),
+            }
+            while maintenance.is_none() && rows < self.max_rows {
                 match receiver.try_recv() {
+                    Ok(WriteJob::Maintain { task, ack }) => maintenance = Some((task, ack)),
                     Ok(job) => {
                         rows += job.rows();
                         jobs.push(job);
@@ -329,21 +418,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let started = Instant::now();
-            match commit(&mut self.conn, &jobs) {
-                Ok(outcomes) => {
-                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                    self.metrics.commit_rows.observe(rows as f64);
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        job.answer(Ok(outcome));
-                    }
+            if !jobs.is_empty() {
+                self.commit_group(jobs, rows);
+            }
+            if let Some((task, ack)) = maintenance {
+                let outcome = maintain(&mut self.conn, &task, &self.completion_types);
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, ?task, "maintenance failed");
                 }
-                Err(error) => {
-                    tracing::error!(%error, rows, "commit failed");
-                    for job in jobs {
-                        job.answer(Err(error.to_string()));
-                    }
-                }
+                let _ = ack.send(outcome.map_err(|e| e.to_string()));
             }
             if receiver.is_empty() && wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
                 // Idle: fold the WAL back into the database and truncate it, while nobody waits.
@@ -352,6 +435,30 @@ impl Writer {
         }
         checkpoint(&self.conn, "TRUNCATE");
         tracing::debug!("writer stopped: every accepted event is committed");
+    }
+
+    fn commit_group(&mut self, jobs: Vec<WriteJob>, rows: usize) {
+        let started = Instant::now();
+        match commit(&mut self.conn, &jobs, &self.completion_types) {
+            Ok((outcomes, newest)) => {
+                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics.commit_rows.observe(rows as f64);
+                if let Some(newest) = newest {
+                    self.committed.send_replace(newest);
+                }
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } = job {
+                        let _ = ack.send(Ok(outcome));
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, rows, "commit failed");
+                for job in jobs {
+                    job.fail(error.to_string());
+                }
+            }
+        }
     }
 }
 
@@ -425,39 +532,56 @@ fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: Receiver<()>) {
     }
 }
 
-/// Commits all jobs' events in one immediate transaction; returns each job's counts.
-fn commit(conn: &mut Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, rusqlite::Error> {
+/// Commits all jobs' events in one immediate transaction; returns each job's counts and the
+/// newest new `event_id` (`None` when nothing new was stored).
+fn commit(
+    conn: &mut Connection,
+    jobs: &[WriteJob],
+    completion_types: &[String],
+) -> Result<(Vec<Inserted>, Option<i64>), rusqlite::Error> {
     let created_at = now_iso();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let newest;
     {
-        let mut writer = EventWriter::new(&tx, &created_at)?;
+        let mut writer = EventWriter::new(&tx, &created_at, completion_types)?;
         for job in jobs {
             outcomes.push(match job {
                 WriteJob::Insert { events, .. } => writer.write(events)?,
-                WriteJob::Ping { .. } => Inserted::default(),
+                WriteJob::Ping { .. } | WriteJob::Maintain { .. } => Inserted::default(),
             });
         }
+        newest = writer.finish()?;
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok((outcomes, newest))
 }
 
 /// Inserts events within a caller's transaction, reusing prepared statements and the students
-/// already looked up. Used by the writer and by the ingest benchmark's ceiling.
+/// already looked up, and folds each new event into its session's summary; [`EventWriter::finish`]
+/// writes the summaries. Used by the writer and by the ingest benchmark's ceiling.
 pub struct EventWriter<'c> {
+    conn: &'c Connection,
     created_at: &'c str,
+    completion_types: &'c [String],
     students: HashMap<String, i64>,
+    summaries: HashMap<String, SessionSummary>,
+    newest: Option<i64>,
     upsert_student: rusqlite::CachedStatement<'c>,
     insert: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> EventWriter<'c> {
-    /// Prepares the statements on `conn`; every event written gets `created_at`.
-    pub fn new(conn: &'c Connection, created_at: &'c str) -> Result<Self, rusqlite::Error> {
+    /// Prepares the statements on `conn`; every event written gets `created_at`, and sessions
+    /// complete on an event of one of `completion_types`.
+    pub fn new(conn: &'c Connection, created_at: &'c str, completion_types: &'c [String]) -> Result<Self, rusqlite::Error> {
         Ok(EventWriter {
+            conn,
             created_at,
+            completion_types,
             students: HashMap::new(),
+            summaries: HashMap::new(),
+            newest: None,
             upsert_student: conn.prepare_cached(
                 "INSERT INTO students (email, name) VALUES (?1, ?2)
                  ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
@@ -491,11 +615,36 @@ impl<'c> EventWriter<'c> {
             ))?;
             if changed == 1 {
                 outcome.new += 1;
+                self.newest = Some(self.conn.last_insert_rowid());
+                let fold = FoldEvent {
+                    event_type: &event.event_type,
+                    seq: event.seq,
+                    student_id,
+                    created_at: self.created_at,
+                    facts: &event.facts,
+                };
+                let summary = match self.summaries.get_mut(&event.session_token) {
+                    Some(summary) => summary,
+                    None => {
+                        let stored = load_summary(self.conn, &event.session_token)?.unwrap_or_default();
+                        self.summaries.entry(event.session_token.clone()).or_insert(stored)
+                    }
+                };
+                summary.apply(&fold, self.completion_types);
             } else {
                 outcome.duplicates += 1;
             }
         }
         Ok(outcome)
+    }
+
+    /// Writes the summaries of the sessions written to; returns the newest new `event_id`.
+    /// Errors: any SQLite error.
+    pub fn finish(self) -> Result<Option<i64>, rusqlite::Error> {
+        for (token, summary) in &self.summaries {
+            store_summary(self.conn, token, summary)?;
+        }
+        Ok(self.newest)
     }
 
     fn student_id(&mut self, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
@@ -508,70 +657,139 @@ impl<'c> EventWriter<'c> {
     }
 }
 
-/// What a session lost: `(missing, dropped)`. `missing` counts the numbers absent from its `seq`
-/// 0…max (sent by the client, never arrived); `dropped` sums the drops its client reported.
-pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), StorageError> {
-    let (present, max): (i64, Option<i64>) = conn.query_row(
-        "SELECT count(DISTINCT seq), max(seq) FROM events WHERE session_token = ?1 AND seq IS NOT NULL",
-        [session_token],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let missing = max.map_or(0, |max| (max + 1 - present).max(0) as u64);
-    let dropped: i64 = conn.query_row(
-        "SELECT coalesce(sum(json_extract(event_data, '$.droppedCount')), 0) FROM events
-         WHERE session_token = ?1 AND event_type = ?2",
-        (session_token, session_log_protocol::EVENTS_DROPPED),
-        |r| r.get(0),
-    )?;
-    Ok((missing, dropped.max(0) as u64))
+/// A session's stored summary, if it has one.
+fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSummary>, rusqlite::Error> {
+    let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
+    let mut rows = statement.query([token])?;
+    let Some(row) = rows.next()? else { return Ok(None) };
+    let text: String = row.get(0)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-/// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
-pub fn now_iso() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Result<(), rusqlite::Error> {
+    let text = serde_json::to_string(summary)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.prepare_cached(
+        "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
+    )?
+    .execute((token, summary.student_id, &summary.first_seen, &summary.last_seen, &text))?;
+    Ok(())
 }
 
-/// Runs an event query on a read connection: newest first (by `event_id`).
-pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, StorageError> {
-    let mut sql = String::from(
-        "SELECT e.event_id, e.session_token, e.event_type, e.event_data, e.created_at,
-                s.email, s.name, e.event_uuid, e.seq
-         FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE 1 = 1",
-    );
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
-    if let Some(token) = &query.session_token {
-        sql.push_str(" AND e.session_token = ?");
-        params.push(token);
+/// Recomputes a session's summary from its stored events (the same fold as at ingest), storing
+/// it, or deleting it when no event is left. Returns whether the session still has events.
+pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[String]) -> Result<bool, rusqlite::Error> {
+    let summary = fold_session(conn, token, completion_types)?;
+    match summary {
+        Some(summary) => store_summary(conn, token, &summary)?,
+        None => {
+            conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])?;
+        }
     }
-    if let Some(email) = &query.student_email {
-        sql.push_str(" AND e.student_id = (SELECT student_id FROM students WHERE email = ?)");
-        params.push(email);
+    Ok(summary_exists(conn, token)?)
+}
+
+fn summary_exists(conn: &Connection, token: &str) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM sessions WHERE session_token = ?1")?.exists([token])
+}
+
+/// The fold of a session's stored events in `event_id` order, or `None` when it has none.
+pub fn fold_session(conn: &Connection, token: &str, completion_types: &[String]) -> Result<Option<SessionSummary>, rusqlite::Error> {
+    let mut statement = conn.prepare_cached(
+        "SELECT event_type, seq, student_id, created_at, event_data FROM events
+         WHERE session_token = ?1 ORDER BY event_id",
+    )?;
+    let mut rows = statement.query([token])?;
+    let mut summary: Option<SessionSummary> = None;
+    while let Some(row) = rows.next()? {
+        let (event_type, data): (String, String) = (row.get(0)?, row.get(4)?);
+        let created_at: String = row.get(3)?;
+        let facts = EventFacts::read(&event_type, &data);
+        summary.get_or_insert_with(SessionSummary::default).apply(
+            &FoldEvent {
+                event_type: &event_type,
+                seq: row.get::<_, Option<i64>>(1)?.map(|s| s as u64),
+                student_id: row.get(2)?,
+                created_at: &created_at,
+                facts: &facts,
+            },
+            completion_types,
+        );
     }
-    if let Some(event_type) = &query.event_type {
-        sql.push_str(" AND e.event_type = ?");
-        params.push(event_type);
+    Ok(summary)
+}
+
+/// Runs a maintenance task in one immediate transaction.
+fn maintain(conn: &mut Connection, task: &Maintenance, completion_types: &[String]) -> Result<Removed, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let removed = match task {
+        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, completion_types)?,
+        Maintenance::DeleteStudent { email } => delete_student(&tx, email)?,
+    };
+    tx.commit()?;
+    Ok(removed)
+}
+
+fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[String]) -> Result<Removed, rusqlite::Error> {
+    let deleted: Vec<(String, Option<i64>)> = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE event_id IN
+                 (SELECT event_id FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)
+             RETURNING session_token, student_id",
+        )?
+        .query_map((before, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut removed = Removed { events: deleted.len() as u64, ..Removed::default() };
+    let mut tokens: Vec<&str> = deleted.iter().map(|(t, _)| t.as_str()).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    for token in tokens {
+        if !refresh_summary(conn, token, completion_types)? {
+            removed.sessions += 1;
+        }
     }
-    sql.push_str(" ORDER BY e.event_id DESC LIMIT ?");
-    params.push(&query.limit);
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(params_from_iter(params), |row| {
-        let data: String = row.get(3)?;
-        let uuid: Vec<u8> = row.get(7)?;
-        Ok(StoredEvent {
-            event_id: row.get(0)?,
-            session_token: row.get(1)?,
-            event_type: row.get(2)?,
-            event_data: RawValue::from_string(data).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-            })?,
-            created_at: row.get(4)?,
-            student_email: row.get(5)?,
-            student_name: row.get(6)?,
-            event_uuid: Uuid::from_slice(&uuid).unwrap_or_default(),
-            seq: row.get::<_, Option<i64>>(8)?.map(|s| s as u64),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut students: Vec<i64> = deleted.iter().filter_map(|(_, s)| *s).collect();
+    students.sort_unstable();
+    students.dedup();
+    for student in students {
+        removed.students += conn
+            .prepare_cached(
+                "DELETE FROM students WHERE student_id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE student_id = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM sessions WHERE student_id = ?1)",
+            )?
+            .execute([student])? as u64;
+    }
+    Ok(removed)
+}
+
+/// Deletes a student and every trace: all events of the sessions in which they appear, those
+/// sessions' summaries, and the student row.
+pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlite::Error> {
+    let mut removed = Removed::default();
+    let student: Option<i64> = conn
+        .prepare_cached("SELECT student_id FROM students WHERE email = ?1")?
+        .query_row([email], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+    let Some(student) = student else { return Ok(removed) };
+    let tokens: Vec<String> = conn
+        .prepare_cached(
+            "SELECT DISTINCT session_token FROM events WHERE student_id = ?1
+             UNION SELECT session_token FROM sessions WHERE student_id = ?1",
+        )?
+        .query_map([student], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for token in &tokens {
+        removed.events += conn.prepare_cached("DELETE FROM events WHERE session_token = ?1")?.execute([token])? as u64;
+        removed.sessions += conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
+    }
+    removed.students = conn.prepare_cached("DELETE FROM students WHERE student_id = ?1")?.execute([student])? as u64;
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,410 @@
+//! Per-session summaries: what `GET /api/sessions` and `GET /api/report` read, so that they never
+//! scan the events table.
+//!
+//! A [`SessionSummary`] is a fold over a session's events in `event_id` order. Each event is reduced
+//! at ingest to its [`EventFacts`] (a few fields of `eventData` that the reference's event shapes
+//! define), and the writer thread applies the facts to the session's summary in the same
+//! transaction that stores the event. Retention and deletion recompute a summary with the same
+//! fold over the events that remain, so a summary always equals the fold of its stored events.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Most step visits kept per session (the oldest are dropped past it).
+pub const MAX_STEP_VISITS: usize = 500;
+/// Most API call durations kept per session and endpoint, for the report's percentiles (the
+/// latest ones are kept).
+pub const MAX_DURATIONS: usize = 100;
+
+/// The fields of one event's `eventData` that summaries use, read leniently: a field of an
+/// unexpected type counts as absent. Field names are the reference's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFacts {
+    /// The step the student is on after this event: `to` of a navigation, else `currentStep`.
+    pub step: Option<i64>,
+    /// That step's name: `toStepName` of a navigation, else `stepName`.
+    pub step_name: Option<String>,
+    /// `errorType` of an `error` event (`"unknown"` when absent).
+    pub error_type: Option<String>,
+    /// `endpoint` of an `api_call` event (`"unknown"` when absent).
+    pub endpoint: Option<String>,
+    /// An `api_call` that failed: `success: false`, or a `status` outside 100–399.
+    pub api_failed: bool,
+    /// An `api_call`'s duration (ms): the first number among `duration`, `durationMs`,
+    /// `deploymentTime`, `responseTime`, `latencyMs`.
+    pub duration_ms: Option<f64>,
+    /// The client's `timestamp` (ms since the Unix epoch), when it is a valid RFC 3339 time.
+    pub client_time_ms: Option<i64>,
+    /// `droppedCount` of an `events_dropped` event.
+    pub dropped: u64,
+}
+
+impl EventFacts {
+    /// Reads the facts of an event of `event_type` from its `eventData` JSON text. Never fails:
+    /// text that is not a JSON object gives empty facts (plus the type's defaults).
+    pub fn read(event_type: &str, event_data: &str) -> EventFacts {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Fields<'a> {
+            #[serde(borrow)]
+            current_step: Option<&'a RawValue>,
+            #[serde(borrow)]
+            step_name: Option<&'a RawValue>,
+            #[serde(borrow)]
+            to: Option<&'a RawValue>,
+            #[serde(borrow)]
+            to_step_name: Option<&'a RawValue>,
+            #[serde(borrow)]
+            error_type: Option<&'a RawValue>,
+            #[serde(borrow)]
+            endpoint: Option<&'a RawValue>,
+            #[serde(borrow)]
+            status: Option<&'a RawValue>,
+            #[serde(borrow)]
+            success: Option<&'a RawValue>,
+            #[serde(borrow)]
+            duration: Option<&'a RawValue>,
+            #[serde(borrow)]
+            duration_ms: Option<&'a RawValue>,
+            #[serde(borrow)]
+            deployment_time: Option<&'a RawValue>,
+            #[serde(borrow)]
+            response_time: Option<&'a RawValue>,
+            #[serde(borrow)]
+            latency_ms: Option<&'a RawValue>,
+            #[serde(borrow)]
+            timestamp: Option<&'a RawValue>,
+            #[serde(borrow)]
+            dropped_count: Option<&'a RawValue>,
+        }
+        let fields: Fields = serde_json::from_str(event_data).unwrap_or_default();
+        let string = |raw: Option<&RawValue>| raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+        let number = |raw: Option<&RawValue>| {
+            raw.and_then(|r| serde_json::from_str::<f64>(r.get()).ok()).filter(|n| n.is_finite())
+        };
+        let whole = |raw: Option<&RawValue>| number(raw).filter(|n| n.fract() == 0.0 && *n >= 0.0).map(|n| n as i64);
+        let navigation = event_type == session_log_protocol::event_type::NAVIGATION;
+        let mut facts = EventFacts {
+            step: if navigation { whole(fields.to).or(whole(fields.current_step)) } else { whole(fields.current_step) },
+            step_name: if navigation {
+                string(fields.to_step_name).or(string(fields.step_name))
+            } else {
+                string(fields.step_name)
+            },
+            client_time_ms: string(fields.timestamp)
+                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64),
+            ..EventFacts::default()
+        };
+        match event_type {
+            session_log_protocol::event_type::ERROR => {
+                facts.error_type = Some(string(fields.error_type).unwrap_or_else(|| "unknown".into()));
+            }
+            session_log_protocol::event_type::API_CALL => {
+                facts.endpoint = Some(string(fields.endpoint).unwrap_or_else(|| "unknown".into()));
+                let success = fields.success.and_then(|r| serde_json::from_str::<bool>(r.get()).ok());
+                let status = number(fields.status);
+                facts.api_failed = success == Some(false) || status.is_some_and(|s| !(100.0..400.0).contains(&s));
+                facts.duration_ms = [
+                    fields.duration,
+                    fields.duration_ms,
+                    fields.deployment_time,
+                    fields.response_time,
+                    fields.latency_ms,
+                ]
+                .into_iter()
+                .find_map(number)
+                .filter(|d| *d >= 0.0);
+            }
+            session_log_protocol::EVENTS_DROPPED => {
+                facts.dropped = whole(fields.dropped_count).unwrap_or(0) as u64;
+            }
+            _ => {}
+        }
+        facts
+    }
+}
+
+/// One stored event as the fold sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldEvent<'a> {
+    /// `eventType`.
+    pub event_type: &'a str,
+    /// The client's `seq`.
+    pub seq: Option<u64>,
+    /// The student's id, for events that named a student.
+    pub student_id: Option<i64>,
+    /// When the server stored it (ISO 8601 UTC with ms).
+    pub created_at: &'a str,
+    /// The facts of its `eventData`.
+    pub facts: &'a EventFacts,
+}
+
+/// One stay on a step: entered at `enteredAtMs`, left at `leftAtMs` (absent while the student is
+/// still there). Times are the client's `timestamp` when it sent one, else the server's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepVisit {
+    /// The step number.
+    pub step: i64,
+    /// Its name, when an event named it.
+    pub name: Option<String>,
+    /// When the student got there (ms since the Unix epoch).
+    pub entered_at_ms: i64,
+    /// When the student moved on (ms since the Unix epoch).
+    pub left_at_ms: Option<i64>,
+}
+
+/// API calls of one session to one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointStats {
+    /// Calls.
+    pub calls: u64,
+    /// Failed calls (see [`EventFacts::api_failed`]).
+    pub failed: u64,
+    /// The latest [`MAX_DURATIONS`] durations (ms).
+    pub durations_ms: Vec<f64>,
+}
+
+/// What a session did, kept up to date by the writer (see the module docs). Stored as JSON in
+/// `sessions.summary`, beside indexed copies of `student_id`, `first_seen` and `last_seen`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// The student named by the session's latest event that named one.
+    pub student_id: Option<i64>,
+    /// The first event's `created_at`.
+    pub first_seen: String,
+    /// The latest event's `created_at`.
+    pub last_seen: String,
+    /// When the session last moved to another step (`created_at`), or its first event's.
+    pub last_progress_at: String,
+    /// The step the student is on (from the latest event that carried one).
+    pub current_step: Option<i64>,
+    /// That step's name.
+    pub step_name: Option<String>,
+    /// The highest step reached.
+    pub max_step: Option<i64>,
+    /// Events stored.
+    pub events: u64,
+    /// Events by `eventType`.
+    pub events_by_type: BTreeMap<String, u64>,
+    /// `error` events.
+    pub errors: u64,
+    /// `error` events by `errorType`.
+    pub errors_by_type: BTreeMap<String, u64>,
+    /// `api_call` events that failed.
+    pub failed_api_calls: u64,
+    /// `api_call` events by `endpoint`.
+    pub api_calls: BTreeMap<String, EndpointStats>,
+    /// Events that carried a `seq`.
+    pub seq_count: u64,
+    /// The highest `seq`.
+    pub max_seq: Option<u64>,
+    /// Events the client reported dropping (`events_dropped`).
+    pub dropped_events: u64,
+    /// When the session completed: its first event of a completion type (`created_at`).
+    pub completed_at: Option<String>,
+    /// The steps visited, in order.
+    pub steps: Vec<StepVisit>,
+}
+
+impl SessionSummary {
+    /// Applies one event (the next in `event_id` order). `completion_types` are the event types
+    /// that mark a session completed (configuration).
+    pub fn apply(&mut self, event: &FoldEvent<'_>, completion_types: &[String]) {
+        let facts = event.facts;
+        if self.events == 0 || event.created_at < self.first_seen.as_str() {
+            self.first_seen = event.created_at.to_owned();
+        }
+        if self.events == 0 {
+            self.last_progress_at = event.created_at.to_owned();
+        }
+        if event.created_at > self.last_seen.as_str() {
+            self.last_seen = event.created_at.to_owned();
+        }
+        self.events += 1;
+        *self.events_by_type.entry(event.event_type.to_owned()).or_default() += 1;
+        if event.student_id.is_some() {
+            self.student_id = event.student_id;
+        }
+        if let Some(seq) = event.seq {
+            self.seq_count += 1;
+            self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+        }
+        if let Some(error_type) = &facts.error_type {
+            self.errors += 1;
+            *self.errors_by_type.entry(error_type.clone()).or_default() += 1;
+        }
+        if let Some(endpoint) = &facts.endpoint {
+            let stats = self.api_calls.entry(endpoint.clone()).or_default();
+            stats.calls += 1;
+            if facts.api_failed {
+                stats.failed += 1;
+                self.failed_api_calls += 1;
+            }
+            if let Some(duration) = facts.duration_ms {
+                if stats.durations_ms.len() >= MAX_DURATIONS {
+                    stats.durations_ms.remove(0);
+                }
+                stats.durations_ms.push(duration);
+            }
+        }
+        self.dropped_events += facts.dropped;
+        if self.completed_at.is_none() && completion_types.iter().any(|t| t == event.event_type) {
+            self.completed_at = Some(event.created_at.to_owned());
+        }
+        if let Some(step) = facts.step {
+            let at = facts.client_time_ms.unwrap_or_else(|| iso_ms(event.created_at));
+            let moved = self.steps.last().is_none_or(|visit| visit.step != step);
+            if moved {
+                if let Some(visit) = self.steps.last_mut() {
+                    visit.left_at_ms = Some(at.max(visit.entered_at_ms));
+                    self.last_progress_at = event.created_at.to_owned();
+                }
+                if self.steps.len() >= MAX_STEP_VISITS {
+                    self.steps.remove(0);
+                }
+                self.steps.push(StepVisit { step, name: None, entered_at_ms: at, left_at_ms: None });
+            }
+            if let (Some(name), Some(visit)) = (&facts.step_name, self.steps.last_mut()) {
+                visit.name = Some(name.clone());
+            }
+            self.current_step = Some(step);
+            self.step_name = self.steps.last().and_then(|v| v.name.clone());
+            self.max_step = Some(self.max_step.map_or(step, |m| m.max(step)));
+        }
+    }
+
+    /// Numbers missing from the session's `seq` 0…max: events its client logged that have not
+    /// arrived (yet). Assumes `seq` is unique within a session, as the client makes it.
+    pub fn missing_events(&self) -> u64 {
+        self.max_seq.map_or(0, |max| (max + 1).saturating_sub(self.seq_count))
+    }
+
+    /// The session's status at `now` (ISO text): `completed` when it completed (or reached
+    /// `final_step`), else `active` when its last event is at or after `active_since`, else `idle`.
+    pub fn status(&self, active_since: &str, final_step: Option<i64>) -> Status {
+        let reached_final = matches!((final_step, self.max_step), (Some(f), Some(m)) if m >= f);
+        if self.completed_at.is_some() || reached_final {
+            Status::Completed
+        } else if self.last_seen.as_str() >= active_since {
+            Status::Active
+        } else {
+            Status::Idle
+        }
+    }
+
+    /// Time spent on each step (ms), summed over the visits that ended.
+    pub fn time_on_steps(&self) -> BTreeMap<i64, i64> {
+        let mut spent = BTreeMap::new();
+        for visit in &self.steps {
+            if let Some(left) = visit.left_at_ms {
+                *spent.entry(visit.step).or_default() += left - visit.entered_at_ms;
+            }
+        }
+        spent
+    }
+}
+
+/// A session's status (see [`SessionSummary::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// An event within the active window (default 5 minutes).
+    Active,
+    /// No event within the active window.
+    Idle,
+    /// Reached the end of the workshop.
+    Completed,
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Status, String> {
+        match s {
+            "active" => Ok(Status::Active),
+            "idle" => Ok(Status::Idle),
+            "completed" => Ok(Status::Completed),
+            other => Err(format!("must be active, idle or completed, got {other:?}")),
+        }
+    }
+}
+
+/// `created_at` text as ms since the Unix epoch (0 when it does not parse, which our own
+/// timestamps always do).
+pub fn iso_ms(iso: &str) -> i64 {
+    humantime::parse_rfc3339_weak(iso)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The value at quantile `q` (0–1) of `sorted` (nearest rank), or `None` when it is empty.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(events: &[(&str, &str, &str)]) -> SessionSummary {
+        let mut summary = SessionSummary::default();
+        for (n, (event_type, data, at)) in events.iter().enumerate() {
+            let facts = EventFacts::read(event_type, data);
+            summary.apply(
+                &FoldEvent { event_type, seq: Some(n as u64), student_id: None, created_at: at, facts: &facts },
+                &["workshop_completed".to_owned()],
+            );
+        }
+        summary
+    }
+
+    // The reference's event shapes give steps, error types, endpoints, failures and durations.
+    #[test]
+    fn facts_from_reference_shapes() {
+        let nav = EventFacts::read("navigation", r#"{"from":2,"to":3,"toStepName":"Provision Services","currentStep":2}"#);
+        assert_eq!((nav.step, nav.step_name.as_deref()), (Some(3), Some("Provision Services")));
+        let error = EventFacts::read("error", r#"{"errorType":"openai_validation_failed","currentStep":0}"#);
+        assert_eq!(error.error_type.as_deref(), Some("openai_validation_failed"));
+        let api = EventFacts::read("api_call", r#"{"endpoint":"/v1/models","status":500,"deploymentTime":1234}"#);
+        assert_eq!((api.endpoint.as_deref(), api.api_failed, api.duration_ms), (Some("/v1/models"), true, Some(1234.0)));
+        let ok = EventFacts::read("api_call", r#"{"endpoint":"/x","status":200,"success":true}"#);
+        assert!(!ok.api_failed);
+        let odd = EventFacts::read("error", r#"{"currentStep":"three","errorType":7}"#);
+        assert_eq!((odd.step, odd.error_type.as_deref()), (None, Some("unknown")), "odd types count as absent");
+    }
+
+    // Folding a session's events gives its step, visits, time on steps, errors and completion.
+    #[test]
+    fn fold_tracks_steps_and_completion() {
+        let s = fold(&[
+            ("action", r#"{"currentStep":0,"stepName":"A","timestamp":"2026-01-01T00:00:00.000Z"}"#, "2026-01-01T00:00:01.000Z"),
+            ("navigation", r#"{"from":0,"to":1,"toStepName":"B","timestamp":"2026-01-01T00:01:00.000Z"}"#, "2026-01-01T00:01:01.000Z"),
+            ("error", r#"{"errorType":"boom","currentStep":1}"#, "2026-01-01T00:01:02.000Z"),
+            ("workshop_completed", r#"{"currentStep":1}"#, "2026-01-01T00:02:00.000Z"),
+        ]);
+        assert_eq!((s.current_step, s.step_name.as_deref(), s.max_step), (Some(1), Some("B"), Some(1)));
+        assert_eq!(s.time_on_steps(), BTreeMap::from([(0, 60_000)]));
+        assert_eq!((s.errors, s.events, s.missing_events()), (1, 4, 0));
+        assert_eq!(s.last_progress_at, "2026-01-01T00:01:01.000Z");
+        assert_eq!(s.status("2030-01-01T00:00:00.000Z", None), Status::Completed);
+    }
+
+    // Quantiles are nearest-rank.
+    #[test]
+    fn quantiles() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!((quantile(&v, 0.5), quantile(&v, 0.95), quantile(&[], 0.5)), (Some(2.0), Some(4.0), None));
+    }
+}

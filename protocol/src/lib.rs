@@ -167,6 +167,10 @@ pub struct QueryResponse<D> {
     /// For a `sessionToken` query: events the client reported dropping (its queue was full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_events: Option<u64>,
+    /// Present when more events match than were returned: pass it as `cursor` (same filters and
+    /// order) for the next page (extension).
+    #[serde(rename = "nextCursor", default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One stored event as the query returns it (reference: the `events` table joined with `students`).
@@ -314,6 +318,7 @@ mod tests {
                 seq: None,
             }],
             missing_events: None,
+            next_cursor: None,
             dropped_events: None,
         };
         let ours = serde_json::to_value(&ours).unwrap();

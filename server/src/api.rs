@@ -12,19 +12,14 @@ use governor::{Quota, RateLimiter};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use session_log_protocol::{BatchResponse, LoggedResponse, QueryResponse};
+use session_log_protocol::{BatchResponse, LoggedResponse};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ingest::{parse_body, Parsed};
 use crate::metrics::Metrics;
-use crate::storage::{query_events, session_losses, EventQuery, Storage, StorageError};
-
-/// Default `limit` of `GET /api/session-log` (events).
-pub const DEFAULT_LIMIT: u32 = 100;
-/// Largest `limit` of `GET /api/session-log` (events).
-pub const MAX_LIMIT: u32 = 1000;
+use crate::storage::{Storage, StorageError};
 
 /// What every handler shares.
 pub struct AppState {
@@ -36,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The POST rate limits.
     pub limits: RateLimits,
+    /// Becomes `true` when the server starts shutting down: live tails end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
@@ -103,10 +100,11 @@ fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaI
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics)).service(
         web::scope("/api")
+            .configure(crate::instructor::routes)
             .service(
                 web::resource("/session-log")
                     .route(web::post().to(post_events))
-                    .route(web::get().to(get_events))
+                    .route(web::get().to(crate::instructor::get_events))
                     .default_service(web::to(|req: HttpRequest| async move {
                         Err::<HttpResponse, _>(ApiError::NotFound(format!(
                             "{} {} (use GET or POST)",
@@ -195,7 +193,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     Ok(HttpResponse::Ok().json(BatchResponse { success: true, accepted, duplicates: inserted.duplicates, rejected }))
 }
 
-fn storage_error(error: StorageError) -> ApiError {
+pub(crate) fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::Busy => ApiError::Overloaded,
         StorageError::WriterGone => ApiError::ShuttingDown,
@@ -285,81 +283,5 @@ impl FromRequest for Instructor {
             _ => false,
         };
         std::future::ready(if ok { Ok(Instructor) } else { Err(ApiError::Unauthorized) })
-    }
-}
-
-/// Reads the reference's query parameters: `sessionToken`, `studentEmail`, `eventType`, `limit`
-/// (1–1000, default 100). Unknown parameters are ignored. Errors: [`ApiError::InvalidParameter`].
-pub fn parse_event_query(query_string: &str) -> Result<EventQuery, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(query_string)
-        .map_err(|e| ApiError::InvalidParameter { name: "query", reason: e.to_string() })?
-        .into_inner();
-    let mut query = EventQuery { limit: DEFAULT_LIMIT, ..EventQuery::default() };
-    for (name, value) in pairs {
-        match name.as_str() {
-            "sessionToken" => query.session_token = Some(value),
-            "studentEmail" => query.student_email = Some(value),
-            "eventType" => query.event_type = Some(value),
-            "limit" => {
-                query.limit = value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                    ApiError::InvalidParameter {
-                        name: "limit",
-                        reason: format!("must be a whole number from 1 to {MAX_LIMIT}, got {value:?}"),
-                    }
-                })?
-            }
-            _ => {}
-        }
-    }
-    Ok(query)
-}
-
-/// `GET /api/session-log?sessionToken=&studentEmail=&eventType=&limit=`: the reference's query,
-/// newest first, answering `{"success": true, "count": N, "events": [...]}`; with `sessionToken`
-/// also `missing_events` and `dropped_events` (what the session lost).
-///
-/// Errors: 401 without an instructor token, 400 for an invalid parameter, 500 for a storage error.
-async fn get_events(
-    _: Instructor,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let query = parse_event_query(req.query_string())?;
-    let (events, losses) = web::block(move || {
-        let conn = state.storage.reader()?;
-        let events = query_events(&conn, &query)?;
-        let losses = match &query.session_token {
-            Some(token) => Some(session_losses(&conn, token)?),
-            None => None,
-        };
-        Ok::<_, StorageError>((events, losses))
-    })
-    .await
-    .map_err(|_| ApiError::ShuttingDown)??;
-    Ok(HttpResponse::Ok().json(QueryResponse {
-        success: true,
-        count: events.len(),
-        events,
-        missing_events: losses.map(|(missing, _)| missing),
-        dropped_events: losses.map(|(_, dropped)| dropped),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Query parameters keep the reference's names and defaults; a bad limit names `limit`.
-    #[test]
-    fn query_parameters() {
-        let q = parse_event_query("sessionToken=ws_1&eventType=error&limit=50&other=x").unwrap();
-        assert_eq!(q.session_token.as_deref(), Some("ws_1"));
-        assert_eq!(q.event_type.as_deref(), Some("error"));
-        assert_eq!(q.limit, 50);
-        assert_eq!(parse_event_query("").unwrap().limit, 100);
-        for bad in ["limit=0", "limit=1001", "limit=ten"] {
-            let error = parse_event_query(bad).unwrap_err().to_string();
-            assert!(error.starts_with("limit:"), "{error}");
-        }
     }
 }

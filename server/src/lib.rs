@@ -7,8 +7,11 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod ingest;
+pub mod instructor;
 pub mod metrics;
+pub mod report;
 pub mod storage;
 pub mod summary;
 
@@ -60,7 +63,8 @@ pub async fn run(
     let storage = Storage::open(&config, metrics.clone())
         .map_err(|source| ServerError::Storage { path: config.db_path.display().to_string(), source })?;
     let limits = api::RateLimits::new(&config);
-    let state = web::Data::from(Arc::new(api::AppState { config, storage, metrics, limits }));
+    let (stop_streams, stopping) = tokio::sync::watch::channel(false);
+    let state = web::Data::from(Arc::new(api::AppState { config, storage, metrics, limits, stopping }));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let config = &app_state.config;
@@ -90,15 +94,87 @@ pub async fn run(
             housekeeping.limits.forget_idle_keys();
         }
     });
+    if let Some(retention) = state.config.retention {
+        actix_web::rt::spawn(retention_task(state.clone(), retention));
+    }
+    if let Some(every) = state.config.report_interval.filter(|d| !d.is_zero()) {
+        actix_web::rt::spawn(report_task(state.clone(), every));
+    }
     actix_web::rt::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in progress");
+        let _ = stop_streams.send(true);
         handle.stop(true).await;
     });
     let served = server.await;
     state.storage.close();
     tracing::info!("stopped; every accepted event is committed");
     Ok(served?)
+}
+
+/// Events deleted per retention transaction: small, so ingest commits slip in between.
+pub const RETENTION_BATCH_EVENTS: usize = 1000;
+
+/// Deletes events older than `retention`, now and every `retention_every`, through the writer in
+/// transactions of [`RETENTION_BATCH_EVENTS`] (each recomputes its sessions' summaries), yielding
+/// between them so ingest never waits long.
+async fn retention_task(state: web::Data<api::AppState>, retention: std::time::Duration) {
+    let mut every = actix_web::rt::time::interval(state.config.retention_every);
+    loop {
+        every.tick().await;
+        let cutoff = std::time::SystemTime::now().checked_sub(retention).unwrap_or(std::time::UNIX_EPOCH);
+        let before = humantime::format_rfc3339_millis(cutoff).to_string();
+        let mut total = storage::Removed::default();
+        loop {
+            match state.storage.purge(before.clone(), RETENTION_BATCH_EVENTS).await {
+                Ok(removed) => {
+                    total.events += removed.events;
+                    total.sessions += removed.sessions;
+                    total.students += removed.students;
+                    if removed.events < RETENTION_BATCH_EVENTS as u64 {
+                        break;
+                    }
+                }
+                Err(storage::StorageError::Busy) => actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(error) => {
+                    tracing::warn!(%error, "retention purge failed; retrying at the next run");
+                    break;
+                }
+            }
+            actix_web::rt::task::yield_now().await;
+        }
+        if total.events > 0 {
+            tracing::info!(before, events = total.events, sessions = total.sessions, students = total.students, "retention purge");
+        }
+    }
+}
+
+/// Appends the report of the sessions seen in the last 24 hours to `reports/report.csv` beside
+/// the database, every `every`.
+async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration) {
+    let path = report::csv_path(&state.config.db_path);
+    let mut ticks = actix_web::rt::time::interval(every);
+    ticks.tick().await; // the first tick is immediate: the first report comes after one interval
+    loop {
+        ticks.tick().await;
+        let since = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        let since = Some(humantime::format_rfc3339_millis(since).to_string());
+        let (window, final_step) = (state.config.active_window, state.config.final_step);
+        let reader = state.clone();
+        let built = web::block(move || {
+            let conn = reader.storage.reader()?;
+            instructor::build_report(&conn, since, None, window, final_step)
+        })
+        .await;
+        let outcome = match built {
+            Ok(Ok(report)) => report::append_csv(&path, &report).map_err(|e| e.to_string()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, path = %path.display(), "periodic report failed");
+        }
+    }
 }
 
 /// CORS: workshop pages live on other origins, so by default any origin may POST events and (with

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,11 +12,14 @@ use session_log_server::Config;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "SESSION_LOG_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
     /// SQLite database file (created with its folder).
-    #[arg(long, env = "SESSION_LOG_DB", default_value = "./data/session-log.db")]
+    #[arg(long, env = "SESSION_LOG_DB", default_value = "./data/session-log.db", global = true)]
     db: PathBuf,
     /// Instructor token for the read API; repeat the flag, or separate with commas, for several.
     /// When absent, a random one is generated and printed once.
@@ -49,6 +53,32 @@ struct Args {
     /// Burst of POSTs for one session token above the rate.
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION_BURST", default_value_t = Config::default().rate_limit_session_burst)]
     rate_limit_session_burst: u32,
+    /// Event type that marks a session completed; repeat, or separate with commas.
+    #[arg(long = "completion-event", env = "SESSION_LOG_COMPLETION_EVENTS", value_delimiter = ',', default_value = "workshop_completed")]
+    completion_events: Vec<String>,
+    /// A session that reaches this step (numbered from 0) is completed too.
+    #[arg(long, env = "SESSION_LOG_FINAL_STEP")]
+    final_step: Option<i64>,
+    /// A session with an event in the last this many minutes is active, else idle.
+    #[arg(long, env = "SESSION_LOG_ACTIVE_MINUTES", default_value_t = 5)]
+    active_minutes: u64,
+    /// Delete events older than this many days (0: keep forever).
+    #[arg(long, env = "SESSION_LOG_RETENTION_DAYS", default_value_t = 90)]
+    retention_days: u64,
+    /// Seconds between report rows appended to reports/report.csv beside the database (0: none).
+    #[arg(long, env = "SESSION_LOG_REPORT_INTERVAL", default_value_t = 300)]
+    report_interval: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Delete a student (by email, case-insensitive), every event of every session they appear
+    /// in, and those sessions' summaries; prints the counts. Works on the database file, also
+    /// while a server is running on it.
+    DeleteStudent {
+        /// The student's email.
+        email: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +89,18 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::DeleteStudent { email }) = &args.command {
+        let removed = session_log_server::storage::delete_student_in_file(&args.db, email)
+            .with_context(|| format!("cannot delete from {}", args.db.display()))?;
+        if removed.students == 0 {
+            anyhow::bail!("no student with email {email:?} in {}", args.db.display());
+        }
+        println!(
+            "deleted {email}: {} events, {} sessions, {} student",
+            removed.events, removed.sessions, removed.students
+        );
+        return Ok(());
+    }
     let mut tokens: Vec<String> = args.instructor_tokens.into_iter().filter(|t| !t.trim().is_empty()).collect();
     if tokens.is_empty() {
         let token = generate_token()?;
@@ -80,6 +122,11 @@ fn main() -> anyhow::Result<()> {
         rate_limit_ip_burst: args.rate_limit_ip_burst,
         rate_limit_session_per_sec: args.rate_limit_session,
         rate_limit_session_burst: args.rate_limit_session_burst,
+        completion_event_types: args.completion_events.into_iter().filter(|t| !t.trim().is_empty()).collect(),
+        final_step: args.final_step,
+        active_window: Duration::from_secs(args.active_minutes * 60),
+        retention: (args.retention_days > 0).then(|| Duration::from_secs(args.retention_days * 86_400)),
+        report_interval: (args.report_interval > 0).then(|| Duration::from_secs(args.report_interval)),
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;

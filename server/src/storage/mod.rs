@@ -109,6 +109,9 @@ pub enum StorageError {
     /// The writer thread has stopped (shutdown).
     #[error("the writer has stopped")]
     WriterGone,
+    /// There is no database file at this path (the command line does not create one).
+    #[error("no database file at {0}")]
+    NoDatabase(String),
     /// The writer's queue is full: the server is overloaded.
     #[error("the write queue is full")]
     Busy,
@@ -764,6 +767,20 @@ fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[Stri
             )?
             .execute([student])? as u64;
     }
+    Ok(removed)
+}
+
+/// [`delete_student`] on the database file at `path`, for the command line: waits for the write
+/// lock (busy timeout), so it works beside a running server. Errors: [`StorageError::NoDatabase`],
+/// the file cannot be opened or migrated, or SQLite fails.
+pub fn delete_student_in_file(path: &Path, email: &str) -> Result<Removed, StorageError> {
+    if !path.is_file() {
+        return Err(StorageError::NoDatabase(path.display().to_string()));
+    }
+    let mut conn = open_writer_connection(path, &Config::default().completion_event_types)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let removed = delete_student(&tx, email)?;
+    tx.commit()?;
     Ok(removed)
 }
 

@@ -166,3 +166,24 @@ impl TestServer {
             .map_or(0.0, |value| value.trim().parse().unwrap())
     }
 }
+
+impl TestServer {
+    /// `GET path` (with its query) as an instructor; asserts 200 and returns the JSON body.
+    pub fn read(&self, path: &str) -> Value {
+        let answer = self.request("GET", path, &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
+        assert_eq!(answer.status, 200, "GET {path}: {}", answer.text);
+        answer.json()
+    }
+
+    /// `method path` as an instructor: the whole answer.
+    pub fn as_instructor(&self, method: &str, path: &str) -> Answer {
+        self.request(method, path, &[("Authorization", &format!("Bearer {TOKEN}"))], b"")
+    }
+
+    /// Posts a batch and asserts that every event was accepted.
+    pub fn post_all(&self, events: Vec<Value>) {
+        let n = events.len();
+        let (status, answer) = self.post(&json!({ "events": events }));
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(n as u64)), "{answer}");
+    }
+}

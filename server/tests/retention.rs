@@ -1,0 +1,129 @@
+//! Retention: the purge deletes old events in small transactions and keeps every session summary
+//! equal to the fold of the events that remain (a real SQLite file, the real writer thread).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use session_log_server::ingest::validate_event;
+use session_log_server::metrics::Metrics;
+use session_log_server::storage::{fold_session, query_sessions, SessionQuery, Storage};
+use session_log_server::Config;
+
+fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<session_log_server::ingest::ValidEvent> {
+    (from..from + n)
+        .map(|i| {
+            let mut e = json!({"sessionToken": token, "eventType": if i % 3 == 0 { "error" } else { "navigation" },
+                "seq": i, "eventData": {"to": i, "errorType": "boom", "currentStep": i}});
+            if let Some(email) = email {
+                e["studentEmail"] = json!(email);
+            }
+            validate_event(&e.to_string(), &Config::default()).unwrap()
+        })
+        .collect()
+}
+
+// Purging everything stored before a cutoff, in batches of 7, deletes exactly the old events,
+// recomputes the summaries of sessions that keep events, drops the summaries (and students) of
+// sessions that keep none, and never touches newer events.
+#[test]
+fn purge_keeps_summaries_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { db_path: dir.path().join("events.db"), ..Config::default() };
+    let storage = Storage::open(&config, Arc::new(Metrics::new())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        storage.insert(events("ws_old", 0, 20, Some("old@example.com"))).await.unwrap();
+        storage.insert(events("ws_both", 0, 10, None)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        storage.insert(events("ws_both", 10, 5, None)).await.unwrap();
+        storage.insert(events("ws_new", 0, 5, Some("new@example.com"))).await.unwrap();
+    });
+    let conn = storage.reader().unwrap();
+    let cutoff: String = conn
+        .query_row("SELECT created_at FROM events WHERE session_token = 'ws_both' AND seq = 10", [], |r| r.get(0))
+        .unwrap();
+    let mut removed = Vec::new();
+    runtime.block_on(async {
+        loop {
+            let batch = storage.purge(cutoff.clone(), 7).await.unwrap();
+            removed.push(batch);
+            if batch.events < 7 {
+                break;
+            }
+        }
+    });
+    let events: u64 = removed.iter().map(|r| r.events).sum();
+    let sessions: u64 = removed.iter().map(|r| r.sessions).sum();
+    let students: u64 = removed.iter().map(|r| r.students).sum();
+    assert_eq!((events, sessions, students), (30, 1, 1), "ws_old and its student go; ws_both keeps 5 events");
+    assert!(removed.iter().all(|r| r.events <= 7), "small transactions");
+
+    let rows = query_sessions(&conn, &SessionQuery { limit: 100, ..SessionQuery::default() }).unwrap();
+    let mut tokens: Vec<&str> = rows.iter().map(|r| r.session_token.as_str()).collect();
+    tokens.sort_unstable();
+    assert_eq!(tokens, ["ws_both", "ws_new"]);
+    for row in &rows {
+        let folded = fold_session(&conn, &row.session_token, &config.completion_event_types).unwrap().unwrap();
+        assert_eq!(row.summary, folded, "{}: the summary is the fold of the remaining events", row.session_token);
+    }
+    let both = rows.iter().find(|r| r.session_token == "ws_both").unwrap();
+    assert_eq!((both.summary.events, both.summary.max_seq, both.summary.current_step), (5, Some(14), Some(14)));
+    assert_eq!(both.summary.missing_events(), 10, "seq 0–9 are gone");
+    let students: i64 = conn.query_row("SELECT count(*) FROM students", [], |r| r.get(0)).unwrap();
+    assert_eq!(students, 1);
+    storage.close();
+}
+
+// The server's retention task purges events older than the configured retention on its own.
+#[test]
+fn retention_task_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let config = Config {
+        db_path: db.clone(),
+        instructor_tokens: vec!["t".into()],
+        www_dir: None,
+        pkg_dir: None,
+        retention: Some(Duration::from_millis(300)),
+        retention_every: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/session-log", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new()
+            .block_on(session_log_server::run(listener, config, async move {
+                let _ = stopped.await;
+            }))
+            .unwrap();
+    });
+    let body = json!({"sessionToken": "ws_r", "eventType": "action", "eventData": {}}).to_string();
+    let mut posted = false;
+    for _ in 0..100 {
+        if ureq::post(&url).content_type("application/json").send(&body).is_ok() {
+            posted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(posted, "the server did not start");
+    let count = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM sessions)", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(count(), 2, "the event and its summary are stored");
+    let mut left = count();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        left = count();
+        if left == 0 {
+            break;
+        }
+    }
+    let _ = stop.send(());
+    server.join().unwrap();
+    assert_eq!(left, 0, "the retention task deleted the event and its summary within 5 s");
+}

@@ -30,3 +30,86 @@ fn generated_instructor_token_is_printed_and_works() {
     assert_eq!(token.len(), 64, "256 bits in hex: {token}");
     assert_eq!(server.events_as(&token, "")["success"], true);
 }
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+// Exporting 100,000 events (about 45 MB of NDJSON) streams them: the server's peak memory grows
+// by far less than the export's size, and every event arrives once.
+#[test]
+fn export_of_100k_events_streams_in_bounded_memory() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("events.db"),
+        &["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-session", "0", "--rate-limit-ip", "0"],
+    );
+    let pad = "x".repeat(400);
+    for batch in 0..200 {
+        let events: Vec<_> = (0..500)
+            .map(|i| {
+                json!({"sessionToken": format!("ws_export_{}", batch % 40), "eventType": "action",
+                       "eventData": {"n": batch * 500 + i, "pad": pad}})
+            })
+            .collect();
+        let (status, answer) = server.post(&json!({ "events": events }));
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(500)), "{answer}");
+    }
+    let before = vm_hwm_kib(server.pid());
+    let response = ureq::get(&format!("{}/api/session-log/export?format=ndjson", server.url))
+        .header("Authorization", &format!("Bearer {INSTRUCTOR_TOKEN}"))
+        .call()
+        .unwrap();
+    assert!(response.headers().get("content-length").is_none(), "streamed, not buffered");
+    let (mut lines, mut bytes, mut next) = (0u64, 0u64, 0u64);
+    for line in std::io::BufReader::new(response.into_body().into_reader()).lines() {
+        let line = line.unwrap();
+        bytes += line.len() as u64 + 1;
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["event_data"]["n"].as_u64(), Some(next), "oldest first, each once");
+        next += 1;
+        lines += 1;
+    }
+    let after = vm_hwm_kib(server.pid());
+    assert_eq!(lines, 100_000);
+    assert!(bytes > 40_000_000, "{bytes} bytes exported");
+    let growth_kib = after.saturating_sub(before);
+    eprintln!("export: {bytes} bytes; server peak memory {before} → {after} KiB");
+    assert!(growth_kib * 1024 < bytes / 4, "peak memory grew {growth_kib} KiB for a {bytes}-byte export");
+}
+
+// `session-log-server delete-student EMAIL` deletes the student's events beside a running
+// server, prints the counts, and fails with a message for an unknown email.
+#[test]
+fn delete_student_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);
+    let events: Vec<_> = ["ada@example.com", "ada@example.com", "bob@example.com"]
+        .iter()
+        .enumerate()
+        .map(|(n, email)| json!({"sessionToken": format!("ws_{}", &email[..3]), "studentEmail": email,
+                                 "eventType": "action", "eventData": {"n": n}}))
+        .collect();
+    assert_eq!(server.post(&json!({ "events": events })).0, 200);
+    let bin = std::env::var_os("SESSION_LOG_SERVER_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/session-log-server"));
+    let run = |email: &str| {
+        std::process::Command::new(&bin).arg("delete-student").arg(email).arg("--db").arg(&db).output().unwrap()
+    };
+    let deleted = run("Ada@Example.com");
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "deleted Ada@Example.com: 2 events, 1 sessions, 1 student");
+    assert_eq!(server.events("studentEmail=ada@example.com")["count"], 0);
+    assert_eq!(server.events("")["count"], 1, "bob's event stays");
+    let unknown = run("nobody@example.com");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no student with email"));
+}

@@ -76,7 +76,8 @@ pub async fn run(
             app = app.service(actix_files::Files::new("/pkg", pkg));
         }
         if let Some(www) = config.www_dir.as_ref().filter(|d| d.is_dir()) {
-            app = app.service(actix_files::Files::new("/", www).index_file("index.html"));
+            // `/` is the demo workshop, `/dashboard/` the instructor dashboard (`/dashboard` redirects).
+            app = app.service(actix_files::Files::new("/", www).index_file("index.html").redirect_to_slash_directory());
         }
         app
     })

@@ -54,6 +54,7 @@ pub mod event_type {
 /// makes when the event is logged, so a retried event is stored once) and `seq` (the event's
 /// number within its session, 0-based) are session-log extensions and optional too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event<D> {
     /// The session's token, e.g. `ws_3f9c…`; 1–128 printable characters.
@@ -79,6 +80,7 @@ pub struct Event<D> {
 
 /// Several events in one POST (extension): `{"events": [Event, …], "dropped": 3}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch<E> {
     /// The events, in the order they were logged.
     pub events: Vec<E>,
@@ -95,6 +97,7 @@ pub const EVENTS_DROPPED: &str = "events_dropped";
 /// Answer to a single-event POST, exactly the reference's:
 /// `{"success": true, "message": "Event logged successfully"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoggedResponse {
     /// Always `true`.
     pub success: bool,
@@ -113,6 +116,7 @@ impl Default for LoggedResponse {
 /// `accepted` counts the events that are stored now, including those the server already had
 /// (a retried batch is acknowledged as a whole); `duplicates` says how many of them it already had.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResponse {
     /// `true`: at least the accepted events are stored.
     pub success: bool,
@@ -128,6 +132,7 @@ pub struct BatchResponse {
 
 /// One event of a batch that the server refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectedEvent {
     /// Position of the event in the batch's `events`, from 0.
     pub index: usize,
@@ -139,6 +144,7 @@ pub struct RejectedEvent {
 ///
 /// For a batch in which no event was valid, `rejected` lists each event's reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorResponse {
     /// Always `false`.
     pub success: bool,
@@ -153,6 +159,7 @@ pub struct ErrorResponse {
 /// `{"success": true, "count": 15, "events": [StoredEvent, …]}`, newest first. With a
 /// `sessionToken` filter it also says what that session lost (extensions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResponse<D> {
     /// Always `true`.
     pub success: bool,
@@ -175,6 +182,7 @@ pub struct QueryResponse<D> {
 
 /// One stored event as the query returns it (reference: the `events` table joined with `students`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEvent<D> {
     /// The server's sequence number of the event (the table's primary key).
     pub event_id: i64,

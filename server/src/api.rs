@@ -101,6 +101,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics)).service(
         web::scope("/api")
             .configure(crate::instructor::routes)
+            .route("/openapi.json", web::get().to(crate::openapi::openapi_json))
             .service(
                 web::resource("/session-log")
                     .route(web::post().to(post_events))
@@ -121,13 +122,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
 /// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).
-async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"success\": true, \"status\": \"ok\", \"database\": \"writable\"}`"),
+               (status = 503, description = "The database does not take writes.", body = session_log_protocol::ErrorResponse)))]
+pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.storage.ping().await.map_err(|e| ApiError::Unhealthy(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "status": "ok", "database": "writable"})))
 }
 
 /// `GET /metrics`: Prometheus text format (see [`Metrics`]).
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String)))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.storage.observe_queue_depth();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
@@ -140,7 +146,17 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 413 (body, batch
 /// or decompressed body too large), 415 (other content types or encodings), 429 with
 /// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
-async fn post_events(
+#[utoipa::path(post, path = "/api/session-log", tag = "ingest",
+    request_body(content = crate::openapi::PostBody, description = "One event (the reference's shape) or a batch; application/json or text/plain (beacons); gzip Content-Encoding accepted."),
+    responses(
+        (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = crate::openapi::PostAnswer),
+        (status = 400, description = "Empty, malformed or invalid body, naming the field.", body = session_log_protocol::ErrorResponse),
+        (status = 413, description = "Body, decompressed body or batch too large.", body = session_log_protocol::ErrorResponse),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Rate limited; see Retry-After.", body = session_log_protocol::ErrorResponse),
+        (status = 503, description = "Overloaded or shutting down; see Retry-After.", body = session_log_protocol::ErrorResponse),
+    ))]
+pub async fn post_events(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,

@@ -129,6 +129,23 @@ async fn read<T: Send + 'static>(
 /// events arrive. With `sessionToken` it also carries `missing_events` and `dropped_events`.
 ///
 /// Errors: 401 without an instructor token, 400 naming an invalid parameter, 500 for storage.
+#[utoipa::path(get, path = "/api/session-log", tag = "instructors",
+    params(
+        ("sessionToken" = Option<String>, Query, description = "Only this session."),
+        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
+        ("eventType" = Option<String>, Query, description = "Only this event type."),
+        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        ("order" = Option<String>, Query, description = "asc or desc (default desc)."),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 100."),
+        ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "The matching events.", body = QueryResponse<serde_json::Value>),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut query = parse_event_query(req.query_string())?;
     let limit = query.limit as usize;
@@ -174,6 +191,21 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
 /// the server shuts down.
 ///
 /// Errors (before the stream starts): 401 without a token, 400 naming an invalid parameter.
+#[utoipa::path(get, path = "/api/session-log/stream", tag = "instructors",
+    params(
+        ("sessionToken" = Option<String>, Query, description = "Only this session."),
+        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
+        ("eventType" = Option<String>, Query, description = "Only this event type."),
+        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        ("lastEventId" = Option<i64>, Query, description = "Resume after this event (or send the Last-Event-ID header)."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id: <event_id>`, `event: event`, `data: <StoredEvent JSON>`.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut query = parse_event_query(req.query_string())?;
     let mut resume = None;
@@ -253,6 +285,23 @@ pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<App
 ///
 /// Errors (before the stream starts): 401 without a token, 400 naming an invalid parameter
 /// (`format` is required).
+#[utoipa::path(get, path = "/api/session-log/export", tag = "instructors",
+    params(
+        ("sessionToken" = Option<String>, Query, description = "Only this session."),
+        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
+        ("eventType" = Option<String>, Query, description = "Only this event type."),
+        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        ("format" = String, Query, description = "csv or ndjson."),
+        ("order" = Option<String>, Query, description = "asc (default) or desc."),
+    ),
+    responses(
+        (status = 200, description = "The events, streamed as an attachment.", content(
+            (String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn export_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut format = None;
     let mut order = Order::Asc;
@@ -301,8 +350,31 @@ pub async fn export_events(_: Instructor, req: HttpRequest, state: web::Data<App
         .streaming(stream))
 }
 
+/// `GET /api/sessions`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionsResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// `sessions.len()`.
+    pub count: usize,
+    /// The sessions.
+    pub sessions: Vec<SessionView>,
+}
+
+/// `DELETE /api/students/{email}`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The email as given.
+    pub student_email: String,
+    /// What was deleted.
+    pub deleted: crate::storage::Removed,
+}
+
 /// One row of `GET /api/sessions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     /// The session token.
@@ -348,7 +420,7 @@ pub struct SessionView {
 }
 
 /// Calls to one endpoint in one session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointCount {
     /// Calls.
     pub calls: u64,
@@ -369,6 +441,20 @@ impl From<&EndpointStats> for EndpointCount {
 /// never from the events table.
 ///
 /// Errors: 401 without a token, 400 naming an invalid parameter, 500 for storage.
+#[utoipa::path(get, path = "/api/sessions", tag = "instructors",
+    params(
+        ("status" = Option<Status>, Query, description = "Only sessions with this status."),
+        ("studentEmail" = Option<String>, Query, description = "Only this student's sessions."),
+        ("since" = Option<String>, Query, description = "Only sessions with an event at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Only sessions with an event before this ISO 8601 time."),
+        ("limit" = Option<u32>, Query, description = "1–10000, default 10000."),
+    ),
+    responses(
+        (status = 200, description = "One row per session, most recently seen first.", body = SessionsResponse),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut query = SessionQuery { limit: MAX_SESSIONS, ..SessionQuery::default() };
     let mut status = None;
@@ -424,7 +510,7 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
         })
         .take(limit)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "count": sessions.len(), "sessions": sessions})))
+    Ok(HttpResponse::Ok().json(SessionsResponse { success: true, count: sessions.len(), sessions }))
 }
 
 /// The start of the active window as `created_at` text.
@@ -450,6 +536,17 @@ pub fn build_report(
 /// event in the window (both optional; ISO 8601).
 ///
 /// Errors: 401 without a token, 400 naming an invalid parameter, 500 for storage.
+#[utoipa::path(get, path = "/api/report", tag = "instructors",
+    params(
+        ("since" = Option<String>, Query, description = "Sessions with an event at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Sessions with an event before this ISO 8601 time."),
+    ),
+    responses(
+        (status = 200, description = "The room at a glance.", body = Report),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (mut since, mut until) = (None, None);
     for (name, value) in pairs(req.query_string())? {
@@ -470,6 +567,14 @@ pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppSta
 ///
 /// Errors: 401 without a token, 404 when no such student is stored, 503 when overloaded or
 /// shutting down, 500 for storage.
+#[utoipa::path(delete, path = "/api/students/{email}", tag = "instructors",
+    params(("email" = String, Path, description = "The student's email (case-insensitive).")),
+    responses(
+        (status = 200, description = "What was deleted.", body = DeleteResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No such student.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
 pub async fn delete_student(
     _: Instructor,
     email: web::Path<String>,
@@ -481,7 +586,7 @@ pub async fn delete_student(
         return Err(ApiError::NotFound(format!("no student with email {email:?}")));
     }
     tracing::info!(events = removed.events, sessions = removed.sessions, "deleted a student on request");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "studentEmail": email, "deleted": removed})))
+    Ok(HttpResponse::Ok().json(DeleteResponse { success: true, student_email: email, deleted: removed }))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod export;
 pub mod ingest;
 pub mod instructor;
 pub mod metrics;
+pub mod openapi;
 pub mod report;
 pub mod storage;
 pub mod summary;

@@ -14,7 +14,7 @@ pub const TOP_ERRORS: usize = 10;
 
 /// `GET /api/report`'s answer. Counts are whole sessions' (every event of each session seen in
 /// the window), so a session that straddles the window's edge counts all its events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// Always `true`.
@@ -46,7 +46,7 @@ pub struct Report {
 }
 
 /// One error type across the room.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorPattern {
     /// `errorType`.
@@ -58,7 +58,7 @@ pub struct ErrorPattern {
 }
 
 /// One step of the funnel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunnelStep {
     /// The step number.
@@ -72,7 +72,7 @@ pub struct FunnelStep {
 }
 
 /// One API endpoint across the room.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointReport {
     /// `endpoint`.

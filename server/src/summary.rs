@@ -145,7 +145,7 @@ pub struct FoldEvent<'a> {
 
 /// One stay on a step: entered at `enteredAtMs`, left at `leftAtMs` (absent while the student is
 /// still there). Times are the client's `timestamp` when it sent one, else the server's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepVisit {
     /// The step number.
@@ -312,7 +312,7 @@ impl SessionSummary {
 }
 
 /// A session's status (see [`SessionSummary::status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// An event within the active window (default 5 minutes).

@@ -365,3 +365,33 @@ fn every_instructor_endpoint_needs_the_token() {
         }
     }
 }
+
+// The OpenAPI document describes every route of the API, its schemas and the bearer scheme.
+#[test]
+fn openapi_document_covers_the_api() {
+    let server = TestServer::start();
+    let answer = server.request("GET", "/api/openapi.json", &[], b"");
+    assert_eq!(answer.status, 200);
+    let doc = answer.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for path in [
+        "/api/session-log",
+        "/api/session-log/stream",
+        "/api/session-log/export",
+        "/api/sessions",
+        "/api/report",
+        "/api/students/{email}",
+        "/api/openapi.json",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
+    assert!(doc["paths"]["/api/session-log"]["post"].is_object() && doc["paths"]["/api/session-log"]["get"].is_object());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in ["SessionView", "Report", "ErrorResponse"] {
+        assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}

@@ -127,7 +127,7 @@ pub struct Inserted {
 }
 
 /// What a retention purge or a student deletion removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Removed {
     /// Events deleted.

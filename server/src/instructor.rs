@@ -23,7 +23,7 @@ use crate::report::{self, Report};
 use crate::storage::{
     now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery, StorageError,
 };
-use crate::summary::{EndpointStats, Status, StepVisit};
+use crate::summary::{EndpointStats, Status, StepStats};
 
 /// Default `limit` of `GET /api/session-log` (events).
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -415,8 +415,9 @@ pub struct SessionView {
     pub dropped_events: u64,
     /// When the session completed, if it did.
     pub completed_at: Option<String>,
-    /// The steps visited, in order (times in ms since the Unix epoch).
-    pub steps: Vec<StepVisit>,
+    /// The steps reached, by number: name, first entered (ms since the Unix epoch), visits and
+    /// time spent (ms).
+    pub steps: std::collections::BTreeMap<i64, StepStats>,
 }
 
 /// Calls to one endpoint in one session.

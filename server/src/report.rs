@@ -132,20 +132,14 @@ pub fn build(
             entry.0 += n;
             entry.1 += 1;
         }
-        let spent = s.time_on_steps();
-        let mut reached: Vec<i64> = s.steps.iter().map(|v| v.step).collect();
-        reached.sort_unstable();
-        reached.dedup();
-        for step in reached {
-            let entry = steps.entry(step).or_default();
+        for (step, stats) in &s.steps {
+            let entry = steps.entry(*step).or_default();
             entry.1 += 1;
-            if let Some(ms) = spent.get(&step) {
-                entry.2.push(*ms);
+            if stats.left > 0 {
+                entry.2.push(stats.spent_ms);
             }
-        }
-        for visit in &s.steps {
-            if let Some(name) = &visit.name {
-                steps.entry(visit.step).or_default().0 = Some(name);
+            if let Some(name) = &stats.name {
+                entry.0 = Some(name);
             }
         }
         for (endpoint, stats) in &s.api_calls {

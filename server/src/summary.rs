@@ -12,11 +12,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Most step visits kept per session (the oldest are dropped past it).
-pub const MAX_STEP_VISITS: usize = 500;
+/// Most distinct steps tracked per session (a summary stays small whatever a page sends; steps
+/// past it still move `currentStep` but get no statistics).
+pub const MAX_STEPS: usize = 100;
+/// Most distinct endpoints tracked per session (calls to others still count as failed calls).
+pub const MAX_ENDPOINTS: usize = 50;
 /// Most API call durations kept per session and endpoint, for the report's percentiles (the
-/// latest ones are kept).
-pub const MAX_DURATIONS: usize = 100;
+/// latest ones are kept): 2,000 sessions give the report up to 40,000 samples per endpoint.
+pub const MAX_DURATIONS: usize = 20;
 
 /// The fields of one event's `eventData` that summaries use, read leniently: a field of an
 /// unexpected type counts as absent. Field names are the reference's.
@@ -143,19 +146,21 @@ pub struct FoldEvent<'a> {
     pub facts: &'a EventFacts,
 }
 
-/// One stay on a step: entered at `enteredAtMs`, left at `leftAtMs` (absent while the student is
-/// still there). Times are the client's `timestamp` when it sent one, else the server's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Time on one step of one session. Times are the client's `timestamp` when it sent one, else
+/// the server's `created_at`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StepVisit {
-    /// The step number.
-    pub step: i64,
-    /// Its name, when an event named it.
+pub struct StepStats {
+    /// The step's name, when an event named it.
     pub name: Option<String>,
-    /// When the student got there (ms since the Unix epoch).
-    pub entered_at_ms: i64,
-    /// When the student moved on (ms since the Unix epoch).
-    pub left_at_ms: Option<i64>,
+    /// When the student first got there (ms since the Unix epoch).
+    pub first_entered_ms: i64,
+    /// Times the student got there.
+    pub visits: u64,
+    /// Visits that ended (the student moved to another step).
+    pub left: u64,
+    /// Time spent there over the visits that ended (ms).
+    pub spent_ms: i64,
 }
 
 /// API calls of one session to one endpoint.
@@ -209,8 +214,10 @@ pub struct SessionSummary {
     pub dropped_events: u64,
     /// When the session completed: its first event of a completion type (`created_at`).
     pub completed_at: Option<String>,
-    /// The steps visited, in order.
-    pub steps: Vec<StepVisit>,
+    /// The steps reached, by number.
+    pub steps: BTreeMap<i64, StepStats>,
+    /// When the current visit to `currentStep` started (ms since the Unix epoch).
+    pub step_entered_ms: Option<i64>,
 }
 
 impl SessionSummary {
@@ -241,17 +248,21 @@ impl SessionSummary {
             *self.errors_by_type.entry(error_type.clone()).or_default() += 1;
         }
         if let Some(endpoint) = &facts.endpoint {
-            let stats = self.api_calls.entry(endpoint.clone()).or_default();
-            stats.calls += 1;
             if facts.api_failed {
-                stats.failed += 1;
                 self.failed_api_calls += 1;
             }
-            if let Some(duration) = facts.duration_ms {
-                if stats.durations_ms.len() >= MAX_DURATIONS {
-                    stats.durations_ms.remove(0);
+            if self.api_calls.len() < MAX_ENDPOINTS || self.api_calls.contains_key(endpoint) {
+                let stats = self.api_calls.entry(endpoint.clone()).or_default();
+                stats.calls += 1;
+                if facts.api_failed {
+                    stats.failed += 1;
                 }
-                stats.durations_ms.push(duration);
+                if let Some(duration) = facts.duration_ms {
+                    if stats.durations_ms.len() >= MAX_DURATIONS {
+                        stats.durations_ms.remove(0);
+                    }
+                    stats.durations_ms.push(duration);
+                }
             }
         }
         self.dropped_events += facts.dropped;
@@ -260,22 +271,28 @@ impl SessionSummary {
         }
         if let Some(step) = facts.step {
             let at = facts.client_time_ms.unwrap_or_else(|| iso_ms(event.created_at));
-            let moved = self.steps.last().is_none_or(|visit| visit.step != step);
-            if moved {
-                if let Some(visit) = self.steps.last_mut() {
-                    visit.left_at_ms = Some(at.max(visit.entered_at_ms));
+            if self.current_step != Some(step) {
+                if let Some(previous) = self.current_step {
+                    if let (Some(stats), Some(entered)) = (self.steps.get_mut(&previous), self.step_entered_ms) {
+                        stats.left += 1;
+                        stats.spent_ms += (at - entered).max(0);
+                    }
                     self.last_progress_at = event.created_at.to_owned();
                 }
-                if self.steps.len() >= MAX_STEP_VISITS {
-                    self.steps.remove(0);
+                if self.steps.len() < MAX_STEPS || self.steps.contains_key(&step) {
+                    let stats = self.steps.entry(step).or_insert(StepStats { first_entered_ms: at, ..StepStats::default() });
+                    stats.visits += 1;
+                    stats.first_entered_ms = stats.first_entered_ms.min(at);
                 }
-                self.steps.push(StepVisit { step, name: None, entered_at_ms: at, left_at_ms: None });
+                self.step_entered_ms = Some(at);
+                self.current_step = Some(step);
             }
-            if let (Some(name), Some(visit)) = (&facts.step_name, self.steps.last_mut()) {
-                visit.name = Some(name.clone());
+            if let (Some(name), Some(stats)) = (&facts.step_name, self.steps.get_mut(&step)) {
+                if stats.name.as_ref() != Some(name) {
+                    stats.name = Some(name.clone());
+                }
             }
-            self.current_step = Some(step);
-            self.step_name = self.steps.last().and_then(|v| v.name.clone());
+            self.step_name = self.steps.get(&step).and_then(|s| s.name.clone());
             self.max_step = Some(self.max_step.map_or(step, |m| m.max(step)));
         }
     }
@@ -299,15 +316,10 @@ impl SessionSummary {
         }
     }
 
-    /// Time spent on each step (ms), summed over the visits that ended.
+    /// Time spent on each step (ms), summed over the visits that ended; steps never left are
+    /// absent.
     pub fn time_on_steps(&self) -> BTreeMap<i64, i64> {
-        let mut spent = BTreeMap::new();
-        for visit in &self.steps {
-            if let Some(left) = visit.left_at_ms {
-                *spent.entry(visit.step).or_default() += left - visit.entered_at_ms;
-            }
-        }
-        spent
+        self.steps.iter().filter(|(_, s)| s.left > 0).map(|(step, s)| (*step, s.spent_ms)).collect()
     }
 }
 

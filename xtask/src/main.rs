@@ -39,6 +39,14 @@ enum Cmd {
     Build,
     /// Run the client benchmark in headless Chromium (logAction against plain JavaScript).
     BenchClient,
+    /// Run the query benchmark: 1,000,000 events in 2,000 sessions, the instructors' queries
+    /// against the release server (loopback, about 1–2 min). Arguments after `--` go to it
+    /// (`--events N`, `--sessions N`).
+    BenchQuery {
+        /// Extra arguments for session-log-query-bench.
+        #[arg(last = true)]
+        bench_args: Vec<String>,
+    },
     /// Run the ingest benchmark against the release server (loopback, about 30 s).
     /// Arguments after `--` go to the benchmark (`--seconds N`, `--batch-clients N`, `--single-clients N`).
     Bench {
@@ -74,6 +82,15 @@ fn main() -> Result<()> {
             run(
                 "ingest benchmark",
                 Command::new(release.join("session-log-bench"))
+                    .args(bench_args)
+                    .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
+            )?;
+        }
+        Cmd::BenchQuery { bench_args } => {
+            let release = build_release_bins("session-log-query-bench")?;
+            run(
+                "query benchmark",
+                Command::new(release.join("session-log-query-bench"))
                     .args(bench_args)
                     .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
             )?;

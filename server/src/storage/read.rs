@@ -43,22 +43,17 @@ pub struct EventQuery {
 /// A stored event as queries return it, its data as the JSON text stored.
 pub type EventRow = StoredEvent<Box<RawValue>>;
 
-/// What a session lost: `(missing, dropped)`. `missing` counts the numbers absent from its `seq`
-/// 0…max (sent by the client, never arrived); `dropped` sums the drops its client reported.
+/// What a session lost: `(missing, dropped)`, from its summary (one row, whatever the session's
+/// size). `missing` counts the numbers absent from its `seq` 0…max (sent by the client, not
+/// arrived); `dropped` sums the drops its client reported. A session without events lost nothing.
 pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), StorageError> {
-    let (present, max): (i64, Option<i64>) = conn.query_row(
-        "SELECT count(DISTINCT seq), max(seq) FROM events WHERE session_token = ?1 AND seq IS NOT NULL",
-        [session_token],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let missing = max.map_or(0, |max| (max + 1 - present).max(0) as u64);
-    let dropped: i64 = conn.query_row(
-        "SELECT coalesce(sum(json_extract(event_data, '$.droppedCount')), 0) FROM events
-         WHERE session_token = ?1 AND event_type = ?2",
-        (session_token, session_log_protocol::EVENTS_DROPPED),
-        |r| r.get(0),
-    )?;
-    Ok((missing, dropped.max(0) as u64))
+    let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
+    let mut rows = statement.query([session_token])?;
+    let Some(row) = rows.next()? else { return Ok((0, 0)) };
+    let text: String = row.get(0)?;
+    let summary: SessionSummary = serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok((summary.missing_events(), summary.dropped_events))
 }
 
 /// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).

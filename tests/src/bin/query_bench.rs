@@ -1,0 +1,115 @@
+//! `cargo xtask bench-query`: latency of the instructors' queries on a database of 1,000,000
+//! events in 2,000 sessions, through the real release server over loopback.
+//!
+//! The database is filled the way the writer fills it (`EventWriter`, which also maintains the
+//! session summaries), in transactions of 5,000 events whose `created_at` steps through the last
+//! three hours. Then the server is started on it and each query is sent one at a time over a
+//! keep-alive connection; p50/p99/max latencies are printed beside the targets.
+//! Arguments: `--events N` (default 1,000,000), `--sessions N` (default 2,000).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use session_log_e2e::load::realistic_event;
+use session_log_e2e::Server;
+use session_log_server::config::Config;
+use session_log_server::ingest::validate_event;
+use session_log_server::storage::{open_writer_connection, EventWriter};
+
+const ROWS_PER_TX: usize = 5000;
+
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+}
+
+fn main() -> anyhow::Result<()> {
+    let events: usize = arg("--events").unwrap_or(1_000_000);
+    let sessions: usize = arg("--sessions").unwrap_or(2_000);
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("query-bench.db");
+    println!("session-log query benchmark: {events} events in {sessions} sessions");
+
+    let started = Instant::now();
+    fill(&db, events, sessions)?;
+    let size_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
+    println!("  filled in {:.1} s ({size_mb:.0} MB database)", started.elapsed().as_secs_f64());
+
+    let server = Server::start_with(&db, &["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let types = ["navigation", "error", "action", "api_call", "state_change"];
+    let cases: Vec<(&str, usize, f64, Box<dyn FnMut() -> String>)> = vec![
+        ("one session's events (limit 100)", 300, 5.0, {
+            let mut rng = rng.clone();
+            Box::new(move || format!("/api/session-log?sessionToken=ws_q_{:05}&limit=100", rng.usize(..sessions)))
+        }),
+        ("one event type, all sessions (limit 200)", 300, 5.0, {
+            let mut rng = rng.fork();
+            Box::new(move || format!("/api/session-log?eventType={}&limit=200", types[rng.usize(..types.len())]))
+        }),
+        ("/api/sessions (all sessions)", 50, 50.0, Box::new(|| "/api/sessions".to_owned())),
+        ("/api/report", 30, 500.0, Box::new(|| "/api/report".to_owned())),
+    ];
+    rng.u8(..);
+    println!("  {:<42} {:>9} {:>9} {:>9} {:>9}  {:>8}", "query", "p50 ms", "p99 ms", "max ms", "target", "");
+    for (name, samples, target_ms, mut path) in cases {
+        // Warm-up: statement cache and page cache, as on a server that has been running.
+        for _ in 0..5 {
+            get(&agent, &server.url, &path())?;
+        }
+        let mut latencies: Vec<f64> = (0..samples)
+            .map(|_| {
+                let url = path();
+                let t0 = Instant::now();
+                get(&agent, &server.url, &url).map(|_| t0.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1];
+        let p99 = at(0.99);
+        println!(
+            "  {name:<42} {:>9.2} {:>9.2} {:>9.2} {:>7.0} ms  {}",
+            at(0.5),
+            p99,
+            latencies[latencies.len() - 1],
+            target_ms,
+            if p99 < target_ms { format!("met ({:.0}% of it)", 100.0 * p99 / target_ms) } else { "MISSED".into() }
+        );
+    }
+    Ok(())
+}
+
+fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
+    let mut response = agent.get(&format!("{base}{path}")).header("Authorization", "Bearer bench").call()?;
+    anyhow::ensure!(response.status() == 200, "{path}: HTTP {}", response.status());
+    Ok(response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_vec()?.len())
+}
+
+/// Writes `events` realistic events, round-robin over `sessions` sessions (so every session's
+/// events are spread through the file, as in a live workshop), with the writer's code.
+fn fill(db: &std::path::Path, events: usize, sessions: usize) -> anyhow::Result<()> {
+    let config = Config::default();
+    let mut conn = open_writer_connection(db, &config.completion_event_types)?;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let start = SystemTime::now() - Duration::from_secs(3 * 3600);
+    let chunks = events.div_ceil(ROWS_PER_TX);
+    for chunk in 0..chunks {
+        let from = chunk * ROWS_PER_TX;
+        let batch: Vec<_> = (from..(from + ROWS_PER_TX).min(events))
+            .map(|n| {
+                let session = format!("ws_q_{:05}", n % sessions);
+                let json = realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), (n / sessions) as u64).to_string();
+                validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let at = start + Duration::from_secs(3 * 3600) * chunk as u32 / chunks as u32;
+        let created_at = humantime::format_rfc3339_millis(at).to_string();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut writer = EventWriter::new(&tx, &created_at, &config.completion_event_types)?;
+        writer.write(&batch)?;
+        writer.finish()?;
+        tx.commit()?;
+    }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}

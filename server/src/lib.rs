@@ -117,11 +117,13 @@ pub async fn run(
 /// Events deleted per retention transaction: small, so ingest commits slip in between.
 pub const RETENTION_BATCH_EVENTS: usize = 1000;
 
-/// Deletes events older than `retention`, now and every `retention_every`, through the writer in
+/// Deletes events older than `retention`, soon after start and then every `retention_every`, through the writer in
 /// transactions of [`RETENTION_BATCH_EVENTS`] (each recomputes its sessions' summaries), yielding
 /// between them so ingest never waits long.
 async fn retention_task(state: web::Data<api::AppState>, retention: std::time::Duration) {
-    let mut every = actix_web::rt::time::interval(state.config.retention_every);
+    // The first run waits a little (at most a minute), so start-up traffic goes first.
+    let first = actix_web::rt::time::Instant::now() + state.config.retention_every.min(std::time::Duration::from_secs(60));
+    let mut every = actix_web::rt::time::interval_at(first, state.config.retention_every);
     loop {
         every.tick().await;
         let cutoff = std::time::SystemTime::now().checked_sub(retention).unwrap_or(std::time::UNIX_EPOCH);

@@ -122,7 +122,10 @@ fn allowed_origins_restrict_cors() {
 // are stored once the lock is released.
 #[test]
 fn full_write_queue_answers_503() {
-    let server = TestServer::start_with(|c| c.write_queue_requests = 1);
+    let server = TestServer::start_with(|c| {
+        c.write_queue_requests = 1;
+        c.retention = None; // no purge job may take the one queue slot
+    });
     let blocker = rusqlite::Connection::open(&server.db).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let post = |n: u32| {

@@ -16,7 +16,7 @@ fn event(token: &str, email: Option<&str>, event_type: &str, data: Value) -> Val
 const HOSTILE: &str = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>";
 
 // An instructor enters the token and sees the sessions posted by the test; a click shows the
-// session's timeline (saved as target/artifacts/dashboard-timeline.png) with its events listed;
+// session's timeline (saved as test-artifacts/dashboard-timeline.png) with its events listed;
 // a student's hostile eventData shows as text; new events appear live, without a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_sessions_timeline_and_live_updates() {
@@ -73,7 +73,10 @@ async fn dashboard_shows_sessions_timeline_and_live_updates() {
 
     let png = browser.client.find(Locator::Css("#detail")).await.unwrap().screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts");
+    // `cargo xtask test` sets SESSION_LOG_ARTIFACTS to test-artifacts/ in the workspace.
+    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts"));
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::write(artifacts.join("dashboard-timeline.png"), &png).unwrap();
 

@@ -108,6 +108,24 @@ pub fn parse_event_query(query_string: &str) -> Result<EventQuery, ApiError> {
     Ok(query)
 }
 
+/// The event filters shared by the query, the live tail and the export (OpenAPI description only;
+/// [`parse_event_query`] reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct EventFilters {
+    /// Only this session.
+    session_token: Option<String>,
+    /// Only this student (case-insensitive).
+    student_email: Option<String>,
+    /// Only this event type.
+    event_type: Option<String>,
+    /// Only events stored at or after this ISO 8601 time.
+    since: Option<String>,
+    /// Only events stored before this ISO 8601 time.
+    until: Option<String>,
+}
+
 async fn read<T: Send + 'static>(
     state: &web::Data<AppState>,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
@@ -131,11 +149,7 @@ async fn read<T: Send + 'static>(
 /// Errors: 401 without an instructor token, 400 naming an invalid parameter, 500 for storage.
 #[utoipa::path(get, path = "/api/session-log", tag = "instructors",
     params(
-        ("sessionToken" = Option<String>, Query, description = "Only this session."),
-        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
-        ("eventType" = Option<String>, Query, description = "Only this event type."),
-        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
-        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        EventFilters,
         ("order" = Option<String>, Query, description = "asc or desc (default desc)."),
         ("limit" = Option<u32>, Query, description = "1–1000, default 100."),
         ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page."),
@@ -193,11 +207,7 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
 /// Errors (before the stream starts): 401 without a token, 400 naming an invalid parameter.
 #[utoipa::path(get, path = "/api/session-log/stream", tag = "instructors",
     params(
-        ("sessionToken" = Option<String>, Query, description = "Only this session."),
-        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
-        ("eventType" = Option<String>, Query, description = "Only this event type."),
-        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
-        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        EventFilters,
         ("lastEventId" = Option<i64>, Query, description = "Resume after this event (or send the Last-Event-ID header)."),
     ),
     responses(
@@ -287,11 +297,7 @@ pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<App
 /// (`format` is required).
 #[utoipa::path(get, path = "/api/session-log/export", tag = "instructors",
     params(
-        ("sessionToken" = Option<String>, Query, description = "Only this session."),
-        ("studentEmail" = Option<String>, Query, description = "Only this student (case-insensitive)."),
-        ("eventType" = Option<String>, Query, description = "Only this event type."),
-        ("since" = Option<String>, Query, description = "Only events stored at or after this ISO 8601 time."),
-        ("until" = Option<String>, Query, description = "Only events stored before this ISO 8601 time."),
+        EventFilters,
         ("format" = String, Query, description = "csv or ndjson."),
         ("order" = Option<String>, Query, description = "asc (default) or desc."),
     ),

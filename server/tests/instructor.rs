@@ -388,7 +388,16 @@ fn openapi_document_covers_the_api() {
     ] {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");
     }
-    assert!(doc["paths"]["/api/session-log"]["post"].is_object() && doc["paths"]["/api/session-log"]["get"].is_object());
+    assert!(doc["paths"]["/api/session-log"]["post"].is_object());
+    let params: Vec<&str> = doc["paths"]["/api/session-log"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["sessionToken", "studentEmail", "eventType", "since", "until", "order", "limit", "cursor"] {
+        assert!(params.contains(&name), "{name} missing from {params:?}");
+    }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for schema in ["SessionView", "Report", "ErrorResponse"] {
         assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());

@@ -80,8 +80,14 @@ fn parse_event_id(name: &'static str, value: &str) -> Result<i64, ApiError> {
 /// exclusive), `order` (`asc` | `desc`, default `desc`), `cursor` (a `nextCursor`). Unknown
 /// parameters are ignored. Errors: [`ApiError::InvalidParameter`] naming the parameter.
 pub fn parse_event_query(query_string: &str) -> Result<EventQuery, ApiError> {
+    event_query(&pairs(query_string)?)
+}
+
+/// [`parse_event_query`] over parameters already split into pairs.
+fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
     let mut query = EventQuery { limit: DEFAULT_LIMIT, ..EventQuery::default() };
-    for (name, value) in pairs(query_string)? {
+    for (name, value) in pairs {
+        let value = value.clone();
         match name.as_str() {
             "sessionToken" => query.session_token = Some(value),
             "studentEmail" => query.student_email = Some(value),
@@ -126,7 +132,9 @@ pub struct EventFilters {
     until: Option<String>,
 }
 
-async fn read<T: Send + 'static>(
+/// Runs `work` on a read connection in a blocking task. Errors: [`ApiError::ShuttingDown`] when
+/// the task cannot run, [`ApiError::Storage`] for its failure.
+pub(crate) async fn read<T: Send + 'static>(
     state: &web::Data<AppState>,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -217,17 +225,15 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
     ),
     security(("bearer" = [])))]
 pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut query = parse_event_query(req.query_string())?;
-    let mut resume = None;
-    if let Some(value) = req.headers().get("last-event-id") {
-        let value = value.to_str().unwrap_or("");
-        resume = Some(parse_event_id("Last-Event-ID", value.trim())?);
-    }
-    for (name, value) in pairs(req.query_string())? {
-        if name == "lastEventId" && resume.is_none() {
-            resume = Some(parse_event_id("lastEventId", &value)?);
-        }
-    }
+    let params = pairs(req.query_string())?;
+    let mut query = event_query(&params)?;
+    let resume = match req.headers().get("last-event-id") {
+        Some(value) => Some(parse_event_id("Last-Event-ID", value.to_str().unwrap_or("").trim())?),
+        None => match params.iter().find(|(name, _)| name == "lastEventId") {
+            Some((_, value)) => Some(parse_event_id("lastEventId", value)?),
+            None => None,
+        },
+    };
     let mut committed = state.storage.committed();
     let start = resume.unwrap_or_else(|| *committed.borrow_and_update());
     query.order = Order::Asc;
@@ -309,20 +315,15 @@ pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<App
     ),
     security(("bearer" = [])))]
 pub async fn export_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut format = None;
-    let mut order = Order::Asc;
-    for (name, value) in pairs(req.query_string())? {
-        match name.as_str() {
-            "format" => {
-                format = Some(Format::parse(&value).map_err(|reason| ApiError::InvalidParameter { name: "format", reason })?)
-            }
-            "order" if value == "desc" => order = Order::Desc,
-            _ => {}
-        }
+    let params = pairs(req.query_string())?;
+    let format = match params.iter().find(|(name, _)| name == "format") {
+        Some((_, value)) => Format::parse(value).map_err(|reason| ApiError::InvalidParameter { name: "format", reason })?,
+        None => return Err(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() }),
+    };
+    let mut query = event_query(&params)?;
+    if !params.iter().any(|(name, _)| name == "order") {
+        query.order = Order::Asc;
     }
-    let format = format.ok_or(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() })?;
-    let mut query = parse_event_query(req.query_string())?;
-    query.order = order;
     query.limit = PAGE_EVENTS;
     let first = Bytes::from(format.preamble());
     let pages = futures_util::stream::unfold(Some(query), move |query| {
@@ -494,6 +495,7 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
             }
             Some(SessionView {
                 missing_events: s.missing_events(),
+                step_name: s.step_name().map(str::to_owned),
                 session_token: row.session_token,
                 student_email: row.student_email,
                 student_name: row.student_name,
@@ -502,7 +504,6 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
                 last_seen: s.last_seen,
                 last_progress_at: s.last_progress_at,
                 current_step: s.current_step,
-                step_name: s.step_name,
                 max_step: s.max_step,
                 events: s.events,
                 events_by_type: s.events_by_type,

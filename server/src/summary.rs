@@ -190,8 +190,6 @@ pub struct SessionSummary {
     pub last_progress_at: String,
     /// The step the student is on (from the latest event that carried one).
     pub current_step: Option<i64>,
-    /// That step's name.
-    pub step_name: Option<String>,
     /// The highest step reached.
     pub max_step: Option<i64>,
     /// Events stored.
@@ -292,9 +290,13 @@ impl SessionSummary {
                     stats.name = Some(name.clone());
                 }
             }
-            self.step_name = self.steps.get(&step).and_then(|s| s.name.clone());
             self.max_step = Some(self.max_step.map_or(step, |m| m.max(step)));
         }
+    }
+
+    /// The current step's name (from the latest event that named it).
+    pub fn step_name(&self) -> Option<&str> {
+        self.current_step.and_then(|step| self.steps.get(&step)).and_then(|s| s.name.as_deref())
     }
 
     /// Numbers missing from the session's `seq` 0…max: events its client logged that have not
@@ -406,7 +408,7 @@ mod tests {
             ("error", r#"{"errorType":"boom","currentStep":1}"#, "2026-01-01T00:01:02.000Z"),
             ("workshop_completed", r#"{"currentStep":1}"#, "2026-01-01T00:02:00.000Z"),
         ]);
-        assert_eq!((s.current_step, s.step_name.as_deref(), s.max_step), (Some(1), Some("B"), Some(1)));
+        assert_eq!((s.current_step, s.step_name(), s.max_step), (Some(1), Some("B"), Some(1)));
         assert_eq!(s.time_on_steps(), BTreeMap::from([(0, 60_000)]));
         assert_eq!((s.errors, s.events, s.missing_events()), (1, 4, 0));
         assert_eq!(s.last_progress_at, "2026-01-01T00:01:01.000Z");

@@ -339,10 +339,8 @@ function onEvent(id, event) {
 async function exportAs(format) {
   try {
     const params = new URLSearchParams({ format });
-    const since = filters().get("since");
-    const email = filters().get("studentEmail");
-    if (since) params.set("since", since);
-    if (email) params.set("studentEmail", email);
+    const current = filters();
+    for (const name of ["since", "studentEmail"]) if (current.get(name)) params.set(name, current.get(name));
     const response = await api(`/api/session-log/export?${params}`);
     const blob = await response.blob();
     const link = el("a");

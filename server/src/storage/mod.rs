@@ -237,15 +237,13 @@ impl Storage {
     /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Commit`] when the commit
     /// failed (then none of the events is stored).
     pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StorageError> {
-        let done = self.submit(|ack| WriteJob::Insert { events, ack })?;
-        answer(done.await)
+        self.submit(|ack| WriteJob::Insert { events, ack }).await
     }
 
     /// Checks, through the writer, that the database takes a write lock (an empty immediate
     /// transaction). Errors as for [`Storage::insert`].
     pub async fn ping(&self) -> Result<(), StorageError> {
-        let done = self.submit(|ack| WriteJob::Ping { ack })?;
-        answer(done.await).map(|_| ())
+        self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
     }
 
     /// Deletes at most `limit` events stored before `before` (ISO 8601 text, compared with
@@ -253,29 +251,29 @@ impl Storage {
     /// that remain, and deletes summaries and students left without events. Errors as for
     /// [`Storage::insert`].
     pub async fn purge(&self, before: String, limit: usize) -> Result<Removed, StorageError> {
-        let done = self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit }, ack })?;
-        answer(done.await)
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit }, ack }).await
     }
 
     /// Deletes the student with `email` (case-insensitive), every event of every session in
     /// which they appear (anonymous events of those sessions too), and those sessions'
     /// summaries. A student who is not stored removes nothing. Errors as for [`Storage::insert`].
     pub async fn delete_student(&self, email: String) -> Result<Removed, StorageError> {
-        let done = self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack })?;
-        answer(done.await)
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack }).await
     }
 
-    fn submit<T>(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
-    ) -> Result<oneshot::Receiver<Result<T, String>>, StorageError> {
+    /// Hands a job to the writer and waits for its answer.
+    async fn submit<T>(&self, job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob) -> Result<T, StorageError> {
         let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
         let (ack, done) = oneshot::channel();
         writer.try_send(job(ack)).map_err(|e| match e {
             TrySendError::Full(_) => StorageError::Busy,
             TrySendError::Disconnected(_) => StorageError::WriterGone,
         })?;
-        Ok(done)
+        match done.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(StorageError::Commit(message)),
+            Err(_) => Err(StorageError::WriterGone),
+        }
     }
 
     /// The `event_id` of the newest committed event, updated after each commit: live tails wait
@@ -307,14 +305,6 @@ impl Storage {
                 tracing::error!("the writer thread panicked");
             }
         }
-    }
-}
-
-fn answer<T>(done: Result<Result<T, String>, oneshot::error::RecvError>) -> Result<T, StorageError> {
-    match done {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(message)) => Err(StorageError::Commit(message)),
-        Err(_) => Err(StorageError::WriterGone),
     }
 }
 
@@ -660,14 +650,17 @@ impl<'c> EventWriter<'c> {
     }
 }
 
-/// A session's stored summary, if it has one.
-fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSummary>, rusqlite::Error> {
+/// A session's stored summary, if it has one. Errors: SQLite, or a summary that is not valid JSON.
+pub fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSummary>, rusqlite::Error> {
     let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
     let mut rows = statement.query([token])?;
     let Some(row) = rows.next()? else { return Ok(None) };
-    let text: String = row.get(0)?;
-    serde_json::from_str(&text)
-        .map(Some)
+    parse_summary(&row.get::<_, String>(0)?).map(Some)
+}
+
+/// Reads `sessions.summary` JSON text; a failure is reported as SQLite's conversion error.
+fn parse_summary(text: &str) -> Result<SessionSummary, rusqlite::Error> {
+    serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
@@ -687,17 +680,13 @@ fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Re
 /// it, or deleting it when no event is left. Returns whether the session still has events.
 pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[String]) -> Result<bool, rusqlite::Error> {
     let summary = fold_session(conn, token, completion_types)?;
-    match summary {
-        Some(summary) => store_summary(conn, token, &summary)?,
+    match &summary {
+        Some(summary) => store_summary(conn, token, summary)?,
         None => {
             conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])?;
         }
     }
-    Ok(summary_exists(conn, token)?)
-}
-
-fn summary_exists(conn: &Connection, token: &str) -> Result<bool, rusqlite::Error> {
-    conn.prepare_cached("SELECT 1 FROM sessions WHERE session_token = ?1")?.exists([token])
+    Ok(summary.is_some())
 }
 
 /// The fold of a session's stored events in `event_id` order, or `None` when it has none.

@@ -47,13 +47,7 @@ pub type EventRow = StoredEvent<Box<RawValue>>;
 /// size). `missing` counts the numbers absent from its `seq` 0…max (sent by the client, not
 /// arrived); `dropped` sums the drops its client reported. A session without events lost nothing.
 pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), StorageError> {
-    let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
-    let mut rows = statement.query([session_token])?;
-    let Some(row) = rows.next()? else { return Ok((0, 0)) };
-    let text: String = row.get(0)?;
-    let summary: SessionSummary = serde_json::from_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
-    Ok((summary.missing_events(), summary.dropped_events))
+    Ok(super::load_summary(conn, session_token)?.map_or((0, 0), |s| (s.missing_events(), s.dropped_events)))
 }
 
 /// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
@@ -171,9 +165,7 @@ pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<Ses
     params.push(&query.limit);
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(params), |row| {
-        let text: String = row.get(3)?;
-        let summary = serde_json::from_str(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+        let summary = super::parse_summary(&row.get::<_, String>(3)?)?;
         Ok(SessionRow { session_token: row.get(0)?, student_email: row.get(1)?, student_name: row.get(2)?, summary })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

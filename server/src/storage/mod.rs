@@ -179,11 +179,18 @@ impl WriteJob {
 
 /// The WAL file is truncated back to this size after a checkpoint (`journal_size_limit`, bytes).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
-/// When the WAL grows past this (bytes), the writer truncates it as soon as it is idle.
+/// When the WAL is larger than this (bytes), the writer truncates it once it is idle.
 const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
-/// When the WAL grows past this (bytes), the checkpointer forces a RESTART checkpoint: readers
-/// that never let a passive checkpoint finish cannot make it grow without bound.
-const WAL_CHECKPOINT_FORCED: u64 = 128 * 1024 * 1024;
+/// The writer counts as idle after this long without a job. A momentarily empty queue is not
+/// idleness: under steady load it empties between most group commits, and a TRUNCATE checkpoint
+/// there (an fsync while every request waits) was the single-event benchmark's tail latency.
+const WRITER_IDLE_AFTER: Duration = Duration::from_millis(500);
+/// Under sustained load a passive checkpoint rarely finds every frame copied at the moment a
+/// commit starts, so SQLite would keep appending to the WAL; past this many frames (pages, 4 KiB
+/// each) the checkpointer follows its passive checkpoint with a RESTART, which holds the writer
+/// only while it copies the frames committed since (and waits for readers of older frames, so
+/// that long reads cannot make the WAL grow without bound either).
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 /// The database: a handle to the writer thread and a pool of readers.
 pub struct Storage {
@@ -394,7 +401,18 @@ impl Writer {
     /// share one transaction (group commit); a maintenance job runs alone, after the group it
     /// ended.
     fn run(mut self, receiver: Receiver<WriteJob>) {
-        while let Ok(first) = receiver.recv() {
+        loop {
+            let first = match receiver.recv_timeout(WRITER_IDLE_AFTER) {
+                Ok(job) => job,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
+                        // Idle: fold the WAL back into the database and truncate it, while nobody waits.
+                        let _ = checkpoint(&self.conn, "TRUNCATE");
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
             let mut rows = first.rows();
             let (mut jobs, mut maintenance) = (Vec::new(), None);
             match first {
@@ -421,12 +439,8 @@ impl Writer {
                 }
                 let _ = ack.send(outcome.map_err(|e| e.to_string()));
             }
-            if receiver.is_empty() && wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
-                // Idle: fold the WAL back into the database and truncate it, while nobody waits.
-                checkpoint(&self.conn, "TRUNCATE");
-            }
         }
-        checkpoint(&self.conn, "TRUNCATE");
+        let _ = checkpoint(&self.conn, "TRUNCATE");
         tracing::debug!("writer stopped: every accepted event is committed");
     }
 
@@ -462,24 +476,30 @@ fn wal_bytes(wal: &Path) -> u64 {
     std::fs::metadata(wal).map_or(0, |m| m.len())
 }
 
-/// Runs `PRAGMA wal_checkpoint(<mode>)` and logs the outcome.
-fn checkpoint(conn: &Connection, mode: &str) {
+/// Runs `PRAGMA wal_checkpoint(<mode>)`, logs the outcome and returns the WAL's length in frames
+/// (pages) as the checkpoint saw it, or `None` when it failed.
+fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
     let started = Instant::now();
     let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     });
     match result {
-        Ok((busy, log, done)) => tracing::debug!(mode, busy, log, done, elapsed = ?started.elapsed(), "checkpoint"),
-        Err(error) => tracing::warn!(%error, mode, "checkpoint failed"),
+        Ok((busy, log, done)) => {
+            tracing::debug!(mode, busy, log, done, elapsed = ?started.elapsed(), "checkpoint");
+            Some(log)
+        }
+        Err(error) => {
+            tracing::warn!(%error, mode, "checkpoint failed");
+            None
+        }
     }
 }
 
 /// The checkpointer thread: copies committed WAL frames into the database with PASSIVE
-/// checkpoints on its own connection, so the writer never stalls on a checkpoint (the writer's
-/// automatic checkpoints are off). SQLite reuses the WAL from its start once it is fully
-/// checkpointed, which keeps it bounded under sustained load; past WAL_CHECKPOINT_FORCED (readers
-/// holding old snapshots), a RESTART checkpoint briefly holds the writer to force it.
-/// Stopped (and joined) on drop.
+/// checkpoints on its own connection every 250 ms, so the writer never stalls on a checkpoint
+/// (the writer's automatic checkpoints are off). Past [`WAL_RESTART_FRAMES`] it follows one with
+/// a RESTART, so that the next commit starts the WAL over: the WAL stays bounded under sustained
+/// load. Stopped (and joined) on drop.
 pub struct Checkpointer {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -493,10 +513,9 @@ impl Checkpointer {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let (stop, stopped) = crossbeam_channel::bounded(1);
-        let wal = wal_path(path);
         let thread = std::thread::Builder::new()
             .name("session-log-checkpointer".into())
-            .spawn(move || checkpoint_loop(conn, wal, stopped))
+            .spawn(move || checkpoint_loop(conn, stopped))
             .map_err(|source| StorageError::Spawn { what: "checkpointer", source })?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
@@ -511,16 +530,17 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: Receiver<()>) {
+fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
     loop {
         match stop.recv_timeout(CHECKPOINT_EVERY) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        if wal_bytes(&wal) > WAL_CHECKPOINT_FORCED {
-            checkpoint(&conn, "RESTART");
-        } else {
-            checkpoint(&conn, "PASSIVE");
+        let frames = checkpoint(&conn, "PASSIVE");
+        if frames.is_some_and(|f| f > WAL_RESTART_FRAMES) {
+            // The passive checkpoint has just copied nearly everything, so this one copies only
+            // what was committed meanwhile, then lets the next commit start the WAL over.
+            let _ = checkpoint(&conn, "RESTART");
         }
     }
 }

@@ -148,6 +148,17 @@ pub(crate) async fn read<T: Send + 'static>(
     .map_err(ApiError::Storage)
 }
 
+/// [`read`] for work that reads session summaries: first makes them reflect every event
+/// acknowledged so far ([`crate::storage::Storage::flush_summaries`]). Errors: as [`read`], and
+/// [`ApiError::ShuttingDown`] or [`ApiError::Storage`] when the flush fails.
+pub(crate) async fn read_summaries<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    state.storage.flush_summaries().await.map_err(crate::api::storage_error)?;
+    read(state, work).await
+}
+
 /// `GET /api/session-log`: the reference's query and answer
 /// `{"success": true, "count": N, "events": [...]}`, newest first unless `order=asc`. When more
 /// events match than `limit`, the answer carries `nextCursor`; passing it as `cursor` (with the
@@ -172,6 +183,10 @@ pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     let mut query = parse_event_query(req.query_string())?;
     let limit = query.limit as usize;
     query.limit += 1;
+    if query.session_token.is_some() {
+        // The losses come from the session's summary.
+        state.storage.flush_summaries().await.map_err(crate::api::storage_error)?;
+    }
     let (mut events, losses) = read(&state, move |conn| {
         let events = query_events(conn, &query)?;
         let losses = match &query.session_token {
@@ -482,7 +497,7 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
     if status.is_some() {
         query.limit = u32::MAX;
     }
-    let rows = read(&state, move |conn| query_sessions(conn, &query)).await?;
+    let rows = read_summaries(&state, move |conn| query_sessions(conn, &query)).await?;
     let active_since = active_since(state.config.active_window);
     let final_step = state.config.final_step;
     let sessions: Vec<SessionView> = rows
@@ -565,7 +580,7 @@ pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppSta
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = read(&state, move |conn| build_report(conn, since, until, window, final_step)).await?;
+    let report = read_summaries(&state, move |conn| build_report(conn, since, until, window, final_step)).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -164,7 +164,7 @@ async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration
         let since = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
         let since = Some(humantime::format_rfc3339_millis(since).to_string());
         let (window, final_step) = (state.config.active_window, state.config.final_step);
-        let built = instructor::read(&state, move |conn| instructor::build_report(conn, since, None, window, final_step)).await;
+        let built = instructor::read_summaries(&state, move |conn| instructor::build_report(conn, since, None, window, final_step)).await;
         let outcome = match built {
             Ok(report) => report::append_csv(&path, &report).map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

@@ -259,10 +259,15 @@ impl Server {
 
     /// `GET /api/session-log?<query>` with `token`; panics unless it answers 200.
     pub fn events_as(&self, token: &str, query: &str) -> Value {
-        let mut response = ureq::get(&format!("{}/api/session-log?{query}", self.url))
+        self.get_as(token, &format!("/api/session-log?{query}"))
+    }
+
+    /// `GET <path>` (with its query) with `token`; panics unless it answers 200 with JSON.
+    pub fn get_as(&self, token: &str, path: &str) -> Value {
+        let mut response = ureq::get(&format!("{}{path}", self.url))
             .header("Authorization", &format!("Bearer {token}"))
             .call()
-            .expect("GET /api/session-log");
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let text = response.body_mut().read_to_string().expect("body");
         serde_json::from_str(&text).expect("JSON")
     }

@@ -24,6 +24,15 @@ fn stored_ids(db: &Path) -> HashSet<Uuid> {
     unique
 }
 
+/// The session summaries (`/api/sessions`) count exactly the events stored: the summary work
+/// lost with each SIGKILL was redone from the events when the server started again.
+fn assert_summaries_match(server: &Server, db: &Path) {
+    let stored: i64 = rusqlite::Connection::open(db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let sessions = server.get_as(INSTRUCTOR_TOKEN, "/api/sessions");
+    let counted: i64 = sessions["sessions"].as_array().unwrap().iter().map(|s| s["events"].as_i64().unwrap()).sum();
+    assert_eq!(counted, stored, "the session summaries count {counted} events, the events table holds {stored}");
+}
+
 fn assert_all_stored(acked: &[Uuid], db: &Path) {
     assert!(!acked.is_empty(), "the load generator got no acknowledgement at all");
     let stored = stored_ids(db);
@@ -42,7 +51,8 @@ fn steady_load(url: &str) -> Load {
     })
 }
 
-// SIGKILL three times under load: every acknowledged event survives, none is stored twice.
+// SIGKILL three times under load: every acknowledged event survives, none is stored twice, and
+// the session summaries count every stored event.
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,6 +70,7 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let report = load.stop();
+    assert_summaries_match(&server, &db);
     drop(server);
     assert!(report.failures > 0, "the kills were noticed by the clients");
     assert_all_stored(&report.acked, &db);

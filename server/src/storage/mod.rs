@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,10 +26,13 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Config;
 use crate::ingest::ValidEvent;
 use crate::metrics::Metrics;
-use crate::summary::{EventFacts, FoldEvent, SessionSummary};
+use crate::summary::FoldEvent;
 
 mod read;
+mod summaries;
 pub use read::*;
+pub use summaries::{catch_up_summaries, fold_session, load_summary, refresh_summary, SummaryCache, SUMMARY_FLUSH_EVERY};
+use summaries::parse_summary;
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -72,6 +76,26 @@ const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX idx_sessions_last_seen ON sessions(last_seen);
     CREATE INDEX idx_sessions_student ON sessions(student_id);",
+    ),
+    // Summaries written behind the events (see `summaries`): the watermark says how far they
+    // reach. Which students appear in which session moves from an index on every event
+    // (`idx_events_student`, one more page per student per commit) to a table written once per
+    // pair, which deletion and retention read.
+    M::up(
+        "CREATE TABLE summary_watermark (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        event_id INTEGER NOT NULL
+    );
+    INSERT INTO summary_watermark (id, event_id) VALUES (1, (SELECT coalesce(max(event_id), 0) FROM events));
+    CREATE TABLE session_students (
+        session_token TEXT NOT NULL,
+        student_id INTEGER NOT NULL REFERENCES students(student_id),
+        PRIMARY KEY (session_token, student_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_session_students_student ON session_students(student_id);
+    INSERT INTO session_students (session_token, student_id)
+        SELECT DISTINCT session_token, student_id FROM events WHERE student_id IS NOT NULL;
+    DROP INDEX idx_events_student;",
     ),
 ];
 
@@ -153,6 +177,8 @@ enum WriteJob {
     Insert { events: Vec<ValidEvent>, ack: oneshot::Sender<Result<Inserted, String>> },
     /// Check that the database takes a write lock (`/healthz`).
     Ping { ack: oneshot::Sender<Result<Inserted, String>> },
+    /// Write the session summaries changed so far, in this group's transaction.
+    FlushSummaries { ack: oneshot::Sender<Result<Inserted, String>> },
     /// Delete (retention, deletion on request); send what was removed once committed.
     Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, String>> },
 }
@@ -161,13 +187,13 @@ impl WriteJob {
     fn rows(&self) -> usize {
         match self {
             WriteJob::Insert { events, .. } => events.len(),
-            WriteJob::Ping { .. } | WriteJob::Maintain { .. } => 0,
+            WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => 0,
         }
     }
 
     fn fail(self, error: String) {
         match self {
-            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } => {
+            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } => {
                 let _ = ack.send(Err(error));
             }
             WriteJob::Maintain { ack, .. } => {
@@ -200,6 +226,8 @@ pub struct Storage {
     checkpointer: Mutex<Option<Checkpointer>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     committed: watch::Receiver<i64>,
+    /// The summary watermark of the writer's last committed flush.
+    flushed: Arc<AtomicI64>,
 }
 
 impl Storage {
@@ -212,6 +240,8 @@ impl Storage {
         let conn = open_writer_connection(path, &config.completion_event_types)?;
         let newest: i64 = conn.query_row("SELECT coalesce(max(event_id), 0) FROM events", [], |r| r.get(0))?;
         let (committed_tx, committed) = watch::channel(newest);
+        // Opening caught the summaries up with every stored event.
+        let flushed = Arc::new(AtomicI64::new(newest));
         let readers = open_readers(path, config.read_connections)?;
         let (sender, receiver) = crossbeam_channel::bounded(config.write_queue_requests.max(1));
         let writer = Writer {
@@ -219,8 +249,9 @@ impl Storage {
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
             metrics: metrics.clone(),
-            completion_types: config.completion_event_types.clone(),
+            summaries: SummaryCache::new(&config.completion_event_types),
             committed: committed_tx,
+            flushed: flushed.clone(),
         };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
@@ -234,11 +265,13 @@ impl Storage {
             checkpointer: Mutex::new(Some(checkpointer)),
             readers,
             committed,
+            flushed,
         })
     }
 
-    /// Stores `events` (in order), updates their sessions' summaries in the same transaction, and
-    /// answers once they are committed.
+    /// Stores `events` (in order), folds them into their sessions' summaries (written within
+    /// [`SUMMARY_FLUSH_EVERY`], see [`Storage::flush_summaries`]), and answers once the events
+    /// are committed.
     ///
     /// Errors: [`StorageError::Busy`] when the writer's queue is full (answer 503),
     /// [`StorageError::WriterGone`] during shutdown, [`StorageError::Commit`] when the commit
@@ -251,6 +284,23 @@ impl Storage {
     /// transaction). Errors as for [`Storage::insert`].
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
+    }
+
+    /// Makes the stored session summaries reflect every event acknowledged before the call
+    /// (read-your-writes for `/api/sessions` and the report): returns at once when they do,
+    /// else has the writer flush them and waits for that commit. When the write queue is full it
+    /// does not wait, and the summaries lag by at most [`SUMMARY_FLUSH_EVERY`].
+    ///
+    /// Errors: [`StorageError::WriterGone`] during shutdown, [`StorageError::Commit`] when the
+    /// flush's commit failed.
+    pub async fn flush_summaries(&self) -> Result<(), StorageError> {
+        if self.flushed.load(Ordering::Acquire) >= *self.committed.borrow() {
+            return Ok(());
+        }
+        match self.submit(|ack| WriteJob::FlushSummaries { ack }).await {
+            Ok(_) | Err(StorageError::Busy) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Deletes at most `limit` events stored before `before` (ISO 8601 text, compared with
@@ -342,7 +392,8 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 /// use it, so they write to identical databases.
 ///
 /// A database at schema version 1 (before session summaries) gets its summaries rebuilt from its
-/// events, folding with `completion_types`.
+/// events, folding with `completion_types`; any other gets the events stored past its summary
+/// watermark folded in (after a crash: see `summaries`).
 ///
 /// Errors: the folder cannot be created, the file cannot be opened, a pragma or migration fails.
 pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Result<Connection, StorageError> {
@@ -373,6 +424,7 @@ pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Resul
         tx.commit()?;
         tracing::info!(sessions = tokens.len(), "rebuilt the session summaries");
     }
+    catch_up_summaries(&mut conn, completion_types)?;
     Ok(conn)
 }
 
@@ -389,22 +441,28 @@ struct Writer {
     wal_path: PathBuf,
     max_rows: usize,
     metrics: Arc<Metrics>,
-    /// Event types that mark a session completed.
-    completion_types: Vec<String>,
+    /// The session summaries, written behind the events.
+    summaries: SummaryCache,
     /// The newest committed `event_id`.
     committed: watch::Sender<i64>,
+    /// The summary watermark of the last committed flush (read by `Storage::flush_summaries`).
+    flushed: Arc<AtomicI64>,
 }
 
 impl Writer {
     /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
-    /// is drained (that is the graceful shutdown: nothing handed over is lost). Inserts and pings
-    /// share one transaction (group commit); a maintenance job runs alone, after the group it
-    /// ended.
+    /// is drained (that is the graceful shutdown: nothing handed over is lost, and the summaries
+    /// are flushed). Inserts, pings and flushes share one transaction (group commit); a
+    /// maintenance job runs alone, after the group it ended. After [`WRITER_IDLE_AFTER`] without
+    /// a job the writer flushes the summaries and truncates a large WAL.
     fn run(mut self, receiver: Receiver<WriteJob>) {
         loop {
             let first = match receiver.recv_timeout(WRITER_IDLE_AFTER) {
                 Ok(job) => job,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.summaries.is_dirty() {
+                        self.commit_group(Vec::new(), 0);
+                    }
                     if wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
                         // Idle: fold the WAL back into the database and truncate it, while nobody waits.
                         let _ = checkpoint(&self.conn, "TRUNCATE");
@@ -433,34 +491,53 @@ impl Writer {
                 self.commit_group(jobs, rows);
             }
             if let Some((task, ack)) = maintenance {
-                let outcome = maintain(&mut self.conn, &task, &self.completion_types);
-                if let Err(error) = &outcome {
-                    tracing::error!(%error, ?task, "maintenance failed");
+                let outcome = maintain(&mut self.conn, &task, &mut self.summaries);
+                match &outcome {
+                    Ok(_) => self.flushed.store(self.summaries.flushed_through(), Ordering::Release),
+                    Err(error) => tracing::error!(%error, ?task, "maintenance failed"),
                 }
+                // The job rewrote summaries behind the cache (or rolled back its flush).
+                self.summaries.reset();
                 let _ = ack.send(outcome.map_err(|e| e.to_string()));
             }
+        }
+        if self.summaries.is_dirty() {
+            self.commit_group(Vec::new(), 0);
         }
         let _ = checkpoint(&self.conn, "TRUNCATE");
         tracing::debug!("writer stopped: every accepted event is committed");
     }
 
+    /// Commits `jobs` (holding `rows` events) in one transaction and answers them; the
+    /// summaries are flushed in it when a job asks, when a flush is due, or when there is no job
+    /// (the idle and shutdown flushes).
     fn commit_group(&mut self, jobs: Vec<WriteJob>, rows: usize) {
         let started = Instant::now();
-        match commit(&mut self.conn, &jobs, &self.completion_types) {
+        let flush = jobs.is_empty()
+            || self.summaries.flush_due()
+            || jobs.iter().any(|job| matches!(job, WriteJob::FlushSummaries { .. }));
+        match commit(&mut self.conn, &jobs, &mut self.summaries, flush) {
             Ok((outcomes, newest)) => {
-                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                self.metrics.commit_rows.observe(rows as f64);
+                if !jobs.is_empty() {
+                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics.commit_rows.observe(rows as f64);
+                }
+                if flush {
+                    self.flushed.store(self.summaries.flushed_through(), Ordering::Release);
+                }
                 if let Some(newest) = newest {
                     self.committed.send_replace(newest);
                 }
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } = job {
+                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } = job {
                         let _ = ack.send(Ok(outcome));
                     }
                 }
             }
             Err(error) => {
                 tracing::error!(%error, rows, "commit failed");
+                // The cache holds the rolled-back events' folds: start over from the database.
+                self.summaries.reset();
                 for job in jobs {
                     job.fail(error.to_string());
                 }
@@ -545,55 +622,60 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
     }
 }
 
-/// Commits all jobs' events in one immediate transaction; returns each job's counts and the
-/// newest new `event_id` (`None` when nothing new was stored).
+/// Commits all jobs' events in one immediate transaction, with the summaries when `flush`;
+/// returns each job's counts and the newest new `event_id` (`None` when nothing new was stored).
 fn commit(
     conn: &mut Connection,
     jobs: &[WriteJob],
-    completion_types: &[String],
+    summaries: &mut SummaryCache,
+    flush: bool,
 ) -> Result<(Vec<Inserted>, Option<i64>), rusqlite::Error> {
     let created_at = now_iso();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let newest;
     {
-        let mut writer = EventWriter::new(&tx, &created_at, completion_types)?;
+        let mut writer = EventWriter::new(&tx, &created_at, summaries)?;
         for job in jobs {
             outcomes.push(match job {
                 WriteJob::Insert { events, .. } => writer.write(events)?,
-                WriteJob::Ping { .. } | WriteJob::Maintain { .. } => Inserted::default(),
+                WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => Inserted::default(),
             });
         }
-        newest = writer.finish()?;
+        newest = writer.newest();
+    }
+    if flush {
+        summaries.flush(&tx)?;
     }
     tx.commit()?;
     Ok((outcomes, newest))
 }
 
 /// Inserts events within a caller's transaction, reusing prepared statements and the students
-/// already looked up, and folds each new event into its session's summary; [`EventWriter::finish`]
-/// writes the summaries. Used by the writer and by the ingest benchmark's ceiling.
+/// already looked up, and folds each new event into its session's summary in a
+/// [`SummaryCache`] (which the caller flushes). Used by the writer, the ingest benchmark's
+/// ceiling and the query benchmark's fill.
 pub struct EventWriter<'c> {
     conn: &'c Connection,
     created_at: &'c str,
-    completion_types: &'c [String],
+    summaries: &'c mut SummaryCache,
     students: HashMap<String, i64>,
-    summaries: HashMap<String, SessionSummary>,
     newest: Option<i64>,
     upsert_student: rusqlite::CachedStatement<'c>,
     insert: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> EventWriter<'c> {
-    /// Prepares the statements on `conn`; every event written gets `created_at`, and sessions
-    /// complete on an event of one of `completion_types`.
-    pub fn new(conn: &'c Connection, created_at: &'c str, completion_types: &'c [String]) -> Result<Self, rusqlite::Error> {
+    /// Prepares the statements on `conn` (in a write transaction) and brings `summaries` in step
+    /// with the database ([`SummaryCache::begin`]); every event written gets `created_at`.
+    /// Errors: any SQLite error.
+    pub fn new(conn: &'c Connection, created_at: &'c str, summaries: &'c mut SummaryCache) -> Result<Self, rusqlite::Error> {
+        summaries.begin(conn)?;
         Ok(EventWriter {
             conn,
             created_at,
-            completion_types,
+            summaries,
             students: HashMap::new(),
-            summaries: HashMap::new(),
             newest: None,
             upsert_student: conn.prepare_cached(
                 "INSERT INTO students (email, name) VALUES (?1, ?2)
@@ -609,7 +691,8 @@ impl<'c> EventWriter<'c> {
     }
 
     /// Inserts `events`; an event whose `uuid` is already stored is skipped and counted as a
-    /// duplicate. Errors: any SQLite error (the caller's transaction should then be rolled back).
+    /// duplicate. Errors: any SQLite error (the caller's transaction should then be rolled back,
+    /// and the summaries reset).
     pub fn write(&mut self, events: &[ValidEvent]) -> Result<Inserted, rusqlite::Error> {
         let mut outcome = Inserted::default();
         for event in events {
@@ -628,7 +711,8 @@ impl<'c> EventWriter<'c> {
             ))?;
             if changed == 1 {
                 outcome.new += 1;
-                self.newest = Some(self.conn.last_insert_rowid());
+                let event_id = self.conn.last_insert_rowid();
+                self.newest = Some(event_id);
                 let fold = FoldEvent {
                     event_type: &event.event_type,
                     seq: event.seq,
@@ -636,14 +720,10 @@ impl<'c> EventWriter<'c> {
                     created_at: self.created_at,
                     facts: &event.facts,
                 };
-                let summary = match self.summaries.get_mut(&event.session_token) {
-                    Some(summary) => summary,
-                    None => {
-                        let stored = load_summary(self.conn, &event.session_token)?.unwrap_or_default();
-                        self.summaries.entry(event.session_token.clone()).or_insert(stored)
-                    }
-                };
-                summary.apply(&fold, self.completion_types);
+                self.summaries.apply(self.conn, &event.session_token, &fold, event_id)?;
+                if let Some(student_id) = student_id {
+                    self.summaries.record_student(self.conn, &event.session_token, student_id)?;
+                }
             } else {
                 outcome.duplicates += 1;
             }
@@ -651,13 +731,9 @@ impl<'c> EventWriter<'c> {
         Ok(outcome)
     }
 
-    /// Writes the summaries of the sessions written to; returns the newest new `event_id`.
-    /// Errors: any SQLite error.
-    pub fn finish(self) -> Result<Option<i64>, rusqlite::Error> {
-        for (token, summary) in &self.summaries {
-            store_summary(self.conn, token, summary)?;
-        }
-        Ok(self.newest)
+    /// The newest `event_id` written so far, `None` when every event was a duplicate.
+    pub fn newest(&self) -> Option<i64> {
+        self.newest
     }
 
     fn student_id(&mut self, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
@@ -670,76 +746,14 @@ impl<'c> EventWriter<'c> {
     }
 }
 
-/// A session's stored summary, if it has one. Errors: SQLite, or a summary that is not valid JSON.
-pub fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSummary>, rusqlite::Error> {
-    let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
-    let mut rows = statement.query([token])?;
-    let Some(row) = rows.next()? else { return Ok(None) };
-    parse_summary(&row.get::<_, String>(0)?).map(Some)
-}
-
-/// Reads `sessions.summary` JSON text; a failure is reported as SQLite's conversion error.
-fn parse_summary(text: &str) -> Result<SessionSummary, rusqlite::Error> {
-    serde_json::from_str(text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
-fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Result<(), rusqlite::Error> {
-    let text = serde_json::to_string(summary)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.prepare_cached(
-        "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
-             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
-    )?
-    .execute((token, summary.student_id, &summary.first_seen, &summary.last_seen, &text))?;
-    Ok(())
-}
-
-/// Recomputes a session's summary from its stored events (the same fold as at ingest), storing
-/// it, or deleting it when no event is left. Returns whether the session still has events.
-pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[String]) -> Result<bool, rusqlite::Error> {
-    let summary = fold_session(conn, token, completion_types)?;
-    match &summary {
-        Some(summary) => store_summary(conn, token, summary)?,
-        None => {
-            conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])?;
-        }
-    }
-    Ok(summary.is_some())
-}
-
-/// The fold of a session's stored events in `event_id` order, or `None` when it has none.
-pub fn fold_session(conn: &Connection, token: &str, completion_types: &[String]) -> Result<Option<SessionSummary>, rusqlite::Error> {
-    let mut statement = conn.prepare_cached(
-        "SELECT event_type, seq, student_id, created_at, event_data FROM events
-         WHERE session_token = ?1 ORDER BY event_id",
-    )?;
-    let mut rows = statement.query([token])?;
-    let mut summary: Option<SessionSummary> = None;
-    while let Some(row) = rows.next()? {
-        let (event_type, data): (String, String) = (row.get(0)?, row.get(4)?);
-        let created_at: String = row.get(3)?;
-        let facts = EventFacts::read(&event_type, &data);
-        summary.get_or_insert_with(SessionSummary::default).apply(
-            &FoldEvent {
-                event_type: &event_type,
-                seq: row.get::<_, Option<i64>>(1)?.map(|s| s as u64),
-                student_id: row.get(2)?,
-                created_at: &created_at,
-                facts: &facts,
-            },
-            completion_types,
-        );
-    }
-    Ok(summary)
-}
-
-/// Runs a maintenance task in one immediate transaction.
-fn maintain(conn: &mut Connection, task: &Maintenance, completion_types: &[String]) -> Result<Removed, rusqlite::Error> {
+/// Runs a maintenance task in one immediate transaction, after flushing the summaries in it (the
+/// task then works on summaries that reflect every stored event; the caller resets the cache).
+fn maintain(conn: &mut Connection, task: &Maintenance, summaries: &mut SummaryCache) -> Result<Removed, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    summaries.begin(&tx)?;
+    summaries.flush(&tx)?;
     let removed = match task {
-        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, completion_types)?,
+        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, summaries.completion_types())?,
         Maintenance::DeleteStudent { email } => delete_student(&tx, email)?,
     };
     tx.commit()?;
@@ -764,6 +778,8 @@ fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[Stri
             removed.sessions += 1;
         }
     }
+    // A student goes with the last session they appear in (`refresh_summary` deleted the
+    // `session_students` rows of the sessions left without events).
     let mut students: Vec<i64> = deleted.iter().filter_map(|(_, s)| *s).collect();
     students.sort_unstable();
     students.dedup();
@@ -771,8 +787,7 @@ fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[Stri
         removed.students += conn
             .prepare_cached(
                 "DELETE FROM students WHERE student_id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM events WHERE student_id = ?1)
-                 AND NOT EXISTS (SELECT 1 FROM sessions WHERE student_id = ?1)",
+                 AND NOT EXISTS (SELECT 1 FROM session_students WHERE student_id = ?1)",
             )?
             .execute([student])? as u64;
     }
@@ -780,8 +795,9 @@ fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[Stri
 }
 
 /// [`delete_student`] on the database file at `path`, for the command line: waits for the write
-/// lock (busy timeout), so it works beside a running server. Errors: [`StorageError::NoDatabase`],
-/// the file cannot be opened or migrated, or SQLite fails.
+/// lock (busy timeout), so it works beside a running server, whose writer sees the change through
+/// `PRAGMA data_version` and reloads its summaries. Errors: [`StorageError::NoDatabase`], the
+/// file cannot be opened or migrated, or SQLite fails.
 pub fn delete_student_in_file(path: &Path, email: &str) -> Result<Removed, StorageError> {
     if !path.is_file() {
         return Err(StorageError::NoDatabase(path.display().to_string()));
@@ -793,8 +809,9 @@ pub fn delete_student_in_file(path: &Path, email: &str) -> Result<Removed, Stora
     Ok(removed)
 }
 
-/// Deletes a student and every trace: all events of the sessions in which they appear, those
-/// sessions' summaries, and the student row.
+/// Deletes a student and every trace: all events of the sessions in which they appear (found
+/// through `session_students`, which is written with the events), those sessions' summaries and
+/// `session_students` rows, and the student row.
 pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlite::Error> {
     let mut removed = Removed::default();
     let student: Option<i64> = conn
@@ -804,15 +821,13 @@ pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlit
         .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
     let Some(student) = student else { return Ok(removed) };
     let tokens: Vec<String> = conn
-        .prepare_cached(
-            "SELECT DISTINCT session_token FROM events WHERE student_id = ?1
-             UNION SELECT session_token FROM sessions WHERE student_id = ?1",
-        )?
+        .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1")?
         .query_map([student], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for token in &tokens {
         removed.events += conn.prepare_cached("DELETE FROM events WHERE session_token = ?1")?.execute([token])? as u64;
         removed.sessions += conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
+        conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
     }
     removed.students = conn.prepare_cached("DELETE FROM students WHERE student_id = ?1")?.execute([student])? as u64;
     Ok(removed)

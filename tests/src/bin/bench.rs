@@ -9,7 +9,7 @@ use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer, EventWriter};
+use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer, EventWriter, SummaryCache};
 
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
@@ -199,14 +199,15 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
     let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
     // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
     let checkpointer = Checkpointer::start(&path)?;
+    let mut summaries = SummaryCache::new(&config.completion_event_types);
     let started = Instant::now();
     for chunk in events.chunks(CEILING_ROWS_PER_TX) {
         let created_at = now_iso();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The same work as the writer: the events and their sessions' summaries.
-        let mut writer = EventWriter::new(&tx, &created_at, &config.completion_event_types)?;
-        writer.write(chunk)?;
-        writer.finish()?;
+        // The same work as the writer: the events and their sessions' summaries (flushed with
+        // every transaction, which is more often than the server's once a second).
+        EventWriter::new(&tx, &created_at, &mut summaries)?.write(chunk)?;
+        summaries.flush(&tx)?;
         tx.commit()?;
     }
     let rate = rows as f64 / started.elapsed().as_secs_f64();

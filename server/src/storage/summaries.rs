@@ -1,0 +1,292 @@
+//! The writer's session summaries: kept in memory between commits and written back (flushed) at
+//! most [`SUMMARY_FLUSH_EVERY`] apart, so that a group commit writes its events and not the row of
+//! every session it touched. Rewriting those rows on every commit tripled the pages each commit
+//! wrote to the WAL and halved single-event throughput (`cargo xtask bench`).
+//!
+//! Invariants:
+//! - `summary_watermark.event_id` (W) is the newest event reflected in the `sessions` table:
+//!   every stored summary equals the fold (in `event_id` order) of its session's events up to W,
+//!   and W only moves in the transaction that writes the summaries.
+//! - A summary in the cache is the fold of all its session's committed events, W or not.
+//! - Whatever could make the cache wrong resets it: a failed transaction, a commit by another
+//!   connection (seen through `PRAGMA data_version`, e.g. the `delete-student` command), a
+//!   maintenance job. The next transaction catches up: it folds the events past W into the stored
+//!   summaries. Opening the database does the same, so a crash loses no summary work.
+//! - `session_students` (which students appear in which session, for deletion and retention) is
+//!   written in the same transaction as the events, never deferred.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::summary::{EventFacts, FoldEvent, SessionSummary};
+
+/// Longest time a summary change waits in memory before it is written: `/api/sessions` and the
+/// report ask for a flush first (see `Storage::flush_summaries`), so this bounds only how far
+/// the stored rows lag when nobody reads them.
+pub const SUMMARY_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Changed sessions that make a flush due at once, whatever their age (bounds the flush's size).
+const MAX_DIRTY_SESSIONS: usize = 4096;
+/// Sessions whose summaries the cache keeps; past it, a flush drops the unchanged ones (bounds
+/// memory: a summary is bounded, see `crate::summary`).
+const MAX_CACHED_SESSIONS: usize = 4096;
+/// (session, student) pairs remembered as stored; past it the set starts over.
+const MAX_KNOWN_PAIRS: usize = 65_536;
+
+/// The writer's summaries in memory (see the module docs).
+pub struct SummaryCache {
+    completion_types: Vec<String>,
+    sessions: HashMap<String, Cached>,
+    /// Sessions changed since the last flush.
+    dirty: usize,
+    /// When the oldest unflushed change was made.
+    dirty_since: Option<Instant>,
+    /// The newest `event_id` folded into the cache.
+    folded_through: i64,
+    /// The watermark written by the last flush.
+    flushed_through: i64,
+    /// Students known to be in `session_students`, by session.
+    pairs: HashMap<String, Vec<i64>>,
+    /// How many pairs `pairs` holds.
+    pair_count: usize,
+    /// `PRAGMA data_version` when the cache was last in step with the database; `None` after a
+    /// reset (the next transaction catches up).
+    data_version: Option<i64>,
+}
+
+struct Cached {
+    summary: SessionSummary,
+    dirty: bool,
+}
+
+impl SummaryCache {
+    /// An empty cache; sessions complete on an event of one of `completion_types`.
+    pub fn new(completion_types: &[String]) -> SummaryCache {
+        SummaryCache {
+            completion_types: completion_types.to_vec(),
+            sessions: HashMap::new(),
+            dirty: 0,
+            dirty_since: None,
+            folded_through: 0,
+            flushed_through: 0,
+            pairs: HashMap::new(),
+            pair_count: 0,
+            data_version: None,
+        }
+    }
+
+    /// The event types that complete a session.
+    pub fn completion_types(&self) -> &[String] {
+        &self.completion_types
+    }
+
+    /// Brings the cache in step with the database at the start of a write transaction on
+    /// `conn`: after a reset, or when another connection has committed since, it drops what it
+    /// holds and folds the events past the watermark. Errors: any SQLite error (reset the cache).
+    pub fn begin(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            if self.data_version.is_some() {
+                tracing::debug!("another connection wrote to the database: summaries catch up");
+            }
+            self.reset();
+            self.catch_up(conn)?;
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// Forgets everything; the next [`SummaryCache::begin`] catches up from the database.
+    pub fn reset(&mut self) {
+        self.sessions.clear();
+        self.pairs.clear();
+        self.pair_count = 0;
+        self.dirty = 0;
+        self.dirty_since = None;
+        self.data_version = None;
+    }
+
+    /// Folds the events stored past the watermark into their sessions' summaries.
+    fn catch_up(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let watermark: i64 = conn.query_row("SELECT event_id FROM summary_watermark", [], |r| r.get(0))?;
+        self.folded_through = watermark;
+        self.flushed_through = watermark;
+        let mut statement = conn.prepare(
+            "SELECT event_id, session_token, event_type, seq, student_id, created_at, event_data
+             FROM events WHERE event_id > ?1 ORDER BY event_id",
+        )?;
+        let mut rows = statement.query([watermark])?;
+        let mut events = 0u64;
+        while let Some(row) = rows.next()? {
+            let (event_type, data): (String, String) = (row.get(2)?, row.get(6)?);
+            let (token, created_at): (String, String) = (row.get(1)?, row.get(5)?);
+            let facts = EventFacts::read(&event_type, &data);
+            let fold = FoldEvent {
+                event_type: &event_type,
+                seq: row.get::<_, Option<i64>>(3)?.map(|s| s as u64),
+                student_id: row.get(4)?,
+                created_at: &created_at,
+                facts: &facts,
+            };
+            self.apply(conn, &token, &fold, row.get(0)?)?;
+            events += 1;
+        }
+        if events > 0 {
+            tracing::info!(events, sessions = self.dirty, "session summaries caught up with the stored events");
+        }
+        Ok(())
+    }
+
+    /// Folds one newly stored event (`event_id`, the newest so far) into its session's summary,
+    /// reading the stored summary first if the cache has none. Errors: SQLite, or a stored
+    /// summary that is not valid JSON.
+    pub fn apply(&mut self, conn: &Connection, token: &str, event: &FoldEvent<'_>, event_id: i64) -> Result<(), rusqlite::Error> {
+        let cached = match self.sessions.get_mut(token) {
+            Some(cached) => cached,
+            None => {
+                let summary = load_summary(conn, token)?.unwrap_or_default();
+                self.sessions.entry(token.to_owned()).or_insert(Cached { summary, dirty: false })
+            }
+        };
+        cached.summary.apply(event, &self.completion_types);
+        if !cached.dirty {
+            cached.dirty = true;
+            self.dirty += 1;
+        }
+        self.dirty_since.get_or_insert_with(Instant::now);
+        self.folded_through = event_id;
+        Ok(())
+    }
+
+    /// Records that `student_id` appears in session `token` (`session_students`), once per pair.
+    pub fn record_student(&mut self, conn: &Connection, token: &str, student_id: i64) -> Result<(), rusqlite::Error> {
+        if self.pairs.get(token).is_some_and(|students| students.contains(&student_id)) {
+            return Ok(());
+        }
+        conn.prepare_cached("INSERT OR IGNORE INTO session_students (session_token, student_id) VALUES (?1, ?2)")?
+            .execute((token, student_id))?;
+        if self.pair_count >= MAX_KNOWN_PAIRS {
+            self.pairs.clear();
+            self.pair_count = 0;
+        }
+        self.pairs.entry(token.to_owned()).or_default().push(student_id);
+        self.pair_count += 1;
+        Ok(())
+    }
+
+    /// Whether a flush is due: the oldest unflushed change is [`SUMMARY_FLUSH_EVERY`] old, or
+    /// many sessions changed.
+    pub fn flush_due(&self) -> bool {
+        self.dirty >= MAX_DIRTY_SESSIONS || self.dirty_since.is_some_and(|t| t.elapsed() >= SUMMARY_FLUSH_EVERY)
+    }
+
+    /// Whether some change is not yet written.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty > 0
+    }
+
+    /// The watermark of the last flush: every event up to it is reflected in `sessions` once
+    /// that flush's transaction commits.
+    pub fn flushed_through(&self) -> i64 {
+        self.flushed_through
+    }
+
+    /// Writes the changed summaries and moves the watermark, within the caller's transaction
+    /// (reset the cache if it does not commit); returns how many sessions it wrote.
+    /// Errors: any SQLite error.
+    pub fn flush(&mut self, conn: &Connection) -> Result<usize, rusqlite::Error> {
+        let mut written = 0;
+        for (token, cached) in self.sessions.iter_mut().filter(|(_, c)| c.dirty) {
+            store_summary(conn, token, &cached.summary)?;
+            cached.dirty = false;
+            written += 1;
+        }
+        if self.folded_through != self.flushed_through {
+            conn.prepare_cached("UPDATE summary_watermark SET event_id = ?1")?.execute([self.folded_through])?;
+            self.flushed_through = self.folded_through;
+        }
+        self.dirty = 0;
+        self.dirty_since = None;
+        if self.sessions.len() > MAX_CACHED_SESSIONS {
+            self.sessions.clear();
+        }
+        Ok(written)
+    }
+}
+
+/// Brings the stored summaries up to date with the stored events (the catch-up of the module
+/// docs) in a transaction of its own; run when a write connection opens. Errors: any SQLite error.
+pub fn catch_up_summaries(conn: &mut Connection, completion_types: &[String]) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut summaries = SummaryCache::new(completion_types);
+    summaries.begin(&tx)?;
+    summaries.flush(&tx)?;
+    tx.commit()
+}
+
+/// A session's stored summary, if it has one. Errors: SQLite, or a summary that is not valid JSON.
+pub fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSummary>, rusqlite::Error> {
+    let mut statement = conn.prepare_cached("SELECT summary FROM sessions WHERE session_token = ?1")?;
+    let mut rows = statement.query([token])?;
+    let Some(row) = rows.next()? else { return Ok(None) };
+    parse_summary(&row.get::<_, String>(0)?).map(Some)
+}
+
+/// Reads `sessions.summary` JSON text; a failure is reported as SQLite's conversion error.
+pub(super) fn parse_summary(text: &str) -> Result<SessionSummary, rusqlite::Error> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Result<(), rusqlite::Error> {
+    let text = serde_json::to_string(summary).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.prepare_cached(
+        "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
+    )?
+    .execute((token, summary.student_id, &summary.first_seen, &summary.last_seen, &text))?;
+    Ok(())
+}
+
+/// Recomputes a session's summary from its stored events (the same fold as at ingest), storing
+/// it, or deleting it and its `session_students` rows when no event is left. Returns whether the
+/// session still has events. Run with the cache flushed (maintenance), which then resets it.
+pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[String]) -> Result<bool, rusqlite::Error> {
+    let summary = fold_session(conn, token, completion_types)?;
+    match &summary {
+        Some(summary) => store_summary(conn, token, summary)?,
+        None => {
+            conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])?;
+            conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
+        }
+    }
+    Ok(summary.is_some())
+}
+
+/// The fold of a session's stored events in `event_id` order, or `None` when it has none.
+pub fn fold_session(conn: &Connection, token: &str, completion_types: &[String]) -> Result<Option<SessionSummary>, rusqlite::Error> {
+    let mut statement = conn.prepare_cached(
+        "SELECT event_type, seq, student_id, created_at, event_data FROM events
+         WHERE session_token = ?1 ORDER BY event_id",
+    )?;
+    let mut rows = statement.query([token])?;
+    let mut summary: Option<SessionSummary> = None;
+    while let Some(row) = rows.next()? {
+        let (event_type, data): (String, String) = (row.get(0)?, row.get(4)?);
+        let created_at: String = row.get(3)?;
+        let facts = EventFacts::read(&event_type, &data);
+        summary.get_or_insert_with(SessionSummary::default).apply(
+            &FoldEvent {
+                event_type: &event_type,
+                seq: row.get::<_, Option<i64>>(1)?.map(|s| s as u64),
+                student_id: row.get(2)?,
+                created_at: &created_at,
+                facts: &facts,
+            },
+            completion_types,
+        );
+    }
+    Ok(summary)
+}

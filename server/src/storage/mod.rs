@@ -842,4 +842,36 @@ mod tests {
     fn migrations_validate() {
         assert!(Migrations::from_slice(MIGRATIONS).validate().is_ok());
     }
+
+    // A database written at schema 2 (summaries kept in the commit, no session_students) opens:
+    // its summaries count as flushed, and deleting a student still finds their sessions.
+    #[test]
+    fn schema_2_database_upgrades() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let types = Config::default().completion_event_types;
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            Migrations::from_slice(&MIGRATIONS[..2]).to_latest(&mut conn).unwrap();
+            conn.execute_batch(
+                "INSERT INTO students (student_id, email) VALUES (1, 'a@example.com');
+                 INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at) VALUES
+                     (x'01', 0, 1, 'ws_a', 'action', '{}', '2026-11-21T10:00:00.000Z'),
+                     (x'02', 1, NULL, 'ws_a', 'action', '{}', '2026-11-21T10:00:01.000Z'),
+                     (x'03', 0, NULL, 'ws_b', 'action', '{}', '2026-11-21T10:00:02.000Z');",
+            )
+            .unwrap();
+            for token in ["ws_a", "ws_b"] {
+                assert!(refresh_summary(&conn, token, &types).unwrap());
+            }
+        }
+        let conn = open_writer_connection(&path, &types).unwrap();
+        let watermark: i64 = conn.query_row("SELECT event_id FROM summary_watermark", [], |r| r.get(0)).unwrap();
+        assert_eq!(watermark, 3, "schema 2 summaries reflect every event");
+        let removed = delete_student(&conn, "a@example.com").unwrap();
+        assert_eq!(removed, Removed { events: 2, sessions: 1, students: 1 });
+        let left: Vec<String> =
+            conn.prepare("SELECT session_token FROM sessions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(left, ["ws_b"]);
+    }
 }

@@ -59,6 +59,8 @@ pub struct Config {
     pub report_interval: Option<Duration>,
     /// How often a live tail (SSE) sends a heartbeat comment when no event arrives. Default 15 s.
     pub sse_heartbeat: Duration,
+    /// HTTP worker threads; `None` is actix-web's default, one per CPU core.
+    pub http_workers: Option<usize>,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             retention_every: Duration::from_secs(3600),
             report_interval: Some(Duration::from_secs(300)),
             sse_heartbeat: Duration::from_secs(15),
+            http_workers: None,
         }
     }
 }

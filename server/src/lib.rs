@@ -67,7 +67,8 @@ pub async fn run(
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
     let state = web::Data::from(Arc::new(api::AppState { config, storage, metrics, limits, stopping }));
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let workers = app_state.config.http_workers;
+    let mut server = HttpServer::new(move || {
         let config = &app_state.config;
         let mut app = App::new()
             .app_data(app_state.clone())
@@ -81,11 +82,11 @@ pub async fn run(
             app = app.service(actix_files::Files::new("/", www).index_file("index.html").redirect_to_slash_directory());
         }
         app
-    })
-    .listen(listener)?
-    .disable_signals()
-    .shutdown_timeout(10)
-    .run();
+    });
+    if let Some(workers) = workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.listen(listener)?.disable_signals().shutdown_timeout(10).run();
 
     let handle = server.handle();
     let housekeeping = state.clone();

@@ -68,6 +68,9 @@ struct Args {
     /// Seconds between report rows appended to reports/report.csv beside the database (0: none).
     #[arg(long, env = "SESSION_LOG_REPORT_INTERVAL", default_value_t = 300)]
     report_interval: u64,
+    /// HTTP worker threads (0: one per CPU core). The writer and checkpointer threads come on top.
+    #[arg(long, env = "SESSION_LOG_WORKERS", default_value_t = 0)]
+    workers: usize,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -127,6 +130,7 @@ fn main() -> anyhow::Result<()> {
         active_window: Duration::from_secs(args.active_minutes * 60),
         retention: (args.retention_days > 0).then(|| Duration::from_secs(args.retention_days * 86_400)),
         report_interval: (args.report_interval > 0).then(|| Duration::from_secs(args.report_interval)),
+        http_workers: (args.workers > 0).then_some(args.workers),
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;

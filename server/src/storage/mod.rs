@@ -211,12 +211,9 @@ const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
 /// idleness: under steady load it empties between most group commits, and a TRUNCATE checkpoint
 /// there (an fsync while every request waits) was the single-event benchmark's tail latency.
 const WRITER_IDLE_AFTER: Duration = Duration::from_millis(500);
-/// Under sustained load a passive checkpoint rarely finds every frame copied at the moment a
-/// commit starts, so SQLite would keep appending to the WAL; past this many frames (pages, 4 KiB
-/// each) the checkpointer follows its passive checkpoint with a RESTART, which holds the writer
-/// only while it copies the frames committed since (and waits for readers of older frames, so
-/// that long reads cannot make the WAL grow without bound either).
-const WAL_RESTART_FRAMES: i64 = 4096;
+/// Past this many WAL frames (pages, 4 KiB each) the checkpointer asks the writer to finish the
+/// WAL's cycle (see [`Checkpointer`]).
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// The database: a handle to the writer thread and a pool of readers.
 pub struct Storage {
@@ -244,8 +241,10 @@ impl Storage {
         let flushed = Arc::new(AtomicI64::new(newest));
         let readers = open_readers(path, config.read_connections)?;
         let (sender, receiver) = crossbeam_channel::bounded(config.write_queue_requests.max(1));
+        let checkpointer = Checkpointer::start(path)?;
         let writer = Writer {
             conn,
+            wal_restart: checkpointer.restart_handle(),
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
             metrics: metrics.clone(),
@@ -257,7 +256,6 @@ impl Storage {
             .name("session-log-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|source| StorageError::Spawn { what: "writer", source })?;
-        let checkpointer = Checkpointer::start(path)?;
         Ok(Storage {
             metrics,
             writer: Mutex::new(Some(sender)),
@@ -437,6 +435,8 @@ fn wal_path(db: &Path) -> PathBuf {
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
+    /// The checkpointer's requests to finish a WAL cycle, run between group commits.
+    wal_restart: WalRestart,
     /// The WAL file, whose size decides when an idle writer truncates it.
     wal_path: PathBuf,
     max_rows: usize,
@@ -490,6 +490,7 @@ impl Writer {
             if !jobs.is_empty() {
                 self.commit_group(jobs, rows);
             }
+            self.wal_restart.run_if_asked(&self.conn);
             if let Some((task, ack)) = maintenance {
                 let outcome = maintain(&mut self.conn, &task, &mut self.summaries);
                 match &outcome {
@@ -573,13 +574,39 @@ fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
 }
 
 /// The checkpointer thread: copies committed WAL frames into the database with PASSIVE
-/// checkpoints on its own connection every 250 ms, so the writer never stalls on a checkpoint
-/// (the writer's automatic checkpoints are off). Past [`WAL_RESTART_FRAMES`] it follows one with
-/// a RESTART, so that the next commit starts the WAL over: the WAL stays bounded under sustained
-/// load. Stopped (and joined) on drop.
+/// checkpoints on its own connection every 250 ms, so the writer never stalls on the bulk of a
+/// checkpoint (the writer's automatic checkpoints are off).
+///
+/// Under sustained load the WAL never gets fully copied at the moment a commit starts, which is
+/// when SQLite starts it over, so it would grow without bound. Past [`WAL_RESTART_FRAMES`] the
+/// checkpointer therefore runs a second pass (copying what arrived during the first) and asks
+/// the writer, through [`WalRestart`], to copy the few frames left between two of its commits:
+/// the next commit then starts the WAL over. A RESTART checkpoint from this thread instead had to
+/// win the write lock from a busy writer, by polling, and then held it while it copied everything
+/// committed meanwhile: seconds under load. Stopped (and joined) on drop.
 pub struct Checkpointer {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    restart: WalRestart,
+}
+
+/// The checkpointer's request to the write connection's owner to finish a WAL cycle.
+#[derive(Clone, Default)]
+pub struct WalRestart(Arc<std::sync::atomic::AtomicBool>);
+
+impl WalRestart {
+    /// Call between transactions on the write connection `conn`: when the checkpointer asked,
+    /// runs a passive checkpoint there, which copies the frames the checkpointer's passes left
+    /// (no commit can add more meanwhile), so that the next transaction starts the WAL over.
+    /// Returns whether it ran. Readers still using older frames can make it copy less; the WAL
+    /// then starts over at a later request.
+    pub fn run_if_asked(&self, conn: &Connection) -> bool {
+        if !self.0.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let _ = checkpoint(conn, "PASSIVE");
+        true
+    }
 }
 
 impl Checkpointer {
@@ -590,11 +617,19 @@ impl Checkpointer {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let (stop, stopped) = crossbeam_channel::bounded(1);
+        let restart = WalRestart::default();
+        let asks = restart.clone();
         let thread = std::thread::Builder::new()
             .name("session-log-checkpointer".into())
-            .spawn(move || checkpoint_loop(conn, stopped))
+            .spawn(move || checkpoint_loop(conn, stopped, asks))
             .map_err(|source| StorageError::Spawn { what: "checkpointer", source })?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread), restart })
+    }
+
+    /// The handle through which this checkpointer asks the write connection's owner to finish a
+    /// WAL cycle ([`WalRestart::run_if_asked`]).
+    pub fn restart_handle(&self) -> WalRestart {
+        self.restart.clone()
     }
 }
 
@@ -607,17 +642,18 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
+fn checkpoint_loop(conn: Connection, stop: Receiver<()>, restart: WalRestart) {
     loop {
         match stop.recv_timeout(CHECKPOINT_EVERY) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
         let frames = checkpoint(&conn, "PASSIVE");
-        if frames.is_some_and(|f| f > WAL_RESTART_FRAMES) {
-            // The passive checkpoint has just copied nearly everything, so this one copies only
-            // what was committed meanwhile, then lets the next commit start the WAL over.
-            let _ = checkpoint(&conn, "RESTART");
+        if frames.is_some_and(|f| f > WAL_RESTART_FRAMES) && !restart.0.load(Ordering::Acquire) {
+            // The first pass took a while; this one copies what arrived meanwhile, which leaves
+            // the writer little to copy.
+            let _ = checkpoint(&conn, "PASSIVE");
+            restart.0.store(true, Ordering::Release);
         }
     }
 }

@@ -26,9 +26,11 @@ fn main() -> anyhow::Result<()> {
         Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
     println!("session-log ingest benchmark: {} cores, loopback, server {}", cores(), server.url);
 
+    let wal_peak = WalPeak::watch(dir.path().join("bench.db-wal"));
     // Warm-up: connections, page cache, statement cache.
     Load::run(LoadConfig { url: server.url.clone(), clients: 4, batch_size: 50, duration: Duration::from_secs(1), max_requests: 2_000 });
 
+    let machine_before = machine_ticks();
     let batched = Load::run(LoadConfig {
         url: server.url.clone(),
         clients: batch_clients,
@@ -38,9 +40,10 @@ fn main() -> anyhow::Result<()> {
     });
     let batched_rate = rate(&batched);
     print_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &batched, batched_rate);
+    print_machine(machine_before, machine_ticks());
     let mut commits = CommitStats::read(&server.url);
     let cpu_before = cpu_seconds(server.pid());
-    let machine_before = machine_busy();
+    let machine_before = machine_ticks();
 
     let single = Load::run(LoadConfig {
         url: server.url.clone(),
@@ -52,9 +55,7 @@ fn main() -> anyhow::Result<()> {
     let single_rate = rate(&single);
     print_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &single, single_rate);
     commits.report(CommitStats::read(&server.url));
-    if let (Some((busy0, total0)), Some((busy1, total1))) = (machine_before, machine_busy()) {
-        println!("  machine CPU busy in that phase: {:.0}%", 100.0 * (busy1 - busy0) / (total1 - total0));
-    }
+    print_machine(machine_before, machine_ticks());
     if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
         println!(
             "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
@@ -66,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let peak_mb = peak_memory_mb(server.pid());
+    let wal_peak_mb = wal_peak.stop();
     drop(server);
 
     let rows = batched.acked.len().clamp(50_000, 1_000_000);
@@ -81,7 +83,36 @@ fn main() -> anyhow::Result<()> {
         Some(mb) => println!("server peak memory:       {mb:.1} MB (VmHWM; target < 100 MB)"),
         None => println!("server peak memory:       unavailable (no /proc)"),
     }
+    println!("WAL file, largest seen:   {wal_peak_mb:.1} MB (sampled every 50 ms under both loads)");
     Ok(())
+}
+
+/// Samples the size of a WAL file every 50 ms on a thread until stopped.
+struct WalPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl WalPeak {
+    fn watch(path: std::path::PathBuf) -> WalPeak {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(std::fs::metadata(&path).map_or(0, |m| m.len()));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        WalPeak { stop, thread }
+    }
+
+    /// The largest size seen (MB).
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0) as f64 / 1e6
+    }
 }
 
 /// The writer's group-commit counters from `/metrics`.
@@ -156,13 +187,28 @@ fn print_phase(name: &str, report: &LoadReport, events_per_sec: f64) {
     );
 }
 
-/// Busy and total CPU ticks of the whole machine, from /proc/stat.
-fn machine_busy() -> Option<(f64, f64)> {
+/// The whole machine's CPU ticks from /proc/stat: (busy, stolen by the hypervisor, total).
+/// Stolen time is CPU this virtual machine wanted and the host gave to others: it makes
+/// figures vary from run to run, so the benchmark prints it beside them.
+fn machine_ticks() -> Option<(f64, f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let ticks: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let total: f64 = ticks.iter().sum();
+    let total: f64 = ticks.iter().take(8).sum();
     let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
-    Some((total - idle, total))
+    let steal = *ticks.get(7).unwrap_or(&0.0);
+    Some((total - idle - steal, steal, total))
+}
+
+/// Prints the machine's busy and stolen CPU between two [`machine_ticks`] readings.
+fn print_machine(before: Option<(f64, f64, f64)>, after: Option<(f64, f64, f64)>) {
+    if let (Some((busy0, steal0, total0)), Some((busy1, steal1, total1))) = (before, after) {
+        let total = (total1 - total0).max(1.0);
+        println!(
+            "  machine CPU in that phase: {:.0}% busy, {:.0}% stolen by the host",
+            100.0 * (busy1 - busy0) / total,
+            100.0 * (steal1 - steal0) / total
+        );
+    }
 }
 
 /// CPU time (user + system) a process has used, from /proc (s).
@@ -199,6 +245,7 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
     let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
     // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
     let checkpointer = Checkpointer::start(&path)?;
+    let wal_restart = checkpointer.restart_handle();
     let mut summaries = SummaryCache::new(&config.completion_event_types);
     let started = Instant::now();
     for chunk in events.chunks(CEILING_ROWS_PER_TX) {
@@ -209,6 +256,7 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
         EventWriter::new(&tx, &created_at, &mut summaries)?.write(chunk)?;
         summaries.flush(&tx)?;
         tx.commit()?;
+        wal_restart.run_if_asked(&conn);
     }
     let rate = rows as f64 / started.elapsed().as_secs_f64();
     drop(checkpointer);

@@ -68,6 +68,32 @@ fn get_filters_and_limit() {
     assert_eq!(anonymous["student_email"], Value::Null);
 }
 
+// A student is one row whatever the case of their email, and their latest given name wins over
+// separate POSTs; a POST without a name keeps it.
+#[test]
+fn student_name_follows_the_latest_post() {
+    let server = TestServer::start();
+    let post = |email: &str, name: Option<&str>, n: i64| {
+        let mut e = event("ws_named", "action", json!({"n": n}));
+        e["studentEmail"] = json!(email);
+        if let Some(name) = name {
+            e["studentName"] = json!(name);
+        }
+        assert_eq!(server.post(&e).0, 200);
+    };
+    post("ann@example.com", Some("Ann"), 0);
+    post("ANN@example.com", Some("Anne"), 1);
+    post("ann@example.com", None, 2);
+    post("ann@example.com", Some("Ann"), 3);
+    post("Ann@Example.com", None, 4);
+    let events = server.get("sessionToken=ws_named&order=asc");
+    let names: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["student_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Ann"; 5], "one student row, named by the latest POST that gave a name");
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    let students: i64 = conn.query_row("SELECT count(*) FROM students", [], |r| r.get(0)).unwrap();
+    assert_eq!(students, 1);
+}
+
 // Reading events needs a configured instructor token; any of several works.
 #[test]
 fn get_requires_instructor_token() {

@@ -10,7 +10,7 @@ use session_log_server::ingest::{validate_event, ValidEvent};
 use session_log_server::metrics::Metrics;
 use session_log_server::storage::{
     delete_student_in_file, fold_session, now_iso, open_writer_connection, query_sessions, EventWriter, SessionQuery,
-    Storage, SummaryCache,
+    Storage, WriterCache,
 };
 use session_log_server::Config;
 
@@ -49,11 +49,11 @@ fn summaries_catch_up_after_a_crash() {
     let types = Config::default().completion_event_types;
     {
         let mut conn = open_writer_connection(&db, &types).unwrap();
-        let mut summaries = SummaryCache::new(&types);
+        let mut cache = WriterCache::new(&types);
         for (token, email) in [("ws_a", Some("a@example.com")), ("ws_b", None)] {
             let tx = conn.transaction().unwrap();
             let created_at = now_iso();
-            EventWriter::new(&tx, &created_at, &mut summaries).unwrap().write(&events(token, 0, 30, email)).unwrap();
+            EventWriter::new(&tx, &created_at, &mut cache).unwrap().write(&events(token, 0, 30, email)).unwrap();
             tx.commit().unwrap();
         }
         // Dropped unflushed, as by SIGKILL.

@@ -10,7 +10,6 @@
 //!   counted as a duplicate, so a retried batch never creates copies.
 //! - Queries use a pool of read-only connections: in WAL mode they never wait for the writer.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,10 +28,10 @@ use crate::metrics::Metrics;
 use crate::summary::FoldEvent;
 
 mod read;
-mod summaries;
+mod cache;
 pub use read::*;
-pub use summaries::{catch_up_summaries, fold_session, load_summary, refresh_summary, SummaryCache, SUMMARY_FLUSH_EVERY};
-use summaries::parse_summary;
+pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
+use cache::parse_summary;
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -248,7 +247,7 @@ impl Storage {
             wal_path: wal_path(path),
             max_rows: config.max_rows_per_commit.max(1),
             metrics: metrics.clone(),
-            summaries: SummaryCache::new(&config.completion_event_types),
+            cache: WriterCache::new(&config.completion_event_types),
             committed: committed_tx,
             flushed: flushed.clone(),
         };
@@ -441,8 +440,8 @@ struct Writer {
     wal_path: PathBuf,
     max_rows: usize,
     metrics: Arc<Metrics>,
-    /// The session summaries, written behind the events.
-    summaries: SummaryCache,
+    /// The session summaries (written behind the events) and the students already stored.
+    cache: WriterCache,
     /// The newest committed `event_id`.
     committed: watch::Sender<i64>,
     /// The summary watermark of the last committed flush (read by `Storage::flush_summaries`).
@@ -460,7 +459,7 @@ impl Writer {
             let first = match receiver.recv_timeout(WRITER_IDLE_AFTER) {
                 Ok(job) => job,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.summaries.is_dirty() {
+                    if self.cache.is_dirty() {
                         self.commit_group(Vec::new(), 0);
                     }
                     if wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
@@ -492,17 +491,17 @@ impl Writer {
             }
             self.wal_restart.run_if_asked(&self.conn);
             if let Some((task, ack)) = maintenance {
-                let outcome = maintain(&mut self.conn, &task, &mut self.summaries);
+                let outcome = maintain(&mut self.conn, &task, &mut self.cache);
                 match &outcome {
-                    Ok(_) => self.flushed.store(self.summaries.flushed_through(), Ordering::Release),
+                    Ok(_) => self.flushed.store(self.cache.flushed_through(), Ordering::Release),
                     Err(error) => tracing::error!(%error, ?task, "maintenance failed"),
                 }
                 // The job rewrote summaries behind the cache (or rolled back its flush).
-                self.summaries.reset();
+                self.cache.reset();
                 let _ = ack.send(outcome.map_err(|e| e.to_string()));
             }
         }
-        if self.summaries.is_dirty() {
+        if self.cache.is_dirty() {
             self.commit_group(Vec::new(), 0);
         }
         let _ = checkpoint(&self.conn, "TRUNCATE");
@@ -515,16 +514,16 @@ impl Writer {
     fn commit_group(&mut self, jobs: Vec<WriteJob>, rows: usize) {
         let started = Instant::now();
         let flush = jobs.is_empty()
-            || self.summaries.flush_due()
+            || self.cache.flush_due()
             || jobs.iter().any(|job| matches!(job, WriteJob::FlushSummaries { .. }));
-        match commit(&mut self.conn, &jobs, &mut self.summaries, flush) {
+        match commit(&mut self.conn, &jobs, &mut self.cache, flush) {
             Ok((outcomes, newest)) => {
                 if !jobs.is_empty() {
                     self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.metrics.commit_rows.observe(rows as f64);
                 }
                 if flush {
-                    self.flushed.store(self.summaries.flushed_through(), Ordering::Release);
+                    self.flushed.store(self.cache.flushed_through(), Ordering::Release);
                 }
                 if let Some(newest) = newest {
                     self.committed.send_replace(newest);
@@ -538,7 +537,7 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, rows, "commit failed");
                 // The cache holds the rolled-back events' folds: start over from the database.
-                self.summaries.reset();
+                self.cache.reset();
                 for job in jobs {
                     job.fail(error.to_string());
                 }
@@ -663,7 +662,7 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>, restart: WalRestart) {
 fn commit(
     conn: &mut Connection,
     jobs: &[WriteJob],
-    summaries: &mut SummaryCache,
+    cache: &mut WriterCache,
     flush: bool,
 ) -> Result<(Vec<Inserted>, Option<i64>), rusqlite::Error> {
     let created_at = now_iso();
@@ -671,7 +670,7 @@ fn commit(
     let mut outcomes = Vec::with_capacity(jobs.len());
     let newest;
     {
-        let mut writer = EventWriter::new(&tx, &created_at, summaries)?;
+        let mut writer = EventWriter::new(&tx, &created_at, cache)?;
         for job in jobs {
             outcomes.push(match job {
                 WriteJob::Insert { events, .. } => writer.write(events)?,
@@ -681,43 +680,35 @@ fn commit(
         newest = writer.newest();
     }
     if flush {
-        summaries.flush(&tx)?;
+        cache.flush(&tx)?;
     }
     tx.commit()?;
     Ok((outcomes, newest))
 }
 
-/// Inserts events within a caller's transaction, reusing prepared statements and the students
-/// already looked up, and folds each new event into its session's summary in a
-/// [`SummaryCache`] (which the caller flushes). Used by the writer, the ingest benchmark's
+/// Inserts events within a caller's transaction, reusing a prepared statement and the students
+/// a [`WriterCache`] knows, and folds each new event into its session's summary in that cache
+/// (which the caller flushes). Used by the writer, the ingest benchmark's
 /// ceiling and the query benchmark's fill.
 pub struct EventWriter<'c> {
     conn: &'c Connection,
     created_at: &'c str,
-    summaries: &'c mut SummaryCache,
-    students: HashMap<String, i64>,
+    cache: &'c mut WriterCache,
     newest: Option<i64>,
-    upsert_student: rusqlite::CachedStatement<'c>,
     insert: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> EventWriter<'c> {
-    /// Prepares the statements on `conn` (in a write transaction) and brings `summaries` in step
-    /// with the database ([`SummaryCache::begin`]); every event written gets `created_at`.
+    /// Prepares the statement on `conn` (in a write transaction) and brings `cache` in step
+    /// with the database ([`WriterCache::begin`]); every event written gets `created_at`.
     /// Errors: any SQLite error.
-    pub fn new(conn: &'c Connection, created_at: &'c str, summaries: &'c mut SummaryCache) -> Result<Self, rusqlite::Error> {
-        summaries.begin(conn)?;
+    pub fn new(conn: &'c Connection, created_at: &'c str, cache: &'c mut WriterCache) -> Result<Self, rusqlite::Error> {
+        cache.begin(conn)?;
         Ok(EventWriter {
             conn,
             created_at,
-            summaries,
-            students: HashMap::new(),
+            cache,
             newest: None,
-            upsert_student: conn.prepare_cached(
-                "INSERT INTO students (email, name) VALUES (?1, ?2)
-                 ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
-                 RETURNING student_id",
-            )?,
             insert: conn.prepare_cached(
                 "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -733,7 +724,7 @@ impl<'c> EventWriter<'c> {
         let mut outcome = Inserted::default();
         for event in events {
             let student_id = match event.student_email.as_deref() {
-                Some(email) => Some(self.student_id(email, event.student_name.as_deref())?),
+                Some(email) => Some(self.cache.student_id(self.conn, email, event.student_name.as_deref())?),
                 None => None,
             };
             let changed = self.insert.execute((
@@ -756,9 +747,9 @@ impl<'c> EventWriter<'c> {
                     created_at: self.created_at,
                     facts: &event.facts,
                 };
-                self.summaries.apply(self.conn, &event.session_token, &fold, event_id)?;
+                self.cache.apply(self.conn, &event.session_token, &fold, event_id)?;
                 if let Some(student_id) = student_id {
-                    self.summaries.record_student(self.conn, &event.session_token, student_id)?;
+                    self.cache.record_student(self.conn, &event.session_token, student_id)?;
                 }
             } else {
                 outcome.duplicates += 1;
@@ -771,25 +762,16 @@ impl<'c> EventWriter<'c> {
     pub fn newest(&self) -> Option<i64> {
         self.newest
     }
-
-    fn student_id(&mut self, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
-        if let Some(id) = self.students.get(email) {
-            return Ok(*id);
-        }
-        let id: i64 = self.upsert_student.query_row((email, name), |r| r.get(0))?;
-        self.students.insert(email.to_owned(), id);
-        Ok(id)
-    }
 }
 
 /// Runs a maintenance task in one immediate transaction, after flushing the summaries in it (the
 /// task then works on summaries that reflect every stored event; the caller resets the cache).
-fn maintain(conn: &mut Connection, task: &Maintenance, summaries: &mut SummaryCache) -> Result<Removed, rusqlite::Error> {
+fn maintain(conn: &mut Connection, task: &Maintenance, cache: &mut WriterCache) -> Result<Removed, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    summaries.begin(&tx)?;
-    summaries.flush(&tx)?;
+    cache.begin(&tx)?;
+    cache.flush(&tx)?;
     let removed = match task {
-        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, summaries.completion_types())?,
+        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, cache.completion_types())?,
         Maintenance::DeleteStudent { email } => delete_student(&tx, email)?,
     };
     tx.commit()?;

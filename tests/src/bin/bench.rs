@@ -1,6 +1,7 @@
 //! The ingest benchmark (`cargo xtask bench`): drives the real server binary over loopback with
 //! concurrent clients, then measures the ceiling (the same rows inserted straight through rusqlite
-//! with the same schema and pragmas) in the same run, and prints the figures and their ratios.
+//! with the same schema and pragmas, best of three runs) in the same run, and prints the figures,
+//! their ratios, and how much CPU the host stole meanwhile (shared machines vary run to run).
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer, EventWriter, SummaryCache};
+use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer, EventWriter, WriterCache};
 
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
@@ -71,8 +72,9 @@ fn main() -> anyhow::Result<()> {
     drop(server);
 
     let rows = batched.acked.len().clamp(50_000, 1_000_000);
-    let ceiling_rate = ceiling(dir.path(), rows, batch_clients)?;
-    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {rows} rows): {ceiling_rate:.0} rows/s");
+    let ceiling_rates = ceiling(dir.path(), rows, batch_clients)?;
+    let ceiling_rate = ceiling_rates.iter().copied().fold(0.0, f64::max);
+    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {rows} rows, best of {CEILING_RUNS}): {ceiling_rate:.0} rows/s");
     println!();
     println!("batched / ceiling:        {:.0}% (target ≥ 70%)", 100.0 * batched_rate / ceiling_rate);
     println!(
@@ -228,10 +230,14 @@ fn peak_memory_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// How many times the ceiling is measured; the best run counts (a ceiling is the best the
+/// machine can do, and the host's steal time only ever lowers a run).
+const CEILING_RUNS: usize = 3;
+
 /// Inserts `rows` realistic events of `sessions` sessions (as many as the batched phase's clients,
 /// so the indexes see the same spread) into a fresh database the way the writer does, in large
-/// transactions, and returns rows/s (insert time only).
-fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Result<f64> {
+/// transactions, [`CEILING_RUNS`] times; returns each run's rows/s (insert time only).
+fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Result<Vec<f64>> {
     let config = Config::default();
     let mut rng = fastrand::Rng::with_seed(7);
     let events: Vec<_> = (0..rows)
@@ -241,24 +247,35 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
             validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
         })
         .collect::<Result<_, _>>()?;
-    let path = dir.join("ceiling.db");
-    let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
-    // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
-    let checkpointer = Checkpointer::start(&path)?;
-    let wal_restart = checkpointer.restart_handle();
-    let mut summaries = SummaryCache::new(&config.completion_event_types);
-    let started = Instant::now();
-    for chunk in events.chunks(CEILING_ROWS_PER_TX) {
-        let created_at = now_iso();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The same work as the writer: the events and their sessions' summaries (flushed with
-        // every transaction, which is more often than the server's once a second).
-        EventWriter::new(&tx, &created_at, &mut summaries)?.write(chunk)?;
-        summaries.flush(&tx)?;
-        tx.commit()?;
-        wal_restart.run_if_asked(&conn);
+    let mut rates = Vec::with_capacity(CEILING_RUNS);
+    for run in 0..CEILING_RUNS {
+        let path = dir.join(format!("ceiling-{run}.db"));
+        let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
+        // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
+        let checkpointer = Checkpointer::start(&path)?;
+        let wal_restart = checkpointer.restart_handle();
+        let mut cache = WriterCache::new(&config.completion_event_types);
+        let machine_before = machine_ticks();
+        let started = Instant::now();
+        for chunk in events.chunks(CEILING_ROWS_PER_TX) {
+            let created_at = now_iso();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // The same work as the writer: the events and their sessions' summaries (flushed
+            // with every transaction, which is more often than the server's once a second).
+            EventWriter::new(&tx, &created_at, &mut cache)?.write(chunk)?;
+            cache.flush(&tx)?;
+            tx.commit()?;
+            wal_restart.run_if_asked(&conn);
+        }
+        let rate = rows as f64 / started.elapsed().as_secs_f64();
+        println!("ceiling run {}: {rate:.0} rows/s", run + 1);
+        print_machine(machine_before, machine_ticks());
+        rates.push(rate);
+        drop(checkpointer);
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
-    let rate = rows as f64 / started.elapsed().as_secs_f64();
-    drop(checkpointer);
-    Ok(rate)
+    Ok(rates)
 }

@@ -13,7 +13,7 @@ use session_log_e2e::load::realistic_event;
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::{open_writer_connection, EventWriter, SummaryCache};
+use session_log_server::storage::{open_writer_connection, EventWriter, WriterCache};
 
 const ROWS_PER_TX: usize = 5000;
 
@@ -90,7 +90,7 @@ fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
 fn fill(db: &std::path::Path, events: usize, sessions: usize) -> anyhow::Result<()> {
     let config = Config::default();
     let mut conn = open_writer_connection(db, &config.completion_event_types)?;
-    let mut summaries = SummaryCache::new(&config.completion_event_types);
+    let mut cache = WriterCache::new(&config.completion_event_types);
     let mut rng = fastrand::Rng::with_seed(7);
     let start = SystemTime::now() - Duration::from_secs(3 * 3600);
     let chunks = events.div_ceil(ROWS_PER_TX);
@@ -106,8 +106,8 @@ fn fill(db: &std::path::Path, events: usize, sessions: usize) -> anyhow::Result<
         let at = start + Duration::from_secs(3 * 3600) * chunk as u32 / chunks as u32;
         let created_at = humantime::format_rfc3339_millis(at).to_string();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        EventWriter::new(&tx, &created_at, &mut summaries)?.write(&batch)?;
-        summaries.flush(&tx)?;
+        EventWriter::new(&tx, &created_at, &mut cache)?.write(&batch)?;
+        cache.flush(&tx)?;
         tx.commit()?;
     }
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

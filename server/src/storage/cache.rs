@@ -1,7 +1,9 @@
-//! The writer's session summaries: kept in memory between commits and written back (flushed) at
-//! most [`SUMMARY_FLUSH_EVERY`] apart, so that a group commit writes its events and not the row of
-//! every session it touched. Rewriting those rows on every commit tripled the pages each commit
-//! wrote to the WAL and halved single-event throughput (`cargo xtask bench`).
+//! What the writer keeps in memory between commits, in step with the database: the session
+//! summaries, written behind the events (flushed at most [`SUMMARY_FLUSH_EVERY`] apart), so that
+//! a group commit writes its events and not the row of every session it touched (rewriting those
+//! rows on every commit tripled the pages each commit wrote to the WAL and halved single-event
+//! throughput, `cargo xtask bench`); and the students and (session, student) pairs already
+//! stored, so that a commit looks up neither again.
 //!
 //! Invariants:
 //! - `summary_watermark.event_id` (W) is the newest event reflected in the `sessions` table:
@@ -12,8 +14,8 @@
 //!   connection (seen through `PRAGMA data_version`, e.g. the `delete-student` command), a
 //!   maintenance job. The next transaction catches up: it folds the events past W into the stored
 //!   summaries. Opening the database does the same, so a crash loses no summary work.
-//! - `session_students` (which students appear in which session, for deletion and retention) is
-//!   written in the same transaction as the events, never deferred.
+//! - Students and `session_students` (which students appear in which session, for deletion and
+//!   retention) are written in the same transaction as the events, never behind.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -31,11 +33,11 @@ const MAX_DIRTY_SESSIONS: usize = 4096;
 /// Sessions whose summaries the cache keeps; past it, a flush drops the unchanged ones (bounds
 /// memory: a summary is bounded, see `crate::summary`).
 const MAX_CACHED_SESSIONS: usize = 4096;
-/// (session, student) pairs remembered as stored; past it the set starts over.
+/// (session, student) pairs, and students, remembered as stored; past it the map starts over.
 const MAX_KNOWN_PAIRS: usize = 65_536;
 
-/// The writer's summaries in memory (see the module docs).
-pub struct SummaryCache {
+/// What the writer keeps in memory between commits (see the module docs).
+pub struct WriterCache {
     completion_types: Vec<String>,
     sessions: HashMap<String, Cached>,
     /// Sessions changed since the last flush.
@@ -50,6 +52,8 @@ pub struct SummaryCache {
     pairs: HashMap<String, Vec<i64>>,
     /// How many pairs `pairs` holds.
     pair_count: usize,
+    /// Stored students by email (ASCII-lowercased, as `COLLATE NOCASE` compares): id and name.
+    students: HashMap<String, (i64, Option<String>)>,
     /// `PRAGMA data_version` when the cache was last in step with the database; `None` after a
     /// reset (the next transaction catches up).
     data_version: Option<i64>,
@@ -60,10 +64,10 @@ struct Cached {
     dirty: bool,
 }
 
-impl SummaryCache {
+impl WriterCache {
     /// An empty cache; sessions complete on an event of one of `completion_types`.
-    pub fn new(completion_types: &[String]) -> SummaryCache {
-        SummaryCache {
+    pub fn new(completion_types: &[String]) -> WriterCache {
+        WriterCache {
             completion_types: completion_types.to_vec(),
             sessions: HashMap::new(),
             dirty: 0,
@@ -72,6 +76,7 @@ impl SummaryCache {
             flushed_through: 0,
             pairs: HashMap::new(),
             pair_count: 0,
+            students: HashMap::new(),
             data_version: None,
         }
     }
@@ -97,11 +102,12 @@ impl SummaryCache {
         Ok(())
     }
 
-    /// Forgets everything; the next [`SummaryCache::begin`] catches up from the database.
+    /// Forgets everything; the next [`WriterCache::begin`] catches up from the database.
     pub fn reset(&mut self) {
         self.sessions.clear();
         self.pairs.clear();
         self.pair_count = 0;
+        self.students.clear();
         self.dirty = 0;
         self.dirty_since = None;
         self.data_version = None;
@@ -175,6 +181,29 @@ impl SummaryCache {
         Ok(())
     }
 
+    /// The id of the student with `email`, storing them (or their new `name`) when the cache
+    /// does not know them so. Errors: any SQLite error.
+    pub fn student_id(&mut self, conn: &Connection, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
+        let key = email.to_ascii_lowercase();
+        if let Some((id, known)) = self.students.get(&key) {
+            if name.is_none() || name == known.as_deref() {
+                return Ok(*id);
+            }
+        }
+        let (id, stored): (i64, Option<String>) = conn
+            .prepare_cached(
+                "INSERT INTO students (email, name) VALUES (?1, ?2)
+                 ON CONFLICT (email) DO UPDATE SET name = coalesce(excluded.name, students.name)
+                 RETURNING student_id, name",
+            )?
+            .query_row((email, name), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if self.students.len() >= MAX_KNOWN_PAIRS {
+            self.students.clear();
+        }
+        self.students.insert(key, (id, stored));
+        Ok(id)
+    }
+
     /// Whether a flush is due: the oldest unflushed change is [`SUMMARY_FLUSH_EVERY`] old, or
     /// many sessions changed.
     pub fn flush_due(&self) -> bool {
@@ -219,7 +248,7 @@ impl SummaryCache {
 /// docs) in a transaction of its own; run when a write connection opens. Errors: any SQLite error.
 pub fn catch_up_summaries(conn: &mut Connection, completion_types: &[String]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut summaries = SummaryCache::new(completion_types);
+    let mut summaries = WriterCache::new(completion_types);
     summaries.begin(&tx)?;
     summaries.flush(&tx)?;
     tx.commit()

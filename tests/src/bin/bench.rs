@@ -1,7 +1,8 @@
 //! The ingest benchmark (`cargo xtask bench`): drives the real server binary over loopback with
-//! concurrent clients, then measures the ceiling (the same rows inserted straight through rusqlite
-//! with the same schema and pragmas, best of three runs) in the same run, and prints the figures,
-//! their ratios, and how much CPU the host stole meanwhile (shared machines vary run to run).
+//! concurrent clients and measures the ceiling (the same rows inserted straight through rusqlite
+//! with the same schema and pragmas) in the same run. It does so in `--rounds` rounds (default
+//! 3) of batched phase, its ceiling, single-event phase, and prints each round, the medians, and
+//! how much CPU the host stole in each phase (shared machines vary from minute to minute).
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -15,8 +16,17 @@ use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer,
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
 
+/// What one round measured.
+struct Round {
+    batched_rate: f64,
+    ceiling_rate: f64,
+    single_rate: f64,
+    single_p99_ms: f64,
+}
+
 fn main() -> anyhow::Result<()> {
     let seconds: u64 = arg("--seconds").unwrap_or(10);
+    let rounds: usize = arg("--rounds").unwrap_or(3).max(1);
     let batch_clients: usize = arg("--batch-clients").unwrap_or(16);
     let single_clients: usize = arg("--single-clients").unwrap_or(32);
     let phase = Duration::from_secs(seconds);
@@ -25,68 +35,93 @@ fn main() -> anyhow::Result<()> {
     let db = dir.path().join("bench.db");
     let server =
         Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
-    println!("session-log ingest benchmark: {} cores, loopback, server {}", cores(), server.url);
+    println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
 
     let wal_peak = WalPeak::watch(dir.path().join("bench.db-wal"));
     // Warm-up: connections, page cache, statement cache.
     Load::run(LoadConfig { url: server.url.clone(), clients: 4, batch_size: 50, duration: Duration::from_secs(1), max_requests: 2_000 });
 
-    let machine_before = machine_ticks();
-    let batched = Load::run(LoadConfig {
-        url: server.url.clone(),
-        clients: batch_clients,
-        batch_size: 50,
-        duration: phase,
-        max_requests: 400_000,
-    });
-    let batched_rate = rate(&batched);
-    print_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &batched, batched_rate);
-    print_machine(machine_before, machine_ticks());
-    let mut commits = CommitStats::read(&server.url);
-    let cpu_before = cpu_seconds(server.pid());
-    let machine_before = machine_ticks();
+    // Each round measures the batched phase, then its ceiling, then single events, so that each
+    // ratio compares two figures taken a few seconds apart: the host's load changes over minutes.
+    let mut results = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        println!("round {round}:");
+        let machine_before = machine_ticks();
+        let batched = Load::run(LoadConfig {
+            url: server.url.clone(),
+            clients: batch_clients,
+            batch_size: 50,
+            duration: phase,
+            max_requests: 400_000,
+        });
+        let batched_rate = rate(&batched);
+        print_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &batched, batched_rate);
+        print_machine(machine_before, machine_ticks());
 
-    let single = Load::run(LoadConfig {
-        url: server.url.clone(),
-        clients: single_clients,
-        batch_size: 0,
-        duration: phase,
-        max_requests: 1_000_000,
-    });
-    let single_rate = rate(&single);
-    print_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &single, single_rate);
-    commits.report(CommitStats::read(&server.url));
-    print_machine(machine_before, machine_ticks());
-    if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
-        println!(
-            "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
-            after - before,
-            single.elapsed.as_secs_f64(),
-            100.0 * (after - before) / single.elapsed.as_secs_f64() / cores() as f64,
-            cores()
-        );
+        let rows = batched.acked.len().clamp(50_000, 1_000_000);
+        let ceiling_rate = ceiling(&dir.path().join(format!("ceiling-{round}.db")), rows, batch_clients)?;
+
+        let mut commits = CommitStats::read(&server.url);
+        let cpu_before = cpu_seconds(server.pid());
+        let machine_before = machine_ticks();
+        let single = Load::run(LoadConfig {
+            url: server.url.clone(),
+            clients: single_clients,
+            batch_size: 0,
+            duration: phase,
+            max_requests: 1_000_000,
+        });
+        let single_rate = rate(&single);
+        print_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &single, single_rate);
+        commits.report(CommitStats::read(&server.url));
+        print_machine(machine_before, machine_ticks());
+        if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
+            println!(
+                "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
+                after - before,
+                single.elapsed.as_secs_f64(),
+                100.0 * (after - before) / single.elapsed.as_secs_f64() / cores() as f64,
+                cores()
+            );
+        }
+        results.push(Round { batched_rate, ceiling_rate, single_rate, single_p99_ms: ms(single.percentile_us(99.0)) });
     }
 
     let peak_mb = peak_memory_mb(server.pid());
     let wal_peak_mb = wal_peak.stop();
     drop(server);
 
-    let rows = batched.acked.len().clamp(50_000, 1_000_000);
-    let ceiling_rates = ceiling(dir.path(), rows, batch_clients)?;
-    let ceiling_rate = ceiling_rates.iter().copied().fold(0.0, f64::max);
-    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {rows} rows, best of {CEILING_RUNS}): {ceiling_rate:.0} rows/s");
     println!();
-    println!("batched / ceiling:        {:.0}% (target ≥ 70%)", 100.0 * batched_rate / ceiling_rate);
-    println!(
-        "single-event POSTs:       {single_rate:.0}/s (target ≥ 15000/s), p99 {:.1} ms (target < 10 ms)",
-        ms(single.percentile_us(99.0))
-    );
+    for (n, r) in results.iter().enumerate() {
+        println!(
+            "round {}: batched {:.0} events/s = {:.0}% of the ceiling ({:.0} rows/s); single {:.0}/s, p99 {:.1} ms",
+            n + 1,
+            r.batched_rate,
+            100.0 * r.batched_rate / r.ceiling_rate,
+            r.ceiling_rate,
+            r.single_rate,
+            r.single_p99_ms
+        );
+    }
+    let ratio = median(results.iter().map(|r| 100.0 * r.batched_rate / r.ceiling_rate));
+    let single_rate = median(results.iter().map(|r| r.single_rate));
+    let single_p99 = median(results.iter().map(|r| r.single_p99_ms));
+    println!("medians over the rounds:");
+    println!("batched / ceiling:        {ratio:.0}% (target ≥ 70%)");
+    println!("single-event POSTs:       {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)");
     match peak_mb {
         Some(mb) => println!("server peak memory:       {mb:.1} MB (VmHWM; target < 100 MB)"),
         None => println!("server peak memory:       unavailable (no /proc)"),
     }
-    println!("WAL file, largest seen:   {wal_peak_mb:.1} MB (sampled every 50 ms under both loads)");
+    println!("WAL file, largest seen:   {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     Ok(())
+}
+
+/// The median of some figures (the upper one of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Samples the size of a WAL file every 50 ms on a thread until stopped.
@@ -230,14 +265,11 @@ fn peak_memory_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// How many times the ceiling is measured; the best run counts (a ceiling is the best the
-/// machine can do, and the host's steal time only ever lowers a run).
-const CEILING_RUNS: usize = 3;
-
-/// Inserts `rows` realistic events of `sessions` sessions (as many as the batched phase's clients,
-/// so the indexes see the same spread) into a fresh database the way the writer does, in large
-/// transactions, [`CEILING_RUNS`] times; returns each run's rows/s (insert time only).
-fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Result<Vec<f64>> {
+/// Inserts `rows` realistic events of `sessions` sessions (as many as the batched phase's
+/// clients, so the indexes see the same spread) into a fresh database at `path` the way the
+/// writer does, in large transactions; prints and returns rows/s (insert time only), then
+/// deletes the file.
+fn ceiling(path: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Result<f64> {
     let config = Config::default();
     let mut rng = fastrand::Rng::with_seed(7);
     let events: Vec<_> = (0..rows)
@@ -247,35 +279,30 @@ fn ceiling(dir: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Resul
             validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
         })
         .collect::<Result<_, _>>()?;
-    let mut rates = Vec::with_capacity(CEILING_RUNS);
-    for run in 0..CEILING_RUNS {
-        let path = dir.join(format!("ceiling-{run}.db"));
-        let mut conn = open_writer_connection(&path, &config.completion_event_types)?;
-        // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
-        let checkpointer = Checkpointer::start(&path)?;
-        let wal_restart = checkpointer.restart_handle();
-        let mut cache = WriterCache::new(&config.completion_event_types);
-        let machine_before = machine_ticks();
-        let started = Instant::now();
-        for chunk in events.chunks(CEILING_ROWS_PER_TX) {
-            let created_at = now_iso();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // The same work as the writer: the events and their sessions' summaries (flushed
-            // with every transaction, which is more often than the server's once a second).
-            EventWriter::new(&tx, &created_at, &mut cache)?.write(chunk)?;
-            cache.flush(&tx)?;
-            tx.commit()?;
-            wal_restart.run_if_asked(&conn);
-        }
-        let rate = rows as f64 / started.elapsed().as_secs_f64();
-        println!("ceiling run {}: {rate:.0} rows/s", run + 1);
-        print_machine(machine_before, machine_ticks());
-        rates.push(rate);
-        drop(checkpointer);
-        drop(conn);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+    let mut conn = open_writer_connection(path, &config.completion_event_types)?;
+    // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
+    let checkpointer = Checkpointer::start(path)?;
+    let wal_restart = checkpointer.restart_handle();
+    let mut cache = WriterCache::new(&config.completion_event_types);
+    let machine_before = machine_ticks();
+    let started = Instant::now();
+    for chunk in events.chunks(CEILING_ROWS_PER_TX) {
+        let created_at = now_iso();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The same work as the writer: the events and their sessions' summaries (flushed with
+        // every transaction, which is more often than the server's once a second).
+        EventWriter::new(&tx, &created_at, &mut cache)?.write(chunk)?;
+        cache.flush(&tx)?;
+        tx.commit()?;
+        wal_restart.run_if_asked(&conn);
     }
-    Ok(rates)
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {rows} rows): {rate:.0} rows/s");
+    print_machine(machine_before, machine_ticks());
+    drop(checkpointer);
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(rate)
 }

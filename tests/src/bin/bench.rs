@@ -46,35 +46,17 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::with_capacity(rounds);
     for round in 1..=rounds {
         println!("round {round}:");
-        let machine_before = machine_ticks();
-        let batched = Load::run(LoadConfig {
-            url: server.url.clone(),
-            clients: batch_clients,
-            batch_size: 50,
-            duration: phase,
-            max_requests: 400_000,
-        });
-        let batched_rate = rate(&batched);
-        print_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &batched, batched_rate);
-        print_machine(machine_before, machine_ticks());
+        let load = LoadConfig { url: server.url.clone(), clients: batch_clients, batch_size: 50, duration: phase, max_requests: 400_000 };
+        let (batched, batched_rate) = run_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), load);
 
         let rows = batched.acked.len().clamp(50_000, 1_000_000);
         let ceiling_rate = ceiling(&dir.path().join(format!("ceiling-{round}.db")), rows, batch_clients)?;
 
         let mut commits = CommitStats::read(&server.url);
         let cpu_before = cpu_seconds(server.pid());
-        let machine_before = machine_ticks();
-        let single = Load::run(LoadConfig {
-            url: server.url.clone(),
-            clients: single_clients,
-            batch_size: 0,
-            duration: phase,
-            max_requests: 1_000_000,
-        });
-        let single_rate = rate(&single);
-        print_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &single, single_rate);
+        let load = LoadConfig { url: server.url.clone(), clients: single_clients, batch_size: 0, duration: phase, max_requests: 1_000_000 };
+        let (single, single_rate) = run_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), load);
         commits.report(CommitStats::read(&server.url));
-        print_machine(machine_before, machine_ticks());
         if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
             println!(
                 "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
@@ -115,6 +97,17 @@ fn main() -> anyhow::Result<()> {
     }
     println!("WAL file, largest seen:   {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     Ok(())
+}
+
+/// Runs one load phase to its end and prints its figures and the machine's CPU meanwhile;
+/// returns the report and its acknowledged events per second.
+fn run_phase(name: &str, load: LoadConfig) -> (LoadReport, f64) {
+    let machine_before = machine_ticks();
+    let report = Load::run(load);
+    let events_per_sec = rate(&report);
+    print_phase(name, &report, events_per_sec);
+    print_machine(machine_before, machine_ticks());
+    (report, events_per_sec)
 }
 
 /// The median of some figures (the upper one of the middle two for an even count).

@@ -157,7 +157,7 @@ pub struct Removed {
     pub events: u64,
     /// Session summaries deleted (their sessions have no event left).
     pub sessions: u64,
-    /// Students deleted (no event names them any more).
+    /// Students deleted (no session they appear in is left).
     pub students: u64,
 }
 
@@ -302,7 +302,8 @@ impl Storage {
 
     /// Deletes at most `limit` events stored before `before` (ISO 8601 text, compared with
     /// `created_at`), oldest first, recomputes the summaries of their sessions from the events
-    /// that remain, and deletes summaries and students left without events. Errors as for
+    /// that remain, and deletes the summaries of sessions left without events and the students who
+    /// appear in no remaining session. Errors as for
     /// [`Storage::insert`].
     pub async fn purge(&self, before: String, limit: usize) -> Result<Removed, StorageError> {
         self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit }, ack }).await

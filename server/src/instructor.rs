@@ -155,8 +155,14 @@ pub(crate) async fn read_summaries<T: Send + 'static>(
     state: &web::Data<AppState>,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    state.storage.flush_summaries().await.map_err(crate::api::storage_error)?;
+    summaries_current(state).await?;
     read(state, work).await
+}
+
+/// Has the writer write the session summaries it holds (a no-op when none is behind).
+/// Errors: [`ApiError::ShuttingDown`], or [`ApiError::Storage`] when the flush fails.
+async fn summaries_current(state: &AppState) -> Result<(), ApiError> {
+    state.storage.flush_summaries().await.map_err(crate::api::storage_error)
 }
 
 /// `GET /api/session-log`: the reference's query and answer
@@ -185,7 +191,7 @@ pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     query.limit += 1;
     if query.session_token.is_some() {
         // The losses come from the session's summary.
-        state.storage.flush_summaries().await.map_err(crate::api::storage_error)?;
+        summaries_current(&state).await?;
     }
     let (mut events, losses) = read(&state, move |conn| {
         let events = query_events(conn, &query)?;

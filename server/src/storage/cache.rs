@@ -20,7 +20,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use std::borrow::Cow;
+
+use rusqlite::{Connection, Row};
 
 use crate::summary::{EventFacts, FoldEvent, SessionSummary};
 
@@ -33,8 +35,8 @@ const MAX_DIRTY_SESSIONS: usize = 4096;
 /// Sessions whose summaries the cache keeps; past it, a flush drops the unchanged ones (bounds
 /// memory: a summary is bounded, see `crate::summary`).
 const MAX_CACHED_SESSIONS: usize = 4096;
-/// (session, student) pairs, and students, remembered as stored; past it the map starts over.
-const MAX_KNOWN_PAIRS: usize = 65_536;
+/// (session, student) pairs, and students, remembered as stored; past it a map starts over.
+const MAX_REMEMBERED: usize = 65_536;
 
 /// What the writer keeps in memory between commits (see the module docs).
 pub struct WriterCache {
@@ -90,7 +92,7 @@ impl WriterCache {
     /// `conn`: after a reset, or when another connection has committed since, it drops what it
     /// holds and folds the events past the watermark. Errors: any SQLite error (reset the cache).
     pub fn begin(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
-        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let version: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
         if self.data_version != Some(version) {
             if self.data_version.is_some() {
                 tracing::debug!("another connection wrote to the database: summaries catch up");
@@ -118,24 +120,14 @@ impl WriterCache {
         let watermark: i64 = conn.query_row("SELECT event_id FROM summary_watermark", [], |r| r.get(0))?;
         self.folded_through = watermark;
         self.flushed_through = watermark;
-        let mut statement = conn.prepare(
-            "SELECT event_id, session_token, event_type, seq, student_id, created_at, event_data
-             FROM events WHERE event_id > ?1 ORDER BY event_id",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "SELECT event_id, session_token, {FOLD_COLUMNS} FROM events WHERE event_id > ?1 ORDER BY event_id"
+        ))?;
         let mut rows = statement.query([watermark])?;
         let mut events = 0u64;
         while let Some(row) = rows.next()? {
-            let (event_type, data): (String, String) = (row.get(2)?, row.get(6)?);
-            let (token, created_at): (String, String) = (row.get(1)?, row.get(5)?);
-            let facts = EventFacts::read(&event_type, &data);
-            let fold = FoldEvent {
-                event_type: &event_type,
-                seq: row.get::<_, Option<i64>>(3)?.map(|s| s as u64),
-                student_id: row.get(4)?,
-                created_at: &created_at,
-                facts: &facts,
-            };
-            self.apply(conn, &token, &fold, row.get(0)?)?;
+            let (event_id, token): (i64, String) = (row.get(0)?, row.get(1)?);
+            with_fold_event(row, 2, |fold| self.apply(conn, &token, fold, event_id))??;
             events += 1;
         }
         if events > 0 {
@@ -172,7 +164,7 @@ impl WriterCache {
         }
         conn.prepare_cached("INSERT OR IGNORE INTO session_students (session_token, student_id) VALUES (?1, ?2)")?
             .execute((token, student_id))?;
-        if self.pair_count >= MAX_KNOWN_PAIRS {
+        if self.pair_count >= MAX_REMEMBERED {
             self.pairs.clear();
             self.pair_count = 0;
         }
@@ -184,8 +176,12 @@ impl WriterCache {
     /// The id of the student with `email`, storing them (or their new `name`) when the cache
     /// does not know them so. Errors: any SQLite error.
     pub fn student_id(&mut self, conn: &Connection, email: &str, name: Option<&str>) -> Result<i64, rusqlite::Error> {
-        let key = email.to_ascii_lowercase();
-        if let Some((id, known)) = self.students.get(&key) {
+        let key = if email.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(email.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(email)
+        };
+        if let Some((id, known)) = self.students.get(key.as_ref()) {
             if name.is_none() || name == known.as_deref() {
                 return Ok(*id);
             }
@@ -197,10 +193,10 @@ impl WriterCache {
                  RETURNING student_id, name",
             )?
             .query_row((email, name), |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if self.students.len() >= MAX_KNOWN_PAIRS {
+        if self.students.len() >= MAX_REMEMBERED {
             self.students.clear();
         }
-        self.students.insert(key, (id, stored));
+        self.students.insert(key.into_owned(), (id, stored));
         Ok(id)
     }
 
@@ -222,14 +218,11 @@ impl WriterCache {
     }
 
     /// Writes the changed summaries and moves the watermark, within the caller's transaction
-    /// (reset the cache if it does not commit); returns how many sessions it wrote.
-    /// Errors: any SQLite error.
-    pub fn flush(&mut self, conn: &Connection) -> Result<usize, rusqlite::Error> {
-        let mut written = 0;
+    /// (reset the cache if it does not commit). Errors: any SQLite error.
+    pub fn flush(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
         for (token, cached) in self.sessions.iter_mut().filter(|(_, c)| c.dirty) {
             store_summary(conn, token, &cached.summary)?;
             cached.dirty = false;
-            written += 1;
         }
         if self.folded_through != self.flushed_through {
             conn.prepare_cached("UPDATE summary_watermark SET event_id = ?1")?.execute([self.folded_through])?;
@@ -240,7 +233,7 @@ impl WriterCache {
         if self.sessions.len() > MAX_CACHED_SESSIONS {
             self.sessions.clear();
         }
-        Ok(written)
+        Ok(())
     }
 }
 
@@ -248,9 +241,9 @@ impl WriterCache {
 /// docs) in a transaction of its own; run when a write connection opens. Errors: any SQLite error.
 pub fn catch_up_summaries(conn: &mut Connection, completion_types: &[String]) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut summaries = WriterCache::new(completion_types);
-    summaries.begin(&tx)?;
-    summaries.flush(&tx)?;
+    let mut cache = WriterCache::new(completion_types);
+    cache.begin(&tx)?;
+    cache.flush(&tx)?;
     tx.commit()
 }
 
@@ -294,28 +287,31 @@ pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[Strin
     Ok(summary.is_some())
 }
 
+/// The columns of a stored event that a fold reads, in the order [`with_fold_event`] expects.
+const FOLD_COLUMNS: &str = "event_type, seq, student_id, created_at, event_data";
+
+/// Calls `f` with the stored event whose [`FOLD_COLUMNS`] start at column `at` of `row`.
+/// Errors: a column of an unexpected type.
+fn with_fold_event<T>(row: &Row<'_>, at: usize, f: impl FnOnce(&FoldEvent<'_>) -> T) -> Result<T, rusqlite::Error> {
+    let (event_type, created_at, data): (String, String, String) = (row.get(at)?, row.get(at + 3)?, row.get(at + 4)?);
+    let facts = EventFacts::read(&event_type, &data);
+    Ok(f(&FoldEvent {
+        event_type: &event_type,
+        seq: row.get::<_, Option<i64>>(at + 1)?.map(|s| s as u64),
+        student_id: row.get(at + 2)?,
+        created_at: &created_at,
+        facts: &facts,
+    }))
+}
+
 /// The fold of a session's stored events in `event_id` order, or `None` when it has none.
 pub fn fold_session(conn: &Connection, token: &str, completion_types: &[String]) -> Result<Option<SessionSummary>, rusqlite::Error> {
-    let mut statement = conn.prepare_cached(
-        "SELECT event_type, seq, student_id, created_at, event_data FROM events
-         WHERE session_token = ?1 ORDER BY event_id",
-    )?;
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {FOLD_COLUMNS} FROM events WHERE session_token = ?1 ORDER BY event_id"))?;
     let mut rows = statement.query([token])?;
     let mut summary: Option<SessionSummary> = None;
     while let Some(row) = rows.next()? {
-        let (event_type, data): (String, String) = (row.get(0)?, row.get(4)?);
-        let created_at: String = row.get(3)?;
-        let facts = EventFacts::read(&event_type, &data);
-        summary.get_or_insert_with(SessionSummary::default).apply(
-            &FoldEvent {
-                event_type: &event_type,
-                seq: row.get::<_, Option<i64>>(1)?.map(|s| s as u64),
-                student_id: row.get(2)?,
-                created_at: &created_at,
-                facts: &facts,
-            },
-            completion_types,
-        );
+        with_fold_event(row, 0, |fold| summary.get_or_insert_with(SessionSummary::default).apply(fold, completion_types))?;
     }
     Ok(summary)
 }

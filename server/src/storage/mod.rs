@@ -391,7 +391,7 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 ///
 /// A database at schema version 1 (before session summaries) gets its summaries rebuilt from its
 /// events, folding with `completion_types`; any other gets the events stored past its summary
-/// watermark folded in (after a crash: see `summaries`).
+/// watermark folded in (after a crash: see `cache`).
 ///
 /// Errors: the folder cannot be created, the file cannot be opened, a pragma or migration fails.
 pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Result<Connection, StorageError> {
@@ -460,9 +460,7 @@ impl Writer {
             let first = match receiver.recv_timeout(WRITER_IDLE_AFTER) {
                 Ok(job) => job,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.cache.is_dirty() {
-                        self.commit_group(Vec::new(), 0);
-                    }
+                    self.flush_if_dirty();
                     if wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
                         // Idle: fold the WAL back into the database and truncate it, while nobody waits.
                         let _ = checkpoint(&self.conn, "TRUNCATE");
@@ -502,11 +500,16 @@ impl Writer {
                 let _ = ack.send(outcome.map_err(|e| e.to_string()));
             }
         }
+        self.flush_if_dirty();
+        let _ = checkpoint(&self.conn, "TRUNCATE");
+        tracing::debug!("writer stopped: every accepted event is committed");
+    }
+
+    /// Writes the summaries still in memory, in a transaction of their own (idle, shutdown).
+    fn flush_if_dirty(&mut self) {
         if self.cache.is_dirty() {
             self.commit_group(Vec::new(), 0);
         }
-        let _ = checkpoint(&self.conn, "TRUNCATE");
-        tracing::debug!("writer stopped: every accepted event is committed");
     }
 
     /// Commits `jobs` (holding `rows` events) in one transaction and answers them; the
@@ -598,14 +601,12 @@ impl WalRestart {
     /// Call between transactions on the write connection `conn`: when the checkpointer asked,
     /// runs a passive checkpoint there, which copies the frames the checkpointer's passes left
     /// (no commit can add more meanwhile), so that the next transaction starts the WAL over.
-    /// Returns whether it ran. Readers still using older frames can make it copy less; the WAL
-    /// then starts over at a later request.
-    pub fn run_if_asked(&self, conn: &Connection) -> bool {
-        if !self.0.swap(false, Ordering::AcqRel) {
-            return false;
+    /// Readers still using older frames can make it copy less; the WAL then starts over at a
+    /// later request.
+    pub fn run_if_asked(&self, conn: &Connection) {
+        if self.0.swap(false, Ordering::AcqRel) {
+            let _ = checkpoint(conn, "PASSIVE");
         }
-        let _ = checkpoint(conn, "PASSIVE");
-        true
     }
 }
 

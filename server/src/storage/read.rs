@@ -69,7 +69,15 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         params.push(token);
     }
     if let Some(email) = &query.student_email {
-        sql.push_str(" AND e.student_id = (SELECT student_id FROM students WHERE email = ?)");
+        // `session_students` narrows the search to the student's sessions (through
+        // `idx_events_session`; events have no index on `student_id`), and the second test keeps
+        // only the events that name the student.
+        sql.push_str(
+            " AND e.session_token IN (SELECT session_token FROM session_students
+                  WHERE student_id = (SELECT student_id FROM students WHERE email = ?))
+              AND e.student_id = (SELECT student_id FROM students WHERE email = ?)",
+        );
+        params.push(email);
         params.push(email);
     }
     if let Some(event_type) = &query.event_type {

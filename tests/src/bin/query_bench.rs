@@ -22,6 +22,9 @@ fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
+/// A query to time: its name, how many samples, its p99 target (ms), and what makes each path.
+type Case = (&'static str, usize, f64, Box<dyn FnMut() -> String>);
+
 fn main() -> anyhow::Result<()> {
     let events: usize = arg("--events").unwrap_or(1_000_000);
     let sessions: usize = arg("--sessions").unwrap_or(2_000);
@@ -38,10 +41,14 @@ fn main() -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut rng = fastrand::Rng::with_seed(11);
     let types = ["navigation", "error", "action", "api_call", "state_change"];
-    let cases: Vec<(&str, usize, f64, Box<dyn FnMut() -> String>)> = vec![
+    let cases: Vec<Case> = vec![
         ("one session's events (limit 100)", 300, 5.0, {
             let mut rng = rng.clone();
             Box::new(move || format!("/api/session-log?sessionToken=ws_q_{:05}&limit=100", rng.usize(..sessions)))
+        }),
+        ("one student's events (limit 100)", 300, 5.0, {
+            let mut rng = rng.fork();
+            Box::new(move || format!("/api/session-log?studentEmail=ws_q_{:05}@example.com&limit=100", rng.usize(..sessions)))
         }),
         ("one event type, all sessions (limit 200)", 300, 5.0, {
             let mut rng = rng.fork();

@@ -8,7 +8,7 @@
 //! - `GET /api/report`: the room at a glance.
 //! - `DELETE /api/students/{email}`: deletion on request.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::export::Format;
 use crate::report::{self, Report};
 use crate::storage::{
-    now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery, StorageError,
+    iso_ago, now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery, StorageError,
 };
 use crate::summary::{EndpointStats, Status, StepStats};
 
@@ -504,7 +504,7 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
         query.limit = u32::MAX;
     }
     let rows = read_summaries(&state, move |conn| query_sessions(conn, &query)).await?;
-    let active_since = active_since(state.config.active_window);
+    let active_since = iso_ago(state.config.active_window);
     let final_step = state.config.final_step;
     let sessions: Vec<SessionView> = rows
         .into_iter()
@@ -542,11 +542,6 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
     Ok(HttpResponse::Ok().json(SessionsResponse { success: true, count: sessions.len(), sessions }))
 }
 
-/// The start of the active window as `created_at` text.
-pub fn active_since(window: Duration) -> String {
-    let at = SystemTime::now().checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
-    humantime::format_rfc3339_millis(at).to_string()
-}
 
 /// Builds the report of the sessions seen in `[since, until)` on a read connection.
 pub fn build_report(
@@ -558,7 +553,7 @@ pub fn build_report(
 ) -> Result<Report, StorageError> {
     let query = SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
     let rows = query_sessions(conn, &query)?;
-    Ok(report::build(&rows, now_iso(), (since, until), &active_since(active_window), final_step))
+    Ok(report::build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))
 }
 
 /// `GET /api/report?since=&until=`: the room at a glance ([`Report`]) over the sessions with an

@@ -127,15 +127,12 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
     let mut every = actix_web::rt::time::interval_at(first, state.config.retention_every);
     loop {
         every.tick().await;
-        let cutoff = std::time::SystemTime::now().checked_sub(retention).unwrap_or(std::time::UNIX_EPOCH);
-        let before = humantime::format_rfc3339_millis(cutoff).to_string();
+        let before = storage::iso_ago(retention);
         let mut total = storage::Removed::default();
         loop {
             match state.storage.purge(before.clone(), RETENTION_BATCH_EVENTS).await {
                 Ok(removed) => {
-                    total.events += removed.events;
-                    total.sessions += removed.sessions;
-                    total.students += removed.students;
+                    total += removed;
                     if removed.events < RETENTION_BATCH_EVENTS as u64 {
                         break;
                     }
@@ -162,8 +159,7 @@ async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration
     ticks.tick().await; // the first tick is immediate: the first report comes after one interval
     loop {
         ticks.tick().await;
-        let since = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
-        let since = Some(humantime::format_rfc3339_millis(since).to_string());
+        let since = Some(storage::iso_ago(std::time::Duration::from_secs(86_400)));
         let (window, final_step) = (state.config.active_window, state.config.final_step);
         let built = instructor::read_summaries(&state, move |conn| instructor::build_report(conn, since, None, window, final_step)).await;
         let outcome = match built {

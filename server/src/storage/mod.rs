@@ -161,6 +161,14 @@ pub struct Removed {
     pub students: u64,
 }
 
+impl std::ops::AddAssign for Removed {
+    fn add_assign(&mut self, other: Removed) {
+        self.events += other.events;
+        self.sessions += other.sessions;
+        self.students += other.students;
+    }
+}
+
 /// Work that deletes, run by the writer in a transaction of its own.
 #[derive(Debug, Clone)]
 enum Maintenance {

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
 
@@ -55,6 +55,12 @@ pub fn now_iso() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+/// `ago` before now, in the format of [`now_iso`] (the Unix epoch when `ago` reaches past it).
+pub fn iso_ago(ago: std::time::Duration) -> String {
+    let at = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
 /// Runs an event query on a read connection, in `query.order` by `event_id`, starting after
 /// `query.after`. Errors: [`StorageError::Sqlite`].
 pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, StorageError> {
@@ -63,22 +69,25 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
                 s.email, s.name, e.event_uuid, e.seq
          FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE 1 = 1",
     );
+    // A student's events are found through their sessions (`session_students`, then
+    // `idx_events_session`; events have no index on `student_id`). One session, the usual case,
+    // is an equality, which reads the index in `event_id` order and stops at `limit`.
+    let student = match &query.student_email {
+        Some(email) => match student_sessions(conn, email)? {
+            Some(student) => Some(student),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
     let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
     if let Some(token) = &query.session_token {
         sql.push_str(" AND e.session_token = ?");
         params.push(token);
     }
-    if let Some(email) = &query.student_email {
-        // `session_students` narrows the search to the student's sessions (through
-        // `idx_events_session`; events have no index on `student_id`), and the second test keeps
-        // only the events that name the student.
-        sql.push_str(
-            " AND e.session_token IN (SELECT session_token FROM session_students
-                  WHERE student_id = (SELECT student_id FROM students WHERE email = ?))
-              AND e.student_id = (SELECT student_id FROM students WHERE email = ?)",
-        );
-        params.push(email);
-        params.push(email);
+    if let Some((student_id, sessions)) = &student {
+        sql.push_str(&format!(" AND e.session_token IN ({}) AND e.student_id = ?", vec!["?"; sessions.len()].join(", ")));
+        params.extend(sessions.iter().map(|t| t as &dyn rusqlite::ToSql));
+        params.push(student_id);
     }
     if let Some(event_type) = &query.event_type {
         sql.push_str(" AND e.event_type = ?");
@@ -121,6 +130,19 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The id of the student with `email` (case-insensitive) and the sessions they appear in;
+/// `None` when no such student is stored or they appear in no session.
+fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<String>)>, StorageError> {
+    let student: Option<i64> =
+        conn.prepare_cached("SELECT student_id FROM students WHERE email = ?1")?.query_row([email], |r| r.get(0)).optional()?;
+    let Some(student) = student else { return Ok(None) };
+    let sessions: Vec<String> = conn
+        .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1")?
+        .query_map([student], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok((!sessions.is_empty()).then_some((student, sessions)))
 }
 
 /// Filters of a session query; `None` matches everything.

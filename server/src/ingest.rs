@@ -43,6 +43,8 @@ pub struct ValidEvent {
 
 /// A parsed body.
 #[derive(Debug)]
+// Made once per request and taken apart at once: boxing the single event would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// The reference's single-event body.
     Single(ValidEvent),
@@ -68,13 +70,12 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
     #[derive(Deserialize)]
-    struct MaybeBatch<'a> {
-        #[serde(borrow)]
-        events: Option<&'a RawValue>,
+    struct MaybeBatch<E> {
+        events: Option<E>,
         #[serde(default)]
         dropped: Option<u64>,
     }
-    // One pass over the whole body finds the batch's parts (or learns it is a single event).
+    // One pass over the whole body finds the batch's events (or learns it is a single event).
     // Checked first: serde would also read a struct from a JSON array.
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -82,12 +83,19 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
             Err(e) => ApiError::MalformedJson(e.to_string()),
         });
     }
-    let probe: MaybeBatch = serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let probe: MaybeBatch<Vec<&RawValue>> = match serde_json::from_str(text) {
+        Ok(probe) => probe,
+        // Malformed JSON, or an `events` that is not an array: a second parse tells which.
+        Err(e) => {
+            return Err(match serde_json::from_str::<MaybeBatch<&RawValue>>(text) {
+                Ok(_) => ApiError::InvalidEvent("events: must be an array of events".into()),
+                Err(_) => ApiError::MalformedJson(e.to_string()),
+            })
+        }
+    };
     let Some(events) = probe.events else {
         return validate_event(text.trim(), config).map(Parsed::Single).map_err(ApiError::InvalidEvent);
     };
-    let events: Vec<&RawValue> = serde_json::from_str(events.get())
-        .map_err(|_| ApiError::InvalidEvent("events: must be an array of events".into()))?;
     if events.is_empty() {
         return Err(ApiError::InvalidEvent("events: must not be empty".into()));
     }
@@ -217,21 +225,28 @@ fn json_kind(raw: &str) -> &'static str {
     }
 }
 
-/// Deepest nesting of objects and arrays in valid JSON text (`{}` is 1).
+/// Deepest nesting of objects and arrays in valid JSON text (`{}` is 1). Strings are skipped
+/// with `memchr` (most of an event's bytes are inside strings), so this costs a fraction of the
+/// parse it follows.
 fn nesting_depth(json: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let bytes = json.as_bytes();
+    let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
+    while let Some(&byte) = bytes.get(at) {
         match byte {
-            b'"' => in_string = true,
+            b'"' => {
+                // Jump to the closing quote, stepping over escapes (`\"` does not close it).
+                at += 1;
+                loop {
+                    match bytes.get(at..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                        Some(offset) if bytes[at + offset] == b'\\' => at += offset + 2,
+                        Some(offset) => {
+                            at += offset;
+                            break;
+                        }
+                        None => return max, // unterminated: not valid JSON, nothing deeper follows
+                    }
+                }
+            }
             b'{' | b'[' => {
                 depth += 1;
                 max = max.max(depth);
@@ -239,6 +254,7 @@ fn nesting_depth(json: &str) -> usize {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     max
 }
@@ -310,6 +326,21 @@ mod tests {
     #[test]
     fn depth_ignores_strings() {
         assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]","b":[{}]}"#), 3);
+        // An escaped backslash does not escape the quote after it.
+        assert_eq!(nesting_depth(r#"{"a":"x\\","b":[[{"c":"\\\"{"}]]}"#), 4);
+    }
+
+    // A batch whose `events` is not an array is told so; a cut-off batch is malformed JSON.
+    #[test]
+    fn events_must_be_an_array() {
+        match parse_body(br#"{"events": {"eventType": "a"}}"#, &config()) {
+            Err(ApiError::InvalidEvent(message)) => assert_eq!(message, "events: must be an array of events"),
+            other => panic!("expected InvalidEvent, got {other:?}"),
+        }
+        match parse_body(br#"{"events": [{"eventType": "a"}"#, &config()) {
+            Err(ApiError::MalformedJson(message)) => assert!(message.contains("EOF"), "{message}"),
+            other => panic!("expected MalformedJson, got {other:?}"),
+        }
     }
 
     // A batch keeps its valid events and reports the invalid ones by index.

@@ -47,25 +47,13 @@ fn main() -> anyhow::Result<()> {
     for round in 1..=rounds {
         println!("round {round}:");
         let load = LoadConfig { url: server.url.clone(), clients: batch_clients, batch_size: 50, duration: phase, max_requests: 400_000 };
-        let (batched, batched_rate) = run_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), load);
+        let (batched, batched_rate) = run_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &server, load);
 
         let rows = batched.acked.len().clamp(50_000, 1_000_000);
         let ceiling_rate = ceiling(&dir.path().join(format!("ceiling-{round}.db")), rows, batch_clients)?;
 
-        let mut commits = CommitStats::read(&server.url);
-        let cpu_before = cpu_seconds(server.pid());
         let load = LoadConfig { url: server.url.clone(), clients: single_clients, batch_size: 0, duration: phase, max_requests: 1_000_000 };
-        let (single, single_rate) = run_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), load);
-        commits.report(CommitStats::read(&server.url));
-        if let (Some(before), Some(after)) = (cpu_before, cpu_seconds(server.pid())) {
-            println!(
-                "  server CPU in that phase: {:.1} s over {:.1} s ({:.0}% of the {} cores; the load generator has the rest)",
-                after - before,
-                single.elapsed.as_secs_f64(),
-                100.0 * (after - before) / single.elapsed.as_secs_f64() / cores() as f64,
-                cores()
-            );
-        }
+        let (single, single_rate) = run_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &server, load);
         results.push(Round { batched_rate, ceiling_rate, single_rate, single_p99_ms: ms(single.percentile_us(99.0)) });
     }
 
@@ -99,13 +87,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one load phase to its end and prints its figures and the machine's CPU meanwhile;
-/// returns the report and its acknowledged events per second.
-fn run_phase(name: &str, load: LoadConfig) -> (LoadReport, f64) {
+/// Runs one load phase to its end and prints its figures: throughput and latency, the server's
+/// group commits, the CPU time the server and the load generator spent per event (stolen time
+/// is not counted, so this varies less than throughput on a shared host), and the machine's CPU
+/// meanwhile; returns the report and its acknowledged events per second.
+fn run_phase(name: &str, server: &Server, load: LoadConfig) -> (LoadReport, f64) {
     let machine_before = machine_ticks();
+    let commits_before = CommitStats::read(&server.url);
+    let (server_before, generator_before) = (cpu_seconds(server.pid()), cpu_seconds(std::process::id()));
     let report = Load::run(load);
+    let (server_after, generator_after) = (cpu_seconds(server.pid()), cpu_seconds(std::process::id()));
     let events_per_sec = rate(&report);
     print_phase(name, &report, events_per_sec);
+    CommitStats::read(&server.url).report_since(&commits_before);
+    let events = report.acked.len().max(1) as f64;
+    if let (Some(s0), Some(s1), Some(g0), Some(g1)) = (server_before, server_after, generator_before, generator_after) {
+        println!(
+            "  CPU per event: server {:.1} µs, load generator {:.1} µs ({:.0}% and {:.0}% of the {} cores)",
+            1e6 * (s1 - s0) / events,
+            1e6 * (g1 - g0) / events,
+            100.0 * (s1 - s0) / report.elapsed.as_secs_f64() / cores() as f64,
+            100.0 * (g1 - g0) / report.elapsed.as_secs_f64() / cores() as f64,
+            cores()
+        );
+    }
     print_machine(machine_before, machine_ticks());
     (report, events_per_sec)
 }
@@ -146,7 +151,6 @@ impl WalPeak {
 }
 
 /// The writer's group-commit counters from `/metrics`.
-#[derive(Default)]
 struct CommitStats {
     commits: f64,
     seconds: f64,
@@ -173,17 +177,16 @@ impl CommitStats {
         }
     }
 
-    /// Prints the single-event phase's commits (the difference from `self`, read after the batched phase).
-    fn report(&mut self, after: CommitStats) {
-        let commits = after.commits - self.commits;
+    /// Prints the commits made since `before`.
+    fn report_since(&self, before: &CommitStats) {
+        let commits = self.commits - before.commits;
         if commits > 0.0 {
             println!(
                 "  group commits in that phase: {commits:.0}, {:.1} rows and {:.2} ms each on average",
-                (after.rows - self.rows) / commits,
-                1000.0 * (after.seconds - self.seconds) / commits
+                (self.rows - before.rows) / commits,
+                1000.0 * (self.seconds - before.seconds) / commits
             );
         }
-        *self = after;
     }
 }
 

@@ -83,9 +83,7 @@ pub async fn run(
         }
         app
     });
-    if let Some(workers) = workers {
-        server = server.workers(workers.max(1));
-    }
+    server = server.workers(workers.unwrap_or_else(config::default_http_workers).max(1));
     let server = server.listen(listener)?.disable_signals().shutdown_timeout(10).run();
 
     let handle = server.handle();

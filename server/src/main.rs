@@ -73,7 +73,8 @@ struct Args {
     /// Seconds between report rows appended to reports/report.csv beside the database (0: none).
     #[arg(long, env = "SESSION_LOG_REPORT_INTERVAL", default_value_t = 300)]
     report_interval: u64,
-    /// HTTP worker threads (0: one per CPU core). The writer and checkpointer threads come on top.
+    /// HTTP worker threads (0: one per CPU core but one, at least one; the writer thread keeps a
+    /// core busy under load). The writer and checkpointer threads come on top.
     #[arg(long, env = "SESSION_LOG_WORKERS", default_value_t = 0)]
     workers: usize,
 }

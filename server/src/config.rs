@@ -96,8 +96,9 @@ impl Default for Config {
 
 /// HTTP worker threads when none are configured: one per CPU core but one (at least one), since
 /// the writer thread keeps a core busy under load. On the 2-core benchmark machine one worker
-/// spent 6–13% less server CPU per event than two, and batched ingest went from 72–79k to
-/// 83–88k events/s (three interleaved runs each of `session-log-bench --rounds 1`).
+/// spent 6–13% less server CPU per event than two in five of six phases compared (the sixth
+/// had 14% of its CPU stolen by the host), and batched ingest went from 72–79k to 83–88k
+/// events/s (three interleaved runs each of `session-log-bench --rounds 1`).
 pub fn default_http_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
 }

@@ -1,26 +1,21 @@
 //! Retention: the purge deletes old events in small transactions and keeps every session summary
 //! equal to the fold of the events that remain (a real SQLite file, the real writer thread).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{assert_summaries_are_folds, temp_storage, valid_events};
 use serde_json::json;
-use session_log_server::ingest::validate_event;
-use session_log_server::metrics::Metrics;
-use session_log_server::storage::{fold_session, query_sessions, SessionQuery, Storage};
+use session_log_server::ingest::ValidEvent;
+use session_log_server::storage::{query_sessions, SessionQuery};
 use session_log_server::Config;
 
-fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<session_log_server::ingest::ValidEvent> {
-    (from..from + n)
-        .map(|i| {
-            let mut e = json!({"sessionToken": token, "eventType": if i % 3 == 0 { "error" } else { "navigation" },
-                "seq": i, "eventData": {"to": i, "errorType": "boom", "currentStep": i}});
-            if let Some(email) = email {
-                e["studentEmail"] = json!(email);
-            }
-            validate_event(&e.to_string(), &Config::default()).unwrap()
-        })
-        .collect()
+fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<ValidEvent> {
+    valid_events(token, from..from + n, email, |i| {
+        let event_type = if i % 3 == 0 { "error" } else { "navigation" };
+        (event_type, json!({"to": i, "errorType": "boom", "currentStep": i}))
+    })
 }
 
 // Purging everything stored before a cutoff, in batches of 7, deletes exactly the old events,
@@ -28,10 +23,7 @@ fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<session_lo
 // sessions that keep none, and never touches newer events.
 #[test]
 fn purge_keeps_summaries_right() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config { db_path: dir.path().join("events.db"), ..Config::default() };
-    let storage = Storage::open(&config, Arc::new(Metrics::new())).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (_dir, _config, storage, runtime) = temp_storage();
     runtime.block_on(async {
         storage.insert(events("ws_old", 0, 20, Some("old@example.com"))).await.unwrap();
         storage.insert(events("ws_both", 0, 10, None)).await.unwrap();
@@ -59,14 +51,8 @@ fn purge_keeps_summaries_right() {
     assert_eq!((events, sessions, students), (30, 1, 1), "ws_old and its student go; ws_both keeps 5 events");
     assert!(removed.iter().all(|r| r.events <= 7), "small transactions");
 
+    assert_eq!(assert_summaries_are_folds(&conn), ["ws_both", "ws_new"]);
     let rows = query_sessions(&conn, &SessionQuery { limit: 100, ..SessionQuery::default() }).unwrap();
-    let mut tokens: Vec<&str> = rows.iter().map(|r| r.session_token.as_str()).collect();
-    tokens.sort_unstable();
-    assert_eq!(tokens, ["ws_both", "ws_new"]);
-    for row in &rows {
-        let folded = fold_session(&conn, &row.session_token, &config.completion_event_types).unwrap().unwrap();
-        assert_eq!(row.summary, folded, "{}: the summary is the fold of the remaining events", row.session_token);
-    }
     let both = rows.iter().find(|r| r.session_token == "ws_both").unwrap();
     assert_eq!((both.summary.events, both.summary.max_seq, both.summary.current_step), (5, Some(14), Some(14)));
     assert_eq!(both.summary.missing_events(), 10, "seq 0–9 are gone");

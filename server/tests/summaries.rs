@@ -2,42 +2,19 @@
 //! deletes data under the running writer, every stored summary is still the fold of its
 //! session's stored events (a real SQLite file, the real writer thread).
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
+use common::{assert_summaries_are_folds, temp_storage, valid_events};
 use serde_json::json;
-use session_log_server::ingest::{validate_event, ValidEvent};
-use session_log_server::metrics::Metrics;
-use session_log_server::storage::{
-    delete_student_in_file, fold_session, now_iso, open_writer_connection, query_sessions, EventWriter, SessionQuery,
-    Storage, WriterCache,
-};
+use session_log_server::ingest::ValidEvent;
+use session_log_server::storage::{delete_student_in_file, now_iso, open_writer_connection, EventWriter, WriterCache};
 use session_log_server::Config;
 
 fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<ValidEvent> {
-    (from..from + n)
-        .map(|i| {
-            let mut e = json!({"sessionToken": token, "eventType": if i % 4 == 0 { "api_call" } else { "navigation" },
-                "seq": i, "eventData": {"to": i, "endpoint": "/deploy", "status": 500, "duration": i}});
-            if let Some(email) = email {
-                e["studentEmail"] = json!(email);
-            }
-            validate_event(&e.to_string(), &Config::default()).unwrap()
-        })
-        .collect()
-}
-
-/// Every stored summary against the fold of its session's stored events; returns the sessions.
-fn assert_summaries_are_folds(db: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let rows = query_sessions(&conn, &SessionQuery { limit: 1000, ..SessionQuery::default() }).unwrap();
-    for row in &rows {
-        let folded = fold_session(&conn, &row.session_token, &Config::default().completion_event_types).unwrap();
-        assert_eq!(Some(&row.summary), folded.as_ref(), "{}: the summary is the fold of its events", row.session_token);
-    }
-    let mut tokens: Vec<String> = rows.into_iter().map(|r| r.session_token).collect();
-    tokens.sort();
-    tokens
+    valid_events(token, from..from + n, email, |i| {
+        let event_type = if i % 4 == 0 { "api_call" } else { "navigation" };
+        (event_type, json!({"to": i, "endpoint": "/deploy", "status": 500, "duration": i}))
+    })
 }
 
 // Events committed without their summaries (a crash before the writer's flush) get their
@@ -65,7 +42,7 @@ fn summaries_catch_up_after_a_crash() {
     assert_eq!(stored, 0, "no summary was written before the crash");
 
     drop(open_writer_connection(&db, &types).unwrap());
-    assert_eq!(assert_summaries_are_folds(&db), ["ws_a", "ws_b"]);
+    assert_eq!(assert_summaries_are_folds(&rusqlite::Connection::open(&db).unwrap()), ["ws_a", "ws_b"]);
 }
 
 // The delete-student command, run beside the server, deletes a session whose summary the
@@ -73,10 +50,7 @@ fn summaries_catch_up_after_a_crash() {
 // summary nor carries the deleted events into the session's new ones.
 #[test]
 fn writer_sees_another_connections_deletion() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config { db_path: dir.path().join("events.db"), ..Config::default() };
-    let storage = Storage::open(&config, Arc::new(Metrics::new())).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (_dir, config, storage, runtime) = temp_storage();
     runtime.block_on(async {
         storage.insert(events("ws_gone", 0, 10, Some("gone@example.com"))).await.unwrap();
         storage.insert(events("ws_kept", 0, 10, None)).await.unwrap();
@@ -89,8 +63,8 @@ fn writer_sees_another_connections_deletion() {
         storage.insert(events("ws_kept", 10, 5, None)).await.unwrap();
         storage.flush_summaries().await.unwrap();
     });
-    assert_eq!(assert_summaries_are_folds(&config.db_path), ["ws_gone", "ws_kept"]);
     let conn = rusqlite::Connection::open(&config.db_path).unwrap();
+    assert_eq!(assert_summaries_are_folds(&conn), ["ws_gone", "ws_kept"]);
     let gone: String = conn.query_row("SELECT summary FROM sessions WHERE session_token = 'ws_gone'", [], |r| r.get(0)).unwrap();
     let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
     assert_eq!(gone["events"], 3, "only the events stored after the deletion");

@@ -1,5 +1,6 @@
-//! The test server shared by the integration tests: a real server on 127.0.0.1 port 0 with its
-//! own SQLite file, stopped gracefully on drop.
+//! What the integration tests share: a real server on 127.0.0.1 port 0 with its own SQLite
+//! file, stopped gracefully on drop; and, for the storage tests, a real `Storage` on a
+//! temporary file, validated events, and the summaries-are-folds check.
 #![allow(dead_code)] // each test file uses a different part of it
 
 use std::net::TcpListener;
@@ -7,6 +8,9 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use serde_json::{json, Value};
+use session_log_server::ingest::{validate_event, ValidEvent};
+use session_log_server::metrics::Metrics;
+use session_log_server::storage::{fold_session, query_sessions, SessionQuery, Storage};
 use session_log_server::{run, Config};
 
 pub const TOKEN: &str = "test-instructor-token";
@@ -120,6 +124,48 @@ impl Drop for TestServer {
 /// One event of the reference's shape.
 pub fn event(token: &str, event_type: &str, data: Value) -> Value {
     json!({"sessionToken": token, "eventType": event_type, "eventData": data})
+}
+
+/// Events of session `token` with the given `seq`s, validated as the server does; `make(seq)`
+/// gives each one's `eventType` and `eventData`, and `email` its `studentEmail`.
+pub fn valid_events(
+    token: &str,
+    seqs: std::ops::Range<u64>,
+    email: Option<&str>,
+    make: impl Fn(u64) -> (&'static str, Value),
+) -> Vec<ValidEvent> {
+    seqs.map(|seq| {
+        let (event_type, data) = make(seq);
+        let mut e = json!({"sessionToken": token, "eventType": event_type, "seq": seq, "eventData": data});
+        if let Some(email) = email {
+            e["studentEmail"] = json!(email);
+        }
+        validate_event(&e.to_string(), &Config::default()).unwrap()
+    })
+    .collect()
+}
+
+/// A [`Storage`] (the real writer thread) on a fresh SQLite file in a temporary folder, with
+/// the runtime to await it on; the folder lives as long as the returned `TempDir`.
+pub fn temp_storage() -> (tempfile::TempDir, Config, Storage, tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { db_path: dir.path().join("events.db"), ..Config::default() };
+    let storage = Storage::open(&config, std::sync::Arc::new(Metrics::new())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    (dir, config, storage, runtime)
+}
+
+/// Asserts that every stored session summary is the fold of its session's stored events;
+/// returns the sessions' tokens, sorted.
+pub fn assert_summaries_are_folds(conn: &rusqlite::Connection) -> Vec<String> {
+    let rows = query_sessions(conn, &SessionQuery { limit: 1000, ..SessionQuery::default() }).unwrap();
+    for row in &rows {
+        let folded = fold_session(conn, &row.session_token, &Config::default().completion_event_types).unwrap();
+        assert_eq!(Some(&row.summary), folded.as_ref(), "{}: the summary is the fold of its events", row.session_token);
+    }
+    let mut tokens: Vec<String> = rows.into_iter().map(|r| r.session_token).collect();
+    tokens.sort();
+    tokens
 }
 
 /// An HTTP answer: status, `Retry-After` (if any) and the body as text.

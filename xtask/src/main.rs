@@ -47,8 +47,8 @@ enum Cmd {
         #[arg(last = true)]
         bench_args: Vec<String>,
     },
-    /// Run the ingest benchmark against the release server (loopback, about 2 minutes: three rounds).
-    /// Arguments after `--` go to the benchmark (`--seconds N`, `--rounds N`, `--batch-clients N`, `--single-clients N`).
+    /// Run the ingest benchmark against the release server (loopback, about 4 minutes: three rounds).
+    /// Arguments after `--` go to the benchmark (`--seconds N`, `--rounds N`, `--batch-clients N,M,...`, `--single-clients N`).
     Bench {
         /// Extra arguments for session-log-bench.
         #[arg(last = true)]

@@ -1,8 +1,10 @@
 //! The ingest benchmark (`cargo xtask bench`): drives the real server binary over loopback with
 //! concurrent clients and measures the ceiling (the same rows inserted straight through rusqlite
 //! with the same schema and pragmas) in the same run. It does so in `--rounds` rounds (default
-//! 3) of batched phase, its ceiling, single-event phase, and prints each round, the medians, and
-//! how much CPU the host stole in each phase (shared machines vary from minute to minute).
+//! 3); each round runs one batched phase per client count in `--batch-clients` (default `16,48`),
+//! each followed by its ceiling, then the single-event phase (`--single-clients`, default 32). It
+//! prints each round, the medians, and how much CPU the host stole in each phase (shared machines
+//! vary from minute to minute).
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -15,11 +17,26 @@ use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer,
 
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
+/// Turns each batched phase and its ceiling take (each gets `--seconds` / SLICES per turn).
+const SLICES: u32 = 5;
+
+/// One batched phase and its ceiling.
+struct Batched {
+    clients: usize,
+    rate: f64,
+    ceiling_rate: f64,
+}
+
+impl Batched {
+    /// The phase's events/s as a percentage of its ceiling's rows/s.
+    fn ratio(&self) -> f64 {
+        100.0 * self.rate / self.ceiling_rate
+    }
+}
 
 /// What one round measured.
 struct Round {
-    batched_rate: f64,
-    ceiling_rate: f64,
+    batched: Vec<Batched>,
     single_rate: f64,
     single_p99_ms: f64,
 }
@@ -27,7 +44,9 @@ struct Round {
 fn main() -> anyhow::Result<()> {
     let seconds: u64 = arg("--seconds").unwrap_or(10);
     let rounds: usize = arg("--rounds").unwrap_or(3).max(1);
-    let batch_clients: usize = arg("--batch-clients").unwrap_or(16);
+    // Group commit needs requests waiting: with 16 clients about half of them are in the HTTP
+    // layer at any moment (groups of ~350 rows); 48 clients, a workshop room, give groups of ~1000.
+    let batch_clients: Vec<usize> = list_arg("--batch-clients").unwrap_or_else(|| vec![16, 48]);
     let single_clients: usize = arg("--single-clients").unwrap_or(32);
     let phase = Duration::from_secs(seconds);
 
@@ -37,24 +56,63 @@ fn main() -> anyhow::Result<()> {
         Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
     println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
 
-    let wal_peak = WalPeak::watch(dir.path().join("bench.db-wal"));
+    let server_wal = dir.path().join("bench.db-wal");
+    let wal_peak = WalPeak::watch(server_wal.clone());
     // Warm-up: connections, page cache, statement cache.
-    Load::run(LoadConfig { url: server.url.clone(), clients: 4, batch_size: 50, duration: Duration::from_secs(1), max_requests: 2_000 });
+    Load::run(LoadConfig {
+        url: server.url.clone(),
+        clients: 4,
+        batch_size: 50,
+        duration: Duration::from_secs(1),
+        max_requests: 2_000,
+    });
 
-    // Each round measures the batched phase, then its ceiling, then single events, so that each
-    // ratio compares two figures taken a few seconds apart: the host's load changes over minutes.
+    // Each round measures every batched phase, each followed by its ceiling, then single events,
+    // so that each ratio compares two figures taken a few seconds apart: the host's load changes
+    // over minutes.
     let mut results = Vec::with_capacity(rounds);
     for round in 1..=rounds {
         println!("round {round}:");
-        let load = LoadConfig { url: server.url.clone(), clients: batch_clients, batch_size: 50, duration: phase, max_requests: 400_000 };
-        let (batched, batched_rate) = run_phase(&format!("batched ({batch_clients} clients × 50 events/POST)"), &server, load);
+        let mut batched = Vec::with_capacity(batch_clients.len());
+        for &clients in &batch_clients {
+            // The phase and its ceiling take turns in slices, so that both see the same host:
+            // its load changes within seconds, and a ratio of figures taken 10 s apart varied
+            // from 55% to 100% between identical runs.
+            let slice = phase / SLICES;
+            let mut ceiling = Ceiling::open(&dir.path().join(format!("ceiling-{round}-{clients}.db")), clients)?;
+            let mut measured = Measured::default();
+            for _ in 0..SLICES {
+                let load = LoadConfig {
+                    url: server.url.clone(),
+                    clients,
+                    batch_size: 50,
+                    duration: slice,
+                    max_requests: 400_000,
+                };
+                measured.add(Measured::load(&server, load));
+                wait_until_idle(&server_wal);
+                ceiling.run_for(slice)?;
+                ceiling.settle();
+            }
+            measured.print(&format!("batched ({clients} clients × 50 events/POST, {SLICES} slices)"));
+            ceiling.print();
+            batched.push(Batched { clients, rate: measured.rate(), ceiling_rate: ceiling.rate() });
+        }
 
-        let rows = batched.acked.len().clamp(50_000, 1_000_000);
-        let ceiling_rate = ceiling(&dir.path().join(format!("ceiling-{round}.db")), rows, batch_clients)?;
-
-        let load = LoadConfig { url: server.url.clone(), clients: single_clients, batch_size: 0, duration: phase, max_requests: 1_000_000 };
-        let (single, single_rate) = run_phase(&format!("single events ({single_clients} clients × 1 event/POST)"), &server, load);
-        results.push(Round { batched_rate, ceiling_rate, single_rate, single_p99_ms: ms(single.percentile_us(99.0)) });
+        let load = LoadConfig {
+            url: server.url.clone(),
+            clients: single_clients,
+            batch_size: 0,
+            duration: phase,
+            max_requests: 1_000_000,
+        };
+        let single = Measured::load(&server, load);
+        single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
+        results.push(Round {
+            batched,
+            single_rate: single.rate(),
+            single_p99_ms: ms(single.report.percentile_us(99.0)),
+        });
     }
 
     let peak_mb = peak_memory_mb(server.pid());
@@ -63,56 +121,120 @@ fn main() -> anyhow::Result<()> {
 
     println!();
     for (n, r) in results.iter().enumerate() {
+        let batched: Vec<String> = r
+            .batched
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} clients {:.0} events/s = {:.0}% of {:.0} rows/s",
+                    b.clients,
+                    b.rate,
+                    b.ratio(),
+                    b.ceiling_rate
+                )
+            })
+            .collect();
         println!(
-            "round {}: batched {:.0} events/s = {:.0}% of the ceiling ({:.0} rows/s); single {:.0}/s, p99 {:.1} ms",
+            "round {}: batched {}; single {:.0}/s, p99 {:.1} ms",
             n + 1,
-            r.batched_rate,
-            100.0 * r.batched_rate / r.ceiling_rate,
-            r.ceiling_rate,
+            batched.join(", "),
             r.single_rate,
             r.single_p99_ms
         );
     }
-    let ratio = median(results.iter().map(|r| 100.0 * r.batched_rate / r.ceiling_rate));
     let single_rate = median(results.iter().map(|r| r.single_rate));
     let single_p99 = median(results.iter().map(|r| r.single_p99_ms));
     println!("medians over the rounds:");
-    println!("batched / ceiling:        {ratio:.0}% (target ≥ 70%)");
-    println!("single-event POSTs:       {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)");
-    match peak_mb {
-        Some(mb) => println!("server peak memory:       {mb:.1} MB (VmHWM; target < 100 MB)"),
-        None => println!("server peak memory:       unavailable (no /proc)"),
+    for (i, clients) in batch_clients.iter().enumerate() {
+        let ratio = median(results.iter().map(|r| r.batched[i].ratio()));
+        let rate = median(results.iter().map(|r| r.batched[i].rate));
+        println!("batched / ceiling, {clients:>3} clients: {ratio:.0}% ({rate:.0} events/s; target ≥ 70%)");
     }
-    println!("WAL file, largest seen:   {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
+    println!("single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)");
+    match peak_mb {
+        Some(mb) => println!("server peak memory:            {mb:.1} MB (VmHWM; target < 100 MB)"),
+        None => println!("server peak memory:            unavailable (no /proc)"),
+    }
+    println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     Ok(())
 }
 
-/// Runs one load phase to its end and prints its figures: throughput and latency, the server's
-/// group commits, the CPU time the server and the load generator spent per event (stolen time
-/// is not counted, so this varies less than throughput on a shared host), and the machine's CPU
-/// meanwhile; returns the report and its acknowledged events per second.
-fn run_phase(name: &str, server: &Server, load: LoadConfig) -> (LoadReport, f64) {
-    let machine_before = machine_ticks();
-    let commits_before = CommitStats::read(&server.url);
-    let (server_before, generator_before) = (cpu_seconds(server.pid()), cpu_seconds(std::process::id()));
-    let report = Load::run(load);
-    let (server_after, generator_after) = (cpu_seconds(server.pid()), cpu_seconds(std::process::id()));
-    let events_per_sec = rate(&report);
-    print_phase(name, &report, events_per_sec);
-    CommitStats::read(&server.url).report_since(&commits_before);
-    let events = report.acked.len().max(1) as f64;
-    if let (Some(s0), Some(s1), Some(g0), Some(g1)) = (server_before, server_after, generator_before, generator_after) {
+/// What load slices measured, added up: the load generator's report, the server's and the load
+/// generator's CPU time (s; stolen time is not counted, so CPU per event varies less than
+/// throughput on a shared host), the server's group commits and the machine's CPU ticks.
+#[derive(Default)]
+struct Measured {
+    report: LoadReport,
+    server_cpu: f64,
+    generator_cpu: f64,
+    commits: CommitStats,
+    machine: Ticks,
+}
+
+impl Measured {
+    /// Runs `load` against `server` to its end and measures it.
+    fn load(server: &Server, load: LoadConfig) -> Measured {
+        let machine = Ticks::read();
+        let commits = CommitStats::read(&server.url);
+        // Zero where /proc cannot be read.
+        let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
+        let (server_before, generator_before) = (cpu(server.pid()), cpu(std::process::id()));
+        let report = Load::run(load);
+        let (server_after, generator_after) = (cpu(server.pid()), cpu(std::process::id()));
+        Measured {
+            report,
+            server_cpu: server_after - server_before,
+            generator_cpu: generator_after - generator_before,
+            commits: CommitStats::read(&server.url).since(&commits),
+            machine: Ticks::read().since(&machine),
+        }
+    }
+
+    fn add(&mut self, other: Measured) {
+        self.report.acked.extend(other.report.acked);
+        self.report.latencies_us.extend(other.report.latencies_us);
+        self.report.failures += other.report.failures;
+        self.report.elapsed += other.report.elapsed;
+        self.server_cpu += other.server_cpu;
+        self.generator_cpu += other.generator_cpu;
+        self.commits.add(&other.commits);
+        self.machine.add(&other.machine);
+    }
+
+    /// Acknowledged events per second of load.
+    fn rate(&self) -> f64 {
+        self.report.acked.len() as f64 / self.report.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Prints throughput and latency, the group commits, the CPU per event and the machine's CPU.
+    fn print(&self, name: &str) {
+        print_phase(name, &self.report, self.rate());
+        self.commits.print();
+        let events = self.report.acked.len().max(1) as f64;
+        let seconds = self.report.elapsed.as_secs_f64().max(1e-9);
         println!(
             "  CPU per event: server {:.1} µs, load generator {:.1} µs ({:.0}% and {:.0}% of the {} cores)",
-            1e6 * (s1 - s0) / events,
-            1e6 * (g1 - g0) / events,
-            100.0 * (s1 - s0) / report.elapsed.as_secs_f64() / cores() as f64,
-            100.0 * (g1 - g0) / report.elapsed.as_secs_f64() / cores() as f64,
+            1e6 * self.server_cpu / events,
+            1e6 * self.generator_cpu / events,
+            100.0 * self.server_cpu / seconds / cores() as f64,
+            100.0 * self.generator_cpu / seconds / cores() as f64,
             cores()
         );
+        self.machine.print();
     }
-    print_machine(machine_before, machine_ticks());
-    (report, events_per_sec)
+}
+
+/// Waits (at most 3 s) until the server's writer has gone idle after a load slice: it then
+/// flushes its summaries and truncates a WAL over 16 MiB (see the server's storage module), work
+/// that would otherwise fall into the ceiling's slice.
+fn wait_until_idle(wal: &std::path::Path) {
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(700));
+    while started.elapsed() < Duration::from_secs(3) && std::fs::metadata(wal).map_or(0, |m| m.len()) > 16 * 1024 * 1024
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// The median of some figures (the upper one of the middle two for an even count).
@@ -150,7 +272,8 @@ impl WalPeak {
     }
 }
 
-/// The writer's group-commit counters from `/metrics`.
+/// The writer's group-commit counters from `/metrics` (or the difference of two readings).
+#[derive(Default)]
 struct CommitStats {
     commits: f64,
     seconds: f64,
@@ -177,17 +300,38 @@ impl CommitStats {
         }
     }
 
-    /// Prints the commits made since `before`.
-    fn report_since(&self, before: &CommitStats) {
-        let commits = self.commits - before.commits;
-        if commits > 0.0 {
+    /// The commits made since the reading `before`.
+    fn since(&self, before: &CommitStats) -> CommitStats {
+        CommitStats {
+            commits: self.commits - before.commits,
+            seconds: self.seconds - before.seconds,
+            rows: self.rows - before.rows,
+        }
+    }
+
+    fn add(&mut self, other: &CommitStats) {
+        self.commits += other.commits;
+        self.seconds += other.seconds;
+        self.rows += other.rows;
+    }
+
+    fn print(&self) {
+        if self.commits > 0.0 {
             println!(
-                "  group commits in that phase: {commits:.0}, {:.1} rows and {:.2} ms each on average",
-                (self.rows - before.rows) / commits,
-                1000.0 * (self.seconds - before.seconds) / commits
+                "  group commits in that phase: {:.0}, {:.1} rows and {:.2} ms each on average",
+                self.commits,
+                self.rows / self.commits,
+                1000.0 * self.seconds / self.commits
             );
         }
     }
+}
+
+/// A comma-separated list after `name` (`--batch-clients 16,48`); `None` when absent or not a list
+/// of numbers.
+fn list_arg(name: &str) -> Option<Vec<usize>> {
+    let text: String = arg(name)?;
+    text.split(',').map(|n| n.trim().parse().ok().filter(|&n: &usize| n > 0)).collect()
 }
 
 fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -198,10 +342,6 @@ fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn rate(report: &LoadReport) -> f64 {
-    report.acked.len() as f64 / report.elapsed.as_secs_f64()
 }
 
 fn ms(us: u64) -> f64 {
@@ -220,27 +360,49 @@ fn print_phase(name: &str, report: &LoadReport, events_per_sec: f64) {
     );
 }
 
-/// The whole machine's CPU ticks from /proc/stat: (busy, stolen by the hypervisor, total).
-/// Stolen time is CPU this virtual machine wanted and the host gave to others: it makes
-/// figures vary from run to run, so the benchmark prints it beside them.
-fn machine_ticks() -> Option<(f64, f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let total: f64 = ticks.iter().take(8).sum();
-    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
-    let steal = *ticks.get(7).unwrap_or(&0.0);
-    Some((total - idle - steal, steal, total))
+/// The whole machine's CPU ticks from /proc/stat (or the difference of two readings): busy,
+/// stolen by the hypervisor, and total. Stolen time is CPU this virtual machine wanted and the
+/// host gave to others: it makes figures vary from run to run, so the benchmark prints it.
+#[derive(Default)]
+struct Ticks {
+    busy: f64,
+    stolen: f64,
+    total: f64,
 }
 
-/// Prints the machine's busy and stolen CPU between two [`machine_ticks`] readings.
-fn print_machine(before: Option<(f64, f64, f64)>, after: Option<(f64, f64, f64)>) {
-    if let (Some((busy0, steal0, total0)), Some((busy1, steal1, total1))) = (before, after) {
-        let total = (total1 - total0).max(1.0);
-        println!(
-            "  machine CPU in that phase: {:.0}% busy, {:.0}% stolen by the host",
-            100.0 * (busy1 - busy0) / total,
-            100.0 * (steal1 - steal0) / total
-        );
+impl Ticks {
+    /// The counters since boot; zeros where /proc/stat cannot be read.
+    fn read() -> Ticks {
+        let read = || -> Option<Ticks> {
+            let stat = std::fs::read_to_string("/proc/stat").ok()?;
+            let ticks: Vec<f64> =
+                stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+            let total: f64 = ticks.iter().take(8).sum();
+            let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
+            let stolen = *ticks.get(7).unwrap_or(&0.0);
+            Some(Ticks { busy: total - idle - stolen, stolen, total })
+        };
+        read().unwrap_or_default()
+    }
+
+    fn since(&self, before: &Ticks) -> Ticks {
+        Ticks { busy: self.busy - before.busy, stolen: self.stolen - before.stolen, total: self.total - before.total }
+    }
+
+    fn add(&mut self, other: &Ticks) {
+        self.busy += other.busy;
+        self.stolen += other.stolen;
+        self.total += other.total;
+    }
+
+    fn print(&self) {
+        if self.total > 0.0 {
+            println!(
+                "  machine CPU in that phase: {:.0}% busy, {:.0}% stolen by the host",
+                100.0 * self.busy / self.total,
+                100.0 * self.stolen / self.total
+            );
+        }
     }
 }
 
@@ -261,44 +423,104 @@ fn peak_memory_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Inserts `rows` realistic events of `sessions` sessions (as many as the batched phase's
-/// clients, so the indexes see the same spread) into a fresh database at `path` the way the
-/// writer does, in large transactions; prints and returns rows/s (insert time only), then
-/// deletes the file.
-fn ceiling(path: &std::path::Path, rows: usize, sessions: usize) -> anyhow::Result<f64> {
-    let config = Config::default();
-    let mut rng = fastrand::Rng::with_seed(7);
-    let events: Vec<_> = (0..rows)
-        .map(|n| {
-            let session = format!("ws_ceiling_{:04}", n % sessions.max(1));
-            let json = realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), n as u64).to_string();
-            validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
+/// The ceiling: realistic events of as many sessions as the batched phase has clients (so the
+/// indexes see the same spread) inserted into a fresh database the way the writer does, with
+/// the same schema, pragmas, checkpointer and summary work, in transactions of
+/// [`CEILING_ROWS_PER_TX`] rows. Filled in timed slices; the file is deleted on drop.
+struct Ceiling {
+    path: std::path::PathBuf,
+    conn: Option<rusqlite::Connection>,
+    checkpointer: Option<Checkpointer>,
+    cache: WriterCache,
+    config: Config,
+    rng: fastrand::Rng,
+    sessions: usize,
+    rows: u64,
+    /// Time spent in the transactions (events are made before each one's clock starts).
+    busy: Duration,
+    machine: Ticks,
+}
+
+impl Ceiling {
+    fn open(path: &std::path::Path, sessions: usize) -> anyhow::Result<Ceiling> {
+        let config = Config::default();
+        let conn = open_writer_connection(path, &config.completion_event_types)?;
+        // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
+        let checkpointer = Checkpointer::start(path)?;
+        Ok(Ceiling {
+            path: path.to_owned(),
+            conn: Some(conn),
+            checkpointer: Some(checkpointer),
+            cache: WriterCache::new(&config.completion_event_types),
+            config,
+            rng: fastrand::Rng::with_seed(7),
+            sessions: sessions.max(1),
+            rows: 0,
+            busy: Duration::ZERO,
+            machine: Ticks::default(),
         })
-        .collect::<Result<_, _>>()?;
-    let mut conn = open_writer_connection(path, &config.completion_event_types)?;
-    // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
-    let checkpointer = Checkpointer::start(path)?;
-    let wal_restart = checkpointer.restart_handle();
-    let mut cache = WriterCache::new(&config.completion_event_types);
-    let machine_before = machine_ticks();
-    let started = Instant::now();
-    for chunk in events.chunks(CEILING_ROWS_PER_TX) {
-        let created_at = now_iso();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The same work as the writer: the events and their sessions' summaries (flushed with
-        // every transaction, which is more often than the server's once a second).
-        EventWriter::new(&tx, &created_at, &mut cache)?.write(chunk)?;
-        cache.flush(&tx)?;
-        tx.commit()?;
-        wal_restart.run_if_asked(&conn);
     }
-    let rate = rows as f64 / started.elapsed().as_secs_f64();
-    println!("ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {rows} rows): {rate:.0} rows/s");
-    print_machine(machine_before, machine_ticks());
-    drop(checkpointer);
-    drop(conn);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+
+    /// Commits transactions until `slice` of transaction time has passed.
+    fn run_for(&mut self, slice: Duration) -> anyhow::Result<()> {
+        let conn = self.conn.as_mut().expect("open until drop");
+        let wal_restart = self.checkpointer.as_ref().expect("open until drop").restart_handle();
+        let mut spent = Duration::ZERO;
+        while spent < slice {
+            let events: Vec<_> = (self.rows..self.rows + CEILING_ROWS_PER_TX as u64)
+                .map(|n| {
+                    let session = format!("ws_ceiling_{:04}", n % self.sessions as u64);
+                    let json = realistic_event(&mut self.rng, &session, uuid::Uuid::now_v7(), n).to_string();
+                    validate_event(&json, &self.config).map_err(|e| anyhow::anyhow!(e))
+                })
+                .collect::<Result<_, _>>()?;
+            let machine = Ticks::read();
+            let started = Instant::now();
+            let created_at = now_iso();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // The same work as the writer: the events and their sessions' summaries (flushed
+            // with every transaction, which is more often than the server's once a second).
+            EventWriter::new(&tx, &created_at, &mut self.cache)?.write(&events)?;
+            self.cache.flush(&tx)?;
+            tx.commit()?;
+            wal_restart.run_if_asked(conn);
+            spent += started.elapsed();
+            self.machine.add(&Ticks::read().since(&machine));
+            self.rows += events.len() as u64;
+        }
+        self.busy += spent;
+        Ok(())
     }
-    Ok(rate)
+
+    /// Between slices, untimed: folds the WAL back into the database and truncates it, as the
+    /// server's idle writer does, so neither side's leftovers run in the other's slice.
+    fn settle(&mut self) {
+        if let Some(conn) = &self.conn {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+
+    /// Rows per second of transaction time.
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.busy.as_secs_f64().max(1e-9)
+    }
+
+    fn print(&self) {
+        println!(
+            "ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {} rows in the same slices): {:.0} rows/s",
+            self.rows,
+            self.rate()
+        );
+        self.machine.print();
+    }
+}
+
+impl Drop for Ceiling {
+    fn drop(&mut self) {
+        self.checkpointer.take();
+        self.conn.take();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
 }

@@ -29,6 +29,7 @@ use crate::summary::FoldEvent;
 
 mod read;
 mod cache;
+mod wal_vfs;
 pub use read::*;
 pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
 use cache::parse_summary;
@@ -138,6 +139,9 @@ pub enum StorageError {
     /// The writer's queue is full: the server is overloaded.
     #[error("the write queue is full")]
     Busy,
+    /// The WAL shim could not be registered with SQLite (its result code).
+    #[error("cannot register the WAL VFS shim: SQLite error {0}")]
+    Vfs(std::ffi::c_int),
 }
 
 /// What one insert request did.
@@ -406,12 +410,15 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 /// events, folding with `completion_types`; any other gets the events stored past its summary
 /// watermark folded in (after a crash: see `cache`).
 ///
-/// Errors: the folder cannot be created, the file cannot be opened, a pragma or migration fails.
+/// Errors: the WAL shim cannot be registered, the folder cannot be created, the file cannot be
+/// opened, a pragma or migration fails.
 pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Result<Connection, StorageError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
     }
-    let mut conn = Connection::open(path)?;
+    // The WAL shim (see `wal_vfs`) writes each transaction's frames in one write at its commit.
+    wal_vfs::register().map_err(StorageError::Vfs)?;
+    let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_vfs::NAME)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode: a commit survives a crash of the process (not of the OS), without an
     // fsync per transaction.

@@ -39,8 +39,7 @@ fn integrity(conn: &Connection) -> String {
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
 }
 
-// Commits of 1 row to 20,000 rows (past the shim's 4 MiB buffer and the unix VFS's 128 KiB
-// write) are each read at once by a plain connection in the same process.
+// Commits of 1 to 20,000 rows (far past the unix VFS's largest write) are each read at once by a plain connection.
 #[test]
 fn every_commit_is_read_by_another_connection_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();

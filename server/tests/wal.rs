@@ -3,16 +3,18 @@
 //! in the process and for a process that opens the files after a crash — and what it rolls
 //! back is never seen.
 
-use std::path::Path;
-
 use rusqlite::Connection;
 use session_log_server::storage::open_writer_connection;
 
-/// A writer connection (with the shim) on a fresh database, with a table of blobs.
-fn writer(dir: &Path) -> Connection {
-    let conn = open_writer_connection(&dir.join("events.db"), &[]).unwrap();
-    conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)").unwrap();
-    conn
+/// A fresh database in a temporary folder, with a table of blobs: the writer connection (with
+/// the shim) and a plain reader connection on it.
+fn open() -> (tempfile::TempDir, Connection, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let writer = open_writer_connection(&path, &[]).unwrap();
+    writer.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)").unwrap();
+    let reader = Connection::open(&path).unwrap();
+    (dir, writer, reader)
 }
 
 /// Inserts `rows` rows of 300 random bytes in one transaction, committed or rolled back.
@@ -42,9 +44,7 @@ fn integrity(conn: &Connection) -> String {
 // Commits of 1 to 20,000 rows (far past the unix VFS's largest write) are each read at once by a plain connection.
 #[test]
 fn every_commit_is_read_by_another_connection_when_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = writer(dir.path());
-    let reader = Connection::open(dir.path().join("events.db")).unwrap();
+    let (_dir, mut conn, reader) = open();
     let mut expected = 0;
     for rows in [1, 12, 350, 5_000, 20_000, 3] {
         transaction(&mut conn, rows, true);
@@ -58,9 +58,7 @@ fn every_commit_is_read_by_another_connection_when_it_returns() {
 // leaves nothing a reader can see, and the commits after it are read in full.
 #[test]
 fn a_rolled_back_transaction_leaves_nothing_even_after_spilling() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = writer(dir.path());
-    let reader = Connection::open(dir.path().join("events.db")).unwrap();
+    let (_dir, mut conn, reader) = open();
     transaction(&mut conn, 100, true);
     // A 40-page cache makes a 10,000-row transaction write frames before it ends.
     conn.pragma_update(None, "cache_size", 40).unwrap();
@@ -76,9 +74,7 @@ fn a_rolled_back_transaction_leaves_nothing_even_after_spilling() {
 // idle writer do), the writer starts the WAL over and its commits are still read.
 #[test]
 fn commits_after_the_wal_starts_over_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = writer(dir.path());
-    let reader = Connection::open(dir.path().join("events.db")).unwrap();
+    let (_dir, mut conn, reader) = open();
     for round in 1..=3 {
         transaction(&mut conn, 2_000, true);
         let (busy, _, _): (i64, i64, i64) =
@@ -95,8 +91,7 @@ fn commits_after_the_wal_starts_over_are_read() {
 // the frames on disk are complete and their checksums chain.
 #[test]
 fn the_files_a_crash_leaves_hold_every_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = writer(dir.path());
+    let (dir, mut conn, _) = open();
     for rows in [1, 350, 20_000] {
         transaction(&mut conn, rows, true);
     }

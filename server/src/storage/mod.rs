@@ -222,11 +222,11 @@ impl WriteJob {
 /// each). An idle writer truncates the WAL to nothing (see [`WAL_CHECKPOINT_IDLE`]).
 const WAL_SIZE_LIMIT: i64 = 256 * 1024 * 1024;
 /// When the WAL is larger than this (bytes), the writer truncates it once it is idle.
-const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
+pub const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
 /// The writer counts as idle after this long without a job. A momentarily empty queue is not
 /// idleness: under steady load it empties between most group commits, and a TRUNCATE checkpoint
 /// there (an fsync while every request waits) was the single-event benchmark's tail latency.
-const WRITER_IDLE_AFTER: Duration = Duration::from_millis(500);
+pub const WRITER_IDLE_AFTER: Duration = Duration::from_millis(500);
 /// Past this many WAL frames (pages, 4 KiB each) the checkpointer asks the writer to finish the
 /// WAL's cycle (see [`Checkpointer`]).
 const WAL_RESTART_FRAMES: i64 = 16_384;

@@ -107,17 +107,15 @@ unsafe extern "C" fn shim_open(
         (*file).pMethods = std::ptr::null();
         return rc;
     }
+    let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
     file.cast::<ShimFile>().write(ShimFile {
         base: ffi::sqlite3_file { pMethods: &METHODS },
         inner,
-        wal: flags & ffi::SQLITE_OPEN_WAL != 0,
+        wal,
         commit_pending: false,
         start: 0,
-        buffer: Vec::new(),
+        buffer: Vec::with_capacity(if wal { MAX_WRITE } else { 0 }),
     });
-    if flags & ffi::SQLITE_OPEN_WAL != 0 {
-        (*file.cast::<ShimFile>()).buffer.reserve_exact(MAX_WRITE);
-    }
     ffi::SQLITE_OK
 }
 

@@ -13,7 +13,9 @@ use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::{now_iso, open_writer_connection, Checkpointer, EventWriter, WriterCache};
+use session_log_server::storage::{
+    now_iso, open_writer_connection, Checkpointer, EventWriter, WriterCache, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER,
+};
 
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
@@ -79,7 +81,7 @@ fn main() -> anyhow::Result<()> {
             // its load changes within seconds, and a ratio of figures taken 10 s apart varied
             // from 55% to 100% between identical runs.
             let slice = phase / SLICES;
-            let mut ceiling = Ceiling::open(&dir.path().join(format!("ceiling-{round}-{clients}.db")), clients)?;
+            let mut ceiling = Ceiling::open(dir.path(), clients)?;
             let mut measured = Measured::default();
             for _ in 0..SLICES {
                 let load = LoadConfig {
@@ -224,14 +226,13 @@ impl Measured {
     }
 }
 
-/// Waits (at most 3 s) until the server's writer has gone idle after a load slice: it then
-/// flushes its summaries and truncates a WAL over 16 MiB (see the server's storage module), work
-/// that would otherwise fall into the ceiling's slice.
+/// Waits (at most 3 s) until the server's writer has gone idle after a load slice: after
+/// [`WRITER_IDLE_AFTER`] it flushes its summaries and truncates a WAL over
+/// [`WAL_CHECKPOINT_IDLE`], work that would otherwise fall into the ceiling's slice.
 fn wait_until_idle(wal: &std::path::Path) {
     let started = Instant::now();
-    std::thread::sleep(Duration::from_millis(700));
-    while started.elapsed() < Duration::from_secs(3) && std::fs::metadata(wal).map_or(0, |m| m.len()) > 16 * 1024 * 1024
-    {
+    std::thread::sleep(WRITER_IDLE_AFTER + Duration::from_millis(200));
+    while started.elapsed() < Duration::from_secs(3) && std::fs::metadata(wal).map_or(0, |m| m.len()) > WAL_CHECKPOINT_IDLE {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -426,11 +427,12 @@ fn peak_memory_mb(pid: u32) -> Option<f64> {
 /// The ceiling: realistic events of as many sessions as the batched phase has clients (so the
 /// indexes see the same spread) inserted into a fresh database the way the writer does, with
 /// the same schema, pragmas, checkpointer and summary work, in transactions of
-/// [`CEILING_ROWS_PER_TX`] rows. Filled in timed slices; the file is deleted on drop.
+/// [`CEILING_ROWS_PER_TX`] rows. Filled in timed slices; its folder is deleted on drop.
 struct Ceiling {
-    path: std::path::PathBuf,
-    conn: Option<rusqlite::Connection>,
-    checkpointer: Option<Checkpointer>,
+    // Dropped in this order: the checkpointer, the connection, then the folder with the files.
+    checkpointer: Checkpointer,
+    conn: rusqlite::Connection,
+    _dir: tempfile::TempDir,
     cache: WriterCache,
     config: Config,
     rng: fastrand::Rng,
@@ -442,15 +444,18 @@ struct Ceiling {
 }
 
 impl Ceiling {
-    fn open(path: &std::path::Path, sessions: usize) -> anyhow::Result<Ceiling> {
+    /// A fresh database in a new folder under `parent`.
+    fn open(parent: &std::path::Path, sessions: usize) -> anyhow::Result<Ceiling> {
         let config = Config::default();
-        let conn = open_writer_connection(path, &config.completion_event_types)?;
+        let dir = tempfile::tempdir_in(parent)?;
+        let path = dir.path().join("ceiling.db");
+        let conn = open_writer_connection(&path, &config.completion_event_types)?;
         // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Ceiling {
-            path: path.to_owned(),
-            conn: Some(conn),
-            checkpointer: Some(checkpointer),
+            checkpointer,
+            conn,
+            _dir: dir,
             cache: WriterCache::new(&config.completion_event_types),
             config,
             rng: fastrand::Rng::with_seed(7),
@@ -463,8 +468,7 @@ impl Ceiling {
 
     /// Commits transactions until `slice` of transaction time has passed.
     fn run_for(&mut self, slice: Duration) -> anyhow::Result<()> {
-        let conn = self.conn.as_mut().expect("open until drop");
-        let wal_restart = self.checkpointer.as_ref().expect("open until drop").restart_handle();
+        let wal_restart = self.checkpointer.restart_handle();
         let mut spent = Duration::ZERO;
         while spent < slice {
             let events: Vec<_> = (self.rows..self.rows + CEILING_ROWS_PER_TX as u64)
@@ -477,13 +481,13 @@ impl Ceiling {
             let machine = Ticks::read();
             let started = Instant::now();
             let created_at = now_iso();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // The same work as the writer: the events and their sessions' summaries (flushed
             // with every transaction, which is more often than the server's once a second).
             EventWriter::new(&tx, &created_at, &mut self.cache)?.write(&events)?;
             self.cache.flush(&tx)?;
             tx.commit()?;
-            wal_restart.run_if_asked(conn);
+            wal_restart.run_if_asked(&self.conn);
             spent += started.elapsed();
             self.machine.add(&Ticks::read().since(&machine));
             self.rows += events.len() as u64;
@@ -495,9 +499,7 @@ impl Ceiling {
     /// Between slices, untimed: folds the WAL back into the database and truncates it, as the
     /// server's idle writer does, so neither side's leftovers run in the other's slice.
     fn settle(&mut self) {
-        if let Some(conn) = &self.conn {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
+        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 
     /// Rows per second of transaction time.
@@ -512,15 +514,5 @@ impl Ceiling {
             self.rate()
         );
         self.machine.print();
-    }
-}
-
-impl Drop for Ceiling {
-    fn drop(&mut self) {
-        self.checkpointer.take();
-        self.conn.take();
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
     }
 }

@@ -162,10 +162,7 @@ impl Config {
     /// `studentEmail`), meant for `console.warn`.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=SERVER_MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
-            return Err(format!(
-                "maxBatchEvents must be 1–{SERVER_MAX_BATCH_EVENTS}, got {}",
-                self.max_batch_events
-            ));
+            return Err(format!("maxBatchEvents must be 1–{SERVER_MAX_BATCH_EVENTS}, got {}", self.max_batch_events));
         }
         if self.max_queue_events < self.max_batch_events {
             return Err(format!("maxQueueEvents must be at least maxBatchEvents ({})", self.max_batch_events));
@@ -177,8 +174,7 @@ impl Config {
             return Err("endpoint must not be empty".to_owned());
         }
         if let Some(token) = &self.session_token {
-            session_log_protocol::check_session_token(token)
-                .map_err(|e| format!("sessionToken {e}"))?;
+            session_log_protocol::check_session_token(token).map_err(|e| format!("sessionToken {e}"))?;
         }
         if let Some(email) = &self.student_email {
             session_log_protocol::check_email(email).map_err(|e| format!("studentEmail {e}"))?;
@@ -214,8 +210,7 @@ pub fn event_id(epoch_ms: f64, random: [u8; 10]) -> Uuid {
 
 /// A step number from a JavaScript number: a whole number from 0 to 2^32 - 1, else `None`.
 pub fn step_number(value: f64) -> Option<u32> {
-    (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX))
-        .then_some(value as u32)
+    (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
 }
 
 /// `success` of an API call event: a 2xx or 3xx status (the rule; the reference shows
@@ -289,12 +284,7 @@ pub struct ApiCallFields {
 impl ApiCallFields {
     /// Builds the fields, upper-casing the method and deriving `success` from the status.
     pub fn new(endpoint: String, method: &str, status: f64) -> Self {
-        ApiCallFields {
-            endpoint,
-            method: method.to_ascii_uppercase(),
-            status,
-            success: api_call_succeeded(status),
-        }
+        ApiCallFields { endpoint, method: method.to_ascii_uppercase(), status, success: api_call_succeeded(status) }
     }
 }
 
@@ -343,12 +333,7 @@ impl Session {
         if let Some(step) = step_number(to) {
             self.current_step = step;
         }
-        NavigationFields {
-            from,
-            to,
-            from_step_name: self.step_name(from),
-            to_step_name: self.step_name(to),
-        }
+        NavigationFields { from, to, from_step_name: self.step_name(from), to_step_name: self.step_name(to) }
     }
 
     /// Takes the next sequence number.
@@ -443,7 +428,12 @@ impl Queue {
 
     /// As [`Queue::start_batch`], with the batch's `dropped` field (events the client dropped
     /// since the last acknowledged report; omitted when 0).
-    pub fn start_batch_reporting(&mut self, max_events: usize, max_bytes: usize, dropped: u64) -> Option<OutgoingBatch> {
+    pub fn start_batch_reporting(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+        dropped: u64,
+    ) -> Option<OutgoingBatch> {
         if self.in_flight > 0 || self.events.is_empty() {
             return None;
         }
@@ -453,9 +443,7 @@ impl Queue {
         let mut event_bytes = 0;
         for (_, event) in &self.events {
             let separator = usize::from(count > 0);
-            if count == max_events.max(1)
-                || (count > 0 && body.len() + separator + event.len() + 2 > max_bytes)
-            {
+            if count == max_events.max(1) || (count > 0 && body.len() + separator + event.len() + 2 > max_bytes) {
                 break;
             }
             if count > 0 {

@@ -180,7 +180,8 @@ impl<S: Store> DurableQueue<S> {
     pub fn push(&mut self, json: String) -> usize {
         let mut dropped = 0;
         while !self.queue.is_empty()
-            && (self.queue.len() + 1 > self.limits.max_events || self.queue.bytes() + json.len() > self.limits.max_bytes)
+            && (self.queue.len() + 1 > self.limits.max_events
+                || self.queue.bytes() + json.len() > self.limits.max_bytes)
         {
             if !self.drop_oldest() {
                 break;
@@ -256,11 +257,8 @@ impl<S: Store> DurableQueue<S> {
             if chunk.first > bound {
                 break;
             }
-            let live = self
-                .queue
-                .entries()
-                .take_while(|(slot, _)| *slot < chunk.end)
-                .any(|(slot, _)| slot >= chunk.first);
+            let live =
+                self.queue.entries().take_while(|(slot, _)| *slot < chunk.end).any(|(slot, _)| slot >= chunk.first);
             if live {
                 index += 1;
             } else {

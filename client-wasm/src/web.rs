@@ -317,13 +317,16 @@ impl Client {
                     .map_or(0, |rejected| {
                         let first = rejected.get(0);
                         let error = Reflect::get(&first, &"error".into()).map(|e| text(&e)).unwrap_or_default();
-                        warn_once(&format!("the server refused {} event(s): {error}", rejected.length()),
-                        );
+                        warn_once(&format!("the server refused {} event(s): {error}", rejected.length()));
                         rejected.length() as usize
                     });
                 self.finish(count, rejected);
                 self.backoff.reset();
-                if self.queue.queue().is_empty() { Next::Nothing } else { Next::SendNow }
+                if self.queue.queue().is_empty() {
+                    Next::Nothing
+                } else {
+                    Next::SendNow
+                }
             }
             Outcome::Refused => {
                 let reply = reply.ok();
@@ -336,7 +339,11 @@ impl Client {
                 warn_once(&message);
                 self.last_error = Some(message);
                 self.finish(count, count);
-                if self.queue.queue().is_empty() { Next::Nothing } else { Next::SendNow }
+                if self.queue.queue().is_empty() {
+                    Next::Nothing
+                } else {
+                    Next::SendNow
+                }
             }
             Outcome::Retry => {
                 self.queue.release_batch();
@@ -353,12 +360,9 @@ impl Client {
                     return (Next::Nothing, outcome);
                 }
                 let backoff = self.backoff.next_delay_ms(js_sys::Math::random());
-                let retry_after = reply
-                    .ok()
-                    .and_then(|r| r.retry_after)
-                    .and_then(|h| {
-                        core::retry_after_ms(&h, js_sys::Date::now(), |date| Some(js_sys::Date::parse(date)))
-                    });
+                let retry_after = reply.ok().and_then(|r| r.retry_after).and_then(|h| {
+                    core::retry_after_ms(&h, js_sys::Date::now(), |date| Some(js_sys::Date::parse(date)))
+                });
                 self.retry_pending = true;
                 Next::Timer(backoff.max(retry_after.unwrap_or(0)))
             }
@@ -408,7 +412,9 @@ fn start_background_work() {
     if let Some(window) = web_sys::window() {
         let on_exit = Closure::<dyn Fn(web_sys::Event)>::new(|event: web_sys::Event| {
             let hidden = event.type_() == "pagehide"
-                || web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+                || web_sys::window()
+                    .and_then(|w| w.document())
+                    .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
             if hidden {
                 send_beacons();
             }

@@ -69,7 +69,8 @@ fn session_token_is_generated_and_kept() {
     assert!(token.starts_with("ws_") && token.len() == 35, "{token}");
     assert!(token[3..].chars().all(|c| c.is_ascii_hexdigit()), "{token}");
     assert_eq!(get_session_token(), token);
-    let stored = web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("session-log:sessionToken").unwrap();
+    let stored =
+        web_sys::window().unwrap().local_storage().unwrap().unwrap().get_item("session-log:sessionToken").unwrap();
     assert_eq!(stored.as_deref(), Some(token.as_str()));
 }
 
@@ -113,7 +114,12 @@ fn unserialisable_details_keep_the_event_and_warn_once() {
     log_action("big".into(), bigint());
     log_action("getter".into(), throwing_getter());
     assert_eq!(queued() - before, 4.0, "every event is kept");
-    assert_eq!(warnings_containing("action event's data is not JSON"), 2, "cycle and BigInt, each once: {:?}", warnings());
+    assert_eq!(
+        warnings_containing("action event's data is not JSON"),
+        2,
+        "cycle and BigInt, each once: {:?}",
+        warnings()
+    );
     assert_eq!(warnings_containing("getter exploded"), 1, "{:?}", warnings());
 }
 
@@ -190,7 +196,8 @@ async fn queued_events_survive_reinitialisation() {
     log_action("persisted_first".into(), JsValue::UNDEFINED);
     log_action("persisted_second".into(), JsValue::UNDEFINED);
     next_task().await;
-    let tab = web_sys::window().unwrap().session_storage().unwrap().unwrap().get_item(TAB_KEY).unwrap().expect("a tab id");
+    let tab =
+        web_sys::window().unwrap().session_storage().unwrap().unwrap().get_item(TAB_KEY).unwrap().expect("a tab id");
     let reopened = session_log_client::durable::DurableQueue::open(
         LocalStore::open(),
         &tab,

@@ -367,13 +367,9 @@ mod tests {
     // A batch answer omits `rejected` and `duplicates` when there is nothing to report.
     #[test]
     fn batch_response_omits_empty_extensions() {
-        let text = serde_json::to_string(&BatchResponse {
-            success: true,
-            accepted: 3,
-            duplicates: 0,
-            rejected: vec![],
-        })
-        .unwrap();
+        let text =
+            serde_json::to_string(&BatchResponse { success: true, accepted: 3, duplicates: 0, rejected: vec![] })
+                .unwrap();
         assert_eq!(text, r#"{"success":true,"accepted":3}"#);
     }
 }

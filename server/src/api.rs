@@ -8,10 +8,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use governor::{Quota, RateLimiter};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use governor::{Quota, RateLimiter};
 use session_log_protocol::{BatchResponse, LoggedResponse};
 use subtle::ConstantTimeEq;
 
@@ -69,9 +69,9 @@ impl RateLimits {
     /// Takes one token for `session_token`. Errors: [`ApiError::RateLimited`] with the wait.
     pub fn check_session(&self, session_token: &str) -> Result<(), ApiError> {
         match &self.per_session {
-            Some(limiter) => limiter
-                .check_key(&session_token.to_owned())
-                .map_err(|wait| limited("session token", &wait)),
+            Some(limiter) => {
+                limiter.check_key(&session_token.to_owned()).map_err(|wait| limited("session token", &wait))
+            }
             None => Ok(()),
         }
     }
@@ -257,11 +257,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 /// bytes (before reading anything when Content-Length says so). Errors: [`ApiError::BodyTooLarge`],
 /// [`ApiError::MalformedJson`] when the connection breaks mid-body.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }

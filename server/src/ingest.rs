@@ -67,8 +67,7 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::EmptyBody);
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
     #[derive(Deserialize)]
     struct MaybeBatch<E> {
         events: Option<E>,
@@ -196,12 +195,19 @@ fn shape_error(json: &str) -> String {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     match serde_path_to_error::deserialize::<_, Event<&RawValue>>(&mut deserializer) {
         // Only trailing characters make plain serde fail where the tracked parse succeeds.
-        Ok(_) => deserializer.end().err().map_or_else(|| "not a valid event".to_owned(), |e| strip_position(&e.to_string()).to_owned()),
+        Ok(_) => deserializer
+            .end()
+            .err()
+            .map_or_else(|| "not a valid event".to_owned(), |e| strip_position(&e.to_string()).to_owned()),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             let inner = strip_position(&inner);
-            if path == "." { inner.to_owned() } else { format!("{path}: {inner}") }
+            if path == "." {
+                inner.to_owned()
+            } else {
+                format!("{path}: {inner}")
+            }
         }
     }
 }
@@ -386,8 +392,13 @@ mod tests {
         let empty = json!({"events": []}).to_string();
         assert!(matches!(parse_body(empty.as_bytes(), &config()), Err(ApiError::InvalidEvent(_))));
         let too_many = json!({"events": vec![json!({}); 501]}).to_string();
-        assert!(matches!(parse_body(too_many.as_bytes(), &config()), Err(ApiError::TooManyEvents { max: 500, got: 501 })));
+        assert!(matches!(
+            parse_body(too_many.as_bytes(), &config()),
+            Err(ApiError::TooManyEvents { max: 500, got: 501 })
+        ));
         let none_valid = json!({"events": [{}]}).to_string();
-        assert!(matches!(parse_body(none_valid.as_bytes(), &config()), Err(ApiError::NoValidEvents(r)) if r.len() == 1));
+        assert!(
+            matches!(parse_body(none_valid.as_bytes(), &config()), Err(ApiError::NoValidEvents(r)) if r.len() == 1)
+        );
     }
 }

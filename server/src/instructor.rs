@@ -21,7 +21,8 @@ use crate::error::ApiError;
 use crate::export::Format;
 use crate::report::{self, Report};
 use crate::storage::{
-    iso_ago, now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery, StorageError,
+    iso_ago, now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery,
+    StorageError,
 };
 use crate::summary::{EndpointStats, Status, StepStats};
 
@@ -53,12 +54,12 @@ fn pairs(query_string: &str) -> Result<Vec<(String, String)>, ApiError> {
 /// `2026-11-21` meaning its midnight UTC) as `created_at` text. Errors: the parameter named.
 pub fn parse_time(name: &'static str, value: &str) -> Result<String, ApiError> {
     let text = if value.len() == 10 { format!("{value}T00:00:00Z") } else { value.to_owned() };
-    humantime::parse_rfc3339_weak(&text)
-        .map(|t| humantime::format_rfc3339_millis(t).to_string())
-        .map_err(|e| ApiError::InvalidParameter {
+    humantime::parse_rfc3339_weak(&text).map(|t| humantime::format_rfc3339_millis(t).to_string()).map_err(|e| {
+        ApiError::InvalidParameter {
             name,
             reason: format!("must be an ISO 8601 UTC time such as 2026-11-21T09:30:00Z, got {value:?} ({e})"),
-        })
+        }
+    })
 }
 
 fn parse_limit(name: &'static str, value: &str, max: u32) -> Result<u32, ApiError> {
@@ -245,7 +246,11 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn stream_events(
+    _: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
     let mut query = event_query(&params)?;
     let resume = match req.headers().get("last-event-id") {
@@ -335,10 +340,16 @@ pub async fn stream_events(_: Instructor, req: HttpRequest, state: web::Data<App
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn export_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn export_events(
+    _: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
     let format = match params.iter().find(|(name, _)| name == "format") {
-        Some((_, value)) => Format::parse(value).map_err(|reason| ApiError::InvalidParameter { name: "format", reason })?,
+        Some((_, value)) => {
+            Format::parse(value).map_err(|reason| ApiError::InvalidParameter { name: "format", reason })?
+        }
         None => return Err(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() }),
     };
     let mut query = event_query(&params)?;
@@ -484,7 +495,11 @@ impl From<&EndpointStats> for EndpointCount {
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_sessions(
+    _: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let mut query = SessionQuery { limit: MAX_SESSIONS, ..SessionQuery::default() };
     let mut status = None;
     for (name, value) in pairs(req.query_string())? {
@@ -494,7 +509,9 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
             "until" => query.until = Some(parse_time("until", &value)?),
             "limit" => query.limit = parse_limit("limit", &value, MAX_SESSIONS)?,
             "status" => {
-                status = Some(value.parse::<Status>().map_err(|reason| ApiError::InvalidParameter { name: "status", reason })?)
+                status = Some(
+                    value.parse::<Status>().map_err(|reason| ApiError::InvalidParameter { name: "status", reason })?,
+                )
             }
             _ => {}
         }
@@ -541,7 +558,6 @@ pub async fn get_sessions(_: Instructor, req: HttpRequest, state: web::Data<AppS
         .collect();
     Ok(HttpResponse::Ok().json(SessionsResponse { success: true, count: sessions.len(), sessions }))
 }
-
 
 /// Builds the report of the sessions seen in `[since, until)` on a read connection.
 pub fn build_report(

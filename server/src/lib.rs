@@ -70,10 +70,7 @@ pub async fn run(
     let workers = app_state.config.http_workers;
     let mut server = HttpServer::new(move || {
         let config = &app_state.config;
-        let mut app = App::new()
-            .app_data(app_state.clone())
-            .wrap(cors(&config.allowed_origins))
-            .configure(api::routes);
+        let mut app = App::new().app_data(app_state.clone()).wrap(cors(&config.allowed_origins)).configure(api::routes);
         if let Some(pkg) = config.pkg_dir.as_ref().filter(|d| d.is_dir()) {
             app = app.service(actix_files::Files::new("/pkg", pkg));
         }
@@ -121,7 +118,8 @@ pub const RETENTION_BATCH_EVENTS: usize = 1000;
 /// between them so ingest never waits long.
 async fn retention_task(state: web::Data<api::AppState>, retention: std::time::Duration) {
     // The first run waits a little (at most a minute), so start-up traffic goes first.
-    let first = actix_web::rt::time::Instant::now() + state.config.retention_every.min(std::time::Duration::from_secs(60));
+    let first =
+        actix_web::rt::time::Instant::now() + state.config.retention_every.min(std::time::Duration::from_secs(60));
     let mut every = actix_web::rt::time::interval_at(first, state.config.retention_every);
     loop {
         every.tick().await;
@@ -135,7 +133,9 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
                         break;
                     }
                 }
-                Err(storage::StorageError::Busy) => actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(storage::StorageError::Busy) => {
+                    actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await
+                }
                 Err(error) => {
                     tracing::warn!(%error, "retention purge failed; retrying at the next run");
                     break;
@@ -144,7 +144,13 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
             actix_web::rt::task::yield_now().await;
         }
         if total.events > 0 {
-            tracing::info!(before, events = total.events, sessions = total.sessions, students = total.students, "retention purge");
+            tracing::info!(
+                before,
+                events = total.events,
+                sessions = total.sessions,
+                students = total.students,
+                "retention purge"
+            );
         }
     }
 }
@@ -159,7 +165,10 @@ async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration
         ticks.tick().await;
         let since = Some(storage::iso_ago(std::time::Duration::from_secs(86_400)));
         let (window, final_step) = (state.config.active_window, state.config.final_step);
-        let built = instructor::read_summaries(&state, move |conn| instructor::build_report(conn, since, None, window, final_step)).await;
+        let built = instructor::read_summaries(&state, move |conn| {
+            instructor::build_report(conn, since, None, window, final_step)
+        })
+        .await;
         let outcome = match built {
             Ok(report) => report::append_csv(&path, &report).map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

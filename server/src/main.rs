@@ -28,7 +28,12 @@ struct Args {
     db: PathBuf,
     /// Instructor token for the read API; repeat the flag, or separate with commas, for several.
     /// When absent, a random one is generated and printed once.
-    #[arg(long = "instructor-token", env = "SESSION_LOG_INSTRUCTOR_TOKEN", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "instructor-token",
+        env = "SESSION_LOG_INSTRUCTOR_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     instructor_tokens: Vec<String>,
     /// Folder of static files served at / (the demo workshop).
     #[arg(long, env = "SESSION_LOG_WWW", default_value = "./www")]
@@ -59,7 +64,12 @@ struct Args {
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION_BURST", default_value_t = Config::default().rate_limit_session_burst)]
     rate_limit_session_burst: u32,
     /// Event type that marks a session completed; repeat, or separate with commas.
-    #[arg(long = "completion-event", env = "SESSION_LOG_COMPLETION_EVENTS", value_delimiter = ',', default_value = "workshop_completed")]
+    #[arg(
+        long = "completion-event",
+        env = "SESSION_LOG_COMPLETION_EVENTS",
+        value_delimiter = ',',
+        default_value = "workshop_completed"
+    )]
     completion_events: Vec<String>,
     /// A session that reaches this step (numbered from 0) is completed too.
     #[arg(long, env = "SESSION_LOG_FINAL_STEP")]

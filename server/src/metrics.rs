@@ -47,16 +47,28 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("register");
             h
         };
-        let queue_depth = IntGauge::new("session_log_write_queue_depth", "Write requests waiting for the writer thread.")
-            .expect("metric name");
+        let queue_depth =
+            IntGauge::new("session_log_write_queue_depth", "Write requests waiting for the writer thread.")
+                .expect("metric name");
         registry.register(Box::new(queue_depth.clone())).expect("register");
         Metrics {
             events_accepted: counter("session_log_events_accepted_total", "Events stored (new or already present)."),
-            events_duplicate: counter("session_log_events_duplicate_total", "Events that were already stored (same eventId)."),
+            events_duplicate: counter(
+                "session_log_events_duplicate_total",
+                "Events that were already stored (same eventId).",
+            ),
             events_rejected: counter_vec("session_log_events_rejected_total", "Events refused, by reason.", "reason"),
-            requests_refused: counter_vec("session_log_requests_refused_total", "Requests refused whole, by reason.", "reason"),
+            requests_refused: counter_vec(
+                "session_log_requests_refused_total",
+                "Requests refused whole, by reason.",
+                "reason",
+            ),
             batches: counter("session_log_batches_total", "POST bodies (batches or single events) committed."),
-            rate_limited: counter_vec("session_log_rate_limited_total", "Requests refused by a rate limit, by key.", "key"),
+            rate_limited: counter_vec(
+                "session_log_rate_limited_total",
+                "Requests refused by a rate limit, by key.",
+                "key",
+            ),
             queue_depth,
             commit_seconds: histogram(
                 "session_log_commit_seconds",

@@ -278,7 +278,8 @@ impl SessionSummary {
                     self.last_progress_at = event.created_at.to_owned();
                 }
                 if self.steps.len() < MAX_STEPS || self.steps.contains_key(&step) {
-                    let stats = self.steps.entry(step).or_insert(StepStats { first_entered_ms: at, ..StepStats::default() });
+                    let stats =
+                        self.steps.entry(step).or_insert(StepStats { first_entered_ms: at, ..StepStats::default() });
                     stats.visits += 1;
                     stats.first_entered_ms = stats.first_entered_ms.min(at);
                 }
@@ -387,12 +388,16 @@ mod tests {
     // The reference's event shapes give steps, error types, endpoints, failures and durations.
     #[test]
     fn facts_from_reference_shapes() {
-        let nav = EventFacts::read("navigation", r#"{"from":2,"to":3,"toStepName":"Provision Services","currentStep":2}"#);
+        let nav =
+            EventFacts::read("navigation", r#"{"from":2,"to":3,"toStepName":"Provision Services","currentStep":2}"#);
         assert_eq!((nav.step, nav.step_name.as_deref()), (Some(3), Some("Provision Services")));
         let error = EventFacts::read("error", r#"{"errorType":"openai_validation_failed","currentStep":0}"#);
         assert_eq!(error.error_type.as_deref(), Some("openai_validation_failed"));
         let api = EventFacts::read("api_call", r#"{"endpoint":"/v1/models","status":500,"deploymentTime":1234}"#);
-        assert_eq!((api.endpoint.as_deref(), api.api_failed, api.duration_ms), (Some("/v1/models"), true, Some(1234.0)));
+        assert_eq!(
+            (api.endpoint.as_deref(), api.api_failed, api.duration_ms),
+            (Some("/v1/models"), true, Some(1234.0))
+        );
         let ok = EventFacts::read("api_call", r#"{"endpoint":"/x","status":200,"success":true}"#);
         assert!(!ok.api_failed);
         let odd = EventFacts::read("error", r#"{"currentStep":"three","errorType":7}"#);
@@ -403,8 +408,16 @@ mod tests {
     #[test]
     fn fold_tracks_steps_and_completion() {
         let s = fold(&[
-            ("action", r#"{"currentStep":0,"stepName":"A","timestamp":"2026-01-01T00:00:00.000Z"}"#, "2026-01-01T00:00:01.000Z"),
-            ("navigation", r#"{"from":0,"to":1,"toStepName":"B","timestamp":"2026-01-01T00:01:00.000Z"}"#, "2026-01-01T00:01:01.000Z"),
+            (
+                "action",
+                r#"{"currentStep":0,"stepName":"A","timestamp":"2026-01-01T00:00:00.000Z"}"#,
+                "2026-01-01T00:00:01.000Z",
+            ),
+            (
+                "navigation",
+                r#"{"from":0,"to":1,"toStepName":"B","timestamp":"2026-01-01T00:01:00.000Z"}"#,
+                "2026-01-01T00:01:01.000Z",
+            ),
             ("error", r#"{"errorType":"boom","currentStep":1}"#, "2026-01-01T00:01:02.000Z"),
             ("workshop_completed", r#"{"currentStep":1}"#, "2026-01-01T00:02:00.000Z"),
         ]);

@@ -53,7 +53,8 @@ fn get_filters_and_limit() {
 
     let by_session = server.get("sessionToken=ws_a");
     assert_eq!(by_session["count"], 5);
-    let ns: Vec<i64> = by_session["events"].as_array().unwrap().iter().map(|e| e["event_data"]["n"].as_i64().unwrap()).collect();
+    let ns: Vec<i64> =
+        by_session["events"].as_array().unwrap().iter().map(|e| e["event_data"]["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, vec![4, 3, 2, 1, 0], "newest first");
     assert_eq!(by_session["events"][0]["student_name"], "Ada Lovelace");
 
@@ -87,7 +88,8 @@ fn student_name_follows_the_latest_post() {
     post("ann@example.com", Some("Ann"), 3);
     post("Ann@Example.com", None, 4);
     let events = server.get("sessionToken=ws_named&order=asc");
-    let names: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["student_name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["student_name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Ann"; 5], "one student row, named by the latest POST that gave a name");
     let conn = rusqlite::Connection::open(&server.db).unwrap();
     let students: i64 = conn.query_row("SELECT count(*) FROM students", [], |r| r.get(0)).unwrap();
@@ -243,7 +245,8 @@ fn session_query_reports_missing_and_dropped_events() {
     let answer = server.get("sessionToken=ws_gaps");
     assert_eq!(answer["missing_events"], 3, "seq 2, 4 and 5 are missing");
     assert_eq!(answer["dropped_events"], 2);
-    let types: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        answer["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
     assert_eq!(types.iter().filter(|t| **t == "events_dropped").count(), 1);
     assert!(server.get("eventType=action").get("missing_events").is_none(), "only for a session query");
 }

@@ -113,7 +113,12 @@ fn http_server_answers_mutated_bodies_with_2xx_or_4xx() {
             body[i] = byte;
         }
         let answer = server.request("POST", "/api/session-log", &[("Content-Type", "application/json")], &body);
-        assert!((200..500).contains(&answer.status) && answer.status != 404, "{} for {:?}", answer.status, String::from_utf8_lossy(&body));
+        assert!(
+            (200..500).contains(&answer.status) && answer.status != 404,
+            "{} for {:?}",
+            answer.status,
+            String::from_utf8_lossy(&body)
+        );
         assert!(answer.json()["success"].is_boolean());
     }
     assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);

@@ -69,7 +69,8 @@ fn cursor_paging_survives_concurrent_inserts() {
             _ => {
                 assert_eq!(&seen[..2500], &(0..2500).collect::<Vec<_>>()[..], "asc: oldest first");
                 // Everything posted while paging was reached too.
-                let total = server.read("/api/session-log?sessionToken=ws_page&limit=1")["events"][0]["event_data"]["n"]
+                let total = server.read("/api/session-log?sessionToken=ws_page&limit=1")["events"][0]["event_data"]
+                    ["n"]
                     .as_u64()
                     .unwrap();
                 assert!(unique.contains(&total), "asc paging reached the newest event");
@@ -123,16 +124,52 @@ fn workshop_events() -> Vec<Value> {
         e
     };
     vec![
-        ada(event("ws_ada", "action", json!({"actionName": "start", "currentStep": 0, "stepName": "Connect Accounts", "timestamp": "2026-11-21T09:00:00.000Z"})), 0),
-        ada(event("ws_ada", "api_call", json!({"endpoint": "/v1/models", "status": 401, "success": false, "duration": 100, "currentStep": 0})), 1),
+        ada(
+            event(
+                "ws_ada",
+                "action",
+                json!({"actionName": "start", "currentStep": 0, "stepName": "Connect Accounts", "timestamp": "2026-11-21T09:00:00.000Z"}),
+            ),
+            0,
+        ),
+        ada(
+            event(
+                "ws_ada",
+                "api_call",
+                json!({"endpoint": "/v1/models", "status": 401, "success": false, "duration": 100, "currentStep": 0}),
+            ),
+            1,
+        ),
         ada(event("ws_ada", "error", json!({"errorType": "openai_validation_failed", "currentStep": 0})), 2),
-        ada(event("ws_ada", "navigation", json!({"from": 0, "to": 1, "toStepName": "Choose Use Case", "timestamp": "2026-11-21T09:02:00.000Z"})), 3),
+        ada(
+            event(
+                "ws_ada",
+                "navigation",
+                json!({"from": 0, "to": 1, "toStepName": "Choose Use Case", "timestamp": "2026-11-21T09:02:00.000Z"}),
+            ),
+            3,
+        ),
         // seq 4 never arrives.
-        ada(event("ws_ada", "api_call", json!({"endpoint": "/v1/models", "status": 200, "success": true, "duration": 300, "currentStep": 1})), 5),
-        event("ws_bob", "action", json!({"currentStep": 0, "stepName": "Connect Accounts", "timestamp": "2026-11-21T09:00:00.000Z"})),
+        ada(
+            event(
+                "ws_ada",
+                "api_call",
+                json!({"endpoint": "/v1/models", "status": 200, "success": true, "duration": 300, "currentStep": 1}),
+            ),
+            5,
+        ),
+        event(
+            "ws_bob",
+            "action",
+            json!({"currentStep": 0, "stepName": "Connect Accounts", "timestamp": "2026-11-21T09:00:00.000Z"}),
+        ),
         event("ws_bob", "error", json!({"errorType": "openai_validation_failed", "currentStep": 0})),
         event("ws_bob", "error", json!({"errorType": "twilio_timeout", "currentStep": 0})),
-        event("ws_bob", "navigation", json!({"from": 0, "to": 1, "toStepName": "Choose Use Case", "timestamp": "2026-11-21T09:05:00.000Z"})),
+        event(
+            "ws_bob",
+            "navigation",
+            json!({"from": 0, "to": 1, "toStepName": "Choose Use Case", "timestamp": "2026-11-21T09:05:00.000Z"}),
+        ),
         event("ws_bob", "workshop_completed", json!({"currentStep": 1})),
     ]
 }
@@ -205,8 +242,14 @@ fn report_of_the_room() {
     assert_eq!(funnel[0]["medianTimeMs"], 120_000);
     assert_eq!(funnel[0]["stepName"], "Connect Accounts");
     let api = &report["apiCalls"][0];
-    assert_eq!((api["endpoint"].as_str(), api["calls"].as_u64(), api["failed"].as_u64()), (Some("/v1/models"), Some(2), Some(1)));
-    assert_eq!((api["failureRate"].as_f64(), api["p50Ms"].as_f64(), api["p95Ms"].as_f64()), (Some(0.5), Some(100.0), Some(300.0)));
+    assert_eq!(
+        (api["endpoint"].as_str(), api["calls"].as_u64(), api["failed"].as_u64()),
+        (Some("/v1/models"), Some(2), Some(1))
+    );
+    assert_eq!(
+        (api["failureRate"].as_f64(), api["p50Ms"].as_f64(), api["p95Ms"].as_f64()),
+        (Some(0.5), Some(100.0), Some(300.0))
+    );
     assert_eq!(server.read("/api/report?since=2999-01-01")["sessions"], 0);
 }
 

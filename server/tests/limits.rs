@@ -106,14 +106,21 @@ fn allowed_origins_restrict_cors() {
         server.request(
             "OPTIONS",
             "/api/session-log",
-            &[("Origin", origin), ("Access-Control-Request-Method", "POST"), ("Access-Control-Request-Headers", "content-type")],
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "content-type"),
+            ],
             b"",
         )
     };
     let open = TestServer::start();
     assert_eq!(preflight(&open, "https://any.example").allow_origin.as_deref(), Some("https://any.example"));
     let closed = TestServer::start_with(|c| c.allowed_origins = vec!["https://workshop.example".into()]);
-    assert_eq!(preflight(&closed, "https://workshop.example").allow_origin.as_deref(), Some("https://workshop.example"));
+    assert_eq!(
+        preflight(&closed, "https://workshop.example").allow_origin.as_deref(),
+        Some("https://workshop.example")
+    );
     assert_eq!(preflight(&closed, "https://evil.example").allow_origin, None);
 }
 
@@ -145,7 +152,8 @@ fn full_write_queue_answers_503() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // ...and the third is refused at once.
-    let third = server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 3})).to_string().as_bytes());
+    let third =
+        server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 3})).to_string().as_bytes());
     assert_eq!(third.status, 503, "{}", third.text);
     assert_eq!(third.retry_after.as_deref(), Some("1"));
     assert!(third.json()["error"].as_str().unwrap().contains("overloaded"));

@@ -97,10 +97,13 @@ fn retention_task_runs() {
     assert!(posted, "the server did not start");
     let count = || {
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM sessions)", [], |r| r.get::<_, i64>(0))
-            .unwrap()
+        conn.query_row("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM sessions)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
     };
-    let events = rusqlite::Connection::open(&db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0));
+    let events =
+        rusqlite::Connection::open(&db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0));
     assert_eq!(events.unwrap(), 1, "the event is stored");
     let mut left = count();
     for _ in 0..50 {

@@ -35,10 +35,8 @@ fn summaries_catch_up_after_a_crash() {
         }
         // Dropped unflushed, as by SIGKILL.
     }
-    let stored: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let stored: i64 =
+        rusqlite::Connection::open(&db).unwrap().query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, 0, "no summary was written before the crash");
 
     drop(open_writer_connection(&db, &types).unwrap());
@@ -65,7 +63,8 @@ fn writer_sees_another_connections_deletion() {
     });
     let conn = rusqlite::Connection::open(&config.db_path).unwrap();
     assert_eq!(assert_summaries_are_folds(&conn), ["ws_gone", "ws_kept"]);
-    let gone: String = conn.query_row("SELECT summary FROM sessions WHERE session_token = 'ws_gone'", [], |r| r.get(0)).unwrap();
+    let gone: String =
+        conn.query_row("SELECT summary FROM sessions WHERE session_token = 'ws_gone'", [], |r| r.get(0)).unwrap();
     let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
     assert_eq!(gone["events"], 3, "only the events stored after the deletion");
     storage.close();

@@ -99,7 +99,8 @@ fn the_files_a_crash_leaves_hold_every_commit() {
     transaction(&mut conn, 12, true);
     let copy = tempfile::tempdir().unwrap();
     for suffix in ["", "-wal"] {
-        std::fs::copy(dir.path().join(format!("events.db{suffix}")), copy.path().join(format!("events.db{suffix}"))).unwrap();
+        std::fs::copy(dir.path().join(format!("events.db{suffix}")), copy.path().join(format!("events.db{suffix}")))
+            .unwrap();
     }
     let recovered = Connection::open(copy.path().join("events.db")).unwrap();
     assert_eq!(count(&recovered), 20_363);

@@ -135,7 +135,11 @@ impl Server {
     /// temporary database and [`INSTRUCTOR_TOKEN`].
     pub fn start() -> Server {
         let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
-        assert!(pkg.join("session_log.js").is_file(), "the client package in {} is not built: run `cargo xtask build`", pkg.display());
+        assert!(
+            pkg.join("session_log.js").is_file(),
+            "the client package in {} is not built: run `cargo xtask build`",
+            pkg.display()
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("events.db");
         let mut server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);
@@ -152,7 +156,9 @@ impl Server {
             "the session-log-server binary",
         );
         let www = std::env::var_os("SESSION_LOG_WWW").map(PathBuf::from).unwrap_or_else(|| workspace().join("www"));
-        let pkg = std::env::var_os("SESSION_LOG_PKG").map(PathBuf::from).unwrap_or_else(|| workspace().join("client-wasm/pkg"));
+        let pkg = std::env::var_os("SESSION_LOG_PKG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("client-wasm/pkg"));
         let bind: &[&str] = if extra_args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1:0"] };
         let mut command = Command::new(&bin);
         command.args(bind).args(extra_args).arg("--db").arg(db);
@@ -181,9 +187,8 @@ impl Server {
                 }
             }
         });
-        let (url, generated_token) = receiver
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server did not print its address within 30 s");
+        let (url, generated_token) =
+            receiver.recv_timeout(Duration::from_secs(30)).expect("the server did not print its address within 30 s");
         Server { url, generated_token, child, _dir: None }
     }
 

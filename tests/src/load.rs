@@ -85,7 +85,9 @@ impl Load {
                 let tasks: Vec<_> = (0..clients)
                     .map(|client| {
                         let (http, config, stop) = (http.clone(), config.clone(), flag.clone());
-                        tokio::spawn(async move { client_loop(client, &http, &config, per_client, &stop, started).await })
+                        tokio::spawn(
+                            async move { client_loop(client, &http, &config, per_client, &stop, started).await },
+                        )
                     })
                     .collect();
                 let mut reports = Vec::with_capacity(clients);
@@ -232,10 +234,22 @@ pub fn realistic_event(rng: &mut fastrand::Rng, session: &str, id: Uuid, seq: u6
 fn make_event(rng: &mut fastrand::Rng, session: &str, id: Uuid, seq: u64, kind: usize) -> Value {
     let step = rng.usize(..STEPS.len());
     let (event_type, mut data) = match kind {
-        0 => ("navigation", json!({"from": step, "to": (step + 1) % 5, "fromStepName": STEPS[step], "toStepName": STEPS[(step + 1) % 5]})),
-        1 => ("error", json!({"errorType": "openai_validation_failed", "errorMessage": "Incorrect API key provided", "statusCode": 401})),
-        2 => ("action", json!({"actionName": "phone_number_selected", "phoneNumber": "+15555551234", "provider": "twilio"})),
-        3 => ("api_call", json!({"endpoint": "/api/deploy-function", "method": "POST", "status": 200, "success": true, "deploymentTime": rng.u32(100..5000)})),
+        0 => (
+            "navigation",
+            json!({"from": step, "to": (step + 1) % 5, "fromStepName": STEPS[step], "toStepName": STEPS[(step + 1) % 5]}),
+        ),
+        1 => (
+            "error",
+            json!({"errorType": "openai_validation_failed", "errorMessage": "Incorrect API key provided", "statusCode": 401}),
+        ),
+        2 => (
+            "action",
+            json!({"actionName": "phone_number_selected", "phoneNumber": "+15555551234", "provider": "twilio"}),
+        ),
+        3 => (
+            "api_call",
+            json!({"endpoint": "/api/deploy-function", "method": "POST", "status": 200, "success": true, "deploymentTime": rng.u32(100..5000)}),
+        ),
         _ => ("state_change", json!({"stateName": "servicesReady", "oldValue": false, "newValue": true})),
     };
     let context = json!({

@@ -27,7 +27,8 @@ fn stored_ids(db: &Path) -> HashSet<Uuid> {
 /// The session summaries (`/api/sessions`) count exactly the events stored: the summary work
 /// lost with each SIGKILL was redone from the events when the server started again.
 fn assert_summaries_match(server: &Server, db: &Path) {
-    let stored: i64 = rusqlite::Connection::open(db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let stored: i64 =
+        rusqlite::Connection::open(db).unwrap().query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     let sessions = server.get_as(INSTRUCTOR_TOKEN, "/api/sessions");
     let counted: i64 = sessions["sessions"].as_array().unwrap().iter().map(|s| s["events"].as_i64().unwrap()).sum();
     assert_eq!(counted, stored, "the session summaries count {counted} events, the events table holds {stored}");

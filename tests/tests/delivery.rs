@@ -52,7 +52,8 @@ async fn events_logged_while_the_server_is_down_survive_a_reload() {
     let ingest = Server::start_with(&dir.path().join("events.db"), &server_args(www, &["--bind", &bind]));
     let answer = ingest.wait_for_events(&token, 250, 30).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // anything extra would show up now
-    let answer = if answer["count"] == 250 { ingest.events(&format!("sessionToken={token}&limit=1000")) } else { answer };
+    let answer =
+        if answer["count"] == 250 { ingest.events(&format!("sessionToken={token}&limit=1000")) } else { answer };
     browser.close().await;
     assert_eq!(answer["count"], 250, "every event exactly once");
     assert_eq!(seqs_in_storage_order(&answer), (0..250).collect::<Vec<u64>>(), "in sequence order");
@@ -66,7 +67,8 @@ async fn retry_after_is_honoured_and_nothing_is_lost() {
     let site = test_site();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(&dir.path().join("events.db"), &server_args(site.path().to_str().unwrap(), &[]));
-    let proxy = FaultProxy::start(&server.url, Fault::Unavailable { retry_after_secs: 2, for_: Duration::from_secs(5) }).await;
+    let proxy =
+        FaultProxy::start(&server.url, Fault::Unavailable { retry_after_secs: 2, for_: Duration::from_secs(5) }).await;
     let browser = Browser::start().await;
     let token = open_page(&browser, &format!("{}/delivery.html?interval=100", proxy.url)).await;
     browser.run("window.logMany(0, 30)", vec![]).await;
@@ -140,9 +142,11 @@ async fn an_invalid_event_is_refused_alone_and_reported_once() {
     let stats = browser.run("return window.sessionLog.stats()", vec![]).await;
     browser.close().await;
     let answer = server.events(&format!("sessionToken={token}"));
-    let names: Vec<&str> = answer["events"].as_array().unwrap().iter().map(|e| e["event_data"]["actionName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        answer["events"].as_array().unwrap().iter().map(|e| e["event_data"]["actionName"].as_str().unwrap()).collect();
     assert_eq!(names, ["after", "before"]);
-    let reports: Vec<&Value> = warnings.as_array().unwrap().iter().filter(|w| w.as_str().unwrap().contains("refused")).collect();
+    let reports: Vec<&Value> =
+        warnings.as_array().unwrap().iter().filter(|w| w.as_str().unwrap().contains("refused")).collect();
     assert_eq!(reports.len(), 1, "{warnings}");
     assert!(reports[0].as_str().unwrap().contains("eventData"), "{}", reports[0]);
     assert_eq!(stats["dropped"], json!(1));
@@ -159,7 +163,11 @@ async fn a_closed_tabs_events_are_sent_by_the_next_page() {
     let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let browser = Browser::start().await;
     // Tab A cannot reach its endpoint, logs, and goes away.
-    let token = open_page(&browser, &format!("{}/delivery.html?endpoint=http://127.0.0.1:{closed_port}/api/session-log", server.url)).await;
+    let token = open_page(
+        &browser,
+        &format!("{}/delivery.html?endpoint=http://127.0.0.1:{closed_port}/api/session-log", server.url),
+    )
+    .await;
     browser.run("window.logMany(0, 30)", vec![]).await;
     browser.wait_until("return window.sessionLog.stats().retries >= 1").await;
     browser.client.goto("about:blank").await.unwrap();

@@ -94,8 +94,10 @@ fn delete_student_command() {
     let events: Vec<_> = ["ada@example.com", "ada@example.com", "bob@example.com"]
         .iter()
         .enumerate()
-        .map(|(n, email)| json!({"sessionToken": format!("ws_{}", &email[..3]), "studentEmail": email,
-                                 "eventType": "action", "eventData": {"n": n}}))
+        .map(|(n, email)| {
+            json!({"sessionToken": format!("ws_{}", &email[..3]), "studentEmail": email,
+                                 "eventType": "action", "eventData": {"n": n}})
+        })
         .collect();
     assert_eq!(server.post(&json!({ "events": events })).0, 200);
     let bin = std::env::var_os("SESSION_LOG_SERVER_BIN")
@@ -106,7 +108,10 @@ fn delete_student_command() {
     };
     let deleted = run("Ada@Example.com");
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
-    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "deleted Ada@Example.com: 2 events, 1 sessions, 1 student");
+    assert_eq!(
+        String::from_utf8_lossy(&deleted.stdout).trim(),
+        "deleted Ada@Example.com: 2 events, 1 sessions, 1 student"
+    );
     assert_eq!(server.events("studentEmail=ada@example.com")["count"], 0);
     assert_eq!(server.events("")["count"], 1, "bob's event stays");
     let unknown = run("nobody@example.com");

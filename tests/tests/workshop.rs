@@ -57,8 +57,19 @@ async fn clicking_through_the_demo_delivers_every_event_type() {
     assert_eq!(
         types,
         [
-            "error", "action", "state_change", "navigation", "action", "navigation", "api_call", "navigation",
-            "api_call", "error", "navigation", "state_change", "workshop_completed"
+            "error",
+            "action",
+            "state_change",
+            "navigation",
+            "action",
+            "navigation",
+            "api_call",
+            "navigation",
+            "api_call",
+            "error",
+            "navigation",
+            "state_change",
+            "workshop_completed"
         ],
         "every event, in the order the student caused them"
     );

@@ -72,9 +72,7 @@ fn main() -> Result<()> {
             println!("==> starting the demo: open the address below; Ctrl-C stops it");
             run(
                 "run the server",
-                Command::new(server)
-                    .args(["--www", "www", "--pkg", "client-wasm/pkg"])
-                    .args(server_args),
+                Command::new(server).args(["--www", "www", "--pkg", "client-wasm/pkg"]).args(server_args),
             )?;
         }
         Cmd::Bench { bench_args } => {
@@ -216,8 +214,9 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
         command.args(&full[1..]).env("DEBIAN_FRONTEND", "noninteractive");
         command
     };
-    let installed = run("apt-get update", &mut apt(&["update"]))
-        .and_then(|_| run("install chromium and chromium-driver", &mut apt(&["install", "-y", "chromium", "chromium-driver"])));
+    let installed = run("apt-get update", &mut apt(&["update"])).and_then(|_| {
+        run("install chromium and chromium-driver", &mut apt(&["install", "-y", "chromium", "chromium-driver"]))
+    });
     if let Err(error) = installed {
         bail!(
             "the browser tests need Chromium and ChromeDriver, and installing them failed ({error}). \

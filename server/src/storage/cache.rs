@@ -139,7 +139,13 @@ impl WriterCache {
     /// Folds one newly stored event (`event_id`, the newest so far) into its session's summary,
     /// reading the stored summary first if the cache has none. Errors: SQLite, or a stored
     /// summary that is not valid JSON.
-    pub fn apply(&mut self, conn: &Connection, token: &str, event: &FoldEvent<'_>, event_id: i64) -> Result<(), rusqlite::Error> {
+    pub fn apply(
+        &mut self,
+        conn: &Connection,
+        token: &str,
+        event: &FoldEvent<'_>,
+        event_id: i64,
+    ) -> Result<(), rusqlite::Error> {
         let cached = match self.sessions.get_mut(token) {
             Some(cached) => cached,
             None => {
@@ -305,13 +311,19 @@ fn with_fold_event<T>(row: &Row<'_>, at: usize, f: impl FnOnce(&FoldEvent<'_>) -
 }
 
 /// The fold of a session's stored events in `event_id` order, or `None` when it has none.
-pub fn fold_session(conn: &Connection, token: &str, completion_types: &[String]) -> Result<Option<SessionSummary>, rusqlite::Error> {
+pub fn fold_session(
+    conn: &Connection,
+    token: &str,
+    completion_types: &[String],
+) -> Result<Option<SessionSummary>, rusqlite::Error> {
     let mut statement =
         conn.prepare_cached(&format!("SELECT {FOLD_COLUMNS} FROM events WHERE session_token = ?1 ORDER BY event_id"))?;
     let mut rows = statement.query([token])?;
     let mut summary: Option<SessionSummary> = None;
     while let Some(row) = rows.next()? {
-        with_fold_event(row, 0, |fold| summary.get_or_insert_with(SessionSummary::default).apply(fold, completion_types))?;
+        with_fold_event(row, 0, |fold| {
+            summary.get_or_insert_with(SessionSummary::default).apply(fold, completion_types)
+        })?;
     }
     Ok(summary)
 }

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
@@ -27,12 +27,12 @@ use crate::ingest::ValidEvent;
 use crate::metrics::Metrics;
 use crate::summary::FoldEvent;
 
-mod read;
 mod cache;
+mod read;
 mod wal_vfs;
-pub use read::*;
-pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
 use cache::parse_summary;
+pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
+pub use read::*;
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -334,7 +334,10 @@ impl Storage {
     }
 
     /// Hands a job to the writer and waits for its answer.
-    async fn submit<T>(&self, job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob) -> Result<T, StorageError> {
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
+    ) -> Result<T, StorageError> {
         let writer = lock(&self.writer).clone().ok_or(StorageError::WriterGone)?;
         let (ack, done) = oneshot::channel();
         writer.try_send(job(ack)).map_err(|e| match e {
@@ -414,7 +417,8 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 /// opened, a pragma or migration fails.
 pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Result<Connection, StorageError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
     }
     // The WAL shim (see `wal_vfs`) writes each transaction's frames in one write at its commit.
     wal_vfs::register().map_err(StorageError::Vfs)?;
@@ -434,8 +438,10 @@ pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Resul
     Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
     if version == 1 {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let tokens: Vec<String> =
-            tx.prepare("SELECT DISTINCT session_token FROM events")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let tokens: Vec<String> = tx
+            .prepare("SELECT DISTINCT session_token FROM events")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         for token in &tokens {
             refresh_summary(&tx, token, completion_types)?;
         }
@@ -553,7 +559,9 @@ impl Writer {
                     self.committed.send_replace(newest);
                 }
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } = job {
+                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } =
+                        job
+                    {
                         let _ = ack.send(Ok(outcome));
                     }
                 }
@@ -696,7 +704,9 @@ fn commit(
         for job in jobs {
             outcomes.push(match job {
                 WriteJob::Insert { events, .. } => writer.write(events)?,
-                WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => Inserted::default(),
+                WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => {
+                    Inserted::default()
+                }
             });
         }
         newest = writer.newest();
@@ -800,7 +810,12 @@ fn maintain(conn: &mut Connection, task: &Maintenance, cache: &mut WriterCache) 
     Ok(removed)
 }
 
-fn purge(conn: &Connection, before: &str, limit: usize, completion_types: &[String]) -> Result<Removed, rusqlite::Error> {
+fn purge(
+    conn: &Connection,
+    before: &str,
+    limit: usize,
+    completion_types: &[String],
+) -> Result<Removed, rusqlite::Error> {
     let deleted: Vec<(String, Option<i64>)> = conn
         .prepare_cached(
             "DELETE FROM events WHERE event_id IN
@@ -866,7 +881,8 @@ pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlit
         .collect::<Result<_, _>>()?;
     for token in &tokens {
         removed.events += conn.prepare_cached("DELETE FROM events WHERE session_token = ?1")?.execute([token])? as u64;
-        removed.sessions += conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
+        removed.sessions +=
+            conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
         conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
     }
     removed.students = conn.prepare_cached("DELETE FROM students WHERE student_id = ?1")?.execute([student])? as u64;
@@ -910,8 +926,13 @@ mod tests {
         assert_eq!(watermark, 3, "schema 2 summaries reflect every event");
         let removed = delete_student(&conn, "a@example.com").unwrap();
         assert_eq!(removed, Removed { events: 2, sessions: 1, students: 1 });
-        let left: Vec<String> =
-            conn.prepare("SELECT session_token FROM sessions").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let left: Vec<String> = conn
+            .prepare("SELECT session_token FROM sessions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(left, ["ws_b"]);
     }
 }

@@ -85,7 +85,10 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         params.push(token);
     }
     if let Some((student_id, sessions)) = &student {
-        sql.push_str(&format!(" AND e.session_token IN ({}) AND e.student_id = ?", vec!["?"; sessions.len()].join(", ")));
+        sql.push_str(&format!(
+            " AND e.session_token IN ({}) AND e.student_id = ?",
+            vec!["?"; sessions.len()].join(", ")
+        ));
         params.extend(sessions.iter().map(|t| t as &dyn rusqlite::ToSql));
         params.push(student_id);
     }
@@ -119,9 +122,8 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
             event_id: row.get(0)?,
             session_token: row.get(1)?,
             event_type: row.get(2)?,
-            event_data: RawValue::from_string(data).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-            })?,
+            event_data: RawValue::from_string(data)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?,
             created_at: row.get(4)?,
             student_email: row.get(5)?,
             student_name: row.get(6)?,
@@ -135,8 +137,10 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
 /// The id of the student with `email` (case-insensitive) and the sessions they appear in;
 /// `None` when no such student is stored or they appear in no session.
 fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<String>)>, StorageError> {
-    let student: Option<i64> =
-        conn.prepare_cached("SELECT student_id FROM students WHERE email = ?1")?.query_row([email], |r| r.get(0)).optional()?;
+    let student: Option<i64> = conn
+        .prepare_cached("SELECT student_id FROM students WHERE email = ?1")?
+        .query_row([email], |r| r.get(0))
+        .optional()?;
     let Some(student) = student else { return Ok(None) };
     let sessions: Vec<String> = conn
         .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1")?

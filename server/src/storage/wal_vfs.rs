@@ -176,7 +176,10 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
 }
 
 /// Flushes, then runs `call` on the inner file (the flush's error wins).
-unsafe fn flushed(file: *mut ffi::sqlite3_file, call: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int) -> c_int {
+unsafe fn flushed(
+    file: *mut ffi::sqlite3_file,
+    call: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int,
+) -> c_int {
     let rc = flush(file);
     if rc != ffi::SQLITE_OK {
         return rc;
@@ -268,7 +271,13 @@ unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c
     m.xDeviceCharacteristics.map_or(0, |d| d(i))
 }
 
-unsafe extern "C" fn x_shm_map(file: *mut ffi::sqlite3_file, page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int {
+unsafe extern "C" fn x_shm_map(
+    file: *mut ffi::sqlite3_file,
+    page: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
     let (i, m) = inner(file);
     if m.iVersion < 2 {
         return ffi::SQLITE_IOERR_SHMMAP;

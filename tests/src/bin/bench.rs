@@ -152,7 +152,9 @@ fn main() -> anyhow::Result<()> {
         let rate = median(results.iter().map(|r| r.batched[i].rate));
         println!("batched / ceiling, {clients:>3} clients: {ratio:.0}% ({rate:.0} events/s; target ≥ 70%)");
     }
-    println!("single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)");
+    println!(
+        "single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)"
+    );
     match peak_mb {
         Some(mb) => println!("server peak memory:            {mb:.1} MB (VmHWM; target < 100 MB)"),
         None => println!("server peak memory:            unavailable (no /proc)"),
@@ -232,7 +234,9 @@ impl Measured {
 fn wait_until_idle(wal: &std::path::Path) {
     let started = Instant::now();
     std::thread::sleep(WRITER_IDLE_AFTER + Duration::from_millis(200));
-    while started.elapsed() < Duration::from_secs(3) && std::fs::metadata(wal).map_or(0, |m| m.len()) > WAL_CHECKPOINT_IDLE {
+    while started.elapsed() < Duration::from_secs(3)
+        && std::fs::metadata(wal).map_or(0, |m| m.len()) > WAL_CHECKPOINT_IDLE
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));

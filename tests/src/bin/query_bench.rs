@@ -37,7 +37,8 @@ fn main() -> anyhow::Result<()> {
     let size_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
     println!("  filled in {:.1} s ({size_mb:.0} MB database)", started.elapsed().as_secs_f64());
 
-    let server = Server::start_with(&db, &["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"]);
+    let server =
+        Server::start_with(&db, &["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"]);
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut rng = fastrand::Rng::with_seed(11);
     let types = ["navigation", "error", "action", "api_call", "state_change"];
@@ -48,7 +49,9 @@ fn main() -> anyhow::Result<()> {
         }),
         ("one student's events (limit 100)", 300, 5.0, {
             let mut rng = rng.fork();
-            Box::new(move || format!("/api/session-log?studentEmail=ws_q_{:05}@example.com&limit=100", rng.usize(..sessions)))
+            Box::new(move || {
+                format!("/api/session-log?studentEmail=ws_q_{:05}@example.com&limit=100", rng.usize(..sessions))
+            })
         }),
         ("one event type, all sessions (limit 200)", 300, 5.0, {
             let mut rng = rng.fork();

@@ -1,12 +1,15 @@
-//! The client's logic in plain Rust, with no browser in it: configuration, enrichment, the queue,
-//! the batching policy and the retry backoff. `web` calls it and is the only part that touches
-//! JavaScript; everything here is tested natively (`cargo test -p session-log-client`).
+//! The client's rules in plain Rust, with no browser in it: configuration and how `configure`
+//! merges it, enrichment (which fields an event gets, in which precedence), the queue, the
+//! batching policy, the retry backoff and the warnings' dedup. [`crate::machine`] drives them;
+//! `web` is the only part that touches JavaScript. Everything here is tested natively
+//! (`cargo test -p session-log-client`).
+//!
+//! Nothing here uses Rust's `format!` machinery: strings are joined with [`cat`] and numbers
+//! written with [`decimal`], which keeps `core::fmt` and its Unicode tables out of the wasm.
 
 use std::collections::VecDeque;
-use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
-use session_log_protocol::Uuid;
+use session_log_protocol::{event_type, Uuid};
 
 /// Default `endpoint`: the reference's ingest path on the page's own origin.
 pub const DEFAULT_ENDPOINT: &str = session_log_protocol::ENDPOINT_PATH;
@@ -14,8 +17,41 @@ pub const DEFAULT_ENDPOINT: &str = session_log_protocol::ENDPOINT_PATH;
 /// Prefix of generated session tokens, as in the reference's `ws_1234567890`.
 pub const TOKEN_PREFIX: &str = "ws_";
 
+/// Joins string pieces into one `String` (the client's `format!`).
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
+/// `n` in decimal digits.
+pub fn decimal(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[at..].iter().map(|&d| char::from(d)).collect()
+}
+
+/// `n` as 16 lowercase hex digits, zero-padded (storage keys sort by it).
+pub fn hex16(n: u64) -> String {
+    (0..16).rev().map(|i| hex_digit((n >> (i * 4)) as u8)).collect()
+}
+
+fn hex_digit(nibble: u8) -> char {
+    char::from(b"0123456789abcdef"[usize::from(nibble & 0xf)])
+}
+
 /// What a page passes to `configure(options)`, read option by option with [`Config::set`]. Every
-/// option is optional; a missing one keeps its default. Option names are the JavaScript ones.
+/// option is optional; a missing one keeps its current value. Option names are the JavaScript ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where batches are POSTed: a path on the page's origin or an absolute URL.
@@ -92,8 +128,10 @@ pub const CONFIG_KEYS: &[&str] = &[
 /// One option's value as `configure` received it, converted from JavaScript.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptionValue {
-    /// `undefined` or `null`: keep the default.
+    /// `undefined`: the option is not given, and keeps its current value.
     Absent,
+    /// `null`: back to the default (for the optional strings: none).
+    Null,
     /// A string.
     Text(String),
     /// A boolean.
@@ -108,35 +146,42 @@ pub enum OptionValue {
 
 impl Config {
     /// Sets the option `key` (a JavaScript name from [`CONFIG_KEYS`]) from `value`.
+    /// [`OptionValue::Absent`] keeps the current value; [`OptionValue::Null`] restores the default.
     ///
     /// Errors: `unknown option <key>` for a name not in [`CONFIG_KEYS`]; `<key> must be …` for a
     /// value of the wrong type (a string, a boolean, a list of strings, or a whole number ≥ 0).
-    /// An empty `studentEmail`, `studentName` or `sessionToken` counts as absent.
+    /// An empty `studentEmail`, `studentName` or `sessionToken` counts as none.
     pub fn set(&mut self, key: &str, value: OptionValue) -> Result<(), String> {
-        if value == OptionValue::Absent {
-            return if CONFIG_KEYS.contains(&key) { Ok(()) } else { Err(format!("unknown option {key}")) };
+        if !CONFIG_KEYS.contains(&key) {
+            return Err(cat(&["unknown option ", key]));
         }
+        let value = match value {
+            OptionValue::Absent => return Ok(()),
+            OptionValue::Null => return self.reset(key),
+            value => value,
+        };
+        let wrong = |what: &str| cat(&[key, " must be ", what]);
         let text = |value: OptionValue| match value {
             OptionValue::Text(s) => Ok(s),
-            _ => Err(format!("{key} must be a string")),
+            _ => Err(wrong("a string")),
         };
         let optional_text = |value: OptionValue| text(value).map(|s| Some(s).filter(|s| !s.is_empty()));
         let whole = |value: OptionValue| match value {
-            OptionValue::Number(n) => step_number(n).ok_or_else(|| format!("{key} must be a whole number ≥ 0")),
-            _ => Err(format!("{key} must be a number")),
+            OptionValue::Number(n) => step_number(n).ok_or_else(|| wrong("a whole number ≥ 0")),
+            _ => Err(wrong("a number")),
         };
         match key {
             "endpoint" => self.endpoint = text(value)?,
             "steps" => match value {
                 OptionValue::List(steps) => self.steps = steps,
-                _ => return Err(format!("{key} must be an array of strings")),
+                _ => return Err(wrong("an array of strings")),
             },
             "studentEmail" => self.student_email = optional_text(value)?,
             "studentName" => self.student_name = optional_text(value)?,
             "sessionToken" => self.session_token = optional_text(value)?,
             "demoMode" => match value {
                 OptionValue::Flag(flag) => self.demo_mode = flag,
-                _ => return Err(format!("{key} must be a boolean")),
+                _ => return Err(wrong("a boolean")),
             },
             "maxBatchEvents" => self.max_batch_events = whole(value)? as usize,
             "maxBatchBytes" => self.max_batch_bytes = whole(value)? as usize,
@@ -145,10 +190,51 @@ impl Config {
             "retryBaseMs" => self.retry_base_ms = whole(value)?,
             "retryMaxMs" => self.retry_max_ms = whole(value)?,
             "maxQueueEvents" => self.max_queue_events = whole(value)? as usize,
-            "maxQueueBytes" => self.max_queue_bytes = whole(value)? as usize,
-            _ => return Err(format!("unknown option {key}")),
+            _ => self.max_queue_bytes = whole(value)? as usize,
         }
         Ok(())
+    }
+
+    /// Restores option `key` to its default.
+    fn reset(&mut self, key: &str) -> Result<(), String> {
+        let default = Config::default();
+        match key {
+            "endpoint" => self.endpoint = default.endpoint,
+            "steps" => self.steps = default.steps,
+            "studentEmail" => self.student_email = None,
+            "studentName" => self.student_name = None,
+            "sessionToken" => self.session_token = None,
+            "demoMode" => self.demo_mode = default.demo_mode,
+            "maxBatchEvents" => self.max_batch_events = default.max_batch_events,
+            "maxBatchBytes" => self.max_batch_bytes = default.max_batch_bytes,
+            "flushIntervalMs" => self.flush_interval_ms = default.flush_interval_ms,
+            "flushTimeoutMs" => self.flush_timeout_ms = default.flush_timeout_ms,
+            "retryBaseMs" => self.retry_base_ms = default.retry_base_ms,
+            "retryMaxMs" => self.retry_max_ms = default.retry_max_ms,
+            "maxQueueEvents" => self.max_queue_events = default.max_queue_events,
+            _ => self.max_queue_bytes = default.max_queue_bytes,
+        }
+        Ok(())
+    }
+
+    /// The options after `configure(options)`: `options` (name, value) merged into `self`, the
+    /// options in force, so a second call keeps what the first one set and did not name.
+    ///
+    /// Errors: the first refused option's message (see [`Config::set`]) or the merged options'
+    /// [`Config::validate`] error; then nothing changes. Unknown names are not errors: they are
+    /// returned in the second field, for a warning.
+    pub fn merged(&self, options: Vec<(String, OptionValue)>) -> Result<(Config, Vec<String>), String> {
+        let mut config = self.clone();
+        let mut unknown = Vec::new();
+        for (key, value) in options {
+            if !CONFIG_KEYS.contains(&key.as_str()) {
+                unknown.push(key);
+                continue;
+            }
+            config.set(&key, value)?;
+        }
+        config.validate()?;
+        Ok((config, unknown))
     }
 }
 
@@ -158,36 +244,45 @@ pub const SERVER_MAX_BATCH_EVENTS: usize = 500;
 impl Config {
     /// Checks the options against each other and the server's limits.
     ///
-    /// Errors: a message naming the first bad option (`maxBatchEvents`, `endpoint`, `sessionToken`,
-    /// `studentEmail`), meant for `console.warn`.
+    /// Errors: a message naming the first bad option (`maxBatchEvents`, `maxQueueEvents`,
+    /// `maxBatchBytes`, `endpoint`, `sessionToken`, `studentEmail`), meant for `console.warn`.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=SERVER_MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
-            return Err(format!("maxBatchEvents must be 1–{SERVER_MAX_BATCH_EVENTS}, got {}", self.max_batch_events));
+            return Err(cat(&[
+                "maxBatchEvents must be 1–",
+                &decimal(SERVER_MAX_BATCH_EVENTS as u64),
+                ", got ",
+                &decimal(self.max_batch_events as u64),
+            ]));
         }
         if self.max_queue_events < self.max_batch_events {
-            return Err(format!("maxQueueEvents must be at least maxBatchEvents ({})", self.max_batch_events));
+            return Err(cat(&[
+                "maxQueueEvents must be at least maxBatchEvents (",
+                &decimal(self.max_batch_events as u64),
+                ")",
+            ]));
         }
         if self.max_batch_bytes < 1024 {
-            return Err(format!("maxBatchBytes must be at least 1024, got {}", self.max_batch_bytes));
+            return Err(cat(&["maxBatchBytes must be at least 1024, got ", &decimal(self.max_batch_bytes as u64)]));
+        }
+        if self.max_queue_bytes < self.max_batch_bytes {
+            return Err(cat(&[
+                "maxQueueBytes must be at least maxBatchBytes (",
+                &decimal(self.max_batch_bytes as u64),
+                ")",
+            ]));
         }
         if self.endpoint.is_empty() {
             return Err("endpoint must not be empty".to_owned());
         }
         if let Some(token) = &self.session_token {
-            session_log_protocol::check_session_token(token).map_err(|e| format!("sessionToken {e}"))?;
+            session_log_protocol::check_session_token(token).map_err(|e| cat(&["sessionToken ", e.reason()]))?;
         }
         if let Some(email) = &self.student_email {
-            session_log_protocol::check_email(email).map_err(|e| format!("studentEmail {e}"))?;
+            session_log_protocol::check_email(email).map_err(|e| cat(&["studentEmail ", e.reason()]))?;
         }
         Ok(())
     }
-}
-
-/// Formats a time in ms since the Unix epoch as ISO 8601 UTC with milliseconds
-/// (`2025-10-27T15:30:45.123Z`), the reference's `timestamp` format.
-pub fn iso_timestamp(epoch_ms: f64) -> String {
-    let ms = if epoch_ms.is_finite() && epoch_ms > 0.0 { epoch_ms as u64 } else { 0 };
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// A session token from 16 random bytes (128 bits): `ws_` and 32 lowercase hex digits.
@@ -195,14 +290,14 @@ pub fn session_token(random: [u8; 16]) -> String {
     let mut token = String::with_capacity(TOKEN_PREFIX.len() + 32);
     token.push_str(TOKEN_PREFIX);
     for byte in random {
-        token.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        token.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+        token.push(hex_digit(byte >> 4));
+        token.push(hex_digit(byte));
     }
     token
 }
 
 /// An event id: a UUIDv7 (RFC 9562) from the time it was logged and 10 random bytes.
-/// Time-ordered ids keep the server's unique index writes local (see PRODUCT.md).
+/// Time-ordered ids keep the server's unique index writes local.
 pub fn event_id(epoch_ms: f64, random: [u8; 10]) -> Uuid {
     let ms = if epoch_ms.is_finite() && epoch_ms > 0.0 { epoch_ms as u64 } else { 0 };
     uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid()
@@ -213,79 +308,102 @@ pub fn step_number(value: f64) -> Option<u32> {
     (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
 }
 
-/// `success` of an API call event: a 2xx or 3xx status (the issue's rule; the reference shows
+/// `success` of an API call event: a 2xx or 3xx status (the reference shows
 /// `status: 200, success: true`). Status 0 (a network error in `fetch`) is a failure.
 pub fn api_call_succeeded(status: f64) -> bool {
     (200.0..400.0).contains(&status)
 }
 
-/// The fields every event's `eventData` gets (reference: "Detailed Context").
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContextFields<'a> {
-    /// The current step number.
-    pub current_step: u32,
-    /// Its name from `steps`, or `null` when `steps` has none for it.
-    pub step_name: Option<&'a str>,
-    /// The configured `demoMode`.
-    pub demo_mode: bool,
-    /// `navigator.userAgent`.
-    pub user_agent: &'a str,
-    /// When the event was logged, ISO 8601 UTC with ms.
-    pub timestamp: String,
+/// Which logging function was called, with its arguments converted to text and numbers. The
+/// arguments that stay JavaScript values (details, old and new values) are referred to by
+/// position in [`Value::Arg`] and [`EventPlan::details`]: position 0 is the call's first argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// `logNavigation(from, to)`.
+    Navigation {
+        /// The step left (a JavaScript number).
+        from: f64,
+        /// The step entered.
+        to: f64,
+    },
+    /// `logError(errorType, errorMessage, errorDetails)`; details at position 2.
+    Error {
+        /// e.g. `openai_validation_failed`.
+        error_type: String,
+        /// e.g. `Incorrect API key provided` (an `Error`'s message).
+        error_message: String,
+    },
+    /// `logAction(actionName, actionDetails)`; details at position 1.
+    Action {
+        /// e.g. `openai_connected`.
+        action_name: String,
+    },
+    /// `logApiCall(endpoint, method, status, details)`; details at position 3.
+    ApiCall {
+        /// e.g. `/v1/models`.
+        endpoint: String,
+        /// e.g. `get`; sent upper-cased.
+        method: String,
+        /// The HTTP status (0 for a network error).
+        status: f64,
+    },
+    /// `logStateChange(stateName, oldValue, newValue)`; the values at positions 1 and 2.
+    StateChange {
+        /// e.g. `servicesReady`.
+        state_name: String,
+    },
+    /// `logSessionEvent(eventType, eventData)`; data at position 1.
+    Custom {
+        /// The page's own type, checked with `check_event_type`.
+        event_type: String,
+    },
 }
 
-/// `eventData` fields of `logNavigation(from, to)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NavigationFields<'a> {
-    /// The step left, as the page passed it (a JavaScript number).
-    pub from: f64,
-    /// The step entered.
-    pub to: f64,
-    /// `steps[from]`, or `null`.
-    pub from_step_name: Option<&'a str>,
-    /// `steps[to]`, or `null`.
-    pub to_step_name: Option<&'a str>,
+/// One `eventData` field's value in an [`EventPlan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string.
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// A time (ms since the Unix epoch), sent as ISO 8601 UTC with ms (`2025-10-27T15:30:45.123Z`,
+    /// the reference's `timestamp`; the browser's `Date.prototype.toISOString` writes it).
+    Time(f64),
+    /// The call's argument at this position, as the page passed it.
+    Arg(usize),
 }
 
-/// `eventData` fields of `logError(errorType, errorMessage, errorDetails)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorFields {
-    /// e.g. `openai_validation_failed`.
-    pub error_type: String,
-    /// e.g. `Incorrect API key provided`.
-    pub error_message: String,
-}
-
-/// `eventData` fields of `logAction(actionName, actionDetails)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ActionFields {
-    /// e.g. `openai_connected`.
-    pub action_name: String,
-}
-
-/// `eventData` fields of `logApiCall(endpoint, method, status, details)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiCallFields {
-    /// e.g. `/v1/models`.
-    pub endpoint: String,
-    /// e.g. `GET`, upper-cased.
-    pub method: String,
-    /// The HTTP status (0 for a network error).
-    pub status: f64,
-    /// Whether `status` is 2xx or 3xx.
-    pub success: bool,
-}
-
-impl ApiCallFields {
-    /// Builds the fields, upper-casing the method and deriving `success` from the status.
-    pub fn new(endpoint: String, method: &str, status: f64) -> Self {
-        ApiCallFields { endpoint, method: method.to_ascii_uppercase(), status, success: api_call_succeeded(status) }
-    }
+/// How to build one event: what `web` turns into the JSON the queue holds,
+/// `{"sessionToken", "studentEmail"?, "studentName"?, "eventType", "eventData", "eventId", "seq"}`
+/// in that order (the durable queue reads `sessionToken` at the start and `seq` at the end).
+///
+/// `eventData` is built in precedence order, lowest first: the page's details (an object's own
+/// fields; an `Error`'s name, message and stack; anything else under `details`), then `fields`
+/// in order (the function's own fields, then the context fields). So the function's arguments win
+/// over details that repeat them, and the context (`currentStep`, `stepName`, `demoMode`,
+/// `userAgent`, `timestamp`) wins over both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPlan {
+    /// `eventType`.
+    pub event_type: String,
+    /// Position of the argument whose fields are merged first, if the function takes details.
+    pub details: Option<usize>,
+    /// The fields set after the details, in order.
+    pub fields: Vec<(&'static str, Value)>,
+    /// `sessionToken`.
+    pub session_token: String,
+    /// `studentEmail`, if configured.
+    pub student_email: Option<String>,
+    /// `studentName`, if configured.
+    pub student_name: Option<String>,
+    /// `eventId`, a hyphenated lowercase UUIDv7.
+    pub event_id: String,
+    /// `seq`, the event's number in its session.
+    pub seq: u64,
 }
 
 /// The session as the client sees it: configuration, current step and event numbering.
@@ -309,38 +427,99 @@ impl Session {
         Session { config, current_step: 0, token, next_seq, user_agent }
     }
 
-    /// The name of step `step` from the configured `steps`, if there is one.
-    pub fn step_name(&self, step: f64) -> Option<&str> {
-        let index = step_number(step)?;
-        self.config.steps.get(index as usize).map(String::as_str)
+    /// The name of step `step` from the configured `steps`, as a field value (`null` when none).
+    pub fn step_name(&self, step: f64) -> Value {
+        step_number(step)
+            .and_then(|index| self.config.steps.get(index as usize))
+            .map_or(Value::Null, |name| Value::Text(name.clone()))
     }
 
-    /// The context fields for an event logged at `timestamp` (ISO 8601 UTC with ms, as made by
-    /// [`iso_timestamp`] or the browser's `Date.prototype.toISOString`).
-    pub fn context(&self, timestamp: String) -> ContextFields<'_> {
-        ContextFields {
-            current_step: self.current_step,
-            step_name: self.step_name(f64::from(self.current_step)),
-            demo_mode: self.config.demo_mode,
-            user_agent: &self.user_agent,
-            timestamp,
-        }
-    }
-
-    /// Records a move from step `from` to step `to` and returns the navigation fields. The current
-    /// step becomes `to` when `to` is a valid step number (see [`step_number`]); otherwise it stays.
-    pub fn navigate(&mut self, from: f64, to: f64) -> NavigationFields<'_> {
-        if let Some(step) = step_number(to) {
-            self.current_step = step;
-        }
-        NavigationFields { from, to, from_step_name: self.step_name(from), to_step_name: self.step_name(to) }
-    }
-
-    /// Takes the next sequence number.
-    pub fn take_seq(&mut self) -> u64 {
+    /// Plans the event of one logging call made at `at_ms` (ms since the epoch), taking its `seq`;
+    /// `logNavigation` also moves the current step to `to` when `to` is a valid step number.
+    ///
+    /// Errors: for [`EventKind::Custom`], an `eventType` that `check_event_type` refuses (the
+    /// reason, for a warning); nothing changes then.
+    pub fn plan(&mut self, kind: EventKind, at_ms: f64, random: [u8; 10]) -> Result<EventPlan, &'static str> {
+        let (event_type, details, mut fields) = match kind {
+            EventKind::Navigation { from, to } => {
+                if let Some(step) = step_number(to) {
+                    self.current_step = step;
+                }
+                let fields = vec![
+                    ("from", Value::Number(from)),
+                    ("to", Value::Number(to)),
+                    ("fromStepName", self.step_name(from)),
+                    ("toStepName", self.step_name(to)),
+                ];
+                (event_type::NAVIGATION.to_owned(), None, fields)
+            }
+            EventKind::Error { error_type, error_message } => (
+                event_type::ERROR.to_owned(),
+                Some(2),
+                vec![("errorType", Value::Text(error_type)), ("errorMessage", Value::Text(error_message))],
+            ),
+            EventKind::Action { action_name } => {
+                (event_type::ACTION.to_owned(), Some(1), vec![("actionName", Value::Text(action_name))])
+            }
+            EventKind::ApiCall { endpoint, method, status } => (
+                event_type::API_CALL.to_owned(),
+                Some(3),
+                vec![
+                    ("endpoint", Value::Text(endpoint)),
+                    ("method", Value::Text(method.to_ascii_uppercase())),
+                    ("status", Value::Number(status)),
+                    ("success", Value::Bool(api_call_succeeded(status))),
+                ],
+            ),
+            EventKind::StateChange { state_name } => (
+                event_type::STATE_CHANGE.to_owned(),
+                None,
+                vec![("stateName", Value::Text(state_name)), ("oldValue", Value::Arg(1)), ("newValue", Value::Arg(2))],
+            ),
+            EventKind::Custom { event_type } => {
+                session_log_protocol::check_event_type(&event_type).map_err(|e| e.reason())?;
+                (event_type, Some(1), Vec::new())
+            }
+        };
+        fields.extend([
+            ("currentStep", Value::Number(f64::from(self.current_step))),
+            ("stepName", self.step_name(f64::from(self.current_step))),
+            ("demoMode", Value::Bool(self.config.demo_mode)),
+            ("userAgent", Value::Text(self.user_agent.clone())),
+            ("timestamp", Value::Time(at_ms)),
+        ]);
         let seq = self.next_seq;
         self.next_seq += 1;
-        seq
+        let mut id = Uuid::encode_buffer();
+        Ok(EventPlan {
+            event_type,
+            details,
+            fields,
+            session_token: self.token.clone(),
+            student_email: self.config.student_email.clone(),
+            student_name: self.config.student_name.clone(),
+            event_id: event_id(at_ms, random).hyphenated().encode_lower(&mut id).to_owned(),
+            seq,
+        })
+    }
+}
+
+/// Distinct warnings shown at most: past this the console stays quiet (a page that logs a bad
+/// event in a loop must not flood it).
+pub const MAX_WARNINGS: usize = 64;
+
+/// The warnings already shown: each distinct text once per page, at most [`MAX_WARNINGS`].
+#[derive(Debug, Default)]
+pub struct Warnings(Vec<String>);
+
+impl Warnings {
+    /// Whether `message` should be shown now (first time, and under the cap); records it.
+    pub fn first(&mut self, message: &str) -> bool {
+        if self.0.len() >= MAX_WARNINGS || self.0.iter().any(|m| m == message) {
+            return false;
+        }
+        self.0.push(message.to_owned());
+        true
     }
 }
 
@@ -456,7 +635,7 @@ impl Queue {
         body.push(']');
         if dropped > 0 {
             body.push_str(r#","dropped":"#);
-            body.push_str(&dropped.to_string());
+            body.push_str(&decimal(dropped));
         }
         body.push('}');
         self.in_flight = count;
@@ -577,8 +756,10 @@ pub fn outcome(status: u16) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use super::Value as V;
     use super::*;
     use serde_json::{json, Value};
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn session(steps: &[&str]) -> Session {
         let config = Config { steps: steps.iter().map(|s| s.to_string()).collect(), ..Config::default() };
@@ -587,11 +768,30 @@ mod tests {
 
     const STEPS: &[&str] = &["Connect Accounts", "Choose Use Case", "Provision Services"];
 
-    // Timestamps are ISO 8601 UTC with milliseconds, the reference's format.
-    #[test]
-    fn timestamp_has_millisecond_precision_in_utc() {
-        assert_eq!(iso_timestamp(1_761_579_045_123.0), "2025-10-27T15:30:45.123Z");
-        assert_eq!(iso_timestamp(0.0), "1970-01-01T00:00:00.000Z");
+    /// The event a plan describes, as JSON, with the page's arguments `args` as JSON (a stand-in
+    /// for what `web` does with JavaScript values: details merged first, then the fields in order).
+    fn build(plan: &EventPlan, args: &[Value]) -> Value {
+        let mut data = serde_json::Map::new();
+        if let Some(Value::Object(details)) = plan.details.and_then(|i| args.get(i)) {
+            data.extend(details.clone());
+        }
+        for (key, value) in &plan.fields {
+            let value = match value {
+                V::Text(s) => json!(s),
+                V::Number(n) => json!(n),
+                V::Bool(b) => json!(b),
+                V::Null => Value::Null,
+                V::Time(ms) => json!(httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(*ms as u64))),
+                V::Arg(i) => args.get(*i).cloned().unwrap_or(Value::Null),
+            };
+            data.insert((*key).to_owned(), value);
+        }
+        json!({"sessionToken": plan.session_token, "eventType": plan.event_type, "eventData": data,
+               "eventId": plan.event_id, "seq": plan.seq})
+    }
+
+    fn plan(s: &mut Session, kind: EventKind) -> EventPlan {
+        s.plan(kind, 1_761_579_045_123.0, [7; 10]).unwrap()
     }
 
     // A generated token is `ws_` plus 128 bits as 32 hex digits, different for different bytes.
@@ -610,6 +810,19 @@ mod tests {
         let late = event_id(1_001.0, [0x00; 10]);
         assert_eq!(early.get_version_num(), 7);
         assert!(early < late);
+        let mut s = session(STEPS);
+        let planned = plan(&mut s, EventKind::Action { action_name: "x".into() });
+        assert_eq!(Uuid::parse_str(&planned.event_id).unwrap().get_version_num(), 7);
+        assert_eq!(planned.event_id, planned.event_id.to_lowercase());
+    }
+
+    // The client's number and hex writers agree with Rust's formatting.
+    #[test]
+    fn decimal_and_hex_digits() {
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+            assert_eq!(hex16(n), format!("{n:016x}"));
+        }
     }
 
     // Every event gets the reference's context fields, with the current step's name.
@@ -617,23 +830,25 @@ mod tests {
     fn context_fields_name_the_current_step() {
         let mut s = session(STEPS);
         s.current_step = 2;
-        let ctx = serde_json::to_value(s.context(iso_timestamp(1_761_579_045_123.0))).unwrap();
+        let event = build(&plan(&mut s, EventKind::Custom { event_type: "custom_event".into() }), &[]);
         assert_eq!(
-            ctx,
-            json!({"currentStep": 2, "stepName": "Provision Services", "demoMode": false,
-                   "userAgent": "Mozilla/5.0 test", "timestamp": "2025-10-27T15:30:45.123Z"})
+            event["eventData"],
+            json!({"currentStep": 2.0, "stepName": "Provision Services", "demoMode": false,
+                   "userAgent": "Mozilla/5.0 test", "timestamp": "Mon, 27 Oct 2025 15:30:45 GMT"})
         );
+        assert_eq!(event["eventType"], "custom_event");
     }
 
     // Navigation names both steps and moves the current step.
     #[test]
     fn navigation_names_steps_and_moves_current_step() {
         let mut s = session(STEPS);
-        let fields = serde_json::to_value(s.navigate(1.0, 2.0)).unwrap();
-        assert_eq!(
-            fields,
-            json!({"from": 1.0, "to": 2.0, "fromStepName": "Choose Use Case", "toStepName": "Provision Services"})
-        );
+        let event = build(&plan(&mut s, EventKind::Navigation { from: 1.0, to: 2.0 }), &[]);
+        let data = &event["eventData"];
+        assert_eq!((data["from"].clone(), data["to"].clone()), (json!(1.0), json!(2.0)));
+        assert_eq!(data["fromStepName"], "Choose Use Case");
+        assert_eq!(data["toStepName"], "Provision Services");
+        assert_eq!(data["currentStep"], 2.0, "the event is logged at the step it enters");
         assert_eq!(s.current_step, 2);
     }
 
@@ -641,32 +856,101 @@ mod tests {
     #[test]
     fn unknown_steps_have_null_names() {
         let mut s = session(STEPS);
-        let fields = serde_json::to_value(s.navigate(2.0, 9.0)).unwrap();
-        assert_eq!(fields["toStepName"], Value::Null);
+        let event = build(&plan(&mut s, EventKind::Navigation { from: 2.0, to: 9.0 }), &[]);
+        assert_eq!(event["eventData"]["toStepName"], Value::Null);
         assert_eq!(s.current_step, 9);
-        let fields = serde_json::to_value(s.navigate(9.0, 1.5)).unwrap();
-        assert_eq!(fields["toStepName"], Value::Null);
+        let event = build(&plan(&mut s, EventKind::Navigation { from: 9.0, to: 1.5 }), &[]);
+        assert_eq!(event["eventData"]["toStepName"], Value::Null);
         assert_eq!(s.current_step, 9);
     }
 
     // An API call succeeds with 2xx/3xx only, and its method is upper-cased.
     #[test]
     fn api_call_success_follows_status() {
-        let ok = ApiCallFields::new("/v1/models".into(), "get", 200.0);
+        let mut s = session(STEPS);
+        let kind = EventKind::ApiCall { endpoint: "/v1/models".into(), method: "get".into(), status: 200.0 };
+        let data = build(&plan(&mut s, kind), &[])["eventData"].clone();
         assert_eq!(
-            serde_json::to_value(&ok).unwrap(),
-            json!({"endpoint": "/v1/models", "method": "GET", "status": 200.0, "success": true})
+            (&data["endpoint"], &data["method"], &data["status"], &data["success"]),
+            (&json!("/v1/models"), &json!("GET"), &json!(200.0), &json!(true))
         );
         assert!(api_call_succeeded(304.0));
         assert!(!api_call_succeeded(401.0));
         assert!(!api_call_succeeded(0.0));
     }
 
+    // Details are merged first: the function's own fields and then the context win over them.
+    #[test]
+    fn details_lose_to_arguments_and_context() {
+        let mut s = session(STEPS);
+        let kind = EventKind::Error { error_type: "deploy_failed".into(), error_message: "timeout".into() };
+        let details = json!({"errorType": "from details", "currentStep": 99, "functionName": "voice-handler"});
+        let event = build(&plan(&mut s, kind), &[Value::Null, Value::Null, details]);
+        let data = &event["eventData"];
+        assert_eq!(data["errorType"], "deploy_failed");
+        assert_eq!(data["errorMessage"], "timeout");
+        assert_eq!(data["currentStep"], 0.0);
+        assert_eq!(data["functionName"], "voice-handler");
+        let state = plan(&mut s, EventKind::StateChange { state_name: "servicesReady".into() });
+        let event = build(&state, &[Value::Null, json!(false), json!({"deep": [1]})]);
+        assert_eq!(event["eventData"]["oldValue"], false);
+        assert_eq!(event["eventData"]["newValue"], json!({"deep": [1]}));
+        assert_eq!(state.details, None);
+    }
+
+    // A custom event type must pass the server's rule; a refused one takes no seq.
+    #[test]
+    fn custom_event_types_are_checked() {
+        let mut s = session(STEPS);
+        assert!(s.plan(EventKind::Custom { event_type: "drop table".into() }, 0.0, [0; 10]).is_err());
+        assert!(s.plan(EventKind::Custom { event_type: String::new() }, 0.0, [0; 10]).is_err());
+        assert_eq!(s.next_seq, 0);
+        assert_eq!(plan(&mut s, EventKind::Custom { event_type: "custom.event-1".into() }).seq, 0);
+    }
+
     // Sequence numbers increase by one per event from where the session left off.
     #[test]
     fn sequence_numbers_continue() {
         let mut s = Session::new(Config::default(), "ws_x".into(), 41, String::new());
-        assert_eq!((s.take_seq(), s.take_seq()), (41, 42));
+        let a = plan(&mut s, EventKind::Action { action_name: "a".into() }).seq;
+        let b = plan(&mut s, EventKind::Action { action_name: "b".into() }).seq;
+        assert_eq!((a, b), (41, 42));
+    }
+
+    // A warning is shown once per distinct text, and at most 64 in all.
+    #[test]
+    fn warnings_are_deduplicated_and_capped() {
+        let mut w = Warnings::default();
+        assert!(w.first("a"));
+        assert!(!w.first("a"));
+        for n in 0..100 {
+            w.first(&decimal(n));
+        }
+        assert!(!w.first("new after the cap"));
+    }
+
+    // configure merges into the options in force; null restores a default; undefined keeps it.
+    #[test]
+    fn configure_merges_into_current_options() {
+        let first = Config::default()
+            .merged(vec![("endpoint".into(), OptionValue::Text("https://logs.example/api".into()))])
+            .unwrap()
+            .0;
+        let (second, unknown) = first
+            .merged(vec![
+                ("studentEmail".into(), OptionValue::Text("ada@example.com".into())),
+                ("steps".into(), OptionValue::Absent),
+                ("endpont".into(), OptionValue::Text("/typo".into())),
+            ])
+            .unwrap();
+        assert_eq!(second.endpoint, "https://logs.example/api", "the first call's endpoint stays");
+        assert_eq!(second.student_email.as_deref(), Some("ada@example.com"));
+        assert_eq!(unknown, ["endpont"]);
+        let third = second.merged(vec![("endpoint".into(), OptionValue::Null)]).unwrap().0;
+        assert_eq!(third.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(third.student_email.as_deref(), Some("ada@example.com"));
+        let refused = third.merged(vec![("maxBatchEvents".into(), OptionValue::Number(0.0))]);
+        assert!(refused.unwrap_err().contains("maxBatchEvents"));
     }
 
     // Bad options are refused with a message naming the option.

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use crate::core::Queue;
+use crate::core::{cat, decimal, hex16, Queue};
 
 /// Prefix of every key the client writes.
 pub const KEY_PREFIX: &str = "session-log:";
@@ -85,15 +85,15 @@ pub struct DurableQueue<S: Store> {
 }
 
 fn queue_prefix(tab: &str) -> String {
-    format!("{KEY_PREFIX}q:{tab}:")
+    cat(&[KEY_PREFIX, "q:", tab, ":"])
 }
 
 fn chunk_key(tab: &str, first: u64) -> String {
-    format!("{}{first:016x}", queue_prefix(tab))
+    cat(&[KEY_PREFIX, "q:", tab, ":", &hex16(first)])
 }
 
 fn dropped_key(tab: &str) -> String {
-    format!("{KEY_PREFIX}dropped:{tab}")
+    cat(&[KEY_PREFIX, "dropped:", tab])
 }
 
 impl<S: Store> DurableQueue<S> {
@@ -196,6 +196,29 @@ impl<S: Store> DurableQueue<S> {
         dropped
     }
 
+    /// Changes the bounds (`configure`'s `maxQueueEvents` and `maxQueueBytes`). Events over the
+    /// new bounds are dropped at once, oldest first (never the batch in flight), and reported
+    /// like any drop; returns how many.
+    pub fn set_limits(&mut self, limits: Limits) -> usize {
+        self.limits = limits;
+        let mut dropped = 0;
+        while self.queue.len() > limits.max_events || self.queue.bytes() > limits.max_bytes {
+            if !self.drop_oldest() {
+                break;
+            }
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.add_dropped(dropped as u64);
+        }
+        dropped
+    }
+
+    /// The store, for the client's other keys (the session token, the next `seq`).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Whether some queued events are not in the store yet.
     pub fn has_pending(&self) -> bool {
         self.persisted_up_to < self.next_slot
@@ -270,7 +293,7 @@ impl<S: Store> DurableQueue<S> {
 
     fn add_dropped(&mut self, n: u64) {
         self.dropped_unreported += n;
-        let _ = self.store.set(&dropped_key(&self.tab), &self.dropped_unreported.to_string());
+        let _ = self.store.set(&dropped_key(&self.tab), &decimal(self.dropped_unreported));
     }
 
     fn load_dropped(&self, tab: &str) -> u64 {
@@ -323,7 +346,7 @@ impl<S: Store> DurableQueue<S> {
             if self.dropped_unreported == 0 {
                 self.store.remove(&dropped_key(&self.tab));
             } else {
-                let _ = self.store.set(&dropped_key(&self.tab), &self.dropped_unreported.to_string());
+                let _ = self.store.set(&dropped_key(&self.tab), &decimal(self.dropped_unreported));
             }
         }
         removed
@@ -343,7 +366,7 @@ impl<S: Store> DurableQueue<S> {
     /// The highest `seq` among queued events of `session_token` (read from the end of each
     /// event's JSON, where the client writes `"seq":N}`), so numbering continues after a reload.
     pub fn max_seq(&self, session_token: &str) -> Option<u64> {
-        let start = format!(r#"{{"sessionToken":"{session_token}""#);
+        let start = cat(&[r#"{"sessionToken":""#, session_token, "\""]);
         self.queue
             .entries()
             .filter(|(_, json)| json.starts_with(&start))

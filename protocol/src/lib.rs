@@ -204,36 +204,91 @@ pub struct StoredEvent<D> {
     pub seq: Option<u64>,
 }
 
+/// Why a field of an event is invalid ([`check_event_type`], [`check_session_token`],
+/// [`check_email`]). `Display` gives the reason without the field name, e.g.
+/// `must be at most 50 characters, got 51`; [`FieldError::reason`] gives it without figures, for
+/// the wasm client (which keeps Rust's formatting machinery out of its module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldError {
+    /// The value is empty.
+    Empty,
+    /// The value has `got` characters, more than `max`.
+    TooLong {
+        /// Most characters allowed.
+        max: usize,
+        /// Characters found.
+        got: usize,
+    },
+    /// An `eventType` holds `found`, which is not a letter, digit, `_`, `-` or `.`.
+    BadEventTypeChar {
+        /// The first character not allowed.
+        found: char,
+    },
+    /// A `sessionToken` holds a space or a control character.
+    NotPrintable,
+    /// A `studentEmail` is not shaped like an email address.
+    NotEmail,
+}
+
+impl FieldError {
+    /// The reason without figures, e.g. `is too long`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FieldError::Empty => "must not be empty",
+            FieldError::TooLong { .. } => "is too long",
+            FieldError::BadEventTypeChar { .. } => "may hold only letters, digits, '_', '-' and '.'",
+            FieldError::NotPrintable => "must hold only printable characters without spaces",
+            FieldError::NotEmail => "is not an email address",
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldError::TooLong { max, got } => {
+                write!(f, "must be at most {max} characters, got {got}")
+            }
+            FieldError::BadEventTypeChar { found } => {
+                write!(f, "{}, found {found:?}", self.reason())
+            }
+            other => f.write_str(other.reason()),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
 /// Checks an `eventType`: 1–50 characters of ASCII letters, digits, `_`, `-` and `.`.
 ///
-/// Errors: a reason without the field name, e.g. `must not be empty`.
-pub fn check_event_type(event_type: &str) -> Result<(), String> {
+/// Errors: [`FieldError::Empty`], [`FieldError::TooLong`], [`FieldError::BadEventTypeChar`].
+pub fn check_event_type(event_type: &str) -> Result<(), FieldError> {
     if event_type.is_empty() {
-        return Err("must not be empty".into());
+        return Err(FieldError::Empty);
     }
     let chars = event_type.chars().count();
     if chars > MAX_EVENT_TYPE_CHARS {
-        return Err(format!("must be at most {MAX_EVENT_TYPE_CHARS} characters, got {chars}"));
+        return Err(FieldError::TooLong { max: MAX_EVENT_TYPE_CHARS, got: chars });
     }
     match event_type.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        Some(c) => Err(format!("may hold only letters, digits, '_', '-' and '.', found {c:?}")),
+        Some(found) => Err(FieldError::BadEventTypeChar { found }),
         None => Ok(()),
     }
 }
 
 /// Checks a `sessionToken`: 1–128 printable characters (no control characters, no spaces).
 ///
-/// Errors: a reason without the field name, e.g. `must not be empty`.
-pub fn check_session_token(token: &str) -> Result<(), String> {
+/// Errors: [`FieldError::Empty`], [`FieldError::TooLong`], [`FieldError::NotPrintable`].
+pub fn check_session_token(token: &str) -> Result<(), FieldError> {
     if token.is_empty() {
-        return Err("must not be empty".into());
+        return Err(FieldError::Empty);
     }
     let chars = token.chars().count();
     if chars > MAX_SESSION_TOKEN_CHARS {
-        return Err(format!("must be at most {MAX_SESSION_TOKEN_CHARS} characters, got {chars}"));
+        return Err(FieldError::TooLong { max: MAX_SESSION_TOKEN_CHARS, got: chars });
     }
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("must hold only printable characters without spaces".into());
+        return Err(FieldError::NotPrintable);
     }
     Ok(())
 }
@@ -242,11 +297,11 @@ pub fn check_session_token(token: &str) -> Result<(), String> {
 /// domain, and no spaces or control characters. Deliberately loose (RFC 5322 allows far more than
 /// forms do): it catches a name or a token typed into the email field, not every impossible address.
 ///
-/// Errors: a reason without the field name.
-pub fn check_email(email: &str) -> Result<(), String> {
+/// Errors: [`FieldError::TooLong`], [`FieldError::NotEmail`].
+pub fn check_email(email: &str) -> Result<(), FieldError> {
     let chars = email.chars().count();
     if chars > MAX_EMAIL_CHARS {
-        return Err(format!("must be at most {MAX_EMAIL_CHARS} characters, got {chars}"));
+        return Err(FieldError::TooLong { max: MAX_EMAIL_CHARS, got: chars });
     }
     let plausible = match email.rsplit_once('@') {
         Some((local, domain)) => {
@@ -261,7 +316,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
     if plausible {
         Ok(())
     } else {
-        Err(format!("is not an email address: {email:?}"))
+        Err(FieldError::NotEmail)
     }
 }
 
@@ -347,7 +402,7 @@ mod tests {
         assert!(check_event_type("api_call").is_ok());
         assert!(check_event_type("custom.event-1").is_ok());
         assert!(check_event_type("").is_err());
-        assert!(check_event_type(&"a".repeat(51)).unwrap_err().contains("50"));
+        assert!(check_event_type(&"a".repeat(51)).unwrap_err().to_string().contains("50"));
         assert!(check_event_type("drop table").is_err());
     }
 

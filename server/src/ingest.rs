@@ -10,7 +10,9 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use session_log_protocol::{check_email, check_event_type, check_session_token, Event, RejectedEvent, Uuid};
+use session_log_protocol::{
+    check_email, check_event_type, check_session_token, Event, FieldError, RejectedEvent, Uuid,
+};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -153,7 +155,10 @@ pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String>
     check_session_token(&event.session_token).map_err(|e| format!("sessionToken: {e}"))?;
     check_event_type(&event.event_type).map_err(|e| format!("eventType: {e}"))?;
     if let Some(email) = &event.student_email {
-        check_email(email).map_err(|e| format!("studentEmail: {e}"))?;
+        check_email(email).map_err(|e| match e {
+            FieldError::NotEmail => format!("studentEmail: {e}: {email:?}"),
+            e => format!("studentEmail: {e}"),
+        })?;
     }
     if let Some(name) = &event.student_name {
         let chars = name.chars().count();

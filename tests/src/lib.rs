@@ -120,6 +120,22 @@ fn required_path(var: &str, fallback: PathBuf, what: &str) -> PathBuf {
     path
 }
 
+/// The built npm package (`SESSION_LOG_PKG`, else `client-wasm/pkg`); panics when it is not built.
+pub fn package_dir() -> PathBuf {
+    let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
+    assert!(
+        pkg.join("session_log.js").is_file(),
+        "the client package in {} is not built: run `cargo xtask build`",
+        pkg.display()
+    );
+    pkg
+}
+
+/// The pinned npm tools' `node_modules/.bin` (`cargo xtask` installs them in `xtask/js`).
+pub fn node_tools() -> PathBuf {
+    required_path("SESSION_LOG_NODE_TOOLS", workspace().join("xtask/js/node_modules/.bin"), "the npm tools (tsc)")
+}
+
 /// The server binary, started with a temporary database; killed on drop.
 pub struct Server {
     /// `http://127.0.0.1:<port>`.
@@ -134,12 +150,7 @@ impl Server {
     /// Starts `session-log-server` serving the demo (`www/`) and the client package, with a
     /// temporary database and [`INSTRUCTOR_TOKEN`].
     pub fn start() -> Server {
-        let pkg = required_path("SESSION_LOG_PKG", workspace().join("client-wasm/pkg"), "the built client package");
-        assert!(
-            pkg.join("session_log.js").is_file(),
-            "the client package in {} is not built: run `cargo xtask build`",
-            pkg.display()
-        );
+        package_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("events.db");
         let mut server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);

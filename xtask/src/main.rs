@@ -229,8 +229,16 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
     Ok((chrome, driver))
 }
 
-/// Builds the npm package into `client-wasm/pkg`: the wasm (size-optimised profile), the ESM glue
-/// (`--target web`, which bundlers also take), the TypeScript declarations and `package.json`.
+/// The files a page downloads through the ESM entry (besides `snippets/`), in load order.
+const ESM_FILES: &[&str] = &["session_log.js", "session_log_core.js", "session_log_core_bg.wasm"];
+/// The classic-script loader, on top of the ESM files.
+const GLOBAL_FILE: &str = "session_log.global.js";
+
+/// Builds the npm package into `client-wasm/pkg`: the wasm (size-optimised profile) and its
+/// ESM glue (`--target web`, which bundlers also take) as `session_log_core*`, then the
+/// hand-written entry `session_log.js`, the classic-script loader, the TypeScript declarations
+/// and `package.json`; JavaScript is minified with esbuild (from `xtask/js`). Prints each file's
+/// gzipped size.
 fn build_package(root: &Path) -> Result<()> {
     run(
         "build the wasm client",
@@ -244,20 +252,92 @@ fn build_package(root: &Path) -> Result<()> {
     run(
         "generate the JavaScript glue",
         Command::new("wasm-bindgen")
-            .args(["--target", "web", "--out-name", "session_log", "--out-dir"])
+            .args(["--target", "web", "--no-typescript", "--out-name", "session_log_core", "--out-dir"])
             .arg(&pkg)
             .arg(&wasm),
     )?;
+    let js = root.join("client-wasm/js");
+    for file in ["session_log.js", GLOBAL_FILE, "session_log.d.ts"] {
+        std::fs::copy(js.join(file), pkg.join(file)).with_context(|| format!("copy {file}"))?;
+    }
+    let mut scripts: Vec<PathBuf> =
+        ["session_log.js", "session_log_core.js", GLOBAL_FILE].iter().map(|f| pkg.join(f)).collect();
+    scripts.extend(snippets(&pkg)?);
+    minify(root, &scripts)?;
     std::fs::write(pkg.join("package.json"), package_json())?;
     std::fs::copy(root.join("client-wasm/README.md"), pkg.join("README.md"))?;
-    let (wasm_raw, wasm_gz) = sizes(&pkg.join("session_log_bg.wasm"))?;
-    let (js_raw, js_gz) = sizes(&pkg.join("session_log.js"))?;
-    println!(
-        "==> npm package in {}: session_log_bg.wasm {wasm_raw} B ({wasm_gz} B gzipped) + session_log.js {js_raw} B ({js_gz} B gzipped) = {} B gzipped",
-        pkg.display(),
-        wasm_gz + js_gz
-    );
+    let report = size_report(&pkg)?;
+    println!("==> npm package in {}:\n{report}", pkg.display());
     Ok(())
+}
+
+/// The wasm-bindgen snippet files (inline JavaScript of the crate) under `pkg/snippets`.
+fn snippets(pkg: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![pkg.join("snippets")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "js") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Minifies JavaScript files in place with esbuild (whitespace, syntax and local names; exports
+/// and `import.meta.url` patterns are kept, so bundlers still find the `.wasm`).
+fn minify(root: &Path, files: &[PathBuf]) -> Result<()> {
+    let esbuild = ensure_node_tools(root)?.join("esbuild");
+    for file in files {
+        run(
+            &format!("minify {}", file.file_name().and_then(|n| n.to_str()).unwrap_or("")),
+            Command::new(&esbuild)
+                .arg(file)
+                .args(["--minify", "--allow-overwrite", "--log-level=warning"])
+                .arg(format!("--outfile={}", file.display())),
+        )?;
+    }
+    Ok(())
+}
+
+/// Installs the pinned npm tools of `xtask/js` (esbuild, typescript, vite, playwright-core) with
+/// `npm ci` when they are missing; returns their `node_modules/.bin`.
+pub fn ensure_node_tools(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("xtask/js");
+    let bin = dir.join("node_modules/.bin");
+    if !bin.join("esbuild").exists() || !bin.join("tsc").exists() {
+        run(
+            "install the npm build and test tools (npm ci)",
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir),
+        )?;
+    }
+    Ok(bin)
+}
+
+/// Each file's size and gzipped size, the ESM total, and what the classic loader adds.
+fn size_report(pkg: &Path) -> Result<String> {
+    let mut lines = Vec::new();
+    let mut total = 0;
+    let mut files: Vec<PathBuf> = ESM_FILES.iter().map(|f| pkg.join(f)).collect();
+    files.extend(snippets(pkg)?);
+    for file in &files {
+        let (raw, gz) = sizes(file)?;
+        total += gz;
+        let name = file.strip_prefix(pkg).unwrap_or(file).display().to_string();
+        lines.push(format!("    {name:<60} {raw:>7} B  {gz:>6} B gzipped"));
+    }
+    lines.push(format!("    everything a page downloads through the ESM entry: {total} B gzipped (the budget test: tests/tests/package.rs)"));
+    let (raw, gz) = sizes(&pkg.join(GLOBAL_FILE))?;
+    lines.push(format!("    {GLOBAL_FILE} adds {raw} B, {gz} B gzipped"));
+    Ok(lines.join("\n"))
 }
 
 fn package_json() -> String {
@@ -271,22 +351,26 @@ fn package_json() -> String {
   "main": "session_log.js",
   "module": "session_log.js",
   "types": "session_log.d.ts",
+  "unpkg": "session_log.global.js",
+  "jsdelivr": "session_log.global.js",
   "exports": {{
     ".": {{
       "types": "./session_log.d.ts",
       "default": "./session_log.js"
     }},
-    "./session_log_bg.wasm": "./session_log_bg.wasm"
+    "./session_log.global.js": "./session_log.global.js",
+    "./session_log_core_bg.wasm": "./session_log_core_bg.wasm"
   }},
   "files": [
     "session_log.js",
     "session_log.d.ts",
-    "session_log_bg.wasm",
-    "session_log_bg.wasm.d.ts",
+    "session_log.global.js",
+    "session_log_core.js",
+    "session_log_core_bg.wasm",
     "snippets/",
     "README.md"
   ],
-  "sideEffects": ["./snippets/*"]
+  "sideEffects": ["./snippets/*", "./session_log.global.js"]
 }}
 "#,
         version = env!("CARGO_PKG_VERSION")

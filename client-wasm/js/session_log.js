@@ -1,0 +1,123 @@
+// session-log: the page's entry (the npm package's `session_log.js`).
+//
+// Every export works from the moment the module is imported. Calls made before the WebAssembly
+// module is ready are kept, in order and with the time they were made, and carried out once it
+// is (a navigation's step applies to the calls after it, as it would have). `init()` is optional:
+// the first call of any export starts loading; it may be called any number of times, and its
+// promise always resolves. When the module cannot load (HTTP error, a Content-Security-Policy
+// without 'wasm-unsafe-eval', a browser without WebAssembly), one console.warn says why and every
+// call stays a no-op that never throws.
+import load, * as core from "./session_log_core.js";
+
+const KINDS = { logNavigation: 0, logError: 1, logAction: 2, logApiCall: 3, logStateChange: 4, logSessionEvent: 5 };
+/** Calls kept before the module is ready, at most (oldest kept; the rest are counted). */
+const MAX_PENDING = 1000;
+let state = 0; // 0: not started, 1: loading, 2: ready, 3: cannot load
+let loading;
+let pending = [];
+let overflow = 0;
+
+const warn = (message) => {
+  try {
+    console.warn("session-log: " + message);
+  } catch (_) {
+    // a page that replaced console with something that throws
+  }
+};
+
+function run(name, args, at) {
+  try {
+    return name in KINDS
+      ? core.log(KINDS[name], args[0], args[1], args[2], args[3], at)
+      : core[name].apply(null, args);
+  } catch (error) {
+    warn(name + " failed: " + (error && error.message));
+  }
+}
+
+function call(name, args, at) {
+  if (state === 2) return run(name, args, at);
+  if (state === 3) return;
+  if (pending.length < MAX_PENDING) pending.push([name, Array.prototype.slice.call(args), at || Date.now()]);
+  else overflow++;
+  init();
+}
+
+function explain(error) {
+  const text = String((error && error.message) || error);
+  if (/unsafe-eval|Content Security Policy/i.test(text)) {
+    return "the page's Content-Security-Policy does not allow WebAssembly: add 'wasm-unsafe-eval' to its script-src";
+  }
+  return "could not load its WebAssembly module (" + text + ")";
+}
+
+/**
+ * Starts loading the WebAssembly module (the first call of any export does too). `input` is
+ * optional: where the `.wasm` is (a URL, a `Response`, a `WebAssembly.Module`, or
+ * `{module_or_path}`); by default `session_log_core_bg.wasm` beside this file. Always resolves.
+ */
+export function init(input) {
+  if (!loading) {
+    state = 1;
+    loading = (async () => {
+      if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
+      const url = new URL("./session_log_core_bg.wasm", import.meta.url);
+      const source = input && input.module_or_path ? input : {
+        module_or_path: input || fetch(url).then((response) => {
+          if (!response.ok) throw new Error("HTTP " + response.status + " for " + url);
+          return response;
+        }),
+      };
+      await load(source);
+    })().then(
+      () => {
+        state = 2;
+        const calls = pending;
+        pending = [];
+        for (const [name, args, at] of calls) run(name, args, at);
+        if (overflow) warn(overflow + " call(s) made before the module was ready were not kept (at most " + MAX_PENDING + ")");
+      },
+      (error) => {
+        state = 3;
+        const lost = pending.length + overflow;
+        pending = [];
+        warn(explain(error) + "; logging is off on this page" + (lost ? " (" + lost + " call(s) not logged)" : ""));
+      },
+    );
+  }
+  return loading;
+}
+
+export default init;
+
+export function configure(options) { call("configure", arguments); }
+export function setStep(step) { call("setStep", arguments); }
+export function logNavigation(from, to) { call("logNavigation", arguments); }
+export function logError(errorType, errorMessage, errorDetails) { call("logError", arguments); }
+export function logAction(actionName, actionDetails) { call("logAction", arguments); }
+export function logApiCall(endpoint, method, status, details) { call("logApiCall", arguments); }
+export function logStateChange(stateName, oldValue, newValue) { call("logStateChange", arguments); }
+export function logSessionEvent(eventType, eventData) { call("logSessionEvent", arguments); }
+export function onDeliveryError(callback) { call("onDeliveryError", arguments); }
+
+export function flush() {
+  if (state === 2) return run("flush", []) || Promise.resolve();
+  return init().then(() => (state === 2 ? run("flush", []) : undefined));
+}
+
+export function getSessionToken() {
+  return state === 2 ? run("getSessionToken", []) || "" : "";
+}
+
+export function stats() {
+  if (state === 2) {
+    const s = run("stats", []);
+    if (s) return s;
+  }
+  return { queued: state === 3 ? 0 : pending.length, sent: 0, dropped: 0, retries: 0, lastError: null };
+}
+
+/** For `session_log.global.js`: calls its stubs kept before this module was imported. */
+export function __replay(calls) {
+  for (const [name, args, at] of calls) call(name, args, at);
+}

@@ -1,0 +1,970 @@
+//! The client's delivery state machine: every decision about what to send, when, what to keep and
+//! what to tell the page, with no I/O in it (in the style of `quinn-proto`). The browser layer
+//! (`web`) feeds it inputs — an event was logged, options changed, a reply came, a timer fired,
+//! the page went hidden, the browser went online or offline, another tab is gone — and carries out
+//! the [`Action`]s it returns from [`Machine::poll_action`]: send this batch, send these beacons,
+//! set a timer, resolve or reject a `flush()`, warn, call `onDeliveryError`, wait on a tab's lock.
+//!
+//! Storage is the one thing the machine reaches directly, through the synchronous [`Store`] trait
+//! (`localStorage` is synchronous, and a page-exit handler must write before the page is torn
+//! down); a refused write is an answer at once, not a later input. The native tests run the
+//! machine with an in-memory store and scripted replies and timers.
+
+use std::collections::VecDeque;
+
+use crate::core::{self, cat, decimal, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
+use crate::durable::{DurableQueue, Limits, Store};
+
+/// `localStorage` key of the generated session token.
+pub const TOKEN_KEY: &str = "session-log:sessionToken";
+/// `localStorage` key prefix of the next sequence number of a session (`…:<token>`).
+pub const SEQ_KEY_PREFIX: &str = "session-log:seq:";
+/// How often a page looks for queues of other tabs to wait on (ms).
+pub const ADOPTION_SCAN_MS: u32 = 30_000;
+/// The beacon budget of a page being closed: the Fetch standard caps keepalive bodies (beacons
+/// included) at 64 KiB in flight per page, in total; stay under it (bytes).
+pub const BEACON_BUDGET_BYTES: usize = 60 * 1024;
+
+/// The timers the machine asks for. [`Timer::code`] and [`Timer::from_code`] carry one through
+/// `setTimeout`'s argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Send what is queued (`flushIntervalMs` after the first queued event).
+    Flush,
+    /// The backoff after a failed send is over.
+    Retry,
+    /// Write this task's events to storage (write-behind, 0 ms: the next task).
+    Persist,
+    /// Look for other tabs' queues to adopt.
+    AdoptionScan,
+    /// `flush()` number `id` has waited `flushTimeoutMs`.
+    FlushTimeout(u32),
+}
+
+impl Timer {
+    /// The timer as one number.
+    pub fn code(self) -> u32 {
+        match self {
+            Timer::Flush => 0,
+            Timer::Retry => 1,
+            Timer::Persist => 2,
+            Timer::AdoptionScan => 3,
+            Timer::FlushTimeout(id) => 4 + id,
+        }
+    }
+
+    /// The timer of [`Timer::code`]'s number.
+    pub fn from_code(code: u32) -> Timer {
+        match code {
+            0 => Timer::Flush,
+            1 => Timer::Retry,
+            2 => Timer::Persist,
+            3 => Timer::AdoptionScan,
+            n => Timer::FlushTimeout(n - 4),
+        }
+    }
+}
+
+/// What the page's `onDeliveryError` callback receives: `{message, willRetry, queued}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryProblem {
+    /// What went wrong, e.g. `the server answered HTTP 503; will retry`.
+    pub message: String,
+    /// Whether the events stay queued for another try.
+    pub will_retry: bool,
+    /// Events waiting to be delivered.
+    pub queued: usize,
+}
+
+/// What the browser layer must do, in the order returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// POST `body` (`{"events": […], "dropped"?: N}`, JSON) to `endpoint`, then report the answer
+    /// with [`Machine::on_reply`]. At most one is outstanding.
+    Send {
+        /// The URL to POST to.
+        endpoint: String,
+        /// The batch's JSON.
+        body: String,
+    },
+    /// The page is going away: send each body with `navigator.sendBeacon` as `text/plain`
+    /// (fetch with `keepalive` where a beacon is refused); no answer is awaited. Together they
+    /// stay under [`BEACON_BUDGET_BYTES`].
+    Beacons {
+        /// The URL to send to.
+        endpoint: String,
+        /// The batches' JSON.
+        bodies: Vec<String>,
+    },
+    /// Call [`Machine::on_timer`] with this timer after `ms` milliseconds.
+    SetTimer(Timer, u32),
+    /// Resolve `flush()` number `id`.
+    ResolveFlush(u32),
+    /// Reject `flush()` number `id` with an `Error` of this message.
+    RejectFlush(u32, String),
+    /// `console.warn` this (prefixed `session-log: `), once per distinct text.
+    Warn(String),
+    /// Call the page's `onDeliveryError` callback, if any.
+    DeliveryError(DeliveryProblem),
+    /// Wait for the Web Lock of this tab; when granted, the tab is gone: call
+    /// [`Machine::on_tab_gone`].
+    WatchTab(String),
+}
+
+/// The server's answer to a [`Action::Send`], as the browser layer read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// HTTP status; 0 when no answer came (network error, timeout).
+    pub status: u16,
+    /// The wait a `Retry-After` header asked for (ms; see [`core::retry_after_ms`]).
+    pub retry_after_ms: Option<u32>,
+    /// How many of the batch's events a 2xx answer lists under `rejected` (refused for good).
+    pub rejected: usize,
+    /// The server's reason: `rejected[0].error` of a 2xx, `error` of a 4xx; for status 0 the
+    /// network error's message.
+    pub reason: Option<String>,
+}
+
+/// Delivery counters (`stats()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Events waiting to be delivered.
+    pub queued: usize,
+    /// Events the server acknowledged.
+    pub sent: u64,
+    /// Events refused by the server for good, or dropped from a full queue.
+    pub dropped: u64,
+    /// Failed sends that will be (or were) retried.
+    pub retries: u64,
+    /// The last delivery problem.
+    pub last_error: Option<String>,
+}
+
+/// A pending `flush()`: done once `settled` reaches `target`.
+#[derive(Debug)]
+struct Waiter {
+    id: u32,
+    target: u64,
+}
+
+/// The client: session, durable queue, delivery state and counters.
+pub struct Machine<S: Store> {
+    session: Session,
+    tab: String,
+    queue: DurableQueue<S>,
+    backoff: Backoff,
+    /// A flush timer is set.
+    flush_timer: bool,
+    /// A retry timer is set: no send before it fires.
+    retry_pending: bool,
+    /// Events in the batch being sent (0: none).
+    in_flight: usize,
+    /// Delivery is paused until the browser is back online.
+    offline: bool,
+    /// A write-behind of pending events is scheduled.
+    persist_scheduled: bool,
+    /// Events ever queued in this page.
+    enqueued: u64,
+    /// Events that left the queue: delivered, refused for good or dropped.
+    settled: u64,
+    sent: u64,
+    dropped: u64,
+    retries: u64,
+    last_error: Option<String>,
+    waiters: Vec<Waiter>,
+    next_waiter_id: u32,
+    /// Other tabs whose lock this page waits on.
+    watched_tabs: Vec<String>,
+    actions: VecDeque<Action>,
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits { max_events: config.max_queue_events, max_bytes: config.max_queue_bytes }
+}
+
+/// The token for `config`: the configured one, else the one kept in the store, else a new one
+/// from `fresh` (128 random bits), which is kept there so a reload continues the session.
+fn resolve_token<S: Store>(config: &Config, store: &mut S, fresh: [u8; 16]) -> String {
+    if let Some(token) = &config.session_token {
+        return token.clone();
+    }
+    if let Some(stored) = store.get(TOKEN_KEY) {
+        if session_log_protocol::check_session_token(&stored).is_ok() {
+            return stored;
+        }
+    }
+    let token = core::session_token(fresh);
+    let _ = store.set(TOKEN_KEY, &token);
+    token
+}
+
+impl<S: Store> Machine<S> {
+    /// Starts the client of tab `tab` with default options: loads the tab's stored queue and the
+    /// session token (`fresh` makes a new one when none is kept), and asks to send what a previous
+    /// page left (in the next task, after the page's first `configure`) and to scan for other
+    /// tabs' queues.
+    pub fn new(mut store: S, tab: &str, user_agent: String, fresh: [u8; 16], online: bool) -> Self {
+        let config = Config::default();
+        let token = resolve_token(&config, &mut store, fresh);
+        let queue = DurableQueue::open(store, tab, limits(&config));
+        let mut machine = Machine {
+            backoff: Backoff::new(config.retry_base_ms, config.retry_max_ms),
+            session: Session::new(config, token, 0, user_agent),
+            tab: tab.to_owned(),
+            enqueued: queue.queue().len() as u64,
+            queue,
+            flush_timer: false,
+            retry_pending: false,
+            in_flight: 0,
+            offline: !online,
+            persist_scheduled: false,
+            settled: 0,
+            sent: 0,
+            dropped: 0,
+            retries: 0,
+            last_error: None,
+            waiters: Vec::new(),
+            next_waiter_id: 0,
+            watched_tabs: Vec::new(),
+            actions: VecDeque::new(),
+        };
+        machine.session.next_seq = machine.next_seq_of(&machine.session.token.clone());
+        machine.actions.push_back(Action::SetTimer(Timer::AdoptionScan, 0));
+        // Events a previous page of this tab left behind are overdue: send them in the next task,
+        // once the page's first calls (its `configure`, with the endpoint) have run.
+        if !machine.queue.queue().is_empty() {
+            machine.flush_timer = true;
+            machine.actions.push_back(Action::SetTimer(Timer::Flush, 0));
+        }
+        machine
+    }
+
+    /// The next action to carry out, oldest first; `None` when there is nothing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The session token events are sent with.
+    pub fn token(&self) -> &str {
+        &self.session.token
+    }
+
+    /// This tab's id (its queue's name in storage).
+    pub fn tab(&self) -> &str {
+        &self.tab
+    }
+
+    /// The delivery counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            queued: self.queue.queue().len(),
+            sent: self.sent,
+            dropped: self.dropped,
+            retries: self.retries,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        self.actions.push_back(Action::Warn(message));
+    }
+
+    /// `configure(options)`: merges `options` into the options in force (see [`Config::merged`]).
+    /// A bad option warns and changes nothing; unknown names warn and are ignored. A different
+    /// session token (configured, or back to the kept one, or `fresh` when none is kept) continues
+    /// that session's numbering; smaller queue bounds drop the oldest events at once.
+    pub fn configure(&mut self, options: Vec<(String, OptionValue)>, fresh: [u8; 16]) {
+        let (config, unknown) = match self.session.config.merged(options) {
+            Ok(merged) => merged,
+            Err(error) => return self.warn(cat(&["configure: ", &error, "; options unchanged"])),
+        };
+        if !unknown.is_empty() {
+            self.warn(cat(&[
+                "configure: unknown option(s) ",
+                &unknown.join(", "),
+                " (known: ",
+                &core::CONFIG_KEYS.join(", "),
+                ")",
+            ]));
+        }
+        let token = resolve_token(&config, self.queue.store_mut(), fresh);
+        if token != self.session.token {
+            self.persist();
+            self.session.next_seq = self.next_seq_of(&token);
+            self.session.token = token;
+        }
+        self.backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
+        let dropped = self.queue.set_limits(limits(&config));
+        self.session.config = config;
+        self.count_drops(dropped);
+        self.schedule();
+    }
+
+    /// `setStep(step)`: the current step of the following events. Not a whole number ≥ 0: a
+    /// warning, and the step stays.
+    pub fn set_step(&mut self, step: f64) {
+        match core::step_number(step) {
+            Some(step) => self.session.current_step = step,
+            None => self.warn("setStep expects a whole number ≥ 0".to_owned()),
+        }
+    }
+
+    /// A logging call at `at_ms`: plans its event (see [`Session::plan`]); the browser layer
+    /// builds the event's JSON from the plan and hands it to [`Machine::push`]. `None` (with a
+    /// warning) when the call is refused, e.g. a custom `eventType` the server would refuse.
+    pub fn plan(&mut self, kind: EventKind, at_ms: f64, random: [u8; 10]) -> Option<EventPlan> {
+        match self.session.plan(kind, at_ms, random) {
+            Ok(plan) => Some(plan),
+            Err(reason) => {
+                self.warn(cat(&["logSessionEvent: eventType ", reason, "; not logged"]));
+                None
+            }
+        }
+    }
+
+    /// Queues one event's JSON (built from [`Machine::plan`]). Over the queue's bounds the oldest
+    /// events are dropped and reported; a batch is sent when due, else a flush timer is set; the
+    /// write to storage happens in the next task.
+    pub fn push(&mut self, json: String) {
+        let dropped = self.queue.push(json);
+        self.enqueued += 1;
+        self.count_drops(dropped);
+        if !self.persist_scheduled {
+            self.persist_scheduled = true;
+            self.actions.push_back(Action::SetTimer(Timer::Persist, 0));
+        }
+        self.schedule();
+    }
+
+    /// `flush()`: send now. `None` when nothing logged is still pending (resolve at once); else
+    /// the id of the flush, which is resolved ([`Action::ResolveFlush`]) once every event queued
+    /// before it has settled, or rejected after `flushTimeoutMs`.
+    pub fn flush(&mut self) -> Option<u32> {
+        if self.settled >= self.enqueued {
+            return None;
+        }
+        self.next_waiter_id += 1;
+        let id = self.next_waiter_id;
+        self.waiters.push(Waiter { id, target: self.enqueued });
+        self.actions.push_back(Action::SetTimer(Timer::FlushTimeout(id), self.session.config.flush_timeout_ms));
+        self.schedule();
+        Some(id)
+    }
+
+    /// A timer set by [`Action::SetTimer`] fired.
+    pub fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Flush => {
+                self.flush_timer = false;
+                self.pump();
+            }
+            Timer::Retry => {
+                self.retry_pending = false;
+                self.pump();
+            }
+            Timer::Persist => self.persist(),
+            Timer::AdoptionScan => {
+                for tab in self.queue.other_tabs() {
+                    if !self.watched_tabs.contains(&tab) {
+                        self.watched_tabs.push(tab.clone());
+                        self.actions.push_back(Action::WatchTab(tab));
+                    }
+                }
+                self.actions.push_back(Action::SetTimer(Timer::AdoptionScan, ADOPTION_SCAN_MS));
+            }
+            Timer::FlushTimeout(id) => {
+                let Some(index) = self.waiters.iter().position(|w| w.id == id) else {
+                    return;
+                };
+                self.waiters.remove(index);
+                let message = cat(&[
+                    "session-log: flush timed out after ",
+                    &decimal(u64::from(self.session.config.flush_timeout_ms)),
+                    " ms; ",
+                    &decimal(self.queue.queue().len() as u64),
+                    " event(s) still queued and will be retried",
+                ]);
+                self.actions.push_back(Action::RejectFlush(id, message));
+            }
+        }
+    }
+
+    /// The answer to the outstanding [`Action::Send`]; `online` is `navigator.onLine` now and
+    /// `random` a uniform number in `[0, 1)` for the backoff's jitter.
+    ///
+    /// 2xx: the batch leaves the queue (its `rejected` events count as dropped, with a warning).
+    /// Network error, 408, 429, 5xx: the batch stays first; retry after the backoff or the
+    /// `Retry-After`, whichever is longer; while offline, no retry is spent until
+    /// [`Machine::on_online`]. Other 4xx: the batch is refused for good, with a warning.
+    pub fn on_reply(&mut self, reply: Reply, online: bool, random: f64) {
+        let count = std::mem::take(&mut self.in_flight);
+        if count == 0 {
+            return;
+        }
+        let status = reply.status;
+        let reason = reply.reason.unwrap_or_default();
+        let outcome = core::outcome(status);
+        match outcome {
+            Outcome::Delivered => {
+                let refused = reply.rejected;
+                if refused > 0 {
+                    let message = cat(&["the server refused ", &decimal(refused as u64), " event(s): ", &reason]);
+                    self.warn(message.clone());
+                    self.last_error = Some(message);
+                }
+                self.finish(refused);
+                self.backoff.reset();
+            }
+            Outcome::Refused => {
+                let reason = if reason.is_empty() { cat(&["HTTP ", &decimal(u64::from(status))]) } else { reason };
+                let message = cat(&[
+                    "the server refused a batch of ",
+                    &decimal(count as u64),
+                    " event(s) (HTTP ",
+                    &decimal(u64::from(status)),
+                    "): ",
+                    &reason,
+                ]);
+                self.warn(message.clone());
+                self.last_error = Some(message);
+                self.finish(usize::MAX);
+            }
+            Outcome::Retry => {
+                self.queue.release_batch();
+                self.retries += 1;
+                let message = if status == 0 {
+                    cat(&["could not reach ", &self.session.config.endpoint, ": ", &reason, "; will retry"])
+                } else {
+                    cat(&["the server answered HTTP ", &decimal(u64::from(status)), "; will retry"])
+                };
+                self.warn(message.clone());
+                self.last_error = Some(message);
+                if online {
+                    let delay = self.backoff.next_delay_ms(random).max(reply.retry_after_ms.unwrap_or(0));
+                    self.retry_pending = true;
+                    self.actions.push_back(Action::SetTimer(Timer::Retry, delay));
+                } else {
+                    self.offline = true;
+                }
+            }
+        }
+        if outcome != Outcome::Delivered || reply.rejected > 0 {
+            let problem = DeliveryProblem {
+                message: self.last_error.clone().unwrap_or_default(),
+                will_retry: outcome == Outcome::Retry,
+                queued: self.queue.queue().len(),
+            };
+            self.actions.push_back(Action::DeliveryError(problem));
+        }
+        self.finish_waiters();
+        self.pump();
+    }
+
+    /// The browser went online (`true`: send what is queued at once, backoff reset) or offline (`false`: no
+    /// retries are spent until it is back).
+    pub fn on_online(&mut self, online: bool) {
+        if !online {
+            self.offline = true;
+            return;
+        }
+        self.offline = false;
+        self.retry_pending = false;
+        self.backoff.reset();
+        self.pump();
+    }
+
+    /// The page is going away (`pagehide`, or hidden): writes what is pending to storage and
+    /// sends the whole queue as beacons within the budget. The events stay queued and stored: a
+    /// later page sends them again unless acknowledged (the server's dedup makes that safe).
+    pub fn on_page_hidden(&mut self) {
+        self.persist();
+        let max_events = self.session.config.max_batch_events;
+        let mut budget = BEACON_BUDGET_BYTES;
+        let mut bodies = Vec::new();
+        for body in self.queue.chunks(max_events, BEACON_BUDGET_BYTES) {
+            if body.len() > budget {
+                break;
+            }
+            budget -= body.len();
+            bodies.push(body);
+        }
+        if !bodies.is_empty() {
+            self.actions.push_back(Action::Beacons { endpoint: self.session.config.endpoint.clone(), bodies });
+        }
+    }
+
+    /// Tab `tab`'s lock was granted: it is gone, and its stored queue joins this one.
+    pub fn on_tab_gone(&mut self, tab: &str) {
+        self.watched_tabs.retain(|t| t != tab);
+        let adopted = self.queue.adopt(tab);
+        self.enqueued += adopted as u64;
+        self.schedule();
+    }
+
+    /// After a change: send now when a batch is due (or a flush waits), else make sure a flush
+    /// timer is set.
+    fn schedule(&mut self) {
+        let queue = self.queue.queue();
+        if self.in_flight > 0 || self.retry_pending || self.offline || queue.is_empty() {
+            return;
+        }
+        let c = &self.session.config;
+        if queue.is_due(c.max_batch_events, c.max_batch_bytes) || !self.waiters.is_empty() {
+            return self.pump();
+        }
+        if !self.flush_timer {
+            self.flush_timer = true;
+            self.actions.push_back(Action::SetTimer(Timer::Flush, c.flush_interval_ms));
+        }
+    }
+
+    /// Starts the next batch unless one is in flight, a retry waits, or the browser is offline.
+    fn pump(&mut self) {
+        if self.in_flight > 0 || self.retry_pending || self.offline {
+            return;
+        }
+        self.persist();
+        let c = &self.session.config;
+        let Some(batch) = self.queue.start_batch(c.max_batch_events, c.max_batch_bytes) else {
+            return;
+        };
+        self.in_flight = batch.count;
+        self.actions.push_back(Action::Send { endpoint: c.endpoint.clone(), body: batch.body });
+    }
+
+    /// Writes pending events to storage (one chunk) and the session's next seq.
+    fn persist(&mut self) {
+        self.persist_scheduled = false;
+        if !self.queue.has_pending() {
+            return;
+        }
+        let dropped = self.queue.persist();
+        self.count_drops(dropped);
+        let key = cat(&[SEQ_KEY_PREFIX, &self.session.token]);
+        let seq = decimal(self.session.next_seq);
+        if self.queue.store_mut().set(&key, &seq).is_err() {
+            self.warn("localStorage refused a write (quota or privacy settings)".to_owned());
+        }
+    }
+
+    /// The next seq of `token`: past what was stored and what is queued.
+    fn next_seq_of(&mut self, token: &str) -> u64 {
+        let stored = self.queue.store_mut().get(&cat(&[SEQ_KEY_PREFIX, token])).and_then(|s| s.parse().ok());
+        stored.unwrap_or(0).max(self.queue.max_seq(token).map_or(0, |s| s + 1))
+    }
+
+    fn count_drops(&mut self, dropped: usize) {
+        if dropped > 0 {
+            self.settled += dropped as u64;
+            self.dropped += dropped as u64;
+            self.warn(
+                "the event queue is full (maxQueueEvents / maxQueueBytes, or storage quota): oldest events dropped and reported"
+                    .to_owned(),
+            );
+            self.finish_waiters();
+        }
+    }
+
+    /// Removes the batch in flight; `refused` of its events (at most all) were refused for good.
+    fn finish(&mut self, refused: usize) {
+        let removed = self.queue.finish_batch();
+        let refused = refused.min(removed);
+        self.settled += removed as u64;
+        self.sent += (removed - refused) as u64;
+        self.dropped += refused as u64;
+    }
+
+    fn finish_waiters(&mut self) {
+        let settled = self.settled;
+        let mut index = 0;
+        while let Some(waiter) = self.waiters.get(index) {
+            if waiter.target <= settled {
+                let id = waiter.id;
+                self.waiters.remove(index);
+                self.actions.push_back(Action::ResolveFlush(id));
+            } else {
+                index += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::durable::StoreFull;
+
+    /// An in-memory `localStorage` that the test can read while the machine owns it.
+    #[derive(Clone, Default)]
+    struct SharedStore(Rc<RefCell<BTreeMap<String, String>>>);
+
+    impl Store for SharedStore {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.borrow().get(key).cloned()
+        }
+        fn set(&mut self, key: &str, value: &str) -> Result<(), StoreFull> {
+            self.0.borrow_mut().insert(key.to_owned(), value.to_owned());
+            Ok(())
+        }
+        fn remove(&mut self, key: &str) {
+            self.0.borrow_mut().remove(key);
+        }
+        fn keys(&self) -> Vec<String> {
+            self.0.borrow().keys().cloned().collect()
+        }
+    }
+
+    fn machine(store: &SharedStore) -> Machine<SharedStore> {
+        let mut m = Machine::new(store.clone(), "tab1", "UA".into(), [1; 16], true);
+        drain(&mut m);
+        m
+    }
+
+    fn drain(m: &mut Machine<SharedStore>) -> Vec<Action> {
+        std::iter::from_fn(|| m.poll_action()).collect()
+    }
+
+    fn options(pairs: &[(&str, OptionValue)]) -> Vec<(String, OptionValue)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    fn num(n: f64) -> OptionValue {
+        OptionValue::Number(n)
+    }
+
+    /// Logs one action event the way `web` does: plan, then a JSON string shaped like the real one.
+    fn log(m: &mut Machine<SharedStore>, name: &str) {
+        let plan = m.plan(EventKind::Action { action_name: name.into() }, 1_000.0, [0; 10]).unwrap();
+        let json = serde_json::json!({"sessionToken": plan.session_token, "eventType": plan.event_type,
+            "eventData": {"actionName": name}, "eventId": plan.event_id, "seq": plan.seq});
+        m.push(json.to_string());
+    }
+
+    fn sends(actions: &[Action]) -> Vec<Vec<String>> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { body, .. } => Some(names(body)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn names(body: &str) -> Vec<String> {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventData"]["actionName"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn ok() -> Reply {
+        Reply { status: 200, ..Reply::default() }
+    }
+
+    // The first event sets the flush timer; the timer sends what is queued as one batch.
+    #[test]
+    fn flush_timer_sends_the_queue() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        log(&mut m, "a");
+        log(&mut m, "b");
+        let actions = drain(&mut m);
+        assert!(actions.contains(&Action::SetTimer(Timer::Flush, 1000)));
+        assert_eq!(actions.iter().filter(|a| matches!(a, Action::SetTimer(Timer::Flush, _))).count(), 1);
+        assert!(sends(&actions).is_empty());
+        m.on_timer(Timer::Flush);
+        assert_eq!(sends(&drain(&mut m)), [vec!["a", "b"]]);
+    }
+
+    // maxBatchEvents queued events send at once; one batch is in flight at a time.
+    #[test]
+    fn full_batch_sends_at_once_one_at_a_time() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.configure(options(&[("maxBatchEvents", num(2.0))]), [2; 16]);
+        for name in ["a", "b", "c", "d", "e"] {
+            log(&mut m, name);
+        }
+        assert_eq!(sends(&drain(&mut m)), [vec!["a", "b"]], "later batches wait for the answer");
+        m.on_reply(ok(), true, 0.5);
+        assert_eq!(sends(&drain(&mut m)), [vec!["c", "d"]]);
+        m.on_reply(ok(), true, 0.5);
+        assert_eq!(sends(&drain(&mut m)), [vec!["e"]]);
+        m.on_reply(ok(), true, 0.5);
+        assert_eq!(m.stats().sent, 5);
+        assert_eq!(m.stats().queued, 0);
+    }
+
+    // A 503 keeps the batch first and retries after max(backoff, Retry-After).
+    #[test]
+    fn retry_waits_for_backoff_or_retry_after() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        log(&mut m, "a");
+        m.on_timer(Timer::Flush);
+        drain(&mut m);
+        m.on_reply(Reply { status: 503, retry_after_ms: Some(5000), ..Reply::default() }, true, 0.5);
+        let actions = drain(&mut m);
+        assert!(actions.contains(&Action::SetTimer(Timer::Retry, 5000)), "{actions:?}");
+        assert!(actions.iter().any(|a| matches!(a, Action::DeliveryError(p) if p.will_retry && p.queued == 1)));
+        log(&mut m, "b");
+        assert!(sends(&drain(&mut m)).is_empty(), "nothing is sent while the retry waits");
+        m.on_timer(Timer::Retry);
+        assert_eq!(sends(&drain(&mut m)), [vec!["a", "b"]]);
+        m.on_reply(Reply { status: 0, reason: Some("Failed to fetch".into()), ..Reply::default() }, true, 0.999);
+        let actions = drain(&mut m);
+        assert!(actions.contains(&Action::SetTimer(Timer::Retry, 1998)), "doubled, with jitter: {actions:?}");
+        assert!(m.stats().last_error.unwrap().contains("Failed to fetch"));
+        assert_eq!(m.stats().retries, 2);
+    }
+
+    // Offline, a failure spends no retry timer; going online resumes at once.
+    #[test]
+    fn offline_waits_for_online() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        log(&mut m, "a");
+        m.on_timer(Timer::Flush);
+        drain(&mut m);
+        m.on_reply(Reply::default(), false, 0.5);
+        assert!(!drain(&mut m).iter().any(|a| matches!(a, Action::SetTimer(Timer::Retry, _))));
+        m.on_online(true);
+        assert_eq!(sends(&drain(&mut m)), [vec!["a"]]);
+    }
+
+    // A 4xx refuses the batch for good (warned, counted as dropped); events a 2xx lists as
+    // rejected are dropped and the rest count as sent.
+    #[test]
+    fn refusals_drop_only_what_the_server_names() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        log(&mut m, "a");
+        log(&mut m, "b");
+        m.on_timer(Timer::Flush);
+        drain(&mut m);
+        m.on_reply(
+            Reply { status: 200, rejected: 1, reason: Some("eventData: too deep".into()), ..Reply::default() },
+            true,
+            0.5,
+        );
+        let actions = drain(&mut m);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Warn(w) if w.contains("refused 1 event(s): eventData: too deep"))));
+        assert_eq!((m.stats().sent, m.stats().dropped), (1, 1));
+        log(&mut m, "c");
+        m.on_timer(Timer::Flush);
+        drain(&mut m);
+        m.on_reply(Reply { status: 413, reason: Some("body too large".into()), ..Reply::default() }, true, 0.5);
+        let actions = drain(&mut m);
+        assert!(actions.iter().any(|a| matches!(a, Action::DeliveryError(p) if !p.will_retry)));
+        assert_eq!((m.stats().sent, m.stats().dropped, m.stats().queued), (1, 2, 0));
+        assert!(m.stats().last_error.unwrap().contains("(HTTP 413): body too large"));
+    }
+
+    // maxQueueEvents set by configure bounds the queue: the oldest are dropped and the count
+    // rides on the next batch.
+    #[test]
+    fn configured_queue_bound_drops_oldest_and_reports() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.configure(
+            options(&[
+                ("maxBatchEvents", num(10.0)),
+                ("maxQueueEvents", num(60.0)),
+                ("endpoint", OptionValue::Text("http://127.0.0.1:9/x".into())),
+            ]),
+            [2; 16],
+        );
+        drain(&mut m);
+        m.on_online(false);
+        for n in 0..100 {
+            log(&mut m, &decimal(n));
+        }
+        let stats = m.stats();
+        assert_eq!((stats.queued, stats.dropped), (60, 40));
+        m.on_online(true);
+        let actions = drain(&mut m);
+        let Some(Action::Send { body, .. }) = actions.iter().find(|a| matches!(a, Action::Send { .. })) else {
+            panic!("{actions:?}")
+        };
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["dropped"], 40);
+        assert_eq!(v["events"][0]["eventData"]["actionName"], "40", "the oldest went first");
+        // Lowering the bound drops at once.
+        m.configure(options(&[("maxQueueEvents", num(20.0))]), [2; 16]);
+        assert_eq!(m.stats().queued, 20);
+    }
+
+    // A flush resolves once its events settle; one that cannot finish rejects at its timeout
+    // and the events stay queued.
+    #[test]
+    fn flush_waiters_resolve_or_time_out() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        assert_eq!(m.flush(), None, "nothing pending: resolve at once");
+        log(&mut m, "a");
+        drain(&mut m);
+        let id = m.flush().unwrap();
+        let actions = drain(&mut m);
+        assert!(actions.contains(&Action::SetTimer(Timer::FlushTimeout(id), 10_000)));
+        assert_eq!(sends(&actions), [vec!["a"]], "a flush sends without waiting for the timer");
+        m.on_reply(ok(), true, 0.5);
+        assert!(drain(&mut m).contains(&Action::ResolveFlush(id)));
+        m.on_timer(Timer::FlushTimeout(id));
+        assert!(drain(&mut m).is_empty(), "a resolved flush does not reject later");
+
+        log(&mut m, "b");
+        let id = m.flush().unwrap();
+        drain(&mut m);
+        m.on_reply(Reply { status: 503, ..Reply::default() }, true, 0.5);
+        drain(&mut m);
+        m.on_timer(Timer::FlushTimeout(id));
+        let actions = drain(&mut m);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::RejectFlush(i, msg) if *i == id && msg.contains("1 event(s) still queued"))));
+        assert_eq!(m.stats().queued, 1);
+    }
+
+    // A second configure keeps the first one's options; a refused one changes nothing.
+    #[test]
+    fn configure_merges_and_refusal_keeps_options() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.configure(options(&[("endpoint", OptionValue::Text("https://logs.example/api".into()))]), [2; 16]);
+        m.configure(options(&[("studentEmail", OptionValue::Text("ada@example.com".into()))]), [2; 16]);
+        m.configure(options(&[("maxBatchEvents", num(0.0))]), [2; 16]);
+        assert!(drain(&mut m).iter().any(|a| matches!(a, Action::Warn(w) if w.contains("maxBatchEvents"))));
+        log(&mut m, "a");
+        m.on_timer(Timer::Flush);
+        let actions = drain(&mut m);
+        let Some(Action::Send { endpoint, body }) = actions.iter().find(|a| matches!(a, Action::Send { .. })) else {
+            panic!()
+        };
+        assert_eq!(endpoint, "https://logs.example/api");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            m.plan(EventKind::Action { action_name: "x".into() }, 0.0, [0; 10]).unwrap().student_email.as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(v["events"].as_array().unwrap().len(), 1);
+    }
+
+    // The generated token is kept in storage; a configured token numbers its own events, and
+    // going back continues the first session's numbering.
+    #[test]
+    fn session_token_switches_keep_numbering() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let kept = m.token().to_owned();
+        assert_eq!(store.get(TOKEN_KEY).as_deref(), Some(kept.as_str()));
+        assert_eq!(kept, core::session_token([1; 16]));
+        log(&mut m, "a");
+        log(&mut m, "b");
+        m.configure(options(&[("sessionToken", OptionValue::Text("ws_given".into()))]), [2; 16]);
+        assert_eq!(m.token(), "ws_given");
+        assert_eq!(m.plan(EventKind::Action { action_name: "x".into() }, 0.0, [0; 10]).unwrap().seq, 0);
+        m.configure(options(&[("sessionToken", OptionValue::Null)]), [3; 16]);
+        assert_eq!(m.token(), kept, "back to the kept token, not a fresh one");
+        log(&mut m, "y");
+        let y: Value = serde_json::from_str(m.queue.queue().entries().last().unwrap().1).unwrap();
+        assert_eq!(y["seq"], 2);
+        // A new page of the same browser continues the session and its numbering.
+        m.on_timer(Timer::Persist);
+        let mut again = machine(&store);
+        assert_eq!(again.token(), kept);
+        assert_eq!(again.plan(EventKind::Action { action_name: "z".into() }, 0.0, [0; 10]).unwrap().seq, 3);
+    }
+
+    // Events logged in a task are written in the next one, as one chunk; a new page sends them.
+    #[test]
+    fn write_behind_and_reload() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        log(&mut m, "a");
+        log(&mut m, "b");
+        assert!(drain(&mut m).iter().filter(|a| matches!(a, Action::SetTimer(Timer::Persist, 0))).count() == 1);
+        assert!(!store.keys().iter().any(|k| k.contains(":q:")), "nothing written during the calls");
+        m.on_timer(Timer::Persist);
+        assert_eq!(store.keys().iter().filter(|k| k.contains(":q:tab1:")).count(), 1);
+        drop(m);
+        let mut reloaded = Machine::new(store.clone(), "tab1", "UA".into(), [9; 16], true);
+        assert_eq!(drain(&mut reloaded), [Action::SetTimer(Timer::AdoptionScan, 0), Action::SetTimer(Timer::Flush, 0)]);
+        reloaded.configure(options(&[("endpoint", OptionValue::Text("https://logs.example/api".into()))]), [2; 16]);
+        reloaded.on_timer(Timer::Flush);
+        let actions = drain(&mut reloaded);
+        assert_eq!(sends(&actions), [vec!["a", "b"]], "overdue events go out in the next task");
+        assert!(
+            matches!(&actions[0], Action::Send { endpoint, .. } if endpoint == "https://logs.example/api"),
+            "to the configured endpoint"
+        );
+    }
+
+    // On page exit the whole queue goes out as beacons under the 60 KiB budget, and stays stored.
+    #[test]
+    fn page_exit_sends_beacons_within_budget() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.configure(options(&[("maxBatchEvents", num(10.0))]), [2; 16]);
+        m.on_online(false);
+        let padding = "x".repeat(1000);
+        for n in 0..100 {
+            log(&mut m, &cat(&[&decimal(n), &padding]));
+        }
+        drain(&mut m);
+        m.on_page_hidden();
+        let actions = drain(&mut m);
+        let Some(Action::Beacons { bodies, .. }) = actions.first() else { panic!("{actions:?}") };
+        let total: usize = bodies.iter().map(String::len).sum();
+        assert!(total <= BEACON_BUDGET_BYTES, "{total}");
+        assert_eq!(bodies.len(), 5, "five bodies of ten ~1 KB events fit in 60 KiB");
+        assert!(names(&bodies[0])[0].starts_with("0x"), "oldest first");
+        assert_eq!(m.stats().queued, 100, "beaconed events stay until acknowledged");
+        assert!(store.keys().iter().any(|k| k.contains(":q:tab1:")));
+    }
+
+    // A closed tab's stored queue is watched, then adopted when its lock is granted.
+    #[test]
+    fn closed_tab_queue_is_adopted() {
+        let store = SharedStore::default();
+        let mut other = Machine::new(store.clone(), "tab0", "UA".into(), [1; 16], false);
+        log(&mut other, "orphan");
+        other.on_timer(Timer::Persist);
+        drop(other);
+        let mut m = machine(&store);
+        m.on_timer(Timer::AdoptionScan);
+        let actions = drain(&mut m);
+        assert!(actions.contains(&Action::WatchTab("tab0".into())));
+        m.on_timer(Timer::AdoptionScan);
+        assert!(!drain(&mut m).contains(&Action::WatchTab("tab0".into())), "each tab is watched once");
+        m.on_tab_gone("tab0");
+        m.on_timer(Timer::Flush);
+        assert_eq!(sends(&drain(&mut m)), [vec!["orphan"]]);
+        assert!(!store.keys().iter().any(|k| k.contains(":q:tab0:")));
+    }
+
+    // Timer codes round-trip through setTimeout's argument.
+    #[test]
+    fn timer_codes_round_trip() {
+        for timer in [
+            Timer::Flush,
+            Timer::Retry,
+            Timer::Persist,
+            Timer::AdoptionScan,
+            Timer::FlushTimeout(0),
+            Timer::FlushTimeout(77),
+        ] {
+            assert_eq!(Timer::from_code(timer.code()), timer);
+        }
+    }
+}

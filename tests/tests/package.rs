@@ -1,0 +1,468 @@
+//! The npm package as users get it: its size budget, its TypeScript declarations under a strict
+//! compile, the tarball in a fresh Vite project, the classic-script build, and pages on which the
+//! module is not ready yet or cannot load (strict CSP, no WebAssembly, a missing `.wasm`). Pages
+//! run in headless Chromium against the real server.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use session_log_e2e::{node_tools, package_dir, Browser, Server, INSTRUCTOR_TOKEN};
+
+/// Everything a page downloads through the ESM entry, gzipped at level 9, at most (bytes).
+const ESM_BUDGET_BYTES: usize = 20 * 1024;
+/// What `session_log.global.js` adds on top, at most (bytes).
+const GLOBAL_BUDGET_BYTES: usize = 2 * 1024;
+
+fn gzipped(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&bytes).unwrap();
+    encoder.finish().unwrap().len()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+// The ESM entry's download (entry, glue, snippets, wasm) stays within 20 KB gzipped, and the
+// classic-script loader within 2 KB more, so the package cannot creep back.
+#[test]
+fn package_stays_within_its_size_budget() {
+    let pkg = package_dir();
+    let mut files: Vec<PathBuf> =
+        ["session_log.js", "session_log_core.js", "session_log_core_bg.wasm"].iter().map(|f| pkg.join(f)).collect();
+    files.extend(files_under(&pkg.join("snippets")));
+    let sizes: Vec<(String, usize)> = files.iter().map(|f| (f.display().to_string(), gzipped(f))).collect();
+    let total: usize = sizes.iter().map(|(_, size)| size).sum();
+    assert!(total <= ESM_BUDGET_BYTES, "{total} B gzipped is over the {ESM_BUDGET_BYTES} B budget: {sizes:#?}");
+    let global = gzipped(&pkg.join("session_log.global.js"));
+    assert!(global <= GLOBAL_BUDGET_BYTES, "session_log.global.js is {global} B gzipped");
+}
+
+/// Runs a command, panicking with its output when it fails.
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+/// A page written the reference's way, calling every export with the reference's arguments.
+const REFERENCE_CALLS_TS: &str = r#"
+import init, * as sl from "session-log";
+import type { SessionLogStats, SessionLogDeliveryError, SessionLogConfig } from "session-log";
+
+const options: SessionLogConfig = { endpoint: "/api/session-log", steps: ["Connect Accounts", "Deploy"], demoMode: false };
+sl.configure(options);
+sl.setStep(1);
+sl.logSessionEvent("custom_event", { customField: "value", anotherField: 123 });
+sl.logSessionEvent("workshop_started");
+sl.logNavigation(2, 3);
+sl.logError("deployment_failed", "Function deployment timeout", { functionName: "voice-handler", timeout: 30000 });
+sl.logError("exception", new Error("boom"));
+sl.logAction("phone_number_selected", { phoneNumber: "+15555551234", provider: "twilio" });
+sl.logAction("clicked");
+sl.logApiCall("/api/deploy-function", "POST", 200, { functionName: "voice-handler", deploymentTime: 1234 });
+sl.logApiCall("/x", "GET", 200);
+sl.logStateChange("servicesReady", false, true);
+sl.onDeliveryError((e: SessionLogDeliveryError) => { const retry: boolean = e.willRetry; void retry; });
+sl.onDeliveryError(null);
+const token: string = sl.getSessionToken();
+const stats: SessionLogStats = sl.stats();
+const queued: number = stats.queued;
+const last: string | null = stats.lastError;
+async function main(): Promise<void> {
+  await init();
+  await sl.init("/pkg/session_log_core_bg.wasm");
+  await sl.flush();
+}
+void main; void token; void queued; void last;
+"#;
+
+/// Calls that strict TypeScript must refuse: the declarations are not `any`.
+const WRONG_CALLS_TS: &str = r#"
+import * as sl from "session-log";
+sl.logNavigation("two", 3);
+sl.configure({ maxBatchEvents: "50" });
+sl.configure({ endpont: "/typo" });
+const n: number = sl.getSessionToken();
+"#;
+
+fn typescript_project(dir: &Path, source: &str) {
+    std::fs::write(dir.join("page.ts"), source).unwrap();
+    let node_modules = dir.join("node_modules");
+    std::fs::create_dir_all(&node_modules).unwrap();
+    std::os::unix::fs::symlink(package_dir(), node_modules.join("session-log")).unwrap();
+    std::fs::write(
+        dir.join("tsconfig.json"),
+        r#"{"compilerOptions": {"strict": true, "noEmit": true, "target": "ES2022", "module": "ESNext",
+            "moduleResolution": "bundler", "lib": ["ES2022", "DOM"], "skipLibCheck": false}, "files": ["page.ts"]}"#,
+    )
+    .unwrap();
+}
+
+// The reference's own calls (details optional) pass a strict TypeScript compile, and wrong
+// arguments and option names fail it.
+#[test]
+fn typescript_strict_compile_of_the_reference_calls() {
+    let tsc = node_tools().join("tsc");
+    let ok = tempfile::tempdir().unwrap();
+    typescript_project(ok.path(), REFERENCE_CALLS_TS);
+    run(Command::new(&tsc).arg("-p").arg(ok.path()));
+    let wrong = tempfile::tempdir().unwrap();
+    typescript_project(wrong.path(), WRONG_CALLS_TS);
+    let output = Command::new(&tsc).arg("-p").arg(wrong.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "wrong calls compiled");
+    assert_eq!(text.matches("error TS").count(), 4, "each wrong line is refused:\n{text}");
+}
+
+/// Writes `files` into a new temporary web root.
+fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn start_server(www: &Path, extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let db = tempfile::tempdir().unwrap();
+    let mut args = vec!["--instructor-token", INSTRUCTOR_TOKEN, "--www", www.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (Server::start_with(&db.path().join("events.db"), &args), db)
+}
+
+/// Opens `url`, waits for `window.done`, and returns `window.result`.
+async fn page_result(browser: &Browser, url: &str) -> Value {
+    browser.client.goto(url).await.expect("open the page");
+    browser.wait_until("return window.done === true").await;
+    browser.run("return window.result", vec![]).await
+}
+
+/// Records console warnings and uncaught errors in `window.warnings` / `window.errors`.
+const RECORDER_JS: &str = r#"
+window.warnings = []; window.errors = [];
+const warn = console.warn;
+console.warn = (...args) => { window.warnings.push(args.join(" ")); warn.apply(console, args); };
+window.addEventListener("error", (e) => window.errors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.errors.push(String(e.reason)));
+"#;
+
+/// Calls every export before the module is ready; `window.result` says what the page saw.
+const CALL_EVERYTHING_JS: &str = r#"
+export async function callEverything(sl) {
+  const thrown = [];
+  const calls = [
+    () => sl.configure({ steps: ["A", "B", "C", "D"], flushIntervalMs: 100 }),
+    () => sl.setStep(2), () => sl.logAction("x"), () => sl.logAction("y", { a: 1 }),
+    () => sl.logNavigation(2, 3), () => sl.logError("e", new Error("m")), () => sl.logError("e", "m", { s: 1 }),
+    () => sl.logApiCall("/x", "GET", 200), () => sl.logStateChange("s", 1, 2),
+    () => sl.logSessionEvent("custom_event", { c: 1 }), () => sl.logSessionEvent("bare"),
+    () => sl.getSessionToken(), () => sl.stats(), () => sl.onDeliveryError(() => {}), () => sl.flush(),
+  ];
+  for (const call of calls) { try { call(); } catch (e) { thrown.push(String(e)); } }
+  return thrown;
+}
+"#;
+
+// Every export called before the module is ready works: nothing throws, and the calls are
+// delivered once it is, in order, with the time of the call and the step at that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_before_init_are_kept_with_their_time_and_step() {
+    let page = format!(
+        r#"<!doctype html><meta charset="utf-8"><script type="module">
+{RECORDER_JS}
+import * as sl from "/pkg/session_log.js";
+import {{ callEverything }} from "./calls.js";
+// The module arrives 600 ms late: the calls below are made while it loads.
+const late = new Promise((resolve) => setTimeout(() => resolve(fetch("/pkg/session_log_core_bg.wasm")), 600));
+const loading = sl.init({{ module_or_path: late }});
+const calledAt = Date.now();
+const beforeToken = sl.getSessionToken();
+const beforeStats = sl.stats();
+const thrown = await callEverything(sl);
+await loading;
+const readyAt = Date.now();
+await sl.flush();
+window.result = {{ calledAt, readyAt, thrown, beforeToken, beforeStats, token: sl.getSessionToken(), stats: sl.stats(),
+                  again: await sl.init().then(() => "resolved") }};
+window.done = true;
+</script>"#
+    );
+    let www = site(&[("index.html", &page), ("calls.js", CALL_EVERYTHING_JS)]);
+    let (server, _db) = start_server(www.path(), &[]);
+    let browser = Browser::start().await;
+    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let errors = browser.run("return window.errors.concat(window.warnings)", vec![]).await;
+    browser.close().await;
+
+    assert_eq!(result["thrown"], serde_json::json!([]), "no call threw");
+    assert_eq!(errors, serde_json::json!([]), "no uncaught error and no warning");
+    assert_eq!(result["beforeToken"], "", "the token is known once the module is ready");
+    assert_eq!(result["beforeStats"]["queued"], 0);
+    assert_eq!(result["again"], "resolved", "init() may be called again");
+    let token = result["token"].as_str().unwrap();
+    let answer = server.wait_for_events(token, 9, 20).await;
+    let mut events = answer["events"].as_array().unwrap().clone();
+    events.sort_by_key(|e| e["seq"].as_u64());
+    let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["action", "action", "navigation", "error", "error", "api_call", "state_change", "custom_event", "bare"],
+        "every logging call, in order"
+    );
+    let called_at = result["calledAt"].as_f64().unwrap();
+    let ready_at = result["readyAt"].as_f64().unwrap();
+    assert!(ready_at - called_at >= 500.0, "the module was late: {called_at} .. {ready_at}");
+    for event in &events {
+        let data = &event["event_data"];
+        let stamped = data["timestamp"].as_str().unwrap();
+        let at = parse_iso_ms(stamped);
+        assert!(
+            at >= called_at - 1.0 && at < called_at + 300.0,
+            "stamped at the call ({called_at}), not at load: {stamped}"
+        );
+    }
+    assert_eq!(events[0]["event_data"]["currentStep"], 2, "setStep(2) before it applies");
+    assert_eq!(events[0]["event_data"]["stepName"], "C");
+    assert_eq!(events[2]["event_data"]["currentStep"], 3, "the navigation moved the step");
+    assert_eq!(events[3]["event_data"]["currentStep"], 3);
+}
+
+/// ms since the epoch of an ISO 8601 UTC timestamp with milliseconds.
+fn parse_iso_ms(iso: &str) -> f64 {
+    let time = humantime::parse_rfc3339(iso).unwrap_or_else(|e| panic!("{iso}: {e}"));
+    time.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64
+}
+
+/// A page whose module cannot load: the calls never throw, `init()` resolves, one warning.
+fn broken_page(before_import: &str) -> String {
+    format!(
+        r#"{RECORDER_JS}
+{before_import}
+const sl = await import("/pkg/session_log.js");
+const {{ callEverything }} = await import("./calls.js");
+const thrown = await callEverything(sl);
+const init = await sl.init().then(() => "resolved", (e) => "rejected: " + e);
+await sl.flush();
+const later = await callEverything(sl);
+window.result = {{ thrown: thrown.concat(later), init, stats: sl.stats(), token: sl.getSessionToken(),
+                  warnings: window.warnings, errors: window.errors }};
+window.done = true;
+"#
+    )
+}
+
+async fn run_broken_page(page_js: &str, headers_html: &str, extra_server_args: &[&str]) -> Value {
+    let html =
+        format!(r#"<!doctype html><meta charset="utf-8">{headers_html}<script type="module" src="page.js"></script>"#);
+    let www = site(&[("index.html", &html), ("page.js", page_js), ("calls.js", CALL_EVERYTHING_JS)]);
+    let (server, _db) = start_server(www.path(), extra_server_args);
+    let browser = Browser::start().await;
+    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    browser.close().await;
+    assert_eq!(result["thrown"], serde_json::json!([]), "no call threw: {result}");
+    assert_eq!(result["errors"], serde_json::json!([]), "no uncaught error: {result}");
+    assert_eq!(result["init"], "resolved");
+    assert_eq!(result["token"], "");
+    assert_eq!(result["stats"]["queued"], 0, "nothing waits for a module that will not come");
+    let warnings = result["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "exactly one warning: {warnings:?}");
+    assert!(warnings[0].as_str().unwrap().starts_with("session-log: "), "{warnings:?}");
+    result
+}
+
+// Under a Content-Security-Policy without 'wasm-unsafe-eval', the page keeps working and one
+// warning names the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_csp_page_keeps_working_and_names_the_fix() {
+    let csp = r#"<meta http-equiv="Content-Security-Policy" content="script-src 'self'">"#;
+    let result = run_broken_page(&broken_page(""), csp, &[]).await;
+    let warning = result["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("add 'wasm-unsafe-eval' to its script-src"), "{warning}");
+}
+
+// In a browser without WebAssembly the page keeps working, with one warning saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_without_webassembly_keeps_working() {
+    let result = run_broken_page(&broken_page("delete globalThis.WebAssembly;"), "", &[]).await;
+    let warning = result["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("no WebAssembly") && warning.contains("logging is off"), "{warning}");
+}
+
+// A package served without its .wasm (404) leaves the page working, with one warning naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_wasm_keeps_the_page_working() {
+    let pkg = tempfile::tempdir().unwrap();
+    for file in files_under(&package_dir()) {
+        let relative = file.strip_prefix(package_dir()).unwrap();
+        if file.extension().is_some_and(|e| e == "wasm") {
+            continue;
+        }
+        let target = pkg.path().join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
+    }
+    let result = run_broken_page(&broken_page(""), "", &["--pkg", pkg.path().to_str().unwrap()]).await;
+    let warning = result["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("HTTP 404") && warning.contains("session_log_core_bg.wasm"), "{warning}");
+}
+
+// A plain page with one classic script tag uses the reference's global functions unchanged, and
+// `data-globals="false"` keeps them off `window`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_script_page_uses_the_reference_globals() {
+    let page = r#"<!doctype html><meta charset="utf-8">
+<script src="/pkg/session_log.global.js"></script>
+<script>
+  sessionLog.configure({ steps: ["Connect Accounts", "Choose Use Case", "Provision Services"], flushIntervalMs: 100 });
+  logNavigation(1, 2);
+  logAction("phone_number_selected", { provider: "twilio" });
+  logError("deployment_failed", "Function deployment timeout", { timeout: 30000 });
+  logApiCall("/api/deploy-function", "POST", 200);
+  logStateChange("servicesReady", false, true);
+  logSessionEvent("custom_event", { customField: "value" });
+  sessionLog.flush().then(() => { window.result = { token: sessionLog.getSessionToken() }; window.done = true; });
+</script>"#;
+    let opted_out = r#"<!doctype html><meta charset="utf-8">
+<script src="/pkg/session_log.global.js" data-globals="false"></script>
+<script>
+  window.result = { globals: typeof window.logAction, api: typeof window.sessionLog.logAction };
+  window.done = true;
+</script>"#;
+    let www = site(&[("index.html", page), ("opted-out.html", opted_out)]);
+    let (server, _db) = start_server(www.path(), &[]);
+    let browser = Browser::start().await;
+    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let opted = page_result(&browser, &format!("{}/opted-out.html", server.url)).await;
+    browser.close().await;
+    let token = result["token"].as_str().unwrap();
+    assert!(token.starts_with("ws_"), "{result}");
+    let answer = server.wait_for_events(token, 6, 20).await;
+    let mut events = answer["events"].as_array().unwrap().clone();
+    events.sort_by_key(|e| e["seq"].as_u64());
+    let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["navigation", "action", "error", "api_call", "state_change", "custom_event"]);
+    assert_eq!(events[0]["event_data"]["toStepName"], "Provision Services");
+    assert_eq!(events[1]["event_data"]["currentStep"], 2);
+    assert_eq!(opted["globals"], "undefined");
+    assert_eq!(opted["api"], "function");
+}
+
+// configure's queue bound applies (60 kept of 100, 40 dropped), and a second configure keeps
+// the first one's endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_bounds_the_queue_and_merges_options() {
+    let page = format!(
+        r#"<!doctype html><meta charset="utf-8"><script type="module">
+{RECORDER_JS}
+import * as sl from "/pkg/session_log.js";
+await sl.init();
+sl.configure({{ endpoint: "http://127.0.0.1:9/api/session-log", maxBatchEvents: 10, maxQueueEvents: 60, flushIntervalMs: 600000 }});
+for (let i = 0; i < 100; i++) sl.logAction("bounded_" + i);
+const bounded = sl.stats();
+// Back to this server in one call, then the student's email in another: the endpoint stays.
+sl.configure({{ endpoint: location.origin + "/api/session-log", maxQueueEvents: null, flushIntervalMs: 100 }});
+sl.configure({{ studentEmail: "ada@example.com" }});
+sl.logAction("after_login");
+await sl.flush();
+window.result = {{ bounded, token: sl.getSessionToken(), stats: sl.stats() }};
+window.done = true;
+</script>"#
+    );
+    let www = site(&[("index.html", &page)]);
+    let (server, _db) = start_server(www.path(), &[]);
+    let browser = Browser::start().await;
+    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    browser.close().await;
+    assert_eq!(result["bounded"]["queued"], 60, "{result}");
+    assert_eq!(result["bounded"]["dropped"], 40, "{result}");
+    let token = result["token"].as_str().unwrap();
+    let answer = server.events(&format!("sessionToken={token}&eventType=action&limit=1000"));
+    let names: Vec<&str> =
+        answer["events"].as_array().unwrap().iter().map(|e| e["event_data"]["actionName"].as_str().unwrap()).collect();
+    assert_eq!(answer["count"], 61, "the 60 kept and the one after login: {names:?}");
+    // The first ten were in flight to the dead endpoint (never dropped); the next oldest made room.
+    assert!(names.contains(&"bounded_0") && names.contains(&"bounded_50"), "{names:?}");
+    assert!(
+        !names.contains(&"bounded_10") && !names.contains(&"bounded_49"),
+        "the oldest waiting were dropped: {names:?}"
+    );
+    let after =
+        answer["events"].as_array().unwrap().iter().find(|e| e["event_data"]["actionName"] == "after_login").unwrap();
+    assert_eq!(after["student_email"], "ada@example.com");
+    let dropped = server.events(&format!("sessionToken={token}&eventType=events_dropped"));
+    assert_eq!(dropped["events"][0]["event_data"]["droppedCount"], 40, "the drop was reported");
+}
+
+// The tarball from `npm pack`, installed in a fresh Vite project with TypeScript, builds and
+// runs: its events reach the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tarball_works_in_a_fresh_vite_project() {
+    let pack = tempfile::tempdir().unwrap();
+    let packed = run(Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(pack.path())
+        .current_dir(package_dir()));
+    let tarball = pack.path().join(packed.lines().last().unwrap().trim());
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    std::fs::write(dir.join("package.json"), r#"{"name": "workshop", "private": true, "type": "module"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        r#"<!doctype html><meta charset="utf-8"><title>workshop</title><script type="module" src="/main.ts"></script>"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("main.ts"),
+        r#"import { configure, logNavigation, logAction, logApiCall, flush, getSessionToken } from "session-log";
+configure({ steps: ["Connect Accounts", "Choose Use Case"], flushIntervalMs: 100 });
+logNavigation(0, 1);
+logAction("clicked");
+logApiCall("/v1/models", "GET", 200);
+flush().then(() => { (window as any).result = { token: getSessionToken() }; (window as any).done = true; });
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tsconfig.json"),
+        r#"{"compilerOptions": {"strict": true, "noEmit": true, "target": "ES2022", "module": "ESNext",
+            "moduleResolution": "bundler", "lib": ["ES2022", "DOM"]}, "files": ["main.ts"]}"#,
+    )
+    .unwrap();
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "vite@7", "typescript@5.9"])
+        .arg(&tarball)
+        .current_dir(dir));
+    run(Command::new("npx").args(["--no-install", "tsc", "-p", "."]).current_dir(dir));
+    run(Command::new("npx").args(["--no-install", "vite", "build", "--logLevel", "warn"]).current_dir(dir));
+    let dist = dir.join("dist");
+    assert!(
+        files_under(&dist.join("assets")).iter().any(|f| f.extension().is_some_and(|e| e == "wasm")),
+        "Vite emitted the wasm"
+    );
+
+    let (server, _db) = start_server(&dist, &[]);
+    let browser = Browser::start().await;
+    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    browser.close().await;
+    let token = result["token"].as_str().unwrap();
+    let answer = server.wait_for_events(token, 3, 20).await;
+    assert_eq!(answer["count"], 3, "{answer}");
+    let mut events = answer["events"].as_array().unwrap().clone();
+    events.sort_by_key(|e| e["seq"].as_u64());
+    assert_eq!(events[0]["event_data"]["toStepName"], "Choose Use Case");
+    assert_eq!(events[2]["event_data"]["success"], true);
+}

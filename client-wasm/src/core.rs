@@ -7,8 +7,6 @@
 //! Nothing here uses Rust's `format!` machinery: strings are joined with [`cat`] and numbers
 //! written with [`decimal`], which keeps `core::fmt` and its Unicode tables out of the wasm.
 
-use std::collections::VecDeque;
-
 use session_log_protocol::{event_type, Uuid};
 
 /// Default `endpoint`: the reference's ingest path on the page's own origin.
@@ -22,6 +20,18 @@ pub fn cat(parts: &[&str]) -> String {
     let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
     for part in parts {
         out.push_str(part);
+    }
+    out
+}
+
+/// `items` joined by `separator`.
+pub fn join(items: &[&str], separator: &str) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push_str(item);
     }
     out
 }
@@ -513,6 +523,11 @@ pub const MAX_WARNINGS: usize = 64;
 pub struct Warnings(Vec<String>);
 
 impl Warnings {
+    /// No warning shown yet.
+    pub const fn new() -> Self {
+        Warnings(Vec::new())
+    }
+
     /// Whether `message` should be shown now (first time, and under the cap); records it.
     pub fn first(&mut self, message: &str) -> bool {
         if self.0.len() >= MAX_WARNINGS || self.0.iter().any(|m| m == message) {
@@ -538,7 +553,7 @@ pub struct OutgoingBatch {
 /// stay in the queue until the server acknowledges them, so a failed send loses nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Queue {
-    events: VecDeque<(u64, String)>,
+    events: Vec<(u64, String)>,
     bytes: usize,
     in_flight: usize,
     in_flight_bytes: usize,
@@ -551,7 +566,7 @@ impl Queue {
     /// Appends one event's JSON under `id` (the caller's key for it, e.g. its storage slot).
     pub fn push(&mut self, id: u64, event_json: String) {
         self.bytes += event_json.len();
-        self.events.push_back((id, event_json));
+        self.events.push((id, event_json));
     }
 
     /// The id of the oldest event not in flight.
@@ -566,7 +581,10 @@ impl Queue {
 
     /// Removes the oldest event that is not in flight; returns its id and size (bytes).
     pub fn drop_oldest(&mut self) -> Option<(u64, usize)> {
-        let (id, json) = self.events.remove(self.in_flight)?;
+        if self.in_flight >= self.events.len() {
+            return None;
+        }
+        let (id, json) = self.events.remove(self.in_flight);
         self.bytes -= json.len();
         Some((id, json.len()))
     }

@@ -23,9 +23,7 @@
 //! (see `adopt`). A chunk of which only some events were acknowledged is sent whole again after a
 //! reload: the server's dedup on `eventId` makes that safe.
 
-use std::collections::VecDeque;
-
-use crate::core::{cat, decimal, hex16, Queue};
+use crate::core::{cat, decimal, hex16, join, Queue};
 
 /// Prefix of every key the client writes.
 pub const KEY_PREFIX: &str = "session-log:";
@@ -78,7 +76,7 @@ pub struct DurableQueue<S: Store> {
     /// Slots at and after this one are not in the store yet.
     persisted_up_to: u64,
     /// The stored chunks, oldest first.
-    chunks: VecDeque<Chunk>,
+    chunks: Vec<Chunk>,
     dropped_unreported: u64,
     /// `dropped_unreported` as it was when the batch in flight was built.
     reporting: u64,
@@ -106,7 +104,7 @@ impl<S: Store> DurableQueue<S> {
             next_slot: 0,
             limits,
             persisted_up_to: 0,
-            chunks: VecDeque::new(),
+            chunks: Vec::new(),
             dropped_unreported: 0,
             reporting: 0,
         };
@@ -118,7 +116,7 @@ impl<S: Store> DurableQueue<S> {
                 this.queue.push(this.next_slot, json);
                 this.next_slot += 1;
             }
-            this.chunks.push_back(Chunk { first: start, end: this.next_slot });
+            this.chunks.push(Chunk { first: start, end: this.next_slot });
             if start != first {
                 // Keep the invariant "a chunk's key is its first slot".
                 let value = this.store.get(&chunk_key(tab, first)).unwrap_or_default();
@@ -132,22 +130,17 @@ impl<S: Store> DurableQueue<S> {
 
     /// The tabs that have stored chunks or unreported drops, other than this one.
     pub fn other_tabs(&self) -> Vec<String> {
-        let mut tabs: Vec<String> = self
-            .store
-            .keys()
-            .iter()
-            .filter_map(|k| {
-                let rest = k.strip_prefix(KEY_PREFIX)?;
-                let tab = match rest.strip_prefix("q:") {
-                    Some(rest) => rest.rsplit_once(':')?.0,
-                    None => rest.strip_prefix("dropped:")?,
-                };
-                Some(tab.to_owned())
-            })
-            .filter(|t| *t != self.tab)
-            .collect();
-        tabs.sort();
-        tabs.dedup();
+        let mut tabs: Vec<String> = Vec::new();
+        for key in self.store.keys() {
+            let Some(rest) = key.strip_prefix(KEY_PREFIX) else { continue };
+            let tab = match rest.strip_prefix("q:") {
+                Some(rest) => rest.rsplit_once(':').map(|(tab, _)| tab),
+                None => rest.strip_prefix("dropped:"),
+            };
+            if let Some(tab) = tab.filter(|t| *t != self.tab && !tabs.iter().any(|seen| seen == t)) {
+                tabs.push(tab.to_owned());
+            }
+        }
         tabs
     }
 
@@ -242,9 +235,10 @@ impl<S: Store> DurableQueue<S> {
                 self.persisted_up_to = self.next_slot;
                 break;
             };
-            let value = pending.iter().map(|(_, json)| *json).collect::<Vec<_>>().join("\n");
+            let events: Vec<&str> = pending.iter().map(|(_, json)| *json).collect();
+            let value = join(&events, "\n");
             if self.store.set(&chunk_key(&self.tab, first), &value).is_ok() {
-                self.chunks.push_back(Chunk { first, end: self.next_slot });
+                self.chunks.push(Chunk { first, end: self.next_slot });
                 self.persisted_up_to = self.next_slot;
                 break;
             }
@@ -313,7 +307,14 @@ impl<S: Store> DurableQueue<S> {
                 Some((first, value.split('\n').filter(|e| !e.is_empty()).map(str::to_owned).collect()))
             })
             .collect();
-        chunks.sort_by_key(|(first, _)| *first);
+        // Keys come in no particular order; there are few chunks (insertion sort, no sort code linked).
+        for i in 1..chunks.len() {
+            let mut j = i;
+            while j > 0 && chunks[j - 1].0 > chunks[j].0 {
+                chunks.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         chunks
     }
 
@@ -370,7 +371,10 @@ impl<S: Store> DurableQueue<S> {
         self.queue
             .entries()
             .filter(|(_, json)| json.starts_with(&start))
-            .filter_map(|(_, json)| json.strip_suffix('}')?.rsplit_once(r#""seq":"#)?.1.parse().ok())
+            .filter_map(|(_, json)| {
+                let (before, seq) = json.strip_suffix('}')?.rsplit_once(':')?;
+                before.ends_with("\"seq\"").then(|| seq.parse().ok())?
+            })
             .max()
     }
 }

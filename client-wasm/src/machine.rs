@@ -10,9 +10,7 @@
 //! down); a refused write is an answer at once, not a later input. The native tests run the
 //! machine with an in-memory store and scripted replies and timers.
 
-use std::collections::VecDeque;
-
-use crate::core::{self, cat, decimal, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
+use crate::core::{self, cat, decimal, join, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
 use crate::durable::{DurableQueue, Limits, Store};
 
 /// `localStorage` key of the generated session token.
@@ -175,7 +173,7 @@ pub struct Machine<S: Store> {
     next_waiter_id: u32,
     /// Other tabs whose lock this page waits on.
     watched_tabs: Vec<String>,
-    actions: VecDeque<Action>,
+    actions: Vec<Action>,
 }
 
 fn limits(config: &Config) -> Limits {
@@ -226,22 +224,22 @@ impl<S: Store> Machine<S> {
             waiters: Vec::new(),
             next_waiter_id: 0,
             watched_tabs: Vec::new(),
-            actions: VecDeque::new(),
+            actions: Vec::new(),
         };
         machine.session.next_seq = machine.next_seq_of(&machine.session.token.clone());
-        machine.actions.push_back(Action::SetTimer(Timer::AdoptionScan, 0));
+        machine.actions.push(Action::SetTimer(Timer::AdoptionScan, 0));
         // Events a previous page of this tab left behind are overdue: send them in the next task,
         // once the page's first calls (its `configure`, with the endpoint) have run.
         if !machine.queue.queue().is_empty() {
             machine.flush_timer = true;
-            machine.actions.push_back(Action::SetTimer(Timer::Flush, 0));
+            machine.actions.push(Action::SetTimer(Timer::Flush, 0));
         }
         machine
     }
 
     /// The next action to carry out, oldest first; `None` when there is nothing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        (!self.actions.is_empty()).then(|| self.actions.remove(0))
     }
 
     /// The session token events are sent with.
@@ -266,7 +264,7 @@ impl<S: Store> Machine<S> {
     }
 
     fn warn(&mut self, message: String) {
-        self.actions.push_back(Action::Warn(message));
+        self.actions.push(Action::Warn(message));
     }
 
     /// `configure(options)`: merges `options` into the options in force (see [`Config::merged`]).
@@ -281,9 +279,9 @@ impl<S: Store> Machine<S> {
         if !unknown.is_empty() {
             self.warn(cat(&[
                 "configure: unknown option(s) ",
-                &unknown.join(", "),
+                &join(&unknown.iter().map(String::as_str).collect::<Vec<_>>(), ", "),
                 " (known: ",
-                &core::CONFIG_KEYS.join(", "),
+                &join(core::CONFIG_KEYS, ", "),
                 ")",
             ]));
         }
@@ -331,7 +329,7 @@ impl<S: Store> Machine<S> {
         self.count_drops(dropped);
         if !self.persist_scheduled {
             self.persist_scheduled = true;
-            self.actions.push_back(Action::SetTimer(Timer::Persist, 0));
+            self.actions.push(Action::SetTimer(Timer::Persist, 0));
         }
         self.schedule();
     }
@@ -346,7 +344,7 @@ impl<S: Store> Machine<S> {
         self.next_waiter_id += 1;
         let id = self.next_waiter_id;
         self.waiters.push(Waiter { id, target: self.enqueued });
-        self.actions.push_back(Action::SetTimer(Timer::FlushTimeout(id), self.session.config.flush_timeout_ms));
+        self.actions.push(Action::SetTimer(Timer::FlushTimeout(id), self.session.config.flush_timeout_ms));
         self.schedule();
         Some(id)
     }
@@ -367,10 +365,10 @@ impl<S: Store> Machine<S> {
                 for tab in self.queue.other_tabs() {
                     if !self.watched_tabs.contains(&tab) {
                         self.watched_tabs.push(tab.clone());
-                        self.actions.push_back(Action::WatchTab(tab));
+                        self.actions.push(Action::WatchTab(tab));
                     }
                 }
-                self.actions.push_back(Action::SetTimer(Timer::AdoptionScan, ADOPTION_SCAN_MS));
+                self.actions.push(Action::SetTimer(Timer::AdoptionScan, ADOPTION_SCAN_MS));
             }
             Timer::FlushTimeout(id) => {
                 let Some(index) = self.waiters.iter().position(|w| w.id == id) else {
@@ -384,7 +382,7 @@ impl<S: Store> Machine<S> {
                     &decimal(self.queue.queue().len() as u64),
                     " event(s) still queued and will be retried",
                 ]);
-                self.actions.push_back(Action::RejectFlush(id, message));
+                self.actions.push(Action::RejectFlush(id, message));
             }
         }
     }
@@ -442,7 +440,7 @@ impl<S: Store> Machine<S> {
                 if online {
                     let delay = self.backoff.next_delay_ms(random).max(reply.retry_after_ms.unwrap_or(0));
                     self.retry_pending = true;
-                    self.actions.push_back(Action::SetTimer(Timer::Retry, delay));
+                    self.actions.push(Action::SetTimer(Timer::Retry, delay));
                 } else {
                     self.offline = true;
                 }
@@ -454,7 +452,7 @@ impl<S: Store> Machine<S> {
                 will_retry: outcome == Outcome::Retry,
                 queued: self.queue.queue().len(),
             };
-            self.actions.push_back(Action::DeliveryError(problem));
+            self.actions.push(Action::DeliveryError(problem));
         }
         self.finish_waiters();
         self.pump();
@@ -489,7 +487,7 @@ impl<S: Store> Machine<S> {
             bodies.push(body);
         }
         if !bodies.is_empty() {
-            self.actions.push_back(Action::Beacons { endpoint: self.session.config.endpoint.clone(), bodies });
+            self.actions.push(Action::Beacons { endpoint: self.session.config.endpoint.clone(), bodies });
         }
     }
 
@@ -514,7 +512,7 @@ impl<S: Store> Machine<S> {
         }
         if !self.flush_timer {
             self.flush_timer = true;
-            self.actions.push_back(Action::SetTimer(Timer::Flush, c.flush_interval_ms));
+            self.actions.push(Action::SetTimer(Timer::Flush, c.flush_interval_ms));
         }
     }
 
@@ -529,7 +527,7 @@ impl<S: Store> Machine<S> {
             return;
         };
         self.in_flight = batch.count;
-        self.actions.push_back(Action::Send { endpoint: c.endpoint.clone(), body: batch.body });
+        self.actions.push(Action::Send { endpoint: c.endpoint.clone(), body: batch.body });
     }
 
     /// Writes pending events to storage (one chunk) and the session's next seq.
@@ -581,7 +579,7 @@ impl<S: Store> Machine<S> {
             if waiter.target <= settled {
                 let id = waiter.id;
                 self.waiters.remove(index);
-                self.actions.push_back(Action::ResolveFlush(id));
+                self.actions.push(Action::ResolveFlush(id));
             } else {
                 index += 1;
             }

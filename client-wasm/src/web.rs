@@ -22,6 +22,9 @@ use crate::core::{self, cat, EventKind, EventPlan, OptionValue, Value, Warnings}
 use crate::durable::{Store, StoreFull, KEY_PREFIX};
 use crate::machine::{Action, DeliveryProblem, Machine, Reply, Timer};
 
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// A send that has not answered in this time is abandoned and retried (ms).
 const REQUEST_TIMEOUT_MS: u32 = 30_000;
 
@@ -108,26 +111,35 @@ impl Store for LocalStore {
 }
 
 /// What the layer keeps: the machine, and the JavaScript objects its actions refer to.
-struct Shell {
+struct Page {
     machine: Machine<LocalStore>,
     /// `setTimeout`'s callback (one for every timer: the timer travels as its argument).
     on_timer: Closure<dyn FnMut(u32)>,
     /// Web Locks' callback when another tab is gone.
     on_tab_gone: Closure<dyn FnMut(String)>,
+    /// The page's `onDeliveryError` callback.
+    on_delivery_error: Option<Function>,
+    /// Pending `flush()` promises: (id, resolve, reject).
+    flushes: Vec<(u32, Function, Function)>,
 }
 
-thread_local! {
-    static SHELL: RefCell<Option<Shell>> = const { RefCell::new(None) };
-    static WARNED: RefCell<Warnings> = RefCell::new(Warnings::default());
-    /// The page's `onDeliveryError` callback.
-    static ON_DELIVERY_ERROR: RefCell<Option<Function>> = const { RefCell::new(None) };
-    /// Pending `flush()` promises: (id, resolve, reject).
-    static FLUSHES: RefCell<Vec<(u32, Function, Function)>> = const { RefCell::new(Vec::new()) };
-}
+/// A global for the page's one thread. `thread_local!` would do the same at the price of its
+/// lazy-initialisation code at every use (several KB of the module).
+struct Global<T>(RefCell<T>);
+
+// SAFETY: this module is built for wasm32 without the `atomics` target feature (checked below),
+// where there is exactly one thread, so a `Global` is never reached from two threads.
+unsafe impl<T> Sync for Global<T> {}
+#[cfg(target_feature = "atomics")]
+compile_error!("the client's globals assume a single-threaded wasm module");
+
+static PAGE: Global<Option<Page>> = Global(RefCell::new(None));
+/// Kept apart from `PAGE`, so that a warning raised while the page state is borrowed still shows.
+static WARNED: Global<Warnings> = Global(RefCell::new(Warnings::new()));
 
 /// `console.warn`s `message` (prefixed `session-log: `) the first time it is seen.
 fn warn_once(message: &str) {
-    let first = WARNED.with(|w| w.try_borrow_mut().is_ok_and(|mut w| w.first(message)));
+    let first = WARNED.0.try_borrow_mut().is_ok_and(|mut w| w.first(message));
     if first {
         let text =
             if message.starts_with("session-log:") { message.to_owned() } else { cat(&["session-log: ", message]) };
@@ -139,15 +151,14 @@ fn warn_once(message: &str) {
 /// the borrow. `None` when the machine is already borrowed (a call re-entered from page code).
 fn step<R>(f: impl FnOnce(&mut Machine<LocalStore>) -> R) -> Option<R> {
     let mut started = false;
-    let result = SHELL.with(|cell| {
-        let mut slot = cell.try_borrow_mut().ok()?;
-        let shell = slot.get_or_insert_with(|| {
+    let result = PAGE.0.try_borrow_mut().ok().map(|mut slot| {
+        let page = slot.get_or_insert_with(|| {
             started = true;
-            new_shell()
+            new_page()
         });
-        let result = f(&mut shell.machine);
-        let actions: Vec<Action> = std::iter::from_fn(|| shell.machine.poll_action()).collect();
-        Some((result, actions))
+        let result = f(&mut page.machine);
+        let actions: Vec<Action> = std::iter::from_fn(|| page.machine.poll_action()).collect();
+        (result, actions)
     });
     let Some((result, actions)) = result else {
         warn_once("a logging call re-entered the client and was skipped");
@@ -162,12 +173,12 @@ fn step<R>(f: impl FnOnce(&mut Machine<LocalStore>) -> R) -> Option<R> {
     Some(result)
 }
 
-fn new_shell() -> Shell {
+fn new_page() -> Page {
     let tab = tab_id();
     if !hold_lock(&cat(&["session-log:tab:", &tab])) {
         warn_once("this browser has no Web Locks: events left by closed tabs are sent only when that tab reloads");
     }
-    Shell {
+    Page {
         machine: Machine::new(LocalStore::open(), &tab, user_agent(), random_bytes(), online()),
         on_timer: Closure::new(|code: u32| {
             step(|m| m.on_timer(Timer::from_code(code)));
@@ -175,6 +186,8 @@ fn new_shell() -> Shell {
         on_tab_gone: Closure::new(|tab: String| {
             step(|m| m.on_tab_gone(&tab));
         }),
+        on_delivery_error: None,
+        flushes: Vec::new(),
     }
 }
 
@@ -218,13 +231,9 @@ fn act(action: Action) {
             step(|m| m.on_reply(reply, online(), js_sys::Math::random()));
         }),
         Action::Beacons { endpoint, bodies } => send_beacons(&endpoint, bodies),
-        Action::SetTimer(timer, ms) => SHELL.with(|cell| {
-            if let Ok(slot) = cell.try_borrow() {
-                if let Some(shell) = slot.as_ref() {
-                    set_timeout(shell.on_timer.as_ref().unchecked_ref(), ms, timer.code());
-                }
-            }
-        }),
+        Action::SetTimer(timer, ms) => {
+            with_page(|page| set_timeout(page.on_timer.as_ref().unchecked_ref(), ms, timer.code()));
+        }
         Action::ResolveFlush(id) => {
             if let Some((resolve, _)) = take_flush(id) {
                 let _ = resolve.call0(&JsValue::UNDEFINED);
@@ -237,23 +246,25 @@ fn act(action: Action) {
         }
         Action::Warn(message) => warn_once(&message),
         Action::DeliveryError(problem) => report_delivery_error(&problem),
-        Action::WatchTab(tab) => SHELL.with(|cell| {
-            if let Ok(slot) = cell.try_borrow() {
-                if let Some(shell) = slot.as_ref() {
-                    when_lock_free(&cat(&["session-log:tab:", &tab]), &tab, shell.on_tab_gone.as_ref().unchecked_ref());
-                }
-            }
-        }),
+        Action::WatchTab(tab) => {
+            let lock = cat(&["session-log:tab:", &tab]);
+            with_page(|page| when_lock_free(&lock, &tab, page.on_tab_gone.as_ref().unchecked_ref()));
+        }
     }
 }
 
+/// Runs `f` on the page state when it exists and is not borrowed (no machine is made).
+fn with_page<R>(f: impl FnOnce(&mut Page) -> R) -> Option<R> {
+    PAGE.0.try_borrow_mut().ok()?.as_mut().map(f)
+}
+
 fn take_flush(id: u32) -> Option<(Function, Function)> {
-    FLUSHES.with(|f| {
-        let mut flushes = f.try_borrow_mut().ok()?;
-        let index = flushes.iter().position(|(i, _, _)| *i == id)?;
-        let (_, resolve, reject) = flushes.remove(index);
+    with_page(|page| {
+        let index = page.flushes.iter().position(|(i, _, _)| *i == id)?;
+        let (_, resolve, reject) = page.flushes.remove(index);
         Some((resolve, reject))
     })
+    .flatten()
 }
 
 /// Page exit: each body with `navigator.sendBeacon` as `text/plain` (a CORS-safelisted type: a
@@ -334,7 +345,7 @@ struct DeliveryErrorJs<'a> {
 }
 
 fn report_delivery_error(problem: &DeliveryProblem) {
-    let callback = ON_DELIVERY_ERROR.with(|cb| cb.try_borrow().ok().and_then(|cb| cb.clone()));
+    let callback = with_page(|page| page.on_delivery_error.clone()).flatten();
     let Some(callback) = callback else { return };
     let value = DeliveryErrorJs { message: &problem.message, will_retry: problem.will_retry, queued: problem.queued };
     if let Ok(value) = to_js(&value) {
@@ -564,11 +575,9 @@ pub fn log(kind: u32, a: JsValue, b: JsValue, c: JsValue, d: JsValue, at: Option
 #[wasm_bindgen]
 pub fn flush() -> Promise {
     Promise::new(&mut |resolve, reject| match step(Machine::flush).flatten() {
-        Some(id) => FLUSHES.with(|f| {
-            if let Ok(mut f) = f.try_borrow_mut() {
-                f.push((id, resolve, reject));
-            }
-        }),
+        Some(id) => {
+            with_page(|page| page.flushes.push((id, resolve, reject)));
+        }
         None => {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
@@ -613,9 +622,6 @@ pub fn stats() -> JsValue {
 #[wasm_bindgen(js_name = onDeliveryError)]
 pub fn on_delivery_error(callback: JsValue) {
     let callback = callback.dyn_into::<Function>().ok();
-    ON_DELIVERY_ERROR.with(|cb| {
-        if let Ok(mut cb) = cb.try_borrow_mut() {
-            *cb = callback;
-        }
-    });
+    step(|_| ());
+    with_page(|page| page.on_delivery_error = callback);
 }

@@ -36,6 +36,57 @@ pub fn join(items: &[&str], separator: &str) -> String {
     out
 }
 
+/// Appends `text` to `out` as a JSON string, quotes included (RFC 8259 §7: `"`, `\` and the
+/// control characters escaped).
+pub fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(hex_digit((c as u32 >> 4) as u8));
+                out.push(hex_digit(c as u8));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl EventPlan {
+    /// The event's JSON around its `eventData` (`data_json`, an object as `JSON.stringify` wrote
+    /// it): `{"sessionToken":…,"studentEmail"?:…,"studentName"?:…,"eventType":…,"eventData":…,
+    /// "eventId":…,"seq":N}`, the shape the queue and the server read.
+    pub fn to_json(&self, data_json: &str) -> String {
+        let mut out = String::with_capacity(data_json.len() + self.session_token.len() + 128);
+        out.push_str("{\"sessionToken\":");
+        push_json_string(&mut out, &self.session_token);
+        if let Some(email) = &self.student_email {
+            out.push_str(",\"studentEmail\":");
+            push_json_string(&mut out, email);
+        }
+        if let Some(name) = &self.student_name {
+            out.push_str(",\"studentName\":");
+            push_json_string(&mut out, name);
+        }
+        out.push_str(",\"eventType\":");
+        push_json_string(&mut out, &self.event_type);
+        out.push_str(",\"eventData\":");
+        out.push_str(data_json);
+        out.push_str(",\"eventId\":");
+        push_json_string(&mut out, &self.event_id);
+        out.push_str(",\"seq\":");
+        out.push_str(&decimal(self.seq));
+        out.push('}');
+        out
+    }
+}
+
 /// `n` in decimal digits.
 pub fn decimal(mut n: u64) -> String {
     let mut digits = [0u8; 20];
@@ -933,6 +984,30 @@ mod tests {
         let a = plan(&mut s, EventKind::Action { action_name: "a".into() }).seq;
         let b = plan(&mut s, EventKind::Action { action_name: "b".into() }).seq;
         assert_eq!((a, b), (41, 42));
+    }
+
+    // The event's JSON is valid, escapes what the page typed, and keeps the shape the queue reads
+    // (token first, seq last).
+    #[test]
+    fn event_json_wraps_the_data() {
+        let mut s = session(STEPS);
+        s.config.student_email = Some("ada@example.com".into());
+        s.config.student_name = Some("Ada \"the\" \\ Lovelace\n\u{1}".into());
+        let planned = plan(&mut s, EventKind::Custom { event_type: "custom_event".into() });
+        let json = planned.to_json(r#"{"a":1}"#);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["studentName"], "Ada \"the\" \\ Lovelace\n\u{1}");
+        assert_eq!(v["eventData"], json!({"a": 1}));
+        assert_eq!(v["seq"], 0);
+        assert_eq!(v["eventId"], planned.event_id);
+        assert!(json.starts_with(r#"{"sessionToken":"ws_test","#) && json.ends_with(r#","seq":0}"#), "{json}");
+        let anonymous = Session::new(Config::default(), "ws_x".into(), 7, String::new()).plan(
+            EventKind::Action { action_name: "é✓".into() },
+            0.0,
+            [0; 10],
+        );
+        let v: Value = serde_json::from_str(&anonymous.unwrap().to_json("{}")).unwrap();
+        assert!(v.get("studentEmail").is_none());
     }
 
     // A warning is shown once per distinct text, and at most 64 in all.

@@ -370,17 +370,30 @@ fn online() -> bool {
     web_sys::window().is_none_or(|w| w.navigator().on_line())
 }
 
+/// Random bytes drawn from `crypto.getRandomValues` 1 KiB at a time (one call per ~100 events
+/// instead of one per event).
+static RANDOM: Global<(usize, [u8; 1024])> = Global(RefCell::new((1024, [0; 1024])));
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    let filled = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bytes).is_ok());
-    if !filled {
-        warn_once("crypto.getRandomValues is unavailable; ids use Math.random");
-        for byte in &mut bytes {
-            *byte = (js_sys::Math::random() * 256.0) as u8;
+    let Ok(mut pool) = RANDOM.0.try_borrow_mut() else { return bytes };
+    let (used, buffer) = &mut *pool;
+    if *used + N > buffer.len() {
+        let filled = web_sys::window()
+            .and_then(|w| w.crypto().ok())
+            .is_some_and(|crypto| crypto.get_random_values_with_u8_array(buffer).is_ok());
+        if !filled {
+            warn_once("crypto.getRandomValues is unavailable; ids use Math.random");
+            for byte in buffer.iter_mut() {
+                *byte = (js_sys::Math::random() * 256.0) as u8;
+            }
         }
+        *used = 0;
     }
+    if let Some(drawn) = buffer.get(*used..*used + N) {
+        bytes.copy_from_slice(drawn);
+    }
+    *used += N;
     bytes
 }
 
@@ -453,9 +466,29 @@ fn field_value(value: &Value, args: &[JsValue; 4]) -> JsValue {
     }
 }
 
-/// The event's JSON from its plan (see `EventPlan`). Page code may run here (getters,
-/// `toJSON`). Data that is not JSON (cyclic, a BigInt, a throwing `toJSON`) keeps the event
-/// without the page's details, with `serializationError` instead, and warns.
+/// JavaScript strings of the field names, made once per page (sending a Rust string to
+/// JavaScript copies and re-encodes it; a field name is sent with every event).
+static KEYS: Global<Vec<(&'static str, JsValue)>> = Global(RefCell::new(Vec::new()));
+
+/// Sets `data[key] = value`. `data` is a plain object made here, so no page code runs.
+fn set_field(data: &Object, key: &'static str, value: &JsValue) {
+    let Ok(mut keys) = KEYS.0.try_borrow_mut() else { return };
+    let index = match keys.iter().position(|(k, _)| std::ptr::eq(*k, key)) {
+        Some(index) => index,
+        None => {
+            keys.push((key, JsValue::from_str(key)));
+            keys.len() - 1
+        }
+    };
+    if let Some((_, js_key)) = keys.get(index) {
+        let _ = Reflect::set(data, js_key, value);
+    }
+}
+
+/// The event's JSON from its plan (see `EventPlan`): `eventData` is built here and serialised by
+/// `JSON.stringify`; the envelope around it is written by the plan. Page code may run here
+/// (getters, `toJSON`). Data that is not JSON (cyclic, a BigInt, a throwing `toJSON`) keeps the
+/// event without the page's details, with `serializationError` instead, and warns.
 fn event_json(plan: &EventPlan, args: &[JsValue; 4]) -> Option<String> {
     let build = |with_details: bool| -> Object {
         let data = Object::new();
@@ -465,36 +498,21 @@ fn event_json(plan: &EventPlan, args: &[JsValue; 4]) -> Option<String> {
             }
         }
         for (key, value) in &plan.fields {
-            let _ = Reflect::set(&data, &(*key).into(), &field_value(value, args));
+            set_field(&data, key, &field_value(value, args));
         }
         data
     };
-    let envelope = |data: &Object| -> Result<JsValue, JsValue> {
-        let event = Object::new();
-        Reflect::set(&event, &"sessionToken".into(), &plan.session_token.as_str().into())?;
-        if let Some(email) = &plan.student_email {
-            Reflect::set(&event, &"studentEmail".into(), &email.as_str().into())?;
-        }
-        if let Some(name) = &plan.student_name {
-            Reflect::set(&event, &"studentName".into(), &name.as_str().into())?;
-        }
-        Reflect::set(&event, &"eventType".into(), &plan.event_type.as_str().into())?;
-        Reflect::set(&event, &"eventData".into(), data)?;
-        Reflect::set(&event, &"eventId".into(), &plan.event_id.as_str().into())?;
-        Reflect::set(&event, &"seq".into(), &JsValue::from_f64(plan.seq as f64))?;
-        JSON::stringify(&event).map(JsValue::from)
-    };
-    let json = match envelope(&build(true)) {
+    let data = match JSON::stringify(&build(true)) {
         Ok(json) => json,
         Err(error) => {
             let reason = describe(&error);
             warn_once(&cat(&["a ", &plan.event_type, " event's data is not JSON (", &reason, "); sent without it"]));
             let data = build(false);
-            let _ = Reflect::set(&data, &"serializationError".into(), &reason.into());
-            envelope(&data).ok()?
+            set_field(&data, "serializationError", &reason.into());
+            JSON::stringify(&data).ok()?
         }
     };
-    json.as_string()
+    Some(plan.to_json(&data.as_string()?))
 }
 
 /// Converts one option's JavaScript value.

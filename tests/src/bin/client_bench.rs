@@ -11,7 +11,7 @@ use session_log_e2e::{test_site, Browser, Server, INSTRUCTOR_TOKEN};
 async fn main() -> anyhow::Result<()> {
     let calls: u64 =
         std::env::args().skip_while(|a| a != "--calls").nth(1).and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let per_sample = 100;
+    let per_sample = 500;
     let site = test_site();
     let dir = tempfile::tempdir()?;
     let www = site.path().to_str().unwrap_or_default();

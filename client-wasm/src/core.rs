@@ -7,7 +7,7 @@
 //! Nothing here uses Rust's `format!` machinery: strings are joined with [`cat`] and numbers
 //! written with [`decimal`], which keeps `core::fmt` and its Unicode tables out of the wasm.
 
-use session_log_protocol::{event_type, Uuid};
+use session_log_protocol::{event_type, push_json_string, Uuid};
 
 /// Default `endpoint`: the reference's ingest path on the page's own origin.
 pub const DEFAULT_ENDPOINT: &str = session_log_protocol::ENDPOINT_PATH;
@@ -34,28 +34,6 @@ pub fn join(items: &[&str], separator: &str) -> String {
         out.push_str(item);
     }
     out
-}
-
-/// Appends `text` to `out` as a JSON string, quotes included (RFC 8259 §7: `"`, `\` and the
-/// control characters escaped).
-pub fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(hex_digit((c as u32 >> 4) as u8));
-                out.push(hex_digit(c as u8));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 impl EventPlan {

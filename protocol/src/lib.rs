@@ -14,6 +14,31 @@
 use serde::{Deserialize, Serialize};
 pub use uuid::Uuid;
 
+pub mod redact;
+
+/// Appends `text` to `out` as a JSON string, quotes included (RFC 8259 §7: `"`, `\` and the
+/// control characters escaped; everything else as it is).
+pub fn push_json_string(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize >> 4) & 0xf]));
+                out.push(char::from(HEX[c as usize & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Path of the ingest and query endpoint (reference: "API Endpoints").
 pub const ENDPOINT_PATH: &str = "/api/session-log";
 

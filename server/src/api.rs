@@ -197,8 +197,10 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         }
     }
     let accepted = events.len();
+    let redacted: usize = events.iter().map(|e| e.redacted).sum();
     let inserted = state.storage.insert(events).await.map_err(storage_error)?;
     let m = &state.metrics;
+    m.redacted_values.inc_by(redacted as u64);
     m.batches.inc();
     m.events_accepted.inc_by(accepted as u64);
     m.events_duplicate.inc_by(inserted.duplicates as u64);

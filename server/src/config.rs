@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use session_log_protocol::redact::Rules;
+
 /// Everything `run` needs to know. `Config::default()` is what the binary runs with when no flag
 /// or environment variable is given (apart from the instructor tokens, which it generates).
 #[derive(Debug, Clone)]
@@ -61,6 +63,9 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// HTTP worker threads; `None` is [`default_http_workers`]: one per CPU core but one, at least one.
     pub http_workers: Option<usize>,
+    /// What is redacted from `eventData` at ingest, before anything is stored (see
+    /// `session_log_protocol::redact`). Default: the default key names and patterns.
+    pub redaction: Rules,
 }
 
 impl Default for Config {
@@ -90,6 +95,7 @@ impl Default for Config {
             report_interval: Some(Duration::from_secs(300)),
             sse_heartbeat: Duration::from_secs(15),
             http_workers: None,
+            redaction: Rules::default(),
         }
     }
 }

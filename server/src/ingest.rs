@@ -38,6 +38,8 @@ pub struct ValidEvent {
     pub student_email: Option<String>,
     /// `studentName`.
     pub student_name: Option<String>,
+    /// Values of `eventData` redacted at ingest (`Config::redaction`).
+    pub redacted: usize,
     /// What the session summaries use of `eventData` (read here, on the request's thread, so the
     /// writer does not parse JSON).
     pub facts: EventFacts,
@@ -140,6 +142,7 @@ fn dropped_event(first: &ValidEvent, count: u64) -> ValidEvent {
         .to_string(),
         student_email: first.student_email.clone(),
         student_name: first.student_name.clone(),
+        redacted: 0,
         facts: EventFacts { dropped: count, ..EventFacts::default() },
     }
 }
@@ -181,14 +184,20 @@ pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String>
     if depth > config.max_event_data_depth {
         return Err(format!("eventData: must nest at most {} levels, got {depth}", config.max_event_data_depth));
     }
-    let facts = EventFacts::read(&event.event_type, data);
+    // Secrets go before anything reads or stores the data.
+    let (data, redacted) = match config.redaction.redact_json(data) {
+        Some((clean, count)) => (clean, count),
+        None => (data.to_owned(), 0),
+    };
+    let facts = EventFacts::read(&event.event_type, &data);
     Ok(ValidEvent {
         facts,
+        redacted,
         uuid: event.event_id.unwrap_or_else(Uuid::now_v7),
         seq: event.seq,
         session_token: event.session_token,
         event_type: event.event_type,
-        event_data: data.to_owned(),
+        event_data: data,
         student_email: event.student_email.filter(|e| !e.is_empty()),
         student_name: event.student_name.filter(|n| !n.is_empty()),
     })

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use session_log_protocol::redact::Rules;
 use session_log_server::Config;
 
 /// mimalloc: the server allocates and frees small buffers on every request (JSON, headers,
@@ -87,6 +88,14 @@ struct Args {
     /// core busy under load). The writer and checkpointer threads come on top.
     #[arg(long, env = "SESSION_LOG_WORKERS", default_value_t = 0)]
     workers: usize,
+    /// A key name whose values are redacted from eventData at ingest, on top of the defaults
+    /// (password, secret, token, apikey, …); repeat, or separate with commas. Any case.
+    #[arg(long = "redact-key", env = "SESSION_LOG_REDACT_KEYS", value_delimiter = ',')]
+    redact_keys: Vec<String>,
+    /// Turn off the default redaction (the default key names and the secret patterns in text);
+    /// keys given with --redact-key are still redacted.
+    #[arg(long, env = "SESSION_LOG_NO_REDACT")]
+    no_redact: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -147,6 +156,7 @@ fn main() -> anyhow::Result<()> {
         retention: (args.retention_days > 0).then(|| Duration::from_secs(args.retention_days * 86_400)),
         report_interval: (args.report_interval > 0).then(|| Duration::from_secs(args.report_interval)),
         http_workers: (args.workers > 0).then_some(args.workers),
+        redaction: Rules::new(!args.no_redact, &args.redact_keys),
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;

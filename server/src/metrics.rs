@@ -16,6 +16,8 @@ pub struct Metrics {
     pub events_rejected: IntCounterVec,
     /// Requests refused whole, by reason, `session_log_requests_refused_total{reason}`.
     pub requests_refused: IntCounterVec,
+    /// Values redacted from `eventData` at ingest, `session_log_redacted_values_total`.
+    pub redacted_values: IntCounter,
     /// Batches (and single events) committed, `session_log_batches_total`.
     pub batches: IntCounter,
     /// Requests refused by a rate limit, by key, `session_log_rate_limited_total{key}`.
@@ -56,6 +58,10 @@ impl Metrics {
             events_duplicate: counter(
                 "session_log_events_duplicate_total",
                 "Events that were already stored (same eventId).",
+            ),
+            redacted_values: counter(
+                "session_log_redacted_values_total",
+                "Values of eventData redacted at ingest (secret keys and patterns).",
             ),
             events_rejected: counter_vec("session_log_events_rejected_total", "Events refused, by reason.", "reason"),
             requests_refused: counter_vec(

@@ -15,6 +15,7 @@ configure({
   studentEmail: params.get("email") || undefined,
   studentName: params.get("name") || undefined,
   demoMode: params.has("demo"),
+  capture: { errors: true },  // uncaught errors and unhandled rejections are logged by themselves
 });
 
 let current = 0;

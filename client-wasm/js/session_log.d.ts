@@ -37,6 +37,22 @@ export interface SessionLogConfig {
   maxQueueEvents?: number | null;
   /** Most bytes of events' JSON kept waiting. Default 1048576. */
   maxQueueBytes?: number | null;
+  /** Redact secrets before an event is queued: values of keys containing password, passwd, secret, token, apikey, api_key, authorization, cookie, credential or private_key, and OpenAI-style keys, Bearer credentials, JSON Web Tokens and card numbers inside text. Default true. */
+  redact?: boolean | null;
+  /** More key names whose values are redacted (any case), also with `redact: false`. */
+  redactKeys?: string[] | null;
+  /** Share of sessions whose events are sent, 0 to 1, decided once per session token. Default 1. */
+  sampleRate?: number | null;
+  /** Called with each event after redaction; return it (edited or not) to send it, `null` to drop it. An exception drops the event. */
+  beforeSend?: ((event: SessionLogEvent) => SessionLogEvent | null | void) | null;
+}
+
+/** What `beforeSend` receives and returns. */
+export interface SessionLogEvent {
+  /** The event's type, e.g. "action". */
+  eventType: string;
+  /** Its fields, context fields included. */
+  eventData: Record<string, unknown>;
 }
 
 /** What an `onDeliveryError` callback receives. */
@@ -100,5 +116,11 @@ export function flush(): Promise<void>;
 export function getSessionToken(): string;
 /** Delivery counters. */
 export function stats(): SessionLogStats;
+/** Stops logging in this browser (kept across reloads, for every tab of the origin) and forgets what waits to be sent. */
+export function optOut(): void;
+/** Resumes logging after `optOut()`. */
+export function optIn(): void;
+/** Whether the user opted out. */
+export function hasOptedOut(): boolean;
 /** Calls `callback` after each failed delivery; `null` removes it. */
 export function onDeliveryError(callback: ((error: SessionLogDeliveryError) => void) | null): void;

@@ -7,7 +7,8 @@
   var script = document.currentScript;
   var base = (script && script.src) || location.href;
   var names = ["init", "configure", "setStep", "logNavigation", "logError", "logAction", "logApiCall",
-    "logStateChange", "logSessionEvent", "flush", "getSessionToken", "stats", "onDeliveryError"];
+    "logStateChange", "logSessionEvent", "flush", "getSessionToken", "stats", "onDeliveryError", "optOut", "optIn",
+    "hasOptedOut"];
   var kept = [];
   var mod = null;
   var failed = false;
@@ -27,6 +28,9 @@
       if (mod) return mod[name].apply(null, args);
       if (name === "init" || name === "flush") return ready.then(function () { return mod && mod[name].apply(null, args); });
       if (name === "getSessionToken") return "";
+      if (name === "hasOptedOut") {
+        try { return localStorage.getItem("session-log:optOut") === "1"; } catch (_) { return false; }
+      }
       if (name === "stats") return { queued: failed ? 0 : kept.length, sent: 0, dropped: 0, retries: 0, lastError: null };
       if (!failed) kept.push([name, args, Date.now()]);
     };

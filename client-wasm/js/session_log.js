@@ -38,6 +38,8 @@ function run(name, args, at) {
 function call(name, args, at) {
   if (state === 2) return run(name, args, at);
   if (state === 3) return;
+  // Nothing is kept for a user who opted out (the module would drop it anyway).
+  if (name in KINDS && !pending.some((p) => p[0] === "optIn") && hasOptedOut()) return;
   if (pending.length < MAX_PENDING) pending.push([name, Array.prototype.slice.call(args), at || Date.now()]);
   else overflow++;
   init();
@@ -99,6 +101,18 @@ export function logApiCall(endpoint, method, status, details) { call("logApiCall
 export function logStateChange(stateName, oldValue, newValue) { call("logStateChange", arguments); }
 export function logSessionEvent(eventType, eventData) { call("logSessionEvent", arguments); }
 export function onDeliveryError(callback) { call("onDeliveryError", arguments); }
+export function optOut() { call("optOut", arguments); }
+export function optIn() { call("optIn", arguments); }
+
+/** Whether the user opted out; before the module is ready, read from localStorage. */
+export function hasOptedOut() {
+  if (state === 2) return run("hasOptedOut", []) === true;
+  try {
+    return localStorage.getItem("session-log:optOut") === "1";
+  } catch (_) {
+    return false;
+  }
+}
 
 export function flush() {
   if (state === 2) return run("flush", []) || Promise.resolve();

@@ -7,6 +7,7 @@
 //! Nothing here uses Rust's `format!` machinery: strings are joined with [`cat`] and numbers
 //! written with [`decimal`], which keeps `core::fmt` and its Unicode tables out of the wasm.
 
+use session_log_protocol::redact::Rules;
 use session_log_protocol::{event_type, push_json_string, Uuid};
 
 /// Default `endpoint`: the reference's ingest path on the page's own origin.
@@ -123,6 +124,21 @@ pub struct Config {
     pub max_queue_events: usize,
     /// Most JSON kept waiting (bytes, default 1 MiB).
     pub max_queue_bytes: usize,
+    /// Whether the default redaction applies before an event is queued (the default key names
+    /// and the secret patterns of `session_log_protocol::redact`). Default true.
+    pub redact: bool,
+    /// More key names whose values are redacted (any case), also when `redact` is false.
+    pub redact_keys: Vec<String>,
+    /// Auto-capture of uncaught errors and unhandled rejections (`capture.errors`). Default off.
+    pub capture_errors: bool,
+    /// Auto-capture of the page's `fetch` and `XMLHttpRequest` calls (`capture.fetch`). Default off.
+    pub capture_fetch: bool,
+    /// Auto-capture of route changes: `pushState`, `replaceState`, `popstate`, `hashchange`
+    /// (`capture.history`). Default off.
+    pub capture_history: bool,
+    /// Share of sessions whose events are sent, from 0 to 1 (default 1). Decided once per
+    /// session token (see [`sampled`]), so a session is sent whole or not at all.
+    pub sample_rate: f64,
 }
 
 impl Default for Config {
@@ -142,6 +158,12 @@ impl Default for Config {
             retry_max_ms: 60_000,
             max_queue_events: 1000,
             max_queue_bytes: 1024 * 1024,
+            redact: true,
+            redact_keys: Vec::new(),
+            capture_errors: false,
+            capture_fetch: false,
+            capture_history: false,
+            sample_rate: 1.0,
         }
     }
 }
@@ -162,6 +184,11 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retryMaxMs",
     "maxQueueEvents",
     "maxQueueBytes",
+    "redact",
+    "redactKeys",
+    "sampleRate",
+    "beforeSend",
+    "capture",
 ];
 
 /// One option's value as `configure` received it, converted from JavaScript.
@@ -179,6 +206,10 @@ pub enum OptionValue {
     Number(f64),
     /// An array whose items are all strings.
     List(Vec<String>),
+    /// A function (kept by the browser layer: `beforeSend`).
+    Function,
+    /// A plain object's own fields, one level deep (`capture: {errors: true}`).
+    Map(Vec<(String, OptionValue)>),
     /// Anything else, by kind (e.g. "an object").
     Other(&'static str),
 }
@@ -229,7 +260,48 @@ impl Config {
             "retryBaseMs" => self.retry_base_ms = whole(value)?,
             "retryMaxMs" => self.retry_max_ms = whole(value)?,
             "maxQueueEvents" => self.max_queue_events = whole(value)? as usize,
-            _ => self.max_queue_bytes = whole(value)? as usize,
+            "maxQueueBytes" => self.max_queue_bytes = whole(value)? as usize,
+            "redact" => match value {
+                OptionValue::Flag(flag) => self.redact = flag,
+                _ => return Err(wrong("a boolean")),
+            },
+            "redactKeys" => match value {
+                OptionValue::List(keys) => self.redact_keys = keys,
+                _ => return Err(wrong("an array of strings")),
+            },
+            "sampleRate" => match value {
+                OptionValue::Number(rate) if (0.0..=1.0).contains(&rate) => self.sample_rate = rate,
+                _ => return Err(wrong("a number from 0 to 1")),
+            },
+            "capture" => match value {
+                OptionValue::Map(kinds) => {
+                    for (kind, on) in kinds {
+                        let flag = match on {
+                            OptionValue::Flag(flag) => flag,
+                            OptionValue::Absent => continue,
+                            _ => return Err(cat(&["capture.", &kind, " must be a boolean"])),
+                        };
+                        match kind.as_str() {
+                            "errors" => self.capture_errors = flag,
+                            "fetch" => self.capture_fetch = flag,
+                            "history" => self.capture_history = flag,
+                            _ => {
+                                return Err(cat(&[
+                                    "capture.",
+                                    &kind,
+                                    " is not a kind of capture (errors, fetch, history)",
+                                ]))
+                            }
+                        }
+                    }
+                }
+                _ => return Err(wrong("an object like {errors: true, fetch: true, history: true}")),
+            },
+            // `beforeSend`: the function itself stays with the browser layer.
+            _ => match value {
+                OptionValue::Function => {}
+                _ => return Err(wrong("a function")),
+            },
         }
         Ok(())
     }
@@ -251,7 +323,16 @@ impl Config {
             "retryBaseMs" => self.retry_base_ms = default.retry_base_ms,
             "retryMaxMs" => self.retry_max_ms = default.retry_max_ms,
             "maxQueueEvents" => self.max_queue_events = default.max_queue_events,
-            _ => self.max_queue_bytes = default.max_queue_bytes,
+            "maxQueueBytes" => self.max_queue_bytes = default.max_queue_bytes,
+            "redact" => self.redact = default.redact,
+            "redactKeys" => self.redact_keys = default.redact_keys,
+            "sampleRate" => self.sample_rate = default.sample_rate,
+            "capture" => {
+                self.capture_errors = false;
+                self.capture_fetch = false;
+                self.capture_history = false;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -274,6 +355,13 @@ impl Config {
         }
         config.validate()?;
         Ok((config, unknown))
+    }
+}
+
+impl Config {
+    /// The redaction rules these options ask for.
+    pub fn rules(&self) -> Rules {
+        Rules::new(self.redact, &self.redact_keys)
     }
 }
 
@@ -324,6 +412,22 @@ impl Config {
     }
 }
 
+/// Whether session `token` is among the sampled ones at `rate` (0 to 1): a hash of the token
+/// (FNV-1a, 64 bits) read as a number in [0, 1) is below the rate. The same token always gets
+/// the same answer, across reloads and tabs, with nothing stored; raising the rate only adds
+/// sessions.
+pub fn sampled(token: &str, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in token.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((hash >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
 /// A session token from 16 random bytes (128 bits): `ws_` and 32 lowercase hex digits.
 pub fn session_token(random: [u8; 16]) -> String {
     let mut token = String::with_capacity(TOKEN_PREFIX.len() + 32);
@@ -371,6 +475,8 @@ pub enum EventKind {
         error_type: String,
         /// e.g. `Incorrect API key provided` (an `Error`'s message).
         error_message: String,
+        /// The `stack` of an `Error` passed as the message, sent as `stack`.
+        stack: Option<String>,
     },
     /// `logAction(actionName, actionDetails)`; details at position 1.
     Action {
@@ -391,11 +497,64 @@ pub enum EventKind {
         /// e.g. `servicesReady`.
         state_name: String,
     },
+    /// An uncaught error or unhandled rejection seen by auto-capture, `count` times within the
+    /// collapse window.
+    CapturedError {
+        /// `uncaught_error` or `unhandled_rejection`.
+        error_type: &'static str,
+        /// The error's message (a rejection's reason as text).
+        message: String,
+        /// Its stack, if any.
+        stack: Option<String>,
+        /// The script's URL, line and column (uncaught errors).
+        source: Option<(String, u32, u32)>,
+        /// How many identical errors this event stands for.
+        count: u32,
+    },
+    /// A `fetch` or `XMLHttpRequest` of the page, seen by auto-capture.
+    CapturedRequest {
+        /// The URL's path, without query or fragment.
+        path: String,
+        /// The URL's host, when it is another origin.
+        host: Option<String>,
+        /// e.g. `GET`.
+        method: String,
+        /// The HTTP status, 0 when the request failed.
+        status: f64,
+        /// From the call to its answer (ms).
+        duration_ms: f64,
+    },
+    /// A route change seen by auto-capture: `page_view`.
+    PageView {
+        /// The new path (with its `#fragment` route, without the query).
+        path: String,
+        /// The path before, if known.
+        previous_path: Option<String>,
+    },
     /// `logSessionEvent(eventType, eventData)`; data at position 1.
     Custom {
         /// The page's own type, checked with `check_event_type`.
         event_type: String,
     },
+}
+
+/// `eventType` of a route change seen by auto-capture.
+pub const PAGE_VIEW: &str = "page_view";
+
+/// An absolute URL's origin (`scheme://host[:port]`), host, and path without query or fragment;
+/// `None` for a URL that is not absolute.
+pub fn url_parts(url: &str) -> Option<(&str, &str, &str)> {
+    let scheme_end = url.find(':')?;
+    if url.get(scheme_end..scheme_end + 3) != Some("://") {
+        return None;
+    }
+    let rest = url.get(scheme_end + 3..)?;
+    let host_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = rest.get(..host_len)?;
+    let origin = url.get(..scheme_end + 3 + host_len)?;
+    let after = rest.get(host_len..)?;
+    let path = after.get(..after.find(['?', '#']).unwrap_or(after.len()))?;
+    Some((origin, host, if path.is_empty() { "/" } else { path }))
 }
 
 /// One `eventData` field's value in an [`EventPlan`].
@@ -458,12 +617,15 @@ pub struct Session {
     pub next_seq: u64,
     /// `navigator.userAgent`, read once.
     pub user_agent: String,
+    /// The redaction rules of `config` (`redact`, `redactKeys`).
+    pub rules: Rules,
 }
 
 impl Session {
     /// A session at step 0 with `token`, numbering events from `next_seq`.
     pub fn new(config: Config, token: String, next_seq: u64, user_agent: String) -> Self {
-        Session { config, current_step: 0, token, next_seq, user_agent }
+        let rules = config.rules();
+        Session { config, current_step: 0, token, next_seq, user_agent, rules }
     }
 
     /// The name of step `step` from the configured `steps`, as a field value (`null` when none).
@@ -492,11 +654,14 @@ impl Session {
                 ];
                 (event_type::NAVIGATION.to_owned(), None, fields)
             }
-            EventKind::Error { error_type, error_message } => (
-                event_type::ERROR.to_owned(),
-                Some(2),
-                vec![("errorType", Value::Text(error_type)), ("errorMessage", Value::Text(error_message))],
-            ),
+            EventKind::Error { error_type, error_message, stack } => {
+                let mut fields =
+                    vec![("errorType", Value::Text(error_type)), ("errorMessage", Value::Text(error_message))];
+                if let Some(stack) = stack {
+                    fields.push(("stack", Value::Text(stack)));
+                }
+                (event_type::ERROR.to_owned(), Some(2), fields)
+            }
             EventKind::Action { action_name } => {
                 (event_type::ACTION.to_owned(), Some(1), vec![("actionName", Value::Text(action_name))])
             }
@@ -515,6 +680,37 @@ impl Session {
                 None,
                 vec![("stateName", Value::Text(state_name)), ("oldValue", Value::Arg(1)), ("newValue", Value::Arg(2))],
             ),
+            EventKind::CapturedError { error_type, message, stack, source, count } => {
+                let mut fields =
+                    vec![("errorType", Value::Text(error_type.to_owned())), ("errorMessage", Value::Text(message))];
+                if let Some(stack) = stack {
+                    fields.push(("stack", Value::Text(stack)));
+                }
+                if let Some((url, line, column)) = source {
+                    fields.push(("source", Value::Text(url)));
+                    fields.push(("line", Value::Number(f64::from(line))));
+                    fields.push(("column", Value::Number(f64::from(column))));
+                }
+                fields.push(("count", Value::Number(f64::from(count))));
+                (event_type::ERROR.to_owned(), None, fields)
+            }
+            EventKind::CapturedRequest { path, host, method, status, duration_ms } => {
+                let mut fields = vec![("endpoint", Value::Text(path))];
+                if let Some(host) = host {
+                    fields.push(("host", Value::Text(host)));
+                }
+                fields.extend([
+                    ("method", Value::Text(method.to_ascii_uppercase())),
+                    ("status", Value::Number(status)),
+                    ("success", Value::Bool(api_call_succeeded(status))),
+                    ("durationMs", Value::Number(duration_ms.max(0.0).round())),
+                ]);
+                (event_type::API_CALL.to_owned(), None, fields)
+            }
+            EventKind::PageView { path, previous_path } => {
+                let previous = previous_path.map_or(Value::Null, Value::Text);
+                (PAGE_VIEW.to_owned(), None, vec![("path", Value::Text(path)), ("previousPath", previous)])
+            }
             EventKind::Custom { event_type } => {
                 session_log_protocol::check_event_type(&event_type).map_err(|e| e.reason())?;
                 (event_type, Some(1), Vec::new())
@@ -724,6 +920,11 @@ impl Queue {
         ids
     }
 
+    /// Removes every event, the batch in flight too.
+    pub fn clear(&mut self) {
+        *self = Queue::default();
+    }
+
     /// The batch in flight failed: its events stay first in the queue, to be sent again.
     pub fn release_batch(&mut self) {
         self.in_flight = 0;
@@ -930,7 +1131,8 @@ mod tests {
     #[test]
     fn details_lose_to_arguments_and_context() {
         let mut s = session(STEPS);
-        let kind = EventKind::Error { error_type: "deploy_failed".into(), error_message: "timeout".into() };
+        let kind =
+            EventKind::Error { error_type: "deploy_failed".into(), error_message: "timeout".into(), stack: None };
         let details = json!({"errorType": "from details", "currentStep": 99, "functionName": "voice-handler"});
         let event = build(&plan(&mut s, kind), &[Value::Null, Value::Null, details]);
         let data = &event["eventData"];
@@ -986,6 +1188,69 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&anonymous.unwrap().to_json("{}")).unwrap();
         assert!(v.get("studentEmail").is_none());
+    }
+
+    // Sampling keeps or drops whole sessions, the same way every time, in proportion to the rate.
+    #[test]
+    fn sampling_is_per_session_and_proportional() {
+        let tokens: Vec<String> = (0..10_000u64)
+            .map(|n| session_token([n as u8, (n >> 8) as u8, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]))
+            .collect();
+        let kept = tokens.iter().filter(|t| sampled(t, 0.25)).count();
+        assert!((2200..2800).contains(&kept), "{kept} of 10,000 at 0.25");
+        assert!(tokens.iter().all(|t| sampled(t, 0.25) == sampled(t, 0.25)));
+        assert!(tokens.iter().filter(|t| sampled(t, 0.25)).all(|t| sampled(t, 0.5)), "raising the rate only adds");
+        assert!(tokens.iter().all(|t| sampled(t, 1.0) && !sampled(t, 0.0)));
+    }
+
+    // The privacy options are read like the others and checked.
+    #[test]
+    fn privacy_options() {
+        let (config, _) = Config::default()
+            .merged(vec![
+                ("redact".into(), OptionValue::Flag(false)),
+                ("redactKeys".into(), OptionValue::List(vec!["phoneNumber".into()])),
+                ("sampleRate".into(), OptionValue::Number(0.5)),
+                ("beforeSend".into(), OptionValue::Function),
+            ])
+            .unwrap();
+        assert!(!config.redact);
+        assert_eq!(config.sample_rate, 0.5);
+        assert!(config.rules().redacts_key("PhoneNumber") && !config.rules().redacts_key("password"));
+        assert!(Config::default().merged(vec![("sampleRate".into(), OptionValue::Number(1.5))]).is_err());
+        assert!(Config::default().merged(vec![("beforeSend".into(), OptionValue::Text("x".into()))]).is_err());
+    }
+
+    // URLs split into origin, host and a path without query or fragment.
+    #[test]
+    fn url_parts_drop_query_and_fragment() {
+        assert_eq!(
+            url_parts("https://api.openai.com:443/v1/models?key=sk-x#top"),
+            Some(("https://api.openai.com:443", "api.openai.com:443", "/v1/models"))
+        );
+        assert_eq!(url_parts("http://127.0.0.1:8080"), Some(("http://127.0.0.1:8080", "127.0.0.1:8080", "/")));
+        assert_eq!(url_parts("http://h/#/step/2"), Some(("http://h", "h", "/")));
+        assert_eq!(url_parts("/relative"), None);
+    }
+
+    // capture takes an object of kinds, each a boolean; null turns them all off.
+    #[test]
+    fn capture_option() {
+        let kinds = OptionValue::Map(vec![
+            ("errors".into(), OptionValue::Flag(true)),
+            ("fetch".into(), OptionValue::Flag(true)),
+        ]);
+        let (config, _) = Config::default().merged(vec![("capture".into(), kinds)]).unwrap();
+        assert!(config.capture_errors && config.capture_fetch && !config.capture_history);
+        let off = config
+            .merged(vec![("capture".into(), OptionValue::Map(vec![("fetch".into(), OptionValue::Flag(false))]))])
+            .unwrap()
+            .0;
+        assert!(off.capture_errors && !off.capture_fetch, "each kind on and off on its own");
+        assert!(!off.merged(vec![("capture".into(), OptionValue::Null)]).unwrap().0.capture_errors);
+        let bad = Config::default()
+            .merged(vec![("capture".into(), OptionValue::Map(vec![("clicks".into(), OptionValue::Flag(true))]))]);
+        assert!(bad.unwrap_err().contains("capture.clicks is not a kind of capture"));
     }
 
     // A warning is shown once per distinct text, and at most 64 in all.

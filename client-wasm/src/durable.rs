@@ -207,6 +207,21 @@ impl<S: Store> DurableQueue<S> {
         dropped
     }
 
+    /// Forgets every event of this tab, in memory and in the store, with its unreported drops
+    /// (opt-out). Returns how many events were queued.
+    pub fn clear(&mut self) -> usize {
+        let count = self.queue.len();
+        for chunk in std::mem::take(&mut self.chunks) {
+            self.store.remove(&chunk_key(&self.tab, chunk.first));
+        }
+        self.store.remove(&dropped_key(&self.tab));
+        self.queue.clear();
+        self.persisted_up_to = self.next_slot;
+        self.dropped_unreported = 0;
+        self.reporting = 0;
+        count
+    }
+
     /// The store, for the client's other keys (the session token, the next `seq`).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store

@@ -20,4 +20,7 @@ pub mod machine;
 mod web;
 
 #[cfg(target_arch = "wasm32")]
-pub use web::{configure, flush, get_session_token, log, on_delivery_error, set_step, stats, LocalStore, TAB_KEY};
+pub use web::{
+    configure, flush, get_session_token, has_opted_out, log, on_delivery_error, opt_in, opt_out, set_step, stats,
+    LocalStore, TAB_KEY,
+};

@@ -12,16 +12,26 @@
 
 use crate::core::{self, cat, decimal, join, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
 use crate::durable::{DurableQueue, Limits, Store};
+use session_log_protocol::redact::contains;
 
 /// `localStorage` key of the generated session token.
 pub const TOKEN_KEY: &str = "session-log:sessionToken";
 /// `localStorage` key prefix of the next sequence number of a session (`…:<token>`).
 pub const SEQ_KEY_PREFIX: &str = "session-log:seq:";
+/// `localStorage` key set (to `1`) while the browser's user has opted out.
+pub const OPT_OUT_KEY: &str = "session-log:optOut";
 /// How often a page looks for queues of other tabs to wait on (ms).
 pub const ADOPTION_SCAN_MS: u32 = 30_000;
 /// The beacon budget of a page being closed: the Fetch standard caps keepalive bodies (beacons
 /// included) at 64 KiB in flight per page, in total; stay under it (bytes).
 pub const BEACON_BUDGET_BYTES: usize = 60 * 1024;
+
+/// Identical captured errors within this window make one event (ms).
+pub const ERROR_WINDOW_MS: u32 = 2_000;
+/// Captured errors of one `errorType` allowed in a burst (a token bucket of this size)...
+pub const ERROR_BUCKET: f64 = 10.0;
+/// ...refilled with one token this often (ms): PostHog's exception autocapture limits.
+pub const ERROR_REFILL_MS: f64 = 10_000.0;
 
 /// The timers the machine asks for. [`Timer::code`] and [`Timer::from_code`] carry one through
 /// `setTimeout`'s argument.
@@ -35,6 +45,8 @@ pub enum Timer {
     Persist,
     /// Look for other tabs' queues to adopt.
     AdoptionScan,
+    /// The collapse window of captured errors is over: log what it gathered.
+    ErrorWindow,
     /// `flush()` number `id` has waited `flushTimeoutMs`.
     FlushTimeout(u32),
 }
@@ -47,7 +59,8 @@ impl Timer {
             Timer::Retry => 1,
             Timer::Persist => 2,
             Timer::AdoptionScan => 3,
-            Timer::FlushTimeout(id) => 4 + id,
+            Timer::ErrorWindow => 4,
+            Timer::FlushTimeout(id) => 5 + id,
         }
     }
 
@@ -58,7 +71,8 @@ impl Timer {
             1 => Timer::Retry,
             2 => Timer::Persist,
             3 => Timer::AdoptionScan,
-            n => Timer::FlushTimeout(n - 4),
+            4 => Timer::ErrorWindow,
+            n => Timer::FlushTimeout(n - 5),
         }
     }
 }
@@ -75,7 +89,7 @@ pub struct DeliveryProblem {
 }
 
 /// What the browser layer must do, in the order returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// POST `body` (`{"events": […], "dropped"?: N}`, JSON) to `endpoint`, then report the answer
     /// with [`Machine::on_reply`]. At most one is outstanding.
@@ -107,6 +121,27 @@ pub enum Action {
     /// Wait for the Web Lock of this tab; when granted, the tab is gone: call
     /// [`Machine::on_tab_gone`].
     WatchTab(String),
+    /// Install (true) or remove (false) the auto-capture hooks of each kind; sent when
+    /// `configure` changes them.
+    Capture {
+        /// `error` and `unhandledrejection` listeners.
+        errors: bool,
+        /// `fetch` and `XMLHttpRequest` wrappers.
+        fetch: bool,
+        /// `pushState`/`replaceState` wrappers, `popstate` and `hashchange` listeners.
+        history: bool,
+    },
+    /// Log this event as a logging call at `at_ms` would (auto-capture): plan it with
+    /// [`Machine::plan`], build, redact and filter it, [`Machine::push_event`].
+    Log(EventKind, f64),
+}
+
+/// Captured errors with the same fingerprint, gathered over [`ERROR_WINDOW_MS`].
+#[derive(Debug)]
+struct Burst {
+    fingerprint: String,
+    kind: EventKind,
+    at_ms: f64,
 }
 
 /// The server's answer to a [`Action::Send`], as the browser layer read it.
@@ -173,6 +208,15 @@ pub struct Machine<S: Store> {
     next_waiter_id: u32,
     /// Other tabs whose lock this page waits on.
     watched_tabs: Vec<String>,
+    /// The user opted out ([`OPT_OUT_KEY`]; read again before each send, so another tab's
+    /// opt-out stops this one too).
+    opted_out: bool,
+    /// Captured errors waiting for their window to close.
+    bursts: Vec<Burst>,
+    /// Per `errorType` + message kind: tokens left and when they were counted (ms).
+    error_buckets: Vec<(&'static str, f64, f64)>,
+    /// The last path seen by history capture.
+    last_path: Option<String>,
     actions: Vec<Action>,
 }
 
@@ -224,8 +268,13 @@ impl<S: Store> Machine<S> {
             waiters: Vec::new(),
             next_waiter_id: 0,
             watched_tabs: Vec::new(),
+            opted_out: false,
+            bursts: Vec::new(),
+            error_buckets: Vec::new(),
+            last_path: None,
             actions: Vec::new(),
         };
+        machine.opted_out = machine.read_opt_out();
         machine.session.next_seq = machine.next_seq_of(&machine.session.token.clone());
         machine.actions.push(Action::SetTimer(Timer::AdoptionScan, 0));
         // Events a previous page of this tab left behind are overdue: send them in the next task,
@@ -271,10 +320,15 @@ impl<S: Store> Machine<S> {
     /// A bad option warns and changes nothing; unknown names warn and are ignored. A different
     /// session token (configured, or back to the kept one, or `fresh` when none is kept) continues
     /// that session's numbering; smaller queue bounds drop the oldest events at once.
-    pub fn configure(&mut self, options: Vec<(String, OptionValue)>, fresh: [u8; 16]) {
+    ///
+    /// Returns whether the options were applied (the browser layer then keeps `beforeSend`).
+    pub fn configure(&mut self, options: Vec<(String, OptionValue)>, fresh: [u8; 16]) -> bool {
         let (config, unknown) = match self.session.config.merged(options) {
             Ok(merged) => merged,
-            Err(error) => return self.warn(cat(&["configure: ", &error, "; options unchanged"])),
+            Err(error) => {
+                self.warn(cat(&["configure: ", &error, "; options unchanged"]));
+                return false;
+            }
         };
         if !unknown.is_empty() {
             self.warn(cat(&[
@@ -293,9 +347,21 @@ impl<S: Store> Machine<S> {
         }
         self.backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
         let dropped = self.queue.set_limits(limits(&config));
+        self.session.rules = config.rules();
+        let old = &self.session.config;
+        if (old.capture_errors, old.capture_fetch, old.capture_history)
+            != (config.capture_errors, config.capture_fetch, config.capture_history)
+        {
+            self.actions.push(Action::Capture {
+                errors: config.capture_errors,
+                fetch: config.capture_fetch,
+                history: config.capture_history,
+            });
+        }
         self.session.config = config;
         self.count_drops(dropped);
         self.schedule();
+        true
     }
 
     /// `setStep(step)`: the current step of the following events. Not a whole number ≥ 0: a
@@ -308,15 +374,182 @@ impl<S: Store> Machine<S> {
     }
 
     /// A logging call at `at_ms`: plans its event (see [`Session::plan`]); the browser layer
-    /// builds the event's JSON from the plan and hands it to [`Machine::push`]. `None` (with a
-    /// warning) when the call is refused, e.g. a custom `eventType` the server would refuse.
+    /// builds its `eventData` from the plan, passes it through [`Machine::redact`] (and the
+    /// page's `beforeSend`) and hands it to [`Machine::push_event`]. `None` when nothing is to be
+    /// logged: the user opted out, the session is not sampled (`sampleRate`), or (with a warning)
+    /// the call is refused, e.g. a custom `eventType` the server would refuse.
     pub fn plan(&mut self, kind: EventKind, at_ms: f64, random: [u8; 10]) -> Option<EventPlan> {
+        if self.opted_out || !core::sampled(&self.session.token, self.session.config.sample_rate) {
+            return None;
+        }
         match self.session.plan(kind, at_ms, random) {
             Ok(plan) => Some(plan),
             Err(reason) => {
                 self.warn(cat(&["logSessionEvent: eventType ", reason, "; not logged"]));
                 None
             }
+        }
+    }
+
+    /// `eventData` (JSON text of an object) with the configured redaction applied.
+    pub fn redact(&self, data_json: String) -> String {
+        match self.session.rules.redact_json(&data_json) {
+            Some((clean, _)) => clean,
+            None => data_json,
+        }
+    }
+
+    /// Queues the event of `plan` with its (redacted) `eventData`.
+    pub fn push_event(&mut self, plan: &EventPlan, data_json: &str) {
+        if !self.opted_out {
+            self.push(plan.to_json(data_json));
+        }
+    }
+
+    /// The page's `beforeSend` threw for an event: it is dropped (a broken privacy filter must
+    /// not leak), counted in `stats().dropped`, and reported once.
+    pub fn filter_failed(&mut self, reason: &str) {
+        self.dropped += 1;
+        self.warn(cat(&["beforeSend threw (", reason, "); the event was dropped"]));
+    }
+
+    /// `optOut()`: nothing is queued, stored or sent any more, in this page or (from their next
+    /// send) the origin's other tabs, until [`Machine::opt_in`]; what is waiting is forgotten,
+    /// and pending `flush()`es resolve. Kept across reloads.
+    pub fn opt_out(&mut self) {
+        self.opted_out = true;
+        let _ = self.queue.store_mut().set(OPT_OUT_KEY, "1");
+        let forgotten = self.queue.clear() as u64;
+        self.in_flight = 0;
+        self.settled += forgotten;
+        self.finish_waiters();
+    }
+
+    /// `optIn()`: logging resumes (from the next call).
+    pub fn opt_in(&mut self) {
+        self.opted_out = false;
+        self.queue.store_mut().remove(OPT_OUT_KEY);
+    }
+
+    /// `hasOptedOut()`.
+    pub fn has_opted_out(&self) -> bool {
+        self.opted_out
+    }
+
+    fn read_opt_out(&mut self) -> bool {
+        self.queue.store_mut().get(OPT_OUT_KEY).is_some_and(|v| v == "1")
+    }
+
+    /// An uncaught error (`rejection` false: the window's `error` event, with `source` and its
+    /// line and column) or an unhandled rejection, at `at_ms`. Identical errors within
+    /// [`ERROR_WINDOW_MS`] become one event with a `count`; each kind is limited by a token
+    /// bucket ([`ERROR_BUCKET`], one back every [`ERROR_REFILL_MS`]). Errors whose stack or
+    /// source is session-log's own code (its files, or inside the WebAssembly module) are ignored.
+    pub fn captured_error(
+        &mut self,
+        rejection: bool,
+        message: String,
+        stack: Option<String>,
+        source: Option<(String, u32, u32)>,
+        at_ms: f64,
+    ) {
+        let own = |text: &str| contains(text, "session_log") || contains(text, "wasm-function");
+        if stack.as_deref().is_some_and(own) || source.as_ref().is_some_and(|(url, _, _)| own(url)) {
+            return;
+        }
+        let error_type = if rejection { "unhandled_rejection" } else { "uncaught_error" };
+        let fingerprint = cat(&[error_type, "\n", &message, "\n", stack.as_deref().unwrap_or("")]);
+        if let Some(burst) = self.bursts.iter_mut().find(|b| b.fingerprint == fingerprint) {
+            if let EventKind::CapturedError { count, .. } = &mut burst.kind {
+                *count = count.saturating_add(1);
+            }
+            return;
+        }
+        if !self.take_error_token(error_type, at_ms) {
+            return self.warn(cat(&[
+                "captured ",
+                error_type,
+                " events are limited to 10 at once and 6 a minute; more were not logged",
+            ]));
+        }
+        if self.bursts.is_empty() {
+            self.actions.push(Action::SetTimer(Timer::ErrorWindow, ERROR_WINDOW_MS));
+        }
+        let kind = EventKind::CapturedError { error_type, message, stack, source, count: 1 };
+        self.bursts.push(Burst { fingerprint, kind, at_ms });
+    }
+
+    fn take_error_token(&mut self, error_type: &'static str, now_ms: f64) -> bool {
+        let index = match self.error_buckets.iter().position(|(t, _, _)| *t == error_type) {
+            Some(index) => index,
+            None => {
+                self.error_buckets.push((error_type, ERROR_BUCKET, now_ms));
+                self.error_buckets.len() - 1
+            }
+        };
+        let Some((_, tokens, counted_at)) = self.error_buckets.get_mut(index) else { return false };
+        *tokens = (*tokens + (now_ms - *counted_at).max(0.0) / ERROR_REFILL_MS).min(ERROR_BUCKET);
+        *counted_at = now_ms;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    /// Logs the captured errors gathered so far (the window closed, or the page is going away).
+    pub fn flush_captured(&mut self) {
+        for burst in std::mem::take(&mut self.bursts) {
+            self.actions.push(Action::Log(burst.kind, burst.at_ms));
+        }
+    }
+
+    /// A `fetch` or `XMLHttpRequest` of the page ended: `url` absolute, `status` 0 when it
+    /// failed, at `at_ms` after `duration_ms`; `page_origin` is the page's `location.origin`.
+    /// Requests to the configured endpoint (the client's own) are not logged.
+    pub fn captured_request(
+        &mut self,
+        method: &str,
+        url: &str,
+        status: f64,
+        duration_ms: f64,
+        page_origin: &str,
+        at_ms: f64,
+    ) {
+        let Some((origin, host, path)) = core::url_parts(url) else { return };
+        let endpoint = &self.session.config.endpoint;
+        let own = match core::url_parts(endpoint) {
+            Some((endpoint_origin, _, endpoint_path)) => origin == endpoint_origin && path == endpoint_path,
+            None => origin == page_origin && path == endpoint.split(['?', '#']).next().unwrap_or(""),
+        };
+        if own {
+            return;
+        }
+        let host = (origin != page_origin).then(|| host.to_owned());
+        let kind =
+            EventKind::CapturedRequest { path: path.to_owned(), host, method: method.to_owned(), status, duration_ms };
+        self.actions.push(Action::Log(kind, at_ms));
+    }
+
+    /// The page's route changed to `url` (absolute; from `pushState`, `replaceState`,
+    /// `popstate` or `hashchange`): logs a `page_view` with the path (and `#fragment` route,
+    /// without the query) when it differs from the last one seen.
+    pub fn captured_navigation(&mut self, url: &str, at_ms: f64) {
+        let Some((_, _, path)) = core::url_parts(url) else { return };
+        let fragment = url.find('#').and_then(|at| url.get(at..)).filter(|f| f.len() > 1).unwrap_or("");
+        let path = cat(&[path, fragment]);
+        if self.last_path.as_deref() == Some(path.as_str()) {
+            return;
+        }
+        let previous_path = self.last_path.replace(path.clone());
+        self.actions.push(Action::Log(EventKind::PageView { path, previous_path }, at_ms));
+    }
+
+    /// The path the page had when history capture started (no event).
+    pub fn set_current_path(&mut self, url: &str) {
+        if let Some((_, _, path)) = core::url_parts(url) {
+            let fragment = url.find('#').and_then(|at| url.get(at..)).filter(|f| f.len() > 1).unwrap_or("");
+            self.last_path = Some(cat(&[path, fragment]));
         }
     }
 
@@ -361,6 +594,7 @@ impl<S: Store> Machine<S> {
                 self.pump();
             }
             Timer::Persist => self.persist(),
+            Timer::ErrorWindow => self.flush_captured(),
             Timer::AdoptionScan => {
                 for tab in self.queue.other_tabs() {
                     if !self.watched_tabs.contains(&tab) {
@@ -494,6 +728,9 @@ impl<S: Store> Machine<S> {
     /// Tab `tab`'s lock was granted: it is gone, and its stored queue joins this one.
     pub fn on_tab_gone(&mut self, tab: &str) {
         self.watched_tabs.retain(|t| t != tab);
+        if self.opted_out {
+            return;
+        }
         let adopted = self.queue.adopt(tab);
         self.enqueued += adopted as u64;
         self.schedule();
@@ -517,8 +754,15 @@ impl<S: Store> Machine<S> {
     }
 
     /// Starts the next batch unless one is in flight, a retry waits, or the browser is offline.
+    /// An opt-out made by another tab since the last send clears the queue instead.
     fn pump(&mut self) {
         if self.in_flight > 0 || self.retry_pending || self.offline {
+            return;
+        }
+        if !self.opted_out && !self.queue.queue().is_empty() && self.read_opt_out() {
+            self.opt_out();
+        }
+        if self.opted_out {
             return;
         }
         self.persist();
@@ -639,9 +883,8 @@ mod tests {
     /// Logs one action event the way `web` does: plan, then a JSON string shaped like the real one.
     fn log(m: &mut Machine<SharedStore>, name: &str) {
         let plan = m.plan(EventKind::Action { action_name: name.into() }, 1_000.0, [0; 10]).unwrap();
-        let json = serde_json::json!({"sessionToken": plan.session_token, "eventType": plan.event_type,
-            "eventData": {"actionName": name}, "eventId": plan.event_id, "seq": plan.seq});
-        m.push(json.to_string());
+        let data = m.redact(serde_json::json!({ "actionName": name }).to_string());
+        m.push_event(&plan, &data);
     }
 
     fn sends(actions: &[Action]) -> Vec<Vec<String>> {
@@ -949,6 +1192,181 @@ mod tests {
         m.on_timer(Timer::Flush);
         assert_eq!(sends(&drain(&mut m)), [vec!["orphan"]]);
         assert!(!store.keys().iter().any(|k| k.contains(":q:tab0:")));
+    }
+
+    // Secrets are redacted before an event is queued, so they never reach storage; redact: false
+    // keeps the data as it is, and redactKeys adds names.
+    #[test]
+    fn events_are_redacted_before_they_are_queued() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let data = r#"{"apiKey":"sk-abcdefghijklmnopqrstuvwxyz","msg":"Bearer abcdefgh12345","phone":"+1555"}"#;
+        assert_eq!(m.redact(data.to_owned()), r#"{"apiKey":"[redacted]","msg":"[redacted]","phone":"+1555"}"#);
+        m.configure(
+            options(&[("redact", OptionValue::Flag(false)), ("redactKeys", OptionValue::List(vec!["phone".into()]))]),
+            [2; 16],
+        );
+        assert_eq!(
+            m.redact(data.to_owned()),
+            r#"{"apiKey":"sk-abcdefghijklmnopqrstuvwxyz","msg":"Bearer abcdefgh12345","phone":"[redacted]"}"#
+        );
+    }
+
+    // Opting out forgets what waits (memory and storage), logs nothing more, survives a reload,
+    // and reaches another tab at its next send; opting in resumes.
+    #[test]
+    fn opt_out_forgets_and_stops_everything() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let mut other = Machine::new(store.clone(), "tab2", "UA".into(), [1; 16], true);
+        log(&mut other, "other_tab");
+        log(&mut m, "a");
+        m.on_timer(Timer::Persist);
+        let id = m.flush().unwrap();
+        drain(&mut m);
+        m.opt_out();
+        assert!(drain(&mut m).contains(&Action::ResolveFlush(id)), "nothing is pending any more");
+        assert_eq!(m.stats().queued, 0);
+        assert!(!store.keys().iter().any(|k| k.contains(":q:tab1:")), "the stored chunk is gone");
+        assert!(m.plan(EventKind::Action { action_name: "x".into() }, 0.0, [0; 10]).is_none());
+        m.on_reply(ok(), true, 0.5);
+        assert!(sends(&drain(&mut m)).is_empty());
+        let mut reloaded = machine(&store);
+        assert!(reloaded.has_opted_out(), "kept across reloads");
+        other.on_timer(Timer::Flush);
+        assert!(sends(&drain(&mut other)).is_empty(), "the other tab stops at its next send");
+        assert!(other.has_opted_out() && other.stats().queued == 0);
+        reloaded.opt_in();
+        log(&mut reloaded, "b");
+        reloaded.on_timer(Timer::Flush);
+        assert_eq!(sends(&drain(&mut reloaded)), [vec!["b"]]);
+    }
+
+    // sampleRate 0 logs nothing for this session; a throwing beforeSend counts the drop.
+    #[test]
+    fn sampling_and_failed_filters() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.configure(options(&[("sampleRate", OptionValue::Number(0.0))]), [2; 16]);
+        assert!(m.plan(EventKind::Action { action_name: "x".into() }, 0.0, [0; 10]).is_none());
+        m.configure(options(&[("sampleRate", OptionValue::Null)]), [2; 16]);
+        assert!(m.plan(EventKind::Action { action_name: "x".into() }, 0.0, [0; 10]).is_some());
+        m.filter_failed("TypeError: boom");
+        assert_eq!(m.stats().dropped, 1);
+        assert!(drain(&mut m)
+            .iter()
+            .any(|a| matches!(a, Action::Warn(w) if w.contains("beforeSend threw (TypeError: boom)"))));
+    }
+
+    fn logged(actions: &[Action]) -> Vec<EventKind> {
+        actions.iter().filter_map(|a| if let Action::Log(kind, _) = a { Some(kind.clone()) } else { None }).collect()
+    }
+
+    // Identical errors within the window become one event with a count; different ones stay
+    // apart; session-log's own errors are ignored.
+    #[test]
+    fn captured_errors_collapse() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        for n in 0..50 {
+            m.captured_error(
+                false,
+                "boom".into(),
+                Some("at f (app.js:1:1)".into()),
+                Some(("app.js".into(), 1, 1)),
+                1000.0 + f64::from(n),
+            );
+        }
+        m.captured_error(true, "rejected".into(), None, None, 1100.0);
+        m.captured_error(false, "own".into(), Some("at x (session_log_core.js:1:1)".into()), None, 1200.0);
+        let actions = drain(&mut m);
+        assert_eq!(actions, [Action::SetTimer(Timer::ErrorWindow, ERROR_WINDOW_MS)]);
+        m.on_timer(Timer::ErrorWindow);
+        let kinds = logged(&drain(&mut m));
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(
+            matches!(&kinds[0], EventKind::CapturedError { error_type: "uncaught_error", count: 50, source: Some((s, 1, 1)), .. } if s == "app.js")
+        );
+        assert!(matches!(&kinds[1], EventKind::CapturedError { error_type: "unhandled_rejection", count: 1, .. }));
+    }
+
+    // Each kind is capped: ten at once, then one more every ten seconds.
+    #[test]
+    fn captured_errors_are_rate_limited() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let mut logged_count = 0;
+        let mut at = 0.0;
+        for round in 0..3 {
+            for n in 0..20 {
+                m.captured_error(false, cat(&["distinct ", &decimal(round * 100 + n)]), None, None, at);
+            }
+            m.on_timer(Timer::ErrorWindow);
+            logged_count += logged(&drain(&mut m)).len();
+            at += 10_000.0;
+        }
+        assert_eq!(logged_count, 12, "10 at once, then one per 10 s");
+    }
+
+    // Requests become api_call events with the path only (plus host for other origins); the
+    // client's own endpoint is never logged.
+    #[test]
+    fn captured_requests() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let page = "http://127.0.0.1:8080";
+        m.captured_request("get", "https://api.openai.com/v1/models?key=sk-x#f", 401.0, 12.4, page, 5.0);
+        m.captured_request("POST", "http://127.0.0.1:8080/api/deploy", 0.0, 3.0, page, 6.0);
+        m.captured_request("POST", "http://127.0.0.1:8080/api/session-log", 200.0, 1.0, page, 7.0);
+        let kinds = logged(&drain(&mut m));
+        assert_eq!(kinds.len(), 2, "the own endpoint is skipped: {kinds:?}");
+        let mut s = Session::new(Config::default(), "ws_x".into(), 0, String::new());
+        let plan = s.plan(kinds[0].clone(), 5.0, [0; 10]).unwrap();
+        let field = |name: &str| plan.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+        assert_eq!(field("endpoint"), Some(core::Value::Text("/v1/models".into())));
+        assert_eq!(field("host"), Some(core::Value::Text("api.openai.com".into())));
+        assert_eq!(field("method"), Some(core::Value::Text("GET".into())));
+        assert_eq!(field("success"), Some(core::Value::Bool(false)));
+        assert_eq!(field("durationMs"), Some(core::Value::Number(12.0)));
+        assert!(matches!(&kinds[1], EventKind::CapturedRequest { host: None, status, .. } if *status == 0.0));
+        m.configure(options(&[("endpoint", OptionValue::Text("https://logs.example/ingest".into()))]), [2; 16]);
+        m.captured_request("POST", "https://logs.example/ingest", 200.0, 1.0, page, 8.0);
+        m.captured_request("POST", "http://127.0.0.1:8080/api/session-log", 200.0, 1.0, page, 9.0);
+        assert_eq!(logged(&drain(&mut m)).len(), 1, "only the absolute endpoint is the client's own now");
+    }
+
+    // Route changes become page_view events with the path and the previous one, once per change.
+    #[test]
+    fn captured_navigation() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        m.set_current_path("http://h/workshop?student=ada");
+        m.captured_navigation("http://h/workshop/step/2?x=1", 1.0);
+        m.captured_navigation("http://h/workshop/step/2?x=2", 2.0);
+        m.captured_navigation("http://h/workshop/step/2#/deploy", 3.0);
+        let kinds = logged(&drain(&mut m));
+        assert_eq!(
+            kinds,
+            [
+                EventKind::PageView { path: "/workshop/step/2".into(), previous_path: Some("/workshop".into()) },
+                EventKind::PageView {
+                    path: "/workshop/step/2#/deploy".into(),
+                    previous_path: Some("/workshop/step/2".into())
+                },
+            ]
+        );
+    }
+
+    // Turning capture kinds on and off tells the browser layer once per change.
+    #[test]
+    fn capture_changes_are_announced() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let on = OptionValue::Map(vec![("errors".into(), OptionValue::Flag(true))]);
+        m.configure(options(&[("capture", on.clone())]), [2; 16]);
+        assert!(drain(&mut m).contains(&Action::Capture { errors: true, fetch: false, history: false }));
+        m.configure(options(&[("capture", on)]), [2; 16]);
+        assert!(!drain(&mut m).iter().any(|a| matches!(a, Action::Capture { .. })));
     }
 
     // Timer codes round-trip through setTimeout's argument.

@@ -47,11 +47,22 @@ extern "C" {
     fn set_timeout(callback: &Function, ms: u32, code: u32);
 }
 
-// Web Locks (https://w3c.github.io/web-locks/) through a few lines of JavaScript: promise-shaped
-// APIs are clearer there. Each page holds the lock `session-log:tab:<tab>` while it lives. To adopt
-// another tab's stored queue, a page requests that tab's lock: the browser grants it once the tab
-// is gone, and to one waiter at a time, so exactly one page adopts each orphaned queue.
+// A few lines of JavaScript where promise-shaped or wrapping APIs are clearer there.
+//
+// Web Locks (https://w3c.github.io/web-locks/): each page holds the lock `session-log:tab:<tab>`
+// while it lives. To adopt another tab's stored queue, a page requests that tab's lock: the
+// browser grants it once the tab is gone, and to one waiter at a time, so exactly one page adopts
+// each orphaned queue.
+//
+// `send`: the client's own requests go through the `fetch` the page had when this module loaded
+// (as Sentry's transport does), never through wrappers installed later (its own capture included).
+//
+// `capture`: installs or removes the auto-capture hooks. Each reports raw facts to `callback`
+// (decisions are the machine's) and leaves the page's calls as they were: the same promise
+// values and errors, the same return values.
 #[wasm_bindgen(inline_js = r#"
+const pageFetch = typeof fetch === "function" ? fetch.bind(globalThis) : null;
+export function send(url, init) { return pageFetch(url, init); }
 export function holdLock(name) {
   if (!globalThis.navigator || !navigator.locks) return false;
   navigator.locks.request(name, () => new Promise(() => {})).catch(() => {});
@@ -60,12 +71,82 @@ export function holdLock(name) {
 export function whenLockFree(name, tab, callback) {
   navigator.locks.request(name, () => { callback(tab); }).catch(() => {});
 }
+const hooks = {};
+function report(callback, ...args) { try { callback(...args); } catch (_) { /* never into the page */ } }
+export function capture(errors, requests, routes, callback) {
+  if (errors && !hooks.errors) {
+    const onError = (e) => report(callback, "error", String(e.message), e.error && e.error.stack, e.filename, e.lineno, e.colno);
+    const onRejection = (e) => {
+      const r = e.reason;
+      report(callback, "rejection", r instanceof Error ? r.message : String(r), r && r.stack);
+    };
+    addEventListener("error", onError);
+    addEventListener("unhandledrejection", onRejection);
+    hooks.errors = () => { removeEventListener("error", onError); removeEventListener("unhandledrejection", onRejection); };
+  } else if (!errors && hooks.errors) { hooks.errors(); delete hooks.errors; }
+  if (requests && !hooks.requests) {
+    const before = globalThis.fetch;
+    const ended = (method, url, status, started) =>
+      report(callback, "request", method, url, status, performance.now() - started, location.origin);
+    const wrapped = function (input, init) {
+      const started = performance.now();
+      let method = "GET", url = null;
+      try {
+        method = String((init && init.method) || (input && input.method) || "GET");
+        url = new URL(input && input.url !== undefined ? input.url : String(input), location.href).href;
+      } catch (_) { /* a URL fetch itself will refuse */ }
+      const result = before.apply(this, arguments);
+      if (url === null || !result || typeof result.then !== "function") return result;
+      return result.then((response) => { ended(method, url, response.status, started); return response; },
+                         (error) => { ended(method, url, 0, started); throw error; });
+    };
+    globalThis.fetch = wrapped;
+    const proto = globalThis.XMLHttpRequest && XMLHttpRequest.prototype;
+    const open = proto && proto.open, sendXhr = proto && proto.send;
+    if (proto) {
+      proto.open = function (method, url) {
+        try { this.__sessionLog = [String(method), new URL(String(url), location.href).href]; } catch (_) { this.__sessionLog = null; }
+        return open.apply(this, arguments);
+      };
+      proto.send = function () {
+        const info = this.__sessionLog;
+        if (info) {
+          const started = performance.now();
+          this.addEventListener("loadend", () => ended(info[0], info[1], this.status, started));
+        }
+        return sendXhr.apply(this, arguments);
+      };
+    }
+    hooks.requests = () => {
+      if (globalThis.fetch === wrapped) globalThis.fetch = before;
+      if (proto) { proto.open = open; proto.send = sendXhr; }
+    };
+  } else if (!requests && hooks.requests) { hooks.requests(); delete hooks.requests; }
+  if (routes && !hooks.routes) {
+    const push = history.pushState, replace = history.replaceState;
+    const changed = () => report(callback, "route", location.href);
+    history.pushState = function () { const r = push.apply(this, arguments); changed(); return r; };
+    history.replaceState = function () { const r = replace.apply(this, arguments); changed(); return r; };
+    addEventListener("popstate", changed);
+    addEventListener("hashchange", changed);
+    report(callback, "start", location.href);
+    hooks.routes = () => {
+      history.pushState = push;
+      history.replaceState = replace;
+      removeEventListener("popstate", changed);
+      removeEventListener("hashchange", changed);
+    };
+  } else if (!routes && hooks.routes) { hooks.routes(); delete hooks.routes; }
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str) -> bool;
     #[wasm_bindgen(js_name = whenLockFree)]
     fn when_lock_free(name: &str, tab: &str, callback: &Function);
+    /// `fetch(url, init)` with the page's `fetch` of load time; a rejected promise for a network error.
+    fn send(url: &str, init: &web_sys::RequestInit) -> Promise;
+    fn capture(errors: bool, requests: bool, routes: bool, callback: &Function);
 }
 
 /// `localStorage` as the durable queue's store. With no usable `localStorage` it keeps nothing
@@ -110,6 +191,9 @@ impl Store for LocalStore {
     }
 }
 
+/// Auto-capture's callback: `(kind, a, b, c, d, e)`.
+type CaptureFn = dyn FnMut(String, JsValue, JsValue, JsValue, JsValue, JsValue);
+
 /// What the layer keeps: the machine, and the JavaScript objects its actions refer to.
 struct Page {
     machine: Machine<LocalStore>,
@@ -117,8 +201,12 @@ struct Page {
     on_timer: Closure<dyn FnMut(u32)>,
     /// Web Locks' callback when another tab is gone.
     on_tab_gone: Closure<dyn FnMut(String)>,
+    /// Auto-capture's callback: `(kind, a, b, c, d, e)`, see `capture` in the inline JavaScript.
+    on_capture: Closure<CaptureFn>,
     /// The page's `onDeliveryError` callback.
     on_delivery_error: Option<Function>,
+    /// The page's `beforeSend` filter.
+    before_send: Option<Function>,
     /// Pending `flush()` promises: (id, resolve, reject).
     flushes: Vec<(u32, Function, Function)>,
 }
@@ -186,7 +274,9 @@ fn new_page() -> Page {
         on_tab_gone: Closure::new(|tab: String| {
             step(|m| m.on_tab_gone(&tab));
         }),
+        on_capture: Closure::new(on_capture),
         on_delivery_error: None,
+        before_send: None,
         flushes: Vec::new(),
     }
 }
@@ -208,6 +298,7 @@ fn listen() {
                         .and_then(|w| w.document())
                         .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
                 if hidden {
+                    step(|m| m.flush_captured());
                     step(|m| m.on_page_hidden());
                 }
             }
@@ -246,6 +337,15 @@ fn act(action: Action) {
         }
         Action::Warn(message) => warn_once(&message),
         Action::DeliveryError(problem) => report_delivery_error(&problem),
+        Action::Capture { errors, fetch, history } => {
+            // Installing history capture reports the current path at once: call outside the borrow.
+            if let Some(callback) = with_page(|page| page.on_capture.as_ref().clone()) {
+                capture(errors, fetch, history, callback.unchecked_ref());
+            }
+        }
+        Action::Log(kind, at) => {
+            log_kind(kind, at, [JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED])
+        }
         Action::WatchTab(tab) => {
             let lock = cat(&["session-log:tab:", &tab]);
             with_page(|page| when_lock_free(&lock, &tab, page.on_tab_gone.as_ref().unchecked_ref()));
@@ -287,7 +387,7 @@ fn send_beacons(endpoint: &str, bodies: Vec<String>) {
             let _ = headers.set("Content-Type", "text/plain;charset=UTF-8");
             init.set_headers(&headers);
         }
-        let _ = window.fetch_with_str_and_init(endpoint, &init);
+        let _ = send(endpoint, &init);
     }
 }
 
@@ -301,14 +401,12 @@ async fn post(endpoint: &str, body: String) -> Reply {
         let _ = headers.set("Content-Type", "application/json");
         init.set_headers(&headers);
     }
-    let request = match web_sys::Request::new_with_str_and_init(endpoint, &init) {
-        Ok(request) => gloo_net::http::Request::from(request),
+    let response = match wasm_bindgen_futures::JsFuture::from(send(endpoint, &init)).await {
+        Ok(response) => match response.dyn_into::<web_sys::Response>() {
+            Ok(response) => gloo_net::http::Response::from(response),
+            Err(_) => return network_error("fetch did not answer with a Response".to_owned()),
+        },
         Err(error) => return network_error(describe(&error)),
-    };
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(gloo_net::Error::JsError(error)) => return network_error(error.message),
-        Err(_) => return network_error("the request failed".to_owned()),
     };
     let retry_after_ms = response
         .headers()
@@ -485,11 +583,11 @@ fn set_field(data: &Object, key: &'static str, value: &JsValue) {
     }
 }
 
-/// The event's JSON from its plan (see `EventPlan`): `eventData` is built here and serialised by
-/// `JSON.stringify`; the envelope around it is written by the plan. Page code may run here
-/// (getters, `toJSON`). Data that is not JSON (cyclic, a BigInt, a throwing `toJSON`) keeps the
-/// event without the page's details, with `serializationError` instead, and warns.
-fn event_json(plan: &EventPlan, args: &[JsValue; 4]) -> Option<String> {
+/// The event's `eventData` as JSON text, built from its plan (see `EventPlan`) and serialised by
+/// `JSON.stringify`. Page code may run here (getters, `toJSON`). Data that is not JSON (cyclic,
+/// a BigInt, a throwing `toJSON`) keeps the event without the page's details, with
+/// `serializationError` instead, and warns.
+fn event_data(plan: &EventPlan, args: &[JsValue; 4]) -> Option<String> {
     let build = |with_details: bool| -> Object {
         let data = Object::new();
         if let Some(details) = plan.details.filter(|_| with_details).and_then(|i| args.get(i)) {
@@ -512,11 +610,42 @@ fn event_json(plan: &EventPlan, args: &[JsValue; 4]) -> Option<String> {
             JSON::stringify(&data).ok()?
         }
     };
-    Some(plan.to_json(&data.as_string()?))
+    data.as_string()
 }
 
-/// Converts one option's JavaScript value.
-fn option_value(value: &JsValue) -> OptionValue {
+/// Runs the page's `beforeSend` on `{eventType, eventData}` (after redaction). `Some` with the
+/// event's type and data to queue: what it returned, or the object it was given (edited in
+/// place) when it returned `undefined`. `None` when it returned `null` (dropped, as asked) or
+/// threw (dropped and counted: a broken privacy filter must not leak).
+fn before_send(filter: &Function, event_type: &str, data: &str) -> Option<(String, String)> {
+    let event = Object::new();
+    set_field(&event, "eventType", &event_type.into());
+    set_field(&event, "eventData", &JSON::parse(data).ok()?);
+    let kept = match filter.call1(&JsValue::UNDEFINED, &event) {
+        Ok(result) if result.is_null() => return None,
+        Ok(result) if result.is_undefined() => event.into(),
+        Ok(result) => result,
+        Err(error) => {
+            let reason = describe(&error);
+            step(|m| m.filter_failed(&reason));
+            return None;
+        }
+    };
+    let kept_type = Reflect::get(&kept, &"eventType".into()).ok().and_then(|t| t.as_string());
+    let kept_data = Reflect::get(&kept, &"eventData".into()).ok().filter(|d| d.is_object());
+    let data = kept_data.and_then(|d| JSON::stringify(&d).ok()).and_then(|d| d.as_string());
+    let Some(data) = data else {
+        step(|m| m.filter_failed("it did not return {eventType, eventData}"));
+        return None;
+    };
+    let event_type = kept_type
+        .filter(|t| session_log_protocol::check_event_type(t).is_ok())
+        .unwrap_or_else(|| event_type.to_owned());
+    Some((event_type, data))
+}
+
+/// Converts one option's JavaScript value; a plain object's fields one level deep (`depth` 0).
+fn option_value(value: &JsValue, depth: u8) -> OptionValue {
     if value.is_undefined() {
         OptionValue::Absent
     } else if value.is_null() {
@@ -527,9 +656,20 @@ fn option_value(value: &JsValue) -> OptionValue {
         OptionValue::Flag(b)
     } else if let Some(n) = value.as_f64() {
         OptionValue::Number(n)
+    } else if value.is_function() {
+        OptionValue::Function
     } else if let Some(array) = value.dyn_ref::<js_sys::Array>() {
         let items: Option<Vec<String>> = array.iter().map(|item| item.as_string()).collect();
         items.map_or(OptionValue::Other("an array of non-strings"), OptionValue::List)
+    } else if depth == 0 && value.is_object() {
+        let fields = Object::keys(value.unchecked_ref::<Object>())
+            .iter()
+            .filter_map(|key| {
+                let field = Reflect::get(value, &key).ok()?;
+                Some((key.as_string()?, option_value(&field, 1)))
+            })
+            .collect();
+        OptionValue::Map(fields)
     } else {
         OptionValue::Other("an object")
     }
@@ -544,15 +684,24 @@ pub fn configure(options: JsValue) {
     }
     // Read option by option, outside the borrow (a getter may run); no serde deserialiser (its
     // error messages would pull Rust's float formatting into the wasm).
+    let mut filter = None;
     let pairs: Vec<(String, OptionValue)> = Object::keys(options.unchecked_ref::<Object>())
         .iter()
         .filter_map(|key| {
             let value = Reflect::get(&options, &key).ok()?;
-            Some((key.as_string()?, option_value(&value)))
+            let key = key.as_string()?;
+            if key == "beforeSend" {
+                filter = Some(value.dyn_ref::<Function>().cloned());
+            }
+            Some((key, option_value(&value, 0)))
         })
         .collect();
     let fresh = random_bytes();
-    step(|m| m.configure(pairs, fresh));
+    if step(|m| m.configure(pairs, fresh)) == Some(true) {
+        if let Some(filter) = filter {
+            with_page(|page| page.before_send = filter);
+        }
+    }
 }
 
 /// `setStep(step)`: the current step of the following events (a whole number ≥ 0).
@@ -572,19 +721,62 @@ pub fn log(kind: u32, a: JsValue, b: JsValue, c: JsValue, d: JsValue, at: Option
     let at = at.unwrap_or_else(Date::now);
     let kind = match kind {
         0 => EventKind::Navigation { from: number(&a), to: number(&b) },
-        1 => EventKind::Error { error_type: text(&a), error_message: text(&b) },
+        1 => EventKind::Error {
+            error_type: text(&a),
+            error_message: text(&b),
+            stack: b
+                .dyn_ref::<js_sys::Error>()
+                .and_then(|e| Reflect::get(e, &"stack".into()).ok())
+                .and_then(|s| s.as_string()),
+        },
         2 => EventKind::Action { action_name: text(&a) },
         3 => EventKind::ApiCall { endpoint: text(&a), method: text(&b), status: number(&c) },
         4 => EventKind::StateChange { state_name: text(&a) },
         _ => EventKind::Custom { event_type: text(&a) },
     };
+    log_kind(kind, at, [a, b, c, d]);
+}
+
+/// Plans, builds, redacts, filters (`beforeSend`) and queues one event; `args` are the page's
+/// arguments the plan refers to.
+fn log_kind(kind: EventKind, at: f64, args: [JsValue; 4]) {
     let random = random_bytes();
-    let Some(Some(plan)) = step(|m| m.plan(kind, at, random)) else {
-        return;
+    let Some(Some(plan)) = step(|m| m.plan(kind, at, random)) else { return };
+    // Page code may run from here on (getters, toJSON, beforeSend): the machine is not borrowed.
+    let Some(data) = event_data(&plan, &args) else { return };
+    let Some(data) = step(|m| m.redact(data)) else { return };
+    let filter = with_page(|page| page.before_send.clone()).flatten();
+    let (plan, data) = match filter {
+        Some(filter) => match before_send(&filter, &plan.event_type, &data) {
+            Some((event_type, data)) => (EventPlan { event_type, ..plan }, data),
+            None => return,
+        },
+        None => (plan, data),
     };
-    // Page code may run from here on (getters, toJSON): the machine is not borrowed.
-    if let Some(json) = event_json(&plan, &[a, b, c, d]) {
-        step(|m| m.push(json));
+    step(|m| m.push_event(&plan, &data));
+}
+
+/// What the auto-capture hooks report (see `capture` in the inline JavaScript).
+fn on_capture(kind: String, a: JsValue, b: JsValue, c: JsValue, d: JsValue, e: JsValue) {
+    let now = Date::now();
+    match kind.as_str() {
+        "error" | "rejection" => {
+            let source = c.as_string().filter(|s| !s.is_empty()).map(|url| (url, number(&d) as u32, number(&e) as u32));
+            let (message, stack) = (text(&a), b.as_string());
+            step(|m| m.captured_error(kind == "rejection", message, stack, source, now));
+        }
+        "request" => {
+            let (method, url, origin) = (text(&a), text(&b), text(&e));
+            step(|m| m.captured_request(&method, &url, number(&c), number(&d), &origin, now));
+        }
+        "route" => {
+            let url = text(&a);
+            step(|m| m.captured_navigation(&url, now));
+        }
+        _ => {
+            let url = text(&a);
+            step(|m| m.set_current_path(&url));
+        }
     }
 }
 
@@ -600,6 +792,24 @@ pub fn flush() -> Promise {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
     })
+}
+
+/// `optOut()`: stops logging in this browser (kept across reloads) and forgets what waits.
+#[wasm_bindgen(js_name = optOut)]
+pub fn opt_out() {
+    step(|m| m.opt_out());
+}
+
+/// `optIn()`: resumes logging after `optOut()`.
+#[wasm_bindgen(js_name = optIn)]
+pub fn opt_in() {
+    step(|m| m.opt_in());
+}
+
+/// `hasOptedOut()`.
+#[wasm_bindgen(js_name = hasOptedOut)]
+pub fn has_opted_out() -> bool {
+    step(|m| m.has_opted_out()).unwrap_or(false)
 }
 
 /// `getSessionToken()`: the token events are sent with.

@@ -102,6 +102,25 @@ const DELIVERY_PAGE: &str = r#"<!doctype html>
 </script>
 "#;
 
+/// Writes `files` (name, text) into a new temporary web root.
+pub fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write a test page");
+    }
+    dir
+}
+
+/// Page script that records console warnings and uncaught errors in `window.warnings` and
+/// `window.errors` (paste it at the top of a test page's module).
+pub const RECORDER_JS: &str = r#"
+window.warnings = []; window.errors = [];
+const warn = console.warn;
+console.warn = (...args) => { window.warnings.push(args.join(" ")); warn.apply(console, args); };
+window.addEventListener("error", (e) => window.errors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.errors.push(String(e.reason)));
+"#;
+
 /// The instructor token the test servers run with.
 pub const INSTRUCTOR_TOKEN: &str = "e2e-instructor-token";
 
@@ -201,6 +220,17 @@ impl Server {
         let (url, generated_token) =
             receiver.recv_timeout(Duration::from_secs(30)).expect("the server did not print its address within 30 s");
         Server { url, generated_token, child, _dir: None }
+    }
+
+    /// Starts the binary serving `www` with a temporary database and [`INSTRUCTOR_TOKEN`], plus
+    /// `extra` arguments.
+    pub fn serving(www: &Path, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec!["--instructor-token", INSTRUCTOR_TOKEN, "--www", www.to_str().expect("UTF-8 path")];
+        args.extend_from_slice(extra);
+        let mut server = Server::start_with(&dir.path().join("events.db"), &args);
+        server._dir = Some(dir);
+        server
     }
 
     /// The server's process id.
@@ -369,6 +399,13 @@ impl Browser {
     /// Runs `script` (a function body; `arguments` holds `args`) in the page and returns its result.
     pub async fn run(&self, script: &str, args: Vec<Value>) -> Value {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Opens `url`, waits (up to 20 s) for `window.done`, and returns `window.result`.
+    pub async fn result_of(&self, url: &str) -> Value {
+        self.client.goto(url).await.expect("open the page");
+        self.wait_until("return window.done === true").await;
+        self.run("return window.result", vec![]).await
     }
 
     /// Waits (up to 20 s) until `script` returns true in the page.

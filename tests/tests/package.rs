@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use session_log_e2e::{node_tools, package_dir, Browser, Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{node_tools, package_dir, site, Browser, Server, RECORDER_JS};
 
 /// Everything a page downloads through the ESM entry, gzipped at level 9, at most (bytes).
 ///
 /// The goal is 20 KB (below `@sentry/browser`'s 23 KB and `@datadog/browser-logs`' 18 KB) and it
-/// is not met: the package is 45.6 KB (from 66.7 KB). This ceiling, today's size plus 3%, keeps it
-/// from growing back while it is worked down; lower it with every cut (see docs/client-size.md).
-const ESM_BUDGET_BYTES: usize = 47 * 1024;
+/// is not met: the package is 56.3 KB with auto-capture and redaction (46.0 KB before them, 66.7 KB
+/// before this work). This ceiling, today's size plus 3%, keeps it from growing while it is worked
+/// down; lower it with every cut (see docs/client-size.md).
+const ESM_BUDGET_BYTES: usize = 58 * 1024;
 /// What `session_log.global.js` adds on top, at most (bytes).
 const GLOBAL_BUDGET_BYTES: usize = 2 * 1024;
 
@@ -132,38 +133,6 @@ fn typescript_strict_compile_of_the_reference_calls() {
     assert_eq!(text.matches("error TS").count(), 4, "each wrong line is refused:\n{text}");
 }
 
-/// Writes `files` into a new temporary web root.
-fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
-
-fn start_server(www: &Path, extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let db = tempfile::tempdir().unwrap();
-    let mut args = vec!["--instructor-token", INSTRUCTOR_TOKEN, "--www", www.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    (Server::start_with(&db.path().join("events.db"), &args), db)
-}
-
-/// Opens `url`, waits for `window.done`, and returns `window.result`.
-async fn page_result(browser: &Browser, url: &str) -> Value {
-    browser.client.goto(url).await.expect("open the page");
-    browser.wait_until("return window.done === true").await;
-    browser.run("return window.result", vec![]).await
-}
-
-/// Records console warnings and uncaught errors in `window.warnings` / `window.errors`.
-const RECORDER_JS: &str = r#"
-window.warnings = []; window.errors = [];
-const warn = console.warn;
-console.warn = (...args) => { window.warnings.push(args.join(" ")); warn.apply(console, args); };
-window.addEventListener("error", (e) => window.errors.push(String(e.message)));
-window.addEventListener("unhandledrejection", (e) => window.errors.push(String(e.reason)));
-"#;
-
 /// Calls every export before the module is ready; `window.result` says what the page saw.
 const CALL_EVERYTHING_JS: &str = r#"
 export async function callEverything(sl) {
@@ -206,9 +175,9 @@ window.done = true;
 </script>"#
     );
     let www = site(&[("index.html", &page), ("calls.js", CALL_EVERYTHING_JS)]);
-    let (server, _db) = start_server(www.path(), &[]);
+    let server = Server::serving(www.path(), &[]);
     let browser = Browser::start().await;
-    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     let errors = browser.run("return window.errors.concat(window.warnings)", vec![]).await;
     browser.close().await;
 
@@ -273,9 +242,9 @@ async fn run_broken_page(page_js: &str, headers_html: &str, extra_server_args: &
     let html =
         format!(r#"<!doctype html><meta charset="utf-8">{headers_html}<script type="module" src="page.js"></script>"#);
     let www = site(&[("index.html", &html), ("page.js", page_js), ("calls.js", CALL_EVERYTHING_JS)]);
-    let (server, _db) = start_server(www.path(), extra_server_args);
+    let server = Server::serving(www.path(), extra_server_args);
     let browser = Browser::start().await;
-    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     browser.close().await;
     assert_eq!(result["thrown"], serde_json::json!([]), "no call threw: {result}");
     assert_eq!(result["errors"], serde_json::json!([]), "no uncaught error: {result}");
@@ -347,10 +316,10 @@ async fn classic_script_page_uses_the_reference_globals() {
   window.done = true;
 </script>"#;
     let www = site(&[("index.html", page), ("opted-out.html", opted_out)]);
-    let (server, _db) = start_server(www.path(), &[]);
+    let server = Server::serving(www.path(), &[]);
     let browser = Browser::start().await;
-    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
-    let opted = page_result(&browser, &format!("{}/opted-out.html", server.url)).await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
+    let opted = browser.result_of(&format!("{}/opted-out.html", server.url)).await;
     browser.close().await;
     let token = result["token"].as_str().unwrap();
     assert!(token.starts_with("ws_"), "{result}");
@@ -387,9 +356,9 @@ window.done = true;
 </script>"#
     );
     let www = site(&[("index.html", &page)]);
-    let (server, _db) = start_server(www.path(), &[]);
+    let server = Server::serving(www.path(), &[]);
     let browser = Browser::start().await;
-    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     browser.close().await;
     assert_eq!(result["bounded"]["queued"], 60, "{result}");
     assert_eq!(result["bounded"]["dropped"], 40, "{result}");
@@ -458,9 +427,9 @@ flush().then(() => { (window as any).result = { token: getSessionToken() }; (win
         "Vite emitted the wasm"
     );
 
-    let (server, _db) = start_server(&dist, &[]);
+    let server = Server::serving(&dist, &[]);
     let browser = Browser::start().await;
-    let result = page_result(&browser, &format!("{}/index.html", server.url)).await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     browser.close().await;
     let token = result["token"].as_str().unwrap();
     let answer = server.wait_for_events(token, 3, 20).await;

@@ -553,9 +553,28 @@ fn merge_details(data: &Object, details: &JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The last long text sent to JavaScript and its JavaScript string: the user agent (about 120
+/// bytes) repeats in every event, and sending a Rust string re-encodes it each time.
+static LAST_TEXT: Global<Option<(String, JsValue)>> = Global(RefCell::new(None));
+
+fn text_value(text: &str) -> JsValue {
+    if text.len() < 32 {
+        return JsValue::from_str(text);
+    }
+    let Ok(mut last) = LAST_TEXT.0.try_borrow_mut() else { return JsValue::from_str(text) };
+    match last.as_ref() {
+        Some((cached, value)) if cached == text => value.clone(),
+        _ => {
+            let value = JsValue::from_str(text);
+            *last = Some((text.to_owned(), value.clone()));
+            value
+        }
+    }
+}
+
 fn field_value(value: &Value, args: &[JsValue; 4]) -> JsValue {
     match value {
-        Value::Text(s) => JsValue::from_str(s),
+        Value::Text(s) => text_value(s),
         Value::Number(n) => JsValue::from_f64(*n),
         Value::Bool(b) => JsValue::from_bool(*b),
         Value::Null => JsValue::NULL,
@@ -744,8 +763,15 @@ fn log_kind(kind: EventKind, at: f64, args: [JsValue; 4]) {
     let Some(Some(plan)) = step(|m| m.plan(kind, at, random)) else { return };
     // Page code may run from here on (getters, toJSON, beforeSend): the machine is not borrowed.
     let Some(data) = event_data(&plan, &args) else { return };
-    let Some(data) = step(|m| m.redact(data)) else { return };
     let filter = with_page(|page| page.before_send.clone()).flatten();
+    if filter.is_none() {
+        step(|m| {
+            let data = m.redact(data);
+            m.push_event(&plan, &data);
+        });
+        return;
+    }
+    let Some(data) = step(|m| m.redact(data)) else { return };
     let (plan, data) = match filter {
         Some(filter) => match before_send(&filter, &plan.event_type, &data) {
             Some((event_type, data)) => (EventPlan { event_type, ..plan }, data),

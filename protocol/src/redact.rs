@@ -72,8 +72,11 @@ impl Rules {
 
     /// Whether a value under `key` is redacted whole.
     pub fn redacts_key(&self, key: &str) -> bool {
-        let lower = key.to_ascii_lowercase();
-        self.keys.iter().any(|k| contains(&lower, k))
+        let key = key.as_bytes();
+        self.keys.iter().any(|k| {
+            let k = k.as_bytes();
+            !k.is_empty() && key.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
+        })
     }
 
     /// Redacts the `eventData` object `json`: `None` when nothing matched, else the new JSON text
@@ -115,7 +118,7 @@ struct Scanner<'a> {
     count: usize,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
         self.src.get(self.pos).copied()
     }
@@ -163,7 +166,7 @@ impl Scanner<'_> {
                     }
                     self.pos += 1;
                     self.ws();
-                    let context = top && CONTEXT_KEYS.contains(&key.as_str());
+                    let context = top && CONTEXT_KEYS.contains(&&*key);
                     if !context && rules.redacts_key(&key) {
                         let start = self.pos;
                         if !self.skip_value() {
@@ -269,12 +272,19 @@ impl Scanner<'_> {
         }
     }
 
-    /// Reads a JSON string at `pos` (which must be `"`), decoding its escapes.
-    fn string(&mut self) -> Option<String> {
+    /// Reads a JSON string at `pos` (which must be `"`), decoding its escapes; borrowed from the
+    /// input when it has none (the usual case).
+    fn string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
         if self.peek() != Some(b'"') {
             return None;
         }
         self.pos += 1;
+        let start = self.pos;
+        let plain = self.src.get(start..)?.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        if self.src.get(start + plain) == Some(&b'"') {
+            self.pos = start + plain + 1;
+            return Some(std::borrow::Cow::Borrowed(self.text.get(start..start + plain)?));
+        }
         let mut out = String::new();
         loop {
             let start = self.pos;
@@ -284,7 +294,7 @@ impl Scanner<'_> {
             out.push_str(self.text.get(start..self.pos)?);
             if self.peek()? == b'"' {
                 self.pos += 1;
-                return Some(out);
+                return Some(std::borrow::Cow::Owned(out));
             }
             self.pos += 1;
             let escape = self.peek()?;
@@ -375,10 +385,14 @@ fn secret_at(bytes: &[u8], at: usize) -> Option<usize> {
     }
     // Card numbers: 13–19 digits, single spaces or dashes between them, Luhn-valid.
     if rest.first().is_some_and(u8::is_ascii_digit) {
-        let (mut len, mut digits) = (0, Vec::new());
+        let (mut len, mut digits, mut count) = (0, [0u8; 19], 0);
         while let Some(&b) = bytes.get(at + len) {
             if b.is_ascii_digit() {
-                digits.push(b - b'0');
+                if count == digits.len() {
+                    return None;
+                }
+                digits[count] = b - b'0';
+                count += 1;
                 len += 1;
             } else if (b == b' ' || b == b'-') && bytes.get(at + len + 1).is_some_and(u8::is_ascii_digit) && len > 0 {
                 len += 1;
@@ -386,7 +400,7 @@ fn secret_at(bytes: &[u8], at: usize) -> Option<usize> {
                 break;
             }
         }
-        if (13..=19).contains(&digits.len()) && luhn(&digits) {
+        if count >= 13 && luhn(&digits[..count]) {
             return Some(len);
         }
         return None;
@@ -418,6 +432,10 @@ pub fn luhn(digits: &[u8]) -> bool {
 
 fn redact_patterns(text: &str) -> Option<(String, usize)> {
     let bytes = text.as_bytes();
+    // Every pattern needs 13 bytes or more, and each starts with one of these.
+    if bytes.len() < 13 || !bytes.iter().any(|b| matches!(b, b's' | b'b' | b'B' | b'e' | b'0'..=b'9')) {
+        return None;
+    }
     let mut out = String::new();
     let (mut copied, mut at, mut count) = (0, 0, 0);
     while at < bytes.len() {

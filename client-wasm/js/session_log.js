@@ -16,6 +16,8 @@ let state = 0; // 0: not started, 1: loading, 2: ready, 3: cannot load
 let loading;
 let pending = [];
 let overflow = 0;
+let scheduled = false;
+let chosen = false; // loading started from an init(input)
 
 const warn = (message) => {
   try {
@@ -42,7 +44,12 @@ function call(name, args, at) {
   if (name in KINDS && !pending.some((p) => p[0] === "optIn") && hasOptedOut()) return;
   if (pending.length < MAX_PENDING) pending.push([name, Array.prototype.slice.call(args), at || Date.now()]);
   else overflow++;
-  init();
+  // Start loading at the end of this task, so that an init(input) made in the same task (after a
+  // first configure, say) still chooses where the module comes from.
+  if (!loading && !scheduled) {
+    scheduled = true;
+    Promise.resolve().then(() => init());
+  }
 }
 
 function explain(error) {
@@ -59,7 +66,9 @@ function explain(error) {
  * `{module_or_path}`); by default `session_log_core_bg.wasm` beside this file. Always resolves.
  */
 export function init(input) {
+  if (loading && input !== undefined && !chosen) warn("init(input) came after loading had started; its input was not used");
   if (!loading) {
+    chosen = input !== undefined;
     state = 1;
     loading = (async () => {
       if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
@@ -128,7 +137,8 @@ export function stats() {
     const s = run("stats", []);
     if (s) return s;
   }
-  return { queued: state === 3 ? 0 : pending.length, sent: 0, dropped: 0, retries: 0, lastError: null };
+  const queued = state === 3 ? 0 : pending.filter((p) => p[0] in KINDS).length;
+  return { queued, sent: 0, dropped: 0, retries: 0, lastError: null };
 }
 
 /** For `session_log.global.js`: calls its stubs kept before this module was imported. */

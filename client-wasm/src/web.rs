@@ -62,7 +62,9 @@ extern "C" {
 // values and errors, the same return values.
 #[wasm_bindgen(inline_js = r#"
 const pageFetch = typeof fetch === "function" ? fetch.bind(globalThis) : null;
-export function send(url, init) { return pageFetch(url, init); }
+export function send(url, init) {
+  return pageFetch ? pageFetch(url, init) : Promise.reject(new Error("this browser has no fetch"));
+}
 export function holdLock(name) {
   if (!globalThis.navigator || !navigator.locks) return false;
   navigator.locks.request(name, () => new Promise(() => {})).catch(() => {});
@@ -709,7 +711,8 @@ pub fn configure(options: JsValue) {
         .filter_map(|key| {
             let value = Reflect::get(&options, &key).ok()?;
             let key = key.as_string()?;
-            if key == "beforeSend" {
+            // undefined keeps the filter in force, null removes it.
+            if key == "beforeSend" && !value.is_undefined() {
                 filter = Some(value.dyn_ref::<Function>().cloned());
             }
             Some((key, option_value(&value, 0)))

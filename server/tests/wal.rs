@@ -4,7 +4,7 @@
 //! back is never seen.
 
 use rusqlite::Connection;
-use session_log_server::storage::open_writer_connection;
+use session_log_server::storage::{open_writer_connection, wal_vfs};
 
 /// A fresh database in a temporary folder, with a table of blobs: the writer connection (with
 /// the shim) and a plain reader connection on it.
@@ -106,4 +106,15 @@ fn the_files_a_crash_leaves_hold_every_commit() {
     assert_eq!(count(&recovered), 20_363);
     assert_eq!(integrity(&recovered), "ok");
     drop(conn);
+}
+
+// The bundled SQLite is the release the shim was validated against, and the writer runs on the
+// shim (a SQLite upgrade fails here until the shim is checked against it); other connections
+// keep the default VFS.
+#[test]
+fn the_writer_runs_on_the_shim() {
+    assert!(wal_vfs::supported(), "linked SQLite {} is not the validated 3.53.2", rusqlite::version());
+    let (_dir, writer, reader) = open();
+    assert_eq!(wal_vfs::vfs_name(&writer).as_deref(), Some("session-log-wal/unix"));
+    assert_eq!(wal_vfs::vfs_name(&reader).as_deref(), Some("unix"));
 }

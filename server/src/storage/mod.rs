@@ -29,7 +29,8 @@ use crate::summary::FoldEvent;
 
 mod cache;
 mod read;
-mod wal_vfs;
+#[cfg(unix)]
+pub mod wal_vfs;
 use cache::parse_summary;
 pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
 pub use read::*;
@@ -405,6 +406,25 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
     Ok(r2d2::Pool::builder().max_size(size.max(1)).build(manager)?)
 }
 
+/// Opens `path` on the WAL shim (see `wal_vfs`: each transaction's frames in one write at its
+/// commit) when the linked SQLite is the release it was validated against, else (or off unix) on
+/// the default VFS, with a warning once.
+fn open_with_wal_shim(path: &Path) -> Result<Connection, StorageError> {
+    #[cfg(unix)]
+    if wal_vfs::supported() {
+        wal_vfs::register().map_err(StorageError::Vfs)?;
+        return Ok(Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_vfs::NAME)?);
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            sqlite = rusqlite::version(),
+            "the WAL write shim is validated for SQLite 3.53.2 on unix only; the writer uses the default VFS"
+        );
+    });
+    Ok(Connection::open(path)?)
+}
+
 /// Opens the write connection: creates the folder and the file, sets WAL mode and the pragmas,
 /// and brings the schema up to date. The server's writer and the ingest benchmark's ceiling both
 /// use it, so they write to identical databases.
@@ -420,9 +440,7 @@ pub fn open_writer_connection(path: &Path, completion_types: &[String]) -> Resul
         std::fs::create_dir_all(dir)
             .map_err(|source| StorageError::CreateDir { path: dir.display().to_string(), source })?;
     }
-    // The WAL shim (see `wal_vfs`) writes each transaction's frames in one write at its commit.
-    wal_vfs::register().map_err(StorageError::Vfs)?;
-    let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), wal_vfs::NAME)?;
+    let mut conn = open_with_wal_shim(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode: a commit survives a crash of the process (not of the OS), without an
     // fsync per transaction.

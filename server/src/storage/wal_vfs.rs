@@ -26,6 +26,8 @@
 //! A buffer only ever starts with a non-commit frame header, so a write that might be the last
 //! before publication (a commit frame's header rewritten by `walRewriteChecksums`) is never held.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
@@ -33,6 +35,40 @@ use rusqlite::ffi;
 
 /// The shim's VFS name, for `Connection::open_with_flags_and_vfs`.
 pub const NAME: &CStr = c"session-log-wal";
+
+/// The SQLite release whose private details the shim depends on (`sqlite3.c` 3.53.2, bundled by
+/// libsqlite3-sys 0.38.2): the 17-bit write length of the unix VFS's `seekAndWrite`, that the
+/// unix VFS reads `pAppData` only in `xOpen`, and that `walFrames` writes a frame's header and
+/// page as two calls. With any other release linked, the writer uses the default VFS.
+pub const VALIDATED_SQLITE: c_int = 3_053_002;
+
+/// The VFS a connection's main database file uses, as SQLite names it (`SQLITE_FCNTL_VFSNAME`):
+/// how a test tells whether the writer runs on the shim.
+pub fn vfs_name(conn: &rusqlite::Connection) -> Option<String> {
+    let mut name: *mut c_char = std::ptr::null_mut();
+    // SAFETY: the handle is open for the borrow of `conn`; SQLITE_FCNTL_VFSNAME writes a string
+    // from sqlite3_mprintf into `name`, which is freed below.
+    unsafe {
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_VFSNAME,
+            (&mut name as *mut *mut c_char).cast(),
+        );
+        if rc != ffi::SQLITE_OK || name.is_null() {
+            return None;
+        }
+        let text = CStr::from_ptr(name).to_string_lossy().into_owned();
+        ffi::sqlite3_free(name.cast());
+        Some(text)
+    }
+}
+
+/// Whether the linked SQLite is the one the shim was validated against.
+pub fn supported() -> bool {
+    // SAFETY: sqlite3_libversion_number has no preconditions.
+    unsafe { ffi::sqlite3_libversion_number() == VALIDATED_SQLITE }
+}
 
 /// Largest write the unix VFS takes in one call: its `seekAndWrite` keeps only the low 17 bits of
 /// the length (sqlite3.c, 3.53): 31 pages of 4 KiB, 30 frames.
@@ -93,30 +129,34 @@ unsafe extern "C" fn shim_open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let default = (*vfs).pAppData as *mut ffi::sqlite3_vfs;
-    let inner = file.cast::<u8>().add(SHIM_SIZE).cast::<ffi::sqlite3_file>();
-    let Some(open) = (*default).xOpen else { return ffi::SQLITE_ERROR };
-    let rc = open(default, name, inner, flags, out_flags);
-    if rc != ffi::SQLITE_OK {
-        // SQLite calls xClose only when pMethods is set; close the inner file ourselves.
-        if !(*inner).pMethods.is_null() {
-            if let Some(close) = (*(*inner).pMethods).xClose {
-                close(inner);
+    // SAFETY: SQLite calls xOpen on this VFS (whose pAppData is the default VFS) with `szOsFile`
+    // bytes at `file`, room for the shim's header and then the default VFS's file.
+    unsafe {
+        let default = (*vfs).pAppData as *mut ffi::sqlite3_vfs;
+        let inner = file.cast::<u8>().add(SHIM_SIZE).cast::<ffi::sqlite3_file>();
+        let Some(open) = (*default).xOpen else { return ffi::SQLITE_ERROR };
+        let rc = open(default, name, inner, flags, out_flags);
+        if rc != ffi::SQLITE_OK {
+            // SQLite calls xClose only when pMethods is set; close the inner file ourselves.
+            if !(*inner).pMethods.is_null() {
+                if let Some(close) = (*(*inner).pMethods).xClose {
+                    close(inner);
+                }
             }
+            (*file).pMethods = std::ptr::null();
+            return rc;
         }
-        (*file).pMethods = std::ptr::null();
-        return rc;
+        let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
+        file.cast::<ShimFile>().write(ShimFile {
+            base: ffi::sqlite3_file { pMethods: &METHODS },
+            inner,
+            wal,
+            commit_pending: false,
+            start: 0,
+            buffer: Vec::with_capacity(if wal { MAX_WRITE } else { 0 }),
+        });
+        ffi::SQLITE_OK
     }
-    let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
-    file.cast::<ShimFile>().write(ShimFile {
-        base: ffi::sqlite3_file { pMethods: &METHODS },
-        inner,
-        wal,
-        commit_pending: false,
-        start: 0,
-        buffer: Vec::with_capacity(if wal { MAX_WRITE } else { 0 }),
-    });
-    ffi::SQLITE_OK
 }
 
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
@@ -146,33 +186,40 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 // file is open; calls on one file are serialised by SQLite (one connection, one thread at a
 // time), so no two `&mut ShimFile` are live at once.
 unsafe fn shim<'a>(file: *mut ffi::sqlite3_file) -> &'a mut ShimFile {
-    &mut *file.cast::<ShimFile>()
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe { &mut *file.cast::<ShimFile>() }
 }
 
 /// The inner file and its methods.
 unsafe fn inner<'a>(file: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'a ffi::sqlite3_io_methods) {
-    let inner = shim(file).inner;
-    (inner, &*(*inner).pMethods)
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let inner = shim(file).inner;
+        (inner, &*(*inner).pMethods)
+    }
 }
 
 /// Writes the buffer out in inner writes of at most [`MAX_WRITE`] bytes; returns SQLite's result
 /// code. The buffer is emptied whatever the outcome: on an error SQLite rolls the transaction back.
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
-    let f = shim(file);
-    f.commit_pending = false;
-    let inner = f.inner;
-    let Some(write) = (*(*inner).pMethods).xWrite else { return ffi::SQLITE_IOERR_WRITE };
-    let mut rc = ffi::SQLITE_OK;
-    let mut offset = f.start;
-    for chunk in f.buffer.chunks(MAX_WRITE) {
-        rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset);
-        if rc != ffi::SQLITE_OK {
-            break;
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let f = shim(file);
+        f.commit_pending = false;
+        let inner = f.inner;
+        let Some(write) = (*(*inner).pMethods).xWrite else { return ffi::SQLITE_IOERR_WRITE };
+        let mut rc = ffi::SQLITE_OK;
+        let mut offset = f.start;
+        for chunk in f.buffer.chunks(MAX_WRITE) {
+            rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset);
+            if rc != ffi::SQLITE_OK {
+                break;
+            }
+            offset += chunk.len() as i64;
         }
-        offset += chunk.len() as i64;
+        f.buffer.clear();
+        rc
     }
-    f.buffer.clear();
-    rc
 }
 
 /// Flushes, then runs `call` on the inner file (the flush's error wins).
@@ -180,95 +227,145 @@ unsafe fn flushed(
     file: *mut ffi::sqlite3_file,
     call: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int,
 ) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, methods) = inner(file);
+        call(inner, methods)
     }
-    let (inner, methods) = inner(file);
-    call(inner, methods)
 }
 
 unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
-    let rc = flush(file);
-    let (inner, methods) = inner(file);
-    let closed = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
-    std::ptr::drop_in_place(file.cast::<ShimFile>());
-    if rc != ffi::SQLITE_OK {
-        rc
-    } else {
-        closed
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let rc = flush(file);
+        let (inner, methods) = inner(file);
+        let closed = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
+        std::ptr::drop_in_place(file.cast::<ShimFile>());
+        if rc != ffi::SQLITE_OK {
+            rc
+        } else {
+            closed
+        }
     }
 }
 
 unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, data: *const c_void, amount: c_int, offset: i64) -> c_int {
-    let f = shim(file);
-    if !f.wal || amount <= 0 {
-        return flushed(file, |i, m| m.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |w| w(i, data, amount, offset)));
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let f = shim(file);
+        if !f.wal || amount <= 0 {
+            return flushed(file, |i, m| m.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |w| w(i, data, amount, offset)));
+        }
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), amount as usize);
+        let continues = !f.buffer.is_empty() && offset == f.start + f.buffer.len() as i64;
+        let commit_header = bytes.len() == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
+        let starts = f.buffer.is_empty() && bytes.len() == FRAME_HEADER && !commit_header;
+        if !continues && !starts {
+            // Not part of a run of appended frames: out with the buffer, and this write straight through.
+            return flushed(file, |i, m| m.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |w| w(i, data, amount, offset)));
+        }
+        if starts {
+            f.start = offset;
+        }
+        let completes_commit = f.commit_pending && !commit_header;
+        f.buffer.extend_from_slice(bytes);
+        f.commit_pending |= commit_header;
+        let full = bytes.len() != FRAME_HEADER && f.buffer.len() + FRAME_HEADER + bytes.len() > MAX_WRITE;
+        if completes_commit || full {
+            return flush(file);
+        }
+        ffi::SQLITE_OK
     }
-    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), amount as usize);
-    let continues = !f.buffer.is_empty() && offset == f.start + f.buffer.len() as i64;
-    let commit_header = bytes.len() == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
-    let starts = f.buffer.is_empty() && bytes.len() == FRAME_HEADER && !commit_header;
-    if !continues && !starts {
-        // Not part of a run of appended frames: out with the buffer, and this write straight through.
-        return flushed(file, |i, m| m.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |w| w(i, data, amount, offset)));
-    }
-    if starts {
-        f.start = offset;
-    }
-    let completes_commit = f.commit_pending && !commit_header;
-    f.buffer.extend_from_slice(bytes);
-    f.commit_pending |= commit_header;
-    let full = bytes.len() != FRAME_HEADER && f.buffer.len() + FRAME_HEADER + bytes.len() > MAX_WRITE;
-    if completes_commit || full {
-        return flush(file);
-    }
-    ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn x_read(file: *mut ffi::sqlite3_file, data: *mut c_void, amount: c_int, offset: i64) -> c_int {
-    flushed(file, |i, m| m.xRead.map_or(ffi::SQLITE_IOERR_READ, |r| r(i, data, amount, offset)))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe { flushed(file, |i, m| m.xRead.map_or(ffi::SQLITE_IOERR_READ, |r| r(i, data, amount, offset))) }
 }
 
 unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    flushed(file, |i, m| m.xTruncate.map_or(ffi::SQLITE_IOERR_TRUNCATE, |t| t(i, size)))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe { flushed(file, |i, m| m.xTruncate.map_or(ffi::SQLITE_IOERR_TRUNCATE, |t| t(i, size))) }
 }
 
 unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    flushed(file, |i, m| m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |s| s(i, flags)))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe { flushed(file, |i, m| m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |s| s(i, flags))) }
 }
 
 unsafe extern "C" fn x_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    flushed(file, |i, m| m.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |s| s(i, size)))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe { flushed(file, |i, m| m.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |s| s(i, size))) }
 }
 
+/// File controls go to the default VFS's file; `SQLITE_FCNTL_VFSNAME` answers with this shim's
+/// name before the default VFS's (`session-log-wal/unix`), as SQLite's own shims do.
 unsafe extern "C" fn x_file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    flushed(file, |i, m| m.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |c| c(i, op, arg)))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`). For VFSNAME, `arg`
+    // is a `*mut *mut c_char` that the inner call fills with a string from sqlite3_malloc,
+    // replaced here by another one from sqlite3_malloc (the caller frees it with sqlite3_free).
+    unsafe {
+        let rc = flushed(file, |i, m| m.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |c| c(i, op, arg)));
+        if op == ffi::SQLITE_FCNTL_VFSNAME && rc == ffi::SQLITE_OK && !arg.is_null() {
+            let out = arg.cast::<*mut c_char>();
+            let inner = if (*out).is_null() { &b""[..] } else { CStr::from_ptr(*out).to_bytes() };
+            let mut name = NAME.to_bytes().to_vec();
+            name.push(b'/');
+            name.extend_from_slice(inner);
+            let copy = ffi::sqlite3_malloc((name.len() + 1) as c_int).cast::<u8>();
+            if !copy.is_null() {
+                std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
+                *copy.add(name.len()) = 0;
+                ffi::sqlite3_free((*out).cast());
+                *out = copy.cast();
+            }
+        }
+        rc
+    }
 }
 
 unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    let (i, m) = inner(file);
-    m.xLock.map_or(ffi::SQLITE_OK, |l| l(i, level))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        m.xLock.map_or(ffi::SQLITE_OK, |l| l(i, level))
+    }
 }
 
 unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    let (i, m) = inner(file);
-    m.xUnlock.map_or(ffi::SQLITE_OK, |u| u(i, level))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        m.xUnlock.map_or(ffi::SQLITE_OK, |u| u(i, level))
+    }
 }
 
 unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    let (i, m) = inner(file);
-    m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |c| c(i, out))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |c| c(i, out))
+    }
 }
 
 unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    let (i, m) = inner(file);
-    m.xSectorSize.map_or(4096, |s| s(i))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        m.xSectorSize.map_or(4096, |s| s(i))
+    }
 }
 
 unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    let (i, m) = inner(file);
-    m.xDeviceCharacteristics.map_or(0, |d| d(i))
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        m.xDeviceCharacteristics.map_or(0, |d| d(i))
+    }
 }
 
 unsafe extern "C" fn x_shm_map(
@@ -278,53 +375,71 @@ unsafe extern "C" fn x_shm_map(
     extend: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    let (i, m) = inner(file);
-    if m.iVersion < 2 {
-        return ffi::SQLITE_IOERR_SHMMAP;
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        if m.iVersion < 2 {
+            return ffi::SQLITE_IOERR_SHMMAP;
+        }
+        m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| f(i, page, size, extend, out))
     }
-    m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| f(i, page, size, extend, out))
 }
 
 unsafe extern "C" fn x_shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
-    let (i, m) = inner(file);
-    if m.iVersion < 2 {
-        return ffi::SQLITE_IOERR_SHMLOCK;
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        if m.iVersion < 2 {
+            return ffi::SQLITE_IOERR_SHMLOCK;
+        }
+        m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| f(i, offset, n, flags))
     }
-    m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| f(i, offset, n, flags))
 }
 
 unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
-    let (i, m) = inner(file);
-    if m.iVersion >= 2 {
-        if let Some(f) = m.xShmBarrier {
-            f(i);
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        if m.iVersion >= 2 {
+            if let Some(f) = m.xShmBarrier {
+                f(i);
+            }
         }
     }
 }
 
 unsafe extern "C" fn x_shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    let (i, m) = inner(file);
-    if m.iVersion < 2 {
-        return ffi::SQLITE_OK;
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        if m.iVersion < 2 {
+            return ffi::SQLITE_OK;
+        }
+        m.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(i, delete))
     }
-    m.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(i, delete))
 }
 
 unsafe extern "C" fn x_fetch(file: *mut ffi::sqlite3_file, offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int {
-    let (i, m) = inner(file);
-    match m.xFetch {
-        Some(f) if m.iVersion >= 3 => f(i, offset, amount, out),
-        _ => {
-            *out = std::ptr::null_mut();
-            ffi::SQLITE_OK
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        match m.xFetch {
+            Some(f) if m.iVersion >= 3 => f(i, offset, amount, out),
+            _ => {
+                *out = std::ptr::null_mut();
+                ffi::SQLITE_OK
+            }
         }
     }
 }
 
 unsafe extern "C" fn x_unfetch(file: *mut ffi::sqlite3_file, offset: i64, page: *mut c_void) -> c_int {
-    let (i, m) = inner(file);
-    match m.xUnfetch {
-        Some(f) if m.iVersion >= 3 => f(i, offset, page),
-        _ => ffi::SQLITE_OK,
+    // SAFETY: `file` was opened by `shim_open` (see the note above `shim`).
+    unsafe {
+        let (i, m) = inner(file);
+        match m.xUnfetch {
+            Some(f) if m.iVersion >= 3 => f(i, offset, page),
+            _ => ffi::SQLITE_OK,
+        }
     }
 }

@@ -54,6 +54,11 @@ pub struct Config {
     /// Events older than this are deleted by the retention task; `None` keeps them forever.
     /// Default 90 days.
     pub retention: Option<Duration>,
+    /// Folder where retention first writes what it purges, as gzipped NDJSON per UTC day
+    /// (`events-YYYY-MM-DD.ndjson.gz`); `None` purges without archiving. Default none.
+    pub archive_dir: Option<PathBuf>,
+    /// Folder of the periodic report's `report.csv`; `None` is `reports/` beside the database.
+    pub reports_dir: Option<PathBuf>,
     /// How often the retention task runs. Default 1 hour.
     pub retention_every: Duration,
     /// How often a report row is appended to `reports/report.csv` beside the database; `None`
@@ -92,6 +97,8 @@ impl Default for Config {
             active_window: Duration::from_secs(300),
             retention: Some(Duration::from_secs(90 * 86_400)),
             retention_every: Duration::from_secs(3600),
+            archive_dir: None,
+            reports_dir: None,
             report_interval: Some(Duration::from_secs(300)),
             sse_heartbeat: Duration::from_secs(15),
             http_workers: None,

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -126,7 +127,11 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
         let before = storage::iso_ago(retention);
         let mut total = storage::Removed::default();
         loop {
-            match state.storage.purge(before.clone(), RETENTION_BATCH_EVENTS).await {
+            let purged = match &state.config.archive_dir {
+                Some(dir) => archive_and_purge(&state, dir.clone(), &before).await,
+                None => state.storage.purge(before.clone(), RETENTION_BATCH_EVENTS).await,
+            };
+            match purged {
                 Ok(removed) => {
                     total += removed;
                     if removed.events < RETENTION_BATCH_EVENTS as u64 {
@@ -155,10 +160,47 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
     }
 }
 
+/// One retention step with an archive: reads the oldest [`RETENTION_BATCH_EVENTS`] events stored
+/// before `before`, writes them to the archive (synced), then purges exactly those. Errors: the
+/// read, the archive write ([`storage::StorageError::Commit`] naming it: nothing is purged) or
+/// the purge.
+async fn archive_and_purge(
+    state: &web::Data<api::AppState>,
+    dir: std::path::PathBuf,
+    before: &str,
+) -> Result<storage::Removed, storage::StorageError> {
+    let query = storage::EventQuery {
+        until: Some(before.to_owned()),
+        order: storage::Order::Asc,
+        limit: RETENTION_BATCH_EVENTS as u32,
+        ..storage::EventQuery::default()
+    };
+    let rows = instructor::read(state, move |conn| storage::query_events(conn, &query))
+        .await
+        .map_err(|e| storage::StorageError::Commit(format!("archive read: {e}")))?;
+    if rows.is_empty() {
+        return Ok(storage::Removed::default());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.event_id).collect();
+    let written = web::block(move || archive::write(&dir, &rows))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        state.metrics.archive_failures.inc();
+        return Err(storage::StorageError::Commit(format!("archive write: {error}")));
+    }
+    state.metrics.events_archived.inc_by(ids.len() as u64);
+    state.storage.purge_ids(before.to_owned(), ids).await
+}
+
 /// Appends the report of the sessions seen in the last 24 hours to `reports/report.csv` beside
 /// the database, every `every`.
 async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration) {
-    let path = report::csv_path(&state.config.db_path);
+    let path = match &state.config.reports_dir {
+        Some(dir) => dir.join("report.csv"),
+        None => report::csv_path(&state.config.db_path),
+    };
     let mut ticks = actix_web::rt::time::interval(every);
     ticks.tick().await; // the first tick is immediate: the first report comes after one interval
     loop {

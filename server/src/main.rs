@@ -81,9 +81,16 @@ struct Args {
     /// Delete events older than this many days (0: keep forever).
     #[arg(long, env = "SESSION_LOG_RETENTION_DAYS", default_value_t = 90)]
     retention_days: u64,
-    /// Seconds between report rows appended to reports/report.csv beside the database (0: none).
+    /// Seconds between report rows appended to report.csv (0: none).
     #[arg(long, env = "SESSION_LOG_REPORT_INTERVAL", default_value_t = 300)]
     report_interval: u64,
+    /// Folder of the periodic report's report.csv (default: reports/ beside the database).
+    #[arg(long, env = "SESSION_LOG_REPORTS_DIR")]
+    reports_dir: Option<PathBuf>,
+    /// Before retention deletes events, write them to this folder as gzipped NDJSON, one file per
+    /// UTC day (events-YYYY-MM-DD.ndjson.gz); without it they are deleted unarchived.
+    #[arg(long, env = "SESSION_LOG_ARCHIVE_DIR")]
+    archive_dir: Option<PathBuf>,
     /// HTTP worker threads (0: one per CPU core but one, at least one; the writer thread keeps a
     /// core busy under load). The writer and checkpointer threads come on top.
     #[arg(long, env = "SESSION_LOG_WORKERS", default_value_t = 0)]
@@ -157,6 +164,8 @@ fn main() -> anyhow::Result<()> {
         report_interval: (args.report_interval > 0).then(|| Duration::from_secs(args.report_interval)),
         http_workers: (args.workers > 0).then_some(args.workers),
         redaction: Rules::new(!args.no_redact, &args.redact_keys),
+        reports_dir: args.reports_dir,
+        archive_dir: args.archive_dir,
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;

@@ -18,6 +18,11 @@ pub struct Metrics {
     pub requests_refused: IntCounterVec,
     /// Values redacted from `eventData` at ingest, `session_log_redacted_values_total`.
     pub redacted_values: IntCounter,
+    /// Events written to the archive before a purge, `session_log_events_archived_total`.
+    pub events_archived: IntCounter,
+    /// Retention runs that stopped because the archive could not be written (nothing purged),
+    /// `session_log_archive_failures_total`.
+    pub archive_failures: IntCounter,
     /// Batches (and single events) committed, `session_log_batches_total`.
     pub batches: IntCounter,
     /// Requests refused by a rate limit, by key, `session_log_rate_limited_total{key}`.
@@ -62,6 +67,14 @@ impl Metrics {
             redacted_values: counter(
                 "session_log_redacted_values_total",
                 "Values of eventData redacted at ingest (secret keys and patterns).",
+            ),
+            events_archived: counter(
+                "session_log_events_archived_total",
+                "Events written to the archive (--archive-dir) before retention purged them.",
+            ),
+            archive_failures: counter(
+                "session_log_archive_failures_total",
+                "Retention runs stopped because the archive could not be written; nothing was purged.",
             ),
             events_rejected: counter_vec("session_log_events_rejected_total", "Events refused, by reason.", "reason"),
             requests_refused: counter_vec(

@@ -117,3 +117,71 @@ fn retention_task_runs() {
     server.join().unwrap();
     assert_eq!(left, 0, "the retention task deleted the event and its summary within 5 s");
 }
+
+/// Every line of every archive file in `dir`, parsed.
+fn archived(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.starts_with("events-") && name.ends_with(".ndjson.gz"), "{name}");
+        let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap()));
+        lines.extend(reader.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()));
+    }
+    lines
+}
+
+/// Waits (up to 20 s) until `done` holds.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// With --archive-dir, retention writes what it purges as gzipped NDJSON per UTC day (the export's
+// format) before deleting it: every purged event is in the archive, once.
+#[test]
+fn retention_archives_before_it_purges() {
+    let archive = tempfile::tempdir().unwrap();
+    let dir = archive.path().join("archive");
+    let server = common::TestServer::start_with(|c| {
+        c.retention = Some(Duration::from_millis(300));
+        c.retention_every = Duration::from_millis(200);
+        c.archive_dir = Some(dir.clone());
+    });
+    let batch: Vec<_> =
+        (0..1500).map(|i| common::event("ws_archive", "action", json!({"actionName": "a", "i": i}))).collect();
+    for chunk in batch.chunks(500) {
+        let (status, answer) = server.post(&json!({"events": chunk}));
+        assert_eq!(status, 200, "{answer}");
+    }
+    wait_until("every event purged", || server.stored_rows() == 0);
+    let lines = archived(&dir);
+    assert_eq!(lines.len(), 1500, "every purged event was archived");
+    let mut uuids: Vec<&str> = lines.iter().map(|l| l["event_uuid"].as_str().unwrap()).collect();
+    uuids.sort_unstable();
+    uuids.dedup();
+    assert_eq!(uuids.len(), 1500, "once each");
+    assert_eq!(lines[0]["session_token"], "ws_archive");
+    assert!(lines[0]["event_data"]["i"].is_u64());
+    assert_eq!(server.metric("session_log_events_archived_total"), 1500.0);
+}
+
+// When the archive cannot be written, nothing is purged (and the failure is counted).
+#[test]
+fn an_unwritable_archive_purges_nothing() {
+    let archive = tempfile::tempdir().unwrap();
+    let not_a_dir = archive.path().join("a-file");
+    std::fs::write(&not_a_dir, "in the way").unwrap();
+    let server = common::TestServer::start_with(|c| {
+        c.retention = Some(Duration::from_millis(100));
+        c.retention_every = Duration::from_millis(100);
+        c.archive_dir = Some(not_a_dir.clone());
+    });
+    server.post(&common::event("ws_kept", "action", json!({"actionName": "a"})));
+    wait_until("two failed runs", || server.metric("session_log_archive_failures_total") >= 2.0);
+    assert_eq!(server.stored_rows(), 1, "the event stays");
+}

@@ -177,8 +177,9 @@ impl std::ops::AddAssign for Removed {
 /// Work that deletes, run by the writer in a transaction of its own.
 #[derive(Debug, Clone)]
 enum Maintenance {
-    /// Delete at most `limit` events stored before `before` (ISO text), oldest first.
-    Purge { before: String, limit: usize },
+    /// Delete at most `limit` events stored before `before` (ISO text), oldest first; with
+    /// `ids`, only those of them (the events an archive has written).
+    Purge { before: String, limit: usize, ids: Option<Vec<i64>> },
     /// Delete a student, every event of their sessions and the summaries.
     DeleteStudent { email: String },
 }
@@ -324,7 +325,14 @@ impl Storage {
     /// appear in no remaining session. Errors as for
     /// [`Storage::insert`].
     pub async fn purge(&self, before: String, limit: usize) -> Result<Removed, StorageError> {
-        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit }, ack }).await
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit, ids: None }, ack }).await
+    }
+
+    /// As [`Storage::purge`], deleting only the events among `ids` (those stored before
+    /// `before`): what retention has archived. Errors as for [`Storage::insert`].
+    pub async fn purge_ids(&self, before: String, ids: Vec<i64>) -> Result<Removed, StorageError> {
+        let limit = ids.len();
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit, ids: Some(ids) }, ack }).await
     }
 
     /// Deletes the student with `email` (case-insensitive), every event of every session in
@@ -821,7 +829,9 @@ fn maintain(conn: &mut Connection, task: &Maintenance, cache: &mut WriterCache) 
     cache.begin(&tx)?;
     cache.flush(&tx)?;
     let removed = match task {
-        Maintenance::Purge { before, limit } => purge(&tx, before, *limit, cache.completion_types())?,
+        Maintenance::Purge { before, limit, ids } => {
+            purge(&tx, before, *limit, ids.as_deref(), cache.completion_types())?
+        }
         Maintenance::DeleteStudent { email } => delete_student(&tx, email)?,
     };
     tx.commit()?;
@@ -832,16 +842,29 @@ fn purge(
     conn: &Connection,
     before: &str,
     limit: usize,
+    ids: Option<&[i64]>,
     completion_types: &[String],
 ) -> Result<Removed, rusqlite::Error> {
-    let deleted: Vec<(String, Option<i64>)> = conn
-        .prepare_cached(
-            "DELETE FROM events WHERE event_id IN
-                 (SELECT event_id FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)
-             RETURNING session_token, student_id",
-        )?
-        .query_map((before, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let deleted: Vec<(String, Option<i64>)> = match ids {
+        None => conn
+            .prepare_cached(
+                "DELETE FROM events WHERE event_id IN
+                     (SELECT event_id FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)
+                 RETURNING session_token, student_id",
+            )?
+            .query_map((before, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?,
+        Some(ids) => {
+            let list = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            conn.prepare_cached(
+                "DELETE FROM events WHERE created_at < ?1
+                     AND event_id IN (SELECT value FROM json_each(?2))
+                 RETURNING session_token, student_id",
+            )?
+            .query_map((before, list), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+        }
+    };
     let mut removed = Removed { events: deleted.len() as u64, ..Removed::default() };
     let mut tokens: Vec<&str> = deleted.iter().map(|(t, _)| t.as_str()).collect();
     tokens.sort_unstable();

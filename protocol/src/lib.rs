@@ -1,7 +1,7 @@
 //! Wire types of session-log, shared by the wasm client and the server.
 //!
-//! The shapes and names come from the reference document
-//! (`shared/reference/session-logging-system.md`): requests use its camelCase names
+//! The shapes and names come from the session logging system session-log grew from (the README
+//! describes its wire format): requests use its camelCase names
 //! (`sessionToken`, `studentEmail`, `eventType`, `eventData`), the query response its snake_case
 //! names (`event_id`, `session_token`, …). Everything session-log adds (batches, `studentName`,
 //! `eventId`, `seq`, `rejected`) is an optional extension, so a body written against the reference

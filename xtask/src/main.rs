@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// The wasm-bindgen CLI version; the `wasm-bindgen` crate is pinned to exactly this in
 /// `client-wasm/Cargo.toml` (the CLI and the crate must match; 0.2.130 does not install with
-/// `--locked` here, see PRODUCT.md).
+/// `--locked` from this registry).
 const WASM_BINDGEN_VERSION: &str = "0.2.129";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 

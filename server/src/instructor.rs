@@ -16,14 +16,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use session_log_protocol::QueryResponse;
 
+use crate::api::storage_error;
 use crate::api::{AppState, Instructor};
 use crate::error::ApiError;
 use crate::export::Format;
 use crate::report::{self, Report};
-use crate::storage::{
-    iso_ago, now_iso, query_events, query_sessions, session_losses, EventQuery, EventRow, Order, SessionQuery,
-    StorageError,
-};
+use crate::storage::{iso_ago, now_iso, EventQuery, EventRow, Order, SessionQuery, StorageError};
 use crate::summary::{EndpointStats, Status, StepStats};
 
 /// Default `limit` of `GET /api/session-log` (events).
@@ -133,39 +131,6 @@ pub struct EventFilters {
     until: Option<String>,
 }
 
-/// Runs `work` on a read connection in a blocking task. Errors: [`ApiError::ShuttingDown`] when
-/// the task cannot run, [`ApiError::Storage`] for its failure.
-pub(crate) async fn read<T: Send + 'static>(
-    state: &web::Data<AppState>,
-    work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let state = state.clone();
-    web::block(move || {
-        let conn = state.storage.reader()?;
-        work(&conn)
-    })
-    .await
-    .map_err(|_| ApiError::ShuttingDown)?
-    .map_err(ApiError::Storage)
-}
-
-/// [`read`] for work that reads session summaries: first makes them reflect every event
-/// acknowledged so far ([`crate::storage::Storage::flush_summaries`]). Errors: as [`read`], and
-/// [`ApiError::ShuttingDown`] or [`ApiError::Storage`] when the flush fails.
-pub(crate) async fn read_summaries<T: Send + 'static>(
-    state: &web::Data<AppState>,
-    work: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, ApiError> {
-    summaries_current(state).await?;
-    read(state, work).await
-}
-
-/// Has the writer write the session summaries it holds (a no-op when none is behind).
-/// Errors: [`ApiError::ShuttingDown`], or [`ApiError::Storage`] when the flush fails.
-async fn summaries_current(state: &AppState) -> Result<(), ApiError> {
-    state.storage.flush_summaries().await.map_err(crate::api::storage_error)
-}
-
 /// `GET /api/session-log`: the reference's query and answer
 /// `{"success": true, "count": N, "events": [...]}`, newest first unless `order=asc`. When more
 /// events match than `limit`, the answer carries `nextCursor`; passing it as `cursor` (with the
@@ -190,19 +155,7 @@ pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     let mut query = parse_event_query(req.query_string())?;
     let limit = query.limit as usize;
     query.limit += 1;
-    if query.session_token.is_some() {
-        // The losses come from the session's summary.
-        summaries_current(&state).await?;
-    }
-    let (mut events, losses) = read(&state, move |conn| {
-        let events = query_events(conn, &query)?;
-        let losses = match &query.session_token {
-            Some(token) => Some(session_losses(conn, token)?),
-            None => None,
-        };
-        Ok((events, losses))
-    })
-    .await?;
+    let (mut events, losses) = state.storage.events_and_losses(query).await.map_err(storage_error)?;
     let next_cursor = (events.len() > limit).then(|| {
         events.truncate(limit);
         events.last().map(|e| e.event_id.to_string()).unwrap_or_default()
@@ -289,7 +242,7 @@ pub async fn stream_events(
             // up to it, so when fewer than a page match, the tail may move past it.
             let newest = *tail.committed.borrow_and_update();
             let query = tail.query.clone();
-            let page = read(&tail.state, move |conn| query_events(conn, &query)).await;
+            let page = tail.state.storage.events(query).await.map_err(storage_error);
             let Ok(page) = page else { return None };
             let after = tail.query.after.unwrap_or(0);
             let full = page.len() as u32 >= tail.query.limit;
@@ -363,7 +316,7 @@ pub async fn export_events(
         async move {
             let query = query?;
             let current = query.clone();
-            let page = match read(&state, move |conn| query_events(conn, &current)).await {
+            let page = match state.storage.events(current).await.map_err(storage_error) {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::error!(%error, "export failed mid-stream");
@@ -520,7 +473,7 @@ pub async fn get_sessions(
     if status.is_some() {
         query.limit = u32::MAX;
     }
-    let rows = read_summaries(&state, move |conn| query_sessions(conn, &query)).await?;
+    let rows = state.storage.sessions(query).await.map_err(storage_error)?;
     let active_since = iso_ago(state.config.active_window);
     let final_step = state.config.final_step;
     let sessions: Vec<SessionView> = rows
@@ -560,15 +513,15 @@ pub async fn get_sessions(
 }
 
 /// Builds the report of the sessions seen in `[since, until)` on a read connection.
-pub fn build_report(
-    conn: &rusqlite::Connection,
+pub async fn build_report(
+    storage: &crate::storage::Storage,
     since: Option<String>,
     until: Option<String>,
     active_window: Duration,
     final_step: Option<i64>,
 ) -> Result<Report, StorageError> {
     let query = SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
-    let rows = query_sessions(conn, &query)?;
+    let rows = storage.sessions(query).await?;
     Ok(report::build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))
 }
 
@@ -597,7 +550,7 @@ pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppSta
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = read_summaries(&state, move |conn| build_report(conn, since, until, window, final_step)).await?;
+    let report = build_report(&state.storage, since, until, window, final_step).await.map_err(storage_error)?;
     Ok(HttpResponse::Ok().json(report))
 }
 

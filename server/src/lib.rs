@@ -175,9 +175,7 @@ async fn archive_and_purge(
         limit: RETENTION_BATCH_EVENTS as u32,
         ..storage::EventQuery::default()
     };
-    let rows = instructor::read(state, move |conn| storage::query_events(conn, &query))
-        .await
-        .map_err(|e| storage::StorageError::Commit(format!("archive read: {e}")))?;
+    let rows = state.storage.events(query).await?;
     if rows.is_empty() {
         return Ok(storage::Removed::default());
     }
@@ -207,10 +205,7 @@ async fn report_task(state: web::Data<api::AppState>, every: std::time::Duration
         ticks.tick().await;
         let since = Some(storage::iso_ago(std::time::Duration::from_secs(86_400)));
         let (window, final_step) = (state.config.active_window, state.config.final_step);
-        let built = instructor::read_summaries(&state, move |conn| {
-            instructor::build_report(conn, since, None, window, final_step)
-        })
-        .await;
+        let built = instructor::build_report(&state.storage, since, None, window, final_step).await;
         let outcome = match built {
             Ok(report) => report::append_csv(&path, &report).map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

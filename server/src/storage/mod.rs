@@ -373,6 +373,49 @@ impl Storage {
         depth
     }
 
+    /// Runs `work` on a read-only connection in a blocking task. Errors: `work`'s, a read pool
+    /// failure, or [`StorageError::WriterGone`] when the task cannot run (shutdown).
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || work(&*pool.get()?)).await.map_err(|_| StorageError::WriterGone)?
+    }
+
+    /// The events `query` selects (see [`EventQuery`]), in its order. Errors: as for reads.
+    pub async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StorageError> {
+        self.read(move |conn| query_events(conn, &query)).await
+    }
+
+    /// The events `query` selects and, when it names a session, what that session lost
+    /// (`(missing, dropped)`, from its summary, made current first). Errors: as for reads and
+    /// [`Storage::flush_summaries`].
+    pub async fn events_and_losses(
+        &self,
+        query: EventQuery,
+    ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StorageError> {
+        if query.session_token.is_some() {
+            self.flush_summaries().await?;
+        }
+        self.read(move |conn| {
+            let events = query_events(conn, &query)?;
+            let losses = match &query.session_token {
+                Some(token) => Some(session_losses(conn, token)?),
+                None => None,
+            };
+            Ok((events, losses))
+        })
+        .await
+    }
+
+    /// The session summaries `query` selects, reflecting every acknowledged event (the writer's
+    /// summaries are flushed first). Errors: as for reads and [`Storage::flush_summaries`].
+    pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+        self.flush_summaries().await?;
+        self.read(move |conn| query_sessions(conn, &query)).await
+    }
+
     /// A read-only connection from the pool (blocking: call it from a blocking task).
     pub fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StorageError> {
         Ok(self.readers.get()?)

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::ingest::{parse_body, Parsed};
 use crate::metrics::Metrics;
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 
 /// What every handler shares.
 pub struct AppState {
@@ -96,30 +96,6 @@ fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaI
     ApiError::RateLimited { key, retry_after_secs: retry_after_secs.max(1) }
 }
 
-/// Registers the API routes (static files are added by `run`, after these).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics)).service(
-        web::scope("/api")
-            .configure(crate::instructor::routes)
-            .route("/openapi.json", web::get().to(crate::openapi::openapi_json))
-            .service(
-                web::resource("/session-log")
-                    .route(web::post().to(post_events))
-                    .route(web::get().to(crate::instructor::get_events))
-                    .default_service(web::to(|req: HttpRequest| async move {
-                        Err::<HttpResponse, _>(ApiError::NotFound(format!(
-                            "{} {} (use GET or POST)",
-                            req.method(),
-                            req.path()
-                        )))
-                    })),
-            )
-            .default_service(web::to(|req: HttpRequest| async move {
-                Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))
-            })),
-    );
-}
-
 /// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
 /// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -147,9 +123,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// or decompressed body too large), 415 (other content types or encodings), 429 with
 /// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
 #[utoipa::path(post, path = "/api/session-log", tag = "ingest",
-    request_body(content = crate::openapi::PostBody, description = "One event (the reference's shape) or a batch; application/json or text/plain (beacons); gzip Content-Encoding accepted."),
+    request_body(content = PostBody, description = "One event (the reference's shape) or a batch; application/json or text/plain (beacons); gzip Content-Encoding accepted."),
     responses(
-        (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = crate::openapi::PostAnswer),
+        (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = PostAnswer),
         (status = 400, description = "Empty, malformed or invalid body, naming the field.", body = session_log_protocol::ErrorResponse),
         (status = 413, description = "Body, decompressed body or batch too large.", body = session_log_protocol::ErrorResponse),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding.", body = session_log_protocol::ErrorResponse),
@@ -198,7 +174,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     }
     let accepted = events.len();
     let redacted: usize = events.iter().map(|e| e.redacted).sum();
-    let inserted = state.storage.insert(events).await.map_err(storage_error)?;
+    let inserted = state.storage.insert(events).await?;
     let m = &state.metrics;
     m.redacted_values.inc_by(redacted as u64);
     m.batches.inc();
@@ -209,14 +185,6 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         return Ok(HttpResponse::Ok().json(LoggedResponse::default()));
     }
     Ok(HttpResponse::Ok().json(BatchResponse { success: true, accepted, duplicates: inserted.duplicates, rejected }))
-}
-
-pub(crate) fn storage_error(error: StorageError) -> ApiError {
-    match error {
-        StorageError::Busy => ApiError::Overloaded,
-        StorageError::WriterGone => ApiError::ShuttingDown,
-        other => ApiError::Storage(other),
-    }
 }
 
 /// Undoes `Content-Encoding: gzip`, refusing output over `limit` bytes as soon as it gets there
@@ -299,4 +267,24 @@ impl FromRequest for Instructor {
         };
         std::future::ready(if ok { Ok(Instructor) } else { Err(ApiError::Unauthorized) })
     }
+}
+
+/// The body of `POST /api/session-log` (schema only): one event or a batch.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum PostBody {
+    /// The reference's single event.
+    Single(session_log_protocol::Event<serde_json::Value>),
+    /// `{"events": [...], "dropped": N}`.
+    Batch(session_log_protocol::Batch<session_log_protocol::Event<serde_json::Value>>),
+}
+
+/// The answer to `POST /api/session-log` (schema only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum PostAnswer {
+    /// For one event: the reference's answer.
+    Single(session_log_protocol::LoggedResponse),
+    /// For a batch.
+    Batch(session_log_protocol::BatchResponse),
 }

@@ -82,7 +82,7 @@ pub enum ApiError {
     ShuttingDown,
     /// 500: the database failed.
     #[error("storage error: {0}")]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(crate::storage::StorageError),
 }
 
 impl ApiError {
@@ -148,5 +148,18 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(ErrorResponse { success: false, error: self.to_string(), rejected })
+    }
+}
+
+/// A storage failure as an answer: a full write queue is overload (503 with `Retry-After`), a
+/// stopped writer is shutdown (503), anything else a storage error (500).
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError;
+        match error {
+            StorageError::Busy => ApiError::Overloaded,
+            StorageError::WriterGone => ApiError::ShuttingDown,
+            other => ApiError::Storage(other),
+        }
     }
 }

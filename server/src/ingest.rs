@@ -21,29 +21,7 @@ use crate::summary::EventFacts;
 /// Longest `studentName`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// An event that passed validation, as the storage layer takes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidEvent {
-    /// The client's `eventId`, or a UUIDv7 made on arrival.
-    pub uuid: Uuid,
-    /// The client's `seq`.
-    pub seq: Option<u64>,
-    /// `sessionToken`.
-    pub session_token: String,
-    /// `eventType`.
-    pub event_type: String,
-    /// `eventData`, as the JSON text the client sent (an object).
-    pub event_data: String,
-    /// `studentEmail`.
-    pub student_email: Option<String>,
-    /// `studentName`.
-    pub student_name: Option<String>,
-    /// Values of `eventData` redacted at ingest (`Config::redaction`).
-    pub redacted: usize,
-    /// What the session summaries use of `eventData` (read here, on the request's thread, so the
-    /// writer does not parse JSON).
-    pub facts: EventFacts,
-}
+pub use crate::event::ValidEvent;
 
 /// A parsed body.
 #[derive(Debug)]

@@ -16,7 +16,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use session_log_protocol::QueryResponse;
 
-use crate::api::storage_error;
 use crate::api::{AppState, Instructor};
 use crate::error::ApiError;
 use crate::export::Format;
@@ -155,7 +154,7 @@ pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     let mut query = parse_event_query(req.query_string())?;
     let limit = query.limit as usize;
     query.limit += 1;
-    let (mut events, losses) = state.storage.events_and_losses(query).await.map_err(storage_error)?;
+    let (mut events, losses) = state.storage.events_and_losses(query).await.map_err(ApiError::from)?;
     let next_cursor = (events.len() > limit).then(|| {
         events.truncate(limit);
         events.last().map(|e| e.event_id.to_string()).unwrap_or_default()
@@ -242,7 +241,7 @@ pub async fn stream_events(
             // up to it, so when fewer than a page match, the tail may move past it.
             let newest = *tail.committed.borrow_and_update();
             let query = tail.query.clone();
-            let page = tail.state.storage.events(query).await.map_err(storage_error);
+            let page = tail.state.storage.events(query).await.map_err(ApiError::from);
             let Ok(page) = page else { return None };
             let after = tail.query.after.unwrap_or(0);
             let full = page.len() as u32 >= tail.query.limit;
@@ -316,7 +315,7 @@ pub async fn export_events(
         async move {
             let query = query?;
             let current = query.clone();
-            let page = match state.storage.events(current).await.map_err(storage_error) {
+            let page = match state.storage.events(current).await.map_err(ApiError::from) {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::error!(%error, "export failed mid-stream");
@@ -473,7 +472,7 @@ pub async fn get_sessions(
     if status.is_some() {
         query.limit = u32::MAX;
     }
-    let rows = state.storage.sessions(query).await.map_err(storage_error)?;
+    let rows = state.storage.sessions(query).await.map_err(ApiError::from)?;
     let active_since = iso_ago(state.config.active_window);
     let final_step = state.config.final_step;
     let sessions: Vec<SessionView> = rows
@@ -550,7 +549,7 @@ pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppSta
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = build_report(&state.storage, since, until, window, final_step).await.map_err(storage_error)?;
+    let report = build_report(&state.storage, since, until, window, final_step).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -574,7 +573,7 @@ pub async fn delete_student(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let email = email.into_inner();
-    let removed = state.storage.delete_student(email.clone()).await.map_err(crate::api::storage_error)?;
+    let removed = state.storage.delete_student(email.clone()).await.map_err(ApiError::from)?;
     if removed.students == 0 {
         return Err(ApiError::NotFound(format!("no student with email {email:?}")));
     }

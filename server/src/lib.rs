@@ -8,12 +8,14 @@ pub mod api;
 pub mod archive;
 pub mod config;
 pub mod error;
+pub mod event;
 pub mod export;
 pub mod ingest;
 pub mod instructor;
 pub mod metrics;
 pub mod openapi;
 pub mod report;
+pub mod routes;
 pub mod storage;
 pub mod summary;
 
@@ -71,7 +73,8 @@ pub async fn run(
     let workers = app_state.config.http_workers;
     let mut server = HttpServer::new(move || {
         let config = &app_state.config;
-        let mut app = App::new().app_data(app_state.clone()).wrap(cors(&config.allowed_origins)).configure(api::routes);
+        let mut app =
+            App::new().app_data(app_state.clone()).wrap(cors(&config.allowed_origins)).configure(routes::configure);
         if let Some(pkg) = config.pkg_dir.as_ref().filter(|d| d.is_dir()) {
             app = app.service(actix_files::Files::new("/pkg", pkg));
         }

@@ -2,29 +2,8 @@
 //! from the handlers' `#[utoipa::path]` annotations and the wire types' `ToSchema` derives.
 
 use actix_web::HttpResponse;
-use session_log_protocol::{Batch, BatchResponse, Event, LoggedResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// The body of `POST /api/session-log` (schema only): one event or a batch.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub enum PostBody {
-    /// The reference's single event.
-    Single(Event<serde_json::Value>),
-    /// `{"events": [...], "dropped": N}`.
-    Batch(Batch<Event<serde_json::Value>>),
-}
-
-/// The answer to `POST /api/session-log` (schema only).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub enum PostAnswer {
-    /// For one event: the reference's answer.
-    Single(LoggedResponse),
-    /// For a batch.
-    Batch(BatchResponse),
-}
+use utoipa::{Modify, OpenApi};
 
 struct BearerToken;
 

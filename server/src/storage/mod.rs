@@ -23,7 +23,7 @@ use rusqlite_migration::{Migrations, M};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
-use crate::ingest::ValidEvent;
+use crate::event::ValidEvent;
 use crate::metrics::Metrics;
 use crate::summary::FoldEvent;
 

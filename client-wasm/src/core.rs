@@ -557,6 +557,14 @@ pub fn url_parts(url: &str) -> Option<(&str, &str, &str)> {
     Some((origin, host, if path.is_empty() { "/" } else { path }))
 }
 
+/// The route of an absolute URL, as history capture reports it: the path and its `#fragment`
+/// (the route of hash-routed pages), without the query; `None` for a URL that is not absolute.
+pub fn route(url: &str) -> Option<String> {
+    let (_, _, path) = url_parts(url)?;
+    let fragment = url.find('#').and_then(|at| url.get(at..)).filter(|f| f.len() > 1).unwrap_or("");
+    Some(cat(&[path, fragment]))
+}
+
 /// One `eventData` field's value in an [`EventPlan`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -535,9 +535,7 @@ impl<S: Store> Machine<S> {
     /// `popstate` or `hashchange`): logs a `page_view` with the path (and `#fragment` route,
     /// without the query) when it differs from the last one seen.
     pub fn captured_navigation(&mut self, url: &str, at_ms: f64) {
-        let Some((_, _, path)) = core::url_parts(url) else { return };
-        let fragment = url.find('#').and_then(|at| url.get(at..)).filter(|f| f.len() > 1).unwrap_or("");
-        let path = cat(&[path, fragment]);
+        let Some(path) = core::route(url) else { return };
         if self.last_path.as_deref() == Some(path.as_str()) {
             return;
         }
@@ -547,16 +545,15 @@ impl<S: Store> Machine<S> {
 
     /// The path the page had when history capture started (no event).
     pub fn set_current_path(&mut self, url: &str) {
-        if let Some((_, _, path)) = core::url_parts(url) {
-            let fragment = url.find('#').and_then(|at| url.get(at..)).filter(|f| f.len() > 1).unwrap_or("");
-            self.last_path = Some(cat(&[path, fragment]));
+        if let Some(path) = core::route(url) {
+            self.last_path = Some(path);
         }
     }
 
-    /// Queues one event's JSON (built from [`Machine::plan`]). Over the queue's bounds the oldest
+    /// Queues one event's JSON (see [`Machine::push_event`]). Over the queue's bounds the oldest
     /// events are dropped and reported; a batch is sent when due, else a flush timer is set; the
     /// write to storage happens in the next task.
-    pub fn push(&mut self, json: String) {
+    fn push(&mut self, json: String) {
         let dropped = self.queue.push(json);
         self.enqueued += 1;
         self.count_drops(dropped);

@@ -766,23 +766,17 @@ fn log_kind(kind: EventKind, at: f64, args: [JsValue; 4]) {
     let Some(Some(plan)) = step(|m| m.plan(kind, at, random)) else { return };
     // Page code may run from here on (getters, toJSON, beforeSend): the machine is not borrowed.
     let Some(data) = event_data(&plan, &args) else { return };
-    let filter = with_page(|page| page.before_send.clone()).flatten();
-    if filter.is_none() {
+    let Some(filter) = with_page(|page| page.before_send.clone()).flatten() else {
+        // No filter: redact and queue in one step.
         step(|m| {
             let data = m.redact(data);
             m.push_event(&plan, &data);
         });
         return;
-    }
-    let Some(data) = step(|m| m.redact(data)) else { return };
-    let (plan, data) = match filter {
-        Some(filter) => match before_send(&filter, &plan.event_type, &data) {
-            Some((event_type, data)) => (EventPlan { event_type, ..plan }, data),
-            None => return,
-        },
-        None => (plan, data),
     };
-    step(|m| m.push_event(&plan, &data));
+    let Some(data) = step(|m| m.redact(data)) else { return };
+    let Some((event_type, data)) = before_send(&filter, &plan.event_type, &data) else { return };
+    step(|m| m.push_event(&EventPlan { event_type, ..plan }, &data));
 }
 
 /// What the auto-capture hooks report (see `capture` in the inline JavaScript).

@@ -13,7 +13,7 @@ use session_log_e2e::{node_tools, package_dir, site, Browser, Server, RECORDER_J
 /// Everything a page downloads through the ESM entry, gzipped at level 9, at most (bytes).
 ///
 /// The goal is 20 KB (below `@sentry/browser`'s 23 KB and `@datadog/browser-logs`' 18 KB) and it
-/// is not met: the package is 56.7 KB with auto-capture and redaction (46.0 KB before them, 66.7 KB
+/// is not met: the package is 56.9 KB with auto-capture and redaction (46.0 KB before them, 66.7 KB
 /// before this work). This ceiling, today's size plus 3%, keeps it from growing while it is worked
 /// down; lower it with every cut (see docs/client-size.md).
 const ESM_BUDGET_BYTES: usize = 58 * 1024;

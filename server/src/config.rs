@@ -9,8 +9,13 @@ use session_log_protocol::redact::Rules;
 /// or environment variable is given (apart from the instructor tokens, which it generates).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite file; its folder is created. Default `./data/session-log.db`.
+    /// The SQLite file; its folder is created. Default `./data/session-log.db`. Not used when
+    /// `database_url` is set.
     pub db_path: PathBuf,
+    /// The database as a URL: `postgres://user@host:port/db` (or `postgresql://…`, libpq's form)
+    /// selects PostgreSQL, `sqlite://path` a SQLite file. `None` (the default) is the SQLite file
+    /// at `db_path`.
+    pub database_url: Option<String>,
     /// Tokens that may read events (`Authorization: Bearer <token>`); any one of them matches.
     /// Several allow rotating a token without downtime.
     pub instructor_tokens: Vec<String>,
@@ -26,7 +31,8 @@ pub struct Config {
     pub max_event_data_bytes: usize,
     /// Deepest nesting of `eventData` (objects and arrays). Default 32.
     pub max_event_data_depth: usize,
-    /// Read-only SQLite connections for queries. Default 4.
+    /// Read connections for queries (SQLite's read-only pool; with PostgreSQL, the pool's
+    /// connections besides the writer's). Default 4.
     pub read_connections: u32,
     /// Write requests that may wait for the writer thread before POSTs are refused. Default 1024.
     pub write_queue_requests: usize,
@@ -77,6 +83,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             db_path: PathBuf::from("./data/session-log.db"),
+            database_url: None,
             instructor_tokens: Vec::new(),
             www_dir: Some(PathBuf::from("./www")),
             pkg_dir: Some(PathBuf::from("./client-wasm/pkg")),

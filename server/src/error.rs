@@ -80,9 +80,12 @@ pub enum ApiError {
     /// 503: the writer is gone (the server is shutting down).
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
+    /// 503: the database cannot be reached or refused the transaction; nothing was stored.
+    #[error("{0}; retry shortly")]
+    Unavailable(crate::storage::StoreError),
     /// 500: the database failed.
-    #[error("storage error: {0}")]
-    Storage(crate::storage::StorageError),
+    #[error("{0}")]
+    Storage(crate::storage::StoreError),
 }
 
 impl ApiError {
@@ -100,7 +103,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::ShuttingDown => "shutting_down",
-            ApiError::Unhealthy(_) | ApiError::Storage(_) => "storage",
+            ApiError::Unhealthy(_) | ApiError::Unavailable(_) | ApiError::Storage(_) => "storage",
         }
     }
 }
@@ -118,7 +121,7 @@ impl ResponseError for ApiError {
             ApiError::BadGzip(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded | ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::Unhealthy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -142,7 +145,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { retry_after_secs, .. } => {
                 response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            ApiError::ShuttingDown | ApiError::Overloaded => {
+            ApiError::ShuttingDown | ApiError::Overloaded | ApiError::Unavailable(_) => {
                 response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
             }
             _ => {}
@@ -151,15 +154,17 @@ impl ResponseError for ApiError {
     }
 }
 
-/// A storage failure as an answer: a full write queue is overload (503 with `Retry-After`), a
-/// stopped writer is shutdown (503), anything else a storage error (500).
-impl From<crate::storage::StorageError> for ApiError {
-    fn from(error: crate::storage::StorageError) -> Self {
-        use crate::storage::StorageError;
+/// A storage failure as an answer, the one place where they are mapped: a full write queue is
+/// overload and an unreachable database unavailability (both 503 with `Retry-After`), a stopped
+/// writer is shutdown (503), anything else a storage error (500).
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(error: crate::storage::StoreError) -> Self {
+        use crate::storage::StoreError;
         match error {
-            StorageError::Busy => ApiError::Overloaded,
-            StorageError::WriterGone => ApiError::ShuttingDown,
-            other => ApiError::Storage(other),
+            StoreError::Overloaded => ApiError::Overloaded,
+            StoreError::Stopped => ApiError::ShuttingDown,
+            StoreError::Unavailable(_) => ApiError::Unavailable(error),
+            StoreError::Invalid(_) | StoreError::Internal(_) => ApiError::Storage(error),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::api::{AppState, Instructor};
 use crate::error::ApiError;
 use crate::export::Format;
 use crate::report::{self, Report};
-use crate::storage::{iso_ago, now_iso, EventQuery, EventRow, Order, SessionQuery, StorageError};
+use crate::storage::{iso_ago, now_iso, EventQuery, EventRow, Order, SessionQuery, StoreError};
 use crate::summary::{EndpointStats, Status, StepStats};
 
 /// Default `limit` of `GET /api/session-log` (events).
@@ -518,7 +518,7 @@ pub async fn build_report(
     until: Option<String>,
     active_window: Duration,
     final_step: Option<i64>,
-) -> Result<Report, StorageError> {
+) -> Result<Report, StoreError> {
     let query = SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
     let rows = storage.sessions(query).await?;
     Ok(report::build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))

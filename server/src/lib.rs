@@ -36,10 +36,10 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error("database {path}: {source}")]
     Storage {
-        /// The database file.
+        /// The database: the SQLite file, or the PostgreSQL URL without its password.
         path: String,
         /// The cause.
-        source: storage::StorageError,
+        source: storage::StoreError,
     },
     /// The HTTP server failed (binding, accepting).
     #[error("http: {0}")]
@@ -64,8 +64,11 @@ pub async fn run(
         return Err(ServerError::NoInstructorToken);
     }
     let metrics = Arc::new(metrics::Metrics::new());
+    let database = storage::Database::of(&config)
+        .map_err(|source| ServerError::Storage { path: "the database URL".to_owned(), source })?;
     let storage = Storage::open(&config, metrics.clone())
-        .map_err(|source| ServerError::Storage { path: config.db_path.display().to_string(), source })?;
+        .map_err(|source| ServerError::Storage { path: database.describe(), source })?;
+    tracing::info!(backend = storage.backend_name(), database = %database.describe(), "storage open");
     let limits = api::RateLimits::new(&config);
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
     let state = web::Data::from(Arc::new(api::AppState { config, storage, metrics, limits, stopping }));
@@ -141,7 +144,7 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
                         break;
                     }
                 }
-                Err(storage::StorageError::Busy) => {
+                Err(storage::StoreError::Overloaded) => {
                     actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await
                 }
                 Err(error) => {
@@ -165,13 +168,13 @@ async fn retention_task(state: web::Data<api::AppState>, retention: std::time::D
 
 /// One retention step with an archive: reads the oldest [`RETENTION_BATCH_EVENTS`] events stored
 /// before `before`, writes them to the archive (synced), then purges exactly those. Errors: the
-/// read, the archive write ([`storage::StorageError::Commit`] naming it: nothing is purged) or
+/// read, the archive write ([`storage::StoreError::Internal`] naming it: nothing is purged) or
 /// the purge.
 async fn archive_and_purge(
     state: &web::Data<api::AppState>,
     dir: std::path::PathBuf,
     before: &str,
-) -> Result<storage::Removed, storage::StorageError> {
+) -> Result<storage::Removed, storage::StoreError> {
     let query = storage::EventQuery {
         until: Some(before.to_owned()),
         order: storage::Order::Asc,
@@ -189,7 +192,7 @@ async fn archive_and_purge(
         .and_then(|r| r.map_err(|e| e.to_string()));
     if let Err(error) = written {
         state.metrics.archive_failures.inc();
-        return Err(storage::StorageError::Commit(format!("archive write: {error}")));
+        return Err(storage::StoreError::Internal(format!("archive write: {error}")));
     }
     state.metrics.events_archived.inc_by(ids.len() as u64);
     state.storage.purge_ids(before.to_owned(), ids).await

@@ -27,6 +27,10 @@ struct Args {
     /// SQLite database file (created with its folder).
     #[arg(long, env = "SESSION_LOG_DB", default_value = "./data/session-log.db", global = true)]
     db: PathBuf,
+    /// The database as a URL instead of --db: postgres://user@host:port/db (PostgreSQL) or
+    /// sqlite://path (a SQLite file).
+    #[arg(long, env = "SESSION_LOG_DATABASE_URL", global = true)]
+    database_url: Option<String>,
     /// Instructor token for the read API; repeat the flag, or separate with commas, for several.
     /// When absent, a random one is generated and printed once.
     #[arg(
@@ -108,8 +112,8 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Delete a student (by email, case-insensitive), every event of every session they appear
-    /// in, and those sessions' summaries; prints the counts. Works on the database file, also
-    /// while a server is running on it.
+    /// in, and those sessions' summaries; prints the counts. Works on the database (--db or
+    /// --database-url), also while a server is running on it.
     DeleteStudent {
         /// The student's email.
         email: String,
@@ -125,10 +129,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     if let Some(Command::DeleteStudent { email }) = &args.command {
-        let removed = session_log_server::storage::delete_student_in_file(&args.db, email)
-            .with_context(|| format!("cannot delete from {}", args.db.display()))?;
+        let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
+        let database = session_log_server::storage::Database::of(&target)?.describe();
+        let removed = session_log_server::storage::delete_student_offline(&target, email)
+            .with_context(|| format!("cannot delete from {database}"))?;
         if removed.students == 0 {
-            anyhow::bail!("no student with email {email:?} in {}", args.db.display());
+            anyhow::bail!("no student with email {email:?} in {database}");
         }
         println!(
             "deleted {email}: {} events, {} sessions, {} student",
@@ -147,6 +153,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config = Config {
         db_path: args.db,
+        database_url: args.database_url,
         instructor_tokens: tokens,
         www_dir: Some(args.www),
         pkg_dir: Some(args.pkg),
@@ -172,7 +179,7 @@ fn main() -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when binding to port 0.
     println!("session-log-server listening on http://{address}");
-    tracing::info!(db = %config.db_path.display(), %address, "serving");
+    tracing::info!(%address, "serving");
     actix_web::rt::System::new().block_on(session_log_server::run(listener, config, shutdown_signal()))?;
     Ok(())
 }

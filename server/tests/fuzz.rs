@@ -1,6 +1,7 @@
 //! Property tests of the request parser and validator: thousands of arbitrary, mutated and
 //! structurally random bodies; none may panic, and every answer must be a 2xx or a 4xx.
 
+#[macro_use]
 mod common;
 
 use actix_web::ResponseError;
@@ -97,29 +98,30 @@ proptest! {
     }
 }
 
-// The same kinds of bodies through the real HTTP server: every answer is 2xx or 4xx and it stays up.
-#[test]
-fn http_server_answers_mutated_bodies_with_2xx_or_4xx() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let server = common::TestServer::start_with(|c| c.rate_limit_ip_per_sec = 0);
-    let mut runner = TestRunner::deterministic();
-    let strategy = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6);
-    for _ in 0..300 {
-        let edits = strategy.new_tree(&mut runner).unwrap().current();
-        let mut body = valid_batch().into_bytes();
-        for (at, byte) in edits {
-            let i = at.index(body.len());
-            body[i] = byte;
+on_both_backends! {
+    // The same kinds of bodies through the real HTTP server: every answer is 2xx or 4xx and it stays up.
+    fn http_server_answers_mutated_bodies_with_2xx_or_4xx(backend) {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let server = common::TestServer::on_with(backend, |c| c.rate_limit_ip_per_sec = 0);
+        let mut runner = TestRunner::deterministic();
+        let strategy = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6);
+        for _ in 0..300 {
+            let edits = strategy.new_tree(&mut runner).unwrap().current();
+            let mut body = valid_batch().into_bytes();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            let answer = server.request("POST", "/api/session-log", &[("Content-Type", "application/json")], &body);
+            assert!(
+                (200..500).contains(&answer.status) && answer.status != 404,
+                "{} for {:?}",
+                answer.status,
+                String::from_utf8_lossy(&body)
+            );
+            assert!(answer.json()["success"].is_boolean());
         }
-        let answer = server.request("POST", "/api/session-log", &[("Content-Type", "application/json")], &body);
-        assert!(
-            (200..500).contains(&answer.status) && answer.status != 404,
-            "{} for {:?}",
-            answer.status,
-            String::from_utf8_lossy(&body)
-        );
-        assert!(answer.json()["success"].is_boolean());
+        assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
     }
-    assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
 }

@@ -2,6 +2,7 @@
 //! export, deletion and authentication, against a real server on 127.0.0.1 port 0 and a real
 //! SQLite file.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use common::{event, TestServer, TOKEN};
 use serde_json::{json, Value};
 
-fn no_session_limit() -> TestServer {
-    TestServer::start_with(|c| {
+fn no_session_limit(backend: common::Backend) -> TestServer {
+    TestServer::on_with(backend, |c| {
         c.rate_limit_session_per_sec = 0;
         c.rate_limit_ip_per_sec = 0;
     })
@@ -25,95 +26,6 @@ fn numbered(token: &str, from: usize, n: usize) -> Vec<Value> {
 
 fn ns(page: &Value) -> Vec<u64> {
     page["events"].as_array().unwrap().iter().map(|e| e["event_data"]["n"].as_u64().unwrap()).collect()
-}
-
-// Paging 2,500 events by cursor, newest first and oldest first, returns each exactly once while
-// new events arrive between pages; oldest-first paging runs on into the new ones.
-#[test]
-fn cursor_paging_survives_concurrent_inserts() {
-    let server = no_session_limit();
-    for chunk in 0..5 {
-        server.post_all(numbered("ws_page", chunk * 500, 500));
-    }
-    for order in ["desc", "asc"] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut added = 0;
-        loop {
-            let mut path = format!("/api/session-log?sessionToken=ws_page&limit=100&order={order}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page = server.read(&path);
-            seen.extend(ns(&page));
-            // New events arrive between every two pages.
-            let base = 10_000 + seen.len() * 10 + if order == "asc" { 100_000 } else { 0 };
-            if added < 20 {
-                server.post_all(numbered("ws_page", base, 3));
-                added += 1;
-            }
-            match page.get("nextCursor").and_then(Value::as_str) {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
-            }
-        }
-        let unique: HashSet<u64> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), seen.len(), "{order}: an event came twice");
-        let originals: HashSet<u64> = (0..2500).collect();
-        assert!(originals.is_subset(&unique), "{order}: an event is missing");
-        match order {
-            "desc" => {
-                assert!(seen.windows(2).all(|w| w[0] > w[1] || w[0] >= 10_000), "desc: newest first");
-                assert_eq!(seen.iter().filter(|n| **n < 10_000).count(), 2500);
-            }
-            _ => {
-                assert_eq!(&seen[..2500], &(0..2500).collect::<Vec<_>>()[..], "asc: oldest first");
-                // Everything posted while paging was reached too.
-                let total = server.read("/api/session-log?sessionToken=ws_page&limit=1")["events"][0]["event_data"]
-                    ["n"]
-                    .as_u64()
-                    .unwrap();
-                assert!(unique.contains(&total), "asc paging reached the newest event");
-            }
-        }
-    }
-}
-
-// `since` (inclusive) and `until` (exclusive) select events by the time they were stored.
-#[test]
-fn since_and_until_select_by_time() {
-    let server = no_session_limit();
-    server.post_all(numbered("ws_time", 0, 3));
-    std::thread::sleep(Duration::from_millis(20));
-    server.post_all(numbered("ws_time", 3, 2));
-    let all = server.read("/api/session-log?sessionToken=ws_time&order=asc");
-    let second = all["events"][3]["created_at"].as_str().unwrap().to_owned();
-    assert_ne!(all["events"][2]["created_at"], second);
-    assert_eq!(ns(&server.read(&format!("/api/session-log?sessionToken=ws_time&order=asc&since={second}"))), [3, 4]);
-    assert_eq!(ns(&server.read(&format!("/api/session-log?sessionToken=ws_time&order=asc&until={second}"))), [0, 1, 2]);
-    assert_eq!(server.read("/api/session-log?since=2999-01-01")["count"], 0);
-}
-
-// Every invalid parameter gets a 400 whose error names it, on every read endpoint.
-#[test]
-fn invalid_parameters_are_named() {
-    let server = TestServer::start();
-    for (path, name) in [
-        ("/api/session-log?cursor=x", "cursor"),
-        ("/api/session-log?order=sideways", "order"),
-        ("/api/session-log?since=noon", "since"),
-        ("/api/sessions?status=asleep", "status"),
-        ("/api/sessions?limit=0", "limit"),
-        ("/api/report?until=later", "until"),
-        ("/api/session-log/export?format=xml", "format"),
-        ("/api/session-log/export", "format"),
-        ("/api/session-log/stream?since=x", "since"),
-    ] {
-        let answer = server.as_instructor("GET", path);
-        assert_eq!(answer.status, 400, "{path}: {}", answer.text);
-        let error = answer.json()["error"].as_str().unwrap().to_owned();
-        assert!(error.starts_with(&format!("{name}:")), "{path}: {error}");
-    }
 }
 
 fn workshop_events() -> Vec<Value> {
@@ -174,85 +86,6 @@ fn workshop_events() -> Vec<Value> {
     ]
 }
 
-// The session overview has one row per session with its student, step, counts, losses and
-// status, and filters by status, student and time.
-#[test]
-fn sessions_overview() {
-    let server = TestServer::start();
-    server.post_all(workshop_events());
-    let all = server.read("/api/sessions");
-    assert_eq!(all["count"], 2);
-    let sessions = all["sessions"].as_array().unwrap();
-    let ada = sessions.iter().find(|s| s["sessionToken"] == "ws_ada").unwrap();
-    assert_eq!(ada["studentEmail"], "ada@example.com");
-    assert_eq!(ada["studentName"], "Ada");
-    assert_eq!((ada["currentStep"].as_i64(), ada["stepName"].as_str()), (Some(1), Some("Choose Use Case")));
-    assert_eq!(ada["events"], 5);
-    assert_eq!(ada["eventsByType"], json!({"action": 1, "api_call": 2, "error": 1, "navigation": 1}));
-    assert_eq!((ada["errors"].as_u64(), ada["failedApiCalls"].as_u64()), (Some(1), Some(1)));
-    assert_eq!(ada["missingEvents"], 1, "seq 4 never arrived");
-    assert_eq!(ada["status"], "active");
-    let bob = sessions.iter().find(|s| s["sessionToken"] == "ws_bob").unwrap();
-    assert_eq!(bob["status"], "completed");
-    assert_eq!(bob["studentEmail"], Value::Null);
-    assert_eq!(bob["errorsByType"], json!({"openai_validation_failed": 1, "twilio_timeout": 1}));
-
-    let only = |query: &str| -> Vec<String> {
-        server.read(&format!("/api/sessions?{query}"))["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["sessionToken"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(only("status=completed"), ["ws_bob"]);
-    assert_eq!(only("status=active"), ["ws_ada"]);
-    assert!(only("status=idle").is_empty());
-    assert_eq!(only("studentEmail=ADA@example.com"), ["ws_ada"]);
-    assert!(only("since=2999-01-01").is_empty());
-    assert_eq!(only("limit=1").len(), 1);
-}
-
-// A session is idle once its last event is older than the active window.
-#[test]
-fn idle_after_the_active_window() {
-    let server = TestServer::start_with(|c| c.active_window = Duration::from_millis(200));
-    server.post_all(numbered("ws_idle", 0, 1));
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(server.read("/api/sessions")["sessions"][0]["status"], "idle");
-}
-
-// The report gives the room at a glance: counts, error patterns, funnel, API stats, completion.
-#[test]
-fn report_of_the_room() {
-    let server = TestServer::start();
-    server.post_all(workshop_events());
-    let report = server.read("/api/report");
-    assert_eq!((report["sessions"].as_u64(), report["completedSessions"].as_u64()), (Some(2), Some(1)));
-    assert_eq!(report["completionRate"], 0.5);
-    assert_eq!(report["activeSessions"], 1, "bob completed; ada is active");
-    assert_eq!(report["events"], 10);
-    assert_eq!(report["eventsByType"]["error"], 3);
-    assert_eq!(report["topErrors"][0], json!({"errorType": "openai_validation_failed", "count": 2, "sessions": 2}));
-    assert_eq!(report["topErrors"][1], json!({"errorType": "twilio_timeout", "count": 1, "sessions": 1}));
-    let funnel = report["funnel"].as_array().unwrap();
-    assert_eq!(funnel[0]["sessions"], 2);
-    assert_eq!(funnel[1], json!({"step": 1, "stepName": "Choose Use Case", "sessions": 2, "medianTimeMs": null}));
-    // Ada spent 2 minutes on step 0 and Bob 5: the median of two is the lower (nearest rank).
-    assert_eq!(funnel[0]["medianTimeMs"], 120_000);
-    assert_eq!(funnel[0]["stepName"], "Connect Accounts");
-    let api = &report["apiCalls"][0];
-    assert_eq!(
-        (api["endpoint"].as_str(), api["calls"].as_u64(), api["failed"].as_u64()),
-        (Some("/v1/models"), Some(2), Some(1))
-    );
-    assert_eq!(
-        (api["failureRate"].as_f64(), api["p50Ms"].as_f64(), api["p95Ms"].as_f64()),
-        (Some(0.5), Some(100.0), Some(300.0))
-    );
-    assert_eq!(server.read("/api/report?since=2999-01-01")["sessions"], 0);
-}
-
 /// Reads SSE messages from `path` on a thread: each event's `(id, n)` is sent over the channel.
 fn tail(server: &TestServer, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<(i64, u64)> {
     let url = format!("{}{path}", server.url);
@@ -286,164 +119,321 @@ fn next(events: &mpsc::Receiver<(i64, u64)>) -> (i64, u64) {
     events.recv_timeout(Duration::from_secs(10)).expect("no event arrived on the live tail within 10 s")
 }
 
-// The live tail sends new matching events as they are stored, and a reconnection with
-// Last-Event-ID resumes with no gap and no repeat.
-#[test]
-fn live_tail_resumes_without_gaps() {
-    let server = no_session_limit();
-    let live = tail(&server, "/api/session-log/stream?sessionToken=ws_live", None);
-    std::thread::sleep(Duration::from_millis(100));
-    server.post_all(numbered("ws_other", 900, 2));
-    server.post_all(numbered("ws_live", 0, 3));
-    let first: Vec<(i64, u64)> = (0..3).map(|_| next(&live)).collect();
-    assert_eq!(first.iter().map(|e| e.1).collect::<Vec<_>>(), [0, 1, 2], "only ws_live, in order");
-    drop(live);
-    // Events stored while nobody listens are sent on resumption, once, after the last one seen.
-    let seen = first[1].0.to_string();
-    server.post_all(numbered("ws_live", 3, 2));
-    let resumed = tail(&server, "/api/session-log/stream?sessionToken=ws_live", Some(&seen));
-    let again: Vec<u64> = (0..3).map(|_| next(&resumed).1).collect();
-    assert_eq!(again, [2, 3, 4]);
-    server.post_all(numbered("ws_live", 5, 1));
-    assert_eq!(next(&resumed).1, 5);
-    assert!(resumed.recv_timeout(Duration::from_millis(300)).is_err(), "nothing is sent twice");
-}
-
-// A live tail that has nothing to send still sends heartbeat comments.
-#[test]
-fn live_tail_heartbeat() {
-    let server = TestServer::start_with(|c| c.sse_heartbeat = Duration::from_millis(100));
-    let response = ureq::get(&format!("{}/api/session-log/stream", server.url))
-        .header("Authorization", &format!("Bearer {TOKEN}"))
-        .call()
-        .unwrap();
-    let mut lines = BufReader::new(response.into_body().into_reader()).lines();
-    let heartbeats = (0..10).filter_map(|_| lines.next()).filter(|l| l.as_deref().ok() == Some(": heartbeat")).count();
-    assert!(heartbeats >= 2, "{heartbeats} heartbeats");
-}
-
-// Export streams every matching event as CSV (formula cells escaped) or NDJSON.
-#[test]
-fn export_csv_and_ndjson() {
-    let server = no_session_limit();
-    server.post_all(numbered("ws_export", 0, 500));
-    server.post_all(numbered("ws_export", 500, 500));
-    server.post_all(numbered("ws_export", 1000, 500));
-    let mut hostile = event("=cmd|'/C_calc'!A0", "action", json!({"n": 1500}));
-    hostile["studentEmail"] = json!("+evil@example.com");
-    server.post_all(vec![hostile, event("ws_elsewhere", "error", json!({"n": 9999}))]);
-
-    let ndjson = server.as_instructor("GET", "/api/session-log/export?format=ndjson&eventType=action");
-    assert_eq!(ndjson.status, 200);
-    let lines: Vec<Value> = ndjson.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 1501, "every action, across pages of 1000");
-    let order: Vec<u64> = lines.iter().map(|e| e["event_data"]["n"].as_u64().unwrap()).collect();
-    assert_eq!(order, (0..=1500).collect::<Vec<_>>(), "oldest first, each once");
-
-    let csv = server.as_instructor("GET", "/api/session-log/export?format=csv");
-    assert_eq!(csv.status, 200);
-    let mut reader = csv::Reader::from_reader(csv.text.as_bytes());
-    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    assert_eq!(header[..3], ["event_id", "created_at", "session_token"]);
-    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 1502);
-    let hostile_row = rows.iter().find(|r| r[2].contains("calc")).unwrap();
-    assert_eq!(&hostile_row[2], "'=cmd|'/C_calc'!A0", "formula escaped");
-    assert_eq!(&hostile_row[3], "'+evil@example.com");
-    let data: Value = serde_json::from_str(&rows[0][8]).unwrap();
-    assert_eq!(data, json!({"n": 0}));
-}
-
-// Deleting a student removes them, every event of their sessions (anonymous ones too) and the
-// summaries, answers with the counts, and leaves other students alone; a second delete is 404.
-#[test]
-fn delete_student_removes_every_trace() {
-    let server = TestServer::start();
-    let ada = |token: &str, n: u64| {
-        let mut e = event(token, "action", json!({"n": n}));
-        e["studentEmail"] = json!("ada@example.com");
-        e
-    };
-    server.post_all(vec![
-        event("ws_ada_1", "action", json!({"n": 0})), // before she gave her email
-        ada("ws_ada_1", 1),
-        ada("ws_ada_2", 2),
-        {
-            let mut e = event("ws_bob", "action", json!({"n": 3}));
-            e["studentEmail"] = json!("bob@example.com");
-            e
-        },
-    ]);
-    let answer = server.as_instructor("DELETE", "/api/students/ADA@example.com");
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(answer.json()["deleted"], json!({"events": 3, "sessions": 2, "students": 1}));
-    assert_eq!(server.read("/api/session-log?studentEmail=ada@example.com")["count"], 0);
-    let conn = rusqlite::Connection::open(&server.db).unwrap();
-    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-    assert_eq!(count("SELECT count(*) FROM events WHERE session_token LIKE 'ws_ada%'"), 0);
-    assert_eq!(count("SELECT count(*) FROM sessions WHERE session_token LIKE 'ws_ada%'"), 0);
-    assert_eq!(count("SELECT count(*) FROM students WHERE email LIKE 'ada%'"), 0);
-    assert_eq!(count("SELECT count(*) FROM events"), 1, "bob's event stays");
-    assert_eq!(server.read("/api/sessions")["sessions"][0]["studentEmail"], "bob@example.com");
-    assert_eq!(server.as_instructor("DELETE", "/api/students/ada@example.com").status, 404);
-}
-
-// Every read and delete endpoint answers 401 with a JSON error without a valid token.
-#[test]
-fn every_instructor_endpoint_needs_the_token() {
-    let server = TestServer::start();
-    for (method, path) in [
-        ("GET", "/api/session-log"),
-        ("GET", "/api/session-log/stream"),
-        ("GET", "/api/session-log/export?format=csv"),
-        ("GET", "/api/sessions"),
-        ("GET", "/api/report"),
-        ("DELETE", "/api/students/ada@example.com"),
-    ] {
-        for auth in [None, Some("Bearer wrong")] {
-            let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-            let answer = server.request(method, path, &headers, b"");
-            assert_eq!(answer.status, 401, "{method} {path} {auth:?}");
-            assert_eq!(answer.json()["success"], false);
+on_both_backends! {
+    // Paging 2,500 events by cursor, newest first and oldest first, returns each exactly once while
+    // new events arrive between pages; oldest-first paging runs on into the new ones.
+    fn cursor_paging_survives_concurrent_inserts(backend) {
+        let server = no_session_limit(backend);
+        for chunk in 0..5 {
+            server.post_all(numbered("ws_page", chunk * 500, 500));
+        }
+        for order in ["desc", "asc"] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            let mut added = 0;
+            loop {
+                let mut path = format!("/api/session-log?sessionToken=ws_page&limit=100&order={order}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page = server.read(&path);
+                seen.extend(ns(&page));
+                // New events arrive between every two pages.
+                let base = 10_000 + seen.len() * 10 + if order == "asc" { 100_000 } else { 0 };
+                if added < 20 {
+                    server.post_all(numbered("ws_page", base, 3));
+                    added += 1;
+                }
+                match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let unique: HashSet<u64> = seen.iter().copied().collect();
+            assert_eq!(unique.len(), seen.len(), "{order}: an event came twice");
+            let originals: HashSet<u64> = (0..2500).collect();
+            assert!(originals.is_subset(&unique), "{order}: an event is missing");
+            match order {
+                "desc" => {
+                    assert!(seen.windows(2).all(|w| w[0] > w[1] || w[0] >= 10_000), "desc: newest first");
+                    assert_eq!(seen.iter().filter(|n| **n < 10_000).count(), 2500);
+                }
+                _ => {
+                    assert_eq!(&seen[..2500], &(0..2500).collect::<Vec<_>>()[..], "asc: oldest first");
+                    // Everything posted while paging was reached too.
+                    let total = server.read("/api/session-log?sessionToken=ws_page&limit=1")["events"][0]["event_data"]
+                        ["n"]
+                        .as_u64()
+                        .unwrap();
+                    assert!(unique.contains(&total), "asc paging reached the newest event");
+                }
+            }
         }
     }
-}
 
-// The OpenAPI document describes every route of the API, its schemas and the bearer scheme.
-#[test]
-fn openapi_document_covers_the_api() {
-    let server = TestServer::start();
-    let answer = server.request("GET", "/api/openapi.json", &[], b"");
-    assert_eq!(answer.status, 200);
-    let doc = answer.json();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
-    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-    for path in [
-        "/api/session-log",
-        "/api/session-log/stream",
-        "/api/session-log/export",
-        "/api/sessions",
-        "/api/report",
-        "/api/students/{email}",
-        "/api/openapi.json",
-        "/healthz",
-        "/metrics",
-    ] {
-        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    // `since` (inclusive) and `until` (exclusive) select events by the time they were stored.
+    fn since_and_until_select_by_time(backend) {
+        let server = no_session_limit(backend);
+        server.post_all(numbered("ws_time", 0, 3));
+        std::thread::sleep(Duration::from_millis(20));
+        server.post_all(numbered("ws_time", 3, 2));
+        let all = server.read("/api/session-log?sessionToken=ws_time&order=asc");
+        let second = all["events"][3]["created_at"].as_str().unwrap().to_owned();
+        assert_ne!(all["events"][2]["created_at"], second);
+        assert_eq!(ns(&server.read(&format!("/api/session-log?sessionToken=ws_time&order=asc&since={second}"))), [3, 4]);
+        assert_eq!(ns(&server.read(&format!("/api/session-log?sessionToken=ws_time&order=asc&until={second}"))), [0, 1, 2]);
+        assert_eq!(server.read("/api/session-log?since=2999-01-01")["count"], 0);
     }
-    assert!(doc["paths"]["/api/session-log"]["post"].is_object());
-    let params: Vec<&str> = doc["paths"]["/api/session-log"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    for name in ["sessionToken", "studentEmail", "eventType", "since", "until", "order", "limit", "cursor"] {
-        assert!(params.contains(&name), "{name} missing from {params:?}");
+
+    // Every invalid parameter gets a 400 whose error names it, on every read endpoint.
+    fn invalid_parameters_are_named(backend) {
+        let server = TestServer::on(backend);
+        for (path, name) in [
+            ("/api/session-log?cursor=x", "cursor"),
+            ("/api/session-log?order=sideways", "order"),
+            ("/api/session-log?since=noon", "since"),
+            ("/api/sessions?status=asleep", "status"),
+            ("/api/sessions?limit=0", "limit"),
+            ("/api/report?until=later", "until"),
+            ("/api/session-log/export?format=xml", "format"),
+            ("/api/session-log/export", "format"),
+            ("/api/session-log/stream?since=x", "since"),
+        ] {
+            let answer = server.as_instructor("GET", path);
+            assert_eq!(answer.status, 400, "{path}: {}", answer.text);
+            let error = answer.json()["error"].as_str().unwrap().to_owned();
+            assert!(error.starts_with(&format!("{name}:")), "{path}: {error}");
+        }
     }
-    let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for schema in ["SessionView", "Report", "ErrorResponse"] {
-        assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());
+
+    // The session overview has one row per session with its student, step, counts, losses and
+    // status, and filters by status, student and time.
+    fn sessions_overview(backend) {
+        let server = TestServer::on(backend);
+        server.post_all(workshop_events());
+        let all = server.read("/api/sessions");
+        assert_eq!(all["count"], 2);
+        let sessions = all["sessions"].as_array().unwrap();
+        let ada = sessions.iter().find(|s| s["sessionToken"] == "ws_ada").unwrap();
+        assert_eq!(ada["studentEmail"], "ada@example.com");
+        assert_eq!(ada["studentName"], "Ada");
+        assert_eq!((ada["currentStep"].as_i64(), ada["stepName"].as_str()), (Some(1), Some("Choose Use Case")));
+        assert_eq!(ada["events"], 5);
+        assert_eq!(ada["eventsByType"], json!({"action": 1, "api_call": 2, "error": 1, "navigation": 1}));
+        assert_eq!((ada["errors"].as_u64(), ada["failedApiCalls"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(ada["missingEvents"], 1, "seq 4 never arrived");
+        assert_eq!(ada["status"], "active");
+        let bob = sessions.iter().find(|s| s["sessionToken"] == "ws_bob").unwrap();
+        assert_eq!(bob["status"], "completed");
+        assert_eq!(bob["studentEmail"], Value::Null);
+        assert_eq!(bob["errorsByType"], json!({"openai_validation_failed": 1, "twilio_timeout": 1}));
+
+        let only = |query: &str| -> Vec<String> {
+            server.read(&format!("/api/sessions?{query}"))["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["sessionToken"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(only("status=completed"), ["ws_bob"]);
+        assert_eq!(only("status=active"), ["ws_ada"]);
+        assert!(only("status=idle").is_empty());
+        assert_eq!(only("studentEmail=ADA@example.com"), ["ws_ada"]);
+        assert!(only("since=2999-01-01").is_empty());
+        assert_eq!(only("limit=1").len(), 1);
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+
+    // A session is idle once its last event is older than the active window.
+    fn idle_after_the_active_window(backend) {
+        let server = TestServer::on_with(backend, |c| c.active_window = Duration::from_millis(200));
+        server.post_all(numbered("ws_idle", 0, 1));
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(server.read("/api/sessions")["sessions"][0]["status"], "idle");
+    }
+
+    // The report gives the room at a glance: counts, error patterns, funnel, API stats, completion.
+    fn report_of_the_room(backend) {
+        let server = TestServer::on(backend);
+        server.post_all(workshop_events());
+        let report = server.read("/api/report");
+        assert_eq!((report["sessions"].as_u64(), report["completedSessions"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(report["completionRate"], 0.5);
+        assert_eq!(report["activeSessions"], 1, "bob completed; ada is active");
+        assert_eq!(report["events"], 10);
+        assert_eq!(report["eventsByType"]["error"], 3);
+        assert_eq!(report["topErrors"][0], json!({"errorType": "openai_validation_failed", "count": 2, "sessions": 2}));
+        assert_eq!(report["topErrors"][1], json!({"errorType": "twilio_timeout", "count": 1, "sessions": 1}));
+        let funnel = report["funnel"].as_array().unwrap();
+        assert_eq!(funnel[0]["sessions"], 2);
+        assert_eq!(funnel[1], json!({"step": 1, "stepName": "Choose Use Case", "sessions": 2, "medianTimeMs": null}));
+        // Ada spent 2 minutes on step 0 and Bob 5: the median of two is the lower (nearest rank).
+        assert_eq!(funnel[0]["medianTimeMs"], 120_000);
+        assert_eq!(funnel[0]["stepName"], "Connect Accounts");
+        let api = &report["apiCalls"][0];
+        assert_eq!(
+            (api["endpoint"].as_str(), api["calls"].as_u64(), api["failed"].as_u64()),
+            (Some("/v1/models"), Some(2), Some(1))
+        );
+        assert_eq!(
+            (api["failureRate"].as_f64(), api["p50Ms"].as_f64(), api["p95Ms"].as_f64()),
+            (Some(0.5), Some(100.0), Some(300.0))
+        );
+        assert_eq!(server.read("/api/report?since=2999-01-01")["sessions"], 0);
+    }
+
+    // The live tail sends new matching events as they are stored, and a reconnection with
+    // Last-Event-ID resumes with no gap and no repeat.
+    fn live_tail_resumes_without_gaps(backend) {
+        let server = no_session_limit(backend);
+        let live = tail(&server, "/api/session-log/stream?sessionToken=ws_live", None);
+        std::thread::sleep(Duration::from_millis(100));
+        server.post_all(numbered("ws_other", 900, 2));
+        server.post_all(numbered("ws_live", 0, 3));
+        let first: Vec<(i64, u64)> = (0..3).map(|_| next(&live)).collect();
+        assert_eq!(first.iter().map(|e| e.1).collect::<Vec<_>>(), [0, 1, 2], "only ws_live, in order");
+        drop(live);
+        // Events stored while nobody listens are sent on resumption, once, after the last one seen.
+        let seen = first[1].0.to_string();
+        server.post_all(numbered("ws_live", 3, 2));
+        let resumed = tail(&server, "/api/session-log/stream?sessionToken=ws_live", Some(&seen));
+        let again: Vec<u64> = (0..3).map(|_| next(&resumed).1).collect();
+        assert_eq!(again, [2, 3, 4]);
+        server.post_all(numbered("ws_live", 5, 1));
+        assert_eq!(next(&resumed).1, 5);
+        assert!(resumed.recv_timeout(Duration::from_millis(300)).is_err(), "nothing is sent twice");
+    }
+
+    // A live tail that has nothing to send still sends heartbeat comments.
+    fn live_tail_heartbeat(backend) {
+        let server = TestServer::on_with(backend, |c| c.sse_heartbeat = Duration::from_millis(100));
+        let response = ureq::get(&format!("{}/api/session-log/stream", server.url))
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
+        let mut lines = BufReader::new(response.into_body().into_reader()).lines();
+        let heartbeats = (0..10).filter_map(|_| lines.next()).filter(|l| l.as_deref().ok() == Some(": heartbeat")).count();
+        assert!(heartbeats >= 2, "{heartbeats} heartbeats");
+    }
+
+    // Export streams every matching event as CSV (formula cells escaped) or NDJSON.
+    fn export_csv_and_ndjson(backend) {
+        let server = no_session_limit(backend);
+        server.post_all(numbered("ws_export", 0, 500));
+        server.post_all(numbered("ws_export", 500, 500));
+        server.post_all(numbered("ws_export", 1000, 500));
+        let mut hostile = event("=cmd|'/C_calc'!A0", "action", json!({"n": 1500}));
+        hostile["studentEmail"] = json!("+evil@example.com");
+        server.post_all(vec![hostile, event("ws_elsewhere", "error", json!({"n": 9999}))]);
+
+        let ndjson = server.as_instructor("GET", "/api/session-log/export?format=ndjson&eventType=action");
+        assert_eq!(ndjson.status, 200);
+        let lines: Vec<Value> = ndjson.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1501, "every action, across pages of 1000");
+        let order: Vec<u64> = lines.iter().map(|e| e["event_data"]["n"].as_u64().unwrap()).collect();
+        assert_eq!(order, (0..=1500).collect::<Vec<_>>(), "oldest first, each once");
+
+        let csv = server.as_instructor("GET", "/api/session-log/export?format=csv");
+        assert_eq!(csv.status, 200);
+        let mut reader = csv::Reader::from_reader(csv.text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        assert_eq!(header[..3], ["event_id", "created_at", "session_token"]);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1502);
+        let hostile_row = rows.iter().find(|r| r[2].contains("calc")).unwrap();
+        assert_eq!(&hostile_row[2], "'=cmd|'/C_calc'!A0", "formula escaped");
+        assert_eq!(&hostile_row[3], "'+evil@example.com");
+        let data: Value = serde_json::from_str(&rows[0][8]).unwrap();
+        assert_eq!(data, json!({"n": 0}));
+    }
+
+    // Deleting a student removes them, every event of their sessions (anonymous ones too) and the
+    // summaries, answers with the counts, and leaves other students alone; a second delete is 404.
+    fn delete_student_removes_every_trace(backend) {
+        let server = TestServer::on(backend);
+        let ada = |token: &str, n: u64| {
+            let mut e = event(token, "action", json!({"n": n}));
+            e["studentEmail"] = json!("ada@example.com");
+            e
+        };
+        server.post_all(vec![
+            event("ws_ada_1", "action", json!({"n": 0})), // before she gave her email
+            ada("ws_ada_1", 1),
+            ada("ws_ada_2", 2),
+            {
+                let mut e = event("ws_bob", "action", json!({"n": 3}));
+                e["studentEmail"] = json!("bob@example.com");
+                e
+            },
+        ]);
+        let answer = server.as_instructor("DELETE", "/api/students/ADA@example.com");
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.json()["deleted"], json!({"events": 3, "sessions": 2, "students": 1}));
+        assert_eq!(server.read("/api/session-log?studentEmail=ada@example.com")["count"], 0);
+        let count = |sql: &str| server.db.count(sql);
+        assert_eq!(count("SELECT count(*) FROM events WHERE session_token LIKE 'ws_ada%'"), 0);
+        assert_eq!(count("SELECT count(*) FROM sessions WHERE session_token LIKE 'ws_ada%'"), 0);
+        assert_eq!(count("SELECT count(*) FROM students WHERE email LIKE 'ada%'"), 0);
+        assert_eq!(count("SELECT count(*) FROM events"), 1, "bob's event stays");
+        assert_eq!(server.read("/api/sessions")["sessions"][0]["studentEmail"], "bob@example.com");
+        assert_eq!(server.as_instructor("DELETE", "/api/students/ada@example.com").status, 404);
+    }
+
+    // Every read and delete endpoint answers 401 with a JSON error without a valid token.
+    fn every_instructor_endpoint_needs_the_token(backend) {
+        let server = TestServer::on(backend);
+        for (method, path) in [
+            ("GET", "/api/session-log"),
+            ("GET", "/api/session-log/stream"),
+            ("GET", "/api/session-log/export?format=csv"),
+            ("GET", "/api/sessions"),
+            ("GET", "/api/report"),
+            ("DELETE", "/api/students/ada@example.com"),
+        ] {
+            for auth in [None, Some("Bearer wrong")] {
+                let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+                let answer = server.request(method, path, &headers, b"");
+                assert_eq!(answer.status, 401, "{method} {path} {auth:?}");
+                assert_eq!(answer.json()["success"], false);
+            }
+        }
+    }
+
+    // The OpenAPI document describes every route of the API, its schemas and the bearer scheme.
+    fn openapi_document_covers_the_api(backend) {
+        let server = TestServer::on(backend);
+        let answer = server.request("GET", "/api/openapi.json", &[], b"");
+        assert_eq!(answer.status, 200);
+        let doc = answer.json();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+        let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        for path in [
+            "/api/session-log",
+            "/api/session-log/stream",
+            "/api/session-log/export",
+            "/api/sessions",
+            "/api/report",
+            "/api/students/{email}",
+            "/api/openapi.json",
+            "/healthz",
+            "/metrics",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        assert!(doc["paths"]["/api/session-log"]["post"].is_object());
+        let params: Vec<&str> = doc["paths"]["/api/session-log"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for name in ["sessionToken", "studentEmail", "eventType", "since", "until", "order", "limit", "cursor"] {
+            assert!(params.contains(&name), "{name} missing from {params:?}");
+        }
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for schema in ["SessionView", "Report", "ErrorResponse"] {
+            assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());
+        }
+        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    }
 }

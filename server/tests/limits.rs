@@ -2,6 +2,7 @@
 //! origins, backpressure, /healthz and /metrics. Each checks the status, the JSON error and what
 //! the database holds.
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
@@ -18,112 +19,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
 
-// A gzip body is decompressed and stored.
-#[test]
-fn gzip_body_is_accepted() {
-    let server = TestServer::start();
-    let events: Vec<_> = (0..50).map(|n| event("ws_gz", "action", json!({"n": n}))).collect();
-    let body = gzip(json!({"events": events}).to_string().as_bytes());
-    let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], &body);
-    assert_eq!((answer.status, answer.json()["accepted"].as_u64()), (200, Some(50)));
-    assert_eq!(server.stored_rows(), 50);
-}
-
-// A small gzip bomb (4 KiB that inflates past the limit) gets 413, not the server's memory.
-#[test]
-fn gzip_bomb_is_refused_by_decompressed_size() {
-    let server = TestServer::start_with(|c| c.max_body_bytes = 64 * 1024);
-    let mut inflated = br#"{"sessionToken":"ws_bomb","eventType":"a","eventData":{"pad":""#.to_vec();
-    inflated.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
-    inflated.extend_from_slice(br#""}}"#);
-    let bomb = gzip(&inflated);
-    assert!(bomb.len() < 64 * 1024, "the compressed body is under the limit: {}", bomb.len());
-    let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], &bomb);
-    assert_eq!(answer.status, 413);
-    assert!(answer.json()["error"].as_str().unwrap().contains("65536"), "{}", answer.text);
-    assert_eq!(server.stored_rows(), 0);
-}
-
-// A body that claims gzip but is not, and encodings other than gzip, get clear errors.
-#[test]
-fn bad_or_unsupported_encodings_are_refused() {
-    let server = TestServer::start();
-    let body = event("ws_1", "action", json!({})).to_string();
-    let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], body.as_bytes());
-    assert_eq!(answer.status, 400);
-    assert!(answer.json()["error"].as_str().unwrap().contains("gzip"));
-    let answer = server.request("POST", "/api/session-log", &[JSON, ("Content-Encoding", "br")], body.as_bytes());
-    assert_eq!(answer.status, 415);
-    assert!(answer.json()["error"].as_str().unwrap().contains("\"br\""));
-    assert_eq!(server.stored_rows(), 0);
-}
-
-// A session token over its rate gets 429 with Retry-After; other sessions are unaffected.
-#[test]
-fn session_rate_limit_answers_429_with_retry_after() {
-    let server = TestServer::start_with(|c| {
-        c.rate_limit_session_per_sec = 1;
-        c.rate_limit_session_burst = 3;
-    });
-    let body = event("ws_busy", "action", json!({})).to_string();
-    let statuses: Vec<u16> =
-        (0..5).map(|_| server.request("POST", "/api/session-log", &[JSON], body.as_bytes()).status).collect();
-    assert_eq!(&statuses[..3], [200, 200, 200], "the burst is allowed");
-    let limited = server.request("POST", "/api/session-log", &[JSON], body.as_bytes());
-    assert_eq!(limited.status, 429);
-    let retry_after: u64 = limited.retry_after.as_deref().expect("Retry-After").parse().unwrap();
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
-    assert!(limited.json()["error"].as_str().unwrap().contains("session token"));
-    let other = event("ws_calm", "action", json!({})).to_string();
-    assert_eq!(server.request("POST", "/api/session-log", &[JSON], other.as_bytes()).status, 200);
-    let stored = server.stored_rows();
-    assert_eq!(stored, 3 + i64::from(statuses[3] == 200) + i64::from(statuses[4] == 200) + 1);
-    assert!(server.metric("session_log_rate_limited_total{key=\"session token\"}") >= 1.0);
-}
-
-// A client address over its rate gets 429 before its body is even read.
-#[test]
-fn address_rate_limit_answers_429() {
-    let server = TestServer::start_with(|c| {
-        c.rate_limit_ip_per_sec = 1;
-        c.rate_limit_ip_burst = 2;
-    });
-    let statuses: Vec<u16> = (0..4)
-        .map(|n| {
-            let body = event(&format!("ws_{n}"), "action", json!({})).to_string();
-            server.request("POST", "/api/session-log", &[JSON], body.as_bytes()).status
-        })
-        .collect();
-    assert_eq!(&statuses[..2], [200, 200]);
-    assert!(statuses[2..].contains(&429), "{statuses:?}");
-    assert_eq!(server.stored_rows() as usize, statuses.iter().filter(|s| **s == 200).count());
-}
-
-// With --allowed-origin, only those origins get CORS headers; by default every origin does.
-#[test]
-fn allowed_origins_restrict_cors() {
-    let preflight = |server: &TestServer, origin: &str| {
-        server.request(
-            "OPTIONS",
-            "/api/session-log",
-            &[
-                ("Origin", origin),
-                ("Access-Control-Request-Method", "POST"),
-                ("Access-Control-Request-Headers", "content-type"),
-            ],
-            b"",
-        )
-    };
-    let open = TestServer::start();
-    assert_eq!(preflight(&open, "https://any.example").allow_origin.as_deref(), Some("https://any.example"));
-    let closed = TestServer::start_with(|c| c.allowed_origins = vec!["https://workshop.example".into()]);
-    assert_eq!(
-        preflight(&closed, "https://workshop.example").allow_origin.as_deref(),
-        Some("https://workshop.example")
-    );
-    assert_eq!(preflight(&closed, "https://evil.example").allow_origin, None);
-}
-
 // When the writer cannot keep up (here: another process holds the write lock), requests beyond
 // the write queue get 503 with Retry-After instead of waiting without bound; the queued ones
 // are stored once the lock is released.
@@ -133,7 +28,7 @@ fn full_write_queue_answers_503() {
         c.write_queue_requests = 1;
         c.retention = None; // no purge job may take the one queue slot
     });
-    let blocker = rusqlite::Connection::open(&server.db).unwrap();
+    let blocker = rusqlite::Connection::open(&server.db.path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let post = |n: u32| {
         let url = format!("{}/api/session-log", server.url);
@@ -170,7 +65,7 @@ fn healthz_reports_a_writable_database() {
     let answer = server.request("GET", "/healthz", &[], b"");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json(), json!({"success": true, "status": "ok", "database": "writable"}));
-    let blocker = rusqlite::Connection::open(&server.db).unwrap();
+    let blocker = rusqlite::Connection::open(&server.db.path).unwrap();
     blocker.busy_timeout(std::time::Duration::ZERO).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     // The writer waits up to its busy timeout (5 s) for the lock, then reports it.
@@ -181,20 +76,121 @@ fn healthz_reports_a_writable_database() {
     assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
 }
 
-// /metrics counts accepted, duplicate and rejected events, commits, and refusals by reason.
-#[test]
-fn metrics_count_what_happened() {
-    let server = TestServer::start();
-    let mut batch = vec![event("ws_m", "a", json!({})), event("ws_m", "a", json!(1)), event("ws_m", "a", json!({}))];
-    batch[0]["eventId"] = json!("01890a5d-ac96-774b-bcce-b302099a8057");
-    server.post(&json!({"events": batch}));
-    server.post(&json!({"events": [batch[0].clone()]}));
-    server.post_raw(Some("application/json"), "{not json");
-    assert_eq!(server.metric("session_log_events_accepted_total"), 3.0);
-    assert_eq!(server.metric("session_log_events_duplicate_total"), 1.0);
-    assert_eq!(server.metric("session_log_events_rejected_total{reason=\"invalid_event\"}"), 1.0);
-    assert_eq!(server.metric("session_log_requests_refused_total{reason=\"malformed\"}"), 1.0);
-    assert_eq!(server.metric("session_log_batches_total"), 2.0);
-    assert!(server.metric("session_log_commit_seconds_count") >= 2.0);
-    assert_eq!(server.metric("session_log_write_queue_depth"), 0.0);
+on_both_backends! {
+    // A gzip body is decompressed and stored.
+    fn gzip_body_is_accepted(backend) {
+        let server = TestServer::on(backend);
+        let events: Vec<_> = (0..50).map(|n| event("ws_gz", "action", json!({"n": n}))).collect();
+        let body = gzip(json!({"events": events}).to_string().as_bytes());
+        let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], &body);
+        assert_eq!((answer.status, answer.json()["accepted"].as_u64()), (200, Some(50)));
+        assert_eq!(server.stored_rows(), 50);
+    }
+
+    // A small gzip bomb (4 KiB that inflates past the limit) gets 413, not the server's memory.
+    fn gzip_bomb_is_refused_by_decompressed_size(backend) {
+        let server = TestServer::on_with(backend, |c| c.max_body_bytes = 64 * 1024);
+        let mut inflated = br#"{"sessionToken":"ws_bomb","eventType":"a","eventData":{"pad":""#.to_vec();
+        inflated.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+        inflated.extend_from_slice(br#""}}"#);
+        let bomb = gzip(&inflated);
+        assert!(bomb.len() < 64 * 1024, "the compressed body is under the limit: {}", bomb.len());
+        let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], &bomb);
+        assert_eq!(answer.status, 413);
+        assert!(answer.json()["error"].as_str().unwrap().contains("65536"), "{}", answer.text);
+        assert_eq!(server.stored_rows(), 0);
+    }
+
+    // A body that claims gzip but is not, and encodings other than gzip, get clear errors.
+    fn bad_or_unsupported_encodings_are_refused(backend) {
+        let server = TestServer::on(backend);
+        let body = event("ws_1", "action", json!({})).to_string();
+        let answer = server.request("POST", "/api/session-log", &[JSON, GZIP], body.as_bytes());
+        assert_eq!(answer.status, 400);
+        assert!(answer.json()["error"].as_str().unwrap().contains("gzip"));
+        let answer = server.request("POST", "/api/session-log", &[JSON, ("Content-Encoding", "br")], body.as_bytes());
+        assert_eq!(answer.status, 415);
+        assert!(answer.json()["error"].as_str().unwrap().contains("\"br\""));
+        assert_eq!(server.stored_rows(), 0);
+    }
+
+    // A session token over its rate gets 429 with Retry-After; other sessions are unaffected.
+    fn session_rate_limit_answers_429_with_retry_after(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.rate_limit_session_per_sec = 1;
+            c.rate_limit_session_burst = 3;
+        });
+        let body = event("ws_busy", "action", json!({})).to_string();
+        let statuses: Vec<u16> =
+            (0..5).map(|_| server.request("POST", "/api/session-log", &[JSON], body.as_bytes()).status).collect();
+        assert_eq!(&statuses[..3], [200, 200, 200], "the burst is allowed");
+        let limited = server.request("POST", "/api/session-log", &[JSON], body.as_bytes());
+        assert_eq!(limited.status, 429);
+        let retry_after: u64 = limited.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+        assert!((1..=2).contains(&retry_after), "{retry_after}");
+        assert!(limited.json()["error"].as_str().unwrap().contains("session token"));
+        let other = event("ws_calm", "action", json!({})).to_string();
+        assert_eq!(server.request("POST", "/api/session-log", &[JSON], other.as_bytes()).status, 200);
+        let stored = server.stored_rows();
+        assert_eq!(stored, 3 + i64::from(statuses[3] == 200) + i64::from(statuses[4] == 200) + 1);
+        assert!(server.metric("session_log_rate_limited_total{key=\"session token\"}") >= 1.0);
+    }
+
+    // A client address over its rate gets 429 before its body is even read.
+    fn address_rate_limit_answers_429(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.rate_limit_ip_per_sec = 1;
+            c.rate_limit_ip_burst = 2;
+        });
+        let statuses: Vec<u16> = (0..4)
+            .map(|n| {
+                let body = event(&format!("ws_{n}"), "action", json!({})).to_string();
+                server.request("POST", "/api/session-log", &[JSON], body.as_bytes()).status
+            })
+            .collect();
+        assert_eq!(&statuses[..2], [200, 200]);
+        assert!(statuses[2..].contains(&429), "{statuses:?}");
+        assert_eq!(server.stored_rows() as usize, statuses.iter().filter(|s| **s == 200).count());
+    }
+
+    // With --allowed-origin, only those origins get CORS headers; by default every origin does.
+    fn allowed_origins_restrict_cors(backend) {
+        let preflight = |server: &TestServer, origin: &str| {
+            server.request(
+                "OPTIONS",
+                "/api/session-log",
+                &[
+                    ("Origin", origin),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type"),
+                ],
+                b"",
+            )
+        };
+        let open = TestServer::on(backend);
+        assert_eq!(preflight(&open, "https://any.example").allow_origin.as_deref(), Some("https://any.example"));
+        let closed = TestServer::on_with(backend, |c| c.allowed_origins = vec!["https://workshop.example".into()]);
+        assert_eq!(
+            preflight(&closed, "https://workshop.example").allow_origin.as_deref(),
+            Some("https://workshop.example")
+        );
+        assert_eq!(preflight(&closed, "https://evil.example").allow_origin, None);
+    }
+
+    // /metrics counts accepted, duplicate and rejected events, commits, and refusals by reason.
+    fn metrics_count_what_happened(backend) {
+        let server = TestServer::on(backend);
+        let mut batch = vec![event("ws_m", "a", json!({})), event("ws_m", "a", json!(1)), event("ws_m", "a", json!({}))];
+        batch[0]["eventId"] = json!("01890a5d-ac96-774b-bcce-b302099a8057");
+        server.post(&json!({"events": batch}));
+        server.post(&json!({"events": [batch[0].clone()]}));
+        server.post_raw(Some("application/json"), "{not json");
+        assert_eq!(server.metric("session_log_events_accepted_total"), 3.0);
+        assert_eq!(server.metric("session_log_events_duplicate_total"), 1.0);
+        assert_eq!(server.metric("session_log_events_rejected_total{reason=\"invalid_event\"}"), 1.0);
+        assert_eq!(server.metric("session_log_requests_refused_total{reason=\"malformed\"}"), 1.0);
+        assert_eq!(server.metric("session_log_batches_total"), 2.0);
+        assert!(server.metric("session_log_commit_seconds_count") >= 2.0);
+        assert_eq!(server.metric("session_log_write_queue_depth"), 0.0);
+    }
 }

@@ -1,13 +1,16 @@
 //! Session summaries written behind the events: after a crash, and after another connection
 //! deletes data under the running writer, every stored summary is still the fold of its
-//! session's stored events (a real SQLite file, the real writer thread).
+//! session's stored events (a real SQLite file and a real PostgreSQL database, the real writers).
 
+#[macro_use]
 mod common;
 
 use common::{assert_summaries_are_folds, temp_storage, valid_events};
 use serde_json::json;
 use session_log_server::ingest::ValidEvent;
-use session_log_server::storage::{delete_student_in_file, now_iso, open_writer_connection, EventWriter, WriterCache};
+use session_log_server::storage::delete_student_offline;
+use session_log_server::storage::now_iso;
+use session_log_server::storage::sqlite::{open_writer_connection, EventWriter, WriterCache};
 use session_log_server::Config;
 
 fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<ValidEvent> {
@@ -40,32 +43,34 @@ fn summaries_catch_up_after_a_crash() {
     assert_eq!(stored, 0, "no summary was written before the crash");
 
     drop(open_writer_connection(&db, &types).unwrap());
-    assert_eq!(assert_summaries_are_folds(&rusqlite::Connection::open(&db).unwrap()), ["ws_a", "ws_b"]);
+    let config = Config { db_path: db, ..Config::default() };
+    let storage = session_log_server::storage::Storage::open(&config, Default::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(assert_summaries_are_folds(&storage, &runtime), ["ws_a", "ws_b"]);
 }
 
-// The delete-student command, run beside the server, deletes a session whose summary the
-// server's writer holds in memory: the writer notices, and neither resurrects the deleted
-// summary nor carries the deleted events into the session's new ones.
-#[test]
-fn writer_sees_another_connections_deletion() {
-    let (_dir, config, storage, runtime) = temp_storage();
-    runtime.block_on(async {
-        storage.insert(events("ws_gone", 0, 10, Some("gone@example.com"))).await.unwrap();
-        storage.insert(events("ws_kept", 0, 10, None)).await.unwrap();
-    });
-    let removed = delete_student_in_file(&config.db_path, "gone@example.com").unwrap();
-    assert_eq!(removed.events, 10);
-    runtime.block_on(async {
-        // The same session token again, anonymous this time, and more for the other session.
-        storage.insert(events("ws_gone", 100, 3, None)).await.unwrap();
-        storage.insert(events("ws_kept", 10, 5, None)).await.unwrap();
-        storage.flush_summaries().await.unwrap();
-    });
-    let conn = rusqlite::Connection::open(&config.db_path).unwrap();
-    assert_eq!(assert_summaries_are_folds(&conn), ["ws_gone", "ws_kept"]);
-    let gone: String =
-        conn.query_row("SELECT summary FROM sessions WHERE session_token = 'ws_gone'", [], |r| r.get(0)).unwrap();
-    let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
-    assert_eq!(gone["events"], 3, "only the events stored after the deletion");
-    storage.close();
+on_both_backends! {
+    // The delete-student command, run beside the server, deletes a session whose summary the
+    // server's writer holds in memory: the writer notices, and neither resurrects the deleted
+    // summary nor carries the deleted events into the session's new ones.
+    fn writer_sees_another_connections_deletion(backend) {
+        let (db, config, storage, runtime) = temp_storage(backend);
+        runtime.block_on(async {
+            storage.insert(events("ws_gone", 0, 10, Some("gone@example.com"))).await.unwrap();
+            storage.insert(events("ws_kept", 0, 10, None)).await.unwrap();
+        });
+        let removed = delete_student_offline(&config, "gone@example.com").unwrap();
+        assert_eq!(removed.events, 10);
+        runtime.block_on(async {
+            // The same session token again, anonymous this time, and more for the other session.
+            storage.insert(events("ws_gone", 100, 3, None)).await.unwrap();
+            storage.insert(events("ws_kept", 10, 5, None)).await.unwrap();
+            storage.flush_summaries().await.unwrap();
+        });
+        assert_eq!(assert_summaries_are_folds(&storage, &runtime), ["ws_gone", "ws_kept"]);
+        let gone = db.texts("SELECT CAST(summary AS TEXT) FROM sessions WHERE session_token = 'ws_gone'");
+        let gone: serde_json::Value = serde_json::from_str(&gone[0]).unwrap();
+        assert_eq!(gone["events"], 3, "only the events stored after the deletion");
+        storage.close();
+    }
 }

@@ -4,7 +4,7 @@
 //! back is never seen.
 
 use rusqlite::Connection;
-use session_log_server::storage::{open_writer_connection, wal_vfs};
+use session_log_server::storage::sqlite::{open_writer_connection, wal_vfs};
 
 /// A fresh database in a temporary folder, with a table of blobs: the writer connection (with
 /// the shim) and a plain reader connection on it.

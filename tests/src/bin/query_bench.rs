@@ -13,7 +13,7 @@ use session_log_e2e::load::realistic_event;
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::{open_writer_connection, EventWriter, WriterCache};
+use session_log_server::storage::sqlite::{open_writer_connection, EventWriter, WriterCache};
 
 const ROWS_PER_TX: usize = 5000;
 

@@ -1,69 +1,22 @@
 //! Read-side queries, run on the read pool's connections.
 
-use std::time::SystemTime;
-
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
 
-use super::StorageError;
-use crate::summary::SessionSummary;
-
-/// The order of an event query, by `event_id` (which is also the order of storage).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Order {
-    /// Oldest first.
-    Asc,
-    /// Newest first (the reference's order, the default).
-    #[default]
-    Desc,
-}
-
-/// Filters of an event query; `None` matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventQuery {
-    /// Only this session.
-    pub session_token: Option<String>,
-    /// Only this student (case-insensitive).
-    pub student_email: Option<String>,
-    /// Only this event type.
-    pub event_type: Option<String>,
-    /// Only events stored at or after this time (ISO 8601 UTC with ms, as `created_at`).
-    pub since: Option<String>,
-    /// Only events stored before this time (same format).
-    pub until: Option<String>,
-    /// The order.
-    pub order: Order,
-    /// Continue after this `event_id` (in `order`): the cursor of the page before.
-    pub after: Option<i64>,
-    /// At most this many events.
-    pub limit: u32,
-}
-
-/// A stored event as queries return it, its data as the JSON text stored.
-pub type EventRow = StoredEvent<Box<RawValue>>;
+use super::SqliteError;
+use crate::storage::{EventQuery, EventRow, Order, SessionQuery, SessionRow};
 
 /// What a session lost: `(missing, dropped)`, from its summary (one row, whatever the session's
 /// size). `missing` counts the numbers absent from its `seq` 0…max (sent by the client, not
 /// arrived); `dropped` sums the drops its client reported. A session without events lost nothing.
-pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), StorageError> {
+pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u64), SqliteError> {
     Ok(super::load_summary(conn, session_token)?.map_or((0, 0), |s| (s.missing_events(), s.dropped_events)))
 }
 
-/// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
-pub fn now_iso() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// `ago` before now, in the format of [`now_iso`] (the Unix epoch when `ago` reaches past it).
-pub fn iso_ago(ago: std::time::Duration) -> String {
-    let at = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 /// Runs an event query on a read connection, in `query.order` by `event_id`, starting after
-/// `query.after`. Errors: [`StorageError::Sqlite`].
-pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, StorageError> {
+/// `query.after`. Errors: [`SqliteError::Sqlite`].
+pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, SqliteError> {
     let mut sql = String::from(
         "SELECT e.event_id, e.session_token, e.event_type, e.event_data, e.created_at,
                 s.email, s.name, e.event_uuid, e.seq
@@ -136,7 +89,7 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
 
 /// The id of the student with `email` (case-insensitive) and the sessions they appear in;
 /// `None` when no such student is stored or they appear in no session.
-fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<String>)>, StorageError> {
+fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<String>)>, SqliteError> {
     let student: Option<i64> = conn
         .prepare_cached("SELECT student_id FROM students WHERE email = ?1")?
         .query_row([email], |r| r.get(0))
@@ -149,35 +102,9 @@ fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<S
     Ok((!sessions.is_empty()).then_some((student, sessions)))
 }
 
-/// Filters of a session query; `None` matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionQuery {
-    /// Only this student's sessions (case-insensitive).
-    pub student_email: Option<String>,
-    /// Only sessions with an event at or after this time (`last_seen`, ISO text).
-    pub since: Option<String>,
-    /// Only sessions with an event before this time (`first_seen`, ISO text).
-    pub until: Option<String>,
-    /// At most this many sessions, most recently seen first.
-    pub limit: u32,
-}
-
-/// A session's summary with its token and student.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    /// The session token.
-    pub session_token: String,
-    /// The student's email, when an event named one.
-    pub student_email: Option<String>,
-    /// The student's name.
-    pub student_name: Option<String>,
-    /// The summary.
-    pub summary: SessionSummary,
-}
-
 /// Reads session summaries, most recently seen first (through `idx_sessions_last_seen`; never the
-/// events table). Errors: [`StorageError::Sqlite`], including a summary that is not valid JSON.
-pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+/// events table). Errors: [`SqliteError::Sqlite`], including a summary that is not valid JSON.
+pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<SessionRow>, SqliteError> {
     let mut sql = String::from(
         "SELECT x.session_token, s.email, s.name, x.summary
          FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE 1 = 1",

@@ -1,0 +1,1000 @@
+//! The PostgreSQL backend: the schema (refinery migrations in `server/migrations/postgres`), a
+//! writer task that commits in groups, and reads on a connection pool (`deadpool-postgres` over
+//! `tokio-postgres`).
+//!
+//! Invariants:
+//! - Everything runs on the store's own Tokio runtime (two threads), whatever runtime the caller
+//!   is on: the pool's connections live there and outlive any HTTP worker.
+//! - One writer task per server commits: it takes every job waiting (up to `max_rows_per_commit`
+//!   rows) and stores their events in one transaction with one multi-row `INSERT … SELECT FROM
+//!   UNNEST(…) ON CONFLICT (event_uuid) DO NOTHING`, folding them into their sessions'
+//!   summaries in the same transaction (under a transaction-level advisory lock per session, so
+//!   two servers never fold one session at once). A request is answered after the commit.
+//! - A failed group is retried job by job once, so one job the database refuses fails alone;
+//!   a database that cannot be reached fails every job with [`StoreError::Unavailable`] (503),
+//!   and the pool reconnects by itself when it is back.
+//! - `event_data` is JSONB: keys come back in PostgreSQL's order, and a `\u0000` (which JSONB
+//!   cannot hold) is stored as U+FFFD.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::value::RawValue;
+use session_log_protocol::{StoredEvent, Uuid};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, NoTls, Transaction};
+
+use super::{EventQuery, EventRow, Inserted, Order, Removed, SessionQuery, SessionRow, StoreError};
+use crate::config::Config;
+use crate::event::ValidEvent;
+use crate::metrics::Metrics;
+use crate::summary::{EventFacts, FoldEvent, SessionSummary};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// How long a request waits for a pooled connection, or for a new one to connect, before the
+/// database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a group commit may take before its jobs are answered 503 (the events may still have
+/// been stored: a retry is deduplicated by `eventId`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The advisory lock key held while migrating, so that servers starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x5e55_1010_0001;
+/// How long `close` waits for the writer to commit what it was handed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `created_at` as `now_iso` writes it (ISO 8601 UTC with ms).
+const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// Work that deletes, run by the writer in a transaction of its own.
+#[derive(Debug)]
+enum Maintenance {
+    Purge { before: String, limit: usize, ids: Option<Vec<i64>> },
+    DeleteStudent { email: String },
+}
+
+/// Where the writer answers an insert request.
+type InsertAck = oneshot::Sender<Result<Inserted, StoreError>>;
+
+enum Job {
+    Insert { events: Vec<ValidEvent>, ack: InsertAck },
+    Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, StoreError>> },
+}
+
+/// The PostgreSQL database: the writer task's queue and the pool, on the store's runtime.
+pub struct PostgresStore {
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    committed: watch::Receiver<i64>,
+    metrics: Arc<Metrics>,
+    completion_types: Arc<Vec<String>>,
+}
+
+/// `url` with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+/// A PostgreSQL error by what the caller can do: a closed connection, an unreachable server, a
+/// server shutting down or not accepting writes is unavailable; the rest internal.
+fn db_error(error: tokio_postgres::Error) -> StoreError {
+    let unreachable = error.is_closed()
+        || error.code().is_some_and(|code| {
+            let code = code.code();
+            // 08: connection exception; 57P: operator intervention (shutdown); 53: insufficient
+            // resources; 25006: read-only transaction (a standby).
+            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "25006"
+        })
+        || error.code().is_none();
+    if unreachable {
+        unavailable(error)
+    } else {
+        StoreError::Internal(format!("postgres: {error}"))
+    }
+}
+
+fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => db_error(error),
+        other => unavailable(other),
+    }
+}
+
+/// Opens a pool of at most `size` connections to `url`, on the current runtime.
+fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let mut pg: tokio_postgres::Config =
+        url.parse().map_err(|e| StoreError::Invalid(format!("database URL {}: {e}", redact_url(url))))?;
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    pg.application_name("session-log");
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| StoreError::Internal(format!("connection pool: {e}")))
+}
+
+/// Brings the schema up to date (refinery), under an advisory lock so concurrent servers
+/// migrate once.
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
+    let client: &mut tokio_postgres::Client = &mut client;
+    let outcome = embedded::migrations::runner().run_async(client).await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
+    let report = outcome.map_err(|e| StoreError::Internal(format!("migration: {e}")))?;
+    for migration in report.applied_migrations() {
+        tracing::info!(version = migration.version(), name = migration.name(), "applied a PostgreSQL migration");
+    }
+    Ok(())
+}
+
+/// Runs `work` to completion on `handle`'s runtime and waits for it from any thread (also from
+/// inside another runtime, where `block_on` is not allowed).
+fn wait_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = done.send(work.await);
+    });
+    outcome.recv().ok()
+}
+
+impl PostgresStore {
+    /// Connects to `url`, migrates the schema and starts the writer task on a runtime of the
+    /// store's own. Blocks until the database answers (at most about 5 s when it does not).
+    ///
+    /// Errors: [`StoreError::Invalid`] for a URL that does not parse, [`StoreError::Unavailable`]
+    /// when the server cannot be reached, [`StoreError::Internal`] when a migration fails or the
+    /// runtime cannot start.
+    pub fn open(url: &str, config: &Config, metrics: Arc<Metrics>) -> Result<PostgresStore, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("session-log-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot start the PostgreSQL runtime: {e}")))?;
+        let handle = runtime.handle().clone();
+        let size = config.read_connections.max(1) as usize + 1;
+        let url = url.to_owned();
+        let pool = wait_on(&handle, async move {
+            let pool = open_pool(&url, size)?;
+            migrate(&pool).await?;
+            Ok::<_, StoreError>(pool)
+        })
+        .ok_or(StoreError::Stopped)??;
+        let pool_for_newest = pool.clone();
+        let newest = wait_on(&handle, async move {
+            let client = pool_for_newest.get().await.map_err(pool_error)?;
+            let row = client.query_one("SELECT coalesce(max(event_id), 0) FROM events", &[]).await.map_err(db_error)?;
+            Ok::<i64, StoreError>(row.get(0))
+        })
+        .ok_or(StoreError::Stopped)??;
+        let (committed_tx, committed) = watch::channel(newest);
+        let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
+        let (done_tx, writer_done) = std::sync::mpsc::channel();
+        let completion_types = Arc::new(config.completion_event_types.clone());
+        let writer = Writer {
+            pool: pool.clone(),
+            max_rows: config.max_rows_per_commit.max(1),
+            metrics: metrics.clone(),
+            completion_types: completion_types.clone(),
+            committed: committed_tx,
+        };
+        handle.spawn(async move {
+            writer.run(receiver).await;
+            let _ = done_tx.send(());
+        });
+        Ok(PostgresStore {
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            pool,
+            writer: Mutex::new(Some(sender)),
+            writer_done: Mutex::new(Some(writer_done)),
+            committed,
+            metrics,
+            completion_types,
+        })
+    }
+
+    /// Runs `work` on the store's runtime and awaits it. Errors: `work`'s, or
+    /// [`StoreError::Stopped`] when the runtime is gone.
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.handle.spawn(work).await.map_err(|_| StoreError::Stopped)?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let writer = lock(&self.writer).clone().ok_or(StoreError::Stopped)?;
+        writer.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
+        })
+    }
+
+    /// `Storage::insert`: the summaries are folded in the events' transaction.
+    pub(crate) async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.submit(Job::Insert { events, ack })?;
+        done.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::ping`: a pooled connection that is not on a read-only standby.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(db_error)?;
+            match row.get::<_, bool>(0) {
+                false => Ok(()),
+                true => Err(unavailable("the database is a read-only standby")),
+            }
+        })
+        .await
+    }
+
+    /// `Storage::flush_summaries`: nothing to do, summaries are written with their events.
+    pub(crate) async fn flush_summaries(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `Storage::purge` and `Storage::purge_ids`.
+    pub(crate) async fn purge(
+        &self,
+        before: String,
+        limit: usize,
+        ids: Option<Vec<i64>>,
+    ) -> Result<Removed, StoreError> {
+        self.maintain(Maintenance::Purge { before, limit, ids }).await
+    }
+
+    /// `Storage::delete_student`.
+    pub(crate) async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
+        self.maintain(Maintenance::DeleteStudent { email }).await
+    }
+
+    async fn maintain(&self, task: Maintenance) -> Result<Removed, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.submit(Job::Maintain { task, ack })?;
+        done.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::committed`.
+    pub(crate) fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.clone()
+    }
+
+    /// `Storage::observe_queue_depth`.
+    pub(crate) fn observe_queue_depth(&self) -> usize {
+        let depth = lock(&self.writer).as_ref().map_or(0, |w| w.max_capacity() - w.capacity());
+        self.metrics.queue_depth.set(depth as i64);
+        depth
+    }
+
+    /// `Storage::events`.
+    pub(crate) async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            query_events(&**client, &query).await
+        })
+        .await
+    }
+
+    /// `Storage::events_and_losses`.
+    pub(crate) async fn events_and_losses(
+        &self,
+        query: EventQuery,
+    ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let events = query_events(&**client, &query).await?;
+            let losses = match &query.session_token {
+                Some(token) => Some(
+                    load_summaries(&**client, std::slice::from_ref(token))
+                        .await?
+                        .remove(token)
+                        .map_or((0, 0), |s| (s.missing_events(), s.dropped_events)),
+                ),
+                None => None,
+            };
+            Ok((events, losses))
+        })
+        .await
+    }
+
+    /// `Storage::sessions`.
+    pub(crate) async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            query_sessions(&**client, &query).await
+        })
+        .await
+    }
+
+    /// `Storage::summary_drift`.
+    pub(crate) async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
+        let pool = self.pool.clone();
+        let completion_types = self.completion_types.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let rows = client
+                .query(
+                    "SELECT session_token FROM sessions UNION SELECT DISTINCT session_token FROM events ORDER BY 1",
+                    &[],
+                )
+                .await
+                .map_err(db_error)?;
+            let tokens: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let stored = load_summaries(&**client, &tokens).await?;
+            let mut drifted = Vec::new();
+            for token in tokens {
+                if stored.get(&token) != fold_session(&**client, &token, &completion_types).await?.as_ref() {
+                    drifted.push(token);
+                }
+            }
+            Ok(drifted)
+        })
+        .await
+    }
+
+    /// `Storage::close`: stops taking writes, waits (at most [`CLOSE_TIMEOUT`]) for the writer
+    /// to commit what it was handed, then stops the runtime.
+    pub(crate) fn close(&self) {
+        lock(&self.writer).take();
+        if let Some(done) = lock(&self.writer_done).take() {
+            if done.recv_timeout(CLOSE_TIMEOUT).is_err() {
+                tracing::error!("the PostgreSQL writer did not finish in time");
+            }
+        }
+        if let Some(runtime) = lock(&self.runtime).take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`Storage::delete_student`](super::Storage::delete_student) on the database at `url`, for
+/// the command line (beside a running server: the sessions are locked as the writer locks them).
+/// Errors: as for [`PostgresStore::open`], and [`StoreError::Unavailable`] or
+/// [`StoreError::Internal`] when the transaction fails.
+pub fn delete_student_at(url: &str, email: &str) -> Result<Removed, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    runtime.block_on(async {
+        let pool = open_pool(url, 1)?;
+        migrate(&pool).await?;
+        let mut client = pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let removed = delete_student(&tx, email).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(removed)
+    })
+}
+
+/// The writer task's state.
+struct Writer {
+    pool: Pool,
+    max_rows: usize,
+    metrics: Arc<Metrics>,
+    completion_types: Arc<Vec<String>>,
+    committed: watch::Sender<i64>,
+}
+
+impl Writer {
+    /// Commit what is waiting, answer, repeat; returns once every sender is gone and the queue
+    /// is drained (the graceful shutdown). Inserts share one transaction (group commit); a
+    /// maintenance job runs alone, after the group it ended.
+    async fn run(self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.recv().await {
+            let mut jobs = Vec::new();
+            let mut maintenance = None;
+            let mut rows = 0;
+            match first {
+                Job::Maintain { task, ack } => maintenance = Some((task, ack)),
+                Job::Insert { events, ack } => {
+                    rows += events.len();
+                    jobs.push((events, ack));
+                }
+            }
+            while maintenance.is_none() && rows < self.max_rows {
+                match receiver.try_recv() {
+                    Ok(Job::Maintain { task, ack }) => maintenance = Some((task, ack)),
+                    Ok(Job::Insert { events, ack }) => {
+                        rows += events.len();
+                        jobs.push((events, ack));
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !jobs.is_empty() {
+                self.commit_group(jobs, rows).await;
+            }
+            if let Some((task, ack)) = maintenance {
+                let outcome = self.maintain(&task).await;
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, ?task, "maintenance failed");
+                }
+                let _ = ack.send(outcome);
+            }
+        }
+        tracing::debug!("PostgreSQL writer stopped: every accepted event is committed");
+    }
+
+    /// Commits the jobs' events in one transaction and answers each; when that fails for a
+    /// reason other than an unreachable database, commits each job alone so one refused job
+    /// does not fail the others.
+    async fn commit_group(&self, jobs: Vec<(Vec<ValidEvent>, InsertAck)>, rows: usize) {
+        let started = Instant::now();
+        let batches: Vec<&[ValidEvent]> = jobs.iter().map(|(events, _)| events.as_slice()).collect();
+        let outcome = self.commit(&batches).await;
+        match outcome {
+            Ok((counts, newest)) => {
+                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics.commit_rows.observe(rows as f64);
+                if let Some(newest) = newest {
+                    self.committed.send_if_modified(|value| {
+                        let changed = newest > *value;
+                        *value = (*value).max(newest);
+                        changed
+                    });
+                }
+                for ((_, ack), count) in jobs.into_iter().zip(counts) {
+                    let _ = ack.send(Ok(count));
+                }
+            }
+            Err(error @ StoreError::Internal(_)) if jobs.len() > 1 => {
+                tracing::warn!(%error, jobs = jobs.len(), "group commit failed: committing its requests one by one");
+                for (events, ack) in jobs {
+                    let rows = events.len();
+                    let (single, answer) = oneshot::channel();
+                    Box::pin(self.commit_group(vec![(events, single)], rows)).await;
+                    let _ = ack.send(answer.await.unwrap_or(Err(StoreError::Stopped)));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, rows, "commit failed");
+                for (_, ack) in jobs {
+                    let _ = ack.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// One transaction storing `batches` (in order): returns each batch's counts and the newest
+    /// new `event_id`.
+    async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+        let work = async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            let outcome = insert_events(&tx, batches, &self.completion_types).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(outcome)
+        };
+        tokio::time::timeout(COMMIT_TIMEOUT, work).await.map_err(|_| unavailable("the commit timed out"))?
+    }
+
+    async fn maintain(&self, task: &Maintenance) -> Result<Removed, StoreError> {
+        let work = async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            let removed = match task {
+                Maintenance::Purge { before, limit, ids } => {
+                    purge(&tx, before, *limit, ids.as_deref(), &self.completion_types).await?
+                }
+                Maintenance::DeleteStudent { email } => delete_student(&tx, email).await?,
+            };
+            tx.commit().await.map_err(db_error)?;
+            Ok(removed)
+        };
+        tokio::time::timeout(COMMIT_TIMEOUT, work).await.map_err(|_| unavailable("the transaction timed out"))?
+    }
+}
+
+/// Takes the transaction-level advisory locks of `tokens`' sessions, in one order (no deadlock
+/// between two servers), so that no other transaction folds them until this one ends.
+async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), StoreError> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM
+             (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys",
+        &[&tokens],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// `event_data` as JSONB takes it: a `\u0000` escape (which JSONB refuses) becomes U+FFFD.
+fn jsonb_text(data: &str) -> std::borrow::Cow<'_, str> {
+    if !data.contains("\\u0000") {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    fn clean(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => *s = s.replace('\0', "\u{FFFD}"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    clean(&mut item);
+                    map.insert(key.replace('\0', "\u{FFFD}"), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(data) {
+        Ok(mut value) => {
+            clean(&mut value);
+            std::borrow::Cow::Owned(value.to_string())
+        }
+        Err(_) => std::borrow::Cow::Borrowed(data),
+    }
+}
+
+/// Stores the students named by `events` (the latest name given wins, as on SQLite) and returns
+/// their ids by lowercased email.
+async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<HashMap<String, i64>, StoreError> {
+    let mut named: Vec<(String, &str, Option<&str>)> = Vec::new();
+    for event in events {
+        let Some(email) = event.student_email.as_deref() else { continue };
+        let key = email.to_lowercase();
+        match named.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(entry) => {
+                if event.student_name.is_some() {
+                    entry.2 = event.student_name.as_deref();
+                }
+            }
+            None => named.push((key, email, event.student_name.as_deref())),
+        }
+    }
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let emails: Vec<&str> = named.iter().map(|(_, email, _)| *email).collect();
+    let names: Vec<Option<&str>> = named.iter().map(|(_, _, name)| *name).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO students AS s (email, name) SELECT * FROM unnest($1::text[], $2::text[])
+             ON CONFLICT (lower(email)) DO UPDATE SET name = coalesce(excluded.name, s.name)
+             RETURNING student_id, lower(email)",
+            &[&emails, &names],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
+}
+
+/// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
+async fn insert_events(
+    tx: &Transaction<'_>,
+    batches: &[&[ValidEvent]],
+    completion_types: &[String],
+) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+    let events: Vec<&ValidEvent> = batches.iter().flat_map(|b| b.iter()).collect();
+    if events.is_empty() {
+        return Ok((vec![Inserted::default(); batches.len()], None));
+    }
+    let mut tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    lock_sessions(tx, &tokens).await?;
+    let students = store_students(tx, &events).await?;
+    let student_of = |e: &ValidEvent| e.student_email.as_deref().and_then(|m| students.get(&m.to_lowercase()).copied());
+    let created_at = super::now_iso();
+    let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
+    let seqs: Vec<Option<i64>> = events.iter().map(|e| e.seq.map(|s| s as i64)).collect();
+    let student_ids: Vec<Option<i64>> = events.iter().map(|e| student_of(e)).collect();
+    let session_tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let data: Vec<std::borrow::Cow<'_, str>> = events.iter().map(|e| jsonb_text(&e.event_data)).collect();
+    let data: Vec<&str> = data.iter().map(|d| d.as_ref()).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+             SELECT u, s, st, t, ty, d::jsonb, $7::text::timestamptz
+             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
+                 WITH ORDINALITY AS x(u, s, st, t, ty, d, n)
+             ORDER BY n
+             ON CONFLICT (event_uuid) DO NOTHING
+             RETURNING event_id, event_uuid",
+            &[&uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut stored: HashMap<Uuid, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    let newest = stored.values().copied().max();
+    // Each batch's counts, and the new events in `event_id` order for the fold.
+    let mut counts = Vec::with_capacity(batches.len());
+    let mut new_events: Vec<(i64, &ValidEvent, Option<i64>)> = Vec::with_capacity(stored.len());
+    for batch in batches {
+        let mut count = Inserted::default();
+        for event in batch.iter() {
+            match stored.remove(&event.uuid) {
+                Some(event_id) => {
+                    count.new += 1;
+                    new_events.push((event_id, event, student_of(event)));
+                }
+                None => count.duplicates += 1,
+            }
+        }
+        counts.push(count);
+    }
+    if new_events.is_empty() {
+        return Ok((counts, None));
+    }
+    new_events.sort_by_key(|(id, _, _)| *id);
+    let touched: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+    let mut summaries = load_summaries(tx, &touched).await?;
+    let mut pairs: Vec<(&str, i64)> = Vec::new();
+    for (_, event, student_id) in &new_events {
+        let fold = FoldEvent {
+            event_type: &event.event_type,
+            seq: event.seq,
+            student_id: *student_id,
+            created_at: &created_at,
+            facts: &event.facts,
+        };
+        summaries.entry(event.session_token.clone()).or_default().apply(&fold, completion_types);
+        if let Some(student_id) = student_id {
+            pairs.push((&event.session_token, *student_id));
+        }
+    }
+    let changed: Vec<&str> = new_events.iter().map(|(_, e, _)| e.session_token.as_str()).collect();
+    let mut changed = changed;
+    changed.sort_unstable();
+    changed.dedup();
+    store_summaries(tx, changed.iter().map(|t| (*t, &summaries[*t]))).await?;
+    if !pairs.is_empty() {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
+        tx.execute(
+            "INSERT INTO session_students (session_token, student_id)
+             SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
+            &[&pair_tokens, &pair_students],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    Ok((counts, newest))
+}
+
+fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored summary is not valid: {e}")))
+}
+
+/// The stored summaries of `tokens`' sessions, by token.
+async fn load_summaries(
+    client: &impl GenericClient,
+    tokens: &[String],
+) -> Result<HashMap<String, SessionSummary>, StoreError> {
+    let rows = client
+        .query("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens])
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect()
+}
+
+/// Writes summaries (insert or replace).
+async fn store_summaries<'a>(
+    tx: &Transaction<'_>,
+    summaries: impl Iterator<Item = (&'a str, &'a SessionSummary)>,
+) -> Result<(), StoreError> {
+    let (mut tokens, mut students, mut first, mut last, mut texts) = (vec![], vec![], vec![], vec![], vec![]);
+    for (token, summary) in summaries {
+        tokens.push(token);
+        students.push(summary.student_id);
+        first.push(summary.first_seen.as_str());
+        last.push(summary.last_seen.as_str());
+        texts.push(serde_json::to_string(summary).map_err(|e| StoreError::Internal(e.to_string()))?);
+    }
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
+         SELECT t, s, f::timestamptz, l::timestamptz, j::jsonb
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
+         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
+        &[&tokens, &students, &first, &last, &texts],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The fold of a session's stored events in `event_id` order, `None` when it has none.
+async fn fold_session(
+    client: &impl GenericClient,
+    token: &str,
+    completion_types: &[String],
+) -> Result<Option<SessionSummary>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT event_type, seq, student_id, {ISO}, event_data::text FROM events
+                 WHERE session_token = $1 ORDER BY event_id"
+            ),
+            &[&token],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut summary: Option<SessionSummary> = None;
+    for row in &rows {
+        let (event_type, created_at, data): (&str, &str, &str) = (row.get(0), row.get(3), row.get(4));
+        let facts = EventFacts::read(event_type, data);
+        let fold = FoldEvent {
+            event_type,
+            seq: row.get::<_, Option<i64>>(1).map(|s| s as u64),
+            student_id: row.get(2),
+            created_at,
+            facts: &facts,
+        };
+        summary.get_or_insert_with(SessionSummary::default).apply(&fold, completion_types);
+    }
+    Ok(summary)
+}
+
+/// Recomputes the summaries of `tokens` from their remaining events; a session left without
+/// events loses its summary and `session_students` rows. Returns how many sessions went.
+async fn refresh_summaries(
+    tx: &Transaction<'_>,
+    tokens: &[&str],
+    completion_types: &[String],
+) -> Result<u64, StoreError> {
+    let mut gone = 0;
+    for token in tokens {
+        match fold_session(tx, token, completion_types).await? {
+            Some(summary) => store_summaries(tx, std::iter::once((*token, &summary))).await?,
+            None => {
+                tx.execute("DELETE FROM sessions WHERE session_token = $1", &[token]).await.map_err(db_error)?;
+                tx.execute("DELETE FROM session_students WHERE session_token = $1", &[token])
+                    .await
+                    .map_err(db_error)?;
+                gone += 1;
+            }
+        }
+    }
+    Ok(gone)
+}
+
+async fn purge(
+    tx: &Transaction<'_>,
+    before: &str,
+    limit: usize,
+    ids: Option<&[i64]>,
+    completion_types: &[String],
+) -> Result<Removed, StoreError> {
+    let rows = match ids {
+        None => tx
+            .query(
+                "DELETE FROM events WHERE event_id IN
+                     (SELECT event_id FROM events WHERE created_at < $1::text::timestamptz ORDER BY created_at LIMIT $2)
+                 RETURNING session_token, student_id",
+                &[&before, &(limit as i64)],
+            )
+            .await
+            .map_err(db_error)?,
+        Some(ids) => tx
+            .query(
+                "DELETE FROM events WHERE created_at < $1::text::timestamptz AND event_id = ANY($2)
+                 RETURNING session_token, student_id",
+                &[&before, &ids],
+            )
+            .await
+            .map_err(db_error)?,
+    };
+    let mut removed = Removed { events: rows.len() as u64, ..Removed::default() };
+    let mut tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    lock_sessions(tx, &tokens).await?;
+    removed.sessions = refresh_summaries(tx, &tokens, completion_types).await?;
+    let mut students: Vec<i64> = rows.iter().filter_map(|r| r.get::<_, Option<i64>>(1)).collect();
+    students.sort_unstable();
+    students.dedup();
+    if !students.is_empty() {
+        removed.students = tx
+            .execute(
+                "DELETE FROM students s WHERE student_id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM session_students x WHERE x.student_id = s.student_id)",
+                &[&students],
+            )
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(removed)
+}
+
+/// Deletes a student and every trace (see `Storage::delete_student`) within `tx`.
+async fn delete_student(tx: &Transaction<'_>, email: &str) -> Result<Removed, StoreError> {
+    let mut removed = Removed::default();
+    let Some(row) = tx
+        .query_opt("SELECT student_id FROM students WHERE lower(email) = lower($1)", &[&email])
+        .await
+        .map_err(db_error)?
+    else {
+        return Ok(removed);
+    };
+    let student: i64 = row.get(0);
+    let rows = tx
+        .query("SELECT session_token FROM session_students WHERE student_id = $1 ORDER BY 1", &[&student])
+        .await
+        .map_err(db_error)?;
+    let tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+    lock_sessions(tx, &tokens).await?;
+    removed.events =
+        tx.execute("DELETE FROM events WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
+    removed.sessions =
+        tx.execute("DELETE FROM sessions WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
+    tx.execute("DELETE FROM session_students WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
+    removed.students = tx.execute("DELETE FROM students WHERE student_id = $1", &[&student]).await.map_err(db_error)?;
+    Ok(removed)
+}
+
+/// Runs an event query, in `query.order` by `event_id`, starting after `query.after`.
+async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
+    let mut sql = format!(
+        "SELECT e.event_id, e.session_token, e.event_type, e.event_data::text, {}, s.email, s.name, e.event_uuid, e.seq
+         FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE true",
+        ISO.replace("created_at", "e.created_at")
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let limit = i64::from(query.limit);
+    if let Some(token) = &query.session_token {
+        params.push(token);
+        sql.push_str(&format!(" AND e.session_token = ${}", params.len()));
+    }
+    if let Some(email) = &query.student_email {
+        params.push(email);
+        sql.push_str(&format!(
+            " AND e.student_id = (SELECT student_id FROM students WHERE lower(email) = lower(${}))",
+            params.len()
+        ));
+    }
+    if let Some(event_type) = &query.event_type {
+        params.push(event_type);
+        sql.push_str(&format!(" AND e.event_type = ${}", params.len()));
+    }
+    if let Some(since) = &query.since {
+        params.push(since);
+        sql.push_str(&format!(" AND e.created_at >= ${}::text::timestamptz", params.len()));
+    }
+    if let Some(until) = &query.until {
+        params.push(until);
+        sql.push_str(&format!(" AND e.created_at < ${}::text::timestamptz", params.len()));
+    }
+    let (compare, order) = match query.order {
+        Order::Asc => (">", "ASC"),
+        Order::Desc => ("<", "DESC"),
+    };
+    if let Some(after) = &query.after {
+        params.push(after);
+        sql.push_str(&format!(" AND e.event_id {compare} ${}", params.len()));
+    }
+    params.push(&limit);
+    sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT ${}", params.len()));
+    let rows = client.query(&sql, &params).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let data: String = row.get(3);
+            Ok(StoredEvent {
+                event_id: row.get(0),
+                session_token: row.get(1),
+                event_type: row.get(2),
+                event_data: RawValue::from_string(data)
+                    .map_err(|e| StoreError::Internal(format!("stored event data: {e}")))?,
+                created_at: row.get(4),
+                student_email: row.get(5),
+                student_name: row.get(6),
+                event_uuid: row.get(7),
+                seq: row.get::<_, Option<i64>>(8).map(|s| s as u64),
+            })
+        })
+        .collect()
+}
+
+/// Reads session summaries, most recently seen first.
+async fn query_sessions(client: &impl GenericClient, query: &SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
+    let mut sql = String::from(
+        "SELECT x.session_token, s.email, s.name, x.summary::text
+         FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true",
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let limit = i64::from(query.limit);
+    if let Some(email) = &query.student_email {
+        params.push(email);
+        sql.push_str(&format!(
+            " AND x.student_id = (SELECT student_id FROM students WHERE lower(email) = lower(${}))",
+            params.len()
+        ));
+    }
+    if let Some(since) = &query.since {
+        params.push(since);
+        sql.push_str(&format!(" AND x.last_seen >= ${}::text::timestamptz", params.len()));
+    }
+    if let Some(until) = &query.until {
+        params.push(until);
+        sql.push_str(&format!(" AND x.first_seen < ${}::text::timestamptz", params.len()));
+    }
+    params.push(&limit);
+    sql.push_str(&format!(" ORDER BY x.last_seen DESC LIMIT ${}", params.len()));
+    let rows = client.query(&sql, &params).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok(SessionRow {
+                session_token: row.get(0),
+                student_email: row.get(1),
+                student_name: row.get(2),
+                summary: parse_summary(row.get(3))?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A URL's password never reaches a log line; URLs without one are unchanged.
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/logs"), "postgres://app:***@db:5432/logs");
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redact_url("postgres://127.0.0.1/x?user=a"), "postgres://127.0.0.1/x?user=a");
+    }
+
+    // Event data JSONB cannot hold keeps its shape: NUL escapes become U+FFFD, the rest is untouched.
+    #[test]
+    fn nul_escapes_become_replacement_characters() {
+        assert_eq!(jsonb_text(r#"{"a":"x"}"#), r#"{"a":"x"}"#);
+        assert_eq!(jsonb_text(r#"{"a\u0000":["\u0000b"]}"#), "{\"a\u{FFFD}\":[\"\u{FFFD}b\"]}");
+        assert_eq!(jsonb_text(r#"{"a":"\\u0000"}"#), r#"{"a":"\\u0000"}"#);
+    }
+}

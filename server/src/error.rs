@@ -131,7 +131,11 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Overload, shutdown or an unreachable database: the cause is logged where it
+            // happens (the writer), once, not once per refused request.
+            tracing::debug!(error = %self, "request refused: unavailable");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, %status, "request refused");

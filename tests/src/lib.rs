@@ -5,6 +5,7 @@
 //! harness panics saying how to get it (`cargo xtask test` builds and installs everything).
 
 pub mod load;
+pub mod pg;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};

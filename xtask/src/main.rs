@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -110,6 +111,7 @@ fn main() -> Result<()> {
         Cmd::Test => {
             ensure_wasm_tools()?;
             let (chrome, driver) = ensure_chromium()?;
+            let postgres = ensure_postgres()?;
             build_package(&root)?;
             run("build the server", cargo().args(["build", "-p", "session-log-server"]))?;
             let artifacts = root.join("test-artifacts");
@@ -122,6 +124,7 @@ fn main() -> Result<()> {
                     .env("SESSION_LOG_WWW", root.join("www"))
                     .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
                     .env("SESSION_LOG_ARTIFACTS", &artifacts)
+                    .env("SESSION_LOG_TEST_POSTGRES", &postgres)
                     .env("CHROME_BIN", &chrome)
                     .env("CHROMEDRIVER", &driver),
             )?;
@@ -204,19 +207,7 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
     if chrome.is_file() && driver.is_file() {
         return Ok((chrome, driver));
     }
-    let root = output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0");
-    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
-    let apt = |args: &[&str]| {
-        let mut full: Vec<&str> = sudo.to_vec();
-        full.push("apt-get");
-        full.extend_from_slice(args);
-        let mut command = Command::new(full[0]);
-        command.args(&full[1..]).env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
-    let installed = run("apt-get update", &mut apt(&["update"])).and_then(|_| {
-        run("install chromium and chromium-driver", &mut apt(&["install", "-y", "chromium", "chromium-driver"]))
-    });
+    let installed = apt_install(&["chromium", "chromium-driver"]);
     if let Err(error) = installed {
         bail!(
             "the browser tests need Chromium and ChromeDriver, and installing them failed ({error}). \
@@ -227,6 +218,108 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
         bail!("after installing, {} or {} is still missing", chrome.display(), driver.display());
     }
     Ok((chrome, driver))
+}
+
+/// Installs Debian packages with apt-get (through `sudo -n` when not root).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let root = output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0");
+    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    let apt = |args: &[&str]| {
+        let mut full: Vec<&str> = sudo.to_vec();
+        full.push("apt-get");
+        full.extend_from_slice(args);
+        let mut command = Command::new(full[0]);
+        command.args(&full[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    run("apt-get update", &mut apt(&["update"]))?;
+    let mut install = vec!["install", "-y"];
+    install.extend_from_slice(packages);
+    run(&format!("install {}", packages.join(" ")), &mut apt(&install))
+}
+
+/// The PostgreSQL server the tests create their databases on, as a maintenance-database URL:
+/// `SESSION_LOG_TEST_POSTGRES` when set; else the machine's server on 127.0.0.1:5432 (started
+/// with `pg_ctlcluster` when it is installed but down); else Debian's `postgresql`, installed,
+/// with a throwaway cluster of ours on port 54329 (trust authentication on loopback). Errors:
+/// none of these gives a server that answers within 30 s.
+fn ensure_postgres() -> Result<String> {
+    if let Ok(url) = std::env::var("SESSION_LOG_TEST_POSTGRES") {
+        return Ok(url);
+    }
+    const DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    if postgres_ready(5432, Duration::from_secs(2)) {
+        return Ok(DEFAULT.into());
+    }
+    let clusters = || std::fs::read_dir("/etc/postgresql").ok().into_iter().flatten().flatten();
+    for version in clusters() {
+        let version = version.file_name().to_string_lossy().into_owned();
+        if Path::new(&format!("/etc/postgresql/{version}/main")).is_dir() {
+            let _ = run(
+                "start PostgreSQL",
+                Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "main", "start"]),
+            );
+            if postgres_ready(5432, Duration::from_secs(30)) {
+                return Ok(DEFAULT.into());
+            }
+        }
+    }
+    const PORT: u16 = 54329;
+    if !postgres_ready(PORT, Duration::from_secs(1)) {
+        if clusters().next().is_none() {
+            apt_install(&["postgresql"])
+                .map_err(|e| anyhow::anyhow!("the storage tests need PostgreSQL, and installing it failed: {e}"))?;
+        }
+        let version = clusters()
+            .map(|v| v.file_name().to_string_lossy().into_owned())
+            .max()
+            .context("no PostgreSQL version under /etc/postgresql after installing")?;
+        let port = PORT.to_string();
+        if !Path::new(&format!("/etc/postgresql/{version}/session-log-test")).is_dir() {
+            run(
+                "create a throwaway PostgreSQL cluster",
+                Command::new("pg_createcluster").args([
+                    &version,
+                    "session-log-test",
+                    "-p",
+                    &port,
+                    "--",
+                    "--auth=trust",
+                ]),
+            )?;
+        }
+        let _ = run(
+            "start the throwaway PostgreSQL cluster",
+            Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &version, "session-log-test", "start"]),
+        );
+    }
+    if !postgres_ready(PORT, Duration::from_secs(30)) {
+        bail!("PostgreSQL does not answer on 127.0.0.1:{PORT}; set SESSION_LOG_TEST_POSTGRES to a server's URL");
+    }
+    Ok(format!("postgres://postgres@127.0.0.1:{PORT}/postgres"))
+}
+
+/// Whether a PostgreSQL server accepts connections on 127.0.0.1:`port` within `wait`
+/// (`pg_isready` when installed, else a TCP connection).
+fn postgres_ready(port: u16, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let ready = match output(Command::new("pg_isready").args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])) {
+            Some(_) => true,
+            None if which("pg_isready") => false,
+            None => {
+                std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
+            }
+        };
+        if ready || std::time::Instant::now() >= deadline {
+            return ready;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// The files a page downloads through the ESM entry (besides `snippets/`), in load order.

@@ -106,10 +106,15 @@ fn db_error(error: tokio_postgres::Error) -> StoreError {
             code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "25006"
         })
         || error.code().is_none();
+    // A server error's Display is only "db error": name its code and message instead.
+    let detail = match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    };
     if unreachable {
-        unavailable(error)
+        unavailable(detail)
     } else {
-        StoreError::Internal(format!("postgres: {error}"))
+        StoreError::Internal(format!("postgres: {detail}"))
     }
 }
 
@@ -205,6 +210,7 @@ impl PostgresStore {
             metrics: metrics.clone(),
             completion_types: completion_types.clone(),
             committed: committed_tx,
+            last_failure_logged: Mutex::new(None),
         };
         handle.spawn(async move {
             writer.run(receiver).await;
@@ -419,9 +425,19 @@ struct Writer {
     metrics: Arc<Metrics>,
     completion_types: Arc<Vec<String>>,
     committed: watch::Sender<i64>,
+    /// When a failed commit was last logged (failures during an outage are logged every 10 s).
+    last_failure_logged: Mutex<Option<Instant>>,
 }
 
 impl Writer {
+    fn log_failure(&self, error: &StoreError, rows: usize) {
+        let mut last = lock(&self.last_failure_logged);
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            tracing::error!(%error, rows, "commit failed (further failures in the next 10 s are not logged)");
+            *last = Some(Instant::now());
+        }
+    }
+
     /// Commit what is waiting, answer, repeat; returns once every sender is gone and the queue
     /// is drained (the graceful shutdown). Inserts share one transaction (group commit); a
     /// maintenance job runs alone, after the group it ended.
@@ -493,7 +509,7 @@ impl Writer {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, rows, "commit failed");
+                self.log_failure(&error, rows);
                 for (_, ack) in jobs {
                     let _ = ack.send(Err(error.clone()));
                 }

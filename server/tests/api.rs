@@ -8,6 +8,23 @@ use common::{event, TestServer, TOKEN};
 use serde_json::{json, Value};
 
 on_both_backends! {
+    // A NUL character in eventData is accepted and stored: as sent on SQLite, as U+FFFD in
+    // PostgreSQL's JSONB (which cannot hold one), and the rest of the batch with it.
+    fn nul_characters_in_event_data_are_stored(backend) {
+        let server = TestServer::on(backend);
+        let raw = r#"{"events":[{"sessionToken":"ws_nul","eventType":"action","eventData":{"text":"a\u0000b"}},
+            {"sessionToken":"ws_nul","eventType":"action","eventData":{"text":"plain"}}]}"#;
+        let (status, answer) = server.post_raw(Some("application/json"), raw);
+        assert_eq!((status, &answer["accepted"]), (200, &json!(2)), "{answer}");
+        let events = server.get("sessionToken=ws_nul&order=asc");
+        let text = events["events"][0]["event_data"]["text"].as_str().unwrap().to_owned();
+        match backend {
+            common::Backend::Sqlite => assert_eq!(text, "a\0b"),
+            common::Backend::Postgres => assert_eq!(text, "a\u{FFFD}b"),
+        }
+        assert_eq!(events["events"][1]["event_data"]["text"], "plain");
+    }
+
     // Acknowledged events are still there after a graceful shutdown and a restart on the same database.
     fn events_survive_restart(backend) {
         let db = std::sync::Arc::new(common::TestDb::new(backend));

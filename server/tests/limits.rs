@@ -17,46 +17,38 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
-const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
 
-// When the writer cannot keep up (here: another process holds the write lock), requests beyond
-// the write queue get 503 with Retry-After instead of waiting without bound; the queued ones
-// are stored once the lock is released.
-#[test]
-fn full_write_queue_answers_503() {
-    let server = TestServer::start_with(|c| {
-        c.write_queue_requests = 1;
-        c.retention = None; // no purge job may take the one queue slot
-    });
-    let blocker = rusqlite::Connection::open(&server.db.path).unwrap();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let post = |n: u32| {
-        let url = format!("{}/api/session-log", server.url);
-        std::thread::spawn(move || {
-            let body = json!({"sessionToken": "ws_q", "eventType": "a", "eventData": {"n": n}}).to_string();
-            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-            agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()).unwrap().status().as_u16()
-        })
-    };
-    // The first request is taken by the writer, which then waits for the lock...
-    let first = post(1);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    // ...the second fills the queue...
-    let second = post(2);
-    while server.metric("session_log_write_queue_depth") < 1.0 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    // ...and the third is refused at once.
-    let third =
-        server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 3})).to_string().as_bytes());
-    assert_eq!(third.status, 503, "{}", third.text);
-    assert_eq!(third.retry_after.as_deref(), Some("1"));
-    assert!(third.json()["error"].as_str().unwrap().contains("overloaded"));
-    blocker.execute_batch("COMMIT").unwrap();
-    assert_eq!(first.join().unwrap(), 200);
-    assert_eq!(second.join().unwrap(), 200);
-    assert_eq!(server.stored_rows(), 2);
+/// Another connection's transaction that keeps the server's writer from committing: SQLite's
+/// write lock, or PostgreSQL's exclusive lock on `events`.
+enum WriteLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(::postgres::Client),
 }
+
+impl WriteLock {
+    fn take(db: &common::TestDb) -> WriteLock {
+        match db.backend {
+            common::Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(&db.path).unwrap();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteLock::Sqlite(conn)
+            }
+            common::Backend::Postgres => {
+                let mut client = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+                client.batch_execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE").unwrap();
+                WriteLock::Postgres(client)
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            WriteLock::Sqlite(conn) => conn.execute_batch("COMMIT").unwrap(),
+            WriteLock::Postgres(mut client) => client.batch_execute("COMMIT").unwrap(),
+        }
+    }
+}
+const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
 
 // /healthz says the database is writable, and answers 503 while it is not.
 #[test]
@@ -77,6 +69,44 @@ fn healthz_reports_a_writable_database() {
 }
 
 on_both_backends! {
+    // When the writer cannot keep up (here: another connection holds the write lock, or a lock on
+    // the events table), requests beyond
+    // the write queue get 503 with Retry-After instead of waiting without bound; the queued ones
+    // are stored once the lock is released.
+    fn full_write_queue_answers_503(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.write_queue_requests = 1;
+            c.retention = None; // no purge job may take the one queue slot
+        });
+        let blocker = WriteLock::take(&server.db);
+        let post = |n: u32| {
+            let url = format!("{}/api/session-log", server.url);
+            std::thread::spawn(move || {
+                let body = json!({"sessionToken": "ws_q", "eventType": "a", "eventData": {"n": n}}).to_string();
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()).unwrap().status().as_u16()
+            })
+        };
+        // The first request is taken by the writer, which then waits for the lock...
+        let first = post(1);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // ...the second fills the queue...
+        let second = post(2);
+        while server.metric("session_log_write_queue_depth") < 1.0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // ...and the third is refused at once.
+        let third =
+            server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 3})).to_string().as_bytes());
+        assert_eq!(third.status, 503, "{}", third.text);
+        assert_eq!(third.retry_after.as_deref(), Some("1"));
+        assert!(third.json()["error"].as_str().unwrap().contains("overloaded"));
+        blocker.release();
+        assert_eq!(first.join().unwrap(), 200);
+        assert_eq!(second.join().unwrap(), 200);
+        assert_eq!(server.stored_rows(), 2);
+    }
+
     // A gzip body is decompressed and stored.
     fn gzip_body_is_accepted(backend) {
         let server = TestServer::on(backend);

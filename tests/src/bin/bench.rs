@@ -5,6 +5,10 @@
 //! each followed by its ceiling, then the single-event phase (`--single-clients`, default 32). It
 //! prints each round, the medians, and how much CPU the host stole in each phase (shared machines
 //! vary from minute to minute).
+//! With `--database-url postgres://…/db` (a maintenance database: the benchmark creates a fresh
+//! database beside it and drops it after), every round also runs the same batched and
+//! single-event phases against a second server on PostgreSQL, and the medians of both backends
+//! are printed side by side, CPU per event including PostgreSQL's own processes.
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -42,6 +46,9 @@ struct Round {
     batched: Vec<Batched>,
     single_rate: f64,
     single_p99_ms: f64,
+    /// The same phases on PostgreSQL (with `--database-url`): batched events/s per client
+    /// count, then single events/s and p99 (ms), and CPU per event (µs, server + PostgreSQL).
+    postgres: Option<(Vec<f64>, f64, f64, f64)>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +65,33 @@ fn main() -> anyhow::Result<()> {
     let server =
         Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
     println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
+
+    let postgres_url: Option<String> = arg("--database-url");
+    let postgres = postgres_url.map(|url| {
+        let database = session_log_e2e::pg::FreshDatabase::on(&url);
+        let server = Server::start_with(
+            &dir.path().join("unused.db"),
+            &[
+                "--instructor-token",
+                "bench",
+                "--rate-limit-ip",
+                "0",
+                "--rate-limit-session",
+                "0",
+                "--database-url",
+                &database.url,
+            ],
+        );
+        println!("and a server on PostgreSQL, {}", server.url);
+        Load::run(LoadConfig {
+            url: server.url.clone(),
+            clients: 4,
+            batch_size: 50,
+            duration: Duration::from_secs(1),
+            max_requests: 2_000,
+        });
+        (database, server)
+    });
 
     let server_wal = dir.path().join("bench.db-wal");
     let wal_peak = WalPeak::watch(server_wal.clone());
@@ -111,10 +145,33 @@ fn main() -> anyhow::Result<()> {
         };
         let single = Measured::load(&server, load);
         single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
+        let postgres = postgres.as_ref().map(|(_, pg)| {
+            let mut rates = Vec::new();
+            let mut cpu = Vec::new();
+            for &clients in &batch_clients {
+                let load =
+                    LoadConfig { url: pg.url.clone(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
+                let measured = Measured::load(pg, load);
+                measured.print(&format!("PostgreSQL batched ({clients} clients × 50 events/POST)"));
+                rates.push(measured.rate());
+                cpu.push(measured.cpu_per_event_us());
+            }
+            let load = LoadConfig {
+                url: pg.url.clone(),
+                clients: single_clients,
+                batch_size: 0,
+                duration: phase,
+                max_requests: 1_000_000,
+            };
+            let single = Measured::load(pg, load);
+            single.print(&format!("PostgreSQL single events ({single_clients} clients × 1 event/POST)"));
+            (rates, single.rate(), ms(single.report.percentile_us(99.0)), median(cpu.into_iter()))
+        });
         results.push(Round {
             batched,
             single_rate: single.rate(),
             single_p99_ms: ms(single.report.percentile_us(99.0)),
+            postgres,
         });
     }
 
@@ -161,6 +218,30 @@ fn main() -> anyhow::Result<()> {
         None => println!("server peak memory:            unavailable (no /proc)"),
     }
     println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
+    if let Some((_database, pg)) = postgres {
+        let rounds: Vec<&(Vec<f64>, f64, f64, f64)> = results.iter().filter_map(|r| r.postgres.as_ref()).collect();
+        println!("PostgreSQL beside SQLite, same load, same run (medians over the rounds):");
+        for (i, clients) in batch_clients.iter().enumerate() {
+            let sqlite = median(results.iter().map(|r| r.batched[i].rate));
+            let postgres = median(rounds.iter().map(|r| r.0[i]));
+            println!(
+                "batched, {clients:>3} clients:         SQLite {sqlite:.0} events/s, PostgreSQL {postgres:.0} events/s ({:.0}%)",
+                100.0 * postgres / sqlite.max(1e-9)
+            );
+        }
+        println!(
+            "single-event POSTs:            SQLite {single_rate:.0}/s p99 {single_p99:.1} ms, PostgreSQL {:.0}/s p99 {:.1} ms",
+            median(rounds.iter().map(|r| r.1)),
+            median(rounds.iter().map(|r| r.2))
+        );
+        println!(
+            "PostgreSQL CPU per batched event (server + PostgreSQL's processes): {:.1} µs",
+            median(rounds.iter().map(|r| r.3))
+        );
+        if let Some(mb) = peak_memory_mb(pg.pid()) {
+            println!("PostgreSQL server peak memory: {mb:.1} MB (VmHWM of session-log-server)");
+        }
+    }
     Ok(())
 }
 
@@ -172,6 +253,8 @@ struct Measured {
     report: LoadReport,
     server_cpu: f64,
     generator_cpu: f64,
+    /// CPU of the machine's PostgreSQL processes (0 with SQLite, where they idle).
+    database_cpu: f64,
     commits: CommitStats,
     machine: Ticks,
 }
@@ -184,12 +267,14 @@ impl Measured {
         // Zero where /proc cannot be read.
         let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
         let (server_before, generator_before) = (cpu(server.pid()), cpu(std::process::id()));
+        let database_before = postgres_cpu_seconds();
         let report = Load::run(load);
         let (server_after, generator_after) = (cpu(server.pid()), cpu(std::process::id()));
         Measured {
             report,
             server_cpu: server_after - server_before,
             generator_cpu: generator_after - generator_before,
+            database_cpu: postgres_cpu_seconds() - database_before,
             commits: CommitStats::read(&server.url).since(&commits),
             machine: Ticks::read().since(&machine),
         }
@@ -202,8 +287,14 @@ impl Measured {
         self.report.elapsed += other.report.elapsed;
         self.server_cpu += other.server_cpu;
         self.generator_cpu += other.generator_cpu;
+        self.database_cpu += other.database_cpu;
         self.commits.add(&other.commits);
         self.machine.add(&other.machine);
+    }
+
+    /// Server and database CPU per acknowledged event (µs).
+    fn cpu_per_event_us(&self) -> f64 {
+        1e6 * (self.server_cpu + self.database_cpu) / self.report.acked.len().max(1) as f64
     }
 
     /// Acknowledged events per second of load.
@@ -225,6 +316,9 @@ impl Measured {
             100.0 * self.generator_cpu / seconds / cores() as f64,
             cores()
         );
+        if self.database_cpu > 0.01 {
+            println!("  PostgreSQL's processes: {:.1} µs per event", 1e6 * self.database_cpu / events);
+        }
         self.machine.print();
     }
 }
@@ -419,6 +513,24 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// CPU time (s) of every `postgres` process (the server, its backends, and through the
+/// postmaster's children counters those that exited), from /proc; 0 where none runs.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut total = 0.0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        // utime, stime, cutime, cstime: fields 14–17 of stat, 11–14 after the state.
+        let ticks: f64 = rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse::<f64>().ok()).sum();
+        total += ticks / 100.0;
+    }
+    total
 }
 
 /// The server's peak resident memory, from /proc (MB).

@@ -1,19 +1,20 @@
 //! `cargo xtask bench-query`: latency of the instructors' queries on a database of 1,000,000
 //! events in 2,000 sessions, through the real release server over loopback.
 //!
-//! The database is filled the way the writer fills it (`EventWriter`, which also maintains the
-//! session summaries), in transactions of 5,000 events whose `created_at` steps through the last
-//! three hours. Then the server is started on it and each query is sent one at a time over a
-//! keep-alive connection; p50/p99/max latencies are printed beside the targets.
-//! Arguments: `--events N` (default 1,000,000), `--sessions N` (default 2,000).
+//! The database is filled through the storage API the server uses (`Storage::insert`, which also
+//! maintains the session summaries), in requests of 5,000 events. Then the server is started on
+//! it and each query is sent one at a time over a keep-alive connection; p50/p99/max latencies
+//! are printed beside the targets. Arguments: `--events N` (default 1,000,000), `--sessions N`
+//! (default 2,000), and `--database-url postgres://…/db` (a maintenance database) to measure a
+//! fresh PostgreSQL database beside SQLite, on the same events, in the same run.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use session_log_e2e::load::realistic_event;
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::ingest::validate_event;
-use session_log_server::storage::sqlite::{open_writer_connection, EventWriter, WriterCache};
+use session_log_server::storage::Storage;
 
 const ROWS_PER_TX: usize = 5000;
 
@@ -28,17 +29,43 @@ type Case = (&'static str, usize, f64, Box<dyn FnMut() -> String>);
 fn main() -> anyhow::Result<()> {
     let events: usize = arg("--events").unwrap_or(1_000_000);
     let sessions: usize = arg("--sessions").unwrap_or(2_000);
+    let postgres: Option<String> = arg("--database-url");
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("query-bench.db");
     println!("session-log query benchmark: {events} events in {sessions} sessions");
+    let mut results = vec![("SQLite", measure(&db, None, events, sessions)?)];
+    if let Some(admin) = postgres {
+        let database = session_log_e2e::pg::FreshDatabase::on(&admin);
+        results.push(("PostgreSQL", measure(&db, Some(&database.url), events, sessions)?));
+    }
+    if results.len() > 1 {
+        println!("p99 (ms) side by side:");
+        for (i, (name, _, target)) in results[0].1.iter().enumerate() {
+            let figures: Vec<String> = results.iter().map(|(backend, r)| format!("{backend} {:.2}", r[i].1)).collect();
+            println!("  {name:<42} {}  (target {target:.0} ms)", figures.join(", "));
+        }
+    }
+    Ok(())
+}
 
+/// Fills a database (the SQLite file `db`, or the PostgreSQL database at `url`) and times the
+/// queries on a server started on it; returns each query's name, p99 (ms) and target (ms).
+fn measure(
+    db: &std::path::Path,
+    url: Option<&str>,
+    events: usize,
+    sessions: usize,
+) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
+    let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let config = Config { db_path: db.to_owned(), database_url: url.map(str::to_owned), ..Config::default() };
     let started = Instant::now();
-    fill(&db, events, sessions)?;
-    let size_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
-    println!("  filled in {:.1} s ({size_mb:.0} MB database)", started.elapsed().as_secs_f64());
-
-    let server =
-        Server::start_with(&db, &["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"]);
+    fill(&config, events, sessions)?;
+    println!("{backend}: filled in {:.1} s", started.elapsed().as_secs_f64());
+    let mut args = vec!["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"];
+    if let Some(url) = url {
+        args.extend(["--database-url", url]);
+    }
+    let server = Server::start_with(db, &args);
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut rng = fastrand::Rng::with_seed(11);
     let types = ["navigation", "error", "action", "api_call", "state_change"];
@@ -61,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         ("/api/report", 30, 500.0, Box::new(|| "/api/report".to_owned())),
     ];
     rng.u8(..);
+    let mut measured = Vec::new();
     println!("  {:<42} {:>9} {:>9} {:>9} {:>9}  {:>8}", "query", "p50 ms", "p99 ms", "max ms", "target", "");
     for (name, samples, target_ms, mut path) in cases {
         // Warm-up: statement cache and page cache, as on a server that has been running.
@@ -85,8 +113,9 @@ fn main() -> anyhow::Result<()> {
             target_ms,
             if p99 < target_ms { format!("met ({:.0}% of it)", 100.0 * p99 / target_ms) } else { "MISSED".into() }
         );
+        measured.push((name, p99, target_ms));
     }
-    Ok(())
+    Ok(measured)
 }
 
 fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
@@ -95,31 +124,36 @@ fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
     Ok(response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_vec()?.len())
 }
 
-/// Writes `events` realistic events, round-robin over `sessions` sessions (so every session's
-/// events are spread through the file, as in a live workshop), with the writer's code.
-fn fill(db: &std::path::Path, events: usize, sessions: usize) -> anyhow::Result<()> {
-    let config = Config::default();
-    let mut conn = open_writer_connection(db, &config.completion_event_types)?;
-    let mut cache = WriterCache::new(&config.completion_event_types);
-    let mut rng = fastrand::Rng::with_seed(7);
-    let start = SystemTime::now() - Duration::from_secs(3 * 3600);
-    let chunks = events.div_ceil(ROWS_PER_TX);
-    for chunk in 0..chunks {
-        let from = chunk * ROWS_PER_TX;
-        let batch: Vec<_> = (from..(from + ROWS_PER_TX).min(events))
-            .map(|n| {
-                let session = format!("ws_q_{:05}", n % sessions);
-                let json = realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), (n / sessions) as u64).to_string();
-                validate_event(&json, &config).map_err(|e| anyhow::anyhow!(e))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let at = start + Duration::from_secs(3 * 3600) * chunk as u32 / chunks as u32;
-        let created_at = humantime::format_rfc3339_millis(at).to_string();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        EventWriter::new(&tx, &created_at, &mut cache)?.write(&batch)?;
-        cache.flush(&tx)?;
-        tx.commit()?;
+/// Stores `events` realistic events, round-robin over `sessions` sessions (so every session's
+/// events are spread through the table, as in a live workshop), through `Storage::insert` in
+/// requests of [`ROWS_PER_TX`] (generated on another thread meanwhile).
+fn fill(config: &Config, events: usize, sessions: usize) -> anyhow::Result<()> {
+    let storage = Storage::open(config, Default::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (batches, received) = std::sync::mpsc::sync_channel(4);
+    let generator_config = config.clone();
+    let generator = std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for from in (0..events).step_by(ROWS_PER_TX) {
+            let batch: Vec<_> = (from..(from + ROWS_PER_TX).min(events))
+                .map(|n| {
+                    let session = format!("ws_q_{:05}", n % sessions);
+                    let json =
+                        realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), (n / sessions) as u64).to_string();
+                    validate_event(&json, &generator_config).map_err(|e| anyhow::anyhow!(e))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            if batches.send(batch).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    for batch in received {
+        runtime.block_on(storage.insert(batch))?;
     }
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    generator.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
+    runtime.block_on(storage.flush_summaries())?;
+    storage.close();
     Ok(())
 }

@@ -92,19 +92,26 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
     let bind = format!("127.0.0.1:{port}");
     let args =
         ["--bind", &bind, "--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
-    let mut server = Server::start_with(&db, &args);
+    kill_three_times_under_load(&db, &args, &Db::Sqlite(&db));
+}
+
+/// Starts the server with `args` (and `--db db`), kills it with SIGKILL three times under a
+/// steady load, restarting it each time, then checks `stored`: every acknowledged event once,
+/// and the session summaries counting every stored event.
+fn kill_three_times_under_load(db: &Path, args: &[&str], stored: &Db<'_>) {
+    let mut server = Server::start_with(db, args);
     let load = steady_load(&server.url);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
         server.kill();
-        server = Server::start_with(&db, &args);
+        server = Server::start_with(db, args);
     }
     std::thread::sleep(Duration::from_millis(500));
     let report = load.stop();
-    assert_summaries_match(&server, &Db::Sqlite(&db));
+    assert_summaries_match(&server, stored);
     drop(server);
     assert!(report.failures > 0, "the kills were noticed by the clients");
-    assert_all_stored(&report.acked, &Db::Sqlite(&db));
+    assert_all_stored(&report.acked, stored);
 }
 
 // SIGTERM under load: the server exits 0 and every event it acknowledged is stored.
@@ -144,19 +151,7 @@ fn postgres_sigkill_under_load_loses_no_acknowledged_event() {
         "0",
     ];
     let db = dir.path().join("unused.db");
-    let mut server = Server::start_with(&db, &args);
-    let load = steady_load(&server.url);
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(700));
-        server.kill();
-        server = Server::start_with(&db, &args);
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let report = load.stop();
-    assert_summaries_match(&server, &Db::Postgres(&database));
-    drop(server);
-    assert!(report.failures > 0, "the kills were noticed by the clients");
-    assert_all_stored(&report.acked, &Db::Postgres(&database));
+    kill_three_times_under_load(&db, &args, &Db::Postgres(&database));
     assert!(!dir.path().join("unused.db").exists(), "no SQLite file was made");
 }
 

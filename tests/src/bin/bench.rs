@@ -83,26 +83,13 @@ fn main() -> anyhow::Result<()> {
             ],
         );
         println!("and a server on PostgreSQL, {}", server.url);
-        Load::run(LoadConfig {
-            url: server.url.clone(),
-            clients: 4,
-            batch_size: 50,
-            duration: Duration::from_secs(1),
-            max_requests: 2_000,
-        });
+        warm_up(&server.url);
         (database, server)
     });
 
     let server_wal = dir.path().join("bench.db-wal");
     let wal_peak = WalPeak::watch(server_wal.clone());
-    // Warm-up: connections, page cache, statement cache.
-    Load::run(LoadConfig {
-        url: server.url.clone(),
-        clients: 4,
-        batch_size: 50,
-        duration: Duration::from_secs(1),
-        max_requests: 2_000,
-    });
+    warm_up(&server.url);
 
     // Each round measures every batched phase, each followed by its ceiling, then single events,
     // so that each ratio compares two figures taken a few seconds apart: the host's load changes
@@ -335,6 +322,18 @@ fn wait_until_idle(wal: &std::path::Path) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));
+}
+
+/// One second of light load: connections, page cache, statement caches, as on a server that
+/// has been running.
+fn warm_up(url: &str) {
+    Load::run(LoadConfig {
+        url: url.to_owned(),
+        clients: 4,
+        batch_size: 50,
+        duration: Duration::from_secs(1),
+        max_requests: 2_000,
+    });
 }
 
 /// The median of some figures (the upper one of the middle two for an even count).

@@ -187,19 +187,23 @@ impl PostgresStore {
         let handle = runtime.handle().clone();
         let size = config.read_connections.max(1) as usize + 1;
         let url = url.to_owned();
-        let pool = wait_on(&handle, async move {
+        let opened = wait_on(&handle, async move {
             let pool = open_pool(&url, size)?;
             migrate(&pool).await?;
-            Ok::<_, StoreError>(pool)
-        })
-        .ok_or(StoreError::Stopped)??;
-        let pool_for_newest = pool.clone();
-        let newest = wait_on(&handle, async move {
-            let client = pool_for_newest.get().await.map_err(pool_error)?;
+            let client = pool.get().await.map_err(pool_error)?;
             let row = client.query_one("SELECT coalesce(max(event_id), 0) FROM events", &[]).await.map_err(db_error)?;
-            Ok::<i64, StoreError>(row.get(0))
+            drop(client);
+            Ok::<_, StoreError>((pool, row.get::<_, i64>(0)))
         })
-        .ok_or(StoreError::Stopped)??;
+        .unwrap_or(Err(StoreError::Stopped));
+        let (pool, newest) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                // Dropping a runtime blocks, which panics inside the caller's async context.
+                runtime.shutdown_background();
+                return Err(error);
+            }
+        };
         let (committed_tx, committed) = watch::channel(newest);
         let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
         let (done_tx, writer_done) = std::sync::mpsc::channel();
@@ -754,7 +758,7 @@ async fn store_summaries<'a>(
     }
     tx.execute(
         "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
-         SELECT t, s, f::timestamptz, l::timestamptz, j::jsonb
+         SELECT t, s, f::timestamptz, l::timestamptz, j::json
          FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
          ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
              first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",

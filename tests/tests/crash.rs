@@ -71,6 +71,10 @@ fn assert_all_stored(acked: &[Uuid], db: &Db<'_>) {
     assert_eq!(missing, 0, "{missing} of {} acknowledged events are missing", acked.len());
 }
 
+/// The server's flags for load tests: the tests' instructor token, no rate limits.
+const UNLIMITED: [&str; 6] =
+    ["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
+
 /// Eight clients posting batches of 20 until stopped (at most 30 s or 200,000 requests).
 fn steady_load(url: &str) -> Load {
     Load::start(LoadConfig {
@@ -90,8 +94,7 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
     let db = dir.path().join("events.db");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
-    let args =
-        ["--bind", &bind, "--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
+    let args = [&["--bind", bind.as_str()][..], &UNLIMITED].concat();
     kill_three_times_under_load(&db, &args, &Db::Sqlite(&db));
 }
 
@@ -119,8 +122,7 @@ fn kill_three_times_under_load(db: &Path, args: &[&str], stored: &Db<'_>) {
 fn sigterm_under_load_loses_no_accepted_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("events.db");
-    let args = ["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
-    let server = Server::start_with(&db, &args);
+    let server = Server::start_with(&db, &UNLIMITED);
     let load = steady_load(&server.url);
     std::thread::sleep(Duration::from_millis(800));
     let status = server.terminate();
@@ -138,18 +140,7 @@ fn postgres_sigkill_under_load_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
-    let args = [
-        "--bind",
-        &bind,
-        "--database-url",
-        &database.url,
-        "--instructor-token",
-        INSTRUCTOR_TOKEN,
-        "--rate-limit-ip",
-        "0",
-        "--rate-limit-session",
-        "0",
-    ];
+    let args = [&["--bind", bind.as_str(), "--database-url", database.url.as_str()][..], &UNLIMITED].concat();
     let db = dir.path().join("unused.db");
     kill_three_times_under_load(&db, &args, &Db::Postgres(&database));
     assert!(!dir.path().join("unused.db").exists(), "no SQLite file was made");
@@ -165,23 +156,14 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 // PostgreSQL stopped under load and started again: while it is down, POSTs and /healthz answer
-// 503 with Retry-After (not 500, not a hang); once it is back, ingest resumes without restarting
+// 503 (not 500, not a hang); once it is back, ingest resumes without restarting
 // the server, and every event acknowledged before, during and after is stored exactly once.
 #[test]
 fn postgres_stopped_under_load_answers_503_and_recovers() {
     let cluster = Cluster::start();
     let database = FreshDatabase::on(&cluster.admin_url);
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--database-url",
-        &database.url,
-        "--instructor-token",
-        INSTRUCTOR_TOKEN,
-        "--rate-limit-ip",
-        "0",
-        "--rate-limit-session",
-        "0",
-    ];
+    let args = [&["--database-url", database.url.as_str()][..], &UNLIMITED].concat();
     let server = Server::start_with(&dir.path().join("unused.db"), &args);
     let load = steady_load(&server.url);
     let probe = |n: u32| {

@@ -250,7 +250,13 @@ impl PostgresStore {
     }
 
     /// `Storage::insert`: the summaries are folded in the events' transaction.
-    pub(crate) async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
+    pub(crate) async fn insert(&self, mut events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
+        // On the request's task, not the writer's: what JSONB cannot hold is replaced here.
+        for event in &mut events {
+            if let std::borrow::Cow::Owned(data) = jsonb_text(&event.event_data) {
+                event.event_data = data;
+            }
+        }
         let (ack, done) = oneshot::channel();
         self.submit(Job::Insert { events, ack })?;
         done.await.map_err(|_| StoreError::Stopped)?
@@ -329,7 +335,7 @@ impl PostgresStore {
             let events = query_events(&**client, &query).await?;
             let losses = match &query.session_token {
                 Some(token) => Some(
-                    load_summaries(&**client, std::slice::from_ref(token))
+                    load_summaries(&**client, &[token.as_str()])
                         .await?
                         .remove(token)
                         .map_or((0, 0), |s| (s.missing_events(), s.dropped_events)),
@@ -364,12 +370,12 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(db_error)?;
-            let tokens: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
             let stored = load_summaries(&**client, &tokens).await?;
             let mut drifted = Vec::new();
             for token in tokens {
-                if stored.get(&token) != fold_session(&**client, &token, &completion_types).await?.as_ref() {
-                    drifted.push(token);
+                if stored.get(token) != fold_session(&**client, token, &completion_types).await?.as_ref() {
+                    drifted.push(token.to_owned());
                 }
             }
             Ok(drifted)
@@ -598,22 +604,20 @@ fn jsonb_text(data: &str) -> std::borrow::Cow<'_, str> {
 /// Stores the students named by `events` (the latest name given wins, as on SQLite) and returns
 /// their ids by lowercased email.
 async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<HashMap<String, i64>, StoreError> {
-    let mut named: Vec<(String, &str, Option<&str>)> = Vec::new();
+    // By lowercased email: the first spelling seen, and the latest name given.
+    let mut by_key: HashMap<String, (&str, Option<&str>)> = HashMap::new();
     for event in events {
         let Some(email) = event.student_email.as_deref() else { continue };
-        let key = email.to_lowercase();
-        match named.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(entry) => {
-                if event.student_name.is_some() {
-                    entry.2 = event.student_name.as_deref();
-                }
-            }
-            None => named.push((key, email, event.student_name.as_deref())),
+        let entry = by_key.entry(email.to_lowercase()).or_insert((email, None));
+        if event.student_name.is_some() {
+            entry.1 = event.student_name.as_deref();
         }
     }
-    if named.is_empty() {
+    if by_key.is_empty() {
         return Ok(HashMap::new());
     }
+    // Sorted, so that two servers upserting the same students lock their rows in one order.
+    let mut named: Vec<(String, &str, Option<&str>)> = by_key.into_iter().map(|(k, (e, n))| (k, e, n)).collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let emails: Vec<&str> = named.iter().map(|(_, email, _)| *email).collect();
     let names: Vec<Option<&str>> = named.iter().map(|(_, _, name)| *name).collect();
@@ -644,15 +648,16 @@ async fn insert_events(
     tokens.dedup();
     lock_sessions(tx, &tokens).await?;
     let students = store_students(tx, &events).await?;
-    let student_of = |e: &ValidEvent| e.student_email.as_deref().and_then(|m| students.get(&m.to_lowercase()).copied());
     let created_at = super::now_iso();
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
     let seqs: Vec<Option<i64>> = events.iter().map(|e| e.seq.map(|s| s as i64)).collect();
-    let student_ids: Vec<Option<i64>> = events.iter().map(|e| student_of(e)).collect();
+    let student_ids: Vec<Option<i64>> = events
+        .iter()
+        .map(|e| e.student_email.as_deref().and_then(|m| students.get(&m.to_lowercase()).copied()))
+        .collect();
     let session_tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let data: Vec<std::borrow::Cow<'_, str>> = events.iter().map(|e| jsonb_text(&e.event_data)).collect();
-    let data: Vec<&str> = data.iter().map(|d| d.as_ref()).collect();
+    let data: Vec<&str> = events.iter().map(|e| e.event_data.as_str()).collect();
     let rows = tx
         .query(
             "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
@@ -671,13 +676,15 @@ async fn insert_events(
     // Each batch's counts, and the new events in `event_id` order for the fold.
     let mut counts = Vec::with_capacity(batches.len());
     let mut new_events: Vec<(i64, &ValidEvent, Option<i64>)> = Vec::with_capacity(stored.len());
+    let mut student_id = student_ids.iter();
     for batch in batches {
         let mut count = Inserted::default();
         for event in batch.iter() {
+            let student_id = student_id.next().copied().flatten();
             match stored.remove(&event.uuid) {
                 Some(event_id) => {
                     count.new += 1;
-                    new_events.push((event_id, event, student_of(event)));
+                    new_events.push((event_id, event, student_id));
                 }
                 None => count.duplicates += 1,
             }
@@ -688,8 +695,7 @@ async fn insert_events(
         return Ok((counts, None));
     }
     new_events.sort_by_key(|(id, _, _)| *id);
-    let touched: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
-    let mut summaries = load_summaries(tx, &touched).await?;
+    let mut summaries = load_summaries(tx, &tokens).await?;
     let mut pairs: Vec<(&str, i64)> = Vec::new();
     for (_, event, student_id) in &new_events {
         let fold = FoldEvent {
@@ -704,8 +710,7 @@ async fn insert_events(
             pairs.push((&event.session_token, *student_id));
         }
     }
-    let changed: Vec<&str> = new_events.iter().map(|(_, e, _)| e.session_token.as_str()).collect();
-    let mut changed = changed;
+    let mut changed: Vec<&str> = new_events.iter().map(|(_, e, _)| e.session_token.as_str()).collect();
     changed.sort_unstable();
     changed.dedup();
     store_summaries(tx, changed.iter().map(|t| (*t, &summaries[*t]))).await?;
@@ -731,7 +736,7 @@ fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
 /// The stored summaries of `tokens`' sessions, by token.
 async fn load_summaries(
     client: &impl GenericClient,
-    tokens: &[String],
+    tokens: &[&str],
 ) -> Result<HashMap<String, SessionSummary>, StoreError> {
     let rows = client
         .query("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens])

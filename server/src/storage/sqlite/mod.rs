@@ -374,7 +374,7 @@ impl SqliteStore {
     pub(crate) async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         let completion_types = self.completion_types.clone();
         self.read(move |conn| {
-            let stored: Vec<(String, String)> = conn
+            let stored: std::collections::HashMap<String, String> = conn
                 .prepare("SELECT session_token, summary FROM sessions")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
@@ -382,15 +382,12 @@ impl SqliteStore {
                 .prepare("SELECT DISTINCT session_token FROM events")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            tokens.extend(stored.iter().map(|(t, _)| t.clone()));
+            tokens.extend(stored.keys().cloned());
             tokens.sort();
             tokens.dedup();
             let mut drifted = Vec::new();
             for token in tokens {
-                let summary = match stored.iter().find(|(t, _)| *t == token) {
-                    Some((_, text)) => Some(parse_summary(text)?),
-                    None => None,
-                };
+                let summary = stored.get(&token).map(|text| parse_summary(text)).transpose()?;
                 if summary != fold_session(conn, &token, &completion_types)? {
                     drifted.push(token);
                 }

@@ -8,7 +8,7 @@ use actix_web::ResponseError;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use session_log_server::config::Config;
-use session_log_server::ingest::parse_body;
+use session_log_server::domain::validate::parse_body;
 
 /// A valid batch, the seed that mutations start from.
 fn valid_batch() -> String {
@@ -26,7 +26,7 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
     match parse_body(body, &Config::default()) {
         Ok(_) => Ok(()),
         Err(error) => {
-            let status = error.status_code().as_u16();
+            let status = session_log_server::http::error::ApiError::from(error).status_code().as_u16();
             prop_assert!((400..500).contains(&status), "status {status} for {:?}", String::from_utf8_lossy(body));
             Ok(())
         }

@@ -8,10 +8,11 @@ mod common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{event, TestServer, TOKEN};
 use serde_json::{json, Value};
+use session_log_server::domain::cursor::EventCursor;
 
 fn no_session_limit(backend: common::Backend) -> TestServer {
     TestServer::on_with(backend, |c| {
@@ -87,7 +88,7 @@ fn workshop_events() -> Vec<Value> {
 }
 
 /// Reads SSE messages from `path` on a thread: each event's `(id, n)` is sent over the channel.
-fn tail(server: &TestServer, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<(i64, u64)> {
+fn tail(server: &TestServer, path: &str, last_event_id: Option<&str>) -> mpsc::Receiver<(String, u64)> {
     let url = format!("{}{path}", server.url);
     let mut request = ureq::get(&url).header("Authorization", &format!("Bearer {TOKEN}"));
     if let Some(id) = last_event_id {
@@ -98,15 +99,16 @@ fn tail(server: &TestServer, path: &str, last_event_id: Option<&str>) -> mpsc::R
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
         let reader = BufReader::new(response.into_body().into_reader());
-        let mut id = 0;
+        let mut id = String::new();
         for line in reader.lines() {
             let Ok(line) = line else { return };
             if let Some(value) = line.strip_prefix("id: ") {
-                id = value.parse().unwrap();
+                id = value.to_owned();
             } else if let Some(data) = line.strip_prefix("data: ") {
                 let event: Value = serde_json::from_str(data).unwrap();
-                assert_eq!(event["event_id"], id);
-                if send.send((id, event["event_data"]["n"].as_u64().unwrap())).is_err() {
+                let position = EventCursor::decode(&id).expect("an SSE id is a cursor").position();
+                assert_eq!(event["event_id"], position, "the id is the event's position");
+                if send.send((id.clone(), event["event_data"]["n"].as_u64().unwrap())).is_err() {
                     return;
                 }
             }
@@ -115,7 +117,7 @@ fn tail(server: &TestServer, path: &str, last_event_id: Option<&str>) -> mpsc::R
     receive
 }
 
-fn next(events: &mpsc::Receiver<(i64, u64)>) -> (i64, u64) {
+fn next(events: &mpsc::Receiver<(String, u64)>) -> (String, u64) {
     events.recv_timeout(Duration::from_secs(10)).expect("no event arrived on the live tail within 10 s")
 }
 
@@ -194,6 +196,9 @@ on_both_backends! {
             ("/api/session-log?since=noon", "since"),
             ("/api/sessions?status=asleep", "status"),
             ("/api/sessions?limit=0", "limit"),
+            ("/api/sessions?cursor=ZTE6Nw", "cursor"),
+            ("/api/session-log?cursor=7", "cursor"),
+            ("/api/session-log/stream?lastEventId=7", "lastEventId"),
             ("/api/report?until=later", "until"),
             ("/api/session-log/export?format=xml", "format"),
             ("/api/session-log/export", "format"),
@@ -248,8 +253,59 @@ on_both_backends! {
     fn idle_after_the_active_window(backend) {
         let server = TestServer::on_with(backend, |c| c.active_window = Duration::from_millis(200));
         server.post_all(numbered("ws_idle", 0, 1));
-        std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(server.read("/api/sessions")["sessions"][0]["status"], "idle");
+        assert_eq!(server.read("/api/sessions")["sessions"][0]["status"], "active");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.read("/api/sessions")["sessions"][0]["status"] != "idle" {
+            assert!(Instant::now() < deadline, "still not idle 5 s after a 200 ms active window");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // Sessions page by cursor, most recently seen first: every session exactly once, a status
+    // filter pages over the matching ones only, and a cursor the server did not make is refused.
+    fn sessions_page_by_cursor(backend) {
+        let server = TestServer::on(backend);
+        for n in 0..7 {
+            server.post_all(numbered(&format!("ws_page_{n}"), 0, 1));
+        }
+        server.post_all(vec![event("ws_page_done", "workshop_completed", json!({"currentStep": 1}))]);
+        let pages = |filter: &str| -> Vec<Vec<String>> {
+            let mut pages = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/api/sessions?limit=3{filter}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page = server.read(&path);
+                let tokens: Vec<String> = page["sessions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["sessionToken"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(page["count"], tokens.len());
+                pages.push(tokens);
+                match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return pages,
+                }
+                assert!(pages.len() < 10, "paging does not end");
+            }
+        };
+        let all = pages("");
+        assert_eq!(all.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+        let flat: Vec<String> = all.concat();
+        let newest_first: Vec<String> = server.read("/api/sessions")["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sessionToken"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(flat, newest_first, "pages are the one list, in order, each session once");
+        assert_eq!(flat.len(), 8);
+        assert_eq!(pages("&status=active").concat().len(), 7, "the completed session is not listed");
+        assert_eq!(pages("&status=completed"), [["ws_page_done"]]);
     }
 
     // The report gives the room at a glance: counts, error patterns, funnel, API stats, completion.
@@ -286,15 +342,15 @@ on_both_backends! {
     // Last-Event-ID resumes with no gap and no repeat.
     fn live_tail_resumes_without_gaps(backend) {
         let server = no_session_limit(backend);
+        // The tail's start is fixed before its headers are sent, so nothing posted after is missed.
         let live = tail(&server, "/api/session-log/stream?sessionToken=ws_live", None);
-        std::thread::sleep(Duration::from_millis(100));
         server.post_all(numbered("ws_other", 900, 2));
         server.post_all(numbered("ws_live", 0, 3));
-        let first: Vec<(i64, u64)> = (0..3).map(|_| next(&live)).collect();
+        let first: Vec<(String, u64)> = (0..3).map(|_| next(&live)).collect();
         assert_eq!(first.iter().map(|e| e.1).collect::<Vec<_>>(), [0, 1, 2], "only ws_live, in order");
         drop(live);
         // Events stored while nobody listens are sent on resumption, once, after the last one seen.
-        let seen = first[1].0.to_string();
+        let seen = first[1].0.clone();
         server.post_all(numbered("ws_live", 3, 2));
         let resumed = tail(&server, "/api/session-log/stream?sessionToken=ws_live", Some(&seen));
         let again: Vec<u64> = (0..3).map(|_| next(&resumed).1).collect();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{assert_summaries_are_folds, temp_storage, valid_events};
 use serde_json::json;
-use session_log_server::ingest::ValidEvent;
+use session_log_server::domain::validate::ValidEvent;
 use session_log_server::storage::SessionQuery;
 
 fn events(token: &str, from: u64, n: u64, email: Option<&str>) -> Vec<ValidEvent> {

@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_summaries_are_folds, temp_storage, valid_events};
 use serde_json::json;
-use session_log_server::ingest::ValidEvent;
+use session_log_server::domain::validate::ValidEvent;
 use session_log_server::storage::delete_student_offline;
 use session_log_server::storage::now_iso;
 use session_log_server::storage::sqlite::{open_writer_connection, EventWriter, WriterCache};

@@ -8,7 +8,7 @@
 //! - Events are unique by `event_uuid`; storing one again is a no-op counted as a duplicate.
 //! - `event_id` grows in commit order (one writer per database), so it serves as the cursor of
 //!   paging, export and the live tail.
-//! - A session's summary (see `crate::summary`) equals the fold of its stored events in `event_id`
+//! - A session's summary (see `crate::domain::summary`) equals the fold of its stored events in `event_id`
 //!   order once [`Storage::flush_summaries`] returns; retention and deletion keep it so.
 //! - A full write queue refuses at once ([`StoreError::Overloaded`]) instead of queueing without
 //!   bound; a database that cannot be reached is [`StoreError::Unavailable`] until it can, and
@@ -24,9 +24,10 @@ use session_log_protocol::StoredEvent;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::event::ValidEvent;
+use crate::domain::cursor::{EventCursor, SessionCursor};
+use crate::domain::event::ValidEvent;
+use crate::domain::summary::SessionSummary;
 use crate::metrics::Metrics;
-use crate::summary::SessionSummary;
 
 pub mod postgres;
 pub mod sqlite;
@@ -107,8 +108,8 @@ pub struct EventQuery {
     pub until: Option<String>,
     /// The order.
     pub order: Order,
-    /// Continue after this `event_id` (in `order`): the cursor of the page before.
-    pub after: Option<i64>,
+    /// Continue after this position (in `order`): the cursor of the page before.
+    pub after: Option<EventCursor>,
     /// At most this many events.
     pub limit: u32,
 }
@@ -125,7 +126,10 @@ pub struct SessionQuery {
     pub since: Option<String>,
     /// Only sessions with an event before this time (`first_seen`, ISO text).
     pub until: Option<String>,
-    /// At most this many sessions, most recently seen first.
+    /// Continue with the sessions after this one (most recently seen first): the cursor of the
+    /// page before.
+    pub after: Option<SessionCursor>,
+    /// At most this many sessions, most recently seen first (by `last_seen`, then token).
     pub limit: u32,
 }
 

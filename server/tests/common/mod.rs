@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde_json::{json, Value};
-use session_log_server::ingest::{validate_event, ValidEvent};
+use session_log_server::domain::validate::{validate_event, ValidEvent};
 use session_log_server::metrics::Metrics;
 use session_log_server::storage::{SessionQuery, Storage};
 use session_log_server::{run, Config};

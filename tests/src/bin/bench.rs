@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
 use session_log_e2e::Server;
 use session_log_server::config::Config;
-use session_log_server::ingest::validate_event;
+use session_log_server::domain::validate::validate_event;
 use session_log_server::storage::now_iso;
 use session_log_server::storage::sqlite::{
     open_writer_connection, Checkpointer, EventWriter, WriterCache, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER,

@@ -29,9 +29,9 @@ use tokio_postgres::{GenericClient, NoTls, Transaction};
 
 use super::{EventQuery, EventRow, Inserted, Order, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
-use crate::event::ValidEvent;
+use crate::domain::event::ValidEvent;
+use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
-use crate::summary::{EventFacts, FoldEvent, SessionSummary};
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -939,7 +939,8 @@ async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result
         Order::Asc => (">", "ASC"),
         Order::Desc => ("<", "DESC"),
     };
-    if let Some(after) = &query.after {
+    let after = query.after.map(|cursor| cursor.position());
+    if let Some(after) = &after {
         params.push(after);
         sql.push_str(&format!(" AND e.event_id {compare} ${}", params.len()));
     }
@@ -965,7 +966,7 @@ async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result
         .collect()
 }
 
-/// Reads session summaries, most recently seen first.
+/// Reads session summaries, most recently seen first (by `last_seen`, then token).
 async fn query_sessions(client: &impl GenericClient, query: &SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
     let mut sql = String::from(
         "SELECT x.session_token, s.email, s.name, x.summary::text
@@ -988,8 +989,17 @@ async fn query_sessions(client: &impl GenericClient, query: &SessionQuery) -> Re
         params.push(until);
         sql.push_str(&format!(" AND x.first_seen < ${}::text::timestamptz", params.len()));
     }
+    if let Some(after) = &query.after {
+        params.push(&after.last_seen);
+        params.push(&after.session_token);
+        sql.push_str(&format!(
+            " AND (x.last_seen, x.session_token) < (${}::text::timestamptz, ${})",
+            params.len() - 1,
+            params.len()
+        ));
+    }
     params.push(&limit);
-    sql.push_str(&format!(" ORDER BY x.last_seen DESC LIMIT ${}", params.len()));
+    sql.push_str(&format!(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ${}", params.len()));
     let rows = client.query(&sql, &params).await.map_err(db_error)?;
     rows.iter()
         .map(|row| {

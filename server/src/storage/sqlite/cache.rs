@@ -24,7 +24,7 @@ use std::borrow::Cow;
 
 use rusqlite::{Connection, Row};
 
-use crate::summary::{EventFacts, FoldEvent, SessionSummary};
+use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
 
 /// Longest time a summary change waits in memory before it is written: `/api/sessions` and the
 /// report ask for a flush first (see `Storage::flush_summaries`), so this bounds only how far
@@ -33,7 +33,7 @@ pub const SUMMARY_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Changed sessions that make a flush due at once, whatever their age (bounds the flush's size).
 const MAX_DIRTY_SESSIONS: usize = 4096;
 /// Sessions whose summaries the cache keeps; past it, a flush drops the unchanged ones (bounds
-/// memory: a summary is bounded, see `crate::summary`).
+/// memory: a summary is bounded, see `crate::domain::summary`).
 const MAX_CACHED_SESSIONS: usize = 4096;
 /// (session, student) pairs, and students, remembered as stored; past it a map starts over.
 const MAX_REMEMBERED: usize = 65_536;

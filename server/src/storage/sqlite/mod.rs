@@ -24,9 +24,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::{Inserted, Removed, StoreError};
 use crate::config::Config;
-use crate::event::ValidEvent;
+use crate::domain::event::ValidEvent;
+use crate::domain::summary::FoldEvent;
 use crate::metrics::Metrics;
-use crate::summary::FoldEvent;
 
 mod cache;
 mod read;
@@ -67,7 +67,7 @@ const MIGRATIONS: &[M<'static>] = &[
     CREATE INDEX idx_events_created ON events(created_at DESC);
     CREATE INDEX idx_events_student ON events(student_id);",
     ),
-    // Per-session summaries (see `crate::summary`), kept in the writer's transactions. A database
+    // Per-session summaries (see `crate::domain::summary`), kept in the writer's transactions. A database
     // migrated from version 1 has its summaries rebuilt from its events on open.
     M::up(
         "CREATE TABLE sessions (
@@ -99,6 +99,11 @@ const MIGRATIONS: &[M<'static>] = &[
     INSERT INTO session_students (session_token, student_id)
         SELECT DISTINCT session_token, student_id FROM events WHERE student_id IS NOT NULL;
     DROP INDEX idx_events_student;",
+    ),
+    // Sessions page most recently seen first with the token as tie-break (keyset paging).
+    M::up(
+        "DROP INDEX idx_sessions_last_seen;
+        CREATE INDEX idx_sessions_last_seen ON sessions(last_seen, session_token);",
     ),
 ];
 

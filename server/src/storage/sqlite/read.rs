@@ -61,7 +61,8 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         Order::Asc => (">", "ASC"),
         Order::Desc => ("<", "DESC"),
     };
-    if let Some(after) = &query.after {
+    let after = query.after.map(|cursor| cursor.position());
+    if let Some(after) = &after {
         sql.push_str(&format!(" AND e.event_id {compare} ?"));
         params.push(after);
     }
@@ -102,7 +103,8 @@ fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<S
     Ok((!sessions.is_empty()).then_some((student, sessions)))
 }
 
-/// Reads session summaries, most recently seen first (through `idx_sessions_last_seen`; never the
+/// Reads session summaries, most recently seen first (by `last_seen`, then token, through
+/// `idx_sessions_last_seen`; never the
 /// events table). Errors: [`SqliteError::Sqlite`], including a summary that is not valid JSON.
 pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<SessionRow>, SqliteError> {
     let mut sql = String::from(
@@ -122,7 +124,12 @@ pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<Ses
         sql.push_str(" AND x.first_seen < ?");
         params.push(until);
     }
-    sql.push_str(" ORDER BY x.last_seen DESC LIMIT ?");
+    if let Some(after) = &query.after {
+        sql.push_str(" AND (x.last_seen, x.session_token) < (?, ?)");
+        params.push(&after.last_seen);
+        params.push(&after.session_token);
+    }
+    sql.push_str(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ?");
     params.push(&query.limit);
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(params), |row| {

@@ -3,7 +3,7 @@
 
 use session_log_protocol::Uuid;
 
-use crate::summary::EventFacts;
+use crate::domain::summary::EventFacts;
 
 /// An event that passed validation, as the storage layer takes it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::export::Format;
+use crate::domain::export::Format;
 use crate::storage::EventRow;
 
 /// The archive file of the UTC day `day` (`YYYY-MM-DD`) in `dir`.

@@ -15,13 +15,42 @@ use session_log_protocol::{
 };
 
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::summary::EventFacts;
+use crate::domain::summary::EventFacts;
 
 /// Longest `studentName`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 
-pub use crate::event::ValidEvent;
+pub use crate::domain::event::ValidEvent;
+
+/// Why a body was refused as a whole (an invalid event inside a batch is reported by index
+/// instead; see [`Parsed::Batch`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body has no bytes (or only whitespace).
+    #[error("request body is empty: send an event or {{\"events\": [...]}} as JSON")]
+    Empty,
+    /// The body is not JSON, or not UTF-8; the message gives the position.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not an object.
+    #[error("body must be a JSON object: an event or {{\"events\": [...]}}")]
+    NotAnObject,
+    /// A single event failed validation (or `events` is not a non-empty array); the message
+    /// names the field.
+    #[error("{0}")]
+    InvalidEvent(String),
+    /// A batch in which no event is valid; each one's index and reason.
+    #[error("no valid event in the batch ({} rejected); first: {}", .0.len(), .0.first().map_or("", |r| r.error.as_str()))]
+    NoValidEvents(Vec<RejectedEvent>),
+    /// A batch holds more events than allowed.
+    #[error("events: a batch holds at most {max} events, got {got}")]
+    TooManyEvents {
+        /// The limit, in events.
+        max: usize,
+        /// Events in the batch.
+        got: usize,
+    },
+}
 
 /// A parsed body.
 #[derive(Debug)]
@@ -42,14 +71,14 @@ pub enum Parsed {
 
 /// Parses and validates a body.
 ///
-/// Errors: [`ApiError::EmptyBody`], [`ApiError::MalformedJson`] (not UTF-8 or not JSON, with the
-/// position), [`ApiError::NotAnObject`], [`ApiError::InvalidEvent`] (a single event, naming the
-/// field), [`ApiError::TooManyEvents`], [`ApiError::NoValidEvents`] (a batch with no valid event).
-pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
+/// Errors: [`BodyError::Empty`], [`BodyError::MalformedJson`] (not UTF-8 or not JSON, with the
+/// position), [`BodyError::NotAnObject`], [`BodyError::InvalidEvent`] (a single event, naming the
+/// field), [`BodyError::TooManyEvents`], [`BodyError::NoValidEvents`] (a batch with no valid event).
+pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::EmptyBody);
+        return Err(BodyError::Empty);
     }
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
+    let text = std::str::from_utf8(body).map_err(|e| BodyError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
     #[derive(Deserialize)]
     struct MaybeBatch<E> {
         events: Option<E>,
@@ -60,8 +89,8 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
     // Checked first: serde would also read a struct from a JSON array.
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => ApiError::NotAnObject,
-            Err(e) => ApiError::MalformedJson(e.to_string()),
+            Ok(_) => BodyError::NotAnObject,
+            Err(e) => BodyError::MalformedJson(e.to_string()),
         });
     }
     let probe: MaybeBatch<Vec<&RawValue>> = match serde_json::from_str(text) {
@@ -69,19 +98,19 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
         // Malformed JSON, or an `events` that is not an array: a second parse tells which.
         Err(e) => {
             return Err(match serde_json::from_str::<MaybeBatch<&RawValue>>(text) {
-                Ok(_) => ApiError::InvalidEvent("events: must be an array of events".into()),
-                Err(_) => ApiError::MalformedJson(e.to_string()),
+                Ok(_) => BodyError::InvalidEvent("events: must be an array of events".into()),
+                Err(_) => BodyError::MalformedJson(e.to_string()),
             })
         }
     };
     let Some(events) = probe.events else {
-        return validate_event(text.trim(), config).map(Parsed::Single).map_err(ApiError::InvalidEvent);
+        return validate_event(text.trim(), config).map(Parsed::Single).map_err(BodyError::InvalidEvent);
     };
     if events.is_empty() {
-        return Err(ApiError::InvalidEvent("events: must not be empty".into()));
+        return Err(BodyError::InvalidEvent("events: must not be empty".into()));
     }
     if events.len() > config.max_batch_events {
-        return Err(ApiError::TooManyEvents { max: config.max_batch_events, got: events.len() });
+        return Err(BodyError::TooManyEvents { max: config.max_batch_events, got: events.len() });
     }
     let mut valid = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
@@ -92,7 +121,7 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, ApiError> {
         }
     }
     if valid.is_empty() {
-        return Err(ApiError::NoValidEvents(rejected));
+        return Err(BodyError::NoValidEvents(rejected));
     }
     if let Some(dropped) = probe.dropped.filter(|n| *n > 0) {
         valid.push(dropped_event(&valid[0], dropped));
@@ -268,7 +297,7 @@ mod tests {
 
     fn err_of(value: serde_json::Value) -> String {
         match parse_body(value.to_string().as_bytes(), &config()) {
-            Err(ApiError::InvalidEvent(message)) => message,
+            Err(BodyError::InvalidEvent(message)) => message,
             other => panic!("expected InvalidEvent, got {other:?}"),
         }
     }
@@ -276,7 +305,7 @@ mod tests {
     // The reference's POST body is accepted, and the server gives it a UUIDv7.
     #[test]
     fn reference_body_is_valid() {
-        let body = include_str!("../../protocol/fixtures/reference-post.json");
+        let body = include_str!("../../../protocol/fixtures/reference-post.json");
         let Parsed::Single(event) = parse_body(body.as_bytes(), &config()).unwrap() else { panic!("single") };
         assert_eq!(event.session_token, "ws_1234567890");
         assert_eq!(event.event_type, "navigation");
@@ -332,11 +361,11 @@ mod tests {
     #[test]
     fn events_must_be_an_array() {
         match parse_body(br#"{"events": {"eventType": "a"}}"#, &config()) {
-            Err(ApiError::InvalidEvent(message)) => assert_eq!(message, "events: must be an array of events"),
+            Err(BodyError::InvalidEvent(message)) => assert_eq!(message, "events: must be an array of events"),
             other => panic!("expected InvalidEvent, got {other:?}"),
         }
         match parse_body(br#"{"events": [{"eventType": "a"}"#, &config()) {
-            Err(ApiError::MalformedJson(message)) => assert!(message.contains("EOF"), "{message}"),
+            Err(BodyError::MalformedJson(message)) => assert!(message.contains("EOF"), "{message}"),
             other => panic!("expected MalformedJson, got {other:?}"),
         }
     }
@@ -377,20 +406,20 @@ mod tests {
     // Bodies that are not JSON objects are refused as a whole.
     #[test]
     fn whole_body_errors() {
-        assert!(matches!(parse_body(b"", &config()), Err(ApiError::EmptyBody)));
-        assert!(matches!(parse_body(b"{\"a\":", &config()), Err(ApiError::MalformedJson(_))));
-        assert!(matches!(parse_body(b"[1]", &config()), Err(ApiError::NotAnObject)));
-        assert!(matches!(parse_body(b"\xff\xfe", &config()), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_body(b"", &config()), Err(BodyError::Empty)));
+        assert!(matches!(parse_body(b"{\"a\":", &config()), Err(BodyError::MalformedJson(_))));
+        assert!(matches!(parse_body(b"[1]", &config()), Err(BodyError::NotAnObject)));
+        assert!(matches!(parse_body(b"\xff\xfe", &config()), Err(BodyError::MalformedJson(_))));
         let empty = json!({"events": []}).to_string();
-        assert!(matches!(parse_body(empty.as_bytes(), &config()), Err(ApiError::InvalidEvent(_))));
+        assert!(matches!(parse_body(empty.as_bytes(), &config()), Err(BodyError::InvalidEvent(_))));
         let too_many = json!({"events": vec![json!({}); 501]}).to_string();
         assert!(matches!(
             parse_body(too_many.as_bytes(), &config()),
-            Err(ApiError::TooManyEvents { max: 500, got: 501 })
+            Err(BodyError::TooManyEvents { max: 500, got: 501 })
         ));
         let none_valid = json!({"events": [{}]}).to_string();
         assert!(
-            matches!(parse_body(none_valid.as_bytes(), &config()), Err(ApiError::NoValidEvents(r)) if r.len() == 1)
+            matches!(parse_body(none_valid.as_bytes(), &config()), Err(BodyError::NoValidEvents(r)) if r.len() == 1)
         );
     }
 }

@@ -1,118 +1,14 @@
-//! HTTP handlers: routes, instructor authentication, body reading, query parameters.
-//!
-//! Handlers only translate between HTTP and [`crate::ingest`] / [`crate::storage`]; every failure
-//! is an [`ApiError`], whose `ResponseError` impl picks the status and the JSON body.
+//! `POST /api/session-log`: reading, decompressing and checking a body, then handing its events to
+//! [`crate::domain::validate`] and [`crate::storage`]. Answers only after the commit.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-
-use actix_web::dev::Payload;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use governor::{Quota, RateLimiter};
 use session_log_protocol::{BatchResponse, LoggedResponse};
-use subtle::ConstantTimeEq;
 
-use crate::config::Config;
-use crate::error::ApiError;
-use crate::ingest::{parse_body, Parsed};
-use crate::metrics::Metrics;
-use crate::storage::Storage;
-
-/// What every handler shares.
-pub struct AppState {
-    /// The settings.
-    pub config: Config,
-    /// The database.
-    pub storage: Storage,
-    /// The server's metrics.
-    pub metrics: Arc<Metrics>,
-    /// The POST rate limits.
-    pub limits: RateLimits,
-    /// Becomes `true` when the server starts shutting down: live tails end.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-}
-
-type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
-
-/// Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
-pub struct RateLimits {
-    per_ip: Option<KeyedLimiter<IpAddr>>,
-    per_session: Option<KeyedLimiter<String>>,
-}
-
-impl RateLimits {
-    /// The limits of `config`; a rate of 0 turns that limit off.
-    pub fn new(config: &Config) -> RateLimits {
-        let quota = |per_sec: u32, burst: u32| {
-            let per_sec = NonZeroU32::new(per_sec)?;
-            let burst = NonZeroU32::new(burst.max(1)).unwrap_or(per_sec);
-            Some(Quota::per_second(per_sec).allow_burst(burst))
-        };
-        RateLimits {
-            per_ip: quota(config.rate_limit_ip_per_sec, config.rate_limit_ip_burst).map(RateLimiter::keyed),
-            per_session: quota(config.rate_limit_session_per_sec, config.rate_limit_session_burst)
-                .map(RateLimiter::keyed),
-        }
-    }
-
-    /// Takes one token for `ip`. Errors: [`ApiError::RateLimited`] with the wait.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match &self.per_ip {
-            Some(limiter) => limiter.check_key(&ip).map_err(|wait| limited("client address", &wait)),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes one token for `session_token`. Errors: [`ApiError::RateLimited`] with the wait.
-    pub fn check_session(&self, session_token: &str) -> Result<(), ApiError> {
-        match &self.per_session {
-            Some(limiter) => {
-                limiter.check_key(&session_token.to_owned()).map_err(|wait| limited("session token", &wait))
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Forgets keys whose buckets are full again, so memory follows the active clients only.
-    pub fn forget_idle_keys(&self) {
-        if let Some(limiter) = &self.per_ip {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        if let Some(limiter) = &self.per_session {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    }
-}
-
-fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
-    let wait = wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-    // Retry-After takes whole seconds: round up, so a client that honours it is not refused again.
-    let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::RateLimited { key, retry_after_secs: retry_after_secs.max(1) }
-}
-
-/// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
-/// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "`{\"success\": true, \"status\": \"ok\", \"database\": \"writable\"}`"),
-               (status = 503, description = "The database does not take writes.", body = session_log_protocol::ErrorResponse)))]
-pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.storage.ping().await.map_err(|e| ApiError::Unhealthy(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "status": "ok", "database": "writable"})))
-}
-
-/// `GET /metrics`: Prometheus text format (see [`Metrics`]).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String)))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.storage.observe_queue_depth();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
-}
+use crate::domain::validate::{parse_body, BodyError, Parsed};
+use crate::http::error::ApiError;
+use crate::http::AppState;
 
 /// `POST /api/session-log`: one event (answers the reference's
 /// `{"success": true, "message": "Event logged successfully"}`) or a batch `{"events": [...]}`
@@ -142,10 +38,10 @@ pub async fn post_events(
         let m = &state.metrics;
         m.requests_refused.with_label_values(&[error.reason()]).inc();
         match error {
-            ApiError::NoValidEvents(rejected) => {
+            ApiError::Body(BodyError::NoValidEvents(rejected)) => {
                 m.events_rejected.with_label_values(&["invalid_event"]).inc_by(rejected.len() as u64)
             }
-            ApiError::InvalidEvent(_) => m.events_rejected.with_label_values(&["invalid_event"]).inc(),
+            ApiError::Body(BodyError::InvalidEvent(_)) => m.events_rejected.with_label_values(&["invalid_event"]).inc(),
             ApiError::RateLimited { key, .. } => m.rate_limited.with_label_values(&[key]).inc(),
             _ => {}
         }
@@ -225,7 +121,7 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Reads the body as sent (still compressed, if it is), refusing it as soon as it exceeds `limit`
 /// bytes (before reading anything when Content-Length says so). Errors: [`ApiError::BodyTooLarge`],
-/// [`ApiError::MalformedJson`] when the connection breaks mid-body.
+/// [`BodyError::MalformedJson`] when the connection breaks mid-body.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -234,39 +130,14 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::Body(BodyError::MalformedJson(format!("could not read the body: {e}"))))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::BodyTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Proof that the request carries a configured instructor token (`Authorization: Bearer <token>`),
-/// compared in constant time. Rejects with [`ApiError::Unauthorized`].
-pub struct Instructor;
-
-impl FromRequest for Instructor {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Instructor, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let tokens = req.app_data::<web::Data<AppState>>().map(|s| &s.config.instructor_tokens);
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let ok = match (tokens, presented) {
-            (Some(tokens), Some(presented)) => tokens
-                .iter()
-                .fold(false, |found, token| found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))),
-            _ => false,
-        };
-        std::future::ready(if ok { Ok(Instructor) } else { Err(ApiError::Unauthorized) })
-    }
 }
 
 /// The body of `POST /api/session-log` (schema only): one event or a batch.

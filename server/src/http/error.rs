@@ -6,39 +6,22 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use session_log_protocol::{ErrorResponse, RejectedEvent};
+use session_log_protocol::ErrorResponse;
+
+use crate::domain::validate::BodyError;
 
 /// What can go wrong answering a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the body has no bytes.
-    #[error("request body is empty: send an event or {{\"events\": [...]}} as JSON")]
-    EmptyBody,
-    /// 400: the body is not JSON, or not UTF-8.
-    #[error("malformed JSON: {0}")]
-    MalformedJson(String),
-    /// 400: the body is JSON but not an object.
-    #[error("body must be a JSON object: an event or {{\"events\": [...]}}")]
-    NotAnObject,
-    /// 400: a single event failed validation; the message names the field.
-    #[error("{0}")]
-    InvalidEvent(String),
-    /// 400: a batch in which no event is valid; `rejected` gives each one's reason.
-    #[error("no valid event in the batch ({} rejected); first: {}", .0.len(), .0.first().map_or("", |r| r.error.as_str()))]
-    NoValidEvents(Vec<RejectedEvent>),
+    /// 400 (413 for too many events): the body as a whole was refused; names the field or the
+    /// position.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// 413: the body exceeds the configured limit (bytes).
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge {
         /// The limit, in bytes.
         limit: usize,
-    },
-    /// 413: a batch holds more events than allowed.
-    #[error("events: a batch holds at most {max} events, got {got}")]
-    TooManyEvents {
-        /// The limit, in events.
-        max: usize,
-        /// Events in the batch.
-        got: usize,
     },
     /// 400: the body's Content-Encoding is gzip but the body is not valid gzip.
     #[error("body is not valid gzip: {0}")]
@@ -92,10 +75,10 @@ impl ApiError {
     /// A short label for the `reason` of the refusal metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            ApiError::EmptyBody => "empty_body",
-            ApiError::MalformedJson(_) | ApiError::NotAnObject | ApiError::BadGzip(_) => "malformed",
-            ApiError::InvalidEvent(_) | ApiError::NoValidEvents(_) => "invalid_event",
-            ApiError::BodyTooLarge { .. } | ApiError::TooManyEvents { .. } => "too_large",
+            ApiError::Body(BodyError::Empty) => "empty_body",
+            ApiError::Body(BodyError::MalformedJson(_) | BodyError::NotAnObject) | ApiError::BadGzip(_) => "malformed",
+            ApiError::Body(BodyError::InvalidEvent(_) | BodyError::NoValidEvents(_)) => "invalid_event",
+            ApiError::BodyTooLarge { .. } | ApiError::Body(BodyError::TooManyEvents { .. }) => "too_large",
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
@@ -111,13 +94,10 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::EmptyBody
-            | ApiError::MalformedJson(_)
-            | ApiError::NotAnObject
-            | ApiError::InvalidEvent(_)
-            | ApiError::NoValidEvents(_)
-            | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
-            ApiError::BodyTooLarge { .. } | ApiError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTooLarge { .. } | ApiError::Body(BodyError::TooManyEvents { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::Body(_) | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::BadGzip(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -141,7 +121,7 @@ impl ResponseError for ApiError {
             tracing::debug!(error = %self, %status, "request refused");
         }
         let rejected = match self {
-            ApiError::NoValidEvents(rejected) => rejected.clone(),
+            ApiError::Body(BodyError::NoValidEvents(rejected)) => rejected.clone(),
             _ => Vec::new(),
         };
         let mut response = HttpResponse::build(status);

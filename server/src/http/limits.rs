@@ -1,0 +1,70 @@
+//! Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::{Quota, RateLimiter};
+
+use crate::config::Config;
+use crate::http::error::ApiError;
+
+type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
+
+/// Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+pub struct RateLimits {
+    per_ip: Option<KeyedLimiter<IpAddr>>,
+    per_session: Option<KeyedLimiter<String>>,
+}
+
+impl RateLimits {
+    /// The limits of `config`; a rate of 0 turns that limit off.
+    pub fn new(config: &Config) -> RateLimits {
+        let quota = |per_sec: u32, burst: u32| {
+            let per_sec = NonZeroU32::new(per_sec)?;
+            let burst = NonZeroU32::new(burst.max(1)).unwrap_or(per_sec);
+            Some(Quota::per_second(per_sec).allow_burst(burst))
+        };
+        RateLimits {
+            per_ip: quota(config.rate_limit_ip_per_sec, config.rate_limit_ip_burst).map(RateLimiter::keyed),
+            per_session: quota(config.rate_limit_session_per_sec, config.rate_limit_session_burst)
+                .map(RateLimiter::keyed),
+        }
+    }
+
+    /// Takes one token for `ip`. Errors: [`ApiError::RateLimited`] with the wait.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match &self.per_ip {
+            Some(limiter) => limiter.check_key(&ip).map_err(|wait| limited("client address", &wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one token for `session_token`. Errors: [`ApiError::RateLimited`] with the wait.
+    pub fn check_session(&self, session_token: &str) -> Result<(), ApiError> {
+        match &self.per_session {
+            Some(limiter) => {
+                limiter.check_key(&session_token.to_owned()).map_err(|wait| limited("session token", &wait))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets keys whose buckets are full again, so memory follows the active clients only.
+    pub fn forget_idle_keys(&self) {
+        if let Some(limiter) = &self.per_ip {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_session {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    // Retry-After takes whole seconds: round up, so a client that honours it is not refused again.
+    let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::RateLimited { key, retry_after_secs: retry_after_secs.max(1) }
+}

@@ -1,0 +1,91 @@
+//! The HTTP layer: it translates between HTTP and the [`crate::domain`] rules and the
+//! [`crate::storage`] API, and holds no rule of its own. One file per resource; every failure is
+//! an [`error::ApiError`], whose `ResponseError` impl picks the status and the JSON body.
+//!
+//! - [`ingest`]: `POST /api/session-log`; [`events`]: the instructors' event query, live tail and
+//!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: deletion;
+//!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
+//! - [`auth`]: the instructor-token extractor; [`limits`]: rate limits; [`params`]: query
+//!   parameters; [`error`]: the mapping of every failure to a status and a JSON body.
+
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod ingest;
+pub mod limits;
+pub mod openapi;
+pub mod params;
+pub mod report;
+pub mod sessions;
+pub mod students;
+
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+use error::ApiError;
+use limits::RateLimits;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The settings.
+    pub config: Config,
+    /// The database.
+    pub storage: Storage,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The POST rate limits.
+    pub limits: RateLimits,
+    /// Becomes `true` when the server starts shutting down: live tails end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Registers the API routes (static files are added by `run`, after these).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz)).route("/metrics", web::get().to(health::metrics)).service(
+        web::scope("/api")
+            .route("/session-log/stream", web::get().to(events::stream_events))
+            .route("/session-log/export", web::get().to(events::export_events))
+            .route("/sessions", web::get().to(sessions::get_sessions))
+            .route("/report", web::get().to(report::get_report))
+            .route("/students/{email}", web::delete().to(students::delete_student))
+            .route("/openapi.json", web::get().to(openapi::openapi_json))
+            .service(
+                web::resource("/session-log")
+                    .route(web::post().to(ingest::post_events))
+                    .route(web::get().to(events::get_events))
+                    .default_service(web::to(|req: HttpRequest| async move {
+                        Err::<HttpResponse, _>(ApiError::NotFound(format!(
+                            "{} {} (use GET or POST)",
+                            req.method(),
+                            req.path()
+                        )))
+                    })),
+            )
+            .default_service(web::to(|req: HttpRequest| async move {
+                Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))
+            })),
+    );
+}
+
+/// CORS: workshop pages live on other origins, so by default any origin may POST events and (with
+/// a token) read them; `allowed_origins` restricts that. No cookies are involved, so no
+/// credentials are allowed. `Retry-After` is exposed to scripts (the client honours it) and
+/// preflights are cached for a day.
+pub fn cors(allowed_origins: &[String]) -> Cors {
+    let cors = if allowed_origins.is_empty() {
+        Cors::default().allow_any_origin()
+    } else {
+        allowed_origins.iter().fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+    };
+    cors.allowed_methods(["GET", "POST", "DELETE", "OPTIONS"])
+        .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::CONTENT_ENCODING])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(86_400)
+}

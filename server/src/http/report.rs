@@ -1,0 +1,38 @@
+//! `GET /api/report`: the room at a glance.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::domain::report::{self, Report};
+use crate::http::auth::Instructor;
+use crate::http::error::ApiError;
+use crate::http::params::{pairs, parse_time};
+use crate::http::AppState;
+
+/// `GET /api/report?since=&until=`: the room at a glance ([`Report`]) over the sessions with an
+/// event in the window (both optional; ISO 8601).
+///
+/// Errors: 401 without a token, 400 naming an invalid parameter, 500 for storage.
+#[utoipa::path(get, path = "/api/report", tag = "instructors",
+    params(
+        ("since" = Option<String>, Query, description = "Sessions with an event at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, description = "Sessions with an event before this ISO 8601 time."),
+    ),
+    responses(
+        (status = 200, description = "The room at a glance.", body = Report),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (mut since, mut until) = (None, None);
+    for (name, value) in pairs(req.query_string())? {
+        match name.as_str() {
+            "since" => since = Some(parse_time("since", &value)?),
+            "until" => until = Some(parse_time("until", &value)?),
+            _ => {}
+        }
+    }
+    let (window, final_step) = (state.config.active_window, state.config.final_step);
+    let report = report::of_window(&state.storage, since, until, window, final_step).await.map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(report))
+}

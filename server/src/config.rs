@@ -45,6 +45,10 @@ pub struct Config {
     pub rate_limit_ip_per_sec: u32,
     /// Burst of POSTs allowed from one client address above the rate. Default 2000.
     pub rate_limit_ip_burst: u32,
+    /// Networks of trusted reverse proxies (load balancers): a request whose peer is in one has
+    /// its client address read from `X-Forwarded-For` (or `Forwarded`), see
+    /// `domain::client_addr`. Default none: the peer is the client and those headers are ignored.
+    pub trusted_proxies: Vec<crate::domain::client_addr::IpNet>,
     /// POSTs per second allowed for one session token; 0 turns the limit off. Default 20 (a page
     /// sends about one batch a second).
     pub rate_limit_session_per_sec: u32,
@@ -97,6 +101,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             rate_limit_ip_per_sec: 1000,
             rate_limit_ip_burst: 2000,
+            trusted_proxies: Vec::new(),
             rate_limit_session_per_sec: 20,
             rate_limit_session_burst: 100,
             completion_event_types: vec!["workshop_completed".to_owned()],

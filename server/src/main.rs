@@ -62,6 +62,11 @@ struct Args {
     /// Burst of POSTs from one client address above the rate.
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_IP_BURST", default_value_t = Config::default().rate_limit_ip_burst)]
     rate_limit_ip_burst: u32,
+    /// A trusted reverse proxy or load balancer, as a network (`10.0.0.0/8`, `127.0.0.1/32`;
+    /// repeatable): requests from it take their client address from `X-Forwarded-For` (the
+    /// right-most hop that is not a trusted proxy) or `Forwarded`. Without it those headers are ignored.
+    #[arg(long = "trusted-proxy", env = "SESSION_LOG_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    trusted_proxies: Vec<session_log_server::domain::client_addr::IpNet>,
     /// POSTs per second for one session token (0: no limit).
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION", default_value_t = Config::default().rate_limit_session_per_sec)]
     rate_limit_session: u32,
@@ -162,6 +167,7 @@ fn main() -> anyhow::Result<()> {
         allowed_origins: args.allowed_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
         rate_limit_ip_per_sec: args.rate_limit_ip,
         rate_limit_ip_burst: args.rate_limit_ip_burst,
+        trusted_proxies: args.trusted_proxies,
         rate_limit_session_per_sec: args.rate_limit_session,
         rate_limit_session_burst: args.rate_limit_session_burst,
         completion_event_types: args.completion_events.into_iter().filter(|t| !t.trim().is_empty()).collect(),
@@ -212,4 +218,12 @@ fn generate_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the instructor token: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A network (`10.0.0.0/8`), or one address (`127.0.0.1`, `::1`) as its host network.
+fn parse_network(text: &str) -> Result<session_log_server::domain::client_addr::IpNet, String> {
+    let text = text.trim();
+    text.parse()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(Into::into))
+        .map_err(|_| format!("{text:?} is neither a network (10.0.0.0/8) nor an address"))
 }

@@ -29,6 +29,12 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Write requests waiting for the writer, `session_log_write_queue_depth`.
     pub queue_depth: IntGauge,
+    /// Background passes this server ran, by task (`retention`, `report`), as the one server of
+    /// a database that does background work, `session_log_background_runs_total{task}`.
+    pub background_runs: IntCounterVec,
+    /// 1 while this server is the one that runs background work on its database (always on
+    /// SQLite), else 0, `session_log_background_leader`.
+    pub background_leader: IntGauge,
     /// Time of one group commit, `session_log_commit_seconds`.
     pub commit_seconds: Histogram,
     /// Rows in one group commit, `session_log_commit_rows`.
@@ -58,7 +64,19 @@ impl Metrics {
             IntGauge::new("session_log_write_queue_depth", "Write requests waiting for the writer thread.")
                 .expect("metric name");
         registry.register(Box::new(queue_depth.clone())).expect("register");
+        let background_leader = IntGauge::new(
+            "session_log_background_leader",
+            "1 while this server runs the background work (retention, reports) for its database.",
+        )
+        .expect("metric name");
+        registry.register(Box::new(background_leader.clone())).expect("register");
         Metrics {
+            background_runs: counter_vec(
+                "session_log_background_runs_total",
+                "Background passes run by this server, by task.",
+                "task",
+            ),
+            background_leader,
             events_accepted: counter("session_log_events_accepted_total", "Events stored (new or already present)."),
             events_duplicate: counter(
                 "session_log_events_duplicate_total",

@@ -183,6 +183,33 @@ on_both_backends! {
         assert_eq!(server.stored_rows() as usize, statuses.iter().filter(|s| **s == 200).count());
     }
 
+    // Behind a trusted proxy the address limit applies per forwarded client; without one a forged
+    // X-Forwarded-For changes nothing (every request counts against the real peer).
+    fn address_rate_limit_reads_x_forwarded_for_only_from_trusted_proxies(backend) {
+        let db = std::sync::Arc::new(common::TestDb::new(backend));
+        let limited = |c: &mut session_log_server::Config| {
+            c.rate_limit_ip_per_sec = 1;
+            c.rate_limit_ip_burst = 1;
+        };
+        let post = |server: &TestServer, n: usize, forwarded_for: &str| {
+            let body = event(&format!("ws_xff_{n}"), "action", json!({})).to_string();
+            server.request("POST", "/api/session-log", &[JSON, ("X-Forwarded-For", forwarded_for)], body.as_bytes()).status
+        };
+        let behind = TestServer::on_db(db.clone(), |c| {
+            limited(c);
+            c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        });
+        assert_eq!(post(&behind, 0, "203.0.113.7"), 200);
+        assert_eq!(post(&behind, 1, "203.0.113.7"), 429, "the same student, over the limit");
+        assert_eq!(post(&behind, 2, "203.0.113.8"), 200, "another student behind the same proxy");
+        assert_eq!(post(&behind, 3, "198.51.100.1, 203.0.113.9"), 200, "the right-most hop is the client");
+        assert_eq!(post(&behind, 4, "203.0.113.7, 203.0.113.9"), 429, "a forged left hop does not help");
+        drop(behind);
+        let direct = TestServer::on_db(db, limited);
+        assert_eq!(post(&direct, 5, "203.0.113.10"), 200);
+        assert_eq!(post(&direct, 6, "203.0.113.11"), 429, "an untrusted peer's header is ignored");
+    }
+
     // With --allowed-origin, only those origins get CORS headers; by default every origin does.
     fn allowed_origins_restrict_cors(backend) {
         let preflight = |server: &TestServer, origin: &str| {

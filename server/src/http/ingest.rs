@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use session_log_protocol::{BatchResponse, LoggedResponse};
 
+use crate::domain::client_addr;
 use crate::domain::validate::{parse_body, BodyError, Parsed};
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -51,7 +52,7 @@ pub async fn post_events(
 
 async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<HttpResponse, ApiError> {
     if let Some(peer) = req.peer_addr() {
-        state.limits.check_ip(peer.ip())?;
+        state.limits.check_ip(client_address(req, peer.ip(), &state.config.trusted_proxies))?;
     }
     check_content_type(req)?;
     let limit = state.config.max_body_bytes;
@@ -81,6 +82,16 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         return Ok(HttpResponse::Ok().json(LoggedResponse::default()));
     }
     Ok(HttpResponse::Ok().json(BatchResponse { success: true, accepted, duplicates: inserted.duplicates, rejected }))
+}
+
+/// The client's address: the peer, or behind a trusted proxy what its forwarding headers say
+/// (see [`client_addr::client_address`]).
+fn client_address(req: &HttpRequest, peer: std::net::IpAddr, trusted: &[client_addr::IpNet]) -> std::net::IpAddr {
+    if trusted.is_empty() {
+        return peer;
+    }
+    let lines = |name: &str| -> Vec<&str> { req.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect() };
+    client_addr::client_address(peer, &lines("x-forwarded-for"), &lines("forwarded"), trusted)
 }
 
 /// Undoes `Content-Encoding: gzip`, refusing output over `limit` bytes as soon as it gets there

@@ -6,8 +6,9 @@
 //! - Events are committed in groups (many requests' rows in one transaction) and a request is
 //!   answered only after its group commits: an acknowledged event is durable.
 //! - Events are unique by `event_uuid`; storing one again is a no-op counted as a duplicate.
-//! - `event_id` grows in commit order (one writer per database), so it serves as the cursor of
-//!   paging, export and the live tail.
+//! - `event_id` becomes visible in increasing order (SQLite: one writer per file; PostgreSQL:
+//!   commits that assign ids are serialised across servers), so it serves as the position of the
+//!   cursors of paging, export and the live tail: a reader never sees an id before a smaller one.
 //! - A session's summary (see `crate::domain::summary`) equals the fold of its stored events in `event_id`
 //!   order once [`Storage::flush_summaries`] returns; retention and deletion keep it so.
 //! - A full write queue refuses at once ([`StoreError::Overloaded`]) instead of queueing without
@@ -223,7 +224,11 @@ impl Storage {
     /// created or migrated, or the SQLite file or its folder cannot be created.
     pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Storage, StoreError> {
         let backend = match Database::of(config)? {
-            Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(&path, config, metrics)?),
+            Database::Sqlite(path) => {
+                // One server per SQLite file: it always runs the background work.
+                metrics.background_leader.set(1);
+                Backend::Sqlite(sqlite::SqliteStore::open(&path, config, metrics)?)
+            }
             Database::Postgres(url) => Backend::Postgres(postgres::PostgresStore::open(&url, config, metrics)?),
         };
         Ok(Storage { backend })
@@ -285,6 +290,17 @@ impl Storage {
     /// on it (`changed()`) instead of polling.
     pub fn committed(&self) -> watch::Receiver<i64> {
         dispatch!(self, s => s.committed())
+    }
+
+    /// Whether this server should run the background work (retention, periodic reports) now:
+    /// always on SQLite (one server per file); on PostgreSQL, while it holds the database's
+    /// leader lock, which exactly one connected server holds at a time and which passes to
+    /// another within about a second of its holder's death (see `postgres::cluster`).
+    pub fn is_leader(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres(store) => store.is_leader(),
+        }
     }
 
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.

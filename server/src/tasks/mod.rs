@@ -1,4 +1,6 @@
-//! Background work of a running server: retention (with archiving) and the periodic report.
+//! Background work of a running server: retention (with archiving) and the periodic report. With
+//! several servers on one database, only the one that holds the leader lease
+//! (`Storage::is_leader`) runs a pass; the others skip their ticks until they hold it.
 
 pub mod archive;
 
@@ -21,6 +23,10 @@ pub async fn retention(state: web::Data<AppState>, retention: std::time::Duratio
     let mut every = actix_web::rt::time::interval_at(first, state.config.retention_every);
     loop {
         every.tick().await;
+        if !state.storage.is_leader() {
+            continue; // another server on this database runs it
+        }
+        state.metrics.background_runs.with_label_values(&["retention"]).inc();
         let before = storage::iso_ago(retention);
         let mut total = storage::Removed::default();
         loop {
@@ -100,6 +106,10 @@ pub async fn periodic_report(state: web::Data<AppState>, every: std::time::Durat
     ticks.tick().await; // the first tick is immediate: the first report comes after one interval
     loop {
         ticks.tick().await;
+        if !state.storage.is_leader() {
+            continue;
+        }
+        state.metrics.background_runs.with_label_values(&["report"]).inc();
         let since = Some(storage::iso_ago(std::time::Duration::from_secs(86_400)));
         let (window, final_step) = (state.config.active_window, state.config.final_step);
         let built = report::of_window(&state.storage, since, None, window, final_step).await;

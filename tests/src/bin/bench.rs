@@ -1,6 +1,6 @@
 //! The ingest benchmark (`cargo xtask bench`): drives the real server binary over loopback with
-//! concurrent clients and measures the ceiling (the same rows inserted straight through rusqlite
-//! with the same schema and pragmas) in the same run. It does so in `--rounds` rounds (default
+//! concurrent clients and measures the ceiling (the same rows stored through `Storage::insert`, the
+//! server's writer without HTTP) in the same run. It does so in `--rounds` rounds (default
 //! 3); each round runs one batched phase per client count in `--batch-clients` (default `16,48`),
 //! each followed by its ceiling, then the single-event phase (`--single-clients`, default 32). It
 //! prints each round, the medians, and how much CPU the host stole in each phase (shared machines
@@ -17,10 +17,8 @@ use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
 use session_log_e2e::Server;
 use session_log_server::config::Config;
 use session_log_server::domain::validate::validate_event;
-use session_log_server::storage::now_iso;
-use session_log_server::storage::sqlite::{
-    open_writer_connection, Checkpointer, EventWriter, WriterCache, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER,
-};
+use session_log_server::storage::sqlite::{WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
+use session_log_server::storage::Storage;
 
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
@@ -541,38 +539,43 @@ fn peak_memory_mb(pid: u32) -> Option<f64> {
 }
 
 /// The ceiling: realistic events of as many sessions as the batched phase has clients (so the
-/// indexes see the same spread) inserted into a fresh database the way the writer does, with
-/// the same schema, pragmas, checkpointer and summary work, in transactions of
-/// [`CEILING_ROWS_PER_TX`] rows. Filled in timed slices; its folder is deleted on drop.
+/// indexes see the same spread) stored in a fresh SQLite database through the storage API the
+/// server uses (`Storage::insert`: the same writer, group commit, checkpointer, WAL shim and
+/// summary work) in requests of [`CEILING_ROWS_PER_TX`] rows, without HTTP. Filled in timed
+/// slices; its folder is deleted on drop.
 struct Ceiling {
-    // Dropped in this order: the checkpointer, the connection, then the folder with the files.
-    checkpointer: Checkpointer,
-    conn: rusqlite::Connection,
-    _dir: tempfile::TempDir,
-    cache: WriterCache,
+    // Dropped in this order: the storage (its writer and checkpointer), then the folder.
+    storage: Option<Storage>,
+    runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
     config: Config,
     rng: fastrand::Rng,
     sessions: usize,
     rows: u64,
-    /// Time spent in the transactions (events are made before each one's clock starts).
+    /// Time spent in the inserts (events are made before each one's clock starts).
     busy: Duration,
     machine: Ticks,
+}
+
+impl Drop for Ceiling {
+    fn drop(&mut self) {
+        // Commits what is queued and stops the writer and checkpointer before the folder goes.
+        if let Some(storage) = self.storage.take() {
+            storage.close();
+        }
+    }
 }
 
 impl Ceiling {
     /// A fresh database in a new folder under `parent`.
     fn open(parent: &std::path::Path, sessions: usize) -> anyhow::Result<Ceiling> {
-        let config = Config::default();
         let dir = tempfile::tempdir_in(parent)?;
-        let path = dir.path().join("ceiling.db");
-        let conn = open_writer_connection(&path, &config.completion_event_types)?;
-        // The server's checkpointer runs beside its writer; it runs beside the ceiling's inserts too.
-        let checkpointer = Checkpointer::start(&path)?;
+        let config = Config { db_path: dir.path().join("ceiling.db"), ..Config::default() };
+        let storage = Storage::open(&config, Default::default())?;
         Ok(Ceiling {
-            checkpointer,
-            conn,
-            _dir: dir,
-            cache: WriterCache::new(&config.completion_event_types),
+            storage: Some(storage),
+            runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+            dir,
             config,
             rng: fastrand::Rng::with_seed(7),
             sessions: sessions.max(1),
@@ -582,9 +585,9 @@ impl Ceiling {
         })
     }
 
-    /// Commits transactions until `slice` of transaction time has passed.
+    /// Stores requests until `slice` of insert time has passed.
     fn run_for(&mut self, slice: Duration) -> anyhow::Result<()> {
-        let wal_restart = self.checkpointer.restart_handle();
+        let storage = self.storage.as_ref().expect("open until dropped");
         let mut spent = Duration::ZERO;
         while spent < slice {
             let events: Vec<_> = (self.rows..self.rows + CEILING_ROWS_PER_TX as u64)
@@ -596,36 +599,29 @@ impl Ceiling {
                 .collect::<Result<_, _>>()?;
             let machine = Ticks::read();
             let started = Instant::now();
-            let created_at = now_iso();
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // The same work as the writer: the events and their sessions' summaries (flushed
-            // with every transaction, which is more often than the server's once a second).
-            EventWriter::new(&tx, &created_at, &mut self.cache)?.write(&events)?;
-            self.cache.flush(&tx)?;
-            tx.commit()?;
-            wal_restart.run_if_asked(&self.conn);
+            let inserted = self.runtime.block_on(storage.insert(events))?;
             spent += started.elapsed();
             self.machine.add(&Ticks::read().since(&machine));
-            self.rows += events.len() as u64;
+            self.rows += inserted.new as u64;
         }
         self.busy += spent;
         Ok(())
     }
 
-    /// Between slices, untimed: folds the WAL back into the database and truncates it, as the
-    /// server's idle writer does, so neither side's leftovers run in the other's slice.
+    /// Between slices, untimed: waits until the ceiling's writer is idle (summaries flushed, WAL
+    /// truncated), so neither side's leftovers run in the other's slice.
     fn settle(&mut self) {
-        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        wait_until_idle(&self.dir.path().join("ceiling.db-wal"));
     }
 
-    /// Rows per second of transaction time.
+    /// Rows per second of insert time.
     fn rate(&self) -> f64 {
         self.rows as f64 / self.busy.as_secs_f64().max(1e-9)
     }
 
     fn print(&self) {
         println!(
-            "ceiling (rusqlite direct, {CEILING_ROWS_PER_TX} rows/transaction, same schema, pragmas and checkpointer, {} rows in the same slices): {:.0} rows/s",
+            "ceiling (Storage::insert without HTTP, {CEILING_ROWS_PER_TX} rows/request, the server's writer, {} rows in the same slices): {:.0} rows/s",
             self.rows,
             self.rate()
         );

@@ -13,6 +13,11 @@
 //! - A failed group is retried job by job once, so one job the database refuses fails alone;
 //!   a database that cannot be reached fails every job with [`StoreError::Unavailable`] (503),
 //!   and the pool reconnects by itself when it is back.
+//! - Several servers may share one database. Each insert takes [`COMMIT_ORDER_LOCK`] just before
+//!   it draws `event_id`s and holds it until its commit is visible, so ids become visible in
+//!   increasing order whichever server commits, and `event_id` stays a cursor that never skips
+//!   an event. Every commit NOTIFYs its newest id (`cluster`), which wakes every server's live
+//!   tails; one server at a time holds the leader lock and runs the background work.
 //! - `event_data` is JSONB: keys come back in PostgreSQL's order, and a `\u0000` (which JSONB
 //!   cannot hold) is stored as U+FFFD.
 
@@ -33,6 +38,8 @@ use crate::domain::event::ValidEvent;
 use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
 
+mod cluster;
+
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
@@ -45,6 +52,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The advisory lock key held while migrating, so that servers starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5e55_1010_0001;
+/// The transaction-level advisory lock key every insert takes right before it draws `event_id`s
+/// and holds until its commit is visible: commits that assign ids are serialised across
+/// servers, so ids become visible in increasing order and stay usable as cursors.
+const COMMIT_ORDER_LOCK: i64 = 0x5e55_1010_0002;
 /// How long `close` waits for the writer to commit what it was handed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -74,6 +85,7 @@ pub struct PostgresStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     committed: watch::Receiver<i64>,
+    leader: Arc<std::sync::atomic::AtomicBool>,
     metrics: Arc<Metrics>,
     completion_types: Arc<Vec<String>>,
 }
@@ -126,11 +138,17 @@ fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
 }
 
 /// Opens a pool of at most `size` connections to `url`, on the current runtime.
-fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+/// The connection settings of `url`. Errors: [`StoreError::Invalid`] when it does not parse.
+fn pg_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     let mut pg: tokio_postgres::Config =
         url.parse().map_err(|e| StoreError::Invalid(format!("database URL {}: {e}", redact_url(url))))?;
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.application_name("session-log");
+    Ok(pg)
+}
+
+fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let pg = pg_config(url)?;
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Pool::builder(manager)
         .max_size(size)
@@ -186,6 +204,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::Internal(format!("cannot start the PostgreSQL runtime: {e}")))?;
         let handle = runtime.handle().clone();
         let size = config.read_connections.max(1) as usize + 1;
+        let pg = match pg_config(url) {
+            Ok(pg) => pg,
+            Err(error) => {
+                runtime.shutdown_background();
+                return Err(error);
+            }
+        };
         let url = url.to_owned();
         let opened = wait_on(&handle, async move {
             let pool = open_pool(&url, size)?;
@@ -205,6 +230,10 @@ impl PostgresStore {
             }
         };
         let (committed_tx, committed) = watch::channel(newest);
+        let committed_tx = Arc::new(committed_tx);
+        let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        handle.spawn(cluster::listen(pg.clone(), committed_tx.clone()));
+        handle.spawn(cluster::lead(pg, leader.clone(), metrics.clone()));
         let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
         let (done_tx, writer_done) = std::sync::mpsc::channel();
         let completion_types = Arc::new(config.completion_event_types.clone());
@@ -227,9 +256,15 @@ impl PostgresStore {
             writer: Mutex::new(Some(sender)),
             writer_done: Mutex::new(Some(writer_done)),
             committed,
+            leader,
             metrics,
             completion_types,
         })
+    }
+
+    /// `Storage::is_leader`: whether this server holds the database's leader lock.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs `work` on the store's runtime and awaits it. Errors: `work`'s, or
@@ -434,7 +469,7 @@ struct Writer {
     max_rows: usize,
     metrics: Arc<Metrics>,
     completion_types: Arc<Vec<String>>,
-    committed: watch::Sender<i64>,
+    committed: Arc<watch::Sender<i64>>,
     /// When a failed commit was last logged (failures during an outage are logged every 10 s).
     last_failure_logged: Mutex<Option<Instant>>,
 }
@@ -499,11 +534,7 @@ impl Writer {
                 self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
                 self.metrics.commit_rows.observe(rows as f64);
                 if let Some(newest) = newest {
-                    self.committed.send_if_modified(|value| {
-                        let changed = newest > *value;
-                        *value = (*value).max(newest);
-                        changed
-                    });
+                    cluster::advance(&self.committed, newest);
                 }
                 for ((_, ack), count) in jobs.into_iter().zip(counts) {
                     let _ = ack.send(Ok(count));
@@ -658,6 +689,8 @@ async fn insert_events(
     let session_tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let data: Vec<&str> = events.iter().map(|e| e.event_data.as_str()).collect();
+    // Last of the locks (sessions, then students' rows, then this), held to the commit.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COMMIT_ORDER_LOCK]).await.map_err(db_error)?;
     let rows = tx
         .query(
             "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
@@ -725,6 +758,12 @@ async fn insert_events(
         )
         .await
         .map_err(db_error)?;
+    }
+    if let Some(newest) = newest {
+        // Delivered to every listening server at the commit, never before.
+        tx.execute("SELECT pg_notify($1, $2)", &[&cluster::EVENTS_CHANNEL, &newest.to_string()])
+            .await
+            .map_err(db_error)?;
     }
     Ok((counts, newest))
 }

@@ -1,0 +1,199 @@
+//! Several servers on one PostgreSQL database (a fresh one per test), as behind a load balancer:
+//! each answers as if it were the only one — reads, summaries, the report, the live tail, dedup,
+//! cursors while both ingest, and background work run by one of them at a time.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use common::{assert_summaries_are_folds, event, Backend, TestDb, TestServer, TOKEN};
+use serde_json::{json, Value};
+use session_log_server::metrics::Metrics;
+use session_log_server::storage::Storage;
+
+/// Two servers on one fresh PostgreSQL database, `adjust`ed alike.
+fn two_servers(adjust: impl Fn(&mut session_log_server::Config)) -> (TestServer, TestServer) {
+    let db = Arc::new(TestDb::new(Backend::Postgres));
+    let a = TestServer::on_db(db.clone(), &adjust);
+    let b = TestServer::on_db(db, &adjust);
+    (a, b)
+}
+
+/// Waits (at most `within`) until `done` holds.
+fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `event_data` of each event of `server`'s live tail on `path`, sent over the channel.
+fn tail(server: &TestServer, path: &str) -> mpsc::Receiver<Value> {
+    let response =
+        ureq::get(&format!("{}{path}", server.url)).header("Authorization", &format!("Bearer {TOKEN}")).call().unwrap();
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(response.into_body().into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(data) = line.strip_prefix("data: ") {
+                let event: Value = serde_json::from_str(data).unwrap();
+                if send.send(event["event_data"].clone()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receive
+}
+
+// An event posted to A is read from B, counted in B's sessions and report, and arrives on B's
+// live tail within seconds (woken by PostgreSQL's NOTIFY, not by B's own writer).
+#[test]
+fn an_event_posted_to_one_server_is_seen_by_the_other() {
+    let (a, b) = two_servers(|_| {});
+    let live = tail(&b, "/api/session-log/stream?sessionToken=ws_shared");
+    a.post_all(vec![
+        json!({"sessionToken": "ws_shared", "studentEmail": "ada@example.com", "eventType": "navigation",
+               "eventData": {"from": 0, "to": 1, "toStepName": "Intro", "n": 1}}),
+        event("ws_shared", "error", json!({"errorType": "twilio_timeout", "n": 2})),
+    ]);
+    let page = b.read("/api/session-log?sessionToken=ws_shared&order=asc");
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["events"][0]["student_email"], "ada@example.com");
+    let sessions = b.read("/api/sessions");
+    assert_eq!(sessions["sessions"][0]["sessionToken"], "ws_shared");
+    assert_eq!(sessions["sessions"][0]["events"], 2);
+    let report = b.read("/api/report");
+    assert_eq!((report["sessions"].as_u64(), report["events"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(report["topErrors"][0]["errorType"], "twilio_timeout");
+    for n in [1, 2] {
+        let data = live.recv_timeout(Duration::from_secs(5)).expect("B's live tail got A's event within 5 s");
+        assert_eq!(data["n"], n);
+    }
+}
+
+// The same eventId posted to A and to B at once is stored once; both answer 200.
+#[test]
+fn the_same_event_posted_to_both_is_stored_once() {
+    let (a, b) = two_servers(|_| {});
+    for round in 0..20 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = json!({"sessionToken": "ws_dup", "eventType": "action", "eventId": id, "eventData": {"n": round}});
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let sent: Vec<_> = [&a, &b].map(|server| s.spawn(|| server.post(&body).0)).into_iter().collect();
+            sent.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(statuses, [200, 200]);
+    }
+    assert_eq!(a.stored_rows(), 20);
+    assert_eq!(b.read("/api/sessions")["sessions"][0]["events"], 20, "the summary counts each once");
+}
+
+// While loaders post to both servers at once, a reader paging B oldest first with cursors sees
+// every stored event exactly once: ids drawn by two writers never become visible out of order.
+#[test]
+fn cursor_paging_sees_every_event_once_while_both_servers_ingest() {
+    let (a, b) = two_servers(|c| c.rate_limit_session_per_sec = 0);
+    let loading = std::sync::atomic::AtomicBool::new(true);
+    let seen = std::thread::scope(|s| {
+        let loaders: Vec<_> = (0..4)
+            .map(|k| {
+                let server = if k % 2 == 0 { &a } else { &b };
+                s.spawn(move || {
+                    for round in 0..40 {
+                        let events = (0..10)
+                            .map(|i| event(&format!("ws_load_{k}_{}", round % 5), "action", json!({"k": k, "i": i})))
+                            .collect();
+                        server.post_all(events);
+                    }
+                })
+            })
+            .collect();
+        let reader = s.spawn(|| {
+            let mut seen: Vec<String> = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let done = !loading.load(std::sync::atomic::Ordering::SeqCst);
+                let mut path = "/api/session-log?order=asc&limit=37".to_owned();
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page = b.read(&path);
+                let events = page["events"].as_array().unwrap();
+                seen.extend(events.iter().map(|e| e["event_uuid"].as_str().unwrap().to_owned()));
+                if let Some(last) = events.last() {
+                    // The cursor of the last event read (what a client resumes from).
+                    let position = last["event_id"].as_i64().unwrap();
+                    cursor = Some(session_log_server::domain::cursor::EventCursor::at(position).encode());
+                }
+                if events.is_empty() {
+                    // Every POST was answered (so committed) before `done` was read: all is read.
+                    if done {
+                        return seen;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+        for loader in loaders {
+            loader.join().unwrap();
+        }
+        loading.store(false, std::sync::atomic::Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "an event was read twice");
+    let stored: HashSet<String> = a.db.texts("SELECT CAST(event_uuid AS TEXT) FROM events").into_iter().collect();
+    assert_eq!(stored.len(), 4 * 40 * 10);
+    let read: HashSet<String> = seen.into_iter().collect();
+    assert_eq!(read.len(), stored.len(), "the reader missed {} stored events", stored.difference(&read).count());
+}
+
+// Two servers ingesting one session at once keep its summary equal to the fold of its events.
+#[test]
+fn two_servers_ingesting_one_session_keep_its_summary_the_fold() {
+    let (a, b) = two_servers(|c| c.rate_limit_session_per_sec = 0);
+    std::thread::scope(|s| {
+        for (k, server) in [&a, &b, &a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for round in 0..25 {
+                    let events = (0..4)
+                        .map(|i| {
+                            let n = (k * 100 + round * 4 + i) as u64;
+                            json!({"sessionToken": "ws_one", "eventType": if n % 7 == 0 { "error" } else { "navigation" },
+                                   "seq": n, "eventData": {"from": n, "to": n + 1, "errorType": "boom"}})
+                        })
+                        .collect();
+                    server.post_all(events);
+                }
+            });
+        }
+    });
+    let storage = Storage::open(&a.db.config(), Arc::new(Metrics::new())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(assert_summaries_are_folds(&storage, &runtime), ["ws_one"]);
+    storage.close();
+    assert_eq!(b.read("/api/sessions")["sessions"][0]["events"], 400);
+}
+
+// Only one server runs the retention passes; when it stops, the other takes over within seconds.
+#[test]
+fn one_server_runs_background_work_and_another_takes_over() {
+    let (a, b) = two_servers(|c| {
+        c.retention = Some(Duration::from_secs(86_400));
+        c.retention_every = Duration::from_millis(50);
+    });
+    let runs = |server: &TestServer| server.metric("session_log_background_runs_total{task=\"retention\"}");
+    let leading = |server: &TestServer| server.metric("session_log_background_leader") == 1.0;
+    wait_until("one server ran 10 retention passes", Duration::from_secs(10), || runs(&a) + runs(&b) >= 10.0);
+    let (leader, other) = if leading(&a) { (a, b) } else { (b, a) };
+    assert!(leading(&leader) && !leading(&other), "exactly one server leads");
+    assert_eq!(runs(&other), 0.0, "the other ran no pass");
+    leader.stop();
+    wait_until("the other server took over", Duration::from_secs(10), || leading(&other) && runs(&other) >= 3.0);
+}

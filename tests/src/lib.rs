@@ -5,6 +5,7 @@
 //! harness panics saying how to get it (`cargo xtask test` builds and installs everything).
 
 pub mod load;
+pub mod nginx;
 pub mod pg;
 pub mod proxy;
 
@@ -16,6 +17,58 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+/// The event types the demo workshop logs when a student goes through it with
+/// [`demo_first_steps`] then [`demo_last_steps`], in order.
+pub const DEMO_EVENT_TYPES: [&str; 13] = [
+    "error",
+    "action",
+    "state_change",
+    "navigation",
+    "action",
+    "navigation",
+    "api_call",
+    "navigation",
+    "api_call",
+    "error",
+    "navigation",
+    "state_change",
+    "workshop_completed",
+];
+
+/// On the open demo workshop: steps 0 and 1 (a refused API key, an accepted one, a use case),
+/// ending on step 2. Logs the first five of [`DEMO_EVENT_TYPES`] and the step-2 navigation.
+pub async fn demo_first_steps(browser: &Browser) {
+    // Step 0: a refused key, then an accepted one.
+    browser.type_into("#api-key", "not-a-key").await;
+    browser.click("#validate-key").await;
+    browser.wait_for_text("#key-status", |t| t.contains("refused")).await;
+    browser.type_into("#api-key", "sk-abcdefghijklmnopqrstuvwxyz").await;
+    browser.click("#validate-key").await;
+    browser.wait_for_text("#key-status", |t| t.contains("accepted")).await;
+    browser.click("#next").await;
+    // Step 1: a choice.
+    browser.click("input[value=support]").await;
+    browser.wait_for_text("#use-case-status", |t| t.contains("support")).await;
+    browser.click("#next").await;
+}
+
+/// On the demo workshop at step 2: an API call that works, one that fails, a state toggle and
+/// the end, which waits until the client says every event was delivered.
+pub async fn demo_last_steps(browser: &Browser) {
+    // Step 2: an API call that works.
+    browser.click("#check-health").await;
+    browser.wait_for_text("#health-status", |t| t.contains("up")).await;
+    browser.click("#next").await;
+    // Step 3: an API call that fails.
+    browser.click("#deploy").await;
+    browser.wait_for_text("#deploy-status", |t| t.contains("HTTP 404")).await;
+    browser.click("#next").await;
+    // Step 4: a state toggle, and the end (which awaits flush()).
+    browser.click("#voice-enabled").await;
+    browser.click("#finish").await;
+    browser.wait_for_text("#finish-status", |t| t.contains("all events delivered")).await;
+}
 
 /// A web root holding `delivery.html`: a bare page that imports the client from `/pkg/` and
 /// exposes it to tests as `window.sessionLog`, with `window.logMany(from, n, extra)`, and the

@@ -22,30 +22,8 @@ async fn clicking_through_the_demo_delivers_every_event_type() {
     let token = browser.wait_for_text("#session-token", |t| t.starts_with("ws_")).await;
     assert_eq!(token.len(), 3 + 32, "ws_ and 128 bits in hex: {token}");
 
-    // Step 0: a refused key, then an accepted one.
-    browser.type_into("#api-key", "not-a-key").await;
-    browser.click("#validate-key").await;
-    browser.wait_for_text("#key-status", |t| t.contains("refused")).await;
-    browser.type_into("#api-key", "sk-abcdefghijklmnopqrstuvwxyz").await;
-    browser.click("#validate-key").await;
-    browser.wait_for_text("#key-status", |t| t.contains("accepted")).await;
-    browser.click("#next").await;
-    // Step 1: a choice.
-    browser.click("input[value=support]").await;
-    browser.wait_for_text("#use-case-status", |t| t.contains("support")).await;
-    browser.click("#next").await;
-    // Step 2: an API call that works.
-    browser.click("#check-health").await;
-    browser.wait_for_text("#health-status", |t| t.contains("up")).await;
-    browser.click("#next").await;
-    // Step 3: an API call that fails.
-    browser.click("#deploy").await;
-    browser.wait_for_text("#deploy-status", |t| t.contains("HTTP 404")).await;
-    browser.click("#next").await;
-    // Step 4: a state toggle, and the end (which awaits flush()).
-    browser.click("#voice-enabled").await;
-    browser.click("#finish").await;
-    browser.wait_for_text("#finish-status", |t| t.contains("all events delivered")).await;
+    session_log_e2e::demo_first_steps(&browser).await;
+    session_log_e2e::demo_last_steps(&browser).await;
     browser.close().await;
 
     let answer = server.events(&format!("sessionToken={token}&limit=1000"));
@@ -54,25 +32,7 @@ async fn clicking_through_the_demo_delivers_every_event_type() {
     assert_eq!(answer["count"], events.len());
     events.reverse(); // the API answers newest first
     let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert_eq!(
-        types,
-        [
-            "error",
-            "action",
-            "state_change",
-            "navigation",
-            "action",
-            "navigation",
-            "api_call",
-            "navigation",
-            "api_call",
-            "error",
-            "navigation",
-            "state_change",
-            "workshop_completed"
-        ],
-        "every event, in the order the student caused them"
-    );
+    assert_eq!(types, session_log_e2e::DEMO_EVENT_TYPES, "every event, in the order the student caused them");
 
     // Context fields and identity on every event.
     for (i, event) in events.iter().enumerate() {

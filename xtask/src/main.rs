@@ -112,6 +112,7 @@ fn main() -> Result<()> {
             ensure_wasm_tools()?;
             let (chrome, driver) = ensure_chromium()?;
             let postgres = ensure_postgres()?;
+            let nginx = ensure_nginx()?;
             build_package(&root)?;
             run("build the server", cargo().args(["build", "-p", "session-log-server"]))?;
             let artifacts = root.join("test-artifacts");
@@ -125,6 +126,7 @@ fn main() -> Result<()> {
                     .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
                     .env("SESSION_LOG_ARTIFACTS", &artifacts)
                     .env("SESSION_LOG_TEST_POSTGRES", &postgres)
+                    .env("NGINX_BIN", &nginx)
                     .env("CHROME_BIN", &chrome)
                     .env("CHROMEDRIVER", &driver),
             )?;
@@ -218,6 +220,23 @@ fn ensure_chromium() -> Result<(PathBuf, PathBuf)> {
         bail!("after installing, {} or {} is still missing", chrome.display(), driver.display());
     }
     Ok((chrome, driver))
+}
+
+/// Finds nginx (`NGINX_BIN`, else Debian's `/usr/sbin/nginx`), the load balancer of the
+/// several-servers tests, and installs Debian's `nginx` when it is missing. The tests start their
+/// own nginx processes on loopback (the package's own service is not used).
+fn ensure_nginx() -> Result<PathBuf> {
+    let nginx = std::env::var_os("NGINX_BIN").map(PathBuf::from).unwrap_or_else(|| "/usr/sbin/nginx".into());
+    if nginx.is_file() {
+        return Ok(nginx);
+    }
+    if let Err(error) = apt_install(&["nginx"]) {
+        bail!("the load-balancer tests need nginx, and installing it failed ({error}). Install Debian's `nginx`, or set NGINX_BIN.");
+    }
+    if !nginx.is_file() {
+        bail!("after installing nginx, {} is still missing", nginx.display());
+    }
+    Ok(nginx)
 }
 
 /// Installs Debian packages with apt-get (through `sudo -n` when not root).

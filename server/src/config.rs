@@ -19,6 +19,9 @@ pub struct Config {
     /// Tokens that may read events (`Authorization: Bearer <token>`); any one of them matches.
     /// Several allow rotating a token without downtime.
     pub instructor_tokens: Vec<String>,
+    /// Tokens that may also delete (`DELETE /api/students/{email}`). When any is set, instructor
+    /// tokens can no longer delete; when none is (the default), they can. Admin tokens read too.
+    pub admin_tokens: Vec<String>,
     /// Static files served at `/` (the demo workshop). `None` serves none. Default `./www`.
     pub www_dir: Option<PathBuf>,
     /// The built npm package, served at `/pkg/`. `None` serves none. Default `./client-wasm/pkg`.
@@ -89,6 +92,7 @@ impl Default for Config {
             db_path: PathBuf::from("./data/session-log.db"),
             database_url: None,
             instructor_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
             www_dir: Some(PathBuf::from("./www")),
             pkg_dir: Some(PathBuf::from("./client-wasm/pkg")),
             max_body_bytes: 1024 * 1024,

@@ -40,6 +40,10 @@ struct Args {
         hide_env_values = true
     )]
     instructor_tokens: Vec<String>,
+    /// Admin token: may also delete students; repeat or separate with commas. When set,
+    /// instructor tokens can read and acknowledge but no longer delete.
+    #[arg(long = "admin-token", env = "SESSION_LOG_ADMIN_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    admin_tokens: Vec<String>,
     /// Folder of static files served at / (the demo workshop).
     #[arg(long, env = "SESSION_LOG_WWW", default_value = "./www")]
     www: PathBuf,
@@ -160,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         db_path: args.db,
         database_url: args.database_url,
         instructor_tokens: tokens,
+        admin_tokens: args.admin_tokens.into_iter().filter(|t| !t.trim().is_empty()).collect(),
         www_dir: Some(args.www),
         pkg_dir: Some(args.pkg),
         max_body_bytes: args.max_body_bytes,

@@ -445,6 +445,7 @@ on_both_backends! {
             ("GET", "/api/sessions"),
             ("GET", "/api/report"),
             ("DELETE", "/api/students/ada@example.com"),
+            ("GET", "/api/students/ada@example.com"),
         ] {
             for auth in [None, Some("Bearer wrong")] {
                 let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
@@ -453,6 +454,63 @@ on_both_backends! {
                 assert_eq!(answer.json()["success"], false);
             }
         }
+    }
+
+    // A student's page lists every session they appear in, oldest first, with status, steps,
+    // errors and failed calls, and the totals; an unknown student is 404.
+    fn one_student_across_sessions(backend) {
+        let server = TestServer::on(backend);
+        let ada = |token: &str, event_type: &str, data: serde_json::Value| {
+            json!({"sessionToken": token, "studentEmail": "ada@example.com", "studentName": "Ada", "eventType": event_type, "eventData": data})
+        };
+        server.post_all(vec![
+            ada("ws_monday", "navigation", json!({"from": 0, "to": 2, "toStepName": "Test"})),
+            ada("ws_monday", "error", json!({"errorType": "twilio_timeout"})),
+            ada("ws_monday", "api_call", json!({"endpoint": "/x", "method": "GET", "status": 500, "success": false})),
+        ]);
+        server.post_all(vec![
+            ada("ws_tuesday", "navigation", json!({"from": 2, "to": 4})),
+            ada("ws_tuesday", "workshop_completed", json!({"currentStep": 4})),
+            event("ws_someone_else", "action", json!({})),
+        ]);
+        let page = server.read("/api/students/ADA@example.com");
+        assert_eq!(page["studentEmail"], "ada@example.com");
+        assert_eq!(page["studentName"], "Ada");
+        let sessions = page["sessions"].as_array().unwrap();
+        let tokens: Vec<&str> = sessions.iter().map(|s| s["sessionToken"].as_str().unwrap()).collect();
+        assert_eq!(tokens, ["ws_monday", "ws_tuesday"], "oldest first, only hers");
+        assert_eq!((sessions[0]["status"].as_str(), sessions[1]["status"].as_str()), (Some("active"), Some("completed")));
+        assert_eq!((sessions[0]["errors"].as_u64(), sessions[0]["failedApiCalls"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(sessions[0]["maxStep"], 2);
+        assert!(sessions[0]["durationMs"].as_i64().unwrap() >= 0);
+        let totals = &page["totals"];
+        assert_eq!((totals["sessions"].as_u64(), totals["completedSessions"].as_u64()), (Some(2), Some(1)));
+        assert_eq!((totals["events"].as_u64(), totals["errors"].as_u64()), (Some(5), Some(1)));
+        assert_eq!(totals["maxStep"], 4);
+        assert_eq!(server.as_instructor("GET", "/api/students/nobody@example.com").status, 404);
+        assert_eq!(server.request("GET", "/api/students/ada@example.com", &[], b"").status, 401);
+    }
+
+    // With --admin-token, an instructor token reads but cannot delete (403) and an admin token
+    // deletes and reads; without one, instructor tokens keep deletion.
+    fn admin_tokens_alone_delete_when_configured(backend) {
+        let server = TestServer::on_with(backend, |c| c.admin_tokens = vec!["admin-secret".into()]);
+        server.post_all(vec![json!({"sessionToken": "ws_ada", "studentEmail": "ada@example.com", "eventType": "action", "eventData": {}})]);
+        let as_admin = [("Authorization", "Bearer admin-secret")];
+        let refused = server.as_instructor("DELETE", "/api/students/ada@example.com");
+        assert_eq!(refused.status, 403, "{}", refused.text);
+        assert!(refused.json()["error"].as_str().unwrap().contains("admin token"));
+        assert_eq!(server.read("/api/sessions")["count"], 1, "nothing was deleted");
+        assert_eq!(server.request("GET", "/api/sessions", &as_admin, b"").status, 200, "admins read too");
+        let deleted = server.request("DELETE", "/api/students/ada@example.com", &as_admin, b"");
+        assert_eq!(deleted.status, 200, "{}", deleted.text);
+        assert_eq!(deleted.json()["deleted"]["students"], 1);
+        let wrong = server.request("DELETE", "/api/students/ada@example.com", &[("Authorization", "Bearer nope")], b"");
+        assert_eq!(wrong.status, 401);
+
+        let open = TestServer::on(backend);
+        open.post_all(vec![json!({"sessionToken": "ws_bo", "studentEmail": "bo@example.com", "eventType": "action", "eventData": {}})]);
+        assert_eq!(open.as_instructor("DELETE", "/api/students/bo@example.com").status, 200, "no admin token: instructors delete");
     }
 
     // The OpenAPI document describes every route of the API, its schemas and the bearer scheme.

@@ -112,7 +112,8 @@ impl Load {
         self.join()
     }
 
-    fn join(self) -> LoadReport {
+    /// Waits until the clients end (their duration or request budget is spent) and returns the report.
+    pub fn join(self) -> LoadReport {
         let mut report = LoadReport::default();
         for part in self.thread.join().expect("load generator panicked") {
             report.acked.extend(part.acked);

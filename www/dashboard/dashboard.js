@@ -76,6 +76,7 @@ async function refresh() {
       api(`/api/report?${reportParams}`).then((r) => r.json()),
     ]);
     state.sessions = sessions.sessions;
+    state.moreSessions = Boolean(sessions.nextCursor);
     state.report = report;
     renderSessions();
     renderReport();
@@ -136,7 +137,10 @@ function renderSessions() {
     tr.addEventListener("click", () => select(s.sessionToken));
     body.append(tr);
   }
-  $("#session-count").textContent = `(${rows.length})`;
+  // The API pages sessions (500 a page, most recently seen first); the table shows the first page.
+  $("#session-count").textContent = state.moreSessions
+    ? `(the ${rows.length} most recently seen; filter to narrow)`
+    : `(${rows.length})`;
   for (const th of document.querySelectorAll("#sessions th[data-sort]")) {
     th.classList.toggle("sorted-asc", th.dataset.sort === key && dir === 1);
     th.classList.toggle("sorted-desc", th.dataset.sort === key && dir === -1);

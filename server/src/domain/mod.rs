@@ -8,5 +8,6 @@ pub mod cursor;
 pub mod event;
 pub mod export;
 pub mod report;
+pub mod student;
 pub mod summary;
 pub mod validate;

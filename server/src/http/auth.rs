@@ -1,4 +1,10 @@
-//! Instructor authentication: the `Authorization: Bearer <token>` extractor.
+//! Authentication and roles: the `Authorization: Bearer <token>` extractors.
+//!
+//! Two roles. An instructor token (`--instructor-token`) reads everything and acknowledges
+//! alerts. An admin token (`--admin-token`) does that too and, when any admin token is
+//! configured, is the only kind that may delete (so a teaching assistant's token cannot wipe
+//! data); with no admin token configured, instructor tokens keep deletion. Tokens are compared in
+//! constant time.
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
@@ -8,8 +14,43 @@ use subtle::ConstantTimeEq;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
-/// Proof that the request carries a configured instructor token (`Authorization: Bearer <token>`),
-/// compared in constant time. Rejects with [`ApiError::Unauthorized`].
+/// What a presented token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Instructor,
+    Admin,
+}
+
+/// Whether `presented` is one of `tokens`, comparing each in constant time.
+fn matches(tokens: &[String], presented: &str) -> bool {
+    tokens.iter().fold(false, |found, token| {
+        found | (!token.is_empty() && bool::from(token.as_bytes().ct_eq(presented.as_bytes())))
+    })
+}
+
+/// The role of the request's bearer token. Errors: [`ApiError::Unauthorized`] when there is no
+/// token or it is not configured.
+fn role(req: &HttpRequest) -> Result<Role, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let config = &state.config;
+    if matches(&config.admin_tokens, presented) {
+        Ok(Role::Admin)
+    } else if matches(&config.instructor_tokens, presented) {
+        Ok(Role::Instructor)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Proof that the request carries an instructor or admin token. Rejects with
+/// [`ApiError::Unauthorized`] (401).
 pub struct Instructor;
 
 impl FromRequest for Instructor {
@@ -17,19 +58,27 @@ impl FromRequest for Instructor {
     type Future = std::future::Ready<Result<Instructor, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let tokens = req.app_data::<web::Data<AppState>>().map(|s| &s.config.instructor_tokens);
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let ok = match (tokens, presented) {
-            (Some(tokens), Some(presented)) => tokens
-                .iter()
-                .fold(false, |found, token| found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))),
-            _ => false,
-        };
-        std::future::ready(if ok { Ok(Instructor) } else { Err(ApiError::Unauthorized) })
+        std::future::ready(role(req).map(|_| Instructor))
+    }
+}
+
+/// Proof that the request may delete: an admin token, or an instructor token when no admin token
+/// is configured. Rejects with [`ApiError::Unauthorized`] (401, no or an unknown token) or
+/// [`ApiError::Forbidden`] (403, an instructor token where an admin token is required).
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Admin, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let admins_configured =
+            req.app_data::<web::Data<AppState>>().is_some_and(|s| s.config.admin_tokens.iter().any(|t| !t.is_empty()));
+        std::future::ready(match role(req) {
+            Ok(Role::Admin) => Ok(Admin),
+            Ok(Role::Instructor) if !admins_configured => Ok(Admin),
+            Ok(Role::Instructor) => Err(ApiError::Forbidden),
+            Err(error) => Err(error),
+        })
     }
 }

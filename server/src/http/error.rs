@@ -49,6 +49,10 @@ pub enum ApiError {
     /// 401: no or a wrong instructor token.
     #[error("missing or invalid instructor token: send 'Authorization: Bearer <token>'")]
     Unauthorized,
+    /// 403: an instructor token where an admin token is required (deletion, when `--admin-token`
+    /// is configured).
+    #[error("this needs an admin token (--admin-token): instructor tokens may read but not delete")]
+    Forbidden,
     /// 400: a query parameter is invalid; names the parameter.
     #[error("{name}: {reason}")]
     InvalidParameter {
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } | ApiError::Body(BodyError::TooManyEvents { .. }) => "too_large",
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -103,6 +108,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unhealthy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,7 +3,8 @@
 //! an [`error::ApiError`], whose `ResponseError` impl picks the status and the JSON body.
 //!
 //! - [`ingest`]: `POST /api/session-log`; [`events`]: the instructors' event query, live tail and
-//!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: deletion;
+//!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
+//!   progress and deletion;
 //!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
 //! - [`auth`]: the instructor-token extractor; [`limits`]: rate limits; [`params`]: query
 //!   parameters; [`error`]: the mapping of every failure to a status and a JSON body.
@@ -54,7 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/session-log/export", web::get().to(events::export_events))
             .route("/sessions", web::get().to(sessions::get_sessions))
             .route("/report", web::get().to(report::get_report))
-            .route("/students/{email}", web::delete().to(students::delete_student))
+            .service(
+                web::resource("/students/{email}")
+                    .route(web::get().to(students::get_student))
+                    .route(web::delete().to(students::delete_student)),
+            )
             .route("/openapi.json", web::get().to(openapi::openapi_json))
             .service(
                 web::resource("/session-log")

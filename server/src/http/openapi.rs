@@ -35,6 +35,7 @@ impl Modify for BearerToken {
         crate::http::events::export_events,
         crate::http::sessions::get_sessions,
         crate::http::report::get_report,
+        crate::http::students::get_student,
         crate::http::students::delete_student,
         openapi_json,
     ),

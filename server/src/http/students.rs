@@ -1,11 +1,42 @@
-//! `DELETE /api/students/{email}`: deletion on request.
+//! One student: `GET /api/students/{email}` (their progress across sessions) and
+//! `DELETE /api/students/{email}` (deletion on request).
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use crate::http::auth::Instructor;
+use crate::domain::student::{self, StudentProfile};
+use crate::http::auth::{Admin, Instructor};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::storage::{iso_ago, SessionQuery};
+
+/// `GET /api/students/{email}`: the student (email matched case-insensitively) across all their
+/// sessions, oldest first ([`StudentProfile`]): each session's status, first and last event,
+/// duration, current and furthest step, events, errors and failed calls, plus totals. Read from
+/// the session summaries.
+///
+/// Errors: 401 without a token, 404 when no session names the student, 503/500 for storage.
+#[utoipa::path(get, path = "/api/students/{email}", tag = "instructors",
+    params(("email" = String, Path, description = "The student's email (case-insensitive).")),
+    responses(
+        (status = 200, description = "The student's sessions and totals.", body = StudentProfile),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No such student.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_student(
+    _: Instructor,
+    email: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let email = email.into_inner();
+    let query = SessionQuery { student_email: Some(email.clone()), limit: u32::MAX, ..SessionQuery::default() };
+    let rows = state.storage.sessions(query).await.map_err(ApiError::from)?;
+    let active_since = iso_ago(state.config.active_window);
+    let profile = student::profile(rows, &active_since, state.config.final_step)
+        .ok_or_else(|| ApiError::NotFound(format!("no student with email {email:?}")))?;
+    Ok(HttpResponse::Ok().json(profile))
+}
 
 /// `DELETE /api/students/{email}`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -23,18 +54,22 @@ pub struct DeleteResponse {
 /// event of every session they appear in, and those sessions' summaries; answers
 /// `{"success": true, "studentEmail": "...", "deleted": {"events": N, "sessions": N, "students": 1}}`.
 ///
-/// Errors: 401 without a token, 404 when no such student is stored, 503 when overloaded or
+/// Needs an admin token when `--admin-token` is configured (else an instructor token).
+///
+/// Errors: 401 without a token, 403 for an instructor token when admin tokens are configured,
+/// 404 when no such student is stored, 503 when overloaded or
 /// shutting down, 500 for storage.
 #[utoipa::path(delete, path = "/api/students/{email}", tag = "instructors",
     params(("email" = String, Path, description = "The student's email (case-insensitive).")),
     responses(
         (status = 200, description = "What was deleted.", body = DeleteResponse),
-        (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "An instructor token where an admin token is required.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such student.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn delete_student(
-    _: Instructor,
+    _: Admin,
     email: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -46,7 +46,43 @@ struct Round {
     single_p99_ms: f64,
     /// The same phases on PostgreSQL (with `--database-url`): batched events/s per client
     /// count, then single events/s and p99 (ms), and CPU per event (µs, server + PostgreSQL).
-    postgres: Option<(Vec<f64>, f64, f64, f64)>,
+    postgres: Option<PostgresRound>,
+    /// The same on two servers sharing one PostgreSQL database, the load split between them.
+    postgres_pair: Option<PostgresRound>,
+}
+
+/// Batched events/s per client count, single events/s, single p99 (ms), and CPU per batched
+/// event (µs, the servers' and PostgreSQL's processes).
+type PostgresRound = (Vec<f64>, f64, f64, f64);
+
+/// The batched phases and the single-event phase against `servers` (one, or several on one
+/// PostgreSQL database, each taking an equal share of the clients), printed under `name`.
+fn postgres_phases(
+    servers: &[&Server],
+    name: &str,
+    batch_clients: &[usize],
+    single_clients: usize,
+    phase: Duration,
+) -> PostgresRound {
+    let mut rates = Vec::new();
+    let mut cpu = Vec::new();
+    for &clients in batch_clients {
+        let load = LoadConfig { url: String::new(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
+        let measured = Measured::load_spread(servers, load);
+        measured.print(&format!("{name} batched ({clients} clients × 50 events/POST)"));
+        rates.push(measured.rate());
+        cpu.push(measured.cpu_per_event_us());
+    }
+    let load = LoadConfig {
+        url: String::new(),
+        clients: single_clients,
+        batch_size: 0,
+        duration: phase,
+        max_requests: 1_000_000,
+    };
+    let single = Measured::load_spread(servers, load);
+    single.print(&format!("{name} single events ({single_clients} clients × 1 event/POST)"));
+    (rates, single.rate(), ms(single.report.percentile_us(99.0)), median(cpu.into_iter()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,24 +101,33 @@ fn main() -> anyhow::Result<()> {
     println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
 
     let postgres_url: Option<String> = arg("--database-url");
-    let postgres = postgres_url.map(|url| {
-        let database = session_log_e2e::pg::FreshDatabase::on(&url);
-        let server = Server::start_with(
-            &dir.path().join("unused.db"),
-            &[
-                "--instructor-token",
-                "bench",
-                "--rate-limit-ip",
-                "0",
-                "--rate-limit-session",
-                "0",
-                "--database-url",
-                &database.url,
-            ],
-        );
-        println!("and a server on PostgreSQL, {}", server.url);
+    let on_postgres = |database: &session_log_e2e::pg::FreshDatabase| {
+        let args = [
+            "--instructor-token",
+            "bench",
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-session",
+            "0",
+            "--database-url",
+            &database.url,
+        ];
+        let server = Server::start_with(&dir.path().join("unused.db"), &args);
         warm_up(&server.url);
+        server
+    };
+    let postgres = postgres_url.as_ref().map(|url| {
+        let database = session_log_e2e::pg::FreshDatabase::on(url);
+        let server = on_postgres(&database);
+        println!("and a server on PostgreSQL, {}", server.url);
         (database, server)
+    });
+    // Two servers on one more database: what a second instance costs on the same machine.
+    let postgres_pair = postgres_url.as_ref().map(|url| {
+        let database = session_log_e2e::pg::FreshDatabase::on(url);
+        let (a, b) = (on_postgres(&database), on_postgres(&database));
+        println!("and two servers on one PostgreSQL database, {} and {}", a.url, b.url);
+        (database, a, b)
     });
 
     let server_wal = dir.path().join("bench.db-wal");
@@ -130,33 +175,18 @@ fn main() -> anyhow::Result<()> {
         };
         let single = Measured::load(&server, load);
         single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
-        let postgres = postgres.as_ref().map(|(_, pg)| {
-            let mut rates = Vec::new();
-            let mut cpu = Vec::new();
-            for &clients in &batch_clients {
-                let load =
-                    LoadConfig { url: pg.url.clone(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
-                let measured = Measured::load(pg, load);
-                measured.print(&format!("PostgreSQL batched ({clients} clients × 50 events/POST)"));
-                rates.push(measured.rate());
-                cpu.push(measured.cpu_per_event_us());
-            }
-            let load = LoadConfig {
-                url: pg.url.clone(),
-                clients: single_clients,
-                batch_size: 0,
-                duration: phase,
-                max_requests: 1_000_000,
-            };
-            let single = Measured::load(pg, load);
-            single.print(&format!("PostgreSQL single events ({single_clients} clients × 1 event/POST)"));
-            (rates, single.rate(), ms(single.report.percentile_us(99.0)), median(cpu.into_iter()))
+        let postgres = postgres
+            .as_ref()
+            .map(|(_, pg)| postgres_phases(&[pg], "PostgreSQL", &batch_clients, single_clients, phase));
+        let postgres_pair = postgres_pair.as_ref().map(|(_, a, b)| {
+            postgres_phases(&[a, b], "PostgreSQL, two servers,", &batch_clients, single_clients, phase)
         });
         results.push(Round {
             batched,
             single_rate: single.rate(),
             single_p99_ms: ms(single.report.percentile_us(99.0)),
             postgres,
+            postgres_pair,
         });
     }
 
@@ -204,24 +234,32 @@ fn main() -> anyhow::Result<()> {
     }
     println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     if let Some((_database, pg)) = postgres {
-        let rounds: Vec<&(Vec<f64>, f64, f64, f64)> = results.iter().filter_map(|r| r.postgres.as_ref()).collect();
-        println!("PostgreSQL beside SQLite, same load, same run (medians over the rounds):");
+        let rounds: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres.as_ref()).collect();
+        let pairs: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres_pair.as_ref()).collect();
+        println!(
+            "PostgreSQL beside SQLite, same load, same run (medians over the rounds; two servers share the load):"
+        );
         for (i, clients) in batch_clients.iter().enumerate() {
             let sqlite = median(results.iter().map(|r| r.batched[i].rate));
             let postgres = median(rounds.iter().map(|r| r.0[i]));
+            let pair = median(pairs.iter().map(|r| r.0[i]));
             println!(
-                "batched, {clients:>3} clients:         SQLite {sqlite:.0} events/s, PostgreSQL {postgres:.0} events/s ({:.0}%)",
-                100.0 * postgres / sqlite.max(1e-9)
+                "batched, {clients:>3} clients:         SQLite {sqlite:.0} events/s, PostgreSQL {postgres:.0} events/s ({:.0}%), two servers on PostgreSQL {pair:.0} events/s ({:.0}%)",
+                100.0 * postgres / sqlite.max(1e-9),
+                100.0 * pair / sqlite.max(1e-9)
             );
         }
         println!(
-            "single-event POSTs:            SQLite {single_rate:.0}/s p99 {single_p99:.1} ms, PostgreSQL {:.0}/s p99 {:.1} ms",
+            "single-event POSTs:            SQLite {single_rate:.0}/s p99 {single_p99:.1} ms, PostgreSQL {:.0}/s p99 {:.1} ms, two servers {:.0}/s p99 {:.1} ms",
             median(rounds.iter().map(|r| r.1)),
-            median(rounds.iter().map(|r| r.2))
+            median(rounds.iter().map(|r| r.2)),
+            median(pairs.iter().map(|r| r.1)),
+            median(pairs.iter().map(|r| r.2))
         );
         println!(
-            "PostgreSQL CPU per batched event (server + PostgreSQL's processes): {:.1} µs",
-            median(rounds.iter().map(|r| r.3))
+            "CPU per batched event (servers + PostgreSQL's processes): one server {:.1} µs, two servers {:.1} µs",
+            median(rounds.iter().map(|r| r.3)),
+            median(pairs.iter().map(|r| r.3))
         );
         if let Some(mb) = peak_memory_mb(pg.pid()) {
             println!("PostgreSQL server peak memory: {mb:.1} MB (VmHWM of session-log-server)");
@@ -263,6 +301,51 @@ impl Measured {
             commits: CommitStats::read(&server.url).since(&commits),
             machine: Ticks::read().since(&machine),
         }
+    }
+
+    /// Runs `load` against `servers` at once, each taking an equal share of its clients and
+    /// requests (its `url` is ignored), and measures them together: reports merged, CPU summed.
+    fn load_spread(servers: &[&Server], load: LoadConfig) -> Measured {
+        if let [server] = servers {
+            return Measured::load(server, LoadConfig { url: server.url.clone(), ..load });
+        }
+        let n = servers.len();
+        let machine = Ticks::read();
+        let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
+        let servers_cpu = || servers.iter().map(|s| cpu(s.pid())).sum::<f64>();
+        let commits: Vec<CommitStats> = servers.iter().map(|s| CommitStats::read(&s.url)).collect();
+        let (servers_before, generator_before) = (servers_cpu(), cpu(std::process::id()));
+        let database_before = postgres_cpu_seconds();
+        let loads: Vec<Load> = servers
+            .iter()
+            .map(|s| {
+                Load::start(LoadConfig {
+                    url: s.url.clone(),
+                    clients: load.clients.div_ceil(n),
+                    max_requests: load.max_requests.div_ceil(n),
+                    ..load.clone()
+                })
+            })
+            .collect();
+        let mut report = LoadReport::default();
+        for part in loads.into_iter().map(Load::join) {
+            report.acked.extend(part.acked);
+            report.latencies_us.extend(part.latencies_us);
+            report.failures += part.failures;
+            report.elapsed = report.elapsed.max(part.elapsed);
+        }
+        let mut measured = Measured {
+            report,
+            server_cpu: servers_cpu() - servers_before,
+            generator_cpu: cpu(std::process::id()) - generator_before,
+            database_cpu: postgres_cpu_seconds() - database_before,
+            commits: CommitStats::default(),
+            machine: Ticks::read().since(&machine),
+        };
+        for (server, before) in servers.iter().zip(&commits) {
+            measured.commits.add(&CommitStats::read(&server.url).since(before));
+        }
+        measured
     }
 
     fn add(&mut self, other: Measured) {

@@ -81,6 +81,15 @@ pub struct Config {
     pub sse_heartbeat: Duration,
     /// HTTP worker threads; `None` is [`default_http_workers`]: one per CPU core but one, at least one.
     pub http_workers: Option<usize>,
+    /// The alert rules' thresholds (see `domain::alerts`). Default: the rules' defaults, with
+    /// `active_window` taken from this config's.
+    pub alert_rules: crate::domain::alerts::AlertRules,
+    /// URLs that receive every alert change as a JSON POST. Default none.
+    pub alert_webhooks: Vec<String>,
+    /// The key of the webhooks' `X-Session-Log-Signature` (HMAC-SHA256). Default none: unsigned.
+    pub alert_webhook_secret: Option<String>,
+    /// How often the alert rules are evaluated on the clock (`stuck`, windows ageing). Default 1 s.
+    pub alert_tick: Duration,
     /// What is redacted from `eventData` at ingest, before anything is stored (see
     /// `session_log_protocol::redact`). Default: the default key names and patterns.
     pub redaction: Rules,
@@ -119,6 +128,10 @@ impl Default for Config {
             sse_heartbeat: Duration::from_secs(15),
             http_workers: None,
             redaction: Rules::default(),
+            alert_rules: crate::domain::alerts::AlertRules::default(),
+            alert_webhooks: Vec::new(),
+            alert_webhook_secret: None,
+            alert_tick: Duration::from_secs(1),
         }
     }
 }

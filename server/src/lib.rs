@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod state;
 pub mod storage;
 pub mod tasks;
 
@@ -63,7 +64,15 @@ pub async fn run(
     tracing::info!(backend = storage.backend_name(), database = %database.describe(), "storage open");
     let limits = http::limits::RateLimits::new(&config);
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
-    let state = web::Data::from(Arc::new(http::AppState { config, storage, metrics, limits, stopping }));
+    let webhooks = tasks::webhooks::Webhooks::start(
+        config.alert_webhooks.clone(),
+        config.alert_webhook_secret.clone(),
+        metrics.clone(),
+    );
+    let alerting = state::Alerting { logged: tokio::sync::watch::channel(0).0, webhooks };
+    let state = web::Data::from(Arc::new(state::AppState { config, storage, metrics, limits, stopping, alerting }));
+    // Before the first request: the alert rules see every event stored from here on.
+    let start = domain::cursor::EventCursor::at(*state.storage.committed().borrow());
     let app_state = state.clone();
     let workers = app_state.config.http_workers;
     let mut server = HttpServer::new(move || {
@@ -94,6 +103,7 @@ pub async fn run(
     if let Some(retention) = state.config.retention {
         actix_web::rt::spawn(tasks::retention(state.clone(), retention));
     }
+    actix_web::rt::spawn(tasks::alerts::evaluate(state.clone(), start));
     if let Some(every) = state.config.report_interval.filter(|d| !d.is_zero()) {
         actix_web::rt::spawn(tasks::periodic_report(state.clone(), every));
     }

@@ -116,6 +116,36 @@ struct Args {
     /// keys given with --redact-key are still redacted.
     #[arg(long, env = "SESSION_LOG_NO_REDACT")]
     no_redact: bool,
+    /// `stuck` alert: an active session with no step change for this long (`10m`, `90s`, `3s`).
+    #[arg(long, env = "SESSION_LOG_ALERT_STUCK_AFTER", default_value = "10m", value_parser = humantime::parse_duration)]
+    alert_stuck_after: Duration,
+    /// `error_burst` alert: this many errors in one session …
+    #[arg(long, env = "SESSION_LOG_ALERT_ERROR_BURST", default_value_t = 3)]
+    alert_error_burst: usize,
+    /// … within this window.
+    #[arg(long, env = "SESSION_LOG_ALERT_ERROR_BURST_WINDOW", default_value = "2m", value_parser = humantime::parse_duration)]
+    alert_error_burst_window: Duration,
+    /// `error_pattern` alert: the same errorType in this many sessions …
+    #[arg(long, env = "SESSION_LOG_ALERT_ERROR_PATTERN_SESSIONS", default_value_t = 3)]
+    alert_error_pattern_sessions: usize,
+    /// … within this window.
+    #[arg(long, env = "SESSION_LOG_ALERT_ERROR_PATTERN_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    alert_error_pattern_window: Duration,
+    /// `api_failures` alert: at least this share of an endpoint's calls failed (0–1) …
+    #[arg(long, env = "SESSION_LOG_ALERT_API_FAILURE_RATE", default_value_t = 0.5)]
+    alert_api_failure_rate: f64,
+    /// … over at least this many calls …
+    #[arg(long, env = "SESSION_LOG_ALERT_API_FAILURE_CALLS", default_value_t = 5)]
+    alert_api_failure_calls: usize,
+    /// … within this window.
+    #[arg(long, env = "SESSION_LOG_ALERT_API_FAILURE_WINDOW", default_value = "5m", value_parser = humantime::parse_duration)]
+    alert_api_failure_window: Duration,
+    /// A URL that receives every alert change as a JSON POST; repeat, or separate with commas.
+    #[arg(long = "alert-webhook", env = "SESSION_LOG_ALERT_WEBHOOKS", value_delimiter = ',')]
+    alert_webhooks: Vec<String>,
+    /// The key of the webhooks' X-Session-Log-Signature (HMAC-SHA256 of "<timestamp>.<body>").
+    #[arg(long, env = "SESSION_LOG_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    alert_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -182,6 +212,19 @@ fn main() -> anyhow::Result<()> {
         report_interval: (args.report_interval > 0).then(|| Duration::from_secs(args.report_interval)),
         http_workers: (args.workers > 0).then_some(args.workers),
         redaction: Rules::new(!args.no_redact, &args.redact_keys),
+        alert_rules: session_log_server::domain::alerts::AlertRules {
+            error_burst_count: args.alert_error_burst.max(1),
+            error_burst_window: args.alert_error_burst_window,
+            error_pattern_sessions: args.alert_error_pattern_sessions.max(1),
+            error_pattern_window: args.alert_error_pattern_window,
+            stuck_after: args.alert_stuck_after,
+            active_window: Duration::from_secs(args.active_minutes * 60),
+            api_failure_rate: args.alert_api_failure_rate.clamp(0.0, 1.0),
+            api_failure_min_calls: args.alert_api_failure_calls.max(1),
+            api_failure_window: args.alert_api_failure_window,
+        },
+        alert_webhooks: args.alert_webhooks.into_iter().filter(|u| !u.trim().is_empty()).collect(),
+        alert_webhook_secret: args.alert_webhook_secret.filter(|s| !s.is_empty()),
         reports_dir: args.reports_dir,
         archive_dir: args.archive_dir,
         ..Config::default()

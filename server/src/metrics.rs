@@ -35,6 +35,12 @@ pub struct Metrics {
     /// 1 while this server is the one that runs background work on its database (always on
     /// SQLite), else 0, `session_log_background_leader`.
     pub background_leader: IntGauge,
+    /// Alert webhook POSTs by outcome (`delivered`, `retried`, `failed`, `dropped`),
+    /// `session_log_webhook_deliveries_total{outcome}`.
+    pub webhook_deliveries: IntCounterVec,
+    /// Alert changes by kind (`alert.opened`, `alert.updated`, `alert.resolved`),
+    /// `session_log_alert_changes_total{kind}`.
+    pub alert_changes: IntCounterVec,
     /// Time of one group commit, `session_log_commit_seconds`.
     pub commit_seconds: Histogram,
     /// Rows in one group commit, `session_log_commit_rows`.
@@ -77,6 +83,12 @@ impl Metrics {
                 "task",
             ),
             background_leader,
+            webhook_deliveries: counter_vec(
+                "session_log_webhook_deliveries_total",
+                "Alert webhook POSTs, by outcome (delivered, retried, failed, dropped).",
+                "outcome",
+            ),
+            alert_changes: counter_vec("session_log_alert_changes_total", "Alert changes, by kind.", "kind"),
             events_accepted: counter("session_log_events_accepted_total", "Events stored (new or already present)."),
             events_duplicate: counter(
                 "session_log_events_duplicate_total",

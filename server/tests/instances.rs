@@ -197,3 +197,25 @@ fn one_server_runs_background_work_and_another_takes_over() {
     leader.stop();
     wait_until("the other server took over", Duration::from_secs(10), || leading(&other) && runs(&other) >= 3.0);
 }
+
+// With two servers, the alert rules run on one: an error burst spread over both servers opens
+// one alert, read the same from either.
+#[test]
+fn an_alert_opens_once_across_servers() {
+    let (a, b) = two_servers(|c| {
+        c.alert_tick = Duration::from_millis(50);
+        c.rate_limit_session_per_sec = 0;
+    });
+    let error = || event("ws_err", "error", json!({"errorType": "boom"}));
+    a.post_all(vec![error()]);
+    b.post_all(vec![error()]);
+    a.post_all(vec![error()]);
+    b.post_all(vec![error(), error()]);
+    let bursts = |server: &TestServer| -> Vec<Value> {
+        let alerts = server.read("/api/alerts?status=all")["alerts"].as_array().unwrap().clone();
+        alerts.into_iter().filter(|a| a["rule"] == "error_burst").collect()
+    };
+    wait_until("an error_burst alert", Duration::from_secs(10), || bursts(&a).iter().any(|x| x["count"] == 3));
+    assert_eq!(bursts(&a).len(), 1, "one alert, not one per server");
+    assert_eq!(bursts(&a), bursts(&b), "both servers answer the same alert");
+}

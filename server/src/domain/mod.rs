@@ -3,6 +3,7 @@
 //! formats ([`export`]) and the opaque cursors ([`cursor`]). Tested natively; the HTTP handlers
 //! and the storage backends call them and only translate.
 
+pub mod alerts;
 pub mod client_addr;
 pub mod cursor;
 pub mod event;

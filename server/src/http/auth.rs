@@ -12,7 +12,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// What a presented token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

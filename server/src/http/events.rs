@@ -17,7 +17,7 @@ use crate::domain::export::Format;
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{event_query, pairs, parse_event_cursor, parse_event_query, EventFilters};
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::storage::{now_iso, EventQuery, EventRow, Order};
 
 /// Events read per page by the live tail and the export.

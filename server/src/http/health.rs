@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
 /// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).

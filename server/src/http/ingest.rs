@@ -9,7 +9,7 @@ use session_log_protocol::{BatchResponse, LoggedResponse};
 use crate::domain::client_addr;
 use crate::domain::validate::{parse_body, BodyError, Parsed};
 use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// `POST /api/session-log`: one event (answers the reference's
 /// `{"success": true, "message": "Event logged successfully"}`) or a batch `{"events": [...]}`

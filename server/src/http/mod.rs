@@ -2,13 +2,14 @@
 //! [`crate::storage`] API, and holds no rule of its own. One file per resource; every failure is
 //! an [`error::ApiError`], whose `ResponseError` impl picks the status and the JSON body.
 //!
-//! - [`ingest`]: `POST /api/session-log`; [`events`]: the instructors' event query, live tail and
+//! - [`ingest`]: `POST /api/session-log`; [`alerts`]: alerts, their acknowledgement and stream; [`events`]: the instructors' event query, live tail and
 //!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
 //!   progress and deletion;
 //!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
 //! - [`auth`]: the instructor-token extractor; [`limits`]: rate limits; [`params`]: query
 //!   parameters; [`error`]: the mapping of every failure to a status and a JSON body.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod events;
@@ -21,31 +22,12 @@ pub mod report;
 pub mod sessions;
 pub mod students;
 
-use std::sync::Arc;
-
 use actix_cors::Cors;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::storage::Storage;
+pub use crate::state::AppState;
 use error::ApiError;
-use limits::RateLimits;
-
-/// What every handler shares.
-pub struct AppState {
-    /// The settings.
-    pub config: Config,
-    /// The database.
-    pub storage: Storage,
-    /// The server's metrics.
-    pub metrics: Arc<Metrics>,
-    /// The POST rate limits.
-    pub limits: RateLimits,
-    /// Becomes `true` when the server starts shutting down: live tails end.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
-}
 
 /// Registers the API routes (static files are added by `run`, after these).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,6 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/session-log/export", web::get().to(events::export_events))
             .route("/sessions", web::get().to(sessions::get_sessions))
             .route("/report", web::get().to(report::get_report))
+            .route("/alerts", web::get().to(alerts::get_alerts))
+            .route("/alerts/stream", web::get().to(alerts::stream_alerts))
+            .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))
             .service(
                 web::resource("/students/{email}")
                     .route(web::get().to(students::get_student))

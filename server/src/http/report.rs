@@ -6,7 +6,7 @@ use crate::domain::report::{self, Report};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_time};
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// `GET /api/report?since=&until=`: the room at a glance ([`Report`]) over the sessions with an
 /// event in the window (both optional; ISO 8601).

@@ -8,7 +8,7 @@ use crate::domain::summary::{EndpointStats, Status, StepStats};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_limit, parse_time};
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::storage::{iso_ago, SessionQuery};
 
 /// Largest `limit` of `GET /api/sessions`.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::domain::student::{self, StudentProfile};
 use crate::http::auth::{Admin, Instructor};
 use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::storage::{iso_ago, SessionQuery};
 
 /// `GET /api/students/{email}`: the student (email matched case-insensitively) across all their

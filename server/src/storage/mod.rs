@@ -25,6 +25,7 @@ use session_log_protocol::StoredEvent;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::domain::alerts::{Alert, AlertChange, AlertStatus};
 use crate::domain::cursor::{EventCursor, SessionCursor};
 use crate::domain::event::ValidEvent;
 use crate::domain::summary::SessionSummary;
@@ -132,6 +133,30 @@ pub struct SessionQuery {
     pub after: Option<SessionCursor>,
     /// At most this many sessions, most recently seen first (by `last_seen`, then token).
     pub limit: u32,
+}
+
+/// Filters of an alert query, newest first (by `openedAt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only alerts with this status; `None` is all.
+    pub status: Option<AlertStatus>,
+    /// Only alerts opened at or after this time (ISO 8601 UTC with ms).
+    pub since: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A stored alert change with its position in the change log (the alert stream's cursor).
+pub type LoggedChange = (i64, AlertChange);
+
+/// What an acknowledgement did: the alert as it is now, and the change it logged (none when the
+/// alert was already acknowledged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledged {
+    /// The alert after the acknowledgement.
+    pub alert: Alert,
+    /// The logged change, if the acknowledgement changed the alert.
+    pub change: Option<LoggedChange>,
 }
 
 /// A session's summary with its token and student.
@@ -301,6 +326,34 @@ impl Storage {
             Backend::Sqlite(_) => true,
             Backend::Postgres(store) => store.is_leader(),
         }
+    }
+
+    /// Stores alert changes (each alert upserted, keeping instructors' acknowledgements and
+    /// resolutions: `domain::alerts::merge_stored`) and appends them to the change log, in one
+    /// transaction; returns them as logged, with their positions, which grow in commit order.
+    /// Errors as for [`Storage::insert`].
+    pub async fn record_alert_changes(&self, changes: Vec<AlertChange>) -> Result<Vec<LoggedChange>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.record_alert_changes(changes).await)
+    }
+
+    /// Acknowledges alert `id` at `at` (ISO 8601; see `domain::alerts::acknowledge`) and logs the
+    /// change. `Ok(None)` when there is no such alert. Errors as for [`Storage::insert`].
+    pub async fn acknowledge_alert(&self, id: String, at: String) -> Result<Option<Acknowledged>, StoreError> {
+        dispatch!(self, s => s.acknowledge_alert(id, at).await)
+    }
+
+    /// The alerts `query` selects, newest first. Errors as for [`Storage::events`].
+    pub async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        dispatch!(self, s => s.alerts(query).await)
+    }
+
+    /// At most `limit` logged alert changes after position `after`, oldest first (the alert
+    /// stream). Errors as for [`Storage::events`].
+    pub async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
+        dispatch!(self, s => s.alert_changes(after, limit).await)
     }
 
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.

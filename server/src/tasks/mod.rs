@@ -2,12 +2,14 @@
 //! several servers on one database, only the one that holds the leader lease
 //! (`Storage::is_leader`) runs a pass; the others skip their ticks until they hold it.
 
+pub mod alerts;
 pub mod archive;
+pub mod webhooks;
 
 use actix_web::web;
 
 use crate::domain::report;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::storage;
 
 /// Events deleted per retention transaction: small, so ingest commits slip in between.

@@ -38,6 +38,7 @@ use crate::domain::event::ValidEvent;
 use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
 
+mod alerts;
 mod cluster;
 
 mod embedded {
@@ -388,6 +389,48 @@ impl PostgresStore {
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
             query_sessions(&**client, &query).await
+        })
+        .await
+    }
+
+    /// `Storage::record_alert_changes`.
+    pub(crate) async fn record_alert_changes(
+        &self,
+        changes: Vec<crate::domain::alerts::AlertChange>,
+    ) -> Result<Vec<super::LoggedChange>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { alerts::record(&pool, changes).await }).await
+    }
+
+    /// `Storage::acknowledge_alert`.
+    pub(crate) async fn acknowledge_alert(
+        &self,
+        id: String,
+        at: String,
+    ) -> Result<Option<super::Acknowledged>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { alerts::acknowledge(&pool, id, at).await }).await
+    }
+
+    /// `Storage::alerts`.
+    pub(crate) async fn alerts(
+        &self,
+        query: super::AlertQuery,
+    ) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            alerts::query(&**client, &query).await
+        })
+        .await
+    }
+
+    /// `Storage::alert_changes`.
+    pub(crate) async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<super::LoggedChange>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            alerts::changes(&**client, after, limit).await
         })
         .await
     }

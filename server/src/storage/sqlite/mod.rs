@@ -28,6 +28,7 @@ use crate::domain::event::ValidEvent;
 use crate::domain::summary::FoldEvent;
 use crate::metrics::Metrics;
 
+mod alerts;
 mod cache;
 mod read;
 #[cfg(unix)]
@@ -105,6 +106,21 @@ const MIGRATIONS: &[M<'static>] = &[
         "DROP INDEX idx_sessions_last_seen;
         CREATE INDEX idx_sessions_last_seen ON sessions(last_seen, session_token);",
     ),
+    // Alerts (one row per alert) and their change log (the alert stream's positions).
+    M::up(
+        "CREATE TABLE alerts (
+        alert_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        alert TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_alerts_opened ON alerts(opened_at);
+    CREATE TABLE alert_changes (
+        change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL,
+        change TEXT NOT NULL
+    );",
+    ),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -172,13 +188,36 @@ enum WriteJob {
     FlushSummaries { ack: oneshot::Sender<Result<Inserted, String>> },
     /// Delete (retention, deletion on request); send what was removed once committed.
     Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, String>> },
+    /// Record or acknowledge alerts, in a transaction of its own.
+    Alerts { work: AlertWork, ack: oneshot::Sender<Result<AlertOutcome, String>> },
+}
+
+/// Alert writes (see `alerts.rs`).
+enum AlertWork {
+    Record(Vec<crate::domain::alerts::AlertChange>),
+    Acknowledge { id: String, at: String },
+}
+
+/// What an alert write did.
+enum AlertOutcome {
+    Recorded(Vec<crate::storage::LoggedChange>),
+    Acknowledged(Option<Box<crate::storage::Acknowledged>>),
+}
+
+/// A job that runs alone, after the group it ended.
+enum Exclusive {
+    Maintain(Maintenance, oneshot::Sender<Result<Removed, String>>),
+    Alerts(AlertWork, oneshot::Sender<Result<AlertOutcome, String>>),
 }
 
 impl WriteJob {
     fn rows(&self) -> usize {
         match self {
             WriteJob::Insert { events, .. } => events.len(),
-            WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => 0,
+            WriteJob::Ping { .. }
+            | WriteJob::FlushSummaries { .. }
+            | WriteJob::Maintain { .. }
+            | WriteJob::Alerts { .. } => 0,
         }
     }
 
@@ -188,6 +227,9 @@ impl WriteJob {
                 let _ = ack.send(Err(error));
             }
             WriteJob::Maintain { ack, .. } => {
+                let _ = ack.send(Err(error));
+            }
+            WriteJob::Alerts { ack, .. } => {
                 let _ = ack.send(Err(error));
             }
         }
@@ -307,6 +349,46 @@ impl SqliteStore {
     /// `Storage::delete_student`.
     pub(crate) async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
         self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack }).await
+    }
+
+    /// `Storage::record_alert_changes`.
+    pub(crate) async fn record_alert_changes(
+        &self,
+        changes: Vec<crate::domain::alerts::AlertChange>,
+    ) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
+        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Record(changes), ack }).await? {
+            AlertOutcome::Recorded(logged) => Ok(logged),
+            AlertOutcome::Acknowledged(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
+        }
+    }
+
+    /// `Storage::acknowledge_alert`.
+    pub(crate) async fn acknowledge_alert(
+        &self,
+        id: String,
+        at: String,
+    ) -> Result<Option<crate::storage::Acknowledged>, StoreError> {
+        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Acknowledge { id, at }, ack }).await? {
+            AlertOutcome::Acknowledged(done) => Ok(done.map(|d| *d)),
+            AlertOutcome::Recorded(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
+        }
+    }
+
+    /// `Storage::alerts`.
+    pub(crate) async fn alerts(
+        &self,
+        query: crate::storage::AlertQuery,
+    ) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
+        self.read(move |conn| alerts::query(conn, &query)).await
+    }
+
+    /// `Storage::alert_changes`.
+    pub(crate) async fn alert_changes(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
+        self.read(move |conn| alerts::changes(conn, after, limit)).await
     }
 
     /// Hands a job to the writer and waits for its answer.
@@ -563,12 +645,14 @@ impl Writer {
             let mut rows = first.rows();
             let (mut jobs, mut maintenance) = (Vec::new(), None);
             match first {
-                WriteJob::Maintain { task, ack } => maintenance = Some((task, ack)),
+                WriteJob::Maintain { task, ack } => maintenance = Some(Exclusive::Maintain(task, ack)),
+                WriteJob::Alerts { work, ack } => maintenance = Some(Exclusive::Alerts(work, ack)),
                 job => jobs.push(job),
             }
             while maintenance.is_none() && rows < self.max_rows {
                 match receiver.try_recv() {
-                    Ok(WriteJob::Maintain { task, ack }) => maintenance = Some((task, ack)),
+                    Ok(WriteJob::Maintain { task, ack }) => maintenance = Some(Exclusive::Maintain(task, ack)),
+                    Ok(WriteJob::Alerts { work, ack }) => maintenance = Some(Exclusive::Alerts(work, ack)),
                     Ok(job) => {
                         rows += job.rows();
                         jobs.push(job);
@@ -580,7 +664,9 @@ impl Writer {
                 self.commit_group(jobs, rows);
             }
             self.wal_restart.run_if_asked(&self.conn);
-            if let Some((task, ack)) = maintenance {
+            if let Some(Exclusive::Alerts(work, ack)) = maintenance {
+                let _ = ack.send(write_alerts(&mut self.conn, work).map_err(|e| e.to_string()));
+            } else if let Some(Exclusive::Maintain(task, ack)) = maintenance {
                 let outcome = maintain(&mut self.conn, &task, &mut self.cache);
                 match &outcome {
                     Ok(_) => self.flushed.store(self.cache.flushed_through(), Ordering::Release),
@@ -769,9 +855,10 @@ fn commit(
         for job in jobs {
             outcomes.push(match job {
                 WriteJob::Insert { events, .. } => writer.write(events)?,
-                WriteJob::Ping { .. } | WriteJob::FlushSummaries { .. } | WriteJob::Maintain { .. } => {
-                    Inserted::default()
-                }
+                WriteJob::Ping { .. }
+                | WriteJob::FlushSummaries { .. }
+                | WriteJob::Maintain { .. }
+                | WriteJob::Alerts { .. } => Inserted::default(),
             });
         }
         newest = writer.newest();
@@ -859,6 +946,19 @@ impl<'c> EventWriter<'c> {
     pub fn newest(&self) -> Option<i64> {
         self.newest
     }
+}
+
+/// Runs an alert write in one immediate transaction of its own.
+fn write_alerts(conn: &mut Connection, work: AlertWork) -> Result<AlertOutcome, SqliteError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let outcome = match work {
+        AlertWork::Record(changes) => AlertOutcome::Recorded(alerts::record(&tx, changes)?),
+        AlertWork::Acknowledge { id, at } => {
+            AlertOutcome::Acknowledged(alerts::acknowledge(&tx, &id, &at)?.map(Box::new))
+        }
+    };
+    tx.commit()?;
+    Ok(outcome)
 }
 
 /// Runs a maintenance task in one immediate transaction, after flushing the summaries in it (the

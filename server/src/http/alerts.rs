@@ -1,0 +1,224 @@
+//! The instructors' alerts: `GET /api/alerts`, `POST /api/alerts/{id}/ack` and the alert stream
+//! `GET /api/alerts/stream` (Server-Sent Events). Every handler takes [`Instructor`].
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::domain::alerts::{Alert, AlertStatus};
+use crate::http::auth::Instructor;
+use crate::http::error::ApiError;
+use crate::http::params::{pairs, parse_limit, parse_time};
+use crate::state::AppState;
+use crate::storage::{now_iso, AlertQuery, LoggedChange};
+
+/// Largest (and default) number of alerts `GET /api/alerts` answers.
+pub const MAX_ALERTS: u32 = 1000;
+/// Changes read per page by the alert stream.
+const PAGE_CHANGES: u32 = 500;
+/// How often an alert stream reads the change log without a local wake-up (changes logged by
+/// another server on the same database).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// `GET /api/alerts`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertsResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The alerts, newest first.
+    pub alerts: Vec<Alert>,
+}
+
+/// `POST /api/alerts/{id}/ack`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AckResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The alert as it is now.
+    pub alert: Alert,
+}
+
+/// `GET /api/alerts?status=open|resolved|all&since=&limit=`: alerts newest first (by
+/// `openedAt`); `status` defaults to `open`, `since` (ISO 8601) keeps alerts opened at or after
+/// it, `limit` 1–1000 (default 1000).
+///
+/// Errors: 401 without a token, 400 naming an invalid parameter, 503/500 for storage.
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts",
+    params(
+        ("status" = Option<String>, Query, description = "open (default), resolved or all."),
+        ("since" = Option<String>, Query, description = "Only alerts opened at or after this ISO 8601 time."),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 1000."),
+    ),
+    responses(
+        (status = 200, description = "The alerts, newest first.", body = AlertsResponse),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_alerts(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut query = AlertQuery { status: Some(AlertStatus::Open), since: None, limit: MAX_ALERTS };
+    for (name, value) in pairs(req.query_string())? {
+        match name.as_str() {
+            "status" => {
+                query.status = match value.as_str() {
+                    "open" => Some(AlertStatus::Open),
+                    "resolved" => Some(AlertStatus::Resolved),
+                    "all" => None,
+                    _ => {
+                        return Err(ApiError::InvalidParameter {
+                            name: "status",
+                            reason: format!("must be open, resolved or all, got {value:?}"),
+                        })
+                    }
+                }
+            }
+            "since" => query.since = Some(parse_time("since", &value)?),
+            "limit" => query.limit = parse_limit("limit", &value, MAX_ALERTS)?,
+            _ => {}
+        }
+    }
+    let alerts = state.storage.alerts(query).await.map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(AlertsResponse { success: true, alerts }))
+}
+
+/// `POST /api/alerts/{id}/ack`: marks the alert acknowledged (a help request is resolved too)
+/// and answers it; acknowledging again changes nothing.
+///
+/// Errors: 401 without a token, 404 for an unknown id, 503/500 for storage.
+#[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id.")),
+    responses(
+        (status = 200, description = "The alert, acknowledged.", body = AckResponse),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn acknowledge(
+    _: Instructor,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let done = state.storage.acknowledge_alert(id.clone(), now_iso()).await.map_err(ApiError::from)?;
+    let done = done.ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))?;
+    if let Some(change) = done.change {
+        state.alerting.publish(&[change], &state.metrics);
+    }
+    Ok(HttpResponse::Ok().json(AckResponse { success: true, alert: done.alert }))
+}
+
+/// One Server-Sent Events message for a logged change: `id` its position, `event: alert`,
+/// `data` the alert after the change, with `"change"` its kind (`alert.opened`, …).
+fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
+    let mut data = serde_json::to_value(&change.alert).unwrap_or_default();
+    if let Some(object) = data.as_object_mut() {
+        object.insert("change".into(), serde_json::to_value(change.kind).unwrap_or_default());
+    }
+    format!("id: {position}\nevent: alert\ndata: {data}\n\n").into_bytes()
+}
+
+/// `GET /api/alerts/stream`: Server-Sent Events, one `event: alert` whenever an alert opens,
+/// changes or resolves (`data`: the alert, with `change` its kind), oldest first. `Last-Event-ID`
+/// (or `lastEventId`) resumes after that change with no gap and no repeat; without it the stream
+/// starts with the next change. Heartbeat comments as for the event tail.
+///
+/// Errors (before the stream starts): 401 without a token, 400 for an invalid `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts",
+    params(("lastEventId" = Option<String>, Query, description = "Resume after this SSE id (or send the Last-Event-ID header).")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id: <position>`, `event: alert`, `data: <Alert JSON with change>`.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn stream_alerts(
+    _: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let parse = |name: &'static str, value: &str| {
+        value.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::InvalidParameter {
+            name,
+            reason: format!("must be an SSE id this server sent, got {value:?}"),
+        })
+    };
+    let params = pairs(req.query_string())?;
+    let resume = match req.headers().get("last-event-id") {
+        Some(value) => Some(parse("Last-Event-ID", value.to_str().unwrap_or(""))?),
+        None => match params.iter().find(|(name, _)| name == "lastEventId") {
+            Some((_, value)) => Some(parse("lastEventId", value)?),
+            None => None,
+        },
+    };
+    let after = match resume {
+        Some(position) => position,
+        // The newest change stored now: the stream starts with the next one.
+        None => {
+            let mut newest = 0;
+            loop {
+                let page = state.storage.alert_changes(newest, PAGE_CHANGES).await.map_err(ApiError::from)?;
+                let full = page.len() as u32 == PAGE_CHANGES;
+                newest = page.last().map_or(newest, |(position, _)| *position);
+                if !full {
+                    break newest;
+                }
+            }
+        }
+    };
+    struct Tail {
+        state: web::Data<AppState>,
+        after: i64,
+        logged: tokio::sync::watch::Receiver<i64>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+        heartbeat: Duration,
+        quiet: Duration,
+        opened: bool,
+    }
+    let tail = Tail {
+        logged: state.alerting.logged.subscribe(),
+        stopping: state.stopping.clone(),
+        heartbeat: state.config.sse_heartbeat,
+        quiet: Duration::ZERO,
+        state,
+        after,
+        opened: false,
+    };
+    let stream = futures_util::stream::unfold(tail, |mut tail| async move {
+        if !tail.opened {
+            tail.opened = true;
+            return Some((Ok::<_, actix_web::Error>(Bytes::from_static(b"retry: 2000\n: connected\n\n")), tail));
+        }
+        loop {
+            if *tail.stopping.borrow() {
+                return None;
+            }
+            tail.logged.borrow_and_update();
+            let page = tail.state.storage.alert_changes(tail.after, PAGE_CHANGES).await.ok()?;
+            if let Some((position, _)) = page.last() {
+                tail.after = *position;
+                tail.quiet = Duration::ZERO;
+                let bytes: Vec<u8> = page.iter().flat_map(sse_message).collect();
+                return Some((Ok(Bytes::from(bytes)), tail));
+            }
+            if tail.quiet >= tail.heartbeat {
+                tail.quiet = Duration::ZERO;
+                return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), tail));
+            }
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = tail.logged.changed() => {}
+                _ = tail.stopping.changed() => return None,
+                _ = tokio::time::sleep(POLL_EVERY.min(tail.heartbeat)) => {}
+            }
+            tail.quiet += started.elapsed();
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}

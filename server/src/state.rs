@@ -1,0 +1,58 @@
+//! What the HTTP handlers and the background tasks share: [`AppState`], and the publishing of
+//! alert changes ([`Alerting`]).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::domain::alerts::AlertChange;
+use crate::http::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::storage::{LoggedChange, Storage};
+use crate::tasks::webhooks::Webhooks;
+
+/// What every handler and task shares.
+pub struct AppState {
+    /// The settings.
+    pub config: Config,
+    /// The database.
+    pub storage: Storage,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The POST rate limits.
+    pub limits: RateLimits,
+    /// Becomes `true` when the server starts shutting down: live tails end.
+    pub stopping: watch::Receiver<bool>,
+    /// Where alert changes go once stored.
+    pub alerting: Alerting,
+}
+
+/// Publishes stored alert changes: the alert streams of this server wake up, the webhooks are
+/// queued, the counters counted.
+pub struct Alerting {
+    /// The newest change position this server logged (alert streams wait on it; changes logged
+    /// by another server are found by the streams' periodic read).
+    pub logged: watch::Sender<i64>,
+    /// The webhook deliveries.
+    pub webhooks: Webhooks,
+}
+
+impl Alerting {
+    /// Publishes `logged` (changes already stored).
+    pub fn publish(&self, logged: &[LoggedChange], metrics: &Metrics) {
+        let Some(newest) = logged.iter().map(|(position, _)| *position).max() else { return };
+        self.logged.send_if_modified(|value| {
+            let changed = newest > *value;
+            *value = (*value).max(newest);
+            changed
+        });
+        let changes: Vec<AlertChange> = logged.iter().map(|(_, change)| change.clone()).collect();
+        for change in &changes {
+            let kind =
+                serde_json::to_value(change.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            metrics.alert_changes.with_label_values(&[&kind]).inc();
+        }
+        self.webhooks.send(&changes);
+    }
+}

@@ -1,0 +1,99 @@
+//! Alerts on SQLite: the `alerts` table (one row per alert, its JSON as last written) and the
+//! `alert_changes` log (`AUTOINCREMENT` positions, the alert stream's cursor). Writes run on the
+//! writer's connection, in a transaction of their own; reads on the read pool.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use super::SqliteError;
+use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
+use crate::storage::{Acknowledged, AlertQuery, LoggedChange};
+
+fn parse(text: &str) -> Result<Alert, SqliteError> {
+    serde_json::from_str(text).map_err(|e| SqliteError::Commit(format!("a stored alert is not valid: {e}")))
+}
+
+fn status_text(status: AlertStatus) -> &'static str {
+    match status {
+        AlertStatus::Open => "open",
+        AlertStatus::Resolved => "resolved",
+    }
+}
+
+fn stored(tx: &Connection, id: &str) -> Result<Option<Alert>, SqliteError> {
+    let text: Option<String> =
+        tx.prepare_cached("SELECT alert FROM alerts WHERE alert_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+    text.as_deref().map(parse).transpose()
+}
+
+/// Writes `alert` and logs `kind` for it; returns the logged change.
+fn write(tx: &Connection, kind: ChangeKind, alert: Alert) -> Result<LoggedChange, SqliteError> {
+    let text = serde_json::to_string(&alert).map_err(|e| SqliteError::Commit(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO alerts (alert_id, status, opened_at, alert) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
+    )?
+    .execute((&alert.id, status_text(alert.status), &alert.opened_at, &text))?;
+    let change = AlertChange { kind, alert };
+    let text = serde_json::to_string(&change).map_err(|e| SqliteError::Commit(e.to_string()))?;
+    tx.prepare_cached("INSERT INTO alert_changes (alert_id, change) VALUES (?1, ?2)")?
+        .execute((&change.alert.id, &text))?;
+    Ok((tx.last_insert_rowid(), change))
+}
+
+/// `Storage::record_alert_changes` within `tx`.
+pub fn record(tx: &Transaction<'_>, changes: Vec<AlertChange>) -> Result<Vec<LoggedChange>, SqliteError> {
+    changes
+        .into_iter()
+        .map(|AlertChange { kind, mut alert }| {
+            if let Some(before) = stored(tx, &alert.id)? {
+                alerts::merge_stored(&mut alert, &before);
+            }
+            write(tx, kind, alert)
+        })
+        .collect()
+}
+
+/// `Storage::acknowledge_alert` within `tx`.
+pub fn acknowledge(tx: &Transaction<'_>, id: &str, at: &str) -> Result<Option<Acknowledged>, SqliteError> {
+    let Some(mut alert) = stored(tx, id)? else { return Ok(None) };
+    let change = match alerts::acknowledge(&mut alert, at) {
+        Some(kind) => Some(write(tx, kind, alert.clone())?),
+        None => None,
+    };
+    Ok(Some(Acknowledged { alert, change }))
+}
+
+/// `Storage::alerts` on a read connection.
+pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, SqliteError> {
+    let mut sql = String::from("SELECT alert FROM alerts WHERE 1 = 1");
+    let status = query.status.map(status_text);
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    if let Some(status) = &status {
+        sql.push_str(" AND status = ?");
+        params.push(status);
+    }
+    if let Some(since) = &query.since {
+        sql.push_str(" AND opened_at >= ?");
+        params.push(since);
+    }
+    sql.push_str(" ORDER BY opened_at DESC, alert_id DESC LIMIT ?");
+    params.push(&query.limit);
+    let mut statement = conn.prepare_cached(&sql)?;
+    let texts = statement.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?;
+    texts.map(|t| parse(&t?)).collect()
+}
+
+/// `Storage::alert_changes` on a read connection.
+pub fn changes(conn: &Connection, after: i64, limit: u32) -> Result<Vec<LoggedChange>, SqliteError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT change_id, change FROM alert_changes WHERE change_id > ?1 ORDER BY change_id LIMIT ?2",
+    )?;
+    let rows = statement.query_map((after, limit), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (id, text) = row?;
+        let change: AlertChange = serde_json::from_str(&text)
+            .map_err(|e| SqliteError::Commit(format!("a stored alert change is not valid: {e}")))?;
+        Ok((id, change))
+    })
+    .collect()
+}

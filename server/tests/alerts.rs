@@ -1,0 +1,277 @@
+//! Alerts end to end on a real server (SQLite file and a fresh PostgreSQL database): each rule
+//! opens once per episode, updates and resolves; acknowledgement; the alert stream; and signed
+//! webhooks to a local receiver that fails once.
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{event, TestServer, TOKEN};
+use serde_json::{json, Value};
+use session_log_server::domain::alerts::AlertRules;
+use session_log_server::Config;
+
+/// Rules with short windows, evaluated every 50 ms.
+fn quick(config: &mut Config) {
+    config.alert_tick = Duration::from_millis(50);
+    config.rate_limit_session_per_sec = 0;
+    config.alert_rules = AlertRules {
+        error_burst_window: Duration::from_millis(1500),
+        error_pattern_window: Duration::from_millis(1500),
+        api_failure_window: Duration::from_millis(1500),
+        stuck_after: Duration::from_millis(600),
+        ..AlertRules::default()
+    };
+}
+
+/// Waits (at most 10 s) until `GET /api/alerts?status=all` satisfies `done`; returns the alerts.
+fn wait_for(server: &TestServer, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = server.read("/api/alerts?status=all")["alerts"].as_array().unwrap().clone();
+        if done(&alerts) {
+            return alerts;
+        }
+        assert!(Instant::now() < deadline, "not within 10 s: {what}; alerts: {alerts:#?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    alerts.iter().filter(|a| a["rule"] == rule).collect()
+}
+
+fn error(token: &str, error_type: &str) -> Value {
+    json!({"sessionToken": token, "studentEmail": format!("{token}@example.com"), "eventType": "error",
+           "eventData": {"errorType": error_type, "errorMessage": "boom"}})
+}
+
+on_both_backends! {
+    // error_burst and error_pattern open once per episode, update while they hold, and resolve
+    // when their errors age out of the window.
+    fn error_rules_open_update_and_resolve(backend) {
+        let server = TestServer::on_with(backend, quick);
+        server.post_all(vec![error("ws_a", "twilio_timeout"), error("ws_a", "twilio_timeout"), error("ws_a", "twilio_timeout")]);
+        let alerts = wait_for(&server, "an error_burst alert", |a| !of_rule(a, "error_burst").is_empty());
+        let burst = of_rule(&alerts, "error_burst")[0].clone();
+        assert_eq!(burst["status"], "open");
+        assert_eq!(burst["sessionTokens"], json!(["ws_a"]));
+        assert_eq!(burst["studentEmails"], json!(["ws_a@example.com"]));
+        server.post_all(vec![error("ws_b", "twilio_timeout"), error("ws_c", "twilio_timeout")]);
+        let alerts = wait_for(&server, "an error_pattern alert", |a| !of_rule(a, "error_pattern").is_empty());
+        let pattern = of_rule(&alerts, "error_pattern")[0].clone();
+        assert_eq!(pattern["errorType"], "twilio_timeout");
+        assert_eq!(pattern["sessionTokens"], json!(["ws_a", "ws_b", "ws_c"]));
+        assert_eq!(pattern["severity"], "critical");
+        server.post_all(vec![error("ws_a", "twilio_timeout")]);
+        wait_for(&server, "the burst updated", |a| of_rule(a, "error_burst").iter().any(|b| b["count"].as_u64() >= Some(2)));
+        let alerts = wait_for(&server, "both resolved", |a| {
+            a.iter().filter(|x| x["rule"] == "error_burst" || x["rule"] == "error_pattern").all(|x| x["status"] == "resolved")
+        });
+        assert_eq!(of_rule(&alerts, "error_burst").len(), 1, "one episode, one alert");
+        assert_eq!(of_rule(&alerts, "error_pattern").len(), 1);
+        assert!(of_rule(&alerts, "error_burst")[0]["resolvedAt"].is_string());
+        assert!(server.read("/api/alerts")["alerts"].as_array().unwrap().is_empty(), "none open");
+    }
+
+    // stuck opens for an active session that stays on one step, and resolves when it moves on;
+    // api_failures opens for an endpoint failing half its calls and resolves as they age out.
+    fn stuck_and_api_failures(backend) {
+        let server = TestServer::on_with(backend, quick);
+        server.post_all(vec![json!({"sessionToken": "ws_s", "eventType": "navigation", "eventData": {"from": 0, "to": 2}})]);
+        let alerts = wait_for(&server, "a stuck alert", |a| !of_rule(a, "stuck").is_empty());
+        assert_eq!(of_rule(&alerts, "stuck")[0]["sessionTokens"], json!(["ws_s"]));
+        server.post_all(vec![json!({"sessionToken": "ws_s", "eventType": "navigation", "eventData": {"from": 2, "to": 3}})]);
+        wait_for(&server, "stuck resolved", |a| of_rule(a, "stuck").first().is_some_and(|s| s["status"] == "resolved"));
+        let call = |status: u16| {
+            event("ws_calls", "api_call", json!({"endpoint": "/api/deploy", "method": "POST", "status": status}))
+        };
+        server.post_all(vec![call(500), call(200), call(500), call(503), call(200)]);
+        let alerts = wait_for(&server, "an api_failures alert", |a| !of_rule(a, "api_failures").is_empty());
+        assert_eq!(of_rule(&alerts, "api_failures")[0]["endpoint"], "/api/deploy");
+        wait_for(&server, "api_failures resolved", |a| of_rule(a, "api_failures")[0]["status"] == "resolved");
+    }
+
+    // A help request opens an alert with the student's message; acknowledging resolves it, an
+    // unknown id is 404, and both need the token.
+    fn help_requests_resolve_when_acknowledged(backend) {
+        let server = TestServer::on_with(backend, quick);
+        server.post_all(vec![json!({"sessionToken": "ws_h", "studentEmail": "ada@example.com", "eventType": "help_request",
+                                    "eventData": {"message": "Stuck on the Twilio step"}})]);
+        let alerts = wait_for(&server, "a help_request alert", |a| !of_rule(a, "help_request").is_empty());
+        let help = of_rule(&alerts, "help_request")[0].clone();
+        assert_eq!((help["message"].as_str(), help["status"].as_str()), (Some("Stuck on the Twilio step"), Some("open")));
+        let id = help["id"].as_str().unwrap();
+        assert_eq!(server.request("POST", &format!("/api/alerts/{id}/ack"), &[], b"").status, 401);
+        let acked = server.as_instructor("POST", &format!("/api/alerts/{id}/ack"));
+        assert_eq!(acked.status, 200, "{}", acked.text);
+        let alert = &acked.json()["alert"];
+        assert_eq!(alert["status"], "resolved");
+        assert!(alert["acknowledgedAt"].is_string());
+        assert_eq!(server.read("/api/alerts?status=resolved")["alerts"][0]["id"], id);
+        assert_eq!(server.as_instructor("POST", "/api/alerts/nope/ack").status, 404);
+        assert_eq!(server.as_instructor("GET", "/api/alerts?status=maybe").status, 400);
+    }
+
+    // The alert stream sends each change as `event: alert` and resumes after Last-Event-ID with
+    // no gap and no repeat.
+    fn alert_stream_resumes(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let stream = alert_stream(&server, None);
+        let help = |n: u32| json!({"sessionToken": format!("ws_{n}"), "eventType": "help_request", "eventData": {"message": format!("help {n}")}});
+        server.post_all(vec![help(1)]);
+        let (first_id, first) = stream.recv_timeout(Duration::from_secs(10)).expect("an alert on the stream");
+        assert_eq!((first["message"].as_str(), first["change"].as_str()), (Some("help 1"), Some("alert.opened")));
+        drop(stream);
+        server.post_all(vec![help(2)]);
+        wait_for(&server, "the second help request", |a| a.len() == 2);
+        let resumed = alert_stream(&server, Some(&first_id));
+        let (_, second) = resumed.recv_timeout(Duration::from_secs(10)).expect("the missed alert");
+        assert_eq!(second["message"], "help 2");
+        assert!(resumed.recv_timeout(Duration::from_millis(300)).is_err(), "nothing twice");
+    }
+
+    // Webhooks: each change is POSTed with a verifiable signature; a 500 is retried within a few
+    // seconds, and the resolution arrives too.
+    fn webhooks_are_signed_retried_and_resolved(backend) {
+        let receiver = Receiver::start("whsec_test");
+        let url = receiver.url.clone();
+        let server = TestServer::on_with(backend, |c| {
+            quick(c);
+            c.alert_webhooks = vec![url];
+            c.alert_webhook_secret = Some("whsec_test".into());
+        });
+        server.post_all(vec![error("ws_w", "x"), error("ws_w", "x"), error("ws_w", "x")]);
+        let first = receiver.next();
+        assert_eq!(first.status_sent, 500, "the first delivery is refused");
+        let again = receiver.next();
+        assert!(again.verified, "the signature verifies");
+        assert_eq!(again.body, first.body, "the same change, retried");
+        assert!(again.at.duration_since(first.at) < Duration::from_secs(5), "the first retry within a few seconds");
+        assert_eq!(again.body["type"], "alert.opened");
+        assert_eq!(again.body["alert"]["rule"], "error_burst");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let next = receiver.next();
+            assert!(next.verified);
+            if next.body["type"] == "alert.resolved" {
+                assert_eq!(next.body["alert"]["id"], again.body["alert"]["id"]);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no alert.resolved");
+        }
+        assert!(server.metric("session_log_webhook_deliveries_total{outcome=\"retried\"}") >= 1.0);
+        assert!(server.metric("session_log_webhook_deliveries_total{outcome=\"delivered\"}") >= 2.0);
+    }
+}
+
+/// Reads `event: alert` messages from the alert stream on a thread: `(id, data)`.
+fn alert_stream(server: &TestServer, last_event_id: Option<&str>) -> mpsc::Receiver<(String, Value)> {
+    let mut request =
+        ureq::get(&format!("{}/api/alerts/stream", server.url)).header("Authorization", &format!("Bearer {TOKEN}"));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.call().unwrap();
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut id = String::new();
+        for line in BufReader::new(response.into_body().into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = value.to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                if send.send((id.clone(), serde_json::from_str(data).unwrap())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receive
+}
+
+/// One POST the receiver got.
+struct Delivery {
+    body: Value,
+    verified: bool,
+    status_sent: u16,
+    at: Instant,
+}
+
+/// A webhook receiver on 127.0.0.1: verifies each POST's signature as a Stripe-style receiver
+/// does, answers the first one 500 and the others 200.
+struct Receiver {
+    url: String,
+    deliveries: mpsc::Receiver<Delivery>,
+}
+
+impl Receiver {
+    fn start(secret: &'static str) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (send, deliveries) = mpsc::channel();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    headers.push(line.trim_end().to_owned());
+                }
+                let header = |name: &str| {
+                    headers.iter().find_map(|h| {
+                        let (k, v) = h.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                    })
+                };
+                let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let timestamp: u64 = header("x-session-log-timestamp").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let expected =
+                    hmac_sha256_hex(secret.as_bytes(), &[timestamp.to_string().as_bytes(), b".", &body].concat());
+                let verified = header("x-session-log-signature") == Some(format!("sha256={expected}"));
+                let status_sent = if n == 0 { 500 } else { 200 };
+                let _ = write!(stream, "HTTP/1.1 {status_sent} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let delivery = Delivery {
+                    body: serde_json::from_slice(&body).unwrap(),
+                    verified,
+                    status_sent,
+                    at: Instant::now(),
+                };
+                if send.send(delivery).is_err() {
+                    return;
+                }
+            }
+        });
+        Receiver { url, deliveries }
+    }
+
+    fn next(&self) -> Delivery {
+        self.deliveries.recv_timeout(Duration::from_secs(15)).expect("a webhook delivery within 15 s")
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) over SHA-256, written out here so the test does not trust the
+/// server's own signing code.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::digest([pad(0x36), message.to_vec()].concat());
+    let outer = Sha256::digest([pad(0x5c), inner.to_vec()].concat());
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,7 +1,7 @@
 // The demo workshop: five steps that call every session-log function, as a workshop author would.
 import init, {
   configure, setStep, logSessionEvent, logNavigation, logError, logAction,
-  logApiCall, logStateChange, flush, getSessionToken, stats,
+  logApiCall, logStateChange, requestHelp, flush, getSessionToken, stats,
 } from "/pkg/session_log.js";
 
 const STEPS = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
@@ -127,6 +127,19 @@ $("deploy").addEventListener("click", async () => {
 $("voice-enabled").addEventListener("change", (e) => {
   logStateChange("voiceEnabled", voiceEnabled, e.target.checked);
   voiceEnabled = e.target.checked;
+});
+
+// Any step: the student asks for help; the instructors' dashboard shows it until acknowledged.
+$("ask-help").addEventListener("click", async () => {
+  const message = $("help-message").value.trim() || `Help needed on step ${current} (${STEPS[current]})`;
+  requestHelp(message);
+  $("help-message").value = "";
+  try {
+    await flush();
+    setStatus("help-status", "Your instructor has been told.", true);
+  } catch (error) {
+    setStatus("help-status", `Not sent yet (${error.message}); it will be.`, false);
+  }
 });
 
 $("finish").addEventListener("click", async () => {

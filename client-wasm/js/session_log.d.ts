@@ -110,6 +110,9 @@ export function logApiCall(endpoint: string, method: string, status: number, det
 export function logStateChange(stateName: string, oldValue: unknown, newValue: unknown): void;
 /** An event of your own type (1–50 of `A-Za-z0-9_.-`) with your fields. */
 export function logSessionEvent(eventType: string, eventData?: Record<string, unknown>): void;
+/** A student asks for help: a `help_request` event `{message}` (at most 500 characters), which
+ * opens a `help_request` alert for the instructors until one acknowledges it. */
+export function requestHelp(message: string): void;
 /** Sends now; resolves when every event logged before the call is delivered, rejects with an `Error` after `flushTimeoutMs`. */
 export function flush(): Promise<void>;
 /** The session token events are sent with ("" until the module is ready). */

@@ -109,6 +109,10 @@ export function logAction(actionName, actionDetails) { call("logAction", argumen
 export function logApiCall(endpoint, method, status, details) { call("logApiCall", arguments); }
 export function logStateChange(stateName, oldValue, newValue) { call("logStateChange", arguments); }
 export function logSessionEvent(eventType, eventData) { call("logSessionEvent", arguments); }
+/** A `help_request` event `{message}`: the instructors' dashboard shows it as an alert until acknowledged. */
+export function requestHelp(message) {
+  call("logSessionEvent", ["help_request", { message: message == null ? "" : String(message).slice(0, 500) }]);
+}
 export function onDeliveryError(callback) { call("onDeliveryError", arguments); }
 export function optOut() { call("optOut", arguments); }
 export function optIn() { call("optIn", arguments); }

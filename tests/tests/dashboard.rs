@@ -71,14 +71,7 @@ async fn dashboard_shows_sessions_timeline_and_live_updates() {
         .await;
     assert_eq!(inert, json!([0, true]), "no element was made from event data and no script ran");
 
-    let png = browser.client.find(Locator::Css("#detail")).await.unwrap().screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    // `cargo xtask test` sets SESSION_LOG_ARTIFACTS to test-artifacts/ in the workspace.
-    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts"));
-    std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join("dashboard-timeline.png"), &png).unwrap();
+    save_artifact("dashboard-timeline.png", &browser, "#detail").await;
 
     // Live: a new session and a new event of the open session appear without a reload.
     let (status, _) = server.post(&json!({"events": [
@@ -89,6 +82,68 @@ async fn dashboard_shows_sessions_timeline_and_live_updates() {
     browser.wait_for_text("tr[data-session=ws_dash_cy]", |t| t.contains("cy@example.com")).await;
     browser.wait_for_text("#events tbody", |t| t.contains("late_failure")).await;
     browser.wait_until("return document.querySelectorAll('#timeline circle.error').length === 2").await;
+    browser.close().await;
+}
+
+/// Saves a PNG screenshot of `selector` as `name` in the test artifacts folder.
+async fn save_artifact(name: &str, browser: &Browser, selector: &str) {
+    let png = browser.client.find(Locator::Css(selector)).await.unwrap().screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    // `cargo xtask test` sets SESSION_LOG_ARTIFACTS to test-artifacts/ in the workspace.
+    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join(name), &png).unwrap();
+}
+
+// An error burst with a hostile errorType shows as a toast within a few seconds and in the
+// alerts panel (with the tab title's count), inert; acknowledging it from the panel marks it;
+// a help request and its acknowledgement resolve it. Saved as test-artifacts/dashboard-alerts.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_alerts_toast_acknowledge_and_stay_inert() {
+    let server = Server::start();
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{}/dashboard", server.url)).await.expect("open the dashboard");
+    browser.type_into("#token", INSTRUCTOR_TOKEN).await;
+    browser.click("#token-form button[type=submit]").await;
+    browser.wait_for_text("#live", |t| t == "live").await;
+    browser.wait_for_text("#alert-count", |t| t.contains("none open")).await;
+
+    let ada = Some("ada@example.com");
+    let error = || event("ws_alert_ada", ada, "error", json!({"errorType": HOSTILE, "currentStep": 1}));
+    let (status, _) = server.post(&json!({"events": [error(), error(), error()]}));
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    let toast = browser.wait_for_text("#toasts", |t| t.contains("Error burst")).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the toast came within a few seconds");
+    assert!(toast.contains("ws_alert_ada"), "{toast}");
+    browser.wait_for_text("#alert-count", |t| t.contains("1 open")).await;
+    let title = browser.run("return document.title", vec![]).await;
+    assert!(title.as_str().unwrap().starts_with("(1) "), "the tab title counts open alerts: {title}");
+    let panel = browser.wait_for_text("#alert-list", |t| t.contains("ada@example.com")).await;
+    assert!(panel.contains("Error burst"), "{panel}");
+
+    // A help request with a hostile message: text in the panel, no element made, no script run.
+    let (status, _) = server.post(&event("ws_alert_ada", ada, "help_request", json!({"message": HOSTILE})));
+    assert_eq!(status, 200);
+    browser.wait_for_text("#alert-list", |t| t.contains("window.__xss")).await;
+    let inert = browser
+        .run("return [document.querySelectorAll('#alerts img, #alerts script, #toasts img, #toasts script').length, window.__xss === undefined];", vec![])
+        .await;
+    assert_eq!(inert, json!([0, true]), "alert text stays text");
+    save_artifact("dashboard-alerts.png", &browser, "#alerts").await;
+
+    // Acknowledge the help request from the panel: it resolves.
+    browser
+        .run("[...document.querySelectorAll('#alert-list li')].find((li) => li.textContent.includes('Help request')).querySelector('button.ack').click()", vec![])
+        .await;
+    browser
+        .wait_until("return [...document.querySelectorAll('#alert-list li.resolved')].some((li) => li.textContent.includes('Help request') && li.textContent.includes('acknowledged'))")
+        .await;
+    // Clicking the burst opens the session's timeline.
+    browser.run("[...document.querySelectorAll('#alert-list li')].find((li) => li.textContent.includes('Error burst')).click()", vec![]).await;
+    browser.wait_for_text("#detail-token", |t| t == "ws_alert_ada").await;
     browser.close().await;
 }
 

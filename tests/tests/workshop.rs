@@ -100,3 +100,28 @@ async fn clicking_through_the_demo_delivers_every_event_type() {
     assert_eq!(done["stepsCompleted"], 5);
     assert_eq!(done["stepName"], "Test");
 }
+
+// The demo's "Ask for help" button sends requestHelp(message): the instructors see a
+// help_request alert with the student's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_help_opens_an_alert() {
+    let server = Server::start();
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{}/?email=ada@example.com", server.url)).await.expect("open the demo");
+    browser.wait_for_text("#session-token", |t| t.starts_with("ws_")).await;
+    browser.type_into("#help-message", "The deploy button does nothing").await;
+    browser.click("#ask-help").await;
+    browser.wait_for_text("#help-status", |t| t.contains("instructor has been told")).await;
+    browser.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let alerts = server.get_as(session_log_e2e::INSTRUCTOR_TOKEN, "/api/alerts");
+        if let Some(help) = alerts["alerts"].as_array().unwrap().iter().find(|a| a["rule"] == "help_request") {
+            assert_eq!(help["message"], "The deploy button does nothing");
+            assert_eq!(help["studentEmails"], serde_json::json!(["ada@example.com"]));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no help_request alert within 10 s: {alerts}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

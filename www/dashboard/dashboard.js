@@ -22,6 +22,9 @@ const state = {
   lastEventId: null,
   refreshTimer: null,
   live: null,
+  alerts: [],
+  lastAlertId: null,
+  alertsLive: null,
 };
 
 /** An element with a class and text (never HTML). */
@@ -115,7 +118,10 @@ function ago(iso) {
 
 function renderSessions() {
   const { key, dir } = state.sort;
-  const rows = [...state.sessions].sort((a, b) => {
+  const search = $("#filter-search").value.trim().toLowerCase();
+  const matching = state.sessions.filter((s) => !search || s.sessionToken.toLowerCase().startsWith(search) ||
+    (s.studentEmail || "").toLowerCase().includes(search));
+  const rows = matching.sort((a, b) => {
     const x = sortValue(a, key), y = sortValue(b, key);
     return (x < y ? -1 : x > y ? 1 : 0) * dir;
   });
@@ -159,6 +165,8 @@ function renderReport() {
   for (const e of r.topErrors) {
     const tr = el("tr");
     tr.append(el("td", null, e.errorType), el("td", null, e.count), el("td", null, e.sessions));
+    tr.addEventListener("click", () => showSessions(`Sessions with ${e.errorType}`,
+      state.sessions.filter((s) => s.errorsByType && s.errorsByType[e.errorType]).map((s) => s.sessionToken)));
     errors.append(tr);
   }
   if (r.topErrors.length === 0) {
@@ -198,7 +206,10 @@ async function select(token) {
     state.timeline = events;
     const session = state.sessions.find((s) => s.sessionToken === token);
     $("#detail-token").textContent = token;
-    $("#detail-student").textContent = session && session.studentEmail ? session.studentEmail : "";
+    const email = (session && session.studentEmail) || (events.find((e) => e.student_email) || {}).student_email || "";
+    $("#detail-student").textContent = email;
+    $("#detail-student").hidden = !email;
+    fillTimelineFilters(events);
     $("#detail").hidden = false;
     renderTimeline();
   } catch (error) {
@@ -273,7 +284,10 @@ function renderTimeline() {
   });
   const body = $("#events tbody");
   body.replaceChildren();
-  for (const e of events) {
+  const type = $("#timeline-type").value, errorType = $("#timeline-error").value;
+  const shown = events.filter((e) => (!type || e.event_type === type) &&
+    (!errorType || (e.event_type === "error" && e.event_data && e.event_data.errorType === errorType)));
+  for (const e of shown) {
     const tr = el("tr", e.event_type === "error" || isFailedApi(e) ? "error" : "");
     const step = eventStep(e);
     tr.append(
@@ -281,6 +295,25 @@ function renderTimeline() {
       el("td", null, step === null ? "" : step), el("td", null, JSON.stringify(e.event_data)),
     );
     body.append(tr);
+  }
+}
+
+/** The timeline's filters offer the event and error types of the session's events. */
+function fillTimelineFilters(events) {
+  for (const [id, values] of [
+    ["#timeline-type", events.map((e) => e.event_type)],
+    ["#timeline-error", events.filter((e) => e.event_type === "error").map((e) => e.event_data && e.event_data.errorType)],
+  ]) {
+    const select = $(id);
+    const keep = select.value;
+    select.replaceChildren(el("option", null, "all"));
+    select.firstChild.value = "";
+    for (const value of [...new Set(values.filter((v) => typeof v === "string"))].sort()) {
+      const option = el("option", null, value);
+      option.value = value;
+      select.append(option);
+    }
+    select.value = [...select.options].some((o) => o.value === keep) ? keep : "";
   }
 }
 
@@ -292,17 +325,18 @@ function setLive(on) {
   badge.className = `badge ${on ? "on" : "off"}`;
 }
 
-/** Reads /api/session-log/stream through fetch and hands each event to onEvent; reconnects
- * with Last-Event-ID after a break, so no event is missed or repeated. */
-async function connectLive() {
-  if (state.live) state.live.abort();
+/** Reads the Server-Sent Events of `path` through fetch (it needs an Authorization header) and
+ * hands each message's `id` and parsed `data` to `onMessage`, resuming after `lastId()` (the
+ * opaque id of the last message) with Last-Event-ID; reconnects after a break. */
+async function readStream(path, slot, lastId, onMessage, onState) {
+  if (state[slot]) state[slot].abort();
   const controller = new AbortController();
-  state.live = controller;
+  state[slot] = controller;
   try {
     const headers = {};
-    if (state.lastEventId !== null) headers["Last-Event-ID"] = String(state.lastEventId);
-    const response = await api("/api/session-log/stream", { headers, signal: controller.signal });
-    setLive(true);
+    if (lastId() !== null) headers["Last-Event-ID"] = lastId();
+    const response = await api(path, { headers, signal: controller.signal });
+    onState(true);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
@@ -315,18 +349,22 @@ async function connectLive() {
         buffer = buffer.slice(end + 2);
         let id = null, data = "";
         for (const line of message.split("\n")) {
-          if (line.startsWith("id: ")) id = Number(line.slice(4));
+          if (line.startsWith("id: ")) id = line.slice(4);
           else if (line.startsWith("data: ")) data += line.slice(6);
         }
-        if (data) onEvent(id, JSON.parse(data));
+        if (data) onMessage(id, JSON.parse(data));
       }
     }
   } catch (error) {
     if (controller.signal.aborted) return;
     if (error instanceof Unauthorized) return handle(error);
   }
-  setLive(false);
-  if (state.live === controller) setTimeout(connectLive, 2000);
+  onState(false);
+  if (state[slot] === controller) setTimeout(() => readStream(path, slot, lastId, onMessage, onState), 2000);
+}
+
+function connectLive() {
+  readStream("/api/session-log/stream", "live", () => state.lastEventId, onEvent, setLive);
 }
 
 function onEvent(id, event) {
@@ -335,6 +373,138 @@ function onEvent(id, event) {
   if (event.session_token === state.selected) {
     state.timeline.push(event);
     renderTimeline();
+  }
+}
+
+// ---- alerts -----------------------------------------------------------------------------------
+
+const RULE_NAMES = {
+  error_burst: "Error burst", error_pattern: "Error pattern", stuck: "Stuck", api_failures: "API failing",
+  help_request: "Help request",
+};
+
+async function loadAlerts() {
+  try {
+    const answer = await api("/api/alerts?status=all&limit=200").then((r) => r.json());
+    state.alerts = answer.alerts;
+    renderAlerts();
+  } catch (error) {
+    handle(error);
+  }
+}
+
+function renderAlerts() {
+  const open = state.alerts.filter((a) => a.status === "open");
+  const resolved = state.alerts.filter((a) => a.status !== "open").slice(0, 20);
+  $("#alert-count").textContent = open.length ? `(${open.length} open)` : "(none open)";
+  document.title = `${open.length ? `(${open.length}) ` : ""}session-log · instructor dashboard`;
+  const list = $("#alert-list");
+  list.replaceChildren();
+  for (const alert of [...open, ...resolved]) {
+    const li = el("li", `${alert.severity} ${alert.status}`);
+    li.dataset.alert = alert.id;
+    const who = alert.studentEmails.length ? ` · ${alert.studentEmails.join(", ")}` : "";
+    li.append(
+      el("span", "rule", RULE_NAMES[alert.rule] || alert.rule),
+      el("span", "message", `${alert.message}${who}`),
+      el("span", "muted", `×${alert.count} · ${ago(alert.lastSeenAt)} ago${alert.status === "open" ? "" : " · resolved"}`),
+    );
+    if (!alert.acknowledgedAt) {
+      const ack = el("button", "ack", "Acknowledge");
+      ack.type = "button";
+      ack.addEventListener("click", (event) => { event.stopPropagation(); acknowledge(alert.id); });
+      li.append(ack);
+    } else {
+      li.append(el("span", "muted", "acknowledged"));
+    }
+    li.addEventListener("click", () => openAlert(alert));
+    list.append(li);
+  }
+  if (!open.length && !resolved.length) list.append(el("li", "muted", "No alerts."));
+}
+
+/** Shows `tokens` as a clickable list under the alerts, titled `title`. */
+function showSessions(title, tokens) {
+  const box = $("#alert-sessions");
+  $("#alert-sessions-title").textContent = title;
+  const list = box.querySelector("ul");
+  list.replaceChildren();
+  for (const token of tokens) {
+    const session = state.sessions.find((s) => s.sessionToken === token);
+    const li = el("li", null, session && session.studentEmail ? `${token} · ${session.studentEmail}` : token);
+    li.addEventListener("click", () => select(token));
+    list.append(li);
+  }
+  box.hidden = false;
+}
+
+function openAlert(alert) {
+  if (alert.sessionTokens.length === 1) {
+    $("#alert-sessions").hidden = true;
+    select(alert.sessionTokens[0]);
+  } else {
+    showSessions(`Sessions of “${alert.message}”`, alert.sessionTokens);
+  }
+}
+
+async function acknowledge(id) {
+  try {
+    const answer = await api(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: "POST" }).then((r) => r.json());
+    upsertAlert(answer.alert);
+  } catch (error) {
+    handle(error);
+  }
+}
+
+function upsertAlert(alert) {
+  const i = state.alerts.findIndex((a) => a.id === alert.id);
+  if (i >= 0) state.alerts[i] = alert; else state.alerts.unshift(alert);
+  renderAlerts();
+}
+
+function toast(alert) {
+  const node = el("div", `toast ${alert.severity}`, `${RULE_NAMES[alert.rule] || alert.rule}: ${alert.message}`);
+  node.addEventListener("click", () => { openAlert(alert); node.remove(); });
+  $("#toasts").append(node);
+  setTimeout(() => node.remove(), 10000);
+}
+
+function onAlert(id, alert) {
+  if (id !== null) state.lastAlertId = id;
+  const { change, ...rest } = alert;
+  upsertAlert(rest);
+  if (change === "alert.opened") toast(rest);
+}
+
+function connectAlerts() {
+  readStream("/api/alerts/stream", "alertsLive", () => state.lastAlertId, onAlert, () => {});
+}
+
+// ---- one student ------------------------------------------------------------------------------
+
+async function showStudent(email) {
+  try {
+    const page = await api(`/api/students/${encodeURIComponent(email)}`).then((r) => r.json());
+    $("#student-email").textContent = page.studentEmail;
+    $("#student-name").textContent = page.studentName || "";
+    const t = page.totals;
+    $("#student-totals").textContent = `${t.sessions} sessions, ${t.completedSessions} completed · ${t.events} events, ` +
+      `${t.errors} errors, ${t.failedApiCalls} failed API calls · ${Math.round(t.durationMs / 60000)} min · furthest step ${t.maxStep ?? "–"}`;
+    const body = $("#student-sessions tbody");
+    body.replaceChildren();
+    for (const s of page.sessions) {
+      const tr = el("tr");
+      tr.append(
+        el("td", null, s.sessionToken), el("td", `status-${s.status}`, s.status),
+        el("td", null, new Date(s.firstSeen).toLocaleString()), el("td", null, `${Math.round(s.durationMs / 60000)} min`),
+        el("td", null, s.maxStep ?? "–"), el("td", null, s.events), el("td", null, s.errors), el("td", null, s.failedApiCalls),
+      );
+      tr.addEventListener("click", () => select(s.sessionToken));
+      body.append(tr);
+    }
+    $("#student").hidden = false;
+  } catch (error) {
+    handle(error);
   }
 }
 
@@ -370,8 +540,10 @@ function handle(error) {
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = "";
-  if (state.live) state.live.abort();
-  state.live = null;
+  for (const slot of ["live", "alertsLive"]) {
+    if (state[slot]) state[slot].abort();
+    state[slot] = null;
+  }
   setLive(false);
   $("#board").hidden = true;
   $("#sign-out").hidden = true;
@@ -384,7 +556,9 @@ function open() {
   $("#board").hidden = false;
   $("#sign-out").hidden = false;
   refresh();
+  loadAlerts();
   connectLive();
+  connectAlerts();
 }
 
 $("#token-form").addEventListener("submit", (event) => {
@@ -404,6 +578,9 @@ for (const th of document.querySelectorAll("#sessions th[data-sort]")) {
 }
 for (const id of ["#filter-status", "#filter-email", "#filter-since"]) $(id).addEventListener("change", refresh);
 $("#stuck-minutes").addEventListener("change", renderSessions);
+$("#filter-search").addEventListener("input", renderSessions);
+for (const id of ["#timeline-type", "#timeline-error"]) $(id).addEventListener("change", renderTimeline);
+$("#detail-student").addEventListener("click", () => showStudent($("#detail-student").textContent));
 $("#export-csv").addEventListener("click", () => exportAs("csv"));
 $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
 setInterval(() => { if (state.token) refresh(); }, 30000); // statuses and "no progress for" move with time

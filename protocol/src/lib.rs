@@ -83,23 +83,47 @@ pub mod event_type {
 #[serde(rename_all = "camelCase")]
 pub struct Event<D> {
     /// The session's token, e.g. `ws_3f9c…`; 1–128 printable characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]{1,128}$"
+        )
+    )]
     pub session_token: String,
-    /// The student's email, if the page knows it.
+    /// The student's email, if the page knows it: text, `@`, and a domain with a dot inside
+    /// (at most 254 characters, no spaces or control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 254,
+            pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+@[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000@.][^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000@]*\\.[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000@]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000@.]$"
+        )
+    )]
     pub student_email: Option<String>,
-    /// The student's display name, if the page knows it (extension).
+    /// The student's display name, if the page knows it (extension); at most 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub student_name: Option<String>,
     /// `navigation`, `error`, `action`, `api_call`, `state_change` or a page's own type;
     /// 1–50 characters of letters, digits, `_`, `-` and `.`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{1,50}$"))]
     pub event_type: String,
     /// The event's fields: a JSON object.
     pub event_data: D,
-    /// The event's identity, a UUIDv7 (extension).
+    /// The event's identity, a UUIDv7 (extension): hyphenated or 32 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$"
+        )
+    )]
     pub event_id: Option<Uuid>,
-    /// The event's number within its session, counting from 0 (extension).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The event's number within its session, counting from 0 (extension). A JSON number with
+    /// an integral value (`17` or `17.0`, as JSON Schema's `integer` allows) up to 2^53.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::option")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740992_u64))]
     pub seq: Option<u64>,
 }
 
@@ -107,11 +131,13 @@ pub struct Event<D> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch<E> {
-    /// The events, in the order they were logged.
+    /// The events, in the order they were logged (1–500 by default: `--max-batch-events`).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 500))]
     pub events: Vec<E>,
     /// Events the client dropped (its queue was full) since its last acknowledged report; the
     /// server records them as an [`EVENTS_DROPPED`] event of the batch's session. Omitted when 0.
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    #[serde(default, skip_serializing_if = "is_zero_u64", deserialize_with = "integral::plain")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740992_u64))]
     pub dropped: u64,
 }
 
@@ -347,6 +373,40 @@ pub fn check_email(email: &str) -> Result<(), FieldError> {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// Whole numbers as JSON Schema's `integer` means them: `17` and `17.0` alike, from 0 to 2^53
+/// (the integers every JSON reader keeps exactly).
+pub mod integral {
+    use serde::{Deserialize, Deserializer};
+
+    /// Largest accepted value: 2^53.
+    pub const MAX: u64 = 1 << 53;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Whole(u64),
+        Float(f64),
+    }
+
+    fn whole<E: serde::de::Error>(number: Number) -> Result<u64, E> {
+        match number {
+            Number::Whole(n) if n <= MAX => Ok(n),
+            Number::Float(f) if f.fract() == 0.0 && (0.0..=MAX as f64).contains(&f) => Ok(f as u64),
+            _ => Err(E::custom(format!("must be a whole number from 0 to {MAX}"))),
+        }
+    }
+
+    /// A whole number.
+    pub fn plain<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        whole(Number::deserialize(deserializer)?)
+    }
+
+    /// A whole number or `null`.
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Option::<Number>::deserialize(deserializer)?.map(whole).transpose()
+    }
 }
 
 fn is_zero_u64(n: &u64) -> bool {

@@ -196,7 +196,7 @@ on_both_backends! {
             ("/api/session-log?since=noon", "since"),
             ("/api/sessions?status=asleep", "status"),
             ("/api/sessions?limit=0", "limit"),
-            ("/api/sessions?cursor=ZTE6Nw", "cursor"),
+            ("/api/sessions?cursor=e1.7", "cursor"),
             ("/api/session-log?cursor=7", "cursor"),
             ("/api/session-log/stream?lastEventId=7", "lastEventId"),
             ("/api/report?until=later", "until"),
@@ -491,6 +491,25 @@ on_both_backends! {
         assert_eq!(server.request("GET", "/api/students/ada@example.com", &[], b"").status, 401);
     }
 
+    // A known path answers other methods with 405 and an Allow header naming its methods.
+    fn other_methods_get_405_with_allow(backend) {
+        let server = TestServer::on(backend);
+        for (method, path, allow) in [
+            ("PUT", "/api/sessions", "GET"),
+            ("DELETE", "/api/session-log", "GET, POST"),
+            ("TRACE", "/healthz", "GET"),
+            ("POST", "/api/students/ada@example.com", "GET, DELETE"),
+            ("GET", "/api/alerts/x/ack", "POST"),
+        ] {
+            let uri = format!("{}{path}", server.url);
+            let request = ureq::http::Request::builder().method(method).uri(&uri).body(Vec::new()).unwrap();
+            let response = server.agent.run(request).unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        }
+        assert_eq!(server.as_instructor("GET", "/api/nothing-here").status, 404);
+    }
+
     // With --admin-token, an instructor token reads but cannot delete (403) and an admin token
     // deletes and reads; without one, instructor tokens keep deletion.
     fn admin_tokens_alone_delete_when_configured(backend) {
@@ -528,6 +547,9 @@ on_both_backends! {
             "/api/sessions",
             "/api/report",
             "/api/students/{email}",
+            "/api/alerts",
+            "/api/alerts/{id}/ack",
+            "/api/alerts/stream",
             "/api/openapi.json",
             "/healthz",
             "/metrics",
@@ -545,7 +567,18 @@ on_both_backends! {
             assert!(params.contains(&name), "{name} missing from {params:?}");
         }
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for schema in ["SessionView", "Report", "ErrorResponse"] {
+        // The POST body is one event or a batch, not the Rust enum's tags; cursors have their shape.
+        let body = &doc["components"]["schemas"]["PostBody"]["oneOf"];
+        assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
+        assert!(!body.to_string().contains("\"Batch\":"), "no external enum tag: {body}");
+        let cursor = doc["paths"]["/api/session-log"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "cursor")
+            .unwrap();
+        assert_eq!(cursor["schema"]["pattern"], session_log_server::domain::cursor::EVENT_CURSOR_PATTERN);
+        for schema in ["SessionView", "Report", "ErrorResponse", "Alert"] {
             assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());
         }
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");

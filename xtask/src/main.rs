@@ -113,6 +113,7 @@ fn main() -> Result<()> {
             let (chrome, driver) = ensure_chromium()?;
             let postgres = ensure_postgres()?;
             let nginx = ensure_nginx()?;
+            let schemathesis = ensure_schemathesis(&root)?;
             build_package(&root)?;
             run("build the server", cargo().args(["build", "-p", "session-log-server"]))?;
             let artifacts = root.join("test-artifacts");
@@ -127,6 +128,7 @@ fn main() -> Result<()> {
                     .env("SESSION_LOG_ARTIFACTS", &artifacts)
                     .env("SESSION_LOG_TEST_POSTGRES", &postgres)
                     .env("NGINX_BIN", &nginx)
+                    .env("SCHEMATHESIS_BIN", &schemathesis)
                     .env("CHROME_BIN", &chrome)
                     .env("CHROMEDRIVER", &driver),
             )?;
@@ -237,6 +239,30 @@ fn ensure_nginx() -> Result<PathBuf> {
         bail!("after installing nginx, {} is still missing", nginx.display());
     }
     Ok(nginx)
+}
+
+/// The pinned schemathesis release the OpenAPI test runs.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Installs schemathesis ([`SCHEMATHESIS`], from PyPI) into a virtual environment under the
+/// target folder, once; returns its `st` CLI. Errors: no `python3`, or pip fails.
+fn ensure_schemathesis(root: &Path) -> Result<PathBuf> {
+    let venv = target_dir(root).join("schemathesis-venv");
+    let st = venv.join("bin/st");
+    let pinned = venv.join(".pinned");
+    if st.is_file() && std::fs::read_to_string(&pinned).is_ok_and(|p| p == SCHEMATHESIS) {
+        return Ok(st);
+    }
+    if !venv.join("bin/pip").is_file() {
+        let made = run("create the schemathesis virtualenv", Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        if made.is_err() {
+            apt_install(&["python3-venv"])?;
+            run("create the schemathesis virtualenv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+    }
+    run(&format!("install {SCHEMATHESIS}"), Command::new(venv.join("bin/pip")).args(["install", "-q", SCHEMATHESIS]))?;
+    std::fs::write(&pinned, SCHEMATHESIS)?;
+    Ok(st)
 }
 
 /// Installs Debian packages with apt-get (through `sudo -n` when not root).

@@ -6,8 +6,9 @@ use std::borrow::Cow;
 
 use crate::storage::EventRow;
 
-/// An export format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An export format (`format=csv` or `format=ndjson`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `text/csv`, one row per event, with a header row.
     Csv,

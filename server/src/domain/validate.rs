@@ -82,7 +82,8 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, BodyError> {
     #[derive(Deserialize)]
     struct MaybeBatch<E> {
         events: Option<E>,
-        #[serde(default)]
+        // As the document says: a whole number when present (not null).
+        #[serde(default, deserialize_with = "dropped_count")]
         dropped: Option<u64>,
     }
     // One pass over the whole body finds the batch's events (or learns it is a single event).
@@ -127,6 +128,11 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, BodyError> {
         valid.push(dropped_event(&valid[0], dropped));
     }
     Ok(Parsed::Batch { valid, rejected })
+}
+
+/// `dropped` of a batch, when present: a whole number (see `session_log_protocol::integral`).
+fn dropped_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    session_log_protocol::integral::plain(deserializer).map(Some)
 }
 
 /// The event that records a client's report of `count` dropped events, in the session of `first`

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::domain::alerts::{Alert, AlertStatus};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_limit, parse_time};
+use crate::http::params::{pairs, parse_enum, parse_limit, parse_time};
 use crate::state::AppState;
 use crate::storage::{now_iso, AlertQuery, LoggedChange};
 
@@ -22,6 +22,18 @@ const PAGE_CHANGES: u32 = 500;
 /// How often an alert stream reads the change log without a local wake-up (changes logged by
 /// another server on the same database).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// `status=` of `GET /api/alerts`.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    /// Open alerts (the default).
+    Open,
+    /// Resolved alerts.
+    Resolved,
+    /// Both.
+    All,
+}
 
 /// `GET /api/alerts`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -48,9 +60,9 @@ pub struct AckResponse {
 /// Errors: 401 without a token, 400 naming an invalid parameter, 503/500 for storage.
 #[utoipa::path(get, path = "/api/alerts", tag = "alerts",
     params(
-        ("status" = Option<String>, Query, description = "open (default), resolved or all."),
-        ("since" = Option<String>, Query, description = "Only alerts opened at or after this ISO 8601 time."),
-        ("limit" = Option<u32>, Query, description = "1–1000, default 1000."),
+        ("status" = Option<StatusFilter>, Query, description = "open (default), resolved or all."),
+        ("since" = Option<String>, Query, format = DateTime, description = "Only alerts opened at or after this ISO 8601 time."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 1000."),
     ),
     responses(
         (status = 200, description = "The alerts, newest first.", body = AlertsResponse),
@@ -63,16 +75,10 @@ pub async fn get_alerts(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     for (name, value) in pairs(req.query_string())? {
         match name.as_str() {
             "status" => {
-                query.status = match value.as_str() {
-                    "open" => Some(AlertStatus::Open),
-                    "resolved" => Some(AlertStatus::Resolved),
-                    "all" => None,
-                    _ => {
-                        return Err(ApiError::InvalidParameter {
-                            name: "status",
-                            reason: format!("must be open, resolved or all, got {value:?}"),
-                        })
-                    }
+                query.status = match parse_enum("status", &value, "open, resolved or all")? {
+                    StatusFilter::Open => Some(AlertStatus::Open),
+                    StatusFilter::Resolved => Some(AlertStatus::Resolved),
+                    StatusFilter::All => None,
                 }
             }
             "since" => query.since = Some(parse_time("since", &value)?),
@@ -127,7 +133,7 @@ fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
 ///
 /// Errors (before the stream starts): 401 without a token, 400 for an invalid `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts",
-    params(("lastEventId" = Option<String>, Query, description = "Resume after this SSE id (or send the Last-Event-ID header).")),
+    params(("lastEventId" = Option<String>, Query, pattern = r"^[0-9]{1,18}$", description = "Resume after this SSE id (or send the Last-Event-ID header).")),
     responses(
         (status = 200, description = "Server-Sent Events: `id: <position>`, `event: alert`, `data: <Alert JSON with change>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
@@ -140,7 +146,8 @@ pub async fn stream_alerts(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let parse = |name: &'static str, value: &str| {
-        value.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::InvalidParameter {
+        let digits = (1..=18).contains(&value.trim().len()) && value.trim().bytes().all(|b| b.is_ascii_digit());
+        value.trim().parse::<i64>().ok().filter(|_| digits).ok_or_else(|| ApiError::InvalidParameter {
             name,
             reason: format!("must be an SSE id this server sent, got {value:?}"),
         })

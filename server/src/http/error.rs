@@ -61,6 +61,14 @@ pub enum ApiError {
         /// Why it is refused.
         reason: String,
     },
+    /// 405: the path exists but not with this method; `allow` lists its methods (the `Allow` header).
+    #[error("method {method} is not allowed here; use {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the path takes, e.g. `GET, POST`.
+        allow: &'static str,
+    },
     /// 404: no such API route.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -88,6 +96,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
             ApiError::ShuttingDown => "shutting_down",
@@ -110,6 +119,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -137,6 +147,9 @@ impl ResponseError for ApiError {
             }
             ApiError::ShuttingDown | ApiError::Overloaded | ApiError::Unavailable(_) => {
                 response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((actix_web::http::header::ALLOW, *allow));
             }
             _ => {}
         }

@@ -16,7 +16,10 @@ use crate::domain::cursor::EventCursor;
 use crate::domain::export::Format;
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{event_query, pairs, parse_event_cursor, parse_event_query, EventFilters};
+use crate::http::params::{
+    event_query, pairs, parse_enum, parse_event_cursor, parse_event_query, EventFilters, EventPage, ExportOptions,
+    TailResume,
+};
 use crate::state::AppState;
 use crate::storage::{now_iso, EventQuery, EventRow, Order};
 
@@ -31,12 +34,7 @@ pub const PAGE_EVENTS: u32 = 1000;
 ///
 /// Errors: 401 without an instructor token, 400 naming an invalid parameter, 500 for storage.
 #[utoipa::path(get, path = "/api/session-log", tag = "instructors",
-    params(
-        EventFilters,
-        ("order" = Option<String>, Query, description = "asc or desc (default desc)."),
-        ("limit" = Option<u32>, Query, description = "1–1000, default 100."),
-        ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page."),
-    ),
+    params(EventFilters, EventPage),
     responses(
         (status = 200, description = "The matching events.", body = QueryResponse<serde_json::Value>),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
@@ -81,10 +79,7 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
 ///
 /// Errors (before the stream starts): 401 without a token, 400 naming an invalid parameter.
 #[utoipa::path(get, path = "/api/session-log/stream", tag = "instructors",
-    params(
-        EventFilters,
-        ("lastEventId" = Option<String>, Query, description = "Resume after this SSE id (or send the Last-Event-ID header)."),
-    ),
+    params(EventFilters, TailResume),
     responses(
         (status = 200, description = "Server-Sent Events: `id: <cursor>`, `event: event`, `data: <StoredEvent JSON>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
@@ -173,11 +168,7 @@ pub async fn stream_events(
 /// Errors (before the stream starts): 401 without a token, 400 naming an invalid parameter
 /// (`format` is required).
 #[utoipa::path(get, path = "/api/session-log/export", tag = "instructors",
-    params(
-        EventFilters,
-        ("format" = String, Query, description = "csv or ndjson."),
-        ("order" = Option<String>, Query, description = "asc (default) or desc."),
-    ),
+    params(EventFilters, ExportOptions),
     responses(
         (status = 200, description = "The events, streamed as an attachment.", content(
             (String = "text/csv"), (String = "application/x-ndjson"))),
@@ -192,9 +183,7 @@ pub async fn export_events(
 ) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
     let format = match params.iter().find(|(name, _)| name == "format") {
-        Some((_, value)) => {
-            Format::parse(value).map_err(|reason| ApiError::InvalidParameter { name: "format", reason })?
-        }
+        Some((_, value)) => parse_enum::<Format>("format", value, "csv or ndjson")?,
         None => return Err(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() }),
     };
     let mut query = event_query(&params)?;

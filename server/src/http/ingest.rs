@@ -151,18 +151,25 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     Ok(body)
 }
 
+/// An event's `eventData` as the document describes it: a JSON object (schema only).
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[schema(value_type = Object)]
+pub struct EventData(serde_json::Map<String, serde_json::Value>);
+
 /// The body of `POST /api/session-log` (schema only): one event or a batch.
-#[derive(utoipa::ToSchema)]
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum PostBody {
     /// The reference's single event.
-    Single(session_log_protocol::Event<serde_json::Value>),
+    Single(session_log_protocol::Event<EventData>),
     /// `{"events": [...], "dropped": N}`.
-    Batch(session_log_protocol::Batch<session_log_protocol::Event<serde_json::Value>>),
+    Batch(session_log_protocol::Batch<session_log_protocol::Event<EventData>>),
 }
 
 /// The answer to `POST /api/session-log` (schema only).
-#[derive(utoipa::ToSchema)]
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum PostAnswer {
     /// For one event: the reference's answer.

@@ -29,39 +29,43 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub use crate::state::AppState;
 use error::ApiError;
 
-/// Registers the API routes (static files are added by `run`, after these).
+/// Registers the API routes (static files are added by `run`, after these). Every path answers
+/// its other methods with 405 and an `Allow` header (RFC 9110 §15.5.6); an unknown `/api/` path
+/// with a 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz)).route("/metrics", web::get().to(health::metrics)).service(
-        web::scope("/api")
-            .route("/session-log/stream", web::get().to(events::stream_events))
-            .route("/session-log/export", web::get().to(events::export_events))
-            .route("/sessions", web::get().to(sessions::get_sessions))
-            .route("/report", web::get().to(report::get_report))
-            .route("/alerts", web::get().to(alerts::get_alerts))
-            .route("/alerts/stream", web::get().to(alerts::stream_alerts))
-            .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))
-            .service(
-                web::resource("/students/{email}")
-                    .route(web::get().to(students::get_student))
-                    .route(web::delete().to(students::delete_student)),
-            )
-            .route("/openapi.json", web::get().to(openapi::openapi_json))
-            .service(
-                web::resource("/session-log")
-                    .route(web::post().to(ingest::post_events))
-                    .route(web::get().to(events::get_events))
-                    .default_service(web::to(|req: HttpRequest| async move {
-                        Err::<HttpResponse, _>(ApiError::NotFound(format!(
-                            "{} {} (use GET or POST)",
-                            req.method(),
-                            req.path()
-                        )))
-                    })),
-            )
-            .default_service(web::to(|req: HttpRequest| async move {
-                Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))
-            })),
-    );
+    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+        .service(
+            web::scope("/api")
+                .service(
+                    resource("/session-log", "GET, POST")
+                        .route(web::post().to(ingest::post_events))
+                        .route(web::get().to(events::get_events)),
+                )
+                .service(resource("/session-log/stream", "GET").route(web::get().to(events::stream_events)))
+                .service(resource("/session-log/export", "GET").route(web::get().to(events::export_events)))
+                .service(resource("/sessions", "GET").route(web::get().to(sessions::get_sessions)))
+                .service(resource("/report", "GET").route(web::get().to(report::get_report)))
+                .service(resource("/alerts", "GET").route(web::get().to(alerts::get_alerts)))
+                .service(resource("/alerts/stream", "GET").route(web::get().to(alerts::stream_alerts)))
+                .service(resource("/alerts/{id}/ack", "POST").route(web::post().to(alerts::acknowledge)))
+                .service(
+                    resource("/students/{email}", "GET, DELETE")
+                        .route(web::get().to(students::get_student))
+                        .route(web::delete().to(students::delete_student)),
+                )
+                .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
+                .default_service(web::to(|req: HttpRequest| async move {
+                    Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))
+                })),
+        );
+}
+
+/// A resource at `path` whose methods are `allow` (for the 405's `Allow` header).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { method: req.method().to_string(), allow })
+    }))
 }
 
 /// CORS: workshop pages live on other origins, so by default any origin may POST events and (with

@@ -42,13 +42,60 @@ impl Modify for BearerToken {
         crate::http::students::delete_student,
         openapi_json,
     ),
+    components(schemas(
+        crate::storage::Order,
+        crate::domain::export::Format,
+        crate::domain::summary::Status,
+        crate::http::alerts::StatusFilter,
+        session_log_protocol::StoredEvent<serde_json::Value>,
+        crate::domain::alerts::Alert,
+    )),
     modifiers(&BearerToken)
 )]
 pub struct ApiDoc;
+
+/// The document as served: utoipa's, with what its derives cannot say written in —
+/// - a batch's `events` may hold anything (each item is validated on its own and refused alone,
+///   reported in `rejected`) but must contain at least one valid event (JSON Schema `contains`),
+///   else the whole body is refused with 400;
+/// - each Server-Sent Event of the two streams: `event`, `id`, `retry`, and `data` as JSON of
+///   the stored event or the alert (`contentMediaType`/`contentSchema`).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let schemas = &mut doc["components"]["schemas"];
+    if let Some(batch) = schemas.as_object_mut().and_then(|s| s.get_mut("Batch_Event_EventData")) {
+        let events = &mut batch["properties"]["events"];
+        let event = events["items"].take();
+        events["items"] = serde_json::json!({});
+        events["contains"] = event;
+        events["description"] = serde_json::json!(
+            "The events, in the order they were logged: 1–500 items (`--max-batch-events`), of which at least one a valid \
+             event; each invalid item is refused alone and reported in `rejected`."
+        );
+    }
+    for (path, data, name) in [
+        ("/api/session-log/stream", "#/components/schemas/StoredEvent_Value", "event"),
+        ("/api/alerts/stream", "#/components/schemas/Alert", "alert"),
+    ] {
+        let content = &mut doc["paths"][path]["get"]["responses"]["200"]["content"]["text/event-stream"];
+        content["schema"] = serde_json::json!({
+            "type": "object",
+            "description": format!("One Server-Sent Event: `event: {name}` with its `data`; the first has only `retry`."),
+            "properties": {
+                "event": {"type": "string", "enum": [name]},
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": data}},
+            },
+        });
+    }
+    doc
+}
 
 /// `GET /api/openapi.json`: this document (public: it holds no data).
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document.", content_type = "application/json")))]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    HttpResponse::Ok().json(DOCUMENT.get_or_init(document))
 }

@@ -20,14 +20,26 @@ pub fn pairs(query_string: &str) -> Result<Vec<(String, String)>, ApiError> {
         .into_inner())
 }
 
-/// Reads an ISO 8601 time (`2026-11-21T09:30:00Z`, with or without fractions, or a date
-/// `2026-11-21` meaning its midnight UTC) as `created_at` text. Errors: the parameter named.
+/// Reads an RFC 3339 time (`2026-11-21T09:30:00Z`, `2026-11-21T10:30:00.5+01:00`, any year
+/// 0000–9999, any offset; or a date `2026-11-21` meaning its midnight UTC) as `created_at`
+/// text: UTC with ms. Times before year 1 or after 9999 in UTC are clamped to those bounds,
+/// which no stored event passes. Errors: [`ApiError::InvalidParameter`] naming `name`.
 pub fn parse_time(name: &'static str, value: &str) -> Result<String, ApiError> {
+    use time::format_description::well_known::Rfc3339;
     let text = if value.len() == 10 { format!("{value}T00:00:00Z") } else { value.to_owned() };
-    humantime::parse_rfc3339_weak(&text).map(|t| humantime::format_rfc3339_millis(t).to_string()).map_err(|e| {
-        ApiError::InvalidParameter {
-            name,
-            reason: format!("must be an ISO 8601 UTC time such as 2026-11-21T09:30:00Z, got {value:?} ({e})"),
+    let parsed = time::OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| ApiError::InvalidParameter {
+        name,
+        reason: format!("must be an RFC 3339 time such as 2026-11-21T09:30:00Z, got {value:?} ({e})"),
+    })?;
+    let utc = parsed.to_offset(time::UtcOffset::UTC);
+    Ok(match utc.year() {
+        ..=0 => "0001-01-01T00:00:00.000Z".to_owned(),
+        10_000.. => "9999-12-31T23:59:59.999Z".to_owned(),
+        _ => {
+            let iso = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            utc.format(&iso).map_err(|e| ApiError::InvalidParameter { name, reason: e.to_string() })?
         }
     })
 }
@@ -65,18 +77,7 @@ pub fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
             "limit" => query.limit = parse_limit("limit", &value, MAX_LIMIT)?,
             "since" => query.since = Some(parse_time("since", &value)?),
             "until" => query.until = Some(parse_time("until", &value)?),
-            "order" => {
-                query.order = match value.as_str() {
-                    "asc" => Order::Asc,
-                    "desc" => Order::Desc,
-                    _ => {
-                        return Err(ApiError::InvalidParameter {
-                            name: "order",
-                            reason: format!("must be asc or desc, got {value:?}"),
-                        })
-                    }
-                }
-            }
+            "order" => query.order = parse_enum("order", &value, "asc or desc")?,
             "cursor" => query.after = Some(parse_event_cursor("cursor", &value)?),
             _ => {}
         }
@@ -84,8 +85,8 @@ pub fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
     Ok(query)
 }
 
-/// The event filters shared by the query, the live tail and the export (OpenAPI description only;
-/// [`parse_event_query`] reads them).
+/// The event filters shared by the query, the live tail and the export (the OpenAPI document's
+/// parameters; [`parse_event_query`] reads them, with the same names and rules).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 #[allow(dead_code)]
@@ -96,10 +97,75 @@ pub struct EventFilters {
     student_email: Option<String>,
     /// Only this event type.
     event_type: Option<String>,
-    /// Only events stored at or after this ISO 8601 time.
+    /// Only events stored at or after this time (ISO 8601 UTC; a date alone is its midnight).
+    #[param(format = DateTime)]
     since: Option<String>,
-    /// Only events stored before this ISO 8601 time.
+    /// Only events stored before this time (ISO 8601 UTC).
+    #[param(format = DateTime)]
     until: Option<String>,
+}
+
+/// Paging of `GET /api/session-log` (document only; [`parse_event_query`] reads it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EventPage {
+    /// `desc` (default, newest first) or `asc`.
+    order: Option<Order>,
+    /// Events per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^e1\.[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
+/// Resuming a live tail (document only; the handler reads it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct TailResume {
+    /// Resume after this SSE id (or send the `Last-Event-ID` header).
+    #[param(pattern = r"^e1\.[0-9]{1,18}$")]
+    last_event_id: Option<String>,
+}
+
+/// The export's own parameters (document only; the handler reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportOptions {
+    /// `csv` or `ndjson`.
+    format: crate::domain::export::Format,
+    /// `asc` (default) or `desc`.
+    order: Option<Order>,
+}
+
+/// A time window (document only): `since` inclusive, `until` exclusive, both ISO 8601 UTC.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Window {
+    /// At or after this time.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Before this time.
+    #[param(format = DateTime)]
+    until: Option<String>,
+}
+
+/// Reads one enum parameter through its `Deserialize` (the type the document describes).
+/// Errors: [`ApiError::InvalidParameter`] naming `name` and the accepted values.
+pub fn parse_enum<T: serde::de::DeserializeOwned>(
+    name: &'static str,
+    value: &str,
+    accepted: &str,
+) -> Result<T, ApiError> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(value.into_deserializer()).map_err(|_: serde::de::value::Error| ApiError::InvalidParameter {
+        name,
+        reason: format!("must be {accepted}, got {value:?}"),
+    })
 }
 
 #[cfg(test)]
@@ -109,8 +175,7 @@ mod tests {
     // Query parameters keep the reference's names and defaults; a bad one is named in the error.
     #[test]
     fn query_parameters() {
-        let q =
-            parse_event_query("sessionToken=ws_1&eventType=error&limit=50&other=x&order=asc&cursor=ZTE6Nw").unwrap();
+        let q = parse_event_query("sessionToken=ws_1&eventType=error&limit=50&other=x&order=asc&cursor=e1.7").unwrap();
         assert_eq!(q.session_token.as_deref(), Some("ws_1"));
         assert_eq!(q.event_type.as_deref(), Some("error"));
         assert_eq!((q.limit, q.order, q.after), (50, Order::Asc, Some(EventCursor::at(7))));

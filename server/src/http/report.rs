@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::domain::report::{self, Report};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_time};
+use crate::http::params::{pairs, parse_time, Window};
 use crate::state::AppState;
 
 /// `GET /api/report?since=&until=`: the room at a glance ([`Report`]) over the sessions with an
@@ -13,10 +13,7 @@ use crate::state::AppState;
 ///
 /// Errors: 401 without a token, 400 naming an invalid parameter, 500 for storage.
 #[utoipa::path(get, path = "/api/report", tag = "instructors",
-    params(
-        ("since" = Option<String>, Query, description = "Sessions with an event at or after this ISO 8601 time."),
-        ("until" = Option<String>, Query, description = "Sessions with an event before this ISO 8601 time."),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "The room at a glance.", body = Report),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),

@@ -133,10 +133,10 @@ impl From<&EndpointStats> for EndpointCount {
     params(
         ("status" = Option<Status>, Query, description = "Only sessions with this status."),
         ("studentEmail" = Option<String>, Query, description = "Only this student's sessions."),
-        ("since" = Option<String>, Query, description = "Only sessions with an event at or after this ISO 8601 time."),
-        ("until" = Option<String>, Query, description = "Only sessions with an event before this ISO 8601 time."),
-        ("limit" = Option<u32>, Query, description = "1–10000, default 500."),
-        ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page."),
+        ("since" = Option<String>, Query, format = DateTime, description = "Only sessions with an event at or after this ISO 8601 time."),
+        ("until" = Option<String>, Query, format = DateTime, description = "Only sessions with an event before this ISO 8601 time."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "1–10000, default 500."),
+        ("cursor" = Option<String>, Query, pattern = r"^s1\.[0-9]{1,14}\.([0-9a-f]{2}){1,512}$", description = "The nextCursor of the previous page."),
     ),
     responses(
         (status = 200, description = "One row per session, most recently seen first.", body = SessionsResponse),

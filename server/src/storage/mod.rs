@@ -85,8 +85,10 @@ impl std::ops::AddAssign for Removed {
     }
 }
 
-/// The order of an event query, by `event_id` (which is also the order of storage).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The order of an event query, by `event_id` (which is also the order of storage): `asc` or
+/// `desc` on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Order {
     /// Oldest first.
     Asc,

@@ -74,7 +74,9 @@ fn measure(
         // plans a deployment runs.
         // And a checkpoint: the bulk load leaves gigabytes of dirty buffers, whose writing would
         // otherwise fall into the measurement.
-        postgres::Client::connect(url, postgres::NoTls)?.batch_execute("VACUUM ANALYZE; CHECKPOINT")?;
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        client.batch_execute("VACUUM ANALYZE")?;
+        client.batch_execute("CHECKPOINT")?;
     }
     println!("{backend}: filled in {:.1} s", started.elapsed().as_secs_f64());
     let mut args = vec!["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"];

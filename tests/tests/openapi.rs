@@ -1,0 +1,63 @@
+//! The OpenAPI document is true: schemathesis (from PyPI, every check) generates requests from
+//! `GET /api/openapi.json` and the real server answers each as the document says, on loopback.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+
+/// The schemathesis CLI: `SCHEMATHESIS_BIN` (set by `cargo xtask test`, which installs the
+/// pinned version), else `st` on the PATH.
+fn schemathesis() -> String {
+    let bin = std::env::var("SCHEMATHESIS_BIN").unwrap_or_else(|_| "st".to_owned());
+    let found = Command::new(&bin).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "schemathesis ({bin}) is missing: run `cargo xtask test` (it installs it) or set SCHEMATHESIS_BIN");
+    bin
+}
+
+// Every operation, with every check (status codes, schemas of answers and SSE events, 405s with
+// Allow for undeclared methods, schema-valid requests accepted and schema-invalid ones refused),
+// finds no failure; bounded to 20 examples per operation and 5 minutes.
+#[test]
+fn schemathesis_finds_no_failure() {
+    let bin = schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("no-www");
+    let www = www.to_str().unwrap();
+    let args = [
+        "--instructor-token",
+        INSTRUCTOR_TOKEN,
+        "--rate-limit-ip",
+        "0",
+        "--rate-limit-session",
+        "0",
+        "--www",
+        www,
+        "--pkg",
+        www,
+    ];
+    let server = Server::start_with(&dir.path().join("events.db"), &args);
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemathesis.toml");
+    let started = Instant::now();
+    let mut child = Command::new(&bin)
+        .arg("--config-file")
+        .arg(&config)
+        .args(["run", &format!("{}/api/openapi.json", server.url), "--url", &server.url])
+        .args(["--checks", "all", "--max-examples", "20", "--seed", "20261202", "--request-timeout", "1"])
+        .args(["-H", &format!("Authorization: Bearer {INSTRUCTOR_TOKEN}")])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run schemathesis");
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("schemathesis did not finish within 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "schemathesis found failures:\n{report}");
+    assert!(report.contains(" passed"), "no test case ran:\n{report}");
+}

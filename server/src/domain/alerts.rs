@@ -368,9 +368,33 @@ impl AlertEngine {
             };
             changes.push(AlertChange { kind: ChangeKind::Opened, alert });
         }
-        // A stuck session that moved on, completed or is seen again.
-        changes.extend(self.tick(now));
+        // What this event alone can clear, at once; the rest clears on the clock (`tick`).
+        let moved = self.sessions.get(token).is_some_and(|s| s.completed || s.step_since_ms == now);
+        if moved {
+            changes.extend(self.resolve(&Key(Rule::Stuck, token.to_owned()), now));
+        }
+        if event.event_type == "api_call" {
+            let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
+            let failing_now = self.endpoints.get(&endpoint).is_some_and(|w| {
+                let failed = w.iter().filter(|(_, f)| *f).count();
+                failing(w.len(), failed, &self.rules)
+            });
+            if !failing_now {
+                changes.extend(self.resolve(&Key(Rule::ApiFailures, endpoint), now));
+            }
+        }
         changes
+    }
+
+    /// Resolves the open alert of `key`, if any (and not restored too recently to judge).
+    fn resolve(&mut self, key: &Key, now: i64) -> Option<AlertChange> {
+        if self.restored.contains(key) {
+            return None;
+        }
+        let mut alert = self.open.remove(key)?;
+        alert.status = AlertStatus::Resolved;
+        alert.resolved_at = Some(iso(now));
+        Some(AlertChange { kind: ChangeKind::Resolved, alert })
     }
 
     /// Opens the alert of `key` (or updates it if open), applying `fill`; returns the change.
@@ -485,11 +509,7 @@ impl AlertEngine {
             }
         }
         for key in resolved {
-            if let Some(mut alert) = self.open.remove(&key) {
-                alert.status = AlertStatus::Resolved;
-                alert.resolved_at = Some(iso(now));
-                changes.push(AlertChange { kind: ChangeKind::Resolved, alert });
-            }
+            changes.extend(self.resolve(&key, now));
         }
         let keep = ms(rules.active_window.max(rules.error_pattern_window).max(rules.api_failure_window));
         let open_sessions: BTreeSet<&String> = self.open.values().flat_map(|a| a.session_tokens.iter()).collect();

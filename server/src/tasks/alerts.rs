@@ -1,7 +1,8 @@
-//! The alert rules, run by the leader (`Storage::is_leader`: one server per database): it tails
-//! the stored events from the moment it leads (as a live tail does, woken by each commit), feeds
-//! them to [`AlertEngine`], ticks it every `alert_tick`, stores the changes and publishes them
-//! (alert streams, webhooks). Ingest never waits for it. When it takes the lead it restores the
+//! The alert rules, run by the leader (`Storage::is_leader`: one server per database): every
+//! `alert_tick` (1 s) it reads the events stored since its cursor, feeds them to
+//! [`AlertEngine`], ticks it, keeps each alert's last change of the turn, stores the changes and
+//! publishes them (alert streams, webhooks). Ingest never waits for it, and it writes at most one
+//! change per alert per tick however fast events arrive. When it takes the lead it restores the
 //! open alerts from storage, so an episode spans restarts and leader changes.
 
 use std::time::Duration;
@@ -71,35 +72,46 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
     let mut cursor = resume.unwrap_or(newest);
     let mut pending: Vec<AlertChange> = Vec::new();
     let mut ticks = actix_web::rt::time::interval(state.config.alert_tick);
+    let mut first_turn = true;
     let stopping = state.stopping.clone();
     while state.storage.is_leader() && !*stopping.borrow() {
-        tokio::select! {
-            _ = committed.changed() => {}
-            _ = ticks.tick() => {}
-        }
-        loop {
-            let query = EventQuery { order: Order::Asc, after: Some(cursor), limit: PAGE, ..EventQuery::default() };
-            let page = state.storage.events(query).await?;
-            for event in &page {
-                cursor = EventCursor::at(event.event_id);
-                let data = event.event_data.get();
-                let facts = EventFacts::read(&event.event_type, data);
-                let message = serde_json::from_str::<serde_json::Value>(data)
-                    .ok()
-                    .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)));
-                let observed = Observed {
-                    session_token: &event.session_token,
-                    student_email: event.student_email.as_deref(),
-                    event_type: &event.event_type,
-                    facts: &facts,
-                    message: message.as_deref(),
-                    at_ms: crate::domain::alerts::ms_of(&event.created_at).unwrap_or_else(now_ms),
-                    completes: state.config.completion_event_types.contains(&event.event_type),
-                };
-                pending.extend(engine.observe(&observed));
-            }
-            if (page.len() as u32) < PAGE {
-                break;
+        // Once per tick, not per commit: under load a commit lands every millisecond or so, and
+        // evaluating per tick bounds the alert writes (and webhooks) to one change per alert
+        // per tick however fast events arrive, so the rules never compete with ingest.
+        ticks.tick().await;
+        // Read when something was committed since the last read (and at the first turn: events
+        // stored between `resume` and taking the lead).
+        let stored_since = first_turn || committed.has_changed().unwrap_or(true);
+        first_turn = false;
+        committed.borrow_and_update();
+        if stored_since {
+            loop {
+                let query = EventQuery { order: Order::Asc, after: Some(cursor), limit: PAGE, ..EventQuery::default() };
+                let page = state.storage.events(query).await?;
+                for event in &page {
+                    cursor = EventCursor::at(event.event_id);
+                    let data = event.event_data.get();
+                    let facts = EventFacts::read(&event.event_type, data);
+                    // Only a help request's message is read (parsing every event's data would cost
+                    // as much as the rules themselves).
+                    let message = (event.event_type == crate::domain::alerts::HELP_REQUEST)
+                        .then(|| serde_json::from_str::<serde_json::Value>(data).ok())
+                        .flatten()
+                        .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)));
+                    let observed = Observed {
+                        session_token: &event.session_token,
+                        student_email: event.student_email.as_deref(),
+                        event_type: &event.event_type,
+                        facts: &facts,
+                        message: message.as_deref(),
+                        at_ms: crate::domain::alerts::ms_of(&event.created_at).unwrap_or_else(now_ms),
+                        completes: state.config.completion_event_types.contains(&event.event_type),
+                    };
+                    pending.extend(engine.observe(&observed));
+                }
+                if (page.len() as u32) < PAGE {
+                    break;
+                }
             }
         }
         pending.extend(engine.tick(now_ms()));

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -12,6 +11,7 @@ use crate::domain::alerts::{Alert, AlertStatus};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_enum, parse_limit, parse_time};
+use crate::http::sse;
 use crate::state::AppState;
 use crate::storage::{now_iso, AlertQuery, LoggedChange};
 
@@ -153,13 +153,7 @@ pub async fn stream_alerts(
         })
     };
     let params = pairs(req.query_string())?;
-    let resume = match req.headers().get("last-event-id") {
-        Some(value) => Some(parse("Last-Event-ID", value.to_str().unwrap_or(""))?),
-        None => match params.iter().find(|(name, _)| name == "lastEventId") {
-            Some((_, value)) => Some(parse("lastEventId", value)?),
-            None => None,
-        },
-    };
+    let resume = sse::resume_from(&req, &params, parse)?;
     let after = match resume {
         Some(position) => position,
         // The newest change stored now: the stream starts with the next one.
@@ -196,7 +190,7 @@ pub async fn stream_alerts(
     let stream = futures_util::stream::unfold(tail, |mut tail| async move {
         if !tail.opened {
             tail.opened = true;
-            return Some((Ok::<_, actix_web::Error>(Bytes::from_static(b"retry: 2000\n: connected\n\n")), tail));
+            return Some((Ok::<_, actix_web::Error>(Bytes::from_static(sse::OPENING)), tail));
         }
         loop {
             if *tail.stopping.borrow() {
@@ -212,7 +206,7 @@ pub async fn stream_alerts(
             }
             if tail.quiet >= tail.heartbeat {
                 tail.quiet = Duration::ZERO;
-                return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), tail));
+                return Some((Ok(Bytes::from_static(sse::HEARTBEAT)), tail));
             }
             let started = tokio::time::Instant::now();
             tokio::select! {
@@ -223,9 +217,5 @@ pub async fn stream_alerts(
             tail.quiet += started.elapsed();
         }
     });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+    Ok(sse::response(stream))
 }

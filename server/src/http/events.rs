@@ -20,6 +20,7 @@ use crate::http::params::{
     event_query, pairs, parse_enum, parse_event_cursor, parse_event_query, EventFilters, EventPage, ExportOptions,
     TailResume,
 };
+use crate::http::sse;
 use crate::state::AppState;
 use crate::storage::{now_iso, EventQuery, EventRow, Order};
 
@@ -93,13 +94,7 @@ pub async fn stream_events(
 ) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
     let mut query = event_query(&params)?;
-    let resume = match req.headers().get("last-event-id") {
-        Some(value) => Some(parse_event_cursor("Last-Event-ID", value.to_str().unwrap_or("").trim())?),
-        None => match params.iter().find(|(name, _)| name == "lastEventId") {
-            Some((_, value)) => Some(parse_event_cursor("lastEventId", value)?),
-            None => None,
-        },
-    };
+    let resume = sse::resume_from(&req, &params, parse_event_cursor)?;
     let mut committed = state.storage.committed();
     let start = resume.unwrap_or_else(|| EventCursor::at(*committed.borrow_and_update()));
     query.order = Order::Asc;
@@ -119,7 +114,7 @@ pub async fn stream_events(
     let stream = futures_util::stream::unfold(tail, |mut tail| async move {
         if !tail.opened {
             tail.opened = true;
-            return Some((Ok::<_, actix_web::Error>(Bytes::from_static(b"retry: 2000\n: connected\n\n")), tail));
+            return Some((Ok::<_, actix_web::Error>(Bytes::from_static(sse::OPENING)), tail));
         }
         loop {
             if *tail.stopping.borrow() {
@@ -147,16 +142,12 @@ pub async fn stream_events(
                 }
                 _ = tail.stopping.changed() => return None,
                 _ = tokio::time::sleep(tail.heartbeat) => {
-                    return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), tail));
+                    return Some((Ok(Bytes::from_static(sse::HEARTBEAT)), tail));
                 }
             }
         }
     });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+    Ok(sse::response(stream))
 }
 
 /// `GET /api/session-log/export?format=csv|ndjson`: every event matching the filters of

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod params;
 pub mod report;
 pub mod sessions;
+pub mod sse;
 pub mod students;
 
 use actix_cors::Cors;

@@ -202,6 +202,42 @@ struct SessionState {
     completed: bool,
 }
 
+/// An endpoint's calls within the window, counted per second: bounded whatever the call rate.
+#[derive(Debug, Default)]
+struct CallWindow {
+    /// (second since the epoch, calls, failed calls), oldest first.
+    seconds: VecDeque<(i64, usize, usize)>,
+    calls: usize,
+    failed: usize,
+}
+
+impl CallWindow {
+    fn add(&mut self, now: i64, failed: bool) {
+        let second = now.div_euclid(1000);
+        match self.seconds.back_mut() {
+            Some(last) if last.0 == second => {
+                last.1 += 1;
+                last.2 += usize::from(failed);
+            }
+            _ => self.seconds.push_back((second, 1, usize::from(failed))),
+        }
+        self.calls += 1;
+        self.failed += usize::from(failed);
+    }
+
+    /// Forgets the seconds that ended before `cutoff` (ms).
+    fn age(&mut self, cutoff: i64) {
+        while let Some(&(second, calls, failed)) = self.seconds.front() {
+            if (second + 1) * 1000 > cutoff {
+                break;
+            }
+            self.seconds.pop_front();
+            self.calls -= calls;
+            self.failed -= failed;
+        }
+    }
+}
+
 /// The subject of an open alert: one per rule and session, error type or endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key(Rule, String);
@@ -211,10 +247,11 @@ struct Key(Rule, String);
 pub struct AlertEngine {
     rules: AlertRules,
     sessions: HashMap<String, SessionState>,
-    /// Per error type: (time, session) of each error within the window.
-    patterns: HashMap<String, VecDeque<(i64, String)>>,
-    /// Per endpoint: (time, failed) of each call within the window.
-    endpoints: HashMap<String, VecDeque<(i64, bool)>>,
+    /// Per error type: each session's latest error of that type (pruned to the window on the
+    /// clock), so memory is bounded by sessions × error types, not by errors.
+    patterns: HashMap<String, HashMap<String, i64>>,
+    /// Per endpoint: calls counted per second of the window.
+    endpoints: HashMap<String, CallWindow>,
     open: HashMap<Key, Alert>,
     /// Alerts restored open from before this engine started, and when it started: their windows'
     /// history is gone, so they are not resolved until a whole window has passed since.
@@ -281,12 +318,13 @@ impl AlertEngine {
         let token = event.session_token;
         if event.event_type == "error" {
             let error_type = event.facts.error_type.clone().unwrap_or_else(|| "unknown".to_owned());
+            // The latest `error_burst_count` errors are all the rule needs.
             session.errors.push_back(now);
-            session.last_error_type = Some(error_type.clone());
-            while session.errors.front().is_some_and(|t| *t < now - ms(rules.error_burst_window)) {
+            while session.errors.len() > rules.error_burst_count {
                 session.errors.pop_front();
             }
-            let in_window = session.errors.len();
+            session.last_error_type = Some(error_type.clone());
+            let in_window = session.errors.iter().filter(|t| **t >= now - ms(rules.error_burst_window)).count();
             if in_window >= rules.error_burst_count {
                 let message = format!(
                     "{in_window} errors within {} in session {token}",
@@ -299,35 +337,40 @@ impl AlertEngine {
                     alert.message = message.clone();
                 }));
             }
+            let cutoff = now - ms(rules.error_pattern_window);
             let window = self.patterns.entry(error_type.clone()).or_default();
-            window.push_back((now, token.to_owned()));
-            while window.front().is_some_and(|(t, _)| *t < now - ms(rules.error_pattern_window)) {
-                window.pop_front();
-            }
-            let sessions: BTreeSet<String> = window.iter().map(|(_, s)| s.clone()).collect();
-            if sessions.len() >= rules.error_pattern_sessions {
-                let emails: BTreeSet<String> =
-                    sessions.iter().filter_map(|s| self.sessions.get(s).and_then(|x| x.student.clone())).collect();
-                let message = format!(
-                    "{error_type} in {} sessions within {}",
-                    sessions.len(),
-                    humantime::format_duration(rules.error_pattern_window)
-                );
-                changes.extend(self.hold(Key(Rule::ErrorPattern, error_type.clone()), now, |alert| {
-                    alert.session_tokens = sessions.iter().cloned().collect();
-                    alert.student_emails = emails.iter().cloned().collect();
-                    alert.error_type = Some(error_type.clone());
-                    alert.message = message.clone();
-                }));
+            let joined = window.insert(token.to_owned(), now).is_none_or(|before| before < cutoff);
+            let key = Key(Rule::ErrorPattern, error_type.clone());
+            if joined {
+                // A session joined the pattern: count the sessions within the window again.
+                let sessions: BTreeSet<&String> =
+                    window.iter().filter(|(_, t)| **t >= cutoff).map(|(s, _)| s).collect();
+                if sessions.len() >= rules.error_pattern_sessions {
+                    let tokens: Vec<String> = sessions.iter().map(|s| (*s).clone()).collect();
+                    let emails: BTreeSet<String> =
+                        tokens.iter().filter_map(|s| self.sessions.get(s).and_then(|x| x.student.clone())).collect();
+                    let message = format!(
+                        "{error_type} in {} sessions within {}",
+                        tokens.len(),
+                        humantime::format_duration(rules.error_pattern_window)
+                    );
+                    changes.extend(self.hold(key, now, |alert| {
+                        alert.session_tokens.clone_from(&tokens);
+                        alert.student_emails = emails.iter().cloned().collect();
+                        alert.error_type = Some(error_type.clone());
+                        alert.message.clone_from(&message);
+                    }));
+                }
+            } else if self.open.contains_key(&key) {
+                // One more error of a session already in the pattern.
+                changes.extend(self.hold(key, now, |_| {}));
             }
         } else if event.event_type == "api_call" {
             let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
             let window = self.endpoints.entry(endpoint.clone()).or_default();
-            window.push_back((now, event.facts.api_failed));
-            while window.front().is_some_and(|(t, _)| *t < now - ms(rules.api_failure_window)) {
-                window.pop_front();
-            }
-            let (calls, failed) = (window.len(), window.iter().filter(|(_, f)| *f).count());
+            window.add(now, event.facts.api_failed);
+            window.age(now - ms(rules.api_failure_window));
+            let (calls, failed) = (window.calls, window.failed);
             let open = self.open.contains_key(&Key(Rule::ApiFailures, endpoint.clone()));
             // Opens on any call that tips the rate; while open, failed calls update it.
             if failing(calls, failed, &rules) && (event.facts.api_failed || !open) {
@@ -375,10 +418,7 @@ impl AlertEngine {
         }
         if event.event_type == "api_call" {
             let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
-            let failing_now = self.endpoints.get(&endpoint).is_some_and(|w| {
-                let failed = w.iter().filter(|(_, f)| *f).count();
-                failing(w.len(), failed, &self.rules)
-            });
+            let failing_now = self.endpoints.get(&endpoint).is_some_and(|w| failing(w.calls, w.failed, &self.rules));
             if !failing_now {
                 changes.extend(self.resolve(&Key(Rule::ApiFailures, endpoint), now));
             }
@@ -478,7 +518,8 @@ impl AlertEngine {
             }
         }
         let mut resolved = Vec::new();
-        for key in self.open.keys() {
+        let keys: Vec<Key> = self.open.keys().cloned().collect();
+        for key in &keys {
             if self.restored.contains(key) {
                 continue; // its window's history is not known yet
             }
@@ -488,14 +529,12 @@ impl AlertEngine {
                         >= rules.error_burst_count
                 }),
                 Rule::ErrorPattern => self.patterns.get(&key.1).is_some_and(|w| {
-                    let recent: BTreeSet<&String> =
-                        w.iter().filter(|(t, _)| *t >= now - ms(rules.error_pattern_window)).map(|(_, s)| s).collect();
-                    recent.len() >= rules.error_pattern_sessions
+                    let cutoff = now - ms(rules.error_pattern_window);
+                    w.values().filter(|t| **t >= cutoff).count() >= rules.error_pattern_sessions
                 }),
-                Rule::ApiFailures => self.endpoints.get(&key.1).is_some_and(|w| {
-                    let recent: Vec<bool> =
-                        w.iter().filter(|(t, _)| *t >= now - ms(rules.api_failure_window)).map(|(_, f)| *f).collect();
-                    failing(recent.len(), recent.iter().filter(|f| **f).count(), &rules)
+                Rule::ApiFailures => self.endpoints.get_mut(&key.1).is_some_and(|w| {
+                    w.age(now - ms(rules.api_failure_window));
+                    failing(w.calls, w.failed, &rules)
                 }),
                 Rule::Stuck => self.sessions.get(&key.1).is_some_and(|s| {
                     s.last_seen_ms >= now - ms(rules.active_window)
@@ -522,18 +561,15 @@ impl AlertEngine {
         for token in forget {
             self.sessions.remove(&token);
         }
+        let pattern_cutoff = now - ms(rules.error_pattern_window);
         for window in self.patterns.values_mut() {
-            while window.front().is_some_and(|(t, _)| *t < now - ms(rules.error_pattern_window)) {
-                window.pop_front();
-            }
+            window.retain(|_, t| *t >= pattern_cutoff);
         }
         self.patterns.retain(|_, w| !w.is_empty());
         for window in self.endpoints.values_mut() {
-            while window.front().is_some_and(|(t, _)| *t < now - ms(rules.api_failure_window)) {
-                window.pop_front();
-            }
+            window.age(now - ms(rules.api_failure_window));
         }
-        self.endpoints.retain(|_, w| !w.is_empty());
+        self.endpoints.retain(|_, w| w.calls > 0);
         changes
     }
 }

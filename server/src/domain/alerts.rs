@@ -257,6 +257,8 @@ pub struct AlertEngine {
     /// history is gone, so they are not resolved until a whole window has passed since.
     restored: std::collections::HashSet<Key>,
     started_ms: Option<i64>,
+    /// Open alerts changed since the last tick.
+    updated: std::collections::HashSet<Key>,
 }
 
 /// ISO 8601 UTC with ms of `ms` since the epoch.
@@ -294,7 +296,8 @@ impl AlertEngine {
         engine
     }
 
-    /// Feeds one stored event; returns the alerts it opened or updated.
+    /// Feeds one stored event; returns the alerts it opened or resolved (updates are published by
+    /// the next [`AlertEngine::tick`], once per alert).
     pub fn observe(&mut self, event: &Observed<'_>) -> Vec<AlertChange> {
         let now = event.at_ms;
         self.started_ms.get_or_insert(now);
@@ -437,7 +440,8 @@ impl AlertEngine {
         Some(AlertChange { kind: ChangeKind::Resolved, alert })
     }
 
-    /// Opens the alert of `key` (or updates it if open), applying `fill`; returns the change.
+    /// Opens the alert of `key` (or updates it if open, to be published by the next `tick`),
+    /// applying `fill`; returns the opening.
     fn hold(&mut self, key: Key, now: i64, fill: impl Fn(&mut Alert)) -> Option<AlertChange> {
         let rule = key.0;
         match self.open.get_mut(&key) {
@@ -445,7 +449,9 @@ impl AlertEngine {
                 alert.count += 1;
                 alert.last_seen_at = iso(now);
                 fill(alert);
-                Some(AlertChange { kind: ChangeKind::Updated, alert: alert.clone() })
+                // Published once per tick (`tick`), however many events fed it meanwhile.
+                self.updated.insert(key);
+                None
             }
             None => {
                 let mut alert = Alert {
@@ -472,7 +478,8 @@ impl AlertEngine {
     }
 
     /// Advances to `now`: ages windows, opens `stuck` alerts, resolves the alerts whose
-    /// condition no longer holds, and forgets idle sessions without open alerts.
+    /// condition no longer holds, publishes the open alerts updated since the last tick (one
+    /// change each), and forgets idle sessions without open alerts.
     pub fn tick(&mut self, now: i64) -> Vec<AlertChange> {
         let rules = self.rules.clone();
         let started = *self.started_ms.get_or_insert(now);
@@ -549,6 +556,11 @@ impl AlertEngine {
         }
         for key in resolved {
             changes.extend(self.resolve(&key, now));
+        }
+        for key in std::mem::take(&mut self.updated) {
+            if let Some(alert) = self.open.get(&key) {
+                changes.push(AlertChange { kind: ChangeKind::Updated, alert: alert.clone() });
+            }
         }
         let keep = ms(rules.active_window.max(rules.error_pattern_window).max(rules.api_failure_window));
         let open_sessions: BTreeSet<&String> = self.open.values().flat_map(|a| a.session_tokens.iter()).collect();
@@ -669,10 +681,15 @@ mod tests {
             (vec!["ws_a".to_owned()], vec!["ada@example.com".to_owned()])
         );
         assert_eq!(alert.severity, Severity::Warning);
-        let updated = feed.error(T0 + 30 * SEC, "ws_a", "y");
-        assert_eq!(kinds(&updated, Rule::ErrorBurst), [ChangeKind::Updated]);
+        assert!(
+            kinds(&feed.error(T0 + 30 * SEC, "ws_a", "y"), Rule::ErrorBurst).is_empty(),
+            "updates wait for the tick"
+        );
+        feed.error(T0 + 31 * SEC, "ws_a", "y");
+        let updated = feed.engine.tick(T0 + 32 * SEC);
+        assert_eq!(kinds(&updated, Rule::ErrorBurst), [ChangeKind::Updated], "one update for two errors");
         assert_eq!(updated[0].alert.id, alert.id, "the same episode");
-        assert_eq!(updated[0].alert.count, 2);
+        assert_eq!(updated[0].alert.count, 3);
         assert!(feed.engine.tick(T0 + 120 * SEC).is_empty(), "still three within 2 minutes");
         let resolved = feed.engine.tick(T0 + 141 * SEC);
         assert_eq!(kinds(&resolved, Rule::ErrorBurst), [ChangeKind::Resolved]);
@@ -699,10 +716,9 @@ mod tests {
         assert_eq!(pattern[0].alert.session_tokens, ["ws_a", "ws_b", "ws_c"]);
         assert_eq!(pattern[0].alert.error_type.as_deref(), Some("twilio_timeout"));
         assert_eq!(pattern[0].alert.severity, Severity::Critical);
-        assert_eq!(
-            kinds(&feed.error(T0 + 5 * SEC, "ws_d", "twilio_timeout"), Rule::ErrorPattern),
-            [ChangeKind::Updated]
-        );
+        assert!(kinds(&feed.error(T0 + 5 * SEC, "ws_d", "twilio_timeout"), Rule::ErrorPattern).is_empty());
+        let updated = feed.engine.tick(T0 + 6 * SEC);
+        assert_eq!(kinds(&updated, Rule::ErrorPattern), [ChangeKind::Updated], "published by the tick");
         assert_eq!(kinds(&feed.engine.tick(T0 + 602 * SEC), Rule::ErrorPattern), [], "b, c, d are still within");
         assert_eq!(kinds(&feed.engine.tick(T0 + 604 * SEC), Rule::ErrorPattern), [ChangeKind::Resolved]);
     }
@@ -787,6 +803,7 @@ mod tests {
             };
             changes.extend(engine.observe(&observed));
         }
+        changes.extend(engine.tick(T0 + 6 * SEC));
         let burst_changes: Vec<&AlertChange> = changes.iter().filter(|c| c.alert.rule == Rule::ErrorBurst).collect();
         assert_eq!(burst_changes.last().unwrap().kind, ChangeKind::Updated);
         assert!(burst_changes.iter().all(|c| c.alert.id == burst.id));

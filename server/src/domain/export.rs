@@ -17,15 +17,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// Reads `format=`. Errors: a reason naming the accepted values.
-    pub fn parse(value: &str) -> Result<Format, String> {
-        match value {
-            "csv" => Ok(Format::Csv),
-            "ndjson" => Ok(Format::Ndjson),
-            other => Err(format!("must be csv or ndjson, got {other:?}")),
-        }
-    }
-
     /// The response's `Content-Type`.
     pub fn content_type(self) -> &'static str {
         match self {

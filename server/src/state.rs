@@ -49,9 +49,7 @@ impl Alerting {
         });
         let changes: Vec<AlertChange> = logged.iter().map(|(_, change)| change.clone()).collect();
         for change in &changes {
-            let kind =
-                serde_json::to_value(change.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            metrics.alert_changes.with_label_values(&[&kind]).inc();
+            metrics.alert_changes.with_label_values(&[change.kind.name()]).inc();
         }
         self.webhooks.send(&changes);
     }

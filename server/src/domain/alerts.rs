@@ -161,6 +161,17 @@ pub enum ChangeKind {
     Resolved,
 }
 
+impl ChangeKind {
+    /// Its name on the wire (`alert.opened`, …), also the metrics' label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Opened => "alert.opened",
+            ChangeKind::Updated => "alert.updated",
+            ChangeKind::Resolved => "alert.resolved",
+        }
+    }
+}
+
 /// One change, as webhooks carry it: `{"type": "alert.opened", "alert": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertChange {
@@ -265,12 +276,6 @@ pub struct AlertEngine {
 pub fn iso(ms: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
-}
-
-/// Milliseconds since the epoch of an ISO 8601 time; `None` when it does not parse.
-pub fn ms_of(text: &str) -> Option<i64> {
-    let time = humantime::parse_rfc3339_weak(text).ok()?;
-    time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64)
 }
 
 fn ms(d: Duration) -> i64 {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::summary::Status;
+use crate::domain::summary::{iso_ms, Status};
 use crate::storage::SessionRow;
 
 /// `GET /api/students/{email}`'s answer.
@@ -76,13 +76,9 @@ pub struct StudentTotals {
     pub last_seen: Option<String>,
 }
 
-/// Milliseconds from `from` to `to` (ISO 8601 UTC); 0 when either does not parse or `to` is earlier.
+/// Milliseconds from `from` to `to` (ISO 8601 UTC, as stored); 0 when `to` is earlier.
 fn span_ms(from: &str, to: &str) -> i64 {
-    let parse = |t: &str| humantime::parse_rfc3339_weak(t).ok();
-    match (parse(from), parse(to)) {
-        (Some(from), Some(to)) => to.duration_since(from).map_or(0, |d| d.as_millis() as i64),
-        _ => 0,
-    }
+    (iso_ms(to) - iso_ms(from)).max(0)
 }
 
 /// The profile of the student `rows` belong to (their sessions' summaries, any order); `None`

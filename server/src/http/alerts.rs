@@ -121,7 +121,7 @@ pub async fn acknowledge(
 fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
     let mut data = serde_json::to_value(&change.alert).unwrap_or_default();
     if let Some(object) = data.as_object_mut() {
-        object.insert("change".into(), serde_json::to_value(change.kind).unwrap_or_default());
+        object.insert("change".into(), change.kind.name().into());
     }
     format!("id: {position}\nevent: alert\ndata: {data}\n\n").into_bytes()
 }

@@ -104,7 +104,7 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
                         event_type: &event.event_type,
                         facts: &facts,
                         message: message.as_deref(),
-                        at_ms: crate::domain::alerts::ms_of(&event.created_at).unwrap_or_else(now_ms),
+                        at_ms: crate::domain::summary::iso_ms(&event.created_at),
                         completes: state.config.completion_event_types.contains(&event.event_type),
                     };
                     pending.extend(engine.observe(&observed));

@@ -135,6 +135,19 @@ on_both_backends! {
         assert!(resumed.recv_timeout(Duration::from_millis(300)).is_err(), "nothing twice");
     }
 
+    // A stream opened without Last-Event-ID starts after the newest stored change: it sends the
+    // next alert, not the ones before it.
+    fn alert_stream_starts_at_the_newest_change(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let help = |n: u32| json!({"sessionToken": format!("ws_{n}"), "eventType": "help_request", "eventData": {"message": format!("help {n}")}});
+        server.post_all(vec![help(1), help(2)]);
+        wait_for(&server, "two help requests", |a| a.len() == 2);
+        let stream = alert_stream(&server, None);
+        server.post_all(vec![help(3)]);
+        let (_, first) = stream.recv_timeout(Duration::from_secs(10)).expect("an alert on the stream");
+        assert_eq!((first["message"].as_str(), first["change"].as_str()), (Some("help 3"), Some("alert.opened")));
+    }
+
     // Webhooks: each change is POSTed with a verifiable signature; a 500 is retried within a few
     // seconds, and the resolution arrives too.
     fn webhooks_are_signed_retried_and_resolved(backend) {

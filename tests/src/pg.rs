@@ -77,6 +77,7 @@ pub struct Cluster {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    settings: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -95,6 +96,11 @@ fn is_root() -> bool {
 impl Cluster {
     /// Creates and starts the cluster (a few seconds).
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// Creates and starts the cluster with server settings (`"autovacuum=off"`: `-c` options).
+    pub fn start_with(settings: &[&str]) -> Cluster {
         let bin = postgres_bin();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -103,8 +109,14 @@ impl Cluster {
             assert!(chowned.success(), "chown the cluster folder to postgres");
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cluster =
-            Cluster { admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), bin, data, port, _dir: dir };
+        let cluster = Cluster {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            data,
+            port,
+            settings: settings.iter().map(|s| format!(" -c {s}")).collect(),
+            _dir: dir,
+        };
         let init = cluster.run("initdb", &["-D", path(&cluster.data), "-U", "postgres", "-A", "trust", "--no-sync"]);
         assert!(init, "initdb failed");
         cluster.start_again();
@@ -125,8 +137,12 @@ impl Cluster {
 
     /// Starts the stopped cluster and waits until it accepts connections.
     pub fn start_again(&self) {
-        let options =
-            format!("-p {} -c listen_addresses=127.0.0.1 -k {}", self.port, path(self.data.parent().unwrap()));
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}{}",
+            self.port,
+            path(self.data.parent().unwrap()),
+            self.settings.concat()
+        );
         let log = self.data.parent().unwrap().join("postgres.log");
         let started = self.run("pg_ctl", &["-D", path(&self.data), "-l", path(&log), "-o", &options, "-w", "start"]);
         assert!(started, "pg_ctl start failed: {}", std::fs::read_to_string(&log).unwrap_or_default());

@@ -157,17 +157,7 @@ pub async fn stream_alerts(
     let after = match resume {
         Some(position) => position,
         // The newest change stored now: the stream starts with the next one.
-        None => {
-            let mut newest = 0;
-            loop {
-                let page = state.storage.alert_changes(newest, PAGE_CHANGES).await.map_err(ApiError::from)?;
-                let full = page.len() as u32 == PAGE_CHANGES;
-                newest = page.last().map_or(newest, |(position, _)| *position);
-                if !full {
-                    break newest;
-                }
-            }
-        }
+        None => state.storage.newest_alert_change().await.map_err(ApiError::from)?,
     };
     struct Tail {
         state: web::Data<AppState>,

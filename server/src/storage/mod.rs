@@ -358,6 +358,12 @@ impl Storage {
         dispatch!(self, s => s.alert_changes(after, limit).await)
     }
 
+    /// The position of the newest logged alert change (0 when none is logged): where a new alert
+    /// stream starts. Errors as for [`Storage::events`].
+    pub async fn newest_alert_change(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.newest_alert_change().await)
+    }
+
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.
     pub fn observe_queue_depth(&self) -> usize {
         dispatch!(self, s => s.observe_queue_depth())

@@ -8,7 +8,10 @@
 //! are printed beside the targets. Arguments: `--events N` (default 1,000,000), `--sessions N`
 //! (default 2,000), and `--database-url postgres://…/db` (a maintenance database) to measure a
 //! fresh PostgreSQL database beside SQLite, on the same events, in the same run (`--backends
-//! postgres` for PostgreSQL alone).
+//! postgres` for PostgreSQL alone). `--samples N` times each event query N times (default 1,000,
+//! so that p99 is the 10th slowest, not one outlier). For looking into a plan: `--keep` leaves the
+//! filled PostgreSQL database in place and prints its URL, and `--filled URL` measures such a
+//! database again without filling it (`--events`/`--sessions` must match its fill).
 
 use std::time::Instant;
 
@@ -35,16 +38,28 @@ fn main() -> anyhow::Result<()> {
     // `--backends postgres` measures PostgreSQL alone (the 10,000,000-event SQLite fill takes
     // about 8 minutes); the default is both, SQLite first.
     let backends: String = arg("--backends").unwrap_or_else(|| "sqlite,postgres".to_owned());
+    let samples: usize = arg("--samples").unwrap_or(1000);
+    let keep = std::env::args().any(|a| a == "--keep");
+    let filled: Option<String> = arg("--filled");
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("query-bench.db");
     println!("session-log query benchmark: {events} events in {sessions} sessions");
     let mut results = Vec::new();
-    if backends.contains("sqlite") {
-        results.push(("SQLite", measure(&db, None, events, sessions)?));
-    }
-    if let Some(admin) = postgres.filter(|_| backends.contains("postgres")) {
-        let database = session_log_e2e::pg::FreshDatabase::on(&admin);
-        results.push(("PostgreSQL", measure(&db, Some(&database.url), events, sessions)?));
+    let shape = Shape { events, sessions, samples };
+    if let Some(url) = filled {
+        results.push(("PostgreSQL", measure(&db, Some(&url), shape, false)?));
+    } else {
+        if backends.contains("sqlite") {
+            results.push(("SQLite", measure(&db, None, shape, true)?));
+        }
+        if let Some(admin) = postgres.filter(|_| backends.contains("postgres")) {
+            let database = session_log_e2e::pg::FreshDatabase::on(&admin);
+            results.push(("PostgreSQL", measure(&db, Some(&database.url), shape, true)?));
+            if keep {
+                println!("kept the filled database: --filled {}", database.url);
+                std::mem::forget(database);
+            }
+        }
     }
     if results.len() > 1 {
         println!("p99 (ms) side by side:");
@@ -56,19 +71,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills a database (the SQLite file `db`, or the PostgreSQL database at `url`) and times the
-/// queries on a server started on it; returns each query's name, p99 (ms) and target (ms).
+/// What is measured: the fill's events and sessions, and the samples per event query.
+#[derive(Clone, Copy)]
+struct Shape {
+    events: usize,
+    sessions: usize,
+    samples: usize,
+}
+
+/// Fills a database (the SQLite file `db`, or the PostgreSQL database at `url`) unless `fill_it`
+/// is false, and times the queries on a server started on it; returns each query's name, p99
+/// (ms) and target (ms).
 fn measure(
     db: &std::path::Path,
     url: Option<&str>,
-    events: usize,
-    sessions: usize,
+    Shape { events, sessions, samples }: Shape,
+    fill_it: bool,
 ) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
     let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
     let config = Config { db_path: db.to_owned(), database_url: url.map(str::to_owned), ..Config::default() };
     let started = Instant::now();
-    fill(&config, events, sessions)?;
-    if let Some(url) = url {
+    if fill_it {
+        fill(&config, events, sessions)?;
+    }
+    if let Some(url) = url.filter(|_| fill_it) {
         // What autovacuum does on a running server within a minute of a bulk load: the planner's
         // statistics and the visibility map (index-only scans), so that the plans measured are the
         // plans a deployment runs.
@@ -78,7 +104,9 @@ fn measure(
         client.batch_execute("VACUUM ANALYZE")?;
         client.batch_execute("CHECKPOINT")?;
     }
-    println!("{backend}: filled in {:.1} s", started.elapsed().as_secs_f64());
+    if fill_it {
+        println!("{backend}: filled in {:.1} s", started.elapsed().as_secs_f64());
+    }
     let mut args = vec!["--instructor-token", "bench", "--report-interval", "0", "--retention-days", "0"];
     if let Some(url) = url {
         args.extend(["--database-url", url]);
@@ -88,17 +116,17 @@ fn measure(
     let mut rng = fastrand::Rng::with_seed(11);
     let types = ["navigation", "error", "action", "api_call", "state_change"];
     let cases: Vec<Case> = vec![
-        ("one session's events (limit 100)", 300, 5.0, {
+        ("one session's events (limit 100)", samples, 5.0, {
             let mut rng = rng.clone();
             Box::new(move || format!("/api/session-log?sessionToken=ws_q_{:05}&limit=100", rng.usize(..sessions)))
         }),
-        ("one student's events (limit 100)", 300, 5.0, {
+        ("one student's events (limit 100)", samples, 5.0, {
             let mut rng = rng.fork();
             Box::new(move || {
                 format!("/api/session-log?studentEmail=ws_q_{:05}@example.com&limit=100", rng.usize(..sessions))
             })
         }),
-        ("one event type, all sessions (limit 200)", 300, 5.0, {
+        ("one event type, all sessions (limit 200)", samples, 5.0, {
             let mut rng = rng.fork();
             Box::new(move || format!("/api/session-log?eventType={}&limit=200", types[rng.usize(..types.len())]))
         }),

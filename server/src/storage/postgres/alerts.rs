@@ -3,9 +3,9 @@
 //! so positions become visible in increasing order whichever server writes (as for events).
 
 use deadpool_postgres::Pool;
-use tokio_postgres::{GenericClient, Transaction};
+use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{db_error, pool_error};
+use super::{db_error, pool_error, sql};
 use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
 use crate::storage::{Acknowledged, AlertQuery, LoggedChange, StoreError};
 
@@ -24,31 +24,27 @@ fn status_text(status: AlertStatus) -> &'static str {
 }
 
 async fn stored(tx: &Transaction<'_>, id: &str) -> Result<Option<Alert>, StoreError> {
-    let row = tx
-        .query_opt("SELECT alert::text FROM alerts WHERE alert_id = $1 FOR UPDATE", &[&id])
-        .await
-        .map_err(db_error)?;
+    let row = sql::query_opt(tx, "SELECT alert::text FROM alerts WHERE alert_id = $1 FOR UPDATE", &[&id]).await?;
     row.map(|r| parse(r.get(0))).transpose()
 }
 
 async fn write(tx: &Transaction<'_>, kind: ChangeKind, alert: Alert) -> Result<LoggedChange, StoreError> {
     let text = serde_json::to_string(&alert).map_err(|e| StoreError::Internal(e.to_string()))?;
-    tx.execute(
+    sql::execute(
+        tx,
         "INSERT INTO alerts (alert_id, status, opened_at, alert) VALUES ($1, $2, $3, $4::text::json)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
         &[&alert.id, &status_text(alert.status), &alert.opened_at, &text],
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     let change = AlertChange { kind, alert };
     let text = serde_json::to_string(&change).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let row = tx
-        .query_one(
-            "INSERT INTO alert_changes (alert_id, change) VALUES ($1, $2::text::json) RETURNING change_id",
-            &[&change.alert.id, &text],
-        )
-        .await
-        .map_err(db_error)?;
+    let row = sql::query_one(
+        tx,
+        "INSERT INTO alert_changes (alert_id, change) VALUES ($1, $2::text::json) RETURNING change_id",
+        &[&change.alert.id, &text],
+    )
+    .await?;
     Ok((row.get(0), change))
 }
 
@@ -58,7 +54,7 @@ async fn in_transaction<T>(
 ) -> Result<T, StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(db_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALERT_ORDER_LOCK]).await.map_err(db_error)?;
+    sql::execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&ALERT_ORDER_LOCK]).await?;
     let outcome = work(&tx).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(outcome)
@@ -100,16 +96,21 @@ pub(super) async fn acknowledge(pool: &Pool, id: String, at: String) -> Result<O
 pub(super) async fn query(client: &impl GenericClient, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
     let status = query.status.map(status_text);
     let limit = i64::from(query.limit);
-    let rows = client
-        .query(
-            "SELECT alert::text FROM alerts
+    let rows = sql::query(
+        client,
+        "SELECT alert::text FROM alerts
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR opened_at >= $2)
              ORDER BY opened_at DESC, alert_id DESC LIMIT $3",
-            &[&status, &query.since, &limit],
-        )
-        .await
-        .map_err(db_error)?;
+        &[&status, &query.since, &limit],
+    )
+    .await?;
     rows.iter().map(|r| parse(r.get(0))).collect()
+}
+
+/// `Storage::newest_alert_change`.
+pub(super) async fn newest_change(client: &impl GenericClient) -> Result<i64, StoreError> {
+    let row = sql::query_one(client, "SELECT coalesce(max(change_id), 0) FROM alert_changes", &[]).await?;
+    Ok(row.get(0))
 }
 
 /// `Storage::alert_changes`.
@@ -118,13 +119,12 @@ pub(super) async fn changes(
     after: i64,
     limit: u32,
 ) -> Result<Vec<LoggedChange>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT change_id, change::text FROM alert_changes WHERE change_id > $1 ORDER BY change_id LIMIT $2",
-            &[&after, &i64::from(limit)],
-        )
-        .await
-        .map_err(db_error)?;
+    let rows = sql::query(
+        client,
+        "SELECT change_id, change::text FROM alert_changes WHERE change_id > $1 ORDER BY change_id LIMIT $2",
+        &[&after, &i64::from(limit)],
+    )
+    .await?;
     rows.iter()
         .map(|r| {
             let change: AlertChange = serde_json::from_str(r.get(1))

@@ -25,12 +25,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, NoTls, Transaction};
+use tokio_postgres::NoTls;
 
 use super::{EventQuery, EventRow, Inserted, Order, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
@@ -40,6 +41,8 @@ use crate::metrics::Metrics;
 
 mod alerts;
 mod cluster;
+mod sql;
+mod vacuum;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -165,6 +168,7 @@ fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
 /// migrate once.
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
+    // Not through the statement cache: a migration may change what a cached statement returns.
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
     let client: &mut tokio_postgres::Client = &mut client;
     let outcome = embedded::migrations::runner().run_async(client).await;
@@ -217,7 +221,7 @@ impl PostgresStore {
             let pool = open_pool(&url, size)?;
             migrate(&pool).await?;
             let client = pool.get().await.map_err(pool_error)?;
-            let row = client.query_one("SELECT coalesce(max(event_id), 0) FROM events", &[]).await.map_err(db_error)?;
+            let row = sql::query_one(&client, "SELECT coalesce(max(event_id), 0) FROM events", &[]).await?;
             drop(client);
             Ok::<_, StoreError>((pool, row.get::<_, i64>(0)))
         })
@@ -234,7 +238,8 @@ impl PostgresStore {
         let committed_tx = Arc::new(committed_tx);
         let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
         handle.spawn(cluster::listen(pg.clone(), committed_tx.clone()));
-        handle.spawn(cluster::lead(pg, leader.clone(), metrics.clone()));
+        handle.spawn(cluster::lead(pg.clone(), leader.clone(), metrics.clone()));
+        handle.spawn(vacuum::maintain(pg, leader.clone()));
         let (sender, receiver) = mpsc::channel(config.write_queue_requests.max(1));
         let (done_tx, writer_done) = std::sync::mpsc::channel();
         let completion_types = Arc::new(config.completion_event_types.clone());
@@ -303,7 +308,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(db_error)?;
+            let row = sql::query_one(&client, "SELECT pg_is_in_recovery()", &[]).await?;
             match row.get::<_, bool>(0) {
                 false => Ok(()),
                 true => Err(unavailable("the database is a read-only standby")),
@@ -355,7 +360,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            query_events(&**client, &query).await
+            query_events(&client, &query).await
         })
         .await
     }
@@ -368,17 +373,13 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let events = query_events(&**client, &query).await?;
-            let losses = match &query.session_token {
-                Some(token) => Some(
-                    load_summaries(&**client, &[token.as_str()])
-                        .await?
-                        .remove(token)
-                        .map_or((0, 0), |s| (s.missing_events(), s.dropped_events)),
-                ),
-                None => None,
+            // Both statements in one pipeline on the connection: one round trip, not two.
+            let losses = async {
+                let Some(token) = &query.session_token else { return Ok(None) };
+                let mut summaries = load_summaries(&client, &[token.as_str()]).await?;
+                Ok(Some(summaries.remove(token).map_or((0, 0), |s| (s.missing_events(), s.dropped_events))))
             };
-            Ok((events, losses))
+            tokio::try_join!(query_events(&client, &query), losses)
         })
         .await
     }
@@ -388,7 +389,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            query_sessions(&**client, &query).await
+            query_sessions(&client, &query).await
         })
         .await
     }
@@ -420,7 +421,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            alerts::query(&**client, &query).await
+            alerts::query(&client, &query).await
         })
         .await
     }
@@ -430,7 +431,17 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            alerts::changes(&**client, after, limit).await
+            alerts::changes(&client, after, limit).await
+        })
+        .await
+    }
+
+    /// `Storage::newest_alert_change`.
+    pub(crate) async fn newest_alert_change(&self) -> Result<i64, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            alerts::newest_change(&client).await
         })
         .await
     }
@@ -441,18 +452,17 @@ impl PostgresStore {
         let completion_types = self.completion_types.clone();
         self.on_runtime(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let rows = client
-                .query(
-                    "SELECT session_token FROM sessions UNION SELECT DISTINCT session_token FROM events ORDER BY 1",
-                    &[],
-                )
-                .await
-                .map_err(db_error)?;
+            let rows = sql::query(
+                &client,
+                "SELECT session_token FROM sessions UNION SELECT DISTINCT session_token FROM events ORDER BY 1",
+                &[],
+            )
+            .await?;
             let tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
-            let stored = load_summaries(&**client, &tokens).await?;
+            let stored = load_summaries(&client, &tokens).await?;
             let mut drifted = Vec::new();
             for token in tokens {
-                if stored.get(token) != fold_session(&**client, token, &completion_types).await?.as_ref() {
+                if stored.get(token) != fold_session(&client, token, &completion_types).await?.as_ref() {
                     drifted.push(token.to_owned());
                 }
             }
@@ -637,13 +647,13 @@ async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), Stor
     if tokens.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    sql::execute(
+        tx,
         "SELECT count(pg_advisory_xact_lock(k)) FROM
              (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys",
         &[&tokens],
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -697,21 +707,17 @@ async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<
     let names: Vec<Option<&str>> = named.iter().map(|(_, _, name)| *name).collect();
     // A row is written only when it is new or its name changes: rewriting every student of
     // every commit left 116 MB of dead rows for 20,000 students after 10,000,000 events.
-    tx.execute(
+    sql::execute(
+        tx,
         "INSERT INTO students AS s (email, name) SELECT * FROM unnest($1::text[], $2::text[])
          ON CONFLICT (lower(email)) DO UPDATE SET name = excluded.name
          WHERE excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM s.name",
         &[&emails, &names],
     )
-    .await
-    .map_err(db_error)?;
-    let rows = tx
-        .query(
-            "SELECT student_id, lower(email) FROM students WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)",
+    .await?;
+    let rows = sql::query(tx, "SELECT student_id, lower(email) FROM students WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)",
             &[&emails],
-        )
-        .await
-        .map_err(db_error)?;
+        ).await?;
     Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
 }
 
@@ -741,20 +747,19 @@ async fn insert_events(
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let data: Vec<&str> = events.iter().map(|e| e.event_data.as_str()).collect();
     // Last of the locks (sessions, then students' rows, then this), held to the commit.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COMMIT_ORDER_LOCK]).await.map_err(db_error)?;
-    let rows = tx
-        .query(
-            "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+    sql::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&COMMIT_ORDER_LOCK]).await?;
+    let rows = sql::query(
+        tx,
+        "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
              SELECT u, s, st, t, ty, d::jsonb, $7::text::timestamptz
              FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
                  WITH ORDINALITY AS x(u, s, st, t, ty, d, n)
              ORDER BY n
              ON CONFLICT (event_uuid) DO NOTHING
              RETURNING event_id, event_uuid",
-            &[&uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at],
-        )
-        .await
-        .map_err(db_error)?;
+        &[&uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at],
+    )
+    .await?;
     let mut stored: HashMap<Uuid, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
     let newest = stored.values().copied().max();
     // Each batch's counts, and the new events in `event_id` order for the fold.
@@ -802,19 +807,17 @@ async fn insert_events(
         pairs.sort_unstable();
         pairs.dedup();
         let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
-        tx.execute(
+        sql::execute(
+            tx,
             "INSERT INTO session_students (session_token, student_id)
              SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
             &[&pair_tokens, &pair_students],
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     if let Some(newest) = newest {
         // Delivered to every listening server at the commit, never before.
-        tx.execute("SELECT pg_notify($1, $2)", &[&cluster::EVENTS_CHANNEL, &newest.to_string()])
-            .await
-            .map_err(db_error)?;
+        sql::execute(tx, "SELECT pg_notify($1, $2)", &[&cluster::EVENTS_CHANNEL, &newest.to_string()]).await?;
     }
     Ok((counts, newest))
 }
@@ -828,10 +831,12 @@ async fn load_summaries(
     client: &impl GenericClient,
     tokens: &[&str],
 ) -> Result<HashMap<String, SessionSummary>, StoreError> {
-    let rows = client
-        .query("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens])
-        .await
-        .map_err(db_error)?;
+    let rows = sql::query(
+        client,
+        "SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)",
+        &[&tokens],
+    )
+    .await?;
     rows.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect()
 }
 
@@ -851,7 +856,8 @@ async fn store_summaries<'a>(
     if tokens.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    sql::execute(
+        tx,
         "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
          SELECT t, s, f::timestamptz, l::timestamptz, j::json
          FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
@@ -859,8 +865,7 @@ async fn store_summaries<'a>(
              first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
         &[&tokens, &students, &first, &last, &texts],
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -870,16 +875,15 @@ async fn fold_session(
     token: &str,
     completion_types: &[String],
 ) -> Result<Option<SessionSummary>, StoreError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT event_type, seq, student_id, {ISO}, event_data::text FROM events
+    let rows = sql::query(
+        client,
+        &format!(
+            "SELECT event_type, seq, student_id, {ISO}, event_data::text FROM events
                  WHERE session_token = $1 ORDER BY event_id"
-            ),
-            &[&token],
-        )
-        .await
-        .map_err(db_error)?;
+        ),
+        &[&token],
+    )
+    .await?;
     let mut summary: Option<SessionSummary> = None;
     for row in &rows {
         let (event_type, created_at, data): (&str, &str, &str) = (row.get(0), row.get(3), row.get(4));
@@ -908,10 +912,8 @@ async fn refresh_summaries(
         match fold_session(tx, token, completion_types).await? {
             Some(summary) => store_summaries(tx, std::iter::once((*token, &summary))).await?,
             None => {
-                tx.execute("DELETE FROM sessions WHERE session_token = $1", &[token]).await.map_err(db_error)?;
-                tx.execute("DELETE FROM session_students WHERE session_token = $1", &[token])
-                    .await
-                    .map_err(db_error)?;
+                sql::execute(tx, "DELETE FROM sessions WHERE session_token = $1", &[token]).await?;
+                sql::execute(tx, "DELETE FROM session_students WHERE session_token = $1", &[token]).await?;
                 gone += 1;
             }
         }
@@ -927,23 +929,25 @@ async fn purge(
     completion_types: &[String],
 ) -> Result<Removed, StoreError> {
     let rows = match ids {
-        None => tx
-            .query(
+        None => {
+            sql::query(
+                tx,
                 "DELETE FROM events WHERE event_id IN
                      (SELECT event_id FROM events WHERE created_at < $1::text::timestamptz ORDER BY created_at LIMIT $2)
                  RETURNING session_token, student_id",
                 &[&before, &(limit as i64)],
             )
-            .await
-            .map_err(db_error)?,
-        Some(ids) => tx
-            .query(
+            .await?
+        }
+        Some(ids) => {
+            sql::query(
+                tx,
                 "DELETE FROM events WHERE created_at < $1::text::timestamptz AND event_id = ANY($2)
                  RETURNING session_token, student_id",
                 &[&before, &ids],
             )
-            .await
-            .map_err(db_error)?,
+            .await?
+        }
     };
     let mut removed = Removed { events: rows.len() as u64, ..Removed::default() };
     let mut tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
@@ -955,14 +959,13 @@ async fn purge(
     students.sort_unstable();
     students.dedup();
     if !students.is_empty() {
-        removed.students = tx
-            .execute(
-                "DELETE FROM students s WHERE student_id = ANY($1)
+        removed.students = sql::execute(
+            tx,
+            "DELETE FROM students s WHERE student_id = ANY($1)
                  AND NOT EXISTS (SELECT 1 FROM session_students x WHERE x.student_id = s.student_id)",
-                &[&students],
-            )
-            .await
-            .map_err(db_error)?;
+            &[&students],
+        )
+        .await?;
     }
     Ok(removed)
 }
@@ -970,26 +973,21 @@ async fn purge(
 /// Deletes a student and every trace (see `Storage::delete_student`) within `tx`.
 async fn delete_student(tx: &Transaction<'_>, email: &str) -> Result<Removed, StoreError> {
     let mut removed = Removed::default();
-    let Some(row) = tx
-        .query_opt("SELECT student_id FROM students WHERE lower(email) = lower($1)", &[&email])
-        .await
-        .map_err(db_error)?
+    let Some(row) =
+        sql::query_opt(tx, "SELECT student_id FROM students WHERE lower(email) = lower($1)", &[&email]).await?
     else {
         return Ok(removed);
     };
     let student: i64 = row.get(0);
-    let rows = tx
-        .query("SELECT session_token FROM session_students WHERE student_id = $1 ORDER BY 1", &[&student])
-        .await
-        .map_err(db_error)?;
+    let rows =
+        sql::query(tx, "SELECT session_token FROM session_students WHERE student_id = $1 ORDER BY 1", &[&student])
+            .await?;
     let tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
     lock_sessions(tx, &tokens).await?;
-    removed.events =
-        tx.execute("DELETE FROM events WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
-    removed.sessions =
-        tx.execute("DELETE FROM sessions WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
-    tx.execute("DELETE FROM session_students WHERE session_token = ANY($1)", &[&tokens]).await.map_err(db_error)?;
-    removed.students = tx.execute("DELETE FROM students WHERE student_id = $1", &[&student]).await.map_err(db_error)?;
+    removed.events = sql::execute(tx, "DELETE FROM events WHERE session_token = ANY($1)", &[&tokens]).await?;
+    removed.sessions = sql::execute(tx, "DELETE FROM sessions WHERE session_token = ANY($1)", &[&tokens]).await?;
+    sql::execute(tx, "DELETE FROM session_students WHERE session_token = ANY($1)", &[&tokens]).await?;
+    removed.students = sql::execute(tx, "DELETE FROM students WHERE student_id = $1", &[&student]).await?;
     Ok(removed)
 }
 
@@ -1036,7 +1034,7 @@ async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result
     }
     params.push(&limit);
     sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT ${}", params.len()));
-    let rows = client.query(&sql, &params).await.map_err(db_error)?;
+    let rows = sql::query(client, &sql, &params).await?;
     rows.iter()
         .map(|row| {
             let data: String = row.get(3);
@@ -1090,7 +1088,7 @@ async fn query_sessions(client: &impl GenericClient, query: &SessionQuery) -> Re
     }
     params.push(&limit);
     sql.push_str(&format!(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ${}", params.len()));
-    let rows = client.query(&sql, &params).await.map_err(db_error)?;
+    let rows = sql::query(client, &sql, &params).await?;
     rows.iter()
         .map(|row| {
             Ok(SessionRow {

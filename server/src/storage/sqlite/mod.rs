@@ -391,6 +391,11 @@ impl SqliteStore {
         self.read(move |conn| alerts::changes(conn, after, limit)).await
     }
 
+    /// `Storage::newest_alert_change`.
+    pub(crate) async fn newest_alert_change(&self) -> Result<i64, StoreError> {
+        self.read(alerts::newest_change).await
+    }
+
     /// Hands a job to the writer and waits for its answer.
     async fn submit<T>(
         &self,

@@ -1,0 +1,66 @@
+//! PostgreSQL with autovacuum off (a setting some servers and CI images use): the server does
+//! autovacuum's work for its own tables, so the sessions table, which every commit rewrites,
+//! does not grow without bound.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_log_e2e::pg::{Cluster, FreshDatabase};
+use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+
+/// `(vacuum_count, n_dead_tup)` of `sessions`.
+fn sessions_vacuum(database: &FreshDatabase) -> (i64, i64) {
+    let row = database
+        .client()
+        .query_one("SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'sessions'", &[])
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+// 3,000 summary rewrites leave 3,000 dead session rows; with autovacuum off the server vacuums
+// them within its check interval (10 s), and the planner gets statistics for the events table.
+#[test]
+fn the_server_vacuums_when_autovacuum_is_off() {
+    let cluster = Cluster::start_with(&["autovacuum=off"]);
+    let database = FreshDatabase::on(&cluster.admin_url);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("unused.db"),
+        &[
+            "--database-url",
+            &database.url,
+            "--instructor-token",
+            INSTRUCTOR_TOKEN,
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-session",
+            "0",
+        ],
+    );
+    for round in 0..300 {
+        let batch: Vec<_> = (0..10)
+            .map(|s| {
+                json!({"sessionToken": format!("ws_vacuum_{s}"), "eventType": "action",
+                            "eventData": {"actionName": "step", "round": round}})
+            })
+            .collect();
+        let (status, body) = server.post(&json!({"events": batch}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (vacuums, dead) = sessions_vacuum(&database);
+        if vacuums > 0 && dead < 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions not vacuumed within 40 s: {vacuums} vacuums, {dead} dead rows");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let analyzed: i64 = database
+        .client()
+        .query_one("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'", &[])
+        .unwrap()
+        .get(0);
+    assert!(analyzed > 0, "the events table has planner statistics");
+    drop(server);
+}

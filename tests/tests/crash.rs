@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use session_log_e2e::load::{Load, LoadConfig};
 use session_log_e2e::pg::{Cluster, FreshDatabase};
-use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{Server, INSTRUCTOR_TOKEN, UNLIMITED};
 use uuid::Uuid;
 
 /// The database a server under test writes to.
@@ -70,10 +70,6 @@ fn assert_all_stored(acked: &[Uuid], db: &Db<'_>) {
     let missing = acked.iter().filter(|id| !stored.contains(id)).count();
     assert_eq!(missing, 0, "{missing} of {} acknowledged events are missing", acked.len());
 }
-
-/// The server's flags for load tests: the tests' instructor token, no rate limits.
-const UNLIMITED: [&str; 6] =
-    ["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
 
 /// Eight clients posting batches of 20 until stopped (at most 30 s or 200,000 requests).
 fn steady_load(url: &str) -> Load {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{Server, INSTRUCTOR_TOKEN, UNLIMITED};
 
 /// The schemathesis CLI: `SCHEMATHESIS_BIN` (set by `cargo xtask test`, which installs the
 /// pinned version), else `st` on the PATH.
@@ -24,18 +24,7 @@ fn schemathesis_finds_no_failure() {
     let dir = tempfile::tempdir().unwrap();
     let www = dir.path().join("no-www");
     let www = www.to_str().unwrap();
-    let args = [
-        "--instructor-token",
-        INSTRUCTOR_TOKEN,
-        "--rate-limit-ip",
-        "0",
-        "--rate-limit-session",
-        "0",
-        "--www",
-        www,
-        "--pkg",
-        www,
-    ];
+    let args = [&UNLIMITED[..], &["--www", www, "--pkg", www]].concat();
     let server = Server::start_with(&dir.path().join("events.db"), &args);
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemathesis.toml");
     let started = Instant::now();

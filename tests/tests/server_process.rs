@@ -1,7 +1,7 @@
 //! The server binary as an operator runs it: signals, generated tokens, restarts.
 
 use serde_json::json;
-use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{Server, INSTRUCTOR_TOKEN, UNLIMITED};
 
 // SIGTERM stops the server cleanly (exit 0), and what it acknowledged is there after a restart.
 #[test]
@@ -66,10 +66,7 @@ fn export_all(server: &Server) -> (u64, u64) {
 #[test]
 fn export_of_100k_events_streams_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("events.db"),
-        &["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-session", "0", "--rate-limit-ip", "0"],
-    );
+    let server = Server::start_with(&dir.path().join("events.db"), &UNLIMITED);
     let pad = "x".repeat(400);
     for batch in 0..200 {
         let events: Vec<_> = (0..500)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_log_e2e::pg::{Cluster, FreshDatabase};
-use session_log_e2e::{Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{Server, UNLIMITED};
 
 /// `(vacuum_count, n_dead_tup)` of `sessions`.
 fn sessions_vacuum(database: &FreshDatabase) -> (i64, i64) {
@@ -26,16 +26,7 @@ fn the_server_vacuums_when_autovacuum_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("unused.db"),
-        &[
-            "--database-url",
-            &database.url,
-            "--instructor-token",
-            INSTRUCTOR_TOKEN,
-            "--rate-limit-ip",
-            "0",
-            "--rate-limit-session",
-            "0",
-        ],
+        &[&["--database-url", database.url.as_str()][..], &UNLIMITED].concat(),
     );
     for round in 0..300 {
         let batch: Vec<_> = (0..10)

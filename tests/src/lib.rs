@@ -239,6 +239,11 @@ impl Server {
     /// Starts the binary on port 0 (unless `extra_args` has `--bind`) with the database file `db`
     /// and extra arguments; it serves the demo and the client package when they exist.
     pub fn start_with(db: &Path, extra_args: &[&str]) -> Server {
+        Server::start_with_env(db, extra_args, &[])
+    }
+
+    /// [`Server::start_with`], with environment variables set for the server.
+    pub fn start_with_env(db: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let bin = required_path(
             "SESSION_LOG_SERVER_BIN",
             workspace().join("target/debug/session-log-server"),
@@ -260,6 +265,7 @@ impl Server {
         let mut child = command
             .env("SESSION_LOG_LOG", "warn")
             .env_remove("SESSION_LOG_INSTRUCTOR_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));

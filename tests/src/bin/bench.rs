@@ -9,6 +9,9 @@
 //! database beside it and drops it after), every round also runs the same batched and
 //! single-event phases against a second server on PostgreSQL, and the medians of both backends
 //! are printed side by side, CPU per event including PostgreSQL's own processes.
+//! With `--compare-wal-shim`, every round also runs the single-event phase against a second
+//! SQLite server started with `SESSION_LOG_WAL_SHIM=off` (the writer on SQLite's default VFS),
+//! right after the first's, and prints both servers' events/s and CPU per event side by side.
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -49,6 +52,9 @@ struct Round {
     postgres: Option<PostgresRound>,
     /// The same on two servers sharing one PostgreSQL database, the load split between them.
     postgres_pair: Option<PostgresRound>,
+    /// With `--compare-wal-shim`: single events/s and server CPU per event (µs) with the shim,
+    /// then without it.
+    wal_shim: Option<[(f64, f64); 2]>,
 }
 
 /// Batched events/s per client count, single events/s, single p99 (ms), and CPU per batched
@@ -99,6 +105,19 @@ fn main() -> anyhow::Result<()> {
     let server =
         Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
     println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
+
+    // The same SQLite server without the WAL write shim, for `--compare-wal-shim`.
+    let no_shim_db = dir.path().join("bench-no-shim.db");
+    let no_shim = std::env::args().any(|a| a == "--compare-wal-shim").then(|| {
+        let server = Server::start_with_env(
+            &no_shim_db,
+            &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"],
+            &[("SESSION_LOG_WAL_SHIM", "off")],
+        );
+        warm_up(&server.url);
+        println!("and a SQLite server without the WAL shim, {}", server.url);
+        server
+    });
 
     let postgres_url: Option<String> = arg("--database-url");
     let on_postgres = |database: &session_log_e2e::pg::FreshDatabase| {
@@ -173,8 +192,14 @@ fn main() -> anyhow::Result<()> {
             duration: phase,
             max_requests: 1_000_000,
         };
-        let single = Measured::load(&server, load);
+        let single = Measured::load(&server, load.clone());
         single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
+        let wal_shim = no_shim.as_ref().map(|other| {
+            let load = LoadConfig { url: other.url.clone(), ..load.clone() };
+            let without = Measured::load(other, load);
+            without.print(&format!("single events without the WAL shim ({single_clients} clients × 1 event/POST)"));
+            [(single.rate(), single.cpu_per_event_us()), (without.rate(), without.cpu_per_event_us())]
+        });
         let postgres = postgres
             .as_ref()
             .map(|(_, pg)| postgres_phases(&[pg], "PostgreSQL", &batch_clients, single_clients, phase));
@@ -187,6 +212,7 @@ fn main() -> anyhow::Result<()> {
             single_p99_ms: ms(single.report.percentile_us(99.0)),
             postgres,
             postgres_pair,
+            wal_shim,
         });
     }
 
@@ -233,6 +259,17 @@ fn main() -> anyhow::Result<()> {
         None => println!("server peak memory:            unavailable (no /proc)"),
     }
     println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
+    let shim: Vec<[(f64, f64); 2]> = results.iter().filter_map(|r| r.wal_shim).collect();
+    if !shim.is_empty() {
+        let at = |i: usize, part: fn(&(f64, f64)) -> f64| median(shim.iter().map(|r| part(&r[i])));
+        let (rate, cpu) = (at(0, |m| m.0), at(0, |m| m.1));
+        let (rate_off, cpu_off) = (at(1, |m| m.0), at(1, |m| m.1));
+        println!(
+            "WAL shim, single events:       with it {rate:.0}/s, {cpu:.1} µs server CPU per event; without it {rate_off:.0}/s, {cpu_off:.1} µs ({:.0}% of the CPU, {:.0}% of the rate)",
+            100.0 * cpu / cpu_off.max(1e-9),
+            100.0 * rate / rate_off.max(1e-9)
+        );
+    }
     if let Some((_database, pg)) = postgres {
         let rounds: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres.as_ref()).collect();
         let pairs: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres_pair.as_ref()).collect();

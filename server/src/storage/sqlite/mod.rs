@@ -542,8 +542,14 @@ fn open_readers(path: &Path, size: u32) -> Result<r2d2::Pool<SqliteConnectionMan
 
 /// Opens `path` on the WAL shim (see `wal_vfs`: each transaction's frames in one write at its
 /// commit) when the linked SQLite is the release it was validated against, else (or off unix) on
-/// the default VFS, with a warning once.
+/// the default VFS, with a warning once. `SESSION_LOG_WAL_SHIM=off` in the environment opens it
+/// on the default VFS too (an escape hatch, and what `session-log-bench --compare-wal-shim`
+/// measures the shim against).
 fn open_with_wal_shim(path: &Path) -> Result<Connection, SqliteError> {
+    if std::env::var("SESSION_LOG_WAL_SHIM").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+        tracing::info!("SESSION_LOG_WAL_SHIM=off: the writer uses SQLite's default VFS");
+        return Ok(Connection::open(path)?);
+    }
     #[cfg(unix)]
     if wal_vfs::supported() {
         wal_vfs::register().map_err(SqliteError::Vfs)?;

@@ -125,3 +125,20 @@ fn delete_student_command() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no student with email"));
 }
+
+// With SESSION_LOG_WAL_SHIM=off the writer runs on SQLite's default VFS: events are stored and
+// read back, and are still there after a restart on the same file.
+#[test]
+fn wal_shim_off_still_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let off = [("SESSION_LOG_WAL_SHIM", "off")];
+    let server = Server::start_with_env(&db, &UNLIMITED, &off);
+    let events: Vec<_> =
+        (0..20).map(|n| json!({"sessionToken": "ws_noshim", "eventType": "action", "eventData": {"n": n}})).collect();
+    assert_eq!(server.post(&json!({ "events": events })).0, 200);
+    assert_eq!(server.events("sessionToken=ws_noshim")["count"], 20);
+    drop(server);
+    let again = Server::start_with_env(&db, &UNLIMITED, &off);
+    assert_eq!(again.events("sessionToken=ws_noshim")["count"], 20);
+}

@@ -715,9 +715,13 @@ async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<
         &[&emails, &names],
     )
     .await?;
-    let rows = sql::query(tx, "SELECT student_id, lower(email) FROM students WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)",
-            &[&emails],
-        ).await?;
+    let rows = sql::query(
+        tx,
+        "SELECT student_id, lower(email) FROM students
+         WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)",
+        &[&emails],
+    )
+    .await?;
     Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
 }
 

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use session_log_e2e::load::{realistic_event, Load, LoadConfig, LoadReport};
-use session_log_e2e::Server;
+use session_log_e2e::{Server, UNLIMITED};
 use session_log_server::config::Config;
 use session_log_server::domain::validate::validate_event;
 use session_log_server::storage::sqlite::{WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
@@ -102,18 +102,13 @@ fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("bench.db");
-    let server =
-        Server::start_with(&db, &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"]);
+    let server = Server::start_with(&db, &UNLIMITED);
     println!("session-log ingest benchmark: {} cores, loopback, server {}, {rounds} rounds", cores(), server.url);
 
     // The same SQLite server without the WAL write shim, for `--compare-wal-shim`.
     let no_shim_db = dir.path().join("bench-no-shim.db");
     let no_shim = std::env::args().any(|a| a == "--compare-wal-shim").then(|| {
-        let server = Server::start_with_env(
-            &no_shim_db,
-            &["--instructor-token", "bench", "--rate-limit-ip", "0", "--rate-limit-session", "0"],
-            &[("SESSION_LOG_WAL_SHIM", "off")],
-        );
+        let server = Server::start_with_env(&no_shim_db, &UNLIMITED, &[("SESSION_LOG_WAL_SHIM", "off")]);
         warm_up(&server.url);
         println!("and a SQLite server without the WAL shim, {}", server.url);
         server
@@ -121,16 +116,7 @@ fn main() -> anyhow::Result<()> {
 
     let postgres_url: Option<String> = arg("--database-url");
     let on_postgres = |database: &session_log_e2e::pg::FreshDatabase| {
-        let args = [
-            "--instructor-token",
-            "bench",
-            "--rate-limit-ip",
-            "0",
-            "--rate-limit-session",
-            "0",
-            "--database-url",
-            &database.url,
-        ];
+        let args = [&UNLIMITED[..], &["--database-url", database.url.as_str()]].concat();
         let server = Server::start_with(&dir.path().join("unused.db"), &args);
         warm_up(&server.url);
         server

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 /// How often the leader looks at the tables' counters.
-pub(super) const CHECK_EVERY: Duration = Duration::from_secs(10);
+const CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// When a table is vacuumed: after `threshold + scale × live` dead rows (autovacuum's
 /// `autovacuum_vacuum_threshold`/`_scale_factor`), or after `insert_threshold + scale × live`
@@ -37,14 +37,13 @@ pub struct Rule {
 const DEFAULT_RULE: Rule = Rule { threshold: 50, insert_threshold: 1000, scale: 0.2 };
 
 /// session-log's tables and their rules: `sessions` as in migration V4.
-const TABLES: [(&str, Rule); 7] = [
+const TABLES: [(&str, Rule); 6] = [
     ("sessions", Rule { threshold: 2000, insert_threshold: 2000, scale: 0.0 }),
     ("students", DEFAULT_RULE),
     ("session_students", DEFAULT_RULE),
     ("events", DEFAULT_RULE),
     ("alerts", DEFAULT_RULE),
     ("alert_changes", DEFAULT_RULE),
-    ("refinery_schema_history", DEFAULT_RULE),
 ];
 
 /// A table's counters from `pg_stat_user_tables`.

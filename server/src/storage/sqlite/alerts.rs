@@ -83,13 +83,14 @@ pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, Sqlite
     texts.map(|t| parse(&t?)).collect()
 }
 
-/// `Storage::alert_changes` on a read connection.
-/// The newest change's position, 0 when none is logged.
+/// `Storage::newest_alert_change` on a read connection: the newest change's position, 0 when
+/// none is logged.
 pub fn newest_change(conn: &Connection) -> Result<i64, SqliteError> {
     let mut statement = conn.prepare_cached("SELECT coalesce(max(change_id), 0) FROM alert_changes")?;
     Ok(statement.query_row((), |r| r.get(0))?)
 }
 
+/// `Storage::alert_changes` on a read connection.
 pub fn changes(conn: &Connection, after: i64, limit: u32) -> Result<Vec<LoggedChange>, SqliteError> {
     let mut statement = conn.prepare_cached(
         "SELECT change_id, change FROM alert_changes WHERE change_id > ?1 ORDER BY change_id LIMIT ?2",

@@ -119,6 +119,16 @@ struct Args {
     /// `stuck` alert: an active session with no step change for this long (`10m`, `90s`, `3s`).
     #[arg(long, env = "SESSION_LOG_ALERT_STUCK_AFTER", default_value = "10m", value_parser = humantime::parse_duration)]
     alert_stuck_after: Duration,
+    /// `stuck` alert: … and longer than this many times the room's median time on that step …
+    #[arg(long, env = "SESSION_LOG_ALERT_STUCK_FACTOR", default_value_t = 2.0)]
+    alert_stuck_factor: f64,
+    /// … the room being the visits of the step that ended within this window …
+    #[arg(long, env = "SESSION_LOG_ALERT_ROOM_WINDOW", default_value = "2h", value_parser = humantime::parse_duration)]
+    alert_room_window: Duration,
+    /// … when at least this many did (else --alert-stuck-after alone); also the fewest stuck
+    /// sessions that make a room pause (half the active sessions stuck at once: no stuck alerts).
+    #[arg(long, env = "SESSION_LOG_ALERT_ROOM_MIN", default_value_t = 3)]
+    alert_room_min: usize,
     /// `error_burst` alert: this many errors in one session …
     #[arg(long, env = "SESSION_LOG_ALERT_ERROR_BURST", default_value_t = 3)]
     alert_error_burst: usize,
@@ -218,6 +228,9 @@ fn main() -> anyhow::Result<()> {
             error_pattern_sessions: args.alert_error_pattern_sessions.max(1),
             error_pattern_window: args.alert_error_pattern_window,
             stuck_after: args.alert_stuck_after,
+            stuck_factor: if args.alert_stuck_factor.is_finite() { args.alert_stuck_factor.max(0.0) } else { 2.0 },
+            room_window: args.alert_room_window,
+            room_min: args.alert_room_min.max(1),
             active_window: Duration::from_secs(args.active_minutes * 60),
             api_failure_rate: args.alert_api_failure_rate.clamp(0.0, 1.0),
             api_failure_min_calls: args.alert_api_failure_calls.max(1),

@@ -96,6 +96,54 @@ on_both_backends! {
         wait_for(&server, "api_failures resolved", |a| of_rule(a, "api_failures")[0]["status"] == "resolved");
     }
 
+    // Stuck sessions make one alert per step, listing them, and a session that moves on
+    // leaves it; GET /api/alerts answers a help request first, whatever opened after it.
+    fn stuck_groups_by_step_and_help_ranks_first(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let nav = |token: &str, to: u32| {
+            json!({"sessionToken": token, "studentEmail": format!("{token}@example.com"), "eventType": "navigation",
+                   "eventData": {"from": to - 1, "to": to, "toStepName": "Provision Services"}})
+        };
+        server.post_all(vec![json!({"sessionToken": "ws_help", "eventType": "help_request", "eventData": {"message": "step 2 fails"}})]);
+        wait_for(&server, "the help request", |a| !of_rule(a, "help_request").is_empty());
+        server.post_all(vec![nav("ws_1", 2), nav("ws_2", 2)]);
+        let alerts = wait_for(&server, "one stuck alert for both", |a| {
+            of_rule(a, "stuck").iter().any(|s| s["sessionTokens"] == json!(["ws_1", "ws_2"]))
+        });
+        let stuck = of_rule(&alerts, "stuck");
+        assert_eq!(stuck.len(), 1, "one alert for the step: {alerts:#?}");
+        assert_eq!((stuck[0]["step"].as_i64(), stuck[0]["count"].as_u64(), stuck[0]["sessions"].as_u64()), (Some(2), Some(2), Some(2)));
+        assert_eq!(stuck[0]["studentEmails"], json!(["ws_1@example.com", "ws_2@example.com"]));
+        assert!(stuck[0]["message"].as_str().unwrap().starts_with("2 students stuck on step 2 · Provision Services"), "{}", stuck[0]["message"]);
+        server.post_all(vec![error("ws_3", "x"), error("ws_3", "x"), error("ws_3", "x")]);
+        wait_for(&server, "the burst", |a| !of_rule(a, "error_burst").is_empty());
+        let open = server.read("/api/alerts")["alerts"].as_array().unwrap().clone();
+        let rules: Vec<&str> = open.iter().map(|a| a["rule"].as_str().unwrap()).collect();
+        assert_eq!(rules[0], "help_request", "the help request first, though it is the oldest: {rules:?}");
+        assert_eq!(rules.len(), 3, "{rules:?}");
+        let limited = server.read("/api/alerts?limit=1")["alerts"].as_array().unwrap().clone();
+        assert_eq!(limited[0]["rule"], "help_request", "the limit cuts the ranked list");
+        server.post_all(vec![nav("ws_1", 3)]);
+        let alerts = wait_for(&server, "ws_1 left the group", |a| {
+            of_rule(a, "stuck").iter().any(|s| s["sessionTokens"] == json!(["ws_2"]) && s["status"] == "open")
+        });
+        assert_eq!(of_rule(&alerts, "stuck").iter().filter(|s| s["status"] == "open").count(), 1);
+    }
+
+    // When half the active room stops moving at once, no stuck alert opens: one room_paused
+    // notice (severity info) does instead.
+    fn a_room_wide_pause_opens_a_notice_not_stuck_alerts(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let events: Vec<Value> = (1..=3)
+            .map(|n| json!({"sessionToken": format!("ws_p{n}"), "eventType": "navigation", "eventData": {"from": 0, "to": 1}}))
+            .collect();
+        server.post_all(events);
+        let alerts = wait_for(&server, "a room_paused notice", |a| !of_rule(a, "room_paused").is_empty());
+        let notice = of_rule(&alerts, "room_paused")[0];
+        assert_eq!((notice["severity"].as_str(), notice["count"].as_u64()), (Some("info"), Some(3)));
+        assert!(of_rule(&alerts, "stuck").is_empty(), "no stuck alert: {alerts:#?}");
+    }
+
     // A help request opens an alert with the student's message; acknowledging resolves it, an
     // unknown id is 404, and both need the token.
     fn help_requests_resolve_when_acknowledged(backend) {

@@ -5,17 +5,31 @@
 //! The rules (thresholds in [`AlertRules`], defaults from the alerting issue):
 //! - `error_burst`: at least 3 errors within 2 minutes in one session;
 //! - `error_pattern`: the same `errorType` in at least 3 sessions within 10 minutes;
-//! - `stuck`: an active session (an event within the active window) that reports steps, with no
-//!   step change for 10 minutes; resolves when it moves to another step, completes or goes idle;
+//! - `stuck`: active sessions (an event within the active window) that report steps and have
+//!   stayed on their step longer than usual, one alert per step listing every such session. A
+//!   session is stuck on a step when it has been there longer than both `stuck_after` (default
+//!   10 minutes) and `stuck_factor` (default 2) × the room's median time on that step, the room
+//!   being the visits of that step that ended within `room_window` (default 2 h), when at least
+//!   `room_min` (default 3) did; with fewer, `stuck_after` alone. A session that moves on leaves
+//!   the group; the group resolves when it is empty;
+//! - `room_paused` (severity `info`): when at least half of the active sessions, and at least
+//!   `room_min`, would be stuck at once, the room is listening to the instructor, not stuck: no
+//!   `stuck` alert opens and no session joins one while it lasts, and this one notice is open
+//!   instead;
 //! - `api_failures`: an endpoint whose calls failed at least 50% of the time over at least 5
 //!   calls within 5 minutes;
 //! - `help_request`: a `help_request` event (the client's `requestHelp(message)`).
 //!
+//! `count` is the number of events in the episode (errors, failed calls; for `stuck` and
+//! `room_paused` the sessions), `sessions` the number of sessions in it, and messages state the
+//! real numbers within the window.
+//!
 //! [`AlertEngine`] is pure: it is fed events ([`Observed`]) and the time ([`AlertEngine::tick`]),
 //! and returns the changes ([`AlertChange`]); the background task persists and publishes them.
-//! Times are milliseconds since the Unix epoch.
+//! [`rank`] is the order instructors read open alerts in. Times are milliseconds since the Unix
+//! epoch.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +38,14 @@ use crate::domain::summary::EventFacts;
 
 /// The event type of a help request (`requestHelp(message)`).
 pub const HELP_REQUEST: &str = "help_request";
+
+/// At most this many times are kept per window (a session's errors, one error type's errors in
+/// one session, one step's ended visits): memory stays bounded whatever a page sends, and a count
+/// past it reads as this many.
+const KEPT: usize = 1000;
+
+/// At most this many steps' visit histories are kept (steps are numbers pages choose).
+const STEPS_KEPT: usize = 1000;
 
 /// Thresholds of the rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +58,15 @@ pub struct AlertRules {
     pub error_pattern_sessions: usize,
     /// … within this window (default 10 minutes).
     pub error_pattern_window: Duration,
-    /// `stuck`: no step change for this long in an active session (default 10 minutes).
+    /// `stuck`: no step change for at least this long in an active session (default 10 minutes) …
     pub stuck_after: Duration,
+    /// … and for longer than this many times the room's median time on that step (default 2) …
+    pub stuck_factor: f64,
+    /// … the room being the visits of the step that ended within this window (default 2 hours) …
+    pub room_window: Duration,
+    /// … when at least this many did (default 3; else `stuck_after` alone). Also the fewest
+    /// stuck sessions that make a room pause.
+    pub room_min: usize,
     /// A session is active while its last event is this recent (default 5 minutes).
     pub active_window: Duration,
     /// `api_failures`: at least this share of an endpoint's calls failed (default 0.5) …
@@ -56,6 +85,9 @@ impl Default for AlertRules {
             error_pattern_sessions: 3,
             error_pattern_window: Duration::from_secs(600),
             stuck_after: Duration::from_secs(600),
+            stuck_factor: 2.0,
+            room_window: Duration::from_secs(7200),
+            room_min: 3,
             active_window: Duration::from_secs(300),
             api_failure_rate: 0.5,
             api_failure_min_calls: 5,
@@ -72,12 +104,14 @@ pub enum Rule {
     ErrorBurst,
     /// One error type across sessions.
     ErrorPattern,
-    /// A session that does not move on.
+    /// Sessions that stay on one step longer than usual.
     Stuck,
     /// An endpoint that fails.
     ApiFailures,
     /// A student asked for help.
     HelpRequest,
+    /// Half the room stopped moving at once (the instructor is talking): a notice, not a page.
+    RoomPaused,
 }
 
 impl Rule {
@@ -85,6 +119,7 @@ impl Rule {
         match self {
             Rule::ErrorBurst | Rule::Stuck => Severity::Warning,
             Rule::ErrorPattern | Rule::ApiFailures | Rule::HelpRequest => Severity::Critical,
+            Rule::RoomPaused => Severity::Info,
         }
     }
 }
@@ -93,10 +128,12 @@ impl Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// One student has a problem.
+    /// Students have a problem.
     Warning,
     /// A pattern across the room, a failing endpoint, or a student asking.
     Critical,
+    /// Worth knowing, nobody to help (`room_paused`).
+    Info,
 }
 
 /// Whether an alert's condition holds.
@@ -121,7 +158,8 @@ pub struct Alert {
     pub severity: Severity,
     /// Open or resolved.
     pub status: AlertStatus,
-    /// The sessions involved (one, except for `error_pattern`), sorted.
+    /// The sessions involved, sorted (one for `error_burst` and `help_request`; every stuck
+    /// session of the step for `stuck`).
     pub session_tokens: Vec<String>,
     /// Their students' emails, when events named them, sorted.
     pub student_emails: Vec<String>,
@@ -131,13 +169,27 @@ pub struct Alert {
     /// The endpoint (`api_failures`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The step (`stuck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    /// The step's name, when events named it (`stuck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_name: Option<String>,
+    /// The room's median time on the step (ms) that the sessions were compared with (`stuck`,
+    /// when enough of the room left the step; see [`AlertRules::room_min`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typical_ms: Option<i64>,
     /// What happened, in one line (a help request: the student's message).
     pub message: String,
-    /// Events that fed it during the episode.
+    /// Events in the episode: errors (`error_burst`, `error_pattern`), failed calls
+    /// (`api_failures`), 1 (`help_request`); sessions for `stuck` and `room_paused`.
     pub count: u64,
+    /// Sessions in the episode (`stuck`, `room_paused`: as they are now).
+    #[serde(default)]
+    pub sessions: u64,
     /// When it opened (ISO 8601 UTC with ms).
     pub opened_at: String,
-    /// When an event last fed it, or its condition was last seen holding.
+    /// When an event last fed it, or its condition was last seen changing.
     pub last_seen_at: String,
     /// When it resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,13 +199,62 @@ pub struct Alert {
     pub acknowledged_at: Option<String>,
 }
 
+impl Alert {
+    /// A new open alert of `rule` at `now`, with a fresh UUIDv7 and nothing else filled in.
+    fn opening(rule: Rule, now: i64) -> Alert {
+        Alert {
+            id: uuid::Uuid::now_v7().to_string(),
+            rule,
+            severity: rule.severity(),
+            status: AlertStatus::Open,
+            session_tokens: Vec::new(),
+            student_emails: Vec::new(),
+            error_type: None,
+            endpoint: None,
+            step: None,
+            step_name: None,
+            typical_ms: None,
+            message: String::new(),
+            count: 1,
+            sessions: 1,
+            opened_at: iso(now),
+            last_seen_at: iso(now),
+            resolved_at: None,
+            acknowledged_at: None,
+        }
+    }
+}
+
+/// The order instructors read alerts in (`GET /api/alerts`, the dashboard): open before
+/// resolved; open alerts by urgency (help requests first, then the other critical alerts, then
+/// warnings, then `info` notices), each by `lastSeenAt`, newest first; resolved alerts by
+/// `openedAt`, newest first. Ties go to the newer id (UUIDv7 ids sort by time).
+pub fn rank(alerts: &mut [Alert]) {
+    fn urgency(alert: &Alert) -> u8 {
+        match (alert.rule, alert.severity) {
+            (Rule::HelpRequest, _) => 0,
+            (_, Severity::Critical) => 1,
+            (_, Severity::Warning) => 2,
+            (_, Severity::Info) => 3,
+        }
+    }
+    alerts.sort_by(|a, b| match (a.status, b.status) {
+        (AlertStatus::Open, AlertStatus::Resolved) => std::cmp::Ordering::Less,
+        (AlertStatus::Resolved, AlertStatus::Open) => std::cmp::Ordering::Greater,
+        (AlertStatus::Open, AlertStatus::Open) => {
+            urgency(a).cmp(&urgency(b)).then_with(|| b.last_seen_at.cmp(&a.last_seen_at)).then_with(|| b.id.cmp(&a.id))
+        }
+        (AlertStatus::Resolved, AlertStatus::Resolved) => b.opened_at.cmp(&a.opened_at).then_with(|| b.id.cmp(&a.id)),
+    });
+}
+
 /// What happened to an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ChangeKind {
     /// It opened.
     #[serde(rename = "alert.opened")]
     Opened,
-    /// It changed while open (count, sessions, acknowledgement).
+    /// It changed while open (count, sessions joining or leaving, acknowledgement).
     #[serde(rename = "alert.updated")]
     Updated,
     /// It resolved.
@@ -205,12 +306,18 @@ pub struct Observed<'a> {
 #[derive(Debug, Default)]
 struct SessionState {
     student: Option<String>,
+    /// Its errors' times within the burst window (at most [`KEPT`]), oldest first.
     errors: VecDeque<i64>,
-    last_error_type: Option<String>,
     step: Option<i64>,
     step_since_ms: i64,
     last_seen_ms: i64,
     completed: bool,
+}
+
+impl SessionState {
+    fn active(&self, now: i64, rules: &AlertRules) -> bool {
+        self.last_seen_ms >= now - ms(rules.active_window) && !self.completed
+    }
 }
 
 /// An endpoint's calls within the window, counted per second: bounded whatever the call rate.
@@ -249,27 +356,75 @@ impl CallWindow {
     }
 }
 
-/// The subject of an open alert: one per rule and session, error type or endpoint.
+/// Drops the times before `cutoff` from the front of `times` (oldest first).
+fn age_times(times: &mut VecDeque<i64>, cutoff: i64) {
+    while times.front().is_some_and(|t| *t < cutoff) {
+        times.pop_front();
+    }
+}
+
+/// Appends `t`, keeping at most [`KEPT`] times.
+fn push_time(times: &mut VecDeque<i64>, t: i64) {
+    times.push_back(t);
+    if times.len() > KEPT {
+        times.pop_front();
+    }
+}
+
+/// One step as the room went through it: the visits that ended, `(left at, time spent)` in ms,
+/// oldest first (at most [`KEPT`], within the room window), and its name when an event gave one.
+#[derive(Debug, Default)]
+struct StepHistory {
+    visits: VecDeque<(i64, i64)>,
+    name: Option<String>,
+}
+
+impl StepHistory {
+    /// The median time spent over the visits that ended at or after `cutoff`, when at least
+    /// `min` did.
+    fn median(&mut self, cutoff: i64, min: usize) -> Option<i64> {
+        while self.visits.front().is_some_and(|v| v.0 < cutoff) {
+            self.visits.pop_front();
+        }
+        if self.visits.len() < min.max(1) {
+            return None;
+        }
+        let mut spent: Vec<i64> = self.visits.iter().map(|v| v.1).collect();
+        spent.sort_unstable();
+        Some(spent[(spent.len() - 1) / 2])
+    }
+}
+
+/// The subject of an open alert: one per rule and session, error type, endpoint or step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key(Rule, String);
 
-/// The rules' state: sliding windows per session, error type and endpoint, and the open alerts.
+/// The subject of the one `room_paused` notice.
+const ROOM: &str = "room";
+
+/// The rules' state: sliding windows per session, error type, endpoint and step, and the open
+/// alerts.
 #[derive(Debug, Default)]
 pub struct AlertEngine {
     rules: AlertRules,
     sessions: HashMap<String, SessionState>,
-    /// Per error type: each session's latest error of that type (pruned to the window on the
-    /// clock), so memory is bounded by sessions × error types, not by errors.
-    patterns: HashMap<String, HashMap<String, i64>>,
+    /// Per error type: each session's errors of that type within the window (pruned on the
+    /// clock), so memory is bounded by sessions × error types × [`KEPT`].
+    patterns: HashMap<String, HashMap<String, VecDeque<i64>>>,
     /// Per endpoint: calls counted per second of the window.
     endpoints: HashMap<String, CallWindow>,
+    /// Per step: how long the room stayed there.
+    steps: HashMap<i64, StepHistory>,
     open: HashMap<Key, Alert>,
     /// Alerts restored open from before this engine started, and when it started: their windows'
     /// history is gone, so they are not resolved until a whole window has passed since.
-    restored: std::collections::HashSet<Key>,
+    restored: HashSet<Key>,
+    /// Alerts restored open that no rule can hold any more (an older server's per-session
+    /// `stuck` alerts): resolved at the first tick.
+    orphans: Vec<Alert>,
     started_ms: Option<i64>,
     /// Open alerts changed since the last tick.
-    updated: std::collections::HashSet<Key>,
+    updated: HashSet<Key>,
 }
 
 /// ISO 8601 UTC with ms of `ms` since the epoch.
@@ -282,6 +437,20 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
+/// `d` ms as people read it, to the second: `3m 10s`, `45s`.
+fn human(d: i64) -> String {
+    humantime::format_duration(Duration::from_secs((d.max(0) / 1000) as u64)).to_string()
+}
+
+/// `n` and the noun, in the plural unless `n` is 1: `1 student`, `4 students`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 impl AlertEngine {
     /// An engine with no history, `open` being the alerts still open from before (a restart, or
     /// another server that led before): they update and resolve instead of opening again.
@@ -291,11 +460,16 @@ impl AlertEngine {
             let subject = match alert.rule {
                 Rule::ErrorPattern => alert.error_type.clone(),
                 Rule::ApiFailures => alert.endpoint.clone(),
-                _ => alert.session_tokens.first().cloned(),
+                Rule::Stuck => alert.step.map(|s| s.to_string()),
+                Rule::RoomPaused => Some(ROOM.to_owned()),
+                Rule::ErrorBurst | Rule::HelpRequest => alert.session_tokens.first().cloned(),
             };
-            if let Some(subject) = subject {
-                engine.restored.insert(Key(alert.rule, subject.clone()));
-                engine.open.insert(Key(alert.rule, subject), alert);
+            match subject {
+                Some(subject) => {
+                    engine.restored.insert(Key(alert.rule, subject.clone()));
+                    engine.open.insert(Key(alert.rule, subject), alert);
+                }
+                None => engine.orphans.push(alert),
             }
         }
         engine
@@ -308,70 +482,87 @@ impl AlertEngine {
         self.started_ms.get_or_insert(now);
         let mut changes = Vec::new();
         let rules = self.rules.clone();
+        let token = event.session_token;
         let session = self
             .sessions
-            .entry(event.session_token.to_owned())
+            .entry(token.to_owned())
             .or_insert_with(|| SessionState { step_since_ms: now, ..SessionState::default() });
         if let Some(email) = event.student_email {
             session.student = Some(email.to_owned());
         }
         session.last_seen_ms = session.last_seen_ms.max(now);
         session.completed |= event.completes;
+        let mut left_step = None;
         if let Some(step) = event.facts.step.filter(|s| session.step != Some(*s)) {
+            left_step = session.step.map(|old| (old, now - session.step_since_ms));
             session.step = Some(step);
             session.step_since_ms = now;
         }
+        let completed = session.completed;
         let student = session.student.clone();
         let students = || student.iter().cloned().collect::<Vec<_>>();
-        let token = event.session_token;
+        if let Some(step) = event.facts.step {
+            if let Some(history) = self.step_history(step) {
+                if let Some(name) = event.facts.step_name.as_ref().filter(|n| history.name.as_ref() != Some(*n)) {
+                    history.name = Some(name.clone());
+                }
+            }
+        }
+        if let Some((old, spent)) = left_step {
+            if let Some(history) = self.step_history(old) {
+                history.visits.push_back((now, spent));
+                if history.visits.len() > KEPT {
+                    history.visits.pop_front();
+                }
+            }
+            // A session that moves on leaves its step's group at once.
+            changes.extend(self.leave_stuck(old, token, now));
+        }
+        if completed {
+            if let Some(step) = self.sessions.get(token).and_then(|s| s.step) {
+                changes.extend(self.leave_stuck(step, token, now));
+            }
+        }
         if event.event_type == "error" {
             let error_type = event.facts.error_type.clone().unwrap_or_else(|| "unknown".to_owned());
-            // The latest `error_burst_count` errors are all the rule needs.
-            session.errors.push_back(now);
-            while session.errors.len() > rules.error_burst_count {
-                session.errors.pop_front();
-            }
-            session.last_error_type = Some(error_type.clone());
-            let in_window = session.errors.iter().filter(|t| **t >= now - ms(rules.error_burst_window)).count();
+            let burst_cutoff = now - ms(rules.error_burst_window);
+            let errors = &mut self.sessions.get_mut(token).expect("entered above").errors;
+            push_time(errors, now);
+            age_times(errors, burst_cutoff);
+            let in_window = errors.len();
             if in_window >= rules.error_burst_count {
                 let message = format!(
-                    "{in_window} errors within {} in session {token}",
+                    "{} within {} in session {token}",
+                    plural(in_window, "error"),
                     humantime::format_duration(rules.error_burst_window)
                 );
-                changes.extend(self.hold(Key(Rule::ErrorBurst, token.to_owned()), now, |alert| {
+                let key = Key(Rule::ErrorBurst, token.to_owned());
+                changes.extend(self.hold(key, now, in_window as u64, |alert| {
                     alert.session_tokens = vec![token.to_owned()];
                     alert.student_emails = students();
                     alert.error_type = Some(error_type.clone());
-                    alert.message = message.clone();
+                    alert.message.clone_from(&message);
+                    alert.sessions = 1;
                 }));
             }
             let cutoff = now - ms(rules.error_pattern_window);
             let window = self.patterns.entry(error_type.clone()).or_default();
-            let joined = window.insert(token.to_owned(), now).is_none_or(|before| before < cutoff);
+            let times = window.entry(token.to_owned()).or_default();
+            age_times(times, cutoff);
+            let joined = times.is_empty();
+            push_time(times, now);
             let key = Key(Rule::ErrorPattern, error_type.clone());
             if joined {
-                // A session joined the pattern: count the sessions within the window again.
-                let sessions: BTreeSet<&String> =
-                    window.iter().filter(|(_, t)| **t >= cutoff).map(|(s, _)| s).collect();
-                if sessions.len() >= rules.error_pattern_sessions {
-                    let tokens: Vec<String> = sessions.iter().map(|s| (*s).clone()).collect();
-                    let emails: BTreeSet<String> =
-                        tokens.iter().filter_map(|s| self.sessions.get(s).and_then(|x| x.student.clone())).collect();
-                    let message = format!(
-                        "{error_type} in {} sessions within {}",
-                        tokens.len(),
-                        humantime::format_duration(rules.error_pattern_window)
-                    );
-                    changes.extend(self.hold(key, now, |alert| {
-                        alert.session_tokens.clone_from(&tokens);
-                        alert.student_emails = emails.iter().cloned().collect();
-                        alert.error_type = Some(error_type.clone());
-                        alert.message.clone_from(&message);
-                    }));
+                // A session joined: count the pattern's sessions and errors again.
+                let (tokens, errors) = self.pattern_tally(&error_type, cutoff);
+                if tokens.len() >= rules.error_pattern_sessions {
+                    let fill = self.describe_pattern(&error_type, tokens, errors);
+                    changes.extend(self.hold(key, now, errors as u64, fill));
                 }
             } else if self.open.contains_key(&key) {
-                // One more error of a session already in the pattern.
-                changes.extend(self.hold(key, now, |_| {}));
+                // One more error of a session already in the pattern: counted now, described
+                // again at the tick (once, however many errors came meanwhile).
+                changes.extend(self.hold(key, now, 0, |_| {}));
             }
         } else if event.event_type == "api_call" {
             let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
@@ -379,59 +570,135 @@ impl AlertEngine {
             window.add(now, event.facts.api_failed);
             window.age(now - ms(rules.api_failure_window));
             let (calls, failed) = (window.calls, window.failed);
-            let open = self.open.contains_key(&Key(Rule::ApiFailures, endpoint.clone()));
+            let key = Key(Rule::ApiFailures, endpoint.clone());
+            let open = self.open.contains_key(&key);
             // Opens on any call that tips the rate; while open, failed calls update it.
             if failing(calls, failed, &rules) && (event.facts.api_failed || !open) {
                 let message = format!(
-                    "{endpoint}: {failed} of {calls} calls failed within {}",
+                    "{endpoint}: {failed} of {} failed within {}",
+                    plural(calls, "call"),
                     humantime::format_duration(rules.api_failure_window)
                 );
-                let sessions = BTreeSet::from([token.to_owned()]);
-                changes.extend(self.hold(Key(Rule::ApiFailures, endpoint.clone()), now, |alert| {
+                changes.extend(self.hold(key, now, failed as u64, |alert| {
                     let mut all: BTreeSet<String> = alert.session_tokens.iter().cloned().collect();
-                    all.extend(sessions.iter().cloned());
+                    all.insert(token.to_owned());
                     alert.session_tokens = all.into_iter().collect();
                     let mut emails: BTreeSet<String> = alert.student_emails.iter().cloned().collect();
                     emails.extend(student.iter().cloned());
                     alert.student_emails = emails.into_iter().collect();
                     alert.endpoint = Some(endpoint.clone());
-                    alert.message = message.clone();
+                    alert.message.clone_from(&message);
+                    alert.sessions = alert.session_tokens.len() as u64;
                 }));
+            } else if !failing(calls, failed, &rules) {
+                // What this call alone can clear, at once; the rest clears on the clock (`tick`).
+                changes.extend(self.resolve(&key, now));
             }
         } else if event.event_type == HELP_REQUEST {
             let message = event.message.filter(|m| !m.trim().is_empty()).unwrap_or("asked for help");
             // One alert per request, resolved by an acknowledgement only: not kept here.
-            let alert = Alert {
-                id: uuid::Uuid::now_v7().to_string(),
-                rule: Rule::HelpRequest,
-                severity: Rule::HelpRequest.severity(),
-                status: AlertStatus::Open,
-                session_tokens: vec![token.to_owned()],
-                student_emails: students(),
-                error_type: None,
-                endpoint: None,
-                message: message.chars().take(500).collect(),
-                count: 1,
-                opened_at: iso(now),
-                last_seen_at: iso(now),
-                resolved_at: None,
-                acknowledged_at: None,
-            };
+            let mut alert = Alert::opening(Rule::HelpRequest, now);
+            alert.session_tokens = vec![token.to_owned()];
+            alert.student_emails = students();
+            alert.message = message.chars().take(500).collect();
             changes.push(AlertChange { kind: ChangeKind::Opened, alert });
         }
-        // What this event alone can clear, at once; the rest clears on the clock (`tick`).
-        let moved = self.sessions.get(token).is_some_and(|s| s.completed || s.step_since_ms == now);
-        if moved {
-            changes.extend(self.resolve(&Key(Rule::Stuck, token.to_owned()), now));
+        changes
+    }
+
+    /// The history of `step`, made when there is room for another step.
+    fn step_history(&mut self, step: i64) -> Option<&mut StepHistory> {
+        if self.steps.len() >= STEPS_KEPT && !self.steps.contains_key(&step) {
+            return None;
         }
-        if event.event_type == "api_call" {
-            let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
-            let failing_now = self.endpoints.get(&endpoint).is_some_and(|w| failing(w.calls, w.failed, &self.rules));
-            if !failing_now {
-                changes.extend(self.resolve(&Key(Rule::ApiFailures, endpoint), now));
+        Some(self.steps.entry(step).or_default())
+    }
+
+    /// The sessions (sorted) with an error of `error_type` at or after `cutoff`, and how many
+    /// such errors they had.
+    fn pattern_tally(&mut self, error_type: &str, cutoff: i64) -> (Vec<String>, usize) {
+        let Some(window) = self.patterns.get_mut(error_type) else { return (Vec::new(), 0) };
+        let mut tokens = Vec::new();
+        let mut errors = 0;
+        for (token, times) in window.iter_mut() {
+            age_times(times, cutoff);
+            if !times.is_empty() {
+                tokens.push(token.clone());
+                errors += times.len();
             }
         }
-        changes
+        tokens.sort();
+        (tokens, errors)
+    }
+
+    /// What an `error_pattern` alert of `error_type` says with these sessions (sorted) and
+    /// errors: its sessions, students and message.
+    fn describe_pattern(&self, error_type: &str, tokens: Vec<String>, errors: usize) -> impl Fn(&mut Alert) {
+        let emails: Vec<String> = tokens
+            .iter()
+            .filter_map(|s| self.sessions.get(s).and_then(|x| x.student.clone()))
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let message = format!(
+            "{error_type}: {} in {} within {}",
+            plural(errors, "error"),
+            plural(tokens.len(), "session"),
+            humantime::format_duration(self.rules.error_pattern_window)
+        );
+        let error_type = error_type.to_owned();
+        move |alert: &mut Alert| {
+            alert.message.clone_from(&message);
+            alert.sessions = tokens.len() as u64;
+            alert.session_tokens.clone_from(&tokens);
+            alert.student_emails.clone_from(&emails);
+            alert.error_type = Some(error_type.clone());
+        }
+    }
+
+    /// Takes `token` out of the `stuck` group of `step`: the group is updated, or resolved when
+    /// it empties (unless restored too recently to judge).
+    fn leave_stuck(&mut self, step: i64, token: &str, now: i64) -> Option<AlertChange> {
+        let key = Key(Rule::Stuck, step.to_string());
+        let alert = self.open.get(&key)?;
+        if !alert.session_tokens.iter().any(|t| t == token) {
+            return None;
+        }
+        let remaining: Vec<String> = alert.session_tokens.iter().filter(|t| *t != token).cloned().collect();
+        if remaining.is_empty() {
+            self.restored.remove(&key);
+            return self.resolve(&key, now);
+        }
+        self.regroup(&key, remaining, None, now);
+        None
+    }
+
+    /// Sets the sessions of the open `stuck` alert `key` (and its typical time, when given),
+    /// rewriting its count, emails and message; marks it updated when anything changed.
+    fn regroup(&mut self, key: &Key, tokens: Vec<String>, typical: Option<Option<i64>>, now: i64) {
+        let emails: BTreeSet<String> =
+            tokens.iter().filter_map(|t| self.sessions.get(t).and_then(|s| s.student.clone())).collect();
+        let step = key.1.parse::<i64>().ok();
+        let name = step.and_then(|s| self.steps.get(&s)).and_then(|h| h.name.clone());
+        let rules = &self.rules;
+        let Some(alert) = self.open.get_mut(key) else { return };
+        let typical = typical.unwrap_or(alert.typical_ms);
+        if alert.session_tokens == tokens && alert.typical_ms == typical && (name.is_none() || alert.step_name == name)
+        {
+            return;
+        }
+        alert.session_tokens = tokens;
+        alert.student_emails = emails.into_iter().collect();
+        alert.step = step;
+        if name.is_some() {
+            alert.step_name = name;
+        }
+        alert.typical_ms = typical;
+        alert.count = alert.session_tokens.len() as u64;
+        alert.sessions = alert.count;
+        alert.last_seen_at = iso(now);
+        alert.message = stuck_message(alert, rules);
+        self.updated.insert(key.clone());
     }
 
     /// Resolves the open alert of `key`, if any (and not restored too recently to judge).
@@ -440,14 +707,15 @@ impl AlertEngine {
             return None;
         }
         let mut alert = self.open.remove(key)?;
+        self.updated.remove(key);
         alert.status = AlertStatus::Resolved;
         alert.resolved_at = Some(iso(now));
         Some(AlertChange { kind: ChangeKind::Resolved, alert })
     }
 
-    /// Opens the alert of `key` (or updates it if open, to be published by the next `tick`),
-    /// applying `fill`; returns the opening.
-    fn hold(&mut self, key: Key, now: i64, fill: impl Fn(&mut Alert)) -> Option<AlertChange> {
+    /// Opens the alert of `key` with `count` events, applying `fill` (or, if open, counts one
+    /// more event and applies `fill`, to be published by the next `tick`); returns the opening.
+    fn hold(&mut self, key: Key, now: i64, count: u64, fill: impl Fn(&mut Alert)) -> Option<AlertChange> {
         let rule = key.0;
         match self.open.get_mut(&key) {
             Some(alert) => {
@@ -459,22 +727,8 @@ impl AlertEngine {
                 None
             }
             None => {
-                let mut alert = Alert {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    rule,
-                    severity: rule.severity(),
-                    status: AlertStatus::Open,
-                    session_tokens: Vec::new(),
-                    student_emails: Vec::new(),
-                    error_type: None,
-                    endpoint: None,
-                    message: String::new(),
-                    count: 1,
-                    opened_at: iso(now),
-                    last_seen_at: iso(now),
-                    resolved_at: None,
-                    acknowledged_at: None,
-                };
+                let mut alert = Alert::opening(rule, now);
+                alert.count = count.max(1);
                 fill(&mut alert);
                 self.open.insert(key, alert.clone());
                 Some(AlertChange { kind: ChangeKind::Opened, alert })
@@ -482,7 +736,93 @@ impl AlertEngine {
         }
     }
 
-    /// Advances to `now`: ages windows, opens `stuck` alerts, resolves the alerts whose
+    /// The `stuck` rule on the clock: which active sessions are stuck on which step, judged
+    /// against the room; one group per step, or the `room_paused` notice when half the room
+    /// would be stuck.
+    fn stuck_groups(&mut self, now: i64) -> Vec<AlertChange> {
+        let rules = self.rules.clone();
+        let room_cutoff = now - ms(rules.room_window);
+        let mut typical: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut groups: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let mut active = 0usize;
+        for (token, session) in &self.sessions {
+            let Some(step) = session.step.filter(|_| session.active(now, &rules)) else { continue };
+            active += 1;
+            let median = *typical
+                .entry(step)
+                .or_insert_with(|| self.steps.get_mut(&step).and_then(|h| h.median(room_cutoff, rules.room_min)));
+            let limit = median.map_or(ms(rules.stuck_after), |m| {
+                ms(rules.stuck_after).max((rules.stuck_factor * m as f64).ceil() as i64)
+            });
+            if now - session.step_since_ms >= limit {
+                groups.entry(step).or_default().push(token.clone());
+            }
+        }
+        let stuck: usize = groups.values().map(Vec::len).sum();
+        let paused = stuck >= rules.room_min.max(1) && 2 * stuck >= active;
+        let mut changes = Vec::new();
+        let room = Key(Rule::RoomPaused, ROOM.to_owned());
+        if paused {
+            let message = format!(
+                "room paused: {stuck} of {} active students are on their step longer than usual; no stuck alerts meanwhile",
+                active
+            );
+            match self.open.get_mut(&room) {
+                Some(notice) if notice.count != stuck as u64 || notice.sessions != active as u64 => {
+                    notice.count = stuck as u64;
+                    notice.sessions = active as u64;
+                    notice.message = message;
+                    notice.last_seen_at = iso(now);
+                    self.updated.insert(room.clone());
+                }
+                Some(_) => {}
+                None => {
+                    let mut notice = Alert::opening(Rule::RoomPaused, now);
+                    notice.count = stuck as u64;
+                    notice.sessions = active as u64;
+                    notice.message = message;
+                    self.open.insert(room.clone(), notice.clone());
+                    changes.push(AlertChange { kind: ChangeKind::Opened, alert: notice });
+                }
+            }
+        } else {
+            changes.extend(self.resolve(&room, now));
+        }
+        // Open groups: sessions leave when no longer stuck there; they join unless the room is
+        // paused; a group that empties resolves.
+        let open_steps: Vec<Key> = self.open.keys().filter(|k| k.0 == Rule::Stuck).cloned().collect();
+        for key in &open_steps {
+            let step = key.1.parse::<i64>().ok();
+            let now_stuck = step.and_then(|s| groups.remove(&s)).unwrap_or_default();
+            let before = &self.open[key].session_tokens;
+            let mut tokens: Vec<String> =
+                if paused { now_stuck.into_iter().filter(|t| before.contains(t)).collect() } else { now_stuck };
+            tokens.sort();
+            if tokens.is_empty() {
+                changes.extend(self.resolve(key, now));
+            } else {
+                let median = step.and_then(|s| typical.get(&s).copied().flatten());
+                self.regroup(key, tokens, Some(median), now);
+            }
+        }
+        if paused {
+            return changes;
+        }
+        for (step, mut tokens) in groups {
+            tokens.sort();
+            let key = Key(Rule::Stuck, step.to_string());
+            let mut alert = Alert::opening(Rule::Stuck, now);
+            alert.step = Some(step);
+            self.open.insert(key.clone(), alert);
+            self.regroup(&key, tokens, Some(typical.get(&step).copied().flatten()), now);
+            self.updated.remove(&key);
+            let alert = self.open[&key].clone();
+            changes.push(AlertChange { kind: ChangeKind::Opened, alert });
+        }
+        changes
+    }
+
+    /// Advances to `now`: ages windows, groups `stuck` sessions, resolves the alerts whose
     /// condition no longer holds, publishes the open alerts updated since the last tick (one
     /// change each), and forgets idle sessions without open alerts.
     pub fn tick(&mut self, now: i64) -> Vec<AlertChange> {
@@ -492,43 +832,18 @@ impl AlertEngine {
             Rule::ErrorBurst => rules.error_burst_window,
             Rule::ErrorPattern => rules.error_pattern_window,
             Rule::ApiFailures => rules.api_failure_window,
-            Rule::Stuck | Rule::HelpRequest => rules.active_window,
+            Rule::Stuck | Rule::HelpRequest | Rule::RoomPaused => rules.active_window,
         };
         self.restored.retain(|key| now < started + ms(window(key.0)));
-        let mut changes = Vec::new();
-        for (token, session) in &self.sessions {
-            let active = session.last_seen_ms >= now - ms(rules.active_window);
-            let key = Key(Rule::Stuck, token.clone());
-            // Only sessions that report steps (workshop pages) can be stuck on one.
-            let stuck = active
-                && session.step.is_some()
-                && !session.completed
-                && now - session.step_since_ms >= ms(rules.stuck_after);
-            if stuck && !self.open.contains_key(&key) {
-                let alert = Alert {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    rule: Rule::Stuck,
-                    severity: Rule::Stuck.severity(),
-                    status: AlertStatus::Open,
-                    session_tokens: vec![token.clone()],
-                    student_emails: session.student.iter().cloned().collect(),
-                    error_type: None,
-                    endpoint: None,
-                    message: format!(
-                        "session {token} has been on step {} for {}",
-                        session.step.map_or("–".to_owned(), |s| s.to_string()),
-                        humantime::format_duration(Duration::from_secs(((now - session.step_since_ms) / 1000) as u64))
-                    ),
-                    count: 1,
-                    opened_at: iso(now),
-                    last_seen_at: iso(now),
-                    resolved_at: None,
-                    acknowledged_at: None,
-                };
-                self.open.insert(key, alert.clone());
-                changes.push(AlertChange { kind: ChangeKind::Opened, alert });
-            }
-        }
+        let mut changes: Vec<AlertChange> = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .map(|mut alert| {
+                alert.status = AlertStatus::Resolved;
+                alert.resolved_at = Some(iso(now));
+                AlertChange { kind: ChangeKind::Resolved, alert }
+            })
+            .collect();
+        changes.extend(self.stuck_groups(now));
         let mut resolved = Vec::new();
         let keys: Vec<Key> = self.open.keys().cloned().collect();
         for key in &keys {
@@ -542,18 +857,15 @@ impl AlertEngine {
                 }),
                 Rule::ErrorPattern => self.patterns.get(&key.1).is_some_and(|w| {
                     let cutoff = now - ms(rules.error_pattern_window);
-                    w.values().filter(|t| **t >= cutoff).count() >= rules.error_pattern_sessions
+                    w.values().filter(|t| t.back().is_some_and(|last| *last >= cutoff)).count()
+                        >= rules.error_pattern_sessions
                 }),
                 Rule::ApiFailures => self.endpoints.get_mut(&key.1).is_some_and(|w| {
                     w.age(now - ms(rules.api_failure_window));
                     failing(w.calls, w.failed, &rules)
                 }),
-                Rule::Stuck => self.sessions.get(&key.1).is_some_and(|s| {
-                    s.last_seen_ms >= now - ms(rules.active_window)
-                        && !s.completed
-                        && now - s.step_since_ms >= ms(rules.stuck_after)
-                }),
-                Rule::HelpRequest => true,
+                // Held by `stuck_groups`; a help request by an acknowledgement.
+                Rule::Stuck | Rule::RoomPaused | Rule::HelpRequest => true,
             };
             if !holds {
                 resolved.push(key.clone());
@@ -563,6 +875,15 @@ impl AlertEngine {
             changes.extend(self.resolve(&key, now));
         }
         for key in std::mem::take(&mut self.updated) {
+            if key.0 == Rule::ErrorPattern {
+                let (tokens, errors) = self.pattern_tally(&key.1, now - ms(rules.error_pattern_window));
+                if !tokens.is_empty() {
+                    let fill = self.describe_pattern(&key.1, tokens, errors);
+                    if let Some(alert) = self.open.get_mut(&key) {
+                        fill(alert);
+                    }
+                }
+            }
             if let Some(alert) = self.open.get(&key) {
                 changes.push(AlertChange { kind: ChangeKind::Updated, alert: alert.clone() });
             }
@@ -578,16 +899,42 @@ impl AlertEngine {
         for token in forget {
             self.sessions.remove(&token);
         }
+        let burst_cutoff = now - ms(rules.error_burst_window);
+        for session in self.sessions.values_mut() {
+            age_times(&mut session.errors, burst_cutoff);
+        }
         let pattern_cutoff = now - ms(rules.error_pattern_window);
         for window in self.patterns.values_mut() {
-            window.retain(|_, t| *t >= pattern_cutoff);
+            window.retain(|_, t| {
+                age_times(t, pattern_cutoff);
+                !t.is_empty()
+            });
         }
         self.patterns.retain(|_, w| !w.is_empty());
         for window in self.endpoints.values_mut() {
             window.age(now - ms(rules.api_failure_window));
         }
         self.endpoints.retain(|_, w| w.calls > 0);
+        let room_cutoff = now - ms(rules.room_window);
+        self.steps.retain(|_, h| {
+            while h.visits.front().is_some_and(|v| v.0 < room_cutoff) {
+                h.visits.pop_front();
+            }
+            !h.visits.is_empty() || h.name.is_some()
+        });
         changes
+    }
+}
+
+/// The one line of a `stuck` group: `4 students stuck on step 2 · Provision Services (the room
+/// takes 3m 10s there)`, or `… for over 10m` when the room has not told yet.
+fn stuck_message(alert: &Alert, rules: &AlertRules) -> String {
+    let students = plural(alert.session_tokens.len(), "student");
+    let step = alert.step.map_or("–".to_owned(), |s| s.to_string());
+    let name = alert.step_name.as_ref().map_or(String::new(), |n| format!(" · {n}"));
+    match alert.typical_ms {
+        Some(typical) => format!("{students} stuck on step {step}{name} (the room takes {} there)", human(typical)),
+        None => format!("{students} stuck on step {step}{name} for over {}", human(ms(rules.stuck_after))),
     }
 }
 
@@ -660,6 +1007,13 @@ mod tests {
             self.event(at, token, "error", facts)
         }
 
+        /// An action of `token` on `step` (a navigation when it changes the step).
+        fn on_step(&mut self, at: i64, token: &str, step: i64) -> Vec<AlertChange> {
+            let facts =
+                EventFacts { step: Some(step), step_name: Some(format!("Step {step}")), ..EventFacts::default() };
+            self.event(at, token, "action", facts)
+        }
+
         fn call(&mut self, at: i64, failed: bool) -> Vec<AlertChange> {
             let facts =
                 EventFacts { endpoint: Some("/api/deploy".into()), api_failed: failed, ..EventFacts::default() };
@@ -681,6 +1035,7 @@ mod tests {
         let opened = feed.error(T0 + 20 * SEC, "ws_a", "y");
         assert_eq!(kinds(&opened, Rule::ErrorBurst), [ChangeKind::Opened]);
         let alert = &opened[0].alert;
+        assert_eq!((alert.count, alert.sessions), (3, 1), "opens counting the errors that opened it");
         assert_eq!(
             (alert.session_tokens.clone(), alert.student_emails.clone()),
             (vec!["ws_a".to_owned()], vec!["ada@example.com".to_owned()])
@@ -694,7 +1049,8 @@ mod tests {
         let updated = feed.engine.tick(T0 + 32 * SEC);
         assert_eq!(kinds(&updated, Rule::ErrorBurst), [ChangeKind::Updated], "one update for two errors");
         assert_eq!(updated[0].alert.id, alert.id, "the same episode");
-        assert_eq!(updated[0].alert.count, 3);
+        assert_eq!(updated[0].alert.count, 5, "every error of the episode");
+        assert_eq!(updated[0].alert.message, "5 errors within 2m in session ws_a");
         assert!(feed.engine.tick(T0 + 120 * SEC).is_empty(), "still three within 2 minutes");
         let resolved = feed.engine.tick(T0 + 141 * SEC);
         assert_eq!(kinds(&resolved, Rule::ErrorBurst), [ChangeKind::Resolved]);
@@ -812,5 +1168,204 @@ mod tests {
         let burst_changes: Vec<&AlertChange> = changes.iter().filter(|c| c.alert.rule == Rule::ErrorBurst).collect();
         assert_eq!(burst_changes.last().unwrap().kind, ChangeKind::Updated);
         assert!(burst_changes.iter().all(|c| c.alert.id == burst.id));
+    }
+
+    fn of(changes: &[AlertChange], rule: Rule) -> Vec<&AlertChange> {
+        changes.iter().filter(|c| c.alert.rule == rule).collect()
+    }
+
+    /// Keeps `tokens` moving through steps 10, 11, … every 100 s from `from` to `to` (s after
+    /// T0), so the room has active sessions that are not stuck.
+    fn keep_moving(feed: &mut Feed, tokens: &[&str], from: i64, to: i64) -> Vec<AlertChange> {
+        let mut changes = Vec::new();
+        for (i, at) in (from..=to).step_by(100).enumerate() {
+            for token in tokens {
+                changes.extend(feed.on_step(T0 + at * SEC, token, 10 + i as i64));
+            }
+        }
+        changes
+    }
+
+    // Stuck sessions are one alert per step: sessions join it when they become stuck there,
+    // leave it when they move on, and the alert resolves when the last one leaves.
+    #[test]
+    fn stuck_sessions_group_by_step() {
+        let mut feed = Feed::new();
+        let movers = ["ws_m1", "ws_m2", "ws_m3", "ws_m4", "ws_m5"];
+        for token in ["ws_a", "ws_b"] {
+            feed.on_step(T0, token, 2);
+        }
+        feed.on_step(T0, "ws_c", 3);
+        feed.on_step(T0 + 60 * SEC, "ws_d", 2);
+        keep_moving(&mut feed, &movers, 0, 600);
+        for at in [200, 400] {
+            for token in ["ws_a", "ws_b", "ws_c", "ws_d"] {
+                let step = if token == "ws_c" { 3 } else { 2 };
+                feed.on_step(T0 + at * SEC, token, step);
+            }
+        }
+        let opened = feed.engine.tick(T0 + 600 * SEC);
+        let stuck = of(&opened, Rule::Stuck);
+        assert_eq!(stuck.len(), 2, "one alert per step: {opened:#?}");
+        let step2 = stuck.iter().find(|c| c.alert.step == Some(2)).unwrap();
+        assert_eq!(step2.kind, ChangeKind::Opened);
+        assert_eq!(step2.alert.session_tokens, ["ws_a", "ws_b"]);
+        assert_eq!((step2.alert.count, step2.alert.sessions), (2, 2));
+        assert_eq!(step2.alert.step_name.as_deref(), Some("Step 2"));
+        assert_eq!(step2.alert.message, "2 students stuck on step 2 · Step 2 for over 10m");
+        let id = step2.alert.id.clone();
+
+        // ws_d has been on step 2 for 10 minutes a minute later: it joins the same alert.
+        keep_moving(&mut feed, &movers, 700, 700);
+        let joined = feed.engine.tick(T0 + 660 * SEC);
+        let update = of(&joined, Rule::Stuck);
+        assert_eq!(update.len(), 1, "{joined:#?}");
+        assert_eq!((update[0].kind, update[0].alert.id.clone()), (ChangeKind::Updated, id.clone()));
+        assert_eq!(update[0].alert.session_tokens, ["ws_a", "ws_b", "ws_d"]);
+        assert!(update[0].alert.message.starts_with("3 students stuck on step 2"), "{}", update[0].alert.message);
+
+        // ws_a moves on: it leaves at once (published by the tick); the others follow and the
+        // alert resolves.
+        assert!(of(&feed.on_step(T0 + 670 * SEC, "ws_a", 3), Rule::Stuck).is_empty(), "an update waits for the tick");
+        let left = feed.engine.tick(T0 + 671 * SEC);
+        let update = of(&left, Rule::Stuck);
+        assert_eq!(update.len(), 1, "{left:#?}");
+        assert_eq!(update[0].alert.session_tokens, ["ws_b", "ws_d"]);
+        feed.on_step(T0 + 680 * SEC, "ws_b", 3);
+        let resolved = feed.on_step(T0 + 681 * SEC, "ws_d", 3);
+        let resolved = of(&resolved, Rule::Stuck);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!((resolved[0].kind, resolved[0].alert.id.clone()), (ChangeKind::Resolved, id));
+    }
+
+    // With enough of the room through a step, a session is stuck only past both the floor and
+    // twice the room's median there, and the alert names the median it was compared with.
+    #[test]
+    fn stuck_is_judged_against_the_room() {
+        let rules = AlertRules { stuck_after: Duration::from_secs(30), ..AlertRules::default() };
+        let mut feed = Feed { engine: AlertEngine::new(rules, Vec::new()) };
+        // Three students spend 40, 60 and 80 s on step 1 (then finish): the median is 60 s.
+        for (token, spent) in [("ws_r1", 40), ("ws_r2", 60), ("ws_r3", 80)] {
+            feed.on_step(T0, token, 1);
+            feed.on_step(T0 + spent * SEC, token, 2);
+            feed.event(T0 + spent * SEC, token, "workshop_completed", EventFacts::default());
+        }
+        feed.on_step(T0 + 100 * SEC, "ws_slow", 1);
+        let movers = ["ws_m1", "ws_m2", "ws_m3"];
+        keep_moving(&mut feed, &movers, 100, 300);
+        assert!(of(&feed.engine.tick(T0 + 219 * SEC), Rule::Stuck).is_empty(), "119 s < 2 × 60 s");
+        let opened = feed.engine.tick(T0 + 221 * SEC);
+        let stuck = of(&opened, Rule::Stuck);
+        assert_eq!(stuck.len(), 1, "{opened:#?}");
+        assert_eq!(stuck[0].alert.session_tokens, ["ws_slow"]);
+        assert_eq!(stuck[0].alert.typical_ms, Some(60_000));
+        assert_eq!(stuck[0].alert.message, "1 student stuck on step 1 · Step 1 (the room takes 1m there)");
+
+        // Where only two of the room went through, the floor alone decides.
+        let rules = AlertRules { stuck_after: Duration::from_secs(30), ..AlertRules::default() };
+        let mut feed = Feed { engine: AlertEngine::new(rules, Vec::new()) };
+        for (token, spent) in [("ws_r1", 200), ("ws_r2", 200)] {
+            feed.on_step(T0, token, 1);
+            feed.on_step(T0 + spent * SEC, token, 2);
+            feed.event(T0 + spent * SEC, token, "workshop_completed", EventFacts::default());
+        }
+        feed.on_step(T0 + 200 * SEC, "ws_slow", 1);
+        keep_moving(&mut feed, &movers, 200, 300);
+        let opened = feed.engine.tick(T0 + 231 * SEC);
+        let stuck = of(&opened, Rule::Stuck);
+        assert_eq!(stuck.len(), 1, "{opened:#?}");
+        assert_eq!(stuck[0].alert.typical_ms, None);
+    }
+
+    // When half the active room would be stuck at once (the instructor is talking), no stuck
+    // alert opens; one room_paused notice does, and resolves when the room moves again.
+    #[test]
+    fn a_room_wide_pause_does_not_page() {
+        let mut feed = Feed::new();
+        let sitting = ["ws_s1", "ws_s2", "ws_s3", "ws_s4"];
+        for (i, token) in sitting.iter().enumerate() {
+            for at in [0, 200, 400] {
+                feed.on_step(T0 + at * SEC, token, 1 + (i as i64 % 2));
+            }
+        }
+        keep_moving(&mut feed, &["ws_m1", "ws_m2", "ws_m3"], 0, 600);
+        let paused = feed.engine.tick(T0 + 600 * SEC);
+        assert!(of(&paused, Rule::Stuck).is_empty(), "no stuck alert during a pause: {paused:#?}");
+        let notice = of(&paused, Rule::RoomPaused);
+        assert_eq!(notice.len(), 1);
+        assert_eq!(notice[0].kind, ChangeKind::Opened);
+        assert_eq!(notice[0].alert.severity, Severity::Info);
+        assert_eq!((notice[0].alert.count, notice[0].alert.sessions), (4, 7), "4 of 7 active sessions");
+        assert!(feed.engine.tick(T0 + 601 * SEC).is_empty(), "quiet while it lasts");
+        // The talk ends: three of them move on; the pause resolves.
+        for token in &sitting[..3] {
+            feed.on_step(T0 + 610 * SEC, token, 3);
+        }
+        let after = feed.engine.tick(T0 + 611 * SEC);
+        assert_eq!(kinds(&after, Rule::RoomPaused), [ChangeKind::Resolved], "{after:#?}");
+    }
+
+    // An error_pattern counts every error of its type across its sessions, and says so.
+    #[test]
+    fn pattern_counts_errors_and_sessions() {
+        let mut feed = Feed::new();
+        for (i, token) in ["ws_a", "ws_a", "ws_b", "ws_c"].iter().enumerate() {
+            feed.error(T0 + i as i64 * SEC, token, "deploy_failed");
+        }
+        feed.error(T0 + 5 * SEC, "ws_b", "deploy_failed");
+        let updated = feed.engine.tick(T0 + 6 * SEC);
+        let pattern = of(&updated, Rule::ErrorPattern);
+        assert_eq!(pattern.len(), 1, "{updated:#?}");
+        assert_eq!((pattern[0].alert.count, pattern[0].alert.sessions), (5, 3));
+        assert_eq!(pattern[0].alert.message, "deploy_failed: 5 errors in 3 sessions within 10m");
+    }
+
+    // Open alerts read help requests first, then critical, then warnings, then notices, each
+    // newest first; resolved ones after them.
+    #[test]
+    fn alerts_are_ranked_for_the_instructor() {
+        let alert = |rule: Rule, seen: i64, status: AlertStatus| {
+            let mut a = Alert::opening(rule, T0 + seen * SEC);
+            a.status = status;
+            a.message = format!("{rule:?} {seen}");
+            a
+        };
+        let mut alerts = vec![
+            alert(Rule::Stuck, 50, AlertStatus::Open),
+            alert(Rule::ErrorPattern, 10, AlertStatus::Open),
+            alert(Rule::HelpRequest, 5, AlertStatus::Resolved),
+            alert(Rule::RoomPaused, 60, AlertStatus::Open),
+            alert(Rule::ErrorBurst, 40, AlertStatus::Open),
+            alert(Rule::HelpRequest, 1, AlertStatus::Open),
+            alert(Rule::ApiFailures, 20, AlertStatus::Open),
+            alert(Rule::Stuck, 30, AlertStatus::Resolved),
+        ];
+        rank(&mut alerts);
+        let order: Vec<&str> = alerts.iter().map(|a| a.message.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "HelpRequest 1",
+                "ApiFailures 20",
+                "ErrorPattern 10",
+                "Stuck 50",
+                "ErrorBurst 40",
+                "RoomPaused 60",
+                "Stuck 30",
+                "HelpRequest 5"
+            ]
+        );
+    }
+
+    // An older server's per-session stuck alert, restored open, is resolved at the first tick
+    // instead of staying open forever.
+    #[test]
+    fn per_session_stuck_alerts_from_before_resolve() {
+        let mut old = Alert::opening(Rule::Stuck, T0);
+        old.session_tokens = vec!["ws_old".into()];
+        let mut engine = AlertEngine::new(AlertRules::default(), vec![old.clone()]);
+        let changes = engine.tick(T0 + SEC);
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].kind, changes[0].alert.id.clone()), (ChangeKind::Resolved, old.id));
     }
 }

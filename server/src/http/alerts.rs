@@ -7,7 +7,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::domain::alerts::{Alert, AlertStatus};
+use crate::domain::alerts::{rank, Alert, AlertStatus};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_enum, parse_limit, parse_time};
@@ -17,6 +17,8 @@ use crate::storage::{now_iso, AlertQuery, LoggedChange};
 
 /// Largest (and default) number of alerts `GET /api/alerts` answers.
 pub const MAX_ALERTS: u32 = 1000;
+/// Open alerts read to rank them (far more than a room's open episodes).
+const OPEN_RANKED: u32 = 10_000;
 /// Changes read per page by the alert stream.
 const PAGE_CHANGES: u32 = 500;
 /// How often an alert stream reads the change log without a local wake-up (changes logged by
@@ -40,7 +42,9 @@ pub enum StatusFilter {
 pub struct AlertsResponse {
     /// Always `true`.
     pub success: bool,
-    /// The alerts, newest first.
+    /// The alerts, ranked (`domain::alerts::rank`): open before resolved; open alerts help
+    /// requests first, then the other critical ones, then warnings, then `info` notices, each
+    /// by `lastSeenAt`, newest first; resolved alerts by `openedAt`, newest first.
     pub alerts: Vec<Alert>,
 }
 
@@ -53,9 +57,12 @@ pub struct AckResponse {
     pub alert: Alert,
 }
 
-/// `GET /api/alerts?status=open|resolved|all&since=&limit=`: alerts newest first (by
-/// `openedAt`); `status` defaults to `open`, `since` (ISO 8601) keeps alerts opened at or after
-/// it, `limit` 1–1000 (default 1000).
+/// `GET /api/alerts?status=open|resolved|all&since=&limit=`: the alerts in the order an
+/// instructor reads them (`domain::alerts::rank`): open alerts first, help requests on top, then
+/// the other critical alerts, warnings and `info` notices, each newest first by `lastSeenAt`;
+/// then resolved alerts, newest first by `openedAt`. `status` defaults to `open`, `since`
+/// (ISO 8601) keeps alerts opened at or after it, `limit` 1–1000 (default 1000) cuts the ranked
+/// list.
 ///
 /// Errors: 401 without a token, 400 naming an invalid parameter, 503/500 for storage.
 #[utoipa::path(get, path = "/api/alerts", tag = "alerts",
@@ -65,7 +72,7 @@ pub struct AckResponse {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 1000."),
     ),
     responses(
-        (status = 200, description = "The alerts, newest first.", body = AlertsResponse),
+        (status = 200, description = "The alerts, ranked: open first (help requests, critical, warning, info; each newest first), then resolved, newest first.", body = AlertsResponse),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
     ),
@@ -86,7 +93,19 @@ pub async fn get_alerts(_: Instructor, req: HttpRequest, state: web::Data<AppSta
             _ => {}
         }
     }
-    let alerts = state.storage.alerts(query).await.map_err(ApiError::from)?;
+    // Open alerts are few (one per episode) and all of them are ranked before the limit cuts;
+    // resolved ones come newest first from storage.
+    let mut alerts = Vec::new();
+    if query.status != Some(AlertStatus::Resolved) {
+        let open = AlertQuery { status: Some(AlertStatus::Open), limit: OPEN_RANKED, ..query.clone() };
+        alerts = state.storage.alerts(open).await.map_err(ApiError::from)?;
+    }
+    if query.status != Some(AlertStatus::Open) {
+        let resolved = AlertQuery { status: Some(AlertStatus::Resolved), ..query.clone() };
+        alerts.extend(state.storage.alerts(resolved).await.map_err(ApiError::from)?);
+    }
+    rank(&mut alerts);
+    alerts.truncate(query.limit as usize);
     Ok(HttpResponse::Ok().json(AlertsResponse { success: true, alerts }))
 }
 

@@ -98,8 +98,8 @@ async fn save_artifact(name: &str, browser: &Browser, selector: &str) {
 }
 
 // An error burst with a hostile errorType shows as a toast within a few seconds and in the
-// alerts panel (with the tab title's count), inert; acknowledging it from the panel marks it;
-// a help request and its acknowledgement resolve it. Saved as test-artifacts/dashboard-alerts.png.
+// alerts panel (with the tab title's count), inert; a help request is pinned above it, and
+// acknowledging it resolves it; clicking the burst opens its session. Saved as test-artifacts/dashboard-alerts.png.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_alerts_toast_acknowledge_and_stay_inert() {
     let server = Server::start();
@@ -127,22 +127,20 @@ async fn dashboard_alerts_toast_acknowledge_and_stay_inert() {
     // A help request with a hostile message: text in the panel, no element made, no script run.
     let (status, _) = server.post(&event("ws_alert_ada", ada, "help_request", json!({"message": HOSTILE})));
     assert_eq!(status, 200);
-    browser.wait_for_text("#alert-list", |t| t.contains("window.__xss")).await;
+    browser.wait_for_text("#help-list", |t| t.contains("window.__xss")).await;
     let inert = browser
         .run("return [document.querySelectorAll('#alerts img, #alerts script, #toasts img, #toasts script').length, window.__xss === undefined];", vec![])
         .await;
     assert_eq!(inert, json!([0, true]), "alert text stays text");
     save_artifact("dashboard-alerts.png", &browser, "#alerts").await;
 
-    // Acknowledge the help request from the panel: it resolves.
-    browser
-        .run("[...document.querySelectorAll('#alert-list li')].find((li) => li.textContent.includes('Help request')).querySelector('button.ack').click()", vec![])
-        .await;
+    // Acknowledge the help request, pinned above the other alerts: it resolves.
+    browser.click("#help-list li button.ack").await;
     browser
         .wait_until("return [...document.querySelectorAll('#alert-list li.resolved')].some((li) => li.textContent.includes('Help request') && li.textContent.includes('acknowledged'))")
         .await;
     // Clicking the burst opens the session's timeline.
-    browser.run("[...document.querySelectorAll('#alert-list li')].find((li) => li.textContent.includes('Error burst')).click()", vec![]).await;
+    browser.run("[...document.querySelectorAll('#alert-list li')].find((li) => li.textContent.includes('Error burst')).querySelector('button.message').click()", vec![]).await;
     browser.wait_for_text("#detail-token", |t| t == "ws_alert_ada").await;
     browser.close().await;
 }

@@ -42,6 +42,21 @@ function svg(tag, attrs, text) {
   return node;
 }
 
+/** Runs `render`, which rebuilds the children of `container`, and gives the keyboard focus back
+ * to the rebuilt element of the same session or alert (and class) if it was inside: a live
+ * refresh must not throw a keyboard user back to the top of the page. */
+function keepFocus(container, render) {
+  const active = document.activeElement;
+  const owner = active && container.contains(active) ? active.closest("[data-session], [data-alert]") : null;
+  const key = owner ? (owner.dataset.session ? `[data-session="${CSS.escape(owner.dataset.session)}"]` : `[data-alert="${CSS.escape(owner.dataset.alert)}"]`) : null;
+  const role = owner && active !== owner ? `.${[...active.classList].map((c) => CSS.escape(c)).join(".")}` : "";
+  render();
+  if (!key) return;
+  const again = container.querySelector(key);
+  const target = again && (role ? again.querySelector(role) : again);
+  if (target) target.focus({ preventScroll: true });
+}
+
 class Unauthorized extends Error {}
 
 async function api(path, options = {}) {
@@ -97,7 +112,10 @@ function minutesSince(iso) {
   return (Date.now() - Date.parse(iso)) / 60000;
 }
 
+/** Stuck: in an open `stuck` alert (judged against the room by the server), or past the
+ * "Stuck after" minutes of the filters. */
 function isStuck(session) {
+  if (state.alerts.some((a) => a.rule === "stuck" && a.status === "open" && a.sessionTokens.includes(session.sessionToken))) return true;
   const limit = Number($("#stuck-minutes").value) || 10;
   return session.status === "active" && minutesSince(session.lastProgressAt) >= limit;
 }
@@ -109,6 +127,15 @@ function sortValue(session, key) {
   return value === null || value === undefined ? -Infinity : value;
 }
 
+/** `ms` as people read it, to the second: "3m 10s", "45s", "1h 5m". */
+function duration(ms) {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), sec = total % 60;
+  if (h) return `${h}h${m ? ` ${m}m` : ""}`;
+  if (m) return `${m}m${sec ? ` ${sec}s` : ""}`;
+  return `${sec}s`;
+}
+
 function ago(iso) {
   const minutes = minutesSince(iso);
   if (minutes < 1) return `${Math.max(0, Math.round(minutes * 60))} s`;
@@ -117,6 +144,10 @@ function ago(iso) {
 }
 
 function renderSessions() {
+  keepFocus($("#sessions tbody"), renderSessionRows);
+}
+
+function renderSessionRows() {
   const { key, dir } = state.sort;
   const search = $("#filter-search").value.trim().toLowerCase();
   const matching = state.sessions.filter((s) => !search || s.sessionToken.toLowerCase().startsWith(search) ||
@@ -135,12 +166,21 @@ function renderSessions() {
     if (s.sessionToken === state.selected) tr.classList.add("selected");
     const step = s.currentStep === null ? "–" : `${s.currentStep}${s.stepName ? ` · ${s.stepName}` : ""}`;
     const student = s.studentEmail ? `${s.studentName ? `${s.studentName} ` : ""}<${s.studentEmail}>` : "anonymous";
-    tr.append(
-      el("td", null, s.sessionToken), el("td", null, student), el("td", `status-${s.status}`, s.status),
-      el("td", null, step), el("td", null, s.events), el("td", null, s.errors), el("td", null, s.failedApiCalls),
-      el("td", null, ago(s.lastProgressAt)), el("td", null, `${ago(s.lastSeen)} ago`),
-    );
+    const cells = [
+      ["Session", "token", s.sessionToken], ["Student", "student", student], ["Status", `status status-${s.status}`, s.status],
+      ["Step", "step", step], ["Events", "events", s.events], ["Errors", "errors", s.errors],
+      ["Failed API", "failed", s.failedApiCalls], ["No progress for", "progress", ago(s.lastProgressAt)],
+      ["Last seen", "seen", `${ago(s.lastSeen)} ago`],
+    ];
+    for (const [label, className, value] of cells) {
+      const td = el("td", className, value);
+      td.dataset.label = label; // the phone layout's card shows it before the value
+      tr.append(td);
+    }
+    tr.tabIndex = 0;
+    tr.setAttribute("aria-label", `${s.sessionToken}, ${student}, ${s.status}, step ${step}, ${s.errors} errors: open the timeline`);
     tr.addEventListener("click", () => select(s.sessionToken));
+    tr.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(s.sessionToken); } });
     body.append(tr);
   }
   // The API pages sessions (500 a page, most recently seen first); the table shows the first page.
@@ -181,8 +221,8 @@ function renderReport() {
     const row = el("div", "row");
     const bar = el("div", "bar");
     bar.style.width = `${(100 * f.sessions) / most}%`;
-    const median = f.medianTimeMs === null ? "" : ` · median ${Math.round(f.medianTimeMs / 1000)} s`;
-    row.append(el("span", null, `${f.step}${f.stepName ? ` · ${f.stepName}` : ""}`), bar, el("span", "muted", `${f.sessions} sessions${median}`));
+    const median = f.medianTimeMs === null ? "" : ` · median ${duration(f.medianTimeMs)} on this step`;
+    row.append(el("span", "name", `${f.step}${f.stepName ? ` · ${f.stepName}` : ""}`), bar, el("span", "muted", `${f.sessions} sessions${median}`));
     funnel.append(row);
   }
 }
@@ -231,6 +271,53 @@ function eventStep(e) {
 function isFailedApi(e) {
   const d = e.event_data || {};
   return e.event_type === "api_call" && (d.success === false || (typeof d.status === "number" && (d.status < 100 || d.status >= 400)));
+}
+
+/** Fields the sentences below say themselves, or that every event carries. */
+const CONTEXT_FIELDS = new Set(["currentStep", "stepName", "userAgent", "timestamp", "demoMode", "sessionToken"]);
+
+/** A value as short text: strings as they are, the rest as JSON. */
+function short(value) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+/** The fields of `data` not in `skip`, as "key: value, key: value". */
+function details(data, skip) {
+  return Object.entries(data).filter(([key]) => !skip.includes(key) && !CONTEXT_FIELDS.has(key))
+    .map(([key, value]) => `${key}: ${short(value)}`).join(", ");
+}
+
+/** One event as a sentence by its type: "2 → 3 · Provision Services", "deploy_failed: Function
+ * deployment timeout (status 504)", "POST /api/deploy → 500 · 1234 ms", "phone_selected ·
+ * provider: twilio". The raw JSON stays one click away. */
+function sentence(e) {
+  const d = e.event_data && typeof e.event_data === "object" && !Array.isArray(e.event_data) ? e.event_data : {};
+  const more = (text, skip) => { const rest = details(d, skip); return rest ? `${text} · ${rest}` : text; };
+  switch (e.event_type) {
+    case "navigation": {
+      const name = d.toStepName || d.stepName;
+      return more(`${short(d.from ?? "–")} → ${short(d.to ?? "–")}${name ? ` · ${short(name)}` : ""}`, ["from", "to", "fromStepName", "toStepName"]);
+    }
+    case "error": {
+      const status = d.statusCode ?? d.status;
+      return more(`${short(d.errorType ?? "error")}: ${short(d.errorMessage ?? "")}${status !== undefined ? ` (status ${short(status)})` : ""}`,
+        ["errorType", "errorMessage", "statusCode", "status"]);
+    }
+    case "api_call": {
+      const ms = [d.duration, d.durationMs, d.deploymentTime, d.responseTime, d.latencyMs].find((v) => typeof v === "number");
+      return more(`${short(d.method ?? "")} ${short(d.endpoint ?? "")} → ${short(d.status ?? "–")}${ms !== undefined ? ` · ${ms} ms` : ""}`.trim(),
+        ["method", "endpoint", "status", "success", "duration", "durationMs", "deploymentTime", "responseTime", "latencyMs"]);
+    }
+    case "action":
+      return more(short(d.actionName ?? "action"), ["actionName"]);
+    case "state_change":
+      return more(`${short(d.stateName ?? "state")}: ${short(d.oldValue ?? null)} → ${short(d.newValue ?? null)}`, ["stateName", "oldValue", "newValue"]);
+    case "help_request":
+      return `asked for help: ${short(d.message ?? "")}`;
+    default:
+      return details(d, []) || e.event_type;
+  }
 }
 
 function renderTimeline() {
@@ -290,9 +377,13 @@ function renderTimeline() {
   for (const e of shown) {
     const tr = el("tr", e.event_type === "error" || isFailedApi(e) ? "error" : "");
     const step = eventStep(e);
+    const what = el("td", "what");
+    const raw = el("details");
+    raw.append(el("summary", null, "JSON"), el("pre", null, JSON.stringify(e.event_data, null, 2)));
+    what.append(el("span", "sentence", sentence(e)), raw);
     tr.append(
       el("td", null, new Date(eventTime(e)).toLocaleTimeString()), el("td", null, e.event_type),
-      el("td", null, step === null ? "" : step), el("td", null, JSON.stringify(e.event_data)),
+      el("td", null, step === null ? "" : step), what,
     );
     body.append(tr);
   }
@@ -380,8 +471,27 @@ function onEvent(id, event) {
 
 const RULE_NAMES = {
   error_burst: "Error burst", error_pattern: "Error pattern", stuck: "Stuck", api_failures: "API failing",
-  help_request: "Help request",
+  help_request: "Help request", room_paused: "Room paused",
 };
+
+/** How soon after the first of several alerts opened together they make one toast (ms). */
+const TOAST_GATHER_MS = 1500;
+/** At most this many toasts on screen; help requests are never pushed out. */
+const MAX_TOASTS = 3;
+
+/** The server's order (GET /api/alerts): open first, help requests, then critical, warning,
+ * info, each by lastSeenAt newest first; resolved by openedAt newest first. */
+function rankAlerts(alerts) {
+  const urgency = (a) => (a.rule === "help_request" ? 0 : { critical: 1, warning: 2, info: 3 }[a.severity] ?? 4);
+  return alerts.sort((a, b) => {
+    const open = (b.status === "open") - (a.status === "open");
+    if (open) return open;
+    if (a.status === "open") {
+      return urgency(a) - urgency(b) || b.lastSeenAt.localeCompare(a.lastSeenAt) || b.id.localeCompare(a.id);
+    }
+    return b.openedAt.localeCompare(a.openedAt) || b.id.localeCompare(a.id);
+  });
+}
 
 async function loadAlerts() {
   try {
@@ -393,34 +503,79 @@ async function loadAlerts() {
   }
 }
 
+/** An alert's students as people read them: "Ada Lovelace <ada@example.com>" for one student;
+ * names (or emails) for several, the first three and "+N more". */
+function studentsOf(alert) {
+  const nameOf = (email) => (state.sessions.find((s) => s.studentEmail === email && s.studentName) || {}).studentName;
+  const emails = alert.studentEmails;
+  if (emails.length === 1) {
+    const name = nameOf(emails[0]);
+    return name ? `${name} <${emails[0]}>` : emails[0];
+  }
+  const shown = emails.slice(0, 3).map((email) => nameOf(email) || email).join(", ");
+  return emails.length > 3 ? `${shown} +${emails.length - 3} more` : shown;
+}
+
+function ackButton(alert) {
+  const ack = el("button", "ack", "Acknowledge");
+  ack.type = "button";
+  ack.setAttribute("aria-label", `Acknowledge: ${RULE_NAMES[alert.rule] || alert.rule}, ${alert.message}`);
+  ack.addEventListener("click", (event) => { event.stopPropagation(); acknowledge(alert.id); });
+  return ack;
+}
+
+function alertRow(alert) {
+  const li = el("li", `${alert.severity} ${alert.status}`);
+  li.dataset.alert = alert.id;
+  const who = studentsOf(alert);
+  const open = el("button", "link message", `${alert.message}${who ? ` · ${who}` : ""}`);
+  open.type = "button";
+  open.addEventListener("click", () => openAlert(alert));
+  const counts = alert.rule === "stuck" ? `${alert.sessions} ${alert.sessions === 1 ? "session" : "sessions"}`
+    : `×${alert.count}${alert.sessions > 1 ? ` · ${alert.sessions} sessions` : ""}`;
+  li.append(
+    el("span", "rule", RULE_NAMES[alert.rule] || alert.rule), open,
+    el("span", "meta", `${counts} · ${ago(alert.lastSeenAt)} ago${alert.status === "open" ? "" : " · resolved"}`),
+  );
+  li.append(alert.acknowledgedAt ? el("span", "meta", "acknowledged") : ackButton(alert));
+  return li;
+}
+
 function renderAlerts() {
+  keepFocus($("#alerts"), renderAlertLists);
+}
+
+function renderAlertLists() {
+  rankAlerts(state.alerts);
   const open = state.alerts.filter((a) => a.status === "open");
+  const help = open.filter((a) => a.rule === "help_request");
+  const notices = open.filter((a) => a.severity === "info");
+  const others = open.filter((a) => a.rule !== "help_request" && a.severity !== "info");
   const resolved = state.alerts.filter((a) => a.status !== "open").slice(0, 20);
-  $("#alert-count").textContent = open.length ? `(${open.length} open)` : "(none open)";
-  document.title = `${open.length ? `(${open.length}) ` : ""}session-log · instructor dashboard`;
+  const paging = help.length + others.length;
+  $("#alert-count").textContent = paging ? `(${paging} open)` : "(none open)";
+  document.title = `${paging ? `(${paging}) ` : ""}session-log · instructor dashboard`;
+  const paused = notices.find((a) => a.rule === "room_paused");
+  $("#room-paused").hidden = !paused;
+  if (paused) $("#room-paused").textContent = `Room paused: ${paused.count} of ${paused.sessions} active students are on their step longer than usual (the instructor is talking?), so no more students are flagged as stuck meanwhile. Since ${new Date(paused.openedAt).toLocaleTimeString()}.`;
+  // Help requests are pinned above the list, each with its student's words, until acknowledged.
+  const helpList = $("#help-list");
+  helpList.replaceChildren();
+  for (const alert of help) {
+    const li = el("li", "help");
+    li.dataset.alert = alert.id;
+    const who = studentsOf(alert) || alert.sessionTokens[0];
+    const open = el("button", "link who", `${who} asks for help`);
+    open.type = "button";
+    open.addEventListener("click", () => openAlert(alert));
+    li.append(open, el("q", "words", alert.message), el("span", "meta", `${ago(alert.openedAt)} ago · ${alert.sessionTokens[0]}`), ackButton(alert));
+    helpList.append(li);
+  }
+  helpList.hidden = help.length === 0;
   const list = $("#alert-list");
   list.replaceChildren();
-  for (const alert of [...open, ...resolved]) {
-    const li = el("li", `${alert.severity} ${alert.status}`);
-    li.dataset.alert = alert.id;
-    const who = alert.studentEmails.length ? ` · ${alert.studentEmails.join(", ")}` : "";
-    li.append(
-      el("span", "rule", RULE_NAMES[alert.rule] || alert.rule),
-      el("span", "message", `${alert.message}${who}`),
-      el("span", "muted", `×${alert.count} · ${ago(alert.lastSeenAt)} ago${alert.status === "open" ? "" : " · resolved"}`),
-    );
-    if (!alert.acknowledgedAt) {
-      const ack = el("button", "ack", "Acknowledge");
-      ack.type = "button";
-      ack.addEventListener("click", (event) => { event.stopPropagation(); acknowledge(alert.id); });
-      li.append(ack);
-    } else {
-      li.append(el("span", "muted", "acknowledged"));
-    }
-    li.addEventListener("click", () => openAlert(alert));
-    list.append(li);
-  }
-  if (!open.length && !resolved.length) list.append(el("li", "muted", "No alerts."));
+  for (const alert of [...others, ...resolved]) list.append(alertRow(alert));
+  if (!others.length && !resolved.length) list.append(el("li", "muted", help.length ? "No other alerts." : "No alerts."));
 }
 
 /** Shows `tokens` as a clickable list under the alerts, titled `title`. */
@@ -431,8 +586,11 @@ function showSessions(title, tokens) {
   list.replaceChildren();
   for (const token of tokens) {
     const session = state.sessions.find((s) => s.sessionToken === token);
-    const li = el("li", null, session && session.studentEmail ? `${token} · ${session.studentEmail}` : token);
-    li.addEventListener("click", () => select(token));
+    const li = el("li");
+    const link = el("button", "link", session && session.studentEmail ? `${token} · ${session.studentEmail}` : token);
+    link.type = "button";
+    link.addEventListener("click", () => select(token));
+    li.append(link);
     list.append(li);
   }
   box.hidden = false;
@@ -451,6 +609,7 @@ async function acknowledge(id) {
   try {
     const answer = await api(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: "POST" }).then((r) => r.json());
     upsertAlert(answer.alert);
+    for (const node of document.querySelectorAll("#toasts .toast")) if (node.dataset.alert === id) node.remove();
   } catch (error) {
     handle(error);
   }
@@ -462,18 +621,63 @@ function upsertAlert(alert) {
   renderAlerts();
 }
 
-function toast(alert) {
-  const node = el("div", `toast ${alert.severity}`, `${RULE_NAMES[alert.rule] || alert.rule}: ${alert.message}`);
-  node.addEventListener("click", () => { openAlert(alert); node.remove(); });
-  $("#toasts").append(node);
-  setTimeout(() => node.remove(), 10000);
+/** Shows a toast; a help request's stays until dismissed, the others go after 10 s, and the
+ * oldest non-help toast gives way past MAX_TOASTS. */
+function showToast(text, className, onOpen, sticky, id) {
+  const node = el("div", `toast ${className}`);
+  if (id) node.dataset.alert = id;
+  const body = el("button", "toast-body", text);
+  body.type = "button";
+  body.addEventListener("click", () => { onOpen(); node.remove(); });
+  node.append(body);
+  if (sticky) {
+    const close = el("button", "dismiss", "Dismiss");
+    close.type = "button";
+    close.addEventListener("click", () => node.remove());
+    node.append(close);
+  } else {
+    setTimeout(() => node.remove(), 10000);
+  }
+  const box = $("#toasts");
+  box.append(node);
+  for (;;) {
+    const all = [...box.children];
+    if (all.length <= MAX_TOASTS) break;
+    const victim = all.find((t) => !t.classList.contains("help"));
+    if (!victim) break;
+    victim.remove();
+  }
+}
+
+/** Alerts opened within TOAST_GATHER_MS of each other make one toast ("5 new alerts"); a help
+ * request always gets its own. Updates (sessions joining a group) make none. */
+const gathered = [];
+function toastOpened(alert) {
+  if (alert.severity === "info") return; // a room pause is a quiet notice, not a page
+  if (alert.rule === "help_request") {
+    const who = studentsOf(alert) || alert.sessionTokens[0];
+    showToast(`Help request from ${who}: ${alert.message}`, "critical help", () => openAlert(alert), true, alert.id);
+    return;
+  }
+  gathered.push(alert);
+  if (gathered.length > 1) return;
+  setTimeout(() => {
+    const batch = gathered.splice(0);
+    if (batch.length === 1) {
+      const [one] = batch;
+      showToast(`${RULE_NAMES[one.rule] || one.rule}: ${one.message}`, one.severity, () => openAlert(one), false, one.id);
+    } else {
+      const critical = batch.some((a) => a.severity === "critical");
+      showToast(`${batch.length} new alerts`, critical ? "critical" : "warning", () => $("#alerts").scrollIntoView(), false);
+    }
+  }, TOAST_GATHER_MS);
 }
 
 function onAlert(id, alert) {
   if (id !== null) state.lastAlertId = id;
   const { change, ...rest } = alert;
   upsertAlert(rest);
-  if (change === "alert.opened") toast(rest);
+  if (change === "alert.opened") toastOpened(rest);
 }
 
 function connectAlerts() {

@@ -467,12 +467,14 @@ fn minify(tools: &Path, files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Installs the pinned npm tools of `xtask/js` (binaryen's wasm-opt, esbuild, typescript) with
-/// `npm ci` when they are missing; returns their `node_modules/.bin`.
+/// Installs the pinned npm tools of `xtask/js` (binaryen's wasm-opt, esbuild, typescript, and
+/// axe-core for the dashboard's accessibility test) with `npm ci` when they are missing; returns
+/// their `node_modules/.bin`.
 pub fn ensure_node_tools(root: &Path) -> Result<PathBuf> {
     let dir = root.join("xtask/js");
     let bin = dir.join("node_modules/.bin");
-    if ["esbuild", "tsc", "wasm-opt"].iter().any(|tool| !bin.join(tool).exists()) {
+    let axe = dir.join("node_modules/axe-core/axe.min.js");
+    if ["esbuild", "tsc", "wasm-opt"].iter().any(|tool| !bin.join(tool).exists()) || !axe.exists() {
         run(
             "install the npm build and test tools (npm ci)",
             Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir),

@@ -93,6 +93,9 @@ pub struct Config {
     /// What is redacted from `eventData` at ingest, before anything is stored (see
     /// `session_log_protocol::redact`). Default: the default key names and patterns.
     pub redaction: Rules,
+    /// Serve HTTPS with this certificate and key (PEM), read again on `SIGHUP`; `None` serves
+    /// plain HTTP. Default `None`.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             alert_webhooks: Vec::new(),
             alert_webhook_secret: None,
             alert_tick: Duration::from_secs(1),
+            tls: None,
         }
     }
 }

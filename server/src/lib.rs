@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod tls;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -40,14 +41,21 @@ pub enum ServerError {
     /// No instructor token is configured.
     #[error("no instructor token configured")]
     NoInstructorToken,
+    /// The TLS certificate or key could not be loaded (the message names the file).
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Serves the API (and the static demo, when configured) on `listener` until `shutdown` resolves;
 /// then stops accepting, finishes the requests in progress, commits every accepted event, and
 /// returns. Must run inside an actix (tokio) runtime.
 ///
+/// With `config.tls` it serves HTTPS on `listener` and reads the certificate and key again on
+/// `SIGHUP` (unix), keeping the one in force when they cannot be read.
+///
 /// Errors: [`ServerError::NoInstructorToken`] when `config.instructor_tokens` is empty,
-/// [`ServerError::Storage`] when the database cannot be opened, [`ServerError::Io`] when serving fails.
+/// [`ServerError::Tls`] when the certificate or key cannot be loaded, [`ServerError::Storage`]
+/// when the database cannot be opened, [`ServerError::Io`] when serving fails.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -56,6 +64,8 @@ pub async fn run(
     if config.instructor_tokens.iter().all(|t| t.is_empty()) {
         return Err(ServerError::NoInstructorToken);
     }
+    // Before the database: a bad certificate is a clear error at once, naming the file.
+    let certificates = config.tls.clone().map(tls::CertResolver::new).transpose()?.map(Arc::new);
     let metrics = Arc::new(metrics::Metrics::new());
     let database = storage::Database::of(&config)
         .map_err(|source| ServerError::Storage { path: "the database URL".to_owned(), source })?;
@@ -89,7 +99,14 @@ pub async fn run(
         app
     });
     server = server.workers(workers.unwrap_or_else(config::default_http_workers).max(1));
-    let server = server.listen(listener)?.disable_signals().shutdown_timeout(10).run();
+    let server = match &certificates {
+        Some(resolver) => server.listen_rustls_0_23(listener, resolver.server_config())?,
+        None => server.listen(listener)?,
+    };
+    let server = server.disable_signals().shutdown_timeout(10).run();
+    if let Some(resolver) = certificates {
+        actix_web::rt::spawn(reload_on_hangup(resolver, state.metrics.clone()));
+    }
 
     let handle = server.handle();
     let housekeeping = state.clone();
@@ -117,4 +134,32 @@ pub async fn run(
     state.storage.close();
     tracing::info!("stopped; every accepted event is committed");
     Ok(served?)
+}
+
+/// Reads the TLS certificate and key again on every `SIGHUP`, until the server stops.
+async fn reload_on_hangup(resolver: Arc<tls::CertResolver>, metrics: Arc<metrics::Metrics>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot watch for SIGHUP: the TLS certificate will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match resolver.reload() {
+                Ok(()) => {
+                    metrics.tls_reloads.with_label_values(&["ok"]).inc();
+                    tracing::info!("SIGHUP: TLS certificate reloaded; new connections get it");
+                }
+                Err(error) => {
+                    metrics.tls_reloads.with_label_values(&["failed"]).inc();
+                    tracing::warn!(%error, "SIGHUP: TLS certificate not reloaded; the one in force stays");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (resolver, metrics);
+    }
 }

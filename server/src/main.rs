@@ -24,6 +24,13 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SESSION_LOG_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Read again on
+    /// SIGHUP, so a renewed certificate needs no restart.
+    #[arg(long, env = "SESSION_LOG_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, env = "SESSION_LOG_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// SQLite database file (created with its folder).
     #[arg(long, env = "SESSION_LOG_DB", default_value = "./data/session-log.db", global = true)]
     db: PathBuf,
@@ -240,12 +247,14 @@ fn main() -> anyhow::Result<()> {
         alert_webhook_secret: args.alert_webhook_secret.filter(|s| !s.is_empty()),
         reports_dir: args.reports_dir,
         archive_dir: args.archive_dir,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| session_log_server::tls::TlsFiles { cert, key }),
         ..Config::default()
     };
     let listener = TcpListener::bind(&args.bind).with_context(|| format!("cannot listen on {}", args.bind))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when binding to port 0.
-    println!("session-log-server listening on http://{address}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    println!("session-log-server listening on {scheme}://{address}");
     tracing::info!(%address, "serving");
     actix_web::rt::System::new().block_on(session_log_server::run(listener, config, shutdown_signal()))?;
     Ok(())

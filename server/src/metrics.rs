@@ -41,6 +41,9 @@ pub struct Metrics {
     /// Alert changes by kind (`alert.opened`, `alert.updated`, `alert.resolved`),
     /// `session_log_alert_changes_total{kind}`.
     pub alert_changes: IntCounterVec,
+    /// Reloads of the TLS certificate on `SIGHUP`, by outcome (`ok`, `failed`: the certificate in
+    /// force stays), `session_log_tls_reloads_total{outcome}`.
+    pub tls_reloads: IntCounterVec,
     /// Time of one group commit, `session_log_commit_seconds`.
     pub commit_seconds: Histogram,
     /// Rows in one group commit, `session_log_commit_rows`.
@@ -89,6 +92,11 @@ impl Metrics {
                 "outcome",
             ),
             alert_changes: counter_vec("session_log_alert_changes_total", "Alert changes, by kind.", "kind"),
+            tls_reloads: counter_vec(
+                "session_log_tls_reloads_total",
+                "TLS certificate reloads on SIGHUP, by outcome (ok, failed: the certificate in force stays).",
+                "outcome",
+            ),
             events_accepted: counter("session_log_events_accepted_total", "Events stored (new or already present)."),
             events_duplicate: counter(
                 "session_log_events_duplicate_total",

@@ -402,6 +402,12 @@ pub struct Browser {
 impl Browser {
     /// Starts ChromeDriver on a free loopback port and opens a headless Chromium through it.
     pub async fn start() -> Browser {
+        Browser::start_with_args(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (for example
+    /// `--ignore-certificate-errors-spki-list=…`, to trust a test's certificate).
+    pub async fn start_with_args(extra: &[String]) -> Browser {
         let driver_bin = required_path("CHROMEDRIVER", "/usr/bin/chromedriver".into(), "ChromeDriver");
         let chrome = required_path("CHROME_BIN", "/usr/bin/chromium".into(), "Chromium");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
@@ -423,6 +429,8 @@ impl Browser {
                          format!("--user-data-dir={}", profile.path().display())]
             }
         });
+        let mut capabilities = capabilities;
+        capabilities["goog:chromeOptions"]["args"].as_array_mut().expect("args").extend(extra.iter().map(|a| json!(a)));
         let capabilities = match capabilities {
             Value::Object(map) => map,
             _ => unreachable!(),

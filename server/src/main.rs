@@ -174,6 +174,14 @@ enum Command {
         /// The student's email.
         email: String,
     },
+    /// Copy the SQLite database (--db) to DEST, consistent while a server writes to it
+    /// (SQLite's online backup API), written beside DEST, synced and renamed over it; prints what
+    /// it copied. Restore by starting a server on the copy. With --database-url (PostgreSQL) it
+    /// says to use pg_dump and exits non-zero.
+    Backup {
+        /// The copy's file (replaced atomically when it exists).
+        dest: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -184,6 +192,24 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Backup { dest }) = &args.command {
+        let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
+        let database = session_log_server::storage::Database::of(&target)?.describe();
+        let started = std::time::Instant::now();
+        let copied = session_log_server::storage::backup_offline(&target, dest)
+            .with_context(|| format!("cannot back up {database}"))?;
+        println!(
+            "backed up {database} to {} in {} ms: {} pages ({} bytes), {} events (newest event_id {}), {} session summaries",
+            dest.display(),
+            started.elapsed().as_millis(),
+            copied.pages,
+            copied.bytes,
+            copied.events,
+            copied.newest_event_id,
+            copied.sessions
+        );
+        return Ok(());
+    }
     if let Some(Command::DeleteStudent { email }) = &args.command {
         let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
         let database = session_log_server::storage::Database::of(&target)?.describe();

@@ -214,6 +214,16 @@ pub fn node_tools() -> PathBuf {
     required_path("SESSION_LOG_NODE_TOOLS", workspace().join("xtask/js/node_modules/.bin"), "the npm tools (tsc)")
 }
 
+/// The `session-log-server` binary (`SESSION_LOG_SERVER_BIN`, else `target/debug`); panics when
+/// it is not built.
+pub fn server_bin() -> PathBuf {
+    required_path(
+        "SESSION_LOG_SERVER_BIN",
+        workspace().join("target/debug/session-log-server"),
+        "the session-log-server binary",
+    )
+}
+
 /// The server binary, started with a temporary database; killed on drop.
 pub struct Server {
     /// `http://127.0.0.1:<port>`.
@@ -244,11 +254,7 @@ impl Server {
 
     /// [`Server::start_with`], with environment variables set for the server.
     pub fn start_with_env(db: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        let bin = required_path(
-            "SESSION_LOG_SERVER_BIN",
-            workspace().join("target/debug/session-log-server"),
-            "the session-log-server binary",
-        );
+        let bin = server_bin();
         let www = std::env::var_os("SESSION_LOG_WWW").map(PathBuf::from).unwrap_or_else(|| workspace().join("www"));
         let pkg = std::env::var_os("SESSION_LOG_PKG")
             .map(PathBuf::from)

@@ -213,10 +213,7 @@ fn a_missing_key_at_start_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, _) = Pki::new("start").install(dir.path());
     let missing = dir.path().join("no-such-key.pem");
-    let bin = std::env::var_os("SESSION_LOG_SERVER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/session-log-server"));
-    let output = std::process::Command::new(bin)
+    let output = std::process::Command::new(session_log_e2e::server_bin())
         .args(["--bind", "127.0.0.1:0", "--instructor-token", INSTRUCTOR_TOKEN, "--tls-cert"])
         .arg(&cert)
         .arg("--tls-key")

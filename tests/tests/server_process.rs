@@ -107,9 +107,7 @@ fn delete_student_command() {
         })
         .collect();
     assert_eq!(server.post(&json!({ "events": events })).0, 200);
-    let bin = std::env::var_os("SESSION_LOG_SERVER_BIN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/session-log-server"));
+    let bin = session_log_e2e::server_bin();
     let run = |email: &str| {
         std::process::Command::new(&bin).arg("delete-student").arg(email).arg("--db").arg(&db).output().unwrap()
     };

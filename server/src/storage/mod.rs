@@ -413,6 +413,23 @@ impl Storage {
     }
 }
 
+/// Copies the SQLite database `config` names to `dest`, for the command line (`backup DEST`):
+/// consistent while a server writes to it, written atomically (see `sqlite::backup`).
+///
+/// Errors: those of `sqlite::backup::backup_file`; [`StoreError::Invalid`] when the database
+/// is PostgreSQL, saying to use `pg_dump` (PostgreSQL's own consistent, online dump).
+pub fn backup_offline(config: &Config, dest: &std::path::Path) -> Result<sqlite::backup::BackupReport, StoreError> {
+    match Database::of(config)? {
+        Database::Sqlite(path) => sqlite::backup::backup_file(&path, dest),
+        Database::Postgres(url) => Err(StoreError::Invalid(format!(
+            "{} is PostgreSQL: back it up with PostgreSQL's own tools, for example \
+             `pg_dump --format=custom --file=session-log.dump '<the database URL>'` (consistent while servers write), \
+             and restore with `pg_restore --dbname=<an empty database> session-log.dump`",
+            postgres::redact_url(&url)
+        ))),
+    }
+}
+
 /// Deletes the student with `email` from the database `config` names, for the command line: works
 /// beside a running server. Errors: as for [`Storage::open`] and [`Storage::delete_student`];
 /// [`StoreError::Invalid`] when the SQLite file does not exist (the command creates none).

@@ -29,6 +29,7 @@ use crate::domain::summary::FoldEvent;
 use crate::metrics::Metrics;
 
 mod alerts;
+pub mod backup;
 mod cache;
 mod read;
 #[cfg(unix)]

@@ -8,6 +8,7 @@ pub mod load;
 pub mod nginx;
 pub mod pg;
 pub mod proxy;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

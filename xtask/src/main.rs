@@ -113,6 +113,7 @@ fn main() -> Result<()> {
             let (chrome, driver) = ensure_chromium()?;
             let postgres = ensure_postgres()?;
             let nginx = ensure_nginx()?;
+            let systemd_analyze = ensure_systemd_analyze()?;
             let schemathesis = ensure_schemathesis(&root)?;
             build_package(&root)?;
             run("build the server", cargo().args(["build", "-p", "session-log-server"]))?;
@@ -128,6 +129,7 @@ fn main() -> Result<()> {
                     .env("SESSION_LOG_ARTIFACTS", &artifacts)
                     .env("SESSION_LOG_TEST_POSTGRES", &postgres)
                     .env("NGINX_BIN", &nginx)
+                    .env("SYSTEMD_ANALYZE", &systemd_analyze)
                     .env("SCHEMATHESIS_BIN", &schemathesis)
                     .env("CHROME_BIN", &chrome)
                     .env("CHROMEDRIVER", &driver),
@@ -239,6 +241,23 @@ fn ensure_nginx() -> Result<PathBuf> {
         bail!("after installing nginx, {} is still missing", nginx.display());
     }
     Ok(nginx)
+}
+
+/// Debian's `systemd-analyze` (package `systemd`), which checks `deploy/session-log.service`;
+/// installed when missing. Returns its path.
+fn ensure_systemd_analyze() -> Result<PathBuf> {
+    let tool =
+        std::env::var_os("SYSTEMD_ANALYZE").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/systemd-analyze".into());
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    if let Err(error) = apt_install(&["systemd"]) {
+        bail!("the deployment test needs systemd-analyze, and installing Debian's `systemd` failed ({error}); or set SYSTEMD_ANALYZE.");
+    }
+    if !tool.is_file() {
+        bail!("after installing systemd, {} is still missing", tool.display());
+    }
+    Ok(tool)
 }
 
 /// The pinned schemathesis release the OpenAPI test runs.

@@ -6,7 +6,8 @@
 //! and none after, however fast a server keeps writing (in WAL mode readers never block the
 //! writer, and a single step is never restarted by the writer's commits). The copy is written to
 //! a temporary file beside `DEST`, switched to the rollback journal (one self-contained file),
-//! checked with `PRAGMA quick_check`, synced, and renamed over `DEST`; the folder is synced too.
+//! checked with `PRAGMA quick_check`, synced, and renamed over `DEST`; the folder (created when
+//! missing) is synced too.
 //! A failure leaves `DEST` as it was. Restoring is starting a server on the copy.
 
 use std::path::{Path, PathBuf};
@@ -34,15 +35,20 @@ pub struct BackupReport {
 
 /// Copies the SQLite database at `source` to `dest` (see the module's description).
 ///
+/// `dest`'s folder is created when missing.
+///
 /// Errors: [`StoreError::Invalid`] when `source` is not a file or `dest` is a folder;
-/// [`StoreError::Internal`] when SQLite fails, the copy does not pass `quick_check`, or a file
-/// cannot be written, synced or renamed (the message says which).
+/// [`StoreError::Internal`] when SQLite fails, the copy does not pass `quick_check`, or a file or
+/// folder cannot be created, written, synced or renamed (the message says which).
 pub fn backup_file(source: &Path, dest: &Path) -> Result<BackupReport, StoreError> {
     if !source.is_file() {
         return Err(SqliteError::NoDatabase(source.display().to_string()).into());
     }
     if dest.is_dir() {
         return Err(StoreError::Invalid(format!("{} is a folder: give the copy's file name", dest.display())));
+    }
+    if let Some(folder) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|e| io_error("create the folder", folder, e))?;
     }
     let temp = temporary_beside(dest);
     let result = copy(source, &temp).and_then(|report| {

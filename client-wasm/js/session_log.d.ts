@@ -90,7 +90,7 @@ export type InitInput =
   | WebAssembly.Module
   | { module_or_path: string | URL | Request | Response | Promise<Response> | BufferSource | WebAssembly.Module };
 
-/** Starts loading the module (optional: the first call of any export does too). Always resolves, also when the module cannot load (then one console.warn says why). */
+/** Starts loading the module (optional: the first call of any export does too). Always resolves, also when the module cannot load (then one console.warn says why). Outside a browser (no `window`/`document`: server-side rendering) it loads nothing and every export is a silent no-op. `session-log/inline` has the module inside, for bundlers that do not copy the `.wasm`. */
 export function init(input?: InitInput): Promise<void>;
 export default init;
 
@@ -113,9 +113,9 @@ export function logSessionEvent(eventType: string, eventData?: Record<string, un
 /** A student asks for help: a `help_request` event `{message}` (at most 500 characters), which
  * opens a `help_request` alert for the instructors until one acknowledges it. */
 export function requestHelp(message: string): void;
-/** Sends now; resolves when every event logged before the call is delivered, rejects with an `Error` after `flushTimeoutMs`. */
+/** Sends now; resolves when every event logged before the call is delivered (captured errors still in their 2 s collapse window included), rejects with an `Error` after `flushTimeoutMs`. Resolves at once outside a browser. */
 export function flush(): Promise<void>;
-/** The session token events are sent with ("" until the module is ready). */
+/** The session token events are sent with, from the moment of import: the configured one, or the one kept in `localStorage` (`session-log:sessionToken`), made there when none is; the module takes the same. "" outside a browser, or when the module could not load. */
 export function getSessionToken(): string;
 /** Delivery counters. */
 export function stats(): SessionLogStats;

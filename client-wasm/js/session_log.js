@@ -7,7 +7,17 @@
 // promise always resolves. When the module cannot load (HTTP error, a Content-Security-Policy
 // without 'wasm-unsafe-eval', a browser without WebAssembly), one console.warn says why and every
 // call stays a no-op that never throws.
+//
+// The session token is known from the first line: getSessionToken() reads it from localStorage,
+// or makes one (128 random bits) and writes it there, where the module reads it when it loads.
+//
+// Outside a browser (server-side rendering in Node, Deno or Bun: no window or document), every
+// export is a silent no-op: nothing is fetched, nothing is warned, init() and flush() resolve.
 import load, * as core from "./session_log_core.js";
+
+/** The localStorage key of the session token (the module reads and writes the same key). */
+const TOKEN_KEY = "session-log:sessionToken";
+const IN_BROWSER = typeof window === "object" && window !== null && typeof document === "object" && document !== null;
 
 const KINDS = { logNavigation: 0, logError: 1, logAction: 2, logApiCall: 3, logStateChange: 4, logSessionEvent: 5 };
 /** Calls kept before the module is ready, at most (oldest kept; the rest are counted). */
@@ -18,6 +28,9 @@ let pending = [];
 let overflow = 0;
 let scheduled = false;
 let chosen = false; // loading started from an init(input)
+let source = null; // () => what `load` compiles by default (the inline variant sets it)
+let token = ""; // the token before the module is ready (kept, or made by sessionToken())
+let configuredToken = null; // configure({sessionToken}) made before the module was ready
 
 const warn = (message) => {
   try {
@@ -37,9 +50,41 @@ function run(name, args, at) {
   }
 }
 
+/** A token the server takes: 1–128 characters, none of them whitespace or control characters. */
+function validToken(value) {
+  return typeof value === "string" && value.length > 0 && Array.from(value).length <= 128 && !/[\s\p{Cc}]/u.test(value);
+}
+
+/** The session's token before the module is ready: configured, kept in localStorage, or new. */
+function sessionToken() {
+  if (configuredToken) return configuredToken;
+  if (token) return token;
+  let kept = null;
+  try {
+    kept = localStorage.getItem(TOKEN_KEY);
+  } catch (_) {
+    // storage refused: the token lasts as long as the page
+  }
+  if (validToken(kept)) return (token = kept);
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  token = "ws_" + Array.from(bytes, (b) => (b < 16 ? "0" : "") + b.toString(16)).join("");
+  try {
+    localStorage.setItem(TOKEN_KEY, token);
+  } catch (_) {
+    // handed to the module when it loads instead
+  }
+  return token;
+}
+
 function call(name, args, at) {
+  if (!IN_BROWSER) return;
   if (state === 2) return run(name, args, at);
   if (state === 3) return;
+  if (name === "configure" && args[0] && typeof args[0] === "object" && "sessionToken" in args[0]) {
+    const given = args[0].sessionToken;
+    configuredToken = validToken(given) ? given : null;
+  }
   // Nothing is kept for a user who opted out (the module would drop it anyway).
   if (name in KINDS && !pending.some((p) => p[0] === "optIn") && hasOptedOut()) return;
   if (pending.length < MAX_PENDING) pending.push([name, Array.prototype.slice.call(args), at || Date.now()]);
@@ -66,23 +111,27 @@ function explain(error) {
  * `{module_or_path}`); by default `session_log_core_bg.wasm` beside this file. Always resolves.
  */
 export function init(input) {
+  if (!IN_BROWSER) return Promise.resolve();
   if (loading && input !== undefined && !chosen) warn("init(input) came after loading had started; its input was not used");
   if (!loading) {
     chosen = input !== undefined;
     state = 1;
     loading = (async () => {
       if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
-      const url = new URL("./session_log_core_bg.wasm", import.meta.url);
-      const source = input && input.module_or_path ? input : {
-        module_or_path: input || fetch(url).then((response) => {
+      const fetched = () => {
+        const url = new URL("./session_log_core_bg.wasm", import.meta.url);
+        return fetch(url).then((response) => {
           if (!response.ok) throw new Error("HTTP " + response.status + " for " + url);
           return response;
-        }),
+        });
       };
-      await load(source);
+      await load(input && input.module_or_path ? input : { module_or_path: input || (source || fetched)() });
     })().then(
       () => {
         state = 2;
+        // A token shown before the module was ready that it could not read back (storage
+        // refused) stays the session's token.
+        if (token && !configuredToken && run("getSessionToken", []) !== token) run("configure", [{ sessionToken: token }]);
         const calls = pending;
         pending = [];
         for (const [name, args, at] of calls) run(name, args, at);
@@ -119,6 +168,7 @@ export function optIn() { call("optIn", arguments); }
 
 /** Whether the user opted out; before the module is ready, read from localStorage. */
 export function hasOptedOut() {
+  if (!IN_BROWSER) return false;
   if (state === 2) return run("hasOptedOut", []) === true;
   try {
     return localStorage.getItem("session-log:optOut") === "1";
@@ -128,12 +178,16 @@ export function hasOptedOut() {
 }
 
 export function flush() {
+  if (!IN_BROWSER) return Promise.resolve();
   if (state === 2) return run("flush", []) || Promise.resolve();
   return init().then(() => (state === 2 ? run("flush", []) : undefined));
 }
 
+/** The session token events are sent with, from the first line on ("" outside a browser). */
 export function getSessionToken() {
-  return state === 2 ? run("getSessionToken", []) || "" : "";
+  if (!IN_BROWSER) return "";
+  if (state === 2) return run("getSessionToken", []) || "";
+  return state === 3 ? "" : sessionToken();
 }
 
 export function stats() {
@@ -143,6 +197,11 @@ export function stats() {
   }
   const queued = state === 3 ? 0 : pending.filter((p) => p[0] in KINDS).length;
   return { queued, sent: 0, dropped: 0, retries: 0, lastError: null };
+}
+
+/** For `session_log.inline.js`: `make()` gives the module to compile when init() has no input. */
+export function __setSource(make) {
+  source = make;
 }
 
 /** For `session_log.global.js`: calls its stubs kept before this module was imported. */

@@ -804,9 +804,13 @@ fn on_capture(kind: String, a: JsValue, b: JsValue, c: JsValue, d: JsValue, e: J
 }
 
 /// `flush()`: sends now; resolves once every event logged before the call is delivered (or
-/// refused for good), rejects with an `Error` after `flushTimeoutMs`.
+/// refused for good), captured errors still in their collapse window included; rejects with an
+/// `Error` after `flushTimeoutMs`.
 #[wasm_bindgen]
 pub fn flush() -> Promise {
+    // The held captured errors are logged first (each `Action::Log` queues its event before
+    // this returns), so the flush below waits for them too.
+    step(Machine::flush_captured);
     Promise::new(&mut |resolve, reject| match step(Machine::flush).flatten() {
         Some(id) => {
             with_page(|page| page.flushes.push((id, resolve, reject)));

@@ -74,6 +74,27 @@ window.result = { token: sl.getSessionToken() };"#;
     assert!(manual["event_data"]["stack"].as_str().unwrap().contains("with a stack"));
 }
 
+// An error thrown just before flush() is delivered by the time the flush resolves, not at the
+// end of its 2 s collapse window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_delivers_a_just_captured_error() {
+    let body = r#"
+sl.configure({ capture: { errors: true }, flushIntervalMs: 30000 });
+setTimeout(() => { throw new Error("thrown right before flush"); }, 0);
+await pause(20);
+await sl.flush();
+window.result = { token: sl.getSessionToken() };"#;
+    let www = site(&[("index.html", &page(body))]);
+    let server = Server::serving(www.path(), &[]);
+    let browser = Browser::start().await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
+    // Read at once: the flush resolved after the server acknowledged the error.
+    let events = server.events(&format!("sessionToken={}&eventType=error", result["token"].as_str().unwrap()));
+    browser.close().await;
+    assert_eq!(events["count"], 1, "{events}");
+    assert_eq!(events["events"][0]["event_data"]["errorMessage"], "Uncaught Error: thrown right before flush");
+}
+
 // The page's fetch and XHR calls are logged with the path only (plus the host for another
 // origin), status 0 for a failure; the page sees the same results and errors; the client's own
 // requests are never logged, and a page wrapper installed later never sees them; turning

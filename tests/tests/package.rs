@@ -1,7 +1,9 @@
 //! The npm package as users get it: its size budget, its TypeScript declarations under a strict
-//! compile, the tarball in a fresh Vite project, the classic-script build, and pages on which the
-//! module is not ready yet or cannot load (strict CSP, no WebAssembly, a missing `.wasm`). Pages
-//! run in headless Chromium against the real server.
+//! compile, the tarball in fresh Vite, webpack 5, esbuild and Rollup projects (tools pinned from
+//! the npm registry), imported in Node as server-side rendering does, the classic-script build,
+//! the session token from the first line, and pages on which the module is not ready yet or
+//! cannot load (strict CSP, no WebAssembly, a missing `.wasm`). Pages run in headless Chromium
+//! against the real server.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,9 @@ use session_log_e2e::{node_tools, package_dir, site, Browser, Server, RECORDER_J
 const ESM_BUDGET_BYTES: usize = 58 * 1024;
 /// What `session_log.global.js` adds on top, at most (bytes).
 const GLOBAL_BUDGET_BYTES: usize = 2 * 1024;
+/// The entry `session_log.js` alone, at most (bytes): what a page waits for before its first
+/// call returns (the rest loads behind it).
+const ENTRY_BUDGET_BYTES: usize = 2 * 1024;
 
 fn gzipped(path: &Path) -> usize {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -40,8 +45,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-// The ESM entry's download (entry, glue, snippets, wasm) stays under its ceiling gzipped, and the
-// classic-script loader within 2 KB more, so the package cannot creep back.
+// The ESM entry's download (entry, glue, snippets, wasm) stays under its ceiling gzipped, the
+// entry alone within 2 KB, and the classic-script loader within 2 KB more, so the package cannot
+// creep back.
 #[test]
 fn package_stays_within_its_size_budget() {
     let pkg = package_dir();
@@ -51,6 +57,8 @@ fn package_stays_within_its_size_budget() {
     let sizes: Vec<(String, usize)> = files.iter().map(|f| (f.display().to_string(), gzipped(f))).collect();
     let total: usize = sizes.iter().map(|(_, size)| size).sum();
     assert!(total <= ESM_BUDGET_BYTES, "{total} B gzipped is over the {ESM_BUDGET_BYTES} B budget: {sizes:#?}");
+    let entry = gzipped(&pkg.join("session_log.js"));
+    assert!(entry <= ENTRY_BUDGET_BYTES, "session_log.js is {entry} B gzipped");
     let global = gzipped(&pkg.join("session_log.global.js"));
     assert!(global <= GLOBAL_BUDGET_BYTES, "session_log.global.js is {global} B gzipped");
 }
@@ -185,7 +193,10 @@ window.done = true;
 
     assert_eq!(result["thrown"], serde_json::json!([]), "no call threw");
     assert_eq!(errors, serde_json::json!([]), "no uncaught error and no warning");
-    assert_eq!(result["beforeToken"], "", "the token is known once the module is ready");
+    assert_eq!(
+        result["beforeToken"], result["token"],
+        "the token is known from the first line, and the module takes it"
+    );
     assert_eq!(result["beforeStats"]["queued"], 0);
     assert_eq!(result["again"], "resolved", "init() may be called again");
     let token = result["token"].as_str().unwrap();
@@ -382,16 +393,78 @@ window.done = true;
     assert_eq!(dropped["events"][0]["event_data"]["droppedCount"], 40, "the drop was reported");
 }
 
-// The tarball from `npm pack`, installed in a fresh Vite project with TypeScript, builds and
-// runs: its events reach the real server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn npm_tarball_works_in_a_fresh_vite_project() {
+/// `npm pack` of the built package, in a temporary folder: (the folder, the tarball).
+fn packed() -> (tempfile::TempDir, PathBuf) {
     let pack = tempfile::tempdir().unwrap();
     let packed = run(Command::new("npm")
         .args(["pack", "--silent", "--pack-destination"])
         .arg(pack.path())
         .current_dir(package_dir()));
     let tarball = pack.path().join(packed.lines().last().unwrap().trim());
+    (pack, tarball)
+}
+
+/// A workshop page's script as a bundler gets it: it records warnings, shows the token from
+/// the first line, logs two events and, once they are delivered, sets `window.result`.
+fn bundled_main(import_from: &str) -> String {
+    format!(
+        r#"import {{ configure, logNavigation, logAction, flush, getSessionToken }} from "{import_from}";
+const warnings = [];
+const warn = console.warn;
+console.warn = (...args) => {{ warnings.push(args.join(" ")); warn.apply(console, args); }};
+const early = getSessionToken();
+configure({{ steps: ["Connect Accounts", "Choose Use Case"], flushIntervalMs: 100 }});
+logNavigation(0, 1);
+logAction("clicked");
+flush().then(() => {{ window.result = {{ early, token: getSessionToken(), warnings }}; window.done = true; }});
+"#
+    )
+}
+
+/// Installs `tools` and the tarball in a fresh project in `dir` (a `package.json` of type
+/// module, `main.js` importing `import_from`), runs `build` there, and checks the page in `dist`
+/// in Chromium against the real server: no warning, the token from the first line, both events.
+async fn bundled_page_logs(tools: &[&str], import_from: &str, build: &[&str], html: &str) {
+    let (_pack, tarball) = packed();
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    std::fs::write(dir.join("package.json"), r#"{"name": "workshop", "private": true, "type": "module"}"#).unwrap();
+    std::fs::write(dir.join("main.js"), bundled_main(import_from)).unwrap();
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent"])
+        .args(tools)
+        .arg(&tarball)
+        .current_dir(dir));
+    run(Command::new("npx").arg("--no-install").args(build).current_dir(dir));
+    let dist = dir.join("dist");
+    if !dist.join("index.html").exists() {
+        std::fs::write(dist.join("index.html"), html).unwrap();
+    }
+    let server = Server::serving(&dist, &[]);
+    let browser = Browser::start().await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
+    browser.close().await;
+    assert_eq!(result["warnings"], serde_json::json!([]), "no warning: {result}");
+    let token = result["token"].as_str().unwrap();
+    assert_eq!(result["early"], token, "the token of the first line is the events' token");
+    let answer = server.wait_for_events(token, 2, 20).await;
+    assert_eq!(answer["count"], 2, "{answer}");
+    let mut events = answer["events"].as_array().unwrap().clone();
+    events.sort_by_key(|e| e["seq"].as_u64());
+    assert_eq!(events[0]["event_data"]["toStepName"], "Choose Use Case");
+}
+
+const MODULE_PAGE: &str =
+    r#"<!doctype html><meta charset="utf-8"><title>workshop</title><script type="module" src="main.js"></script>"#;
+const CLASSIC_PAGE: &str =
+    r#"<!doctype html><meta charset="utf-8"><title>workshop</title><script src="main.js"></script>"#;
+
+// The tarball from `npm pack`, installed in a fresh Vite project with TypeScript, builds and
+// runs: Vite copies the `.wasm` it finds through `new URL(…, import.meta.url)`, and strict
+// TypeScript accepts the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tarball_works_in_a_fresh_vite_project() {
+    let (_pack, tarball) = packed();
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
     std::fs::write(dir.join("package.json"), r#"{"name": "workshop", "private": true, "type": "module"}"#).unwrap();
@@ -400,17 +473,11 @@ async fn npm_tarball_works_in_a_fresh_vite_project() {
         r#"<!doctype html><meta charset="utf-8"><title>workshop</title><script type="module" src="/main.ts"></script>"#,
     )
     .unwrap();
-    std::fs::write(
-        dir.join("main.ts"),
-        r#"import { configure, logNavigation, logAction, logApiCall, flush, getSessionToken } from "session-log";
-configure({ steps: ["Connect Accounts", "Choose Use Case"], flushIntervalMs: 100 });
-logNavigation(0, 1);
-logAction("clicked");
-logApiCall("/v1/models", "GET", 200);
-flush().then(() => { (window as any).result = { token: getSessionToken() }; (window as any).done = true; });
-"#,
-    )
-    .unwrap();
+    let main = bundled_main("session-log")
+        .replace("window.", "(window as any).")
+        .replace("const warnings = [];", "const warnings: string[] = [];")
+        .replace("(...args) =>", "(...args: unknown[]) =>");
+    std::fs::write(dir.join("main.ts"), main).unwrap();
     std::fs::write(
         dir.join("tsconfig.json"),
         r#"{"compilerOptions": {"strict": true, "noEmit": true, "target": "ES2022", "module": "ESNext",
@@ -418,7 +485,7 @@ flush().then(() => { (window as any).result = { token: getSessionToken() }; (win
     )
     .unwrap();
     run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent", "vite@7", "typescript@5.9"])
+        .args(["install", "--no-audit", "--no-fund", "--silent", "vite@7.3.8", "typescript@5.9.3"])
         .arg(&tarball)
         .current_dir(dir));
     run(Command::new("npx").args(["--no-install", "tsc", "-p", "."]).current_dir(dir));
@@ -428,16 +495,187 @@ flush().then(() => { (window as any).result = { token: getSessionToken() }; (win
         files_under(&dist.join("assets")).iter().any(|f| f.extension().is_some_and(|e| e == "wasm")),
         "Vite emitted the wasm"
     );
-
     let server = Server::serving(&dist, &[]);
     let browser = Browser::start().await;
     let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     browser.close().await;
+    assert_eq!(result["warnings"], serde_json::json!([]), "no warning: {result}");
     let token = result["token"].as_str().unwrap();
-    let answer = server.wait_for_events(token, 3, 20).await;
-    assert_eq!(answer["count"], 3, "{answer}");
-    let mut events = answer["events"].as_array().unwrap().clone();
-    events.sort_by_key(|e| e["seq"].as_u64());
-    assert_eq!(events[0]["event_data"]["toStepName"], "Choose Use Case");
-    assert_eq!(events[2]["event_data"]["success"], true);
+    assert_eq!(result["early"], token);
+    let answer = server.wait_for_events(token, 2, 20).await;
+    assert_eq!(answer["count"], 2, "{answer}");
+}
+
+// webpack 5 bundles `session-log` with no configuration: it copies the `.wasm` as an asset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tarball_works_with_webpack() {
+    bundled_page_logs(
+        &["webpack@5.113.0", "webpack-cli@7.3.1"],
+        "session-log",
+        &[
+            "webpack",
+            "--mode",
+            "production",
+            "--entry",
+            "./main.js",
+            "--output-path",
+            "./dist",
+            "--output-filename",
+            "main.js",
+        ],
+        CLASSIC_PAGE,
+    )
+    .await;
+}
+
+// esbuild does not copy assets: with `session-log/inline` (the README's one step) the page logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tarball_works_with_esbuild_through_inline() {
+    bundled_page_logs(
+        &["esbuild@0.25.12"],
+        "session-log/inline",
+        &["esbuild", "main.js", "--bundle", "--format=esm", "--outfile=dist/main.js", "--log-level=warning"],
+        MODULE_PAGE,
+    )
+    .await;
+}
+
+// Rollup does not copy assets either: with `session-log/inline` and the usual node-resolve
+// plugin (any npm dependency needs it) the page logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_tarball_works_with_rollup_through_inline() {
+    bundled_page_logs(
+        &["rollup@4.69.1", "@rollup/plugin-node-resolve@16.0.3"],
+        "session-log/inline",
+        &[
+            "rollup",
+            "main.js",
+            "--file",
+            "dist/main.js",
+            "--format",
+            "es",
+            "--plugin",
+            "@rollup/plugin-node-resolve",
+            "--silent",
+        ],
+        MODULE_PAGE,
+    )
+    .await;
+}
+
+// Imported in Node (server-side rendering), every export of both entries is a silent no-op:
+// nothing is fetched, nothing is warned, init() and flush() resolve, the token is "".
+#[test]
+fn server_side_rendering_is_a_silent_no_op() {
+    let (_pack, tarball) = packed();
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    std::fs::write(dir.join("package.json"), r#"{"name": "ssr", "private": true, "type": "module"}"#).unwrap();
+    run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).arg(&tarball).current_dir(dir));
+    std::fs::write(
+        dir.join("ssr.js"),
+        r#"const fetched = [], warnings = [], thrown = [];
+globalThis.fetch = (url) => { fetched.push(String(url)); return Promise.reject(new Error("no network here")); };
+console.warn = (...args) => warnings.push(args.join(" "));
+console.error = (...args) => warnings.push(args.join(" "));
+const results = {};
+for (const entry of ["session-log", "session-log/inline"]) {
+  const sl = await import(entry);
+  const args = { configure: [{ steps: ["A"] }], setStep: [1], logNavigation: [0, 1], logError: ["e", "m", { a: 1 }],
+    logAction: ["a"], logApiCall: ["/x", "GET", 200], logStateChange: ["s", 1, 2], logSessionEvent: ["custom", {}],
+    requestHelp: ["help"], onDeliveryError: [() => {}], init: [], flush: [], default: [] };
+  const seen = {};
+  for (const name of Object.keys(sl).filter((n) => !n.startsWith("__")).sort()) {
+    try {
+      let value = sl[name](...(args[name] || []));
+      if (value && typeof value.then === "function") value = await value.then(() => "resolved");
+      seen[name] = value === undefined ? null : value;
+    } catch (error) {
+      thrown.push(name + ": " + error);
+    }
+  }
+  results[entry] = seen;
+}
+await new Promise((resolve) => setTimeout(resolve, 50));
+console.log(JSON.stringify({ results, fetched, warnings, thrown }));
+"#,
+    )
+    .unwrap();
+    let out = run(Command::new("node").arg("ssr.js").current_dir(dir));
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["thrown"], serde_json::json!([]), "{report}");
+    assert_eq!(report["fetched"], serde_json::json!([]), "nothing fetched: {report}");
+    assert_eq!(report["warnings"], serde_json::json!([]), "nothing warned: {report}");
+    for entry in ["session-log", "session-log/inline"] {
+        let seen = &report["results"][entry];
+        for name in ["init", "flush", "default"] {
+            assert_eq!(seen[name], "resolved", "{entry} {name}: {report}");
+        }
+        assert_eq!(seen["getSessionToken"], "", "{report}");
+        assert_eq!(seen["hasOptedOut"], false, "{report}");
+        assert_eq!(seen["stats"]["queued"], 0, "{report}");
+        assert_eq!(seen.as_object().unwrap().len(), 18, "every export called: {report}");
+    }
+}
+
+// The token is known from the first line and is the one the events carry; a token configured
+// before the module is ready is reflected at once; the classic script tag knows it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_token_is_known_from_the_first_line() {
+    let module_page = format!(
+        r#"<!doctype html><meta charset="utf-8"><script type="module">
+{RECORDER_JS}
+import * as sl from "/pkg/session_log.js";
+const first = sl.getSessionToken();
+const kept = localStorage.getItem("session-log:sessionToken");
+sl.configure({{ flushIntervalMs: 100 }});
+sl.logAction("first");
+await sl.flush();
+const after = sl.getSessionToken();
+sl.configure({{ sessionToken: "ws_configured_before_reload" }});
+window.result = {{ first, kept, after, configured: sl.getSessionToken() }};
+window.done = true;
+</script>"#
+    );
+    let configured_page = r#"<!doctype html><meta charset="utf-8"><script type="module">
+import * as sl from "/pkg/session_log.js";
+sl.configure({ sessionToken: "ws_given_123", flushIntervalMs: 100 });
+const first = sl.getSessionToken();
+sl.logAction("given");
+await sl.flush();
+window.result = { first, after: sl.getSessionToken() };
+window.done = true;
+</script>"#;
+    let classic_page = r#"<!doctype html><meta charset="utf-8"><script src="/pkg/session_log.global.js"></script>
+<script>
+const first = sessionLog.getSessionToken();
+sessionLog.configure({ flushIntervalMs: 100 });
+logAction("classic");
+sessionLog.flush().then(() => { window.result = { first, after: sessionLog.getSessionToken() }; window.done = true; });
+</script>"#;
+    let www =
+        site(&[("index.html", &module_page), ("configured.html", configured_page), ("classic.html", classic_page)]);
+    let server = Server::serving(www.path(), &[]);
+    let browser = Browser::start().await;
+    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
+    let first = result["first"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("ws_") && first.len() == 35, "128 random bits as hex: {first}");
+    assert_eq!(result["kept"], first.as_str(), "written where the module reads it");
+    assert_eq!(result["after"], first.as_str(), "the module took it");
+    assert_eq!(result["configured"], "ws_configured_before_reload");
+    assert_eq!(server.wait_for_events(&first, 1, 20).await["count"], 1, "the events carry it");
+
+    let configured = browser.result_of(&format!("{}/configured.html", server.url)).await;
+    assert_eq!(configured["first"], "ws_given_123", "configured before load, reflected at once");
+    assert_eq!(configured["after"], "ws_given_123");
+    assert_eq!(server.wait_for_events("ws_given_123", 1, 20).await["count"], 1);
+
+    // A new tab of the same browser profile: the classic tag reads the kept token at once.
+    browser.run("localStorage.removeItem('session-log:sessionToken')", vec![]).await;
+    let classic = browser.result_of(&format!("{}/classic.html", server.url)).await;
+    browser.close().await;
+    let first = classic["first"].as_str().unwrap();
+    assert!(first.starts_with("ws_") && first.len() == 35, "{classic}");
+    assert_eq!(classic["after"], first);
+    assert_eq!(server.wait_for_events(first, 1, 20).await["count"], 1);
 }

@@ -438,14 +438,39 @@ fn build_package(root: &Path) -> Result<()> {
     for file in ["session_log.js", GLOBAL_FILE, "session_log.d.ts"] {
         std::fs::copy(js.join(file), pkg.join(file)).with_context(|| format!("copy {file}"))?;
     }
+    write_inline_entry(&pkg)?;
     let mut scripts: Vec<PathBuf> =
-        ["session_log.js", "session_log_core.js", GLOBAL_FILE].iter().map(|f| pkg.join(f)).collect();
+        ["session_log.js", "session_log_core.js", GLOBAL_FILE, INLINE_FILE].iter().map(|f| pkg.join(f)).collect();
     scripts.extend(snippets(&pkg)?);
     minify(&tools, &scripts)?;
     std::fs::write(pkg.join("package.json"), package_json())?;
     std::fs::copy(root.join("client-wasm/README.md"), pkg.join("README.md"))?;
     let report = size_report(&pkg)?;
     println!("==> npm package in {}:\n{report}", pkg.display());
+    Ok(())
+}
+
+/// The entry with the WebAssembly module inside (`session-log/inline`), for bundlers that do not
+/// copy an asset named by `new URL(…, import.meta.url)` (esbuild, Rollup).
+const INLINE_FILE: &str = "session_log.inline.js";
+
+/// Writes [`INLINE_FILE`]: the `.wasm` as base64, decoded and compiled with
+/// `WebAssembly.compile` when the module loads, then every export of the entry.
+fn write_inline_entry(pkg: &Path) -> Result<()> {
+    use base64::Engine;
+    let wasm = std::fs::read(pkg.join("session_log_core_bg.wasm")).context("read the wasm")?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(wasm);
+    let source = format!(
+        r#"// session-log with its WebAssembly module inside: for bundlers that do not copy the `.wasm`
+// (esbuild, Rollup). The same exports as session_log.js.
+import {{ __setSource }} from "./session_log.js";
+const WASM = "{encoded}";
+__setSource(() => WebAssembly.compile(Uint8Array.from(atob(WASM), (c) => c.charCodeAt(0))));
+export * from "./session_log.js";
+export {{ default }} from "./session_log.js";
+"#
+    );
+    std::fs::write(pkg.join(INLINE_FILE), source).context("write the inline entry")?;
     Ok(())
 }
 
@@ -517,6 +542,14 @@ fn size_report(pkg: &Path) -> Result<String> {
     lines.push(format!("    everything a page downloads through the ESM entry: {total} B gzipped (the budget test: tests/tests/package.rs)"));
     let (raw, gz) = sizes(&pkg.join(GLOBAL_FILE))?;
     lines.push(format!("    {GLOBAL_FILE} adds {raw} B, {gz} B gzipped"));
+    // Through the inline entry a page downloads it instead of the `.wasm`, and everything else.
+    let (raw, gz) = sizes(&pkg.join(INLINE_FILE))?;
+    let (_, wasm_gz) = sizes(&pkg.join("session_log_core_bg.wasm"))?;
+    let inline_total = total - wasm_gz + gz;
+    lines.push(format!(
+        "    {INLINE_FILE} (the .wasm as base64, for esbuild and Rollup): {raw} B, {gz} B gzipped; through it a page downloads {inline_total} B gzipped, {} B more than through the ESM entry",
+        inline_total - total
+    ));
     Ok(lines.join("\n"))
 }
 
@@ -538,11 +571,16 @@ fn package_json() -> String {
       "types": "./session_log.d.ts",
       "default": "./session_log.js"
     }},
+    "./inline": {{
+      "types": "./session_log.d.ts",
+      "default": "./session_log.inline.js"
+    }},
     "./session_log.global.js": "./session_log.global.js",
     "./session_log_core_bg.wasm": "./session_log_core_bg.wasm"
   }},
   "files": [
     "session_log.js",
+    "session_log.inline.js",
     "session_log.d.ts",
     "session_log.global.js",
     "session_log_core.js",
@@ -550,7 +588,7 @@ fn package_json() -> String {
     "snippets/",
     "README.md"
   ],
-  "sideEffects": ["./snippets/*", "./session_log.global.js"]
+  "sideEffects": ["./snippets/*", "./session_log.global.js", "./session_log.inline.js"]
 }}
 "#,
         version = env!("CARGO_PKG_VERSION")
@@ -587,6 +625,7 @@ mod tests {
         assert_eq!(json["module"], "session_log.js");
         assert_eq!(json["types"], "session_log.d.ts");
         assert_eq!(json["exports"]["."]["default"], "./session_log.js");
+        assert_eq!(json["exports"]["./inline"]["default"], "./session_log.inline.js");
         assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     }
 }

@@ -532,7 +532,8 @@ on_both_backends! {
         assert_eq!(open.as_instructor("DELETE", "/api/students/bo@example.com").status, 200, "no admin token: instructors delete");
     }
 
-    // The OpenAPI document describes every route of the API, its schemas and the bearer scheme.
+    // The OpenAPI document describes every route of the API, its schemas (map keys as the strings
+    // JSON has) and the bearer scheme.
     fn openapi_document_covers_the_api(backend) {
         let server = TestServer::on(backend);
         let answer = server.request("GET", "/api/openapi.json", &[], b"");
@@ -582,5 +583,9 @@ on_both_backends! {
             assert!(schemas.contains_key(schema), "{schema} missing from {:?}", schemas.keys().collect::<Vec<_>>());
         }
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        // JSON keys are strings: the steps map's keys are declared as strings of digits.
+        let steps = &doc["components"]["schemas"]["SessionView"]["properties"]["steps"];
+        assert_eq!(steps["propertyNames"], json!({"type": "string", "pattern": "^-?[0-9]+$"}), "{steps}");
+        assert!(!doc.to_string().contains(r#""propertyNames":{"type":"integer""#), "no integer keys anywhere");
     }
 }

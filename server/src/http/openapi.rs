@@ -59,7 +59,8 @@ pub struct ApiDoc;
 ///   reported in `rejected`) but must contain at least one valid event (JSON Schema `contains`),
 ///   else the whole body is refused with 400;
 /// - each Server-Sent Event of the two streams: `event`, `id`, `retry`, and `data` as JSON of
-///   the stored event or the alert (`contentMediaType`/`contentSchema`).
+///   the stored event or the alert (`contentMediaType`/`contentSchema`);
+/// - map keys that are integers on the Rust side as strings of digits (JSON's keys are strings).
 pub fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let schemas = &mut doc["components"]["schemas"];
@@ -89,7 +90,26 @@ pub fn document() -> serde_json::Value {
             },
         });
     }
+    integer_keys_as_digits(&mut doc);
     doc
+}
+
+/// JSON object keys are strings: a map keyed by integers (`SessionView.steps`) has keys that
+/// are strings of digits, which utoipa declares as `propertyNames: {type: integer}`. Rewrites
+/// every such `propertyNames` in the document as a string of an optional minus and digits.
+fn integer_keys_as_digits(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(names) = map.get_mut("propertyNames") {
+                if names.get("type").and_then(serde_json::Value::as_str) == Some("integer") {
+                    *names = serde_json::json!({"type": "string", "pattern": "^-?[0-9]+$"});
+                }
+            }
+            map.values_mut().for_each(integer_keys_as_digits);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integer_keys_as_digits),
+        _ => {}
+    }
 }
 
 /// `GET /api/openapi.json`: this document (public: it holds no data).

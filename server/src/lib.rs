@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod rate_limits;
 pub mod state;
 pub mod storage;
 pub mod tasks;
@@ -72,7 +73,7 @@ pub async fn run(
     let storage = Storage::open(&config, metrics.clone())
         .map_err(|source| ServerError::Storage { path: database.describe(), source })?;
     tracing::info!(backend = storage.backend_name(), database = %database.describe(), "storage open");
-    let limits = http::limits::RateLimits::new(&config);
+    let limits = rate_limits::RateLimits::new(&config);
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
     let webhooks = tasks::webhooks::Webhooks::start(
         config.alert_webhooks.clone(),

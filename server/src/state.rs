@@ -7,8 +7,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::domain::alerts::AlertChange;
-use crate::http::limits::RateLimits;
 use crate::metrics::Metrics;
+use crate::rate_limits::RateLimits;
 use crate::storage::{LoggedChange, Storage};
 use crate::tasks::webhooks::Webhooks;
 

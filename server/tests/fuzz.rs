@@ -23,7 +23,7 @@ fn valid_batch() -> String {
 
 /// The outcome of one body: Ok, or the error's status, which must be 4xx.
 fn check(body: &[u8]) -> Result<(), TestCaseError> {
-    match parse_body(body, &Config::default()) {
+    match parse_body(body, &Config::default().ingest_limits()) {
         Ok(_) => Ok(()),
         Err(error) => {
             let status = session_log_server::http::error::ApiError::from(error).status_code().as_u16();

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::storage::EventRow;
+use crate::domain::rows::EventRow;
 
 /// An export format (`format=csv` or `format=ndjson`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]

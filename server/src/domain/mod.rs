@@ -1,14 +1,18 @@
-//! The server's rules, free of HTTP: what a valid event is ([`validate`], [`event`]), what a
-//! session's summary is (the fold in [`summary`]), the room's report ([`report`]), the export
-//! formats ([`export`]) and the opaque cursors ([`cursor`]). Tested natively; the HTTP handlers
-//! and the storage backends call them and only translate.
+//! The server's rules, free of HTTP and of storage: what a valid event is ([`validate`],
+//! [`event`]), what a session's summary is (the fold in [`summary`]), the room's report
+//! ([`report`]), the export formats ([`export`]), the opaque cursors ([`cursor`]), the alert
+//! rules ([`alerts`]), and the rows storage fills ([`rows`]). Tested natively; the HTTP handlers
+//! and the storage backends call them and only translate. Nothing here imports `http`,
+//! `storage`, `state`, `tasks` or `config`.
 
 pub mod alerts;
 pub mod client_addr;
+pub mod clock;
 pub mod cursor;
 pub mod event;
 pub mod export;
 pub mod report;
+pub mod rows;
 pub mod student;
 pub mod summary;
 pub mod validate;

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use std::time::Duration;
-
+use crate::domain::rows::SessionRow;
 use crate::domain::summary::{quantile, Status};
-use crate::storage::{iso_ago, now_iso, SessionQuery, SessionRow, Storage, StoreError};
 
 /// How many error types `topErrors` lists.
 pub const TOP_ERRORS: usize = 10;
@@ -89,20 +87,6 @@ pub struct EndpointReport {
     pub p50_ms: Option<f64>,
     /// 95th percentile duration (ms).
     pub p95_ms: Option<f64>,
-}
-
-/// Reads the summaries of the sessions seen in `[since, until)` (ISO 8601 UTC, both optional) and
-/// builds their report; `active_window` and `final_step` as in [`build`]. Errors: the read's.
-pub async fn of_window(
-    storage: &Storage,
-    since: Option<String>,
-    until: Option<String>,
-    active_window: Duration,
-    final_step: Option<i64>,
-) -> Result<Report, StoreError> {
-    let query = SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
-    let rows = storage.sessions(query).await?;
-    Ok(build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))
 }
 
 /// Builds the report of `rows` (the sessions seen in the window). A session is active when its

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use crate::domain::rows::SessionRow;
 use crate::domain::summary::{iso_ms, Status};
-use crate::storage::SessionRow;
 
 /// `GET /api/students/{email}`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

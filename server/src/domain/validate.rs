@@ -2,7 +2,7 @@
 //!
 //! A body is either one event (the reference's shape) or a batch `{"events": [...]}`. Each event of
 //! a batch is validated on its own, so one bad event never costs the others: the valid ones are
-//! stored and the bad ones reported by index. Rules (limits come from [`Config`]):
+//! stored and the bad ones reported by index. Rules (limits from [`IngestLimits`]):
 //! - `sessionToken`: 1–128 printable characters; `eventType`: 1–50 of `[A-Za-z0-9_.-]` (the
 //!   reference column is `VARCHAR(50)`); `studentEmail`: optional, a plausible address;
 //! - `eventData`: a JSON object of at most `max_event_data_bytes` and `max_event_data_depth`;
@@ -14,8 +14,23 @@ use session_log_protocol::{
     check_email, check_event_type, check_session_token, Event, FieldError, RejectedEvent, Uuid,
 };
 
-use crate::config::Config;
+use session_log_protocol::redact::Rules;
+
 use crate::domain::summary::EventFacts;
+
+/// What ingest accepts: the server's `--max-batch-events`, the `eventData` bounds, and what is
+/// redacted (`Config::ingest_limits` gives the configured ones).
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits<'a> {
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Largest `eventData`, as JSON text (bytes).
+    pub max_event_data_bytes: usize,
+    /// Deepest nesting of `eventData` (objects and arrays).
+    pub max_event_data_depth: usize,
+    /// What is redacted from `eventData` before anything reads or stores it.
+    pub redaction: &'a Rules,
+}
 
 /// Longest `studentName`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -74,7 +89,7 @@ pub enum Parsed {
 /// Errors: [`BodyError::Empty`], [`BodyError::MalformedJson`] (not UTF-8 or not JSON, with the
 /// position), [`BodyError::NotAnObject`], [`BodyError::InvalidEvent`] (a single event, naming the
 /// field), [`BodyError::TooManyEvents`], [`BodyError::NoValidEvents`] (a batch with no valid event).
-pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, BodyError> {
+pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<Parsed, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
@@ -105,18 +120,18 @@ pub fn parse_body(body: &[u8], config: &Config) -> Result<Parsed, BodyError> {
         }
     };
     let Some(events) = probe.events else {
-        return validate_event(text.trim(), config).map(Parsed::Single).map_err(BodyError::InvalidEvent);
+        return validate_event(text.trim(), limits).map(Parsed::Single).map_err(BodyError::InvalidEvent);
     };
     if events.is_empty() {
         return Err(BodyError::InvalidEvent("events: must not be empty".into()));
     }
-    if events.len() > config.max_batch_events {
-        return Err(BodyError::TooManyEvents { max: config.max_batch_events, got: events.len() });
+    if events.len() > limits.max_batch_events {
+        return Err(BodyError::TooManyEvents { max: limits.max_batch_events, got: events.len() });
     }
     let mut valid = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
     for (index, raw) in events.iter().enumerate() {
-        match validate_event(raw.get(), config) {
+        match validate_event(raw.get(), limits) {
             Ok(event) => valid.push(event),
             Err(error) => rejected.push(RejectedEvent { index, error }),
         }
@@ -161,7 +176,7 @@ fn dropped_event(first: &ValidEvent, count: u64) -> ValidEvent {
 }
 
 /// Validates one event's JSON text. Errors: the reason, starting with the field's name.
-pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String> {
+pub fn validate_event(json: &str, limits: &IngestLimits<'_>) -> Result<ValidEvent, String> {
     // Plain serde first: tracking the path costs about a third of the parse, and only an
     // invalid event needs it, for its message.
     let event: Event<&RawValue> = match serde_json::from_str(json) {
@@ -186,19 +201,19 @@ pub fn validate_event(json: &str, config: &Config) -> Result<ValidEvent, String>
     if !data.starts_with('{') {
         return Err(format!("eventData: must be a JSON object, got {}", json_kind(data)));
     }
-    if data.len() > config.max_event_data_bytes {
+    if data.len() > limits.max_event_data_bytes {
         return Err(format!(
             "eventData: must be at most {} bytes of JSON, got {}",
-            config.max_event_data_bytes,
+            limits.max_event_data_bytes,
             data.len()
         ));
     }
     let depth = nesting_depth(data);
-    if depth > config.max_event_data_depth {
-        return Err(format!("eventData: must nest at most {} levels, got {depth}", config.max_event_data_depth));
+    if depth > limits.max_event_data_depth {
+        return Err(format!("eventData: must nest at most {} levels, got {depth}", limits.max_event_data_depth));
     }
     // Secrets go before anything reads or stores the data.
-    let (data, redacted) = match config.redaction.redact_json(data) {
+    let (data, redacted) = match limits.redaction.redact_json(data) {
         Some((clean, count)) => (clean, count),
         None => (data.to_owned(), 0),
     };
@@ -297,8 +312,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn config() -> Config {
-        Config::default()
+    /// The server's default limits.
+    fn config() -> IngestLimits<'static> {
+        static RULES: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Rules::default);
+        IngestLimits {
+            max_batch_events: 500,
+            max_event_data_bytes: 32 * 1024,
+            max_event_data_depth: 32,
+            redaction: &RULES,
+        }
     }
 
     fn err_of(value: serde_json::Value) -> String {

@@ -160,6 +160,13 @@ impl ResponseError for ApiError {
 /// A storage failure as an answer, the one place where they are mapped: a full write queue is
 /// overload and an unreachable database unavailability (both 503 with `Retry-After`), a stopped
 /// writer is shutdown (503), anything else a storage error (500).
+/// A rate limit's refusal: 429 with `Retry-After`.
+impl From<crate::rate_limits::Limited> for ApiError {
+    fn from(limited: crate::rate_limits::Limited) -> Self {
+        ApiError::RateLimited { key: limited.key, retry_after_secs: limited.retry_after_secs }
+    }
+}
+
 impl From<crate::storage::StoreError> for ApiError {
     fn from(error: crate::storage::StoreError) -> Self {
         use crate::storage::StoreError;

@@ -57,7 +57,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     check_content_type(req)?;
     let limit = state.config.max_body_bytes;
     let body = decode_body(req, read_body(req, payload, limit).await?, limit)?;
-    let parsed = parse_body(&body, &state.config)?;
+    let parsed = parse_body(&body, &state.config.ingest_limits())?;
     let (events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),
         Parsed::Batch { valid, rejected } => (valid, rejected, false),

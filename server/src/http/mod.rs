@@ -15,7 +15,6 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ingest;
-pub mod limits;
 pub mod openapi;
 pub mod params;
 pub mod report;

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::domain::report::{self, Report};
+use crate::domain::report::Report;
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_time, Window};
@@ -30,6 +30,6 @@ pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppSta
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = report::of_window(&state.storage, since, until, window, final_step).await.map_err(ApiError::from)?;
+    let report = state.storage.report(since, until, window, final_step).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -18,17 +18,16 @@
 //! No `rusqlite` or `tokio_postgres` type appears outside its backend's folder.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use serde_json::value::RawValue;
-use session_log_protocol::StoredEvent;
 use tokio::sync::watch;
+
+pub use crate::domain::clock::{iso_ago, now_iso};
+pub use crate::domain::rows::{EventRow, SessionRow};
 
 use crate::config::Config;
 use crate::domain::alerts::{Alert, AlertChange, AlertStatus};
 use crate::domain::cursor::{EventCursor, SessionCursor};
 use crate::domain::event::ValidEvent;
-use crate::domain::summary::SessionSummary;
 use crate::metrics::Metrics;
 
 pub mod postgres;
@@ -118,9 +117,6 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// A stored event as queries return it, its data as JSON text.
-pub type EventRow = StoredEvent<Box<RawValue>>;
-
 /// Filters of a session query; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionQuery {
@@ -159,30 +155,6 @@ pub struct Acknowledged {
     pub alert: Alert,
     /// The logged change, if the acknowledgement changed the alert.
     pub change: Option<LoggedChange>,
-}
-
-/// A session's summary with its token and student.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    /// The session token.
-    pub session_token: String,
-    /// The student's email, when an event named one.
-    pub student_email: Option<String>,
-    /// The student's name.
-    pub student_name: Option<String>,
-    /// The summary.
-    pub summary: SessionSummary,
-}
-
-/// Now as ISO 8601 UTC with ms, the format of `created_at` (sorts as text in time order).
-pub fn now_iso() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// `ago` before now, in the format of [`now_iso`] (the Unix epoch when `ago` reaches past it).
-pub fn iso_ago(ago: std::time::Duration) -> String {
-    let at = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
-    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// Which database a [`Storage`] opens, from `Config::database_url` (or `Config::db_path`).
@@ -396,6 +368,23 @@ impl Storage {
     pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         self.flush_summaries().await?;
         dispatch!(self, s => s.sessions(query).await)
+    }
+
+    /// The report (`domain::report::build`) of the sessions seen in `[since, until)` (ISO 8601
+    /// UTC, both optional), read from their summaries; a session is active with an event within
+    /// `active_window`, and `final_step` completes sessions that reach it. Errors: as for
+    /// [`Storage::sessions`].
+    pub async fn report(
+        &self,
+        since: Option<String>,
+        until: Option<String>,
+        active_window: std::time::Duration,
+        final_step: Option<i64>,
+    ) -> Result<crate::domain::report::Report, StoreError> {
+        let query =
+            SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
+        let rows = self.sessions(query).await?;
+        Ok(crate::domain::report::build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))
     }
 
     /// The sessions whose stored summary differs from the fold of their stored events (tokens,

@@ -291,7 +291,7 @@ pub fn valid_events(
         if let Some(email) = email {
             e["studentEmail"] = json!(email);
         }
-        validate_event(&e.to_string(), &Config::default()).unwrap()
+        validate_event(&e.to_string(), &Config::default().ingest_limits()).unwrap()
     })
     .collect()
 }

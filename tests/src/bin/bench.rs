@@ -700,7 +700,7 @@ impl Ceiling {
                 .map(|n| {
                     let session = format!("ws_ceiling_{:04}", n % self.sessions as u64);
                     let json = realistic_event(&mut self.rng, &session, uuid::Uuid::now_v7(), n).to_string();
-                    validate_event(&json, &self.config).map_err(|e| anyhow::anyhow!(e))
+                    validate_event(&json, &self.config.ingest_limits()).map_err(|e| anyhow::anyhow!(e))
                 })
                 .collect::<Result<_, _>>()?;
             let machine = Ticks::read();

@@ -186,7 +186,7 @@ fn fill(config: &Config, events: usize, sessions: usize) -> anyhow::Result<()> {
                     let session = format!("ws_q_{:05}", n % sessions);
                     let json =
                         realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), (n / sessions) as u64).to_string();
-                    validate_event(&json, &generator_config).map_err(|e| anyhow::anyhow!(e))
+                    validate_event(&json, &generator_config.ingest_limits()).map_err(|e| anyhow::anyhow!(e))
                 })
                 .collect::<anyhow::Result<_>>()?;
             if batches.send(batch).is_err() {

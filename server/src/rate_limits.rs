@@ -1,4 +1,6 @@
 //! Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+//! Shared by the HTTP layer (which checks them) and the background work (which forgets idle
+//! keys); a refusal is a [`Limited`], which `http::error` turns into 429 with `Retry-After`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -6,7 +8,17 @@ use std::num::NonZeroU32;
 use governor::{Quota, RateLimiter};
 
 use crate::config::Config;
-use crate::http::error::ApiError;
+
+/// A refused request: which limit (`client address` or `session token`) and how long until it
+/// would be taken (whole seconds, at least 1, rounded up: a client that waits that long is not
+/// refused again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// The limit's key: `client address` or `session token`.
+    pub key: &'static str,
+    /// Seconds to wait (`Retry-After`).
+    pub retry_after_secs: u64,
+}
 
 type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
 
@@ -31,16 +43,16 @@ impl RateLimits {
         }
     }
 
-    /// Takes one token for `ip`. Errors: [`ApiError::RateLimited`] with the wait.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// Takes one token for `ip`. Errors: [`Limited`] with the wait.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
         match &self.per_ip {
             Some(limiter) => limiter.check_key(&ip).map_err(|wait| limited("client address", &wait)),
             None => Ok(()),
         }
     }
 
-    /// Takes one token for `session_token`. Errors: [`ApiError::RateLimited`] with the wait.
-    pub fn check_session(&self, session_token: &str) -> Result<(), ApiError> {
+    /// Takes one token for `session_token`. Errors: [`Limited`] with the wait.
+    pub fn check_session(&self, session_token: &str) -> Result<(), Limited> {
         match &self.per_session {
             Some(limiter) => {
                 limiter.check_key(&session_token.to_owned()).map_err(|wait| limited("session token", &wait))
@@ -62,9 +74,9 @@ impl RateLimits {
     }
 }
 
-fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+fn limited(key: &'static str, wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> Limited {
     let wait = wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
     // Retry-After takes whole seconds: round up, so a client that honours it is not refused again.
     let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::RateLimited { key, retry_after_secs: retry_after_secs.max(1) }
+    Limited { key, retry_after_secs: retry_after_secs.max(1) }
 }

@@ -1,0 +1,15 @@
+//! The time as the server writes it: ISO 8601 UTC with milliseconds, the format of `created_at`
+//! (it sorts as text in time order).
+
+use std::time::SystemTime;
+
+/// Now, as ISO 8601 UTC with ms.
+pub fn now_iso() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// `ago` before now, in the format of [`now_iso`] (the Unix epoch when `ago` reaches past it).
+pub fn iso_ago(ago: std::time::Duration) -> String {
+    let at = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_millis(at).to_string()
+}

@@ -157,6 +157,17 @@ const DELIVERY_PAGE: &str = r#"<!doctype html>
 </script>
 "#;
 
+/// Writes a PNG screenshot as `name` in the test artifacts folder (`SESSION_LOG_ARTIFACTS`, which
+/// `cargo xtask test` sets to `test-artifacts/` in the workspace).
+pub fn save_artifact_png(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("test-artifacts"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join(name), png).unwrap();
+}
+
 /// Writes `files` (name, text) into a new temporary web root.
 pub fn site(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -359,7 +370,13 @@ impl Server {
 
     /// The value of one sample of `/metrics` (0 when absent).
     pub fn metric(&self, sample: &str) -> f64 {
-        let text = ureq::get(&format!("{}/metrics", self.url))
+        self.metric_through(&ureq::Agent::new_with_defaults(), sample)
+    }
+
+    /// [`Server::metric`] through `agent` (for example one that trusts a test certificate).
+    pub fn metric_through(&self, agent: &ureq::Agent, sample: &str) -> f64 {
+        let text = agent
+            .get(&format!("{}/metrics", self.url))
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_to_string().ok())

@@ -3,7 +3,7 @@
 
 use fantoccini::Locator;
 use serde_json::{json, Value};
-use session_log_e2e::{Browser, Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN};
 
 fn event(token: &str, email: Option<&str>, event_type: &str, data: Value) -> Value {
     let mut e = json!({"sessionToken": token, "eventType": event_type, "eventData": data});
@@ -87,14 +87,8 @@ async fn dashboard_shows_sessions_timeline_and_live_updates() {
 
 /// Saves a PNG screenshot of `selector` as `name` in the test artifacts folder.
 async fn save_artifact(name: &str, browser: &Browser, selector: &str) {
-    let png = browser.client.find(Locator::Css(selector)).await.unwrap().screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    // `cargo xtask test` sets SESSION_LOG_ARTIFACTS to test-artifacts/ in the workspace.
-    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts"));
-    std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join(name), &png).unwrap();
+    let element = browser.client.find(Locator::Css(selector)).await.unwrap();
+    save_artifact_png(name, &element.screenshot().await.expect("screenshot"));
 }
 
 // An error burst with a hostile errorType shows as a toast within a few seconds and in the

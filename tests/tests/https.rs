@@ -25,20 +25,6 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, Value), String> {
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
-/// One sample of `/metrics` over HTTPS (0 when absent).
-fn metric(agent: &ureq::Agent, server: &Server, sample: &str) -> f64 {
-    let text = agent
-        .get(&format!("{}/metrics", server.url))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn start_https(dir: &Path, cert: &Path, key: &Path) -> Server {
     let args = [&UNLIMITED[..], &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat();
     let server = Server::start_with(&dir.join("events.db"), &args);
@@ -146,10 +132,10 @@ fn sighup_serves_a_renewed_certificate_without_dropping_a_request() {
     std::fs::write(&key, "not a key").unwrap();
     hangup(&server);
     wait_for("the failed reload counted", &|| {
-        metric(&agent(&[&renewed.ca_der]), &server, "session_log_tls_reloads_total{outcome=\"failed\"}") >= 1.0
+        server.metric_through(&agent(&[&renewed.ca_der]), "session_log_tls_reloads_total{outcome=\"failed\"}") >= 1.0
     });
     assert!(get(&agent(&[&renewed.ca_der]), &healthz).is_ok(), "the certificate in force stays");
-    assert_eq!(metric(&agent(&[&renewed.ca_der]), &server, "session_log_tls_reloads_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(server.metric_through(&agent(&[&renewed.ca_der]), "session_log_tls_reloads_total{outcome=\"ok\"}"), 1.0);
 
     stop.store(true, Ordering::Relaxed);
     let errors = worker.join().unwrap();

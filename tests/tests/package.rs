@@ -440,7 +440,13 @@ async fn bundled_page_logs(tools: &[&str], import_from: &str, build: &[&str], ht
     if !dist.join("index.html").exists() {
         std::fs::write(dist.join("index.html"), html).unwrap();
     }
-    let server = Server::serving(&dist, &[]);
+    built_page_logs(&dist).await;
+}
+
+/// Opens `dist/index.html` (a page with [`bundled_main`]) in Chromium against the real server:
+/// no warning, the token from the first line, both events, in order.
+async fn built_page_logs(dist: &Path) {
+    let server = Server::serving(dist, &[]);
     let browser = Browser::start().await;
     let result = browser.result_of(&format!("{}/index.html", server.url)).await;
     browser.close().await;
@@ -495,15 +501,7 @@ async fn npm_tarball_works_in_a_fresh_vite_project() {
         files_under(&dist.join("assets")).iter().any(|f| f.extension().is_some_and(|e| e == "wasm")),
         "Vite emitted the wasm"
     );
-    let server = Server::serving(&dist, &[]);
-    let browser = Browser::start().await;
-    let result = browser.result_of(&format!("{}/index.html", server.url)).await;
-    browser.close().await;
-    assert_eq!(result["warnings"], serde_json::json!([]), "no warning: {result}");
-    let token = result["token"].as_str().unwrap();
-    assert_eq!(result["early"], token);
-    let answer = server.wait_for_events(token, 2, 20).await;
-    assert_eq!(answer["count"], 2, "{answer}");
+    built_page_logs(&dist).await;
 }
 
 // webpack 5 bundles `session-log` with no configuration: it copies the `.wasm` as an asset.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use serde_json::{json, Value};
 use session_log_e2e::pg::FreshDatabase;
-use session_log_e2e::{node_tools, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
+use session_log_e2e::{node_tools, save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
 
 const STEPS: [&str; 5] = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
 
@@ -155,14 +155,7 @@ fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
 
 /// Saves a screenshot of the window as `name` in the test artifacts folder.
 async fn save_screenshot(browser: &Browser, name: &str) {
-    let png = browser.client.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    // `cargo xtask test` sets SESSION_LOG_ARTIFACTS to test-artifacts/ in the workspace.
-    let artifacts = std::env::var_os("SESSION_LOG_ARTIFACTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts"));
-    std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join(name), &png).unwrap();
+    save_artifact_png(name, &browser.client.screenshot().await.expect("screenshot"));
 }
 
 /// axe-core's serious and critical violations on the page, as "rule: target" lines.

@@ -17,6 +17,8 @@ import load, * as core from "./session_log_core.js";
 
 /** The localStorage key of the session token (the module reads and writes the same key). */
 const TOKEN_KEY = "session-log:sessionToken";
+/** The sessionStorage key of calls made on a page that was left before its module was ready. */
+const HANDOFF_KEY = "session-log:handoff";
 const IN_BROWSER = typeof window === "object" && window !== null && typeof document === "object" && document !== null;
 
 const KINDS = { logNavigation: 0, logError: 1, logAction: 2, logApiCall: 3, logStateChange: 4, logSessionEvent: 5 };
@@ -31,6 +33,7 @@ let chosen = false; // loading started from an init(input)
 let source = null; // () => what `load` compiles by default (the inline variant sets it)
 let token = ""; // the token before the module is ready (kept, or made by sessionToken())
 let configuredToken = null; // configure({sessionToken}) made before the module was ready
+let left = false; // hidden or left before the module was ready: the hand-over waits for a next page
 
 const warn = (message) => {
   try {
@@ -75,6 +78,37 @@ function sessionToken() {
     // handed to the module when it loads instead
   }
   return token;
+}
+
+/** The page is going away before the module is ready: its kept calls go to sessionStorage (this
+ * tab only), for the next page of this origin in the tab to replay once its module is ready. */
+function handOff() {
+  if (state > 1) return;
+  left = true;
+  if (!pending.length) return;
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(HANDOFF_KEY) || "[]");
+    const calls = pending.filter((p) => p[0] !== "onDeliveryError").map(([name, args, at]) =>
+      [name, args.map((a) => (a instanceof Error ? a.message : a)), at]);
+    sessionStorage.setItem(HANDOFF_KEY, JSON.stringify(kept.concat(calls).slice(-MAX_PENDING)));
+    pending = [];
+  } catch (_) {
+    // storage refused, or a value that is not JSON: nothing more can be done on a page going away
+  }
+}
+
+/** Replays the calls a page left in this tab's hand-over, once the module is ready in a page
+ * that is shown (a module that finished loading after its page was left leaves them for the next). */
+function takeOver() {
+  if (state !== 2 || left) return;
+  let handed = [];
+  try {
+    handed = JSON.parse(sessionStorage.getItem(HANDOFF_KEY) || "[]");
+    sessionStorage.removeItem(HANDOFF_KEY);
+  } catch (_) {
+    // no sessionStorage: nothing was handed over
+  }
+  for (const [name, args, at] of handed) run(name, args, at);
 }
 
 function call(name, args, at) {
@@ -129,6 +163,7 @@ export function init(input) {
     })().then(
       () => {
         state = 2;
+        takeOver();
         // A token shown before the module was ready that it could not read back (storage
         // refused) stays the session's token.
         if (token && !configuredToken && run("getSessionToken", []) !== token) run("configure", [{ sessionToken: token }]);
@@ -149,6 +184,16 @@ export function init(input) {
 }
 
 export default init;
+
+if (IN_BROWSER) {
+  const shown = () => {
+    left = false;
+    takeOver();
+  };
+  addEventListener("pagehide", handOff);
+  addEventListener("pageshow", shown);
+  document.addEventListener("visibilitychange", () => (document.visibilityState === "hidden" ? handOff() : shown()));
+}
 
 export function configure(options) { call("configure", arguments); }
 export function setStep(step) { call("setStep", arguments); }

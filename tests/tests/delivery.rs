@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use session_log_e2e::proxy::{Fault, FaultProxy};
-use session_log_e2e::{test_site, Browser, Server, INSTRUCTOR_TOKEN};
+use session_log_e2e::{site, test_site, Browser, Server, INSTRUCTOR_TOKEN};
 
 /// Opens the delivery test page and returns its session token.
 async fn open_page(browser: &Browser, url: &str) -> String {
@@ -100,6 +100,47 @@ async fn events_logged_just_before_leaving_the_page_arrive() {
     let answer = server.wait_for_events(&token, 20, 15).await;
     browser.close().await;
     assert_eq!(answer["count"], 20, "{answer}");
+}
+
+// A page logs 20 events from its first line and is left at once, before its WebAssembly module
+// has loaded: the calls it kept are handed over in the tab's sessionStorage, and the next page
+// of the origin delivers them all once its module is ready (five times over, fresh tabs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_a_page_left_before_its_module_loaded_arrive() {
+    let first = r#"<!doctype html><meta charset="utf-8"><script type="module">
+import * as sl from "/pkg/session_log.js";
+sl.configure({ flushIntervalMs: 30000, steps: ["Connect Accounts", "Choose Use Case"] });
+localStorage.setItem("left-token", sl.getSessionToken());
+sl.logNavigation(0, 1);
+for (let i = 0; i < 19; i++) sl.logAction("early_" + i);
+setTimeout(() => { location.href = "/next.html"; }, 0);
+</script>"#;
+    let next = r#"<!doctype html><meta charset="utf-8"><title>next</title><script type="module">
+window.warnings = [];
+const warn = console.warn;
+console.warn = (...args) => { window.warnings.push(args.join(" ")); warn.apply(console, args); };
+import * as sl from "/pkg/session_log.js";
+await sl.init();
+await sl.flush();
+window.result = { handoff: sessionStorage.getItem("session-log:handoff"), warnings: window.warnings };
+window.done = true;
+</script>"#;
+    let www = site(&[("first.html", first), ("next.html", next)]);
+    let server = Server::serving(www.path(), &[]);
+    for _ in 0..5 {
+        let browser = Browser::start().await;
+        browser.client.goto(&format!("{}/first.html", server.url)).await.expect("open the first page");
+        browser.wait_until("return document.title === 'next' && window.done === true").await;
+        let token = browser.run("return localStorage.getItem('left-token')", vec![]).await.as_str().unwrap().to_owned();
+        let result = browser.run("return window.result", vec![]).await;
+        browser.close().await;
+        assert_eq!(result["handoff"], Value::Null, "the hand-over is removed once replayed");
+        assert_eq!(result["warnings"], serde_json::json!([]), "no warning");
+        let answer = server.wait_for_events(&token, 20, 15).await;
+        assert_eq!(answer["count"], 20, "every call of the page that was left: {answer}");
+        let navigation = answer["events"].as_array().unwrap().iter().find(|e| e["event_type"] == "navigation").cloned();
+        assert_eq!(navigation.unwrap()["event_data"]["toStepName"], "Choose Use Case", "with the first page's context");
+    }
 }
 
 // The server commits batches whose responses are lost: the client retries, and nothing is stored twice.

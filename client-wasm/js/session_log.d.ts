@@ -31,7 +31,7 @@ export interface SessionLogConfig {
   flushTimeoutMs?: number | null;
   /** First retry delay (ms), doubled per failure with full jitter. Default 1000. */
   retryBaseMs?: number | null;
-  /** Longest retry delay (ms). Default 60000. */
+  /** Longest retry delay (ms). Default 8000: a server that comes back gets the queue within 8 s (its `Retry-After` wins when longer). */
   retryMaxMs?: number | null;
   /** Most events kept waiting (in memory and localStorage); past it the oldest are dropped and reported. Default 1000. */
   maxQueueEvents?: number | null;

@@ -117,7 +117,8 @@ pub struct Config {
     pub flush_timeout_ms: u32,
     /// First retry delay after a failed send (ms, default 1000); doubled per failure, with full jitter.
     pub retry_base_ms: u32,
-    /// Longest retry delay (ms, default 60000).
+    /// Longest retry delay (ms, default 8000): with full jitter, a server that comes back gets the
+    /// queue within 8 s; an overloaded one says how long to wait with `Retry-After`, which wins.
     pub retry_max_ms: u32,
     /// Most events kept waiting, in memory and storage (events, default 1000); past it the oldest
     /// are dropped, counted and reported to the server.
@@ -155,7 +156,7 @@ impl Default for Config {
             flush_interval_ms: 1000,
             flush_timeout_ms: 10_000,
             retry_base_ms: 1000,
-            retry_max_ms: 60_000,
+            retry_max_ms: 8_000,
             max_queue_events: 1000,
             max_queue_bytes: 1024 * 1024,
             redact: true,
@@ -1464,6 +1465,17 @@ mod tests {
         assert_eq!(b.next_delay_ms(0.5), 30_000);
         b.reset();
         assert_eq!(b.next_delay_ms(0.5), 500);
+    }
+
+    // With the default options, however long the outage, the next try is at most 8 s away (a
+    // server that comes back gets the queue within 8 s), and Retry-After can ask for longer.
+    #[test]
+    fn default_backoff_retries_within_8_s() {
+        let config = Config::default();
+        let mut b = Backoff::new(config.retry_base_ms, config.retry_max_ms);
+        let delays: Vec<u32> = (0..40).map(|_| b.next_delay_ms(0.999_999)).collect();
+        assert_eq!(delays[..4], [999, 1999, 3999, 7999]);
+        assert!(delays.iter().all(|d| *d < 8000), "{delays:?}");
     }
 
     // Retry-After is read as seconds or as an HTTP date; anything else is ignored.

@@ -143,6 +143,70 @@ window.done = true;
     }
 }
 
+/// Spins one thread until dropped (at most 3 minutes): the other core busy, as on a shared machine.
+struct BusyCore(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl BusyCore {
+    fn start() -> BusyCore {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut x: u64 = 1;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < Duration::from_secs(180) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                std::hint::black_box(x);
+            }
+        });
+        BusyCore(stop)
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+// With the default options and the other core busy: the server is down for 20 s (long enough
+// for the backoff to reach its cap) while a page logs 100 events, reloads and logs 50 more; once
+// the server is back, all 150 arrive within 10 s, twice over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_drains_promptly_after_an_outage() {
+    let page = r#"<!doctype html><meta charset="utf-8"><script type="module">
+import * as sl from "/pkg/session_log.js";
+sl.configure({ endpoint: new URLSearchParams(location.search).get("endpoint") });
+window.sl = sl;
+window.logMany = (from, n) => { for (let i = from; i < from + n; i++) sl.logAction("outage_" + i, { i }); };
+window.ready = true;
+</script>"#;
+    let www = site(&[("outage.html", page)]);
+    let dir = tempfile::tempdir().unwrap();
+    let pages = Server::start_with(&dir.path().join("pages.db"), &server_args(www.path().to_str().unwrap(), &[]));
+    let _busy = BusyCore::start();
+    for run in 0..2 {
+        let ingest_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("{}/outage.html?endpoint=http://127.0.0.1:{ingest_port}/api/session-log", pages.url);
+        let browser = Browser::start().await;
+        browser.client.goto(&url).await.expect("open the page");
+        browser.wait_until("return window.ready === true").await;
+        let token = browser.run("return window.sl.getSessionToken()", vec![]).await.as_str().unwrap().to_owned();
+        browser.run("window.logMany(0, 100)", vec![]).await;
+        browser.wait_until("return window.sl.stats().retries >= 1").await;
+        tokio::time::sleep(Duration::from_secs(12)).await; // the outage goes on: backoff grows
+        browser.client.goto(&url).await.expect("reload");
+        browser.wait_until("return window.ready === true").await;
+        browser.run("window.logMany(100, 50)", vec![]).await;
+        tokio::time::sleep(Duration::from_secs(8)).await; // and on, after the reload
+        let bind = format!("127.0.0.1:{ingest_port}");
+        let ingest =
+            Server::start_with(&dir.path().join(format!("events-{run}.db")), &server_args("none", &["--bind", &bind]));
+        let answer = ingest.wait_for_events(&token, 150, 10).await;
+        browser.close().await;
+        assert_eq!(answer["count"], 150, "run {run}: every event within 10 s of the server's return");
+    }
+}
+
 // The server commits batches whose responses are lost: the client retries, and nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_responses_do_not_duplicate_events() {

@@ -222,3 +222,26 @@ fn an_alert_opens_once_across_servers() {
     assert_eq!(bursts(&a).len(), 1, "one alert, not one per server");
     assert_eq!(bursts(&a), bursts(&b), "both servers answer the same alert");
 }
+
+// A schema change under a live server (another server's migration during a rolling upgrade)
+// changes what its prepared statements return; PostgreSQL then refuses them ("cached plan must
+// not change result type"), and the server prepares them again: reads, writes and the report
+// go on without a failed request.
+#[test]
+fn a_schema_change_under_a_live_server_is_survived() {
+    let db = Arc::new(TestDb::new(Backend::Postgres));
+    let server = TestServer::on_db(db.clone(), |c| c.rate_limit_session_per_sec = 0);
+    server.post_all(vec![event("ws_migrated", "action", json!({"n": 1}))]);
+    // Every statement of a read, a write and the summaries is now in the connections' caches.
+    assert_eq!(server.read("/api/session-log?sessionToken=ws_migrated")["count"], 1);
+    assert_eq!(server.read("/api/sessions")["sessions"].as_array().unwrap().len(), 1);
+    let mut migration = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    migration.batch_execute("ALTER TABLE events ALTER COLUMN event_type TYPE text").unwrap();
+    for round in 0..3 {
+        let events = server.read("/api/session-log?sessionToken=ws_migrated");
+        assert_eq!(events["count"], 1 + round, "reads go on after the migration");
+        server.post_all(vec![event("ws_migrated", "action", json!({"n": 2 + round}))]);
+    }
+    assert_eq!(server.read("/api/session-log?sessionToken=ws_migrated")["count"], 4);
+    assert_eq!(server.read("/api/sessions")["sessions"][0]["events"], 4);
+}

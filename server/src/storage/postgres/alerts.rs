@@ -5,7 +5,7 @@
 use deadpool_postgres::Pool;
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{db_error, pool_error, sql};
+use super::{db_error, sql};
 use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
 use crate::storage::{Acknowledged, AlertQuery, LoggedChange, StoreError};
 
@@ -52,7 +52,7 @@ async fn in_transaction<T>(
     pool: &Pool,
     work: impl for<'t> FnOnce(&'t Transaction<'t>) -> futures_util::future::BoxFuture<'t, Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = sql::connection(pool).await?;
     let tx = client.transaction().await.map_err(db_error)?;
     sql::execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&ALERT_ORDER_LOCK]).await?;
     let outcome = work(&tx).await?;

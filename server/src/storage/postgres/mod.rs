@@ -167,7 +167,7 @@ fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
 /// Brings the schema up to date (refinery), under an advisory lock so concurrent servers
 /// migrate once.
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = sql::connection(pool).await?;
     // Not through the statement cache: a migration may change what a cached statement returns.
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
     let client: &mut tokio_postgres::Client = &mut client;
@@ -220,7 +220,7 @@ impl PostgresStore {
         let opened = wait_on(&handle, async move {
             let pool = open_pool(&url, size)?;
             migrate(&pool).await?;
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             let row = sql::query_one(&client, "SELECT coalesce(max(event_id), 0) FROM events", &[]).await?;
             drop(client);
             Ok::<_, StoreError>((pool, row.get::<_, i64>(0)))
@@ -307,7 +307,7 @@ impl PostgresStore {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             let row = sql::query_one(&client, "SELECT pg_is_in_recovery()", &[]).await?;
             match row.get::<_, bool>(0) {
                 false => Ok(()),
@@ -359,7 +359,7 @@ impl PostgresStore {
     pub(crate) async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             query_events(&client, &query).await
         })
         .await
@@ -372,7 +372,7 @@ impl PostgresStore {
     ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             // Both statements in one pipeline on the connection: one round trip, not two.
             let losses = async {
                 let Some(token) = &query.session_token else { return Ok(None) };
@@ -388,7 +388,7 @@ impl PostgresStore {
     pub(crate) async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             query_sessions(&client, &query).await
         })
         .await
@@ -420,7 +420,7 @@ impl PostgresStore {
     ) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             alerts::query(&client, &query).await
         })
         .await
@@ -430,7 +430,7 @@ impl PostgresStore {
     pub(crate) async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<super::LoggedChange>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             alerts::changes(&client, after, limit).await
         })
         .await
@@ -440,7 +440,7 @@ impl PostgresStore {
     pub(crate) async fn newest_alert_change(&self) -> Result<i64, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             alerts::newest_change(&client).await
         })
         .await
@@ -451,7 +451,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         let completion_types = self.completion_types.clone();
         self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
+            let client = sql::connection(&pool).await?;
             let rows = sql::query(
                 &client,
                 "SELECT session_token FROM sessions UNION SELECT DISTINCT session_token FROM events ORDER BY 1",
@@ -508,7 +508,7 @@ pub fn delete_student_at(url: &str, email: &str) -> Result<Removed, StoreError> 
     runtime.block_on(async {
         let pool = open_pool(url, 1)?;
         migrate(&pool).await?;
-        let mut client = pool.get().await.map_err(pool_error)?;
+        let mut client = sql::connection(&pool).await?;
         let tx = client.transaction().await.map_err(db_error)?;
         let removed = delete_student(&tx, email).await?;
         tx.commit().await.map_err(db_error)?;
@@ -614,8 +614,17 @@ impl Writer {
     /// One transaction storing `batches` (in order): returns each batch's counts and the newest
     /// new `event_id`.
     async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+        match self.commit_once(batches).await {
+            // A schema change made a cached statement stale (see `sql::connection`): once more,
+            // with every statement prepared again.
+            Err(_) if sql::stale_seen() => self.commit_once(batches).await,
+            outcome => outcome,
+        }
+    }
+
+    async fn commit_once(&self, batches: &[&[ValidEvent]]) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
         let work = async {
-            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let mut client = sql::connection(&self.pool).await?;
             let tx = client.transaction().await.map_err(db_error)?;
             let outcome = insert_events(&tx, batches, &self.completion_types).await?;
             tx.commit().await.map_err(db_error)?;
@@ -626,7 +635,7 @@ impl Writer {
 
     async fn maintain(&self, task: &Maintenance) -> Result<Removed, StoreError> {
         let work = async {
-            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let mut client = sql::connection(&self.pool).await?;
             let tx = client.transaction().await.map_err(db_error)?;
             let removed = match task {
                 Maintenance::Purge { before, limit, ids } => {

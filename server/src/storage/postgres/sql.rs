@@ -9,12 +9,63 @@
 //! (at most 64 of them), so each connection's cache stays small. Errors: those of
 //! [`db_error`](super::db_error), for the prepare or the run.
 
-use deadpool_postgres::GenericClient;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use deadpool_postgres::{GenericClient, Object, Pool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::db_error;
+use super::{db_error, pool_error};
 use crate::storage::StoreError;
+
+/// Set when PostgreSQL answered that a cached statement's plan changed its result type (SQLSTATE
+/// `0A000`, "cached plan must not change result type"): a schema change, such as another
+/// server's migration during a rolling upgrade, made the connections' prepared statements
+/// stale. [`connection`] then drops every cached statement of the pool before handing out the
+/// next connection.
+static STALE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `error` is PostgreSQL's "cached plan must not change result type".
+fn is_stale_plan(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan")
+    })
+}
+
+/// A pooled connection; after a stale plan anywhere, the pool's statement caches are dropped
+/// first, so every statement is prepared again against the schema as it is now. Errors: those
+/// of [`pool_error`](super::pool_error).
+pub(super) async fn connection(pool: &Pool) -> Result<Object, StoreError> {
+    if STALE.swap(false, Ordering::AcqRel) {
+        tracing::info!("the schema changed under cached statements: preparing them again");
+        pool.manager().statement_caches.clear();
+    }
+    pool.get().await.map_err(pool_error)
+}
+
+/// Whether a stale plan was seen since the last [`connection`] (which clears it): a failed
+/// transaction is then worth one more try on a fresh connection.
+pub(super) fn stale_seen() -> bool {
+    STALE.load(Ordering::Acquire)
+}
+
+/// Runs `$client.$method(statement, $params)` with `statement` from the cache; when its plan has
+/// gone stale, marks the pool's caches for dropping and runs it once more with the statement
+/// prepared afresh (outside a transaction this succeeds; inside one, PostgreSQL has aborted the
+/// transaction, and the caller's retry on a fresh connection does).
+macro_rules! cached {
+    ($client:expr, $statement:expr, $method:ident, $params:expr) => {{
+        let prepared = $client.prepare_cached($statement).await.map_err(db_error)?;
+        match $client.$method(&prepared, $params).await {
+            Err(error) if is_stale_plan(&error) => {
+                STALE.store(true, Ordering::Release);
+                let fresh = $client.prepare($statement).await.map_err(db_error)?;
+                $client.$method(&fresh, $params).await.map_err(db_error)
+            }
+            other => other.map_err(db_error),
+        }
+    }};
+}
 
 /// The rows `statement` returns.
 pub(super) async fn query(
@@ -22,8 +73,7 @@ pub(super) async fn query(
     statement: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, StoreError> {
-    let prepared = client.prepare_cached(statement).await.map_err(db_error)?;
-    client.query(&prepared, params).await.map_err(db_error)
+    cached!(client, statement, query, params)
 }
 
 /// The one row `statement` returns; an error when it returns none or several.
@@ -32,8 +82,7 @@ pub(super) async fn query_one(
     statement: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Row, StoreError> {
-    let prepared = client.prepare_cached(statement).await.map_err(db_error)?;
-    client.query_one(&prepared, params).await.map_err(db_error)
+    cached!(client, statement, query_one, params)
 }
 
 /// The row `statement` returns, if any; an error when it returns several.
@@ -42,8 +91,7 @@ pub(super) async fn query_opt(
     statement: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Option<Row>, StoreError> {
-    let prepared = client.prepare_cached(statement).await.map_err(db_error)?;
-    client.query_opt(&prepared, params).await.map_err(db_error)
+    cached!(client, statement, query_opt, params)
 }
 
 /// Runs `statement`; returns the rows it changed.
@@ -52,6 +100,5 @@ pub(super) async fn execute(
     statement: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, StoreError> {
-    let prepared = client.prepare_cached(statement).await.map_err(db_error)?;
-    client.execute(&prepared, params).await.map_err(db_error)
+    cached!(client, statement, execute, params)
 }

@@ -85,6 +85,11 @@ function sessionToken() {
 function handOff() {
   if (state > 1) return;
   left = true;
+  stash();
+}
+
+/** Appends the kept calls to this tab's hand-over, oldest first. */
+function stash() {
   if (!pending.length) return;
   try {
     const kept = JSON.parse(sessionStorage.getItem(HANDOFF_KEY) || "[]");
@@ -167,6 +172,9 @@ export function init(input) {
         // A token shown before the module was ready that it could not read back (storage
         // refused) stays the session's token.
         if (token && !configuredToken && run("getSessionToken", []) !== token) run("configure", [{ sessionToken: token }]);
+        // Hidden since its hand-over: calls made meanwhile join it, so they replay after the
+        // older ones when the page is shown again (or on the next page).
+        if (left) stash();
         const calls = pending;
         pending = [];
         for (const [name, args, at] of calls) run(name, args, at);

@@ -41,6 +41,10 @@ pub struct Metrics {
     /// Alert changes by kind (`alert.opened`, `alert.updated`, `alert.resolved`),
     /// `session_log_alert_changes_total{kind}`.
     pub alert_changes: IntCounterVec,
+    /// Events the alert rules took, by where from (`feed`: handed over by this server's writer at
+    /// its commit; `read_back`: read from storage: another server's, or what the feed dropped),
+    /// `session_log_alert_events_total{source}`.
+    pub alert_events: IntCounterVec,
     /// Reloads of the TLS certificate on `SIGHUP`, by outcome (`ok`, `failed`: the certificate in
     /// force stays), `session_log_tls_reloads_total{outcome}`.
     pub tls_reloads: IntCounterVec,
@@ -92,6 +96,11 @@ impl Metrics {
                 "outcome",
             ),
             alert_changes: counter_vec("session_log_alert_changes_total", "Alert changes, by kind.", "kind"),
+            alert_events: counter_vec(
+                "session_log_alert_events_total",
+                "Events the alert rules took, by source (feed: from this server's writer; read_back: from storage).",
+                "source",
+            ),
             tls_reloads: counter_vec(
                 "session_log_tls_reloads_total",
                 "TLS certificate reloads on SIGHUP, by outcome (ok, failed: the certificate in force stays).",

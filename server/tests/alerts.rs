@@ -41,6 +41,15 @@ fn wait_for(server: &TestServer, what: &str, done: impl Fn(&[Value]) -> bool) ->
     }
 }
 
+/// Waits (at most `within`) until `done` holds.
+fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
     alerts.iter().filter(|a| a["rule"] == rule).collect()
 }
@@ -51,6 +60,28 @@ fn error(token: &str, error_type: &str) -> Value {
 }
 
 on_both_backends! {
+    // The rules take the server's own events from its writer as they commit (counted in
+    // /metrics as `feed`) and read none of them back, and alert from them: a help request's
+    // message, read from its data, reaches the alert.
+    fn the_rules_take_their_own_events_from_the_writer(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let taken = |source: &str| server.metric(&format!("session_log_alert_events_total{{source=\"{source}\"}}"));
+        // The first event may land before the rules lead (it is then read back at the start).
+        server.post_all(vec![event("ws_warm", "action", json!({"n": 0}))]);
+        wait_until("the first event taken", Duration::from_secs(10), || taken("feed") + taken("read_back") >= 1.0);
+        let read_before = taken("read_back");
+        let feed_before = taken("feed");
+        let mut events: Vec<Value> = (1..=40).map(|n| event("ws_feed", "action", json!({"n": n}))).collect();
+        events.push(json!({"sessionToken": "ws_feed", "eventType": "help_request", "eventData": {"message": "my deploy hangs"}}));
+        server.post_all(events);
+        let alerts = wait_for(&server, "the help request", |a| !of_rule(a, "help_request").is_empty());
+        let message = of_rule(&alerts, "help_request")[0]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("my deploy hangs"), "the student's message reaches the alert: {message}");
+        wait_until("41 events taken from the feed", Duration::from_secs(10), || taken("feed") - feed_before >= 41.0);
+        assert_eq!(taken("feed") - feed_before, 41.0, "each event taken once");
+        assert_eq!(taken("read_back"), read_before, "none of the server's own events read back");
+    }
+
     // error_burst and error_pattern open once per episode, update while they hold, and resolve
     // when their errors age out of the window.
     fn error_rules_open_update_and_resolve(backend) {

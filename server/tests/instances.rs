@@ -221,6 +221,13 @@ fn an_alert_opens_once_across_servers() {
     });
     assert_eq!(bursts(&a).len(), 1, "one alert, not one per server");
     assert_eq!(bursts(&a), bursts(&b), "both servers answer the same alert");
+    // The leader took its own events from its writer and read the other server's back.
+    let taken = |source: &str| {
+        let sample = format!("session_log_alert_events_total{{source=\"{source}\"}}");
+        a.metric(&sample) + b.metric(&sample)
+    };
+    assert!(taken("read_back") >= 1.0, "the other server's events are read back");
+    assert!(taken("feed") + taken("read_back") >= 5.0, "every error taken");
 }
 
 // A schema change under a live server (another server's migration during a rolling upgrade)

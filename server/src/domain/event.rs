@@ -28,3 +28,72 @@ pub struct ValidEvent {
     /// writer does not parse JSON).
     pub facts: EventFacts,
 }
+
+/// A committed event as the alert rules take it: from the writer that committed it (the commit
+/// feed, `storage::feed`), or read back from storage (events another server stored). Holds what
+/// the rules use and nothing of `eventData` but its facts and a help request's message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedEvent {
+    /// Its `event_id` (storage position).
+    pub event_id: i64,
+    /// `created_at`, the commit's time (ms since the Unix epoch).
+    pub at_ms: i64,
+    /// `sessionToken`.
+    pub session_token: String,
+    /// `studentEmail`.
+    pub student_email: Option<String>,
+    /// `eventType`.
+    pub event_type: String,
+    /// What the rules read of `eventData`.
+    pub facts: EventFacts,
+    /// `eventData.message` of a help request (`None` for other types).
+    pub message: Option<String>,
+}
+
+impl CommittedEvent {
+    /// The event a writer stored as `event_id` at `at_ms`, taking its strings (its `eventData` is
+    /// read only for a help request's message, then dropped).
+    pub fn of(event: ValidEvent, event_id: i64, at_ms: i64) -> CommittedEvent {
+        let message = help_message(&event.event_type, &event.event_data);
+        CommittedEvent {
+            event_id,
+            at_ms,
+            session_token: event.session_token,
+            student_email: event.student_email,
+            event_type: event.event_type,
+            facts: event.facts,
+            message,
+        }
+    }
+
+    /// The event read back from storage: `event_data` is its JSON text, `created_at` its ISO 8601
+    /// time. Facts are read from the text (one parse).
+    pub fn read(
+        event_id: i64,
+        session_token: &str,
+        student_email: Option<&str>,
+        event_type: &str,
+        event_data: &str,
+        created_at: &str,
+    ) -> CommittedEvent {
+        CommittedEvent {
+            event_id,
+            at_ms: crate::domain::summary::iso_ms(created_at),
+            session_token: session_token.to_owned(),
+            student_email: student_email.map(str::to_owned),
+            event_type: event_type.to_owned(),
+            facts: EventFacts::read(event_type, event_data),
+            message: help_message(event_type, event_data),
+        }
+    }
+}
+
+/// `eventData.message` of a help request; `None` for any other type (parsing every event's data
+/// again would cost as much as the rules themselves).
+fn help_message(event_type: &str, data: &str) -> Option<String> {
+    if event_type != crate::domain::alerts::HELP_REQUEST {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(data).ok()?;
+    value.get("message")?.as_str().map(str::to_owned)
+}

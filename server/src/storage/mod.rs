@@ -30,6 +30,7 @@ use crate::domain::cursor::{EventCursor, SessionCursor};
 use crate::domain::event::ValidEvent;
 use crate::metrics::Metrics;
 
+pub mod feed;
 pub mod postgres;
 pub mod sqlite;
 
@@ -202,6 +203,7 @@ enum Backend {
 /// The database behind the server: one handle whatever the backend (see the module docs).
 pub struct Storage {
     backend: Backend,
+    feed: Arc<feed::CommitFeed>,
 }
 
 macro_rules! dispatch {
@@ -222,15 +224,34 @@ impl Storage {
     /// PostgreSQL server does not answer; [`StoreError::Internal`] when the schema cannot be
     /// created or migrated, or the SQLite file or its folder cannot be created.
     pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Storage, StoreError> {
+        let feed = Arc::new(feed::CommitFeed::default());
         let backend = match Database::of(config)? {
             Database::Sqlite(path) => {
                 // One server per SQLite file: it always runs the background work.
                 metrics.background_leader.set(1);
-                Backend::Sqlite(sqlite::SqliteStore::open(&path, config, metrics)?)
+                Backend::Sqlite(sqlite::SqliteStore::open(&path, config, metrics, feed.clone())?)
             }
-            Database::Postgres(url) => Backend::Postgres(postgres::PostgresStore::open(&url, config, metrics)?),
+            Database::Postgres(url) => {
+                Backend::Postgres(postgres::PostgresStore::open(&url, config, metrics, feed.clone())?)
+            }
         };
-        Ok(Storage { backend })
+        Ok(Storage { backend, feed })
+    }
+
+    /// Subscribes to the commit feed (see [`feed`]): the events this server's writer commits from
+    /// now on, handed over at once. One subscriber at a time (the alert rules); a new one replaces
+    /// the old.
+    pub fn subscribe_commits(&self) -> feed::CommitReceiver {
+        self.feed.subscribe()
+    }
+
+    /// How many events are stored with `after < event_id <= upto`: the alert rules compare it
+    /// with what the commit feed gave them, to find events another server stored (or a commit
+    /// the feed dropped) and read those back.
+    ///
+    /// Errors: [`StoreError::Unavailable`] when the database cannot be reached.
+    pub async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.count_events(after, upto).await)
     }
 
     /// `"sqlite"` or `"postgres"`.

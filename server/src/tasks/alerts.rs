@@ -1,7 +1,11 @@
 //! The alert rules, run by the leader (`Storage::is_leader`: one server per database): every
-//! `alert_tick` (1 s) it reads the events stored since its cursor, feeds them to
-//! [`AlertEngine`], ticks it, keeps each alert's last change of the turn, stores the changes and
-//! publishes them (alert streams, webhooks). Ingest never waits for it, and it writes at most one
+//! 100 ms it takes the events committed since its cursor and feeds them to [`AlertEngine`]; every
+//! `alert_tick` (1 s) it ticks the engine, keeps each alert's last change of the turn, stores the
+//! changes and publishes them (alert streams, webhooks). Its own writer's events come from the
+//! commit feed (`storage::feed`), already parsed; it reads back from storage only what the feed
+//! cannot vouch for: another server's commits (the committed-id watch is ahead of the feed, or
+//! the stored count in the fed range differs), a commit the full feed dropped, the events stored
+//! before it took the lead. Ingest never waits for it, and it writes at most one
 //! change per alert per tick however fast events arrive. When it takes the lead it restores the
 //! open alerts from storage, so an episode spans restarts and leader changes.
 
@@ -11,7 +15,7 @@ use actix_web::web;
 
 use crate::domain::alerts::{AlertChange, AlertEngine, AlertStatus, Observed};
 use crate::domain::cursor::EventCursor;
-use crate::domain::summary::EventFacts;
+use crate::domain::event::CommittedEvent;
 use crate::state::AppState;
 use crate::storage::{AlertQuery, EventQuery, Order, StoreError};
 
@@ -61,59 +65,89 @@ pub async fn evaluate(state: web::Data<AppState>, start: EventCursor) {
     }
 }
 
+/// How often the rules take what was committed (the commit feed's queue holds about 2,000
+/// commits; draining it often keeps it short), at most `alert_tick`.
+const TURN: Duration = Duration::from_millis(100);
+
 async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Result<(), StoreError> {
+    // Subscribed before the newest position is read: no commit falls between the two.
+    let mut feed = state.storage.subscribe_commits();
     let open_query = AlertQuery { status: Some(AlertStatus::Open), since: None, limit: 10_000 };
     let open = state.storage.alerts(open_query).await?;
     let mut rules = state.config.alert_rules.clone();
     rules.active_window = state.config.active_window;
     let mut engine = AlertEngine::new(rules, open);
     let mut committed = state.storage.committed();
-    let newest = EventCursor::at(*committed.borrow_and_update());
-    let mut cursor = resume.unwrap_or(newest);
+    let newest = *committed.borrow_and_update();
+    let mut cursor = resume.map_or(newest, |c| c.position());
     let mut pending: Vec<AlertChange> = Vec::new();
-    let mut ticks = actix_web::rt::time::interval(state.config.alert_tick);
-    let mut first_turn = true;
+    let mut turns = actix_web::rt::time::interval(TURN.min(state.config.alert_tick));
+    let mut last_tick = std::time::Instant::now();
+    // Events stored between `resume` and taking the lead are read back.
+    let mut read_back = cursor < newest;
+    // What the feed gave and the rules have not taken yet (past a read-back's end).
+    let mut fed: Vec<CommittedEvent> = Vec::new();
     let stopping = state.stopping.clone();
     while state.storage.is_leader() && !*stopping.borrow() {
-        // Once per tick, not per commit: under load a commit lands every millisecond or so, and
-        // evaluating per tick bounds the alert writes (and webhooks) to one change per alert
-        // per tick however fast events arrive, so the rules never compete with ingest.
-        ticks.tick().await;
-        // Read when something was committed since the last read (and at the first turn: events
-        // stored between `resume` and taking the lead).
-        let stored_since = first_turn || committed.has_changed().unwrap_or(true);
-        first_turn = false;
-        committed.borrow_and_update();
-        if stored_since {
+        turns.tick().await;
+        // The watch is read before the feed is drained: every event of this server up to
+        // `newest` is then in `fed` (the writers publish before they raise the watch).
+        let newest = *committed.borrow_and_update();
+        let (drained, lagged) = feed.drain();
+        fed.extend(drained);
+        fed.retain(|e| e.event_id > cursor);
+        let last_fed = fed.last().map_or(cursor, |e| e.event_id);
+        // Read back only what the feed cannot vouch for: a commit it dropped, a commit of another
+        // server (the watch is ahead of the feed, or the count of stored events in the fed range
+        // is not what was fed: another server's ids fall between this one's), a deletion.
+        read_back |= lagged || newest > last_fed;
+        if !read_back && !fed.is_empty() {
+            read_back = state.storage.count_events(cursor, last_fed).await? != fed.len() as u64;
+        }
+        let completes = |event_type: &str| state.config.completion_event_types.iter().any(|t| t == event_type);
+        if read_back {
+            let mut read = 0;
             loop {
-                let query = EventQuery { order: Order::Asc, after: Some(cursor), limit: PAGE, ..EventQuery::default() };
+                let query = EventQuery {
+                    order: Order::Asc,
+                    after: Some(EventCursor::at(cursor)),
+                    limit: PAGE,
+                    ..EventQuery::default()
+                };
                 let page = state.storage.events(query).await?;
-                for event in &page {
-                    cursor = EventCursor::at(event.event_id);
-                    let data = event.event_data.get();
-                    let facts = EventFacts::read(&event.event_type, data);
-                    // Only a help request's message is read (parsing every event's data would cost
-                    // as much as the rules themselves).
-                    let message = (event.event_type == crate::domain::alerts::HELP_REQUEST)
-                        .then(|| serde_json::from_str::<serde_json::Value>(data).ok())
-                        .flatten()
-                        .and_then(|v| v.get("message").and_then(|m| m.as_str().map(str::to_owned)));
-                    let observed = Observed {
-                        session_token: &event.session_token,
-                        student_email: event.student_email.as_deref(),
-                        event_type: &event.event_type,
-                        facts: &facts,
-                        message: message.as_deref(),
-                        at_ms: crate::domain::summary::iso_ms(&event.created_at),
-                        completes: state.config.completion_event_types.contains(&event.event_type),
-                    };
-                    pending.extend(engine.observe(&observed));
+                for row in &page {
+                    cursor = row.event_id;
+                    read += 1;
+                    let event = CommittedEvent::read(
+                        row.event_id,
+                        &row.session_token,
+                        row.student_email.as_deref(),
+                        &row.event_type,
+                        row.event_data.get(),
+                        &row.created_at,
+                    );
+                    pending.extend(engine.observe(&observed(&event, completes(&event.event_type))));
                 }
                 if (page.len() as u32) < PAGE {
                     break;
                 }
             }
+            read_back = false;
+            state.metrics.alert_events.with_label_values(&["read_back"]).inc_by(read);
+            // Events committed after the last page stay for the next turn.
+            fed.retain(|e| e.event_id > cursor);
+        } else {
+            for event in &fed {
+                pending.extend(engine.observe(&observed(event, completes(&event.event_type))));
+            }
+            cursor = last_fed;
+            state.metrics.alert_events.with_label_values(&["feed"]).inc_by(fed.len() as u64);
+            fed.clear();
         }
+        if last_tick.elapsed() < state.config.alert_tick {
+            continue;
+        }
+        last_tick = std::time::Instant::now();
         pending.extend(engine.tick(now_ms()));
         if pending.is_empty() {
             continue;
@@ -129,4 +163,17 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         }
     }
     Ok(())
+}
+
+/// What the rules take of a committed event.
+fn observed(event: &CommittedEvent, completes: bool) -> Observed<'_> {
+    Observed {
+        session_token: &event.session_token,
+        student_email: event.student_email.as_deref(),
+        event_type: &event.event_type,
+        facts: &event.facts,
+        message: event.message.as_deref(),
+        at_ms: event.at_ms,
+        completes,
+    }
 }

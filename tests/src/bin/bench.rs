@@ -23,6 +23,83 @@ use session_log_server::domain::validate::validate_event;
 use session_log_server::storage::sqlite::{WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
 use session_log_server::storage::Storage;
 
+/// What a load phase is sent to and measured on: a session-log server or the Node.js peer.
+trait Target {
+    /// `http://127.0.0.1:<port>`.
+    fn url(&self) -> &str;
+    /// Its process id (for its CPU time).
+    fn pid(&self) -> u32;
+}
+
+impl Target for Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn pid(&self) -> u32 {
+        Server::pid(self)
+    }
+}
+
+/// The plain Node.js service of `tests/bench/node-peer/peer.mjs` (`node:http` and a `pg` Pool of
+/// 16, the reference's DDL, one transaction per request), on its own fresh database; killed on
+/// drop. Its npm packages are installed (`npm ci`, pinned by its lock file) when missing.
+struct NodePeer {
+    url: String,
+    child: std::process::Child,
+    _database: session_log_e2e::pg::FreshDatabase,
+}
+
+impl NodePeer {
+    fn start(admin_url: &str) -> anyhow::Result<NodePeer> {
+        use std::io::BufRead;
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/node-peer");
+        if !folder.join("node_modules/pg").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&folder)
+                .status()?;
+            anyhow::ensure!(status.success(), "npm ci in {} failed", folder.display());
+        }
+        let database = session_log_e2e::pg::FreshDatabase::on(admin_url);
+        let mut child = std::process::Command::new("node")
+            .arg("peer.mjs")
+            .current_dir(&folder)
+            .env("DATABASE_URL", &database.url)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start node (Node.js is needed for the peer): {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| anyhow::anyhow!("the Node.js peer did not print its address within 30 s"))?;
+        Ok(NodePeer { url, child, _database: database })
+    }
+}
+
+impl Target for NodePeer {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NodePeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
 /// Turns each batched phase and its ceiling take (each gets `--seconds` / SLICES per turn).
@@ -52,6 +129,8 @@ struct Round {
     postgres: Option<PostgresRound>,
     /// The same on two servers sharing one PostgreSQL database, the load split between them.
     postgres_pair: Option<PostgresRound>,
+    /// The plain Node.js service on PostgreSQL (with `--database-url`), same figures.
+    node: Option<PostgresRound>,
     /// With `--compare-wal-shim`: single events/s and server CPU per event (µs) with the shim,
     /// then without it.
     wal_shim: Option<[(f64, f64); 2]>,
@@ -61,34 +140,47 @@ struct Round {
 /// event (µs, the servers' and PostgreSQL's processes).
 type PostgresRound = (Vec<f64>, f64, f64, f64);
 
-/// The batched phases and the single-event phase against `servers` (one, or several on one
-/// PostgreSQL database, each taking an equal share of the clients), printed under `name`.
+/// The batched phases and the single-event phase against each group of `groups` (one server,
+/// several on one PostgreSQL database each taking an equal share of the clients, or the Node.js
+/// peer), printed under the group's name. The groups take turns phase by phase, so that figures
+/// compared with each other were taken seconds apart.
 fn postgres_phases(
-    servers: &[&Server],
-    name: &str,
+    groups: &[(&str, Vec<&dyn Target>)],
     batch_clients: &[usize],
     single_clients: usize,
     phase: Duration,
-) -> PostgresRound {
-    let mut rates = Vec::new();
-    let mut cpu = Vec::new();
+) -> Vec<PostgresRound> {
+    let mut rates = vec![Vec::new(); groups.len()];
+    let mut cpu = vec![Vec::new(); groups.len()];
     for &clients in batch_clients {
-        let load = LoadConfig { url: String::new(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
-        let measured = Measured::load_spread(servers, load);
-        measured.print(&format!("{name} batched ({clients} clients × 50 events/POST)"));
-        rates.push(measured.rate());
-        cpu.push(measured.cpu_per_event_us());
+        for (i, (name, targets)) in groups.iter().enumerate() {
+            let load =
+                LoadConfig { url: String::new(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
+            let measured = Measured::load_spread(targets, load);
+            measured.print(&format!("{name} batched ({clients} clients × 50 events/POST)"));
+            rates[i].push(measured.rate());
+            cpu[i].push(measured.cpu_per_event_us());
+        }
     }
-    let load = LoadConfig {
-        url: String::new(),
-        clients: single_clients,
-        batch_size: 0,
-        duration: phase,
-        max_requests: 1_000_000,
-    };
-    let single = Measured::load_spread(servers, load);
-    single.print(&format!("{name} single events ({single_clients} clients × 1 event/POST)"));
-    (rates, single.rate(), ms(single.report.percentile_us(99.0)), median(cpu.into_iter()))
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, (name, targets)) in groups.iter().enumerate() {
+        let load = LoadConfig {
+            url: String::new(),
+            clients: single_clients,
+            batch_size: 0,
+            duration: phase,
+            max_requests: 1_000_000,
+        };
+        let single = Measured::load_spread(targets, load);
+        single.print(&format!("{name} single events ({single_clients} clients × 1 event/POST)"));
+        out.push((
+            std::mem::take(&mut rates[i]),
+            single.rate(),
+            ms(single.report.percentile_us(99.0)),
+            median(std::mem::take(&mut cpu[i]).into_iter()),
+        ));
+    }
+    out
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,20 +207,38 @@ fn main() -> anyhow::Result<()> {
     });
 
     let postgres_url: Option<String> = arg("--database-url");
+    // What to measure: `--backends sqlite,postgres,pair,node` (SQLite; one server on PostgreSQL;
+    // two servers on one PostgreSQL database; the Node.js peer). Every one of them by default (the
+    // last three need `--database-url`).
+    let backends: Vec<String> = arg::<String>("--backends")
+        .map(|list| list.split(',').map(|b| b.trim().to_owned()).collect())
+        .unwrap_or_else(|| ["sqlite", "postgres", "pair", "node"].map(String::from).to_vec());
+    let wants = |name: &str| backends.iter().any(|b| b == name);
+    let on_sqlite = wants("sqlite");
+    let postgres_url = postgres_url.filter(|_| wants("postgres") || wants("pair") || wants("node"));
     let on_postgres = |database: &session_log_e2e::pg::FreshDatabase| {
         let args = [&UNLIMITED[..], &["--database-url", database.url.as_str()]].concat();
         let server = Server::start_with(&dir.path().join("unused.db"), &args);
         warm_up(&server.url);
         server
     };
-    let postgres = postgres_url.as_ref().map(|url| {
+    let node_peer = match postgres_url.as_ref().filter(|_| wants("node")) {
+        Some(url) => {
+            let peer = NodePeer::start(url)?;
+            warm_up(&peer.url);
+            println!("and the plain Node.js peer on PostgreSQL, {}", peer.url);
+            Some(peer)
+        }
+        None => None,
+    };
+    let postgres = postgres_url.as_ref().filter(|_| wants("postgres")).map(|url| {
         let database = session_log_e2e::pg::FreshDatabase::on(url);
         let server = on_postgres(&database);
         println!("and a server on PostgreSQL, {}", server.url);
         (database, server)
     });
     // Two servers on one more database: what a second instance costs on the same machine.
-    let postgres_pair = postgres_url.as_ref().map(|url| {
+    let postgres_pair = postgres_url.as_ref().filter(|_| wants("pair")).map(|url| {
         let database = session_log_e2e::pg::FreshDatabase::on(url);
         let (a, b) = (on_postgres(&database), on_postgres(&database));
         println!("and two servers on one PostgreSQL database, {} and {}", a.url, b.url);
@@ -146,7 +256,7 @@ fn main() -> anyhow::Result<()> {
     for round in 1..=rounds {
         println!("round {round}:");
         let mut batched = Vec::with_capacity(batch_clients.len());
-        for &clients in &batch_clients {
+        for &clients in batch_clients.iter().filter(|_| on_sqlite) {
             // The phase and its ceiling take turns in slices, so that both see the same host:
             // its load changes within seconds, and a ratio of figures taken 10 s apart varied
             // from 55% to 100% between identical runs.
@@ -178,26 +288,40 @@ fn main() -> anyhow::Result<()> {
             duration: phase,
             max_requests: 1_000_000,
         };
-        let single = Measured::load(&server, load.clone());
-        single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
+        let single = if on_sqlite {
+            let single = Measured::load(&server, load.clone());
+            single.print(&format!("single events ({single_clients} clients × 1 event/POST)"));
+            single
+        } else {
+            Measured::default()
+        };
         let wal_shim = no_shim.as_ref().map(|other| {
             let load = LoadConfig { url: other.url.clone(), ..load.clone() };
             let without = Measured::load(other, load);
             without.print(&format!("single events without the WAL shim ({single_clients} clients × 1 event/POST)"));
             [(single.rate(), single.cpu_per_event_us()), (without.rate(), without.cpu_per_event_us())]
         });
-        let postgres = postgres
-            .as_ref()
-            .map(|(_, pg)| postgres_phases(&[pg], "PostgreSQL", &batch_clients, single_clients, phase));
-        let postgres_pair = postgres_pair.as_ref().map(|(_, a, b)| {
-            postgres_phases(&[a, b], "PostgreSQL, two servers,", &batch_clients, single_clients, phase)
-        });
+        let mut groups: Vec<(&str, Vec<&dyn Target>)> = Vec::new();
+        if let Some(peer) = &node_peer {
+            groups.push(("Node.js peer (node:http + pg)", vec![peer]));
+        }
+        if let Some((_, pg)) = &postgres {
+            groups.push(("PostgreSQL", vec![pg]));
+        }
+        if let Some((_, a, b)) = &postgres_pair {
+            groups.push(("PostgreSQL, two servers,", vec![a, b]));
+        }
+        let mut measured = postgres_phases(&groups, &batch_clients, single_clients, phase).into_iter();
+        let node = node_peer.as_ref().and_then(|_| measured.next());
+        let postgres = postgres.as_ref().and_then(|_| measured.next());
+        let postgres_pair = postgres_pair.as_ref().and_then(|_| measured.next());
         results.push(Round {
             batched,
             single_rate: single.rate(),
             single_p99_ms: ms(single.report.percentile_us(99.0)),
             postgres,
             postgres_pair,
+            node,
             wal_shim,
         });
     }
@@ -231,20 +355,22 @@ fn main() -> anyhow::Result<()> {
     }
     let single_rate = median(results.iter().map(|r| r.single_rate));
     let single_p99 = median(results.iter().map(|r| r.single_p99_ms));
-    println!("medians over the rounds:");
-    for (i, clients) in batch_clients.iter().enumerate() {
-        let ratio = median(results.iter().map(|r| r.batched[i].ratio()));
-        let rate = median(results.iter().map(|r| r.batched[i].rate));
-        println!("batched / ceiling, {clients:>3} clients: {ratio:.0}% ({rate:.0} events/s; target ≥ 70%)");
+    if on_sqlite {
+        println!("medians over the rounds:");
+        for (i, clients) in batch_clients.iter().enumerate() {
+            let ratio = median(results.iter().map(|r| r.batched[i].ratio()));
+            let rate = median(results.iter().map(|r| r.batched[i].rate));
+            println!("batched / ceiling, {clients:>3} clients: {ratio:.0}% ({rate:.0} events/s; target ≥ 70%)");
+        }
+        println!(
+            "single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)"
+        );
+        match peak_mb {
+            Some(mb) => println!("server peak memory:            {mb:.1} MB (VmHWM; target < 100 MB)"),
+            None => println!("server peak memory:            unavailable (no /proc)"),
+        }
+        println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     }
-    println!(
-        "single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)"
-    );
-    match peak_mb {
-        Some(mb) => println!("server peak memory:            {mb:.1} MB (VmHWM; target < 100 MB)"),
-        None => println!("server peak memory:            unavailable (no /proc)"),
-    }
-    println!("WAL file, largest seen:        {wal_peak_mb:.1} MB (sampled every 50 ms under load)");
     let shim: Vec<[(f64, f64); 2]> = results.iter().filter_map(|r| r.wal_shim).collect();
     if !shim.is_empty() {
         let at = |i: usize, part: fn(&(f64, f64)) -> f64| median(shim.iter().map(|r| part(&r[i])));
@@ -256,35 +382,69 @@ fn main() -> anyhow::Result<()> {
             100.0 * rate / rate_off.max(1e-9)
         );
     }
-    if let Some((_database, pg)) = postgres {
-        let rounds: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres.as_ref()).collect();
-        let pairs: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres_pair.as_ref()).collect();
-        println!(
-            "PostgreSQL beside SQLite, same load, same run (medians over the rounds; two servers share the load):"
-        );
+    if postgres_url.is_some() {
+        // Each figure beside the one it is compared with: SQLite, one server on PostgreSQL, two
+        // servers on PostgreSQL, and the Node.js peer, with the ratio of one server to the peer.
+        let of = |pick: fn(&Round) -> Option<&PostgresRound>| -> Vec<&PostgresRound> {
+            results.iter().filter_map(pick).collect()
+        };
+        let (rounds, pairs, peers) =
+            (of(|r| r.postgres.as_ref()), of(|r| r.postgres_pair.as_ref()), of(|r| r.node.as_ref()));
+        let describe = |name: &str, figures: &[&PostgresRound], at: &dyn Fn(&PostgresRound) -> f64| {
+            (!figures.is_empty()).then(|| (name.to_owned(), median(figures.iter().map(|r| at(r)))))
+        };
+        println!("PostgreSQL, same load, same run (medians over the rounds; two servers share the load):");
         for (i, clients) in batch_clients.iter().enumerate() {
-            let sqlite = median(results.iter().map(|r| r.batched[i].rate));
-            let postgres = median(rounds.iter().map(|r| r.0[i]));
-            let pair = median(pairs.iter().map(|r| r.0[i]));
+            let sqlite = on_sqlite.then(|| ("SQLite".to_owned(), median(results.iter().map(|r| r.batched[i].rate))));
+            let parts: Vec<(String, f64)> = [
+                sqlite,
+                describe("PostgreSQL", &rounds, &|r| r.0[i]),
+                describe("two servers on PostgreSQL", &pairs, &|r| r.0[i]),
+                describe("Node.js peer", &peers, &|r| r.0[i]),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let text: Vec<String> = parts.iter().map(|(name, rate)| format!("{name} {rate:.0} events/s")).collect();
+            println!("batched, {clients:>3} clients: {}", text.join(", "));
+            if let (Some(ours), Some(peer)) = (describe("", &rounds, &|r| r.0[i]), describe("", &peers, &|r| r.0[i])) {
+                println!(
+                    "  PostgreSQL / Node.js peer, batched, {clients} clients: {:.2}× (target ≥ 1.5×)",
+                    ours.1 / peer.1.max(1e-9)
+                );
+            }
+        }
+        let singles: Vec<String> = [
+            on_sqlite.then(|| format!("SQLite {single_rate:.0}/s p99 {single_p99:.1} ms")),
+            describe("PostgreSQL", &rounds, &|r| r.1)
+                .map(|(n, rate)| format!("{n} {rate:.0}/s p99 {:.1} ms", median(rounds.iter().map(|r| r.2)))),
+            describe("two servers", &pairs, &|r| r.1)
+                .map(|(n, rate)| format!("{n} {rate:.0}/s p99 {:.1} ms", median(pairs.iter().map(|r| r.2)))),
+            describe("Node.js peer", &peers, &|r| r.1)
+                .map(|(n, rate)| format!("{n} {rate:.0}/s p99 {:.1} ms", median(peers.iter().map(|r| r.2)))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        println!("single-event POSTs: {}", singles.join(", "));
+        if let (Some(ours), Some(peer)) = (describe("", &rounds, &|r| r.1), describe("", &peers, &|r| r.1)) {
             println!(
-                "batched, {clients:>3} clients:         SQLite {sqlite:.0} events/s, PostgreSQL {postgres:.0} events/s ({:.0}%), two servers on PostgreSQL {pair:.0} events/s ({:.0}%)",
-                100.0 * postgres / sqlite.max(1e-9),
-                100.0 * pair / sqlite.max(1e-9)
+                "  PostgreSQL / Node.js peer, single events: {:.2}× (target ≥ 2×, with p99 < 20 ms: {:.1} ms)",
+                ours.1 / peer.1.max(1e-9),
+                median(rounds.iter().map(|r| r.2))
             );
         }
-        println!(
-            "single-event POSTs:            SQLite {single_rate:.0}/s p99 {single_p99:.1} ms, PostgreSQL {:.0}/s p99 {:.1} ms, two servers {:.0}/s p99 {:.1} ms",
-            median(rounds.iter().map(|r| r.1)),
-            median(rounds.iter().map(|r| r.2)),
-            median(pairs.iter().map(|r| r.1)),
-            median(pairs.iter().map(|r| r.2))
-        );
-        println!(
-            "CPU per batched event (servers + PostgreSQL's processes): one server {:.1} µs, two servers {:.1} µs",
-            median(rounds.iter().map(|r| r.3)),
-            median(pairs.iter().map(|r| r.3))
-        );
-        if let Some(mb) = peak_memory_mb(pg.pid()) {
+        let cpu: Vec<String> = [
+            describe("one server", &rounds, &|r| r.3),
+            describe("two servers", &pairs, &|r| r.3),
+            describe("Node.js peer", &peers, &|r| r.3),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(n, us)| format!("{n} {us:.1} µs"))
+        .collect();
+        println!("CPU per batched event (the service's process(es) + PostgreSQL's): {}", cpu.join(", "));
+        if let Some(mb) = postgres.as_ref().and_then(|(_, pg)| peak_memory_mb(pg.pid())) {
             println!("PostgreSQL server peak memory: {mb:.1} MB (VmHWM of session-log-server)");
         }
     }
@@ -307,9 +467,9 @@ struct Measured {
 
 impl Measured {
     /// Runs `load` against `server` to its end and measures it.
-    fn load(server: &Server, load: LoadConfig) -> Measured {
+    fn load(server: &dyn Target, load: LoadConfig) -> Measured {
         let machine = Ticks::read();
-        let commits = CommitStats::read(&server.url);
+        let commits = CommitStats::read(server.url());
         // Zero where /proc cannot be read.
         let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
         let (server_before, generator_before) = (cpu(server.pid()), cpu(std::process::id()));
@@ -321,29 +481,29 @@ impl Measured {
             server_cpu: server_after - server_before,
             generator_cpu: generator_after - generator_before,
             database_cpu: postgres_cpu_seconds() - database_before,
-            commits: CommitStats::read(&server.url).since(&commits),
+            commits: CommitStats::read(server.url()).since(&commits),
             machine: Ticks::read().since(&machine),
         }
     }
 
     /// Runs `load` against `servers` at once, each taking an equal share of its clients and
     /// requests (its `url` is ignored), and measures them together: reports merged, CPU summed.
-    fn load_spread(servers: &[&Server], load: LoadConfig) -> Measured {
+    fn load_spread(servers: &[&dyn Target], load: LoadConfig) -> Measured {
         if let [server] = servers {
-            return Measured::load(server, LoadConfig { url: server.url.clone(), ..load });
+            return Measured::load(*server, LoadConfig { url: server.url().to_owned(), ..load });
         }
         let n = servers.len();
         let machine = Ticks::read();
         let cpu = |pid| cpu_seconds(pid).unwrap_or(0.0);
         let servers_cpu = || servers.iter().map(|s| cpu(s.pid())).sum::<f64>();
-        let commits: Vec<CommitStats> = servers.iter().map(|s| CommitStats::read(&s.url)).collect();
+        let commits: Vec<CommitStats> = servers.iter().map(|s| CommitStats::read(s.url())).collect();
         let (servers_before, generator_before) = (servers_cpu(), cpu(std::process::id()));
         let database_before = postgres_cpu_seconds();
         let loads: Vec<Load> = servers
             .iter()
             .map(|s| {
                 Load::start(LoadConfig {
-                    url: s.url.clone(),
+                    url: s.url().to_owned(),
                     clients: load.clients.div_ceil(n),
                     max_requests: load.max_requests.div_ceil(n),
                     ..load.clone()
@@ -366,7 +526,7 @@ impl Measured {
             machine: Ticks::read().since(&machine),
         };
         for (server, before) in servers.iter().zip(&commits) {
-            measured.commits.add(&CommitStats::read(&server.url).since(before));
+            measured.commits.add(&CommitStats::read(server.url()).since(before));
         }
         measured
     }
@@ -481,6 +641,9 @@ struct CommitStats {
     commits: f64,
     seconds: f64,
     rows: f64,
+    /// Events the alert rules took from the writer's commit feed, and read back from storage.
+    alert_feed: f64,
+    alert_read_back: f64,
 }
 
 impl CommitStats {
@@ -500,6 +663,8 @@ impl CommitStats {
             commits: value("session_log_commit_seconds_count"),
             seconds: value("session_log_commit_seconds_sum"),
             rows: value("session_log_commit_rows_sum"),
+            alert_feed: value("session_log_alert_events_total{source=\"feed\"}"),
+            alert_read_back: value("session_log_alert_events_total{source=\"read_back\"}"),
         }
     }
 
@@ -509,6 +674,8 @@ impl CommitStats {
             commits: self.commits - before.commits,
             seconds: self.seconds - before.seconds,
             rows: self.rows - before.rows,
+            alert_feed: self.alert_feed - before.alert_feed,
+            alert_read_back: self.alert_read_back - before.alert_read_back,
         }
     }
 
@@ -516,6 +683,8 @@ impl CommitStats {
         self.commits += other.commits;
         self.seconds += other.seconds;
         self.rows += other.rows;
+        self.alert_feed += other.alert_feed;
+        self.alert_read_back += other.alert_read_back;
     }
 
     fn print(&self) {
@@ -525,6 +694,10 @@ impl CommitStats {
                 self.commits,
                 self.rows / self.commits,
                 1000.0 * self.seconds / self.commits
+            );
+            println!(
+                "  alert rules took {:.0} events from the commit feed and read {:.0} back from storage",
+                self.alert_feed, self.alert_read_back
             );
         }
     }

@@ -33,9 +33,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use super::feed::CommitFeed;
 use super::{EventQuery, EventRow, Inserted, Order, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
-use crate::domain::event::ValidEvent;
+use crate::domain::event::{CommittedEvent, ValidEvent};
 use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
 
@@ -200,7 +201,12 @@ impl PostgresStore {
     /// Errors: [`StoreError::Invalid`] for a URL that does not parse, [`StoreError::Unavailable`]
     /// when the server cannot be reached, [`StoreError::Internal`] when a migration fails or the
     /// runtime cannot start.
-    pub fn open(url: &str, config: &Config, metrics: Arc<Metrics>) -> Result<PostgresStore, StoreError> {
+    pub fn open(
+        url: &str,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        feed: Arc<CommitFeed>,
+    ) -> Result<PostgresStore, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("session-log-postgres")
@@ -249,6 +255,7 @@ impl PostgresStore {
             metrics: metrics.clone(),
             completion_types: completion_types.clone(),
             committed: committed_tx,
+            feed,
             last_failure_logged: Mutex::new(None),
         };
         handle.spawn(async move {
@@ -361,6 +368,22 @@ impl PostgresStore {
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
             query_events(&client, &query).await
+        })
+        .await
+    }
+
+    /// `Storage::count_events`.
+    pub(crate) async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            let client = sql::connection(&pool).await?;
+            let row = sql::query_one(
+                &client,
+                "SELECT count(*) FROM events WHERE event_id > $1 AND event_id <= $2",
+                &[&after, &upto],
+            )
+            .await?;
+            Ok(row.get::<_, i64>(0) as u64)
         })
         .await
     }
@@ -523,6 +546,8 @@ struct Writer {
     metrics: Arc<Metrics>,
     completion_types: Arc<Vec<String>>,
     committed: Arc<watch::Sender<i64>>,
+    /// Where committed events go for the alert rules (when they listen).
+    feed: Arc<CommitFeed>,
     /// When a failed commit was last logged (failures during an outage are logged every 10 s).
     last_failure_logged: Mutex<Option<Instant>>,
 }
@@ -578,14 +603,29 @@ impl Writer {
     /// Commits the jobs' events in one transaction and answers each; when that fails for a
     /// reason other than an unreachable database, commits each job alone so one refused job
     /// does not fail the others.
-    async fn commit_group(&self, jobs: Vec<(Vec<ValidEvent>, InsertAck)>, rows: usize) {
+    async fn commit_group(&self, mut jobs: Vec<(Vec<ValidEvent>, InsertAck)>, rows: usize) {
         let started = Instant::now();
         let batches: Vec<&[ValidEvent]> = jobs.iter().map(|(events, _)| events.as_slice()).collect();
         let outcome = self.commit(&batches).await;
         match outcome {
-            Ok((counts, newest)) => {
+            Ok(Group { counts, newest, ids, created_at }) => {
                 self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
                 self.metrics.commit_rows.observe(rows as f64);
+                if newest.is_some() && self.feed.is_active() {
+                    let at_ms = crate::domain::summary::iso_ms(&created_at);
+                    let mut fed = Vec::new();
+                    let mut ids = ids.into_iter();
+                    for (events, _) in &mut jobs {
+                        for (event, id) in std::mem::take(events).into_iter().zip(ids.by_ref()) {
+                            if let Some(id) = id {
+                                fed.push(CommittedEvent::of(event, id, at_ms));
+                            }
+                        }
+                    }
+                    // In `event_id` order, fed before the watch is raised (see `CommitFeed::publish`).
+                    fed.sort_by_key(|e| e.event_id);
+                    self.feed.publish(fed);
+                }
                 if let Some(newest) = newest {
                     cluster::advance(&self.committed, newest);
                 }
@@ -613,7 +653,7 @@ impl Writer {
 
     /// One transaction storing `batches` (in order): returns each batch's counts and the newest
     /// new `event_id`.
-    async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+    async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
         match self.commit_once(batches).await {
             // A schema change made a cached statement stale (see `sql::connection`): once more,
             // with every statement prepared again.
@@ -622,7 +662,7 @@ impl Writer {
         }
     }
 
-    async fn commit_once(&self, batches: &[&[ValidEvent]]) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+    async fn commit_once(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
         let work = async {
             let mut client = sql::connection(&self.pool).await?;
             let tx = client.transaction().await.map_err(db_error)?;
@@ -734,22 +774,32 @@ async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<
     Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
 }
 
+/// What one group's transaction stored: each batch's counts, the newest new `event_id`, the
+/// `event_id` of each event in the batches' order (`None` for a duplicate), and `created_at`.
+struct Group {
+    counts: Vec<Inserted>,
+    newest: Option<i64>,
+    ids: Vec<Option<i64>>,
+    created_at: String,
+}
+
 /// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
 async fn insert_events(
     tx: &Transaction<'_>,
     batches: &[&[ValidEvent]],
     completion_types: &[String],
-) -> Result<(Vec<Inserted>, Option<i64>), StoreError> {
+) -> Result<Group, StoreError> {
     let events: Vec<&ValidEvent> = batches.iter().flat_map(|b| b.iter()).collect();
+    let created_at = super::now_iso();
     if events.is_empty() {
-        return Ok((vec![Inserted::default(); batches.len()], None));
+        let counts = vec![Inserted::default(); batches.len()];
+        return Ok(Group { counts, newest: None, ids: Vec::new(), created_at });
     }
     let mut tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
     tokens.sort_unstable();
     tokens.dedup();
     lock_sessions(tx, &tokens).await?;
     let students = store_students(tx, &events).await?;
-    let created_at = super::now_iso();
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
     let seqs: Vec<Option<i64>> = events.iter().map(|e| e.seq.map(|s| s as i64)).collect();
     let student_ids: Vec<Option<i64>> = events
@@ -778,12 +828,15 @@ async fn insert_events(
     // Each batch's counts, and the new events in `event_id` order for the fold.
     let mut counts = Vec::with_capacity(batches.len());
     let mut new_events: Vec<(i64, &ValidEvent, Option<i64>)> = Vec::with_capacity(stored.len());
+    let mut ids = Vec::with_capacity(events.len());
     let mut student_id = student_ids.iter();
     for batch in batches {
         let mut count = Inserted::default();
         for event in batch.iter() {
             let student_id = student_id.next().copied().flatten();
-            match stored.remove(&event.uuid) {
+            let event_id = stored.remove(&event.uuid);
+            ids.push(event_id);
+            match event_id {
                 Some(event_id) => {
                     count.new += 1;
                     new_events.push((event_id, event, student_id));
@@ -794,7 +847,7 @@ async fn insert_events(
         counts.push(count);
     }
     if new_events.is_empty() {
-        return Ok((counts, None));
+        return Ok(Group { counts, newest: None, ids, created_at });
     }
     new_events.sort_by_key(|(id, _, _)| *id);
     let mut summaries = load_summaries(tx, &tokens).await?;
@@ -832,7 +885,7 @@ async fn insert_events(
         // Delivered to every listening server at the commit, never before.
         sql::execute(tx, "SELECT pg_notify($1, $2)", &[&cluster::EVENTS_CHANNEL, &newest.to_string()]).await?;
     }
-    Ok((counts, newest))
+    Ok(Group { counts, newest, ids, created_at })
 }
 
 fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
@@ -946,7 +999,7 @@ async fn purge(
             sql::query(
                 tx,
                 "DELETE FROM events WHERE event_id IN
-                     (SELECT event_id FROM events WHERE created_at < $1::text::timestamptz ORDER BY created_at LIMIT $2)
+                     (SELECT event_id FROM events WHERE created_at < $1::text::timestamptz ORDER BY event_id LIMIT $2)
                  RETURNING session_token, student_id",
                 &[&before, &(limit as i64)],
             )
@@ -1018,10 +1071,13 @@ async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result
         sql.push_str(&format!(" AND e.session_token = ${}", params.len()));
     }
     if let Some(email) = &query.student_email {
+        // Through the student's sessions (`session_students`, then `idx_events_session`): events
+        // have no index on `student_id`.
         params.push(email);
+        let student = format!("(SELECT student_id FROM students WHERE lower(email) = lower(${}))", params.len());
         sql.push_str(&format!(
-            " AND e.student_id = (SELECT student_id FROM students WHERE lower(email) = lower(${}))",
-            params.len()
+            " AND e.session_token IN (SELECT session_token FROM session_students WHERE student_id = {student})
+              AND e.student_id = {student}"
         ));
     }
     if let Some(event_type) = &query.event_type {

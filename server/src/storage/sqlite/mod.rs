@@ -22,9 +22,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use tokio::sync::{oneshot, watch};
 
+use super::feed::CommitFeed;
 use super::{Inserted, Removed, StoreError};
 use crate::config::Config;
-use crate::domain::event::ValidEvent;
+use crate::domain::event::{CommittedEvent, ValidEvent};
 use crate::domain::summary::FoldEvent;
 use crate::metrics::Metrics;
 
@@ -274,11 +275,21 @@ impl SqliteStore {
     ///
     /// Errors: [`StoreError::Internal`] when the folder cannot be created or the file cannot be
     /// opened or migrated.
-    pub fn open(path: &Path, config: &Config, metrics: Arc<Metrics>) -> Result<SqliteStore, StoreError> {
-        Ok(Self::open_file(path, config, metrics)?)
+    pub fn open(
+        path: &Path,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        feed: Arc<CommitFeed>,
+    ) -> Result<SqliteStore, StoreError> {
+        Ok(Self::open_file(path, config, metrics, feed)?)
     }
 
-    fn open_file(path: &Path, config: &Config, metrics: Arc<Metrics>) -> Result<SqliteStore, SqliteError> {
+    fn open_file(
+        path: &Path,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        feed: Arc<CommitFeed>,
+    ) -> Result<SqliteStore, SqliteError> {
         let conn = open_writer_connection(path, &config.completion_event_types)?;
         let newest: i64 = conn.query_row("SELECT coalesce(max(event_id), 0) FROM events", [], |r| r.get(0))?;
         let (committed_tx, committed) = watch::channel(newest);
@@ -296,6 +307,7 @@ impl SqliteStore {
             cache: WriterCache::new(&config.completion_event_types),
             committed: committed_tx,
             flushed: flushed.clone(),
+            feed,
         };
         let writer_thread = std::thread::Builder::new()
             .name("session-log-writer".into())
@@ -440,6 +452,17 @@ impl SqliteStore {
     /// `Storage::events`.
     pub(crate) async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
         self.read(move |conn| query_events(conn, &query)).await
+    }
+
+    /// `Storage::count_events`.
+    pub(crate) async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
+        self.read(move |conn| {
+            let count: i64 = conn
+                .prepare_cached("SELECT count(*) FROM events WHERE event_id > ?1 AND event_id <= ?2")?
+                .query_row((after, upto), |r| r.get(0))?;
+            Ok(count as u64)
+        })
+        .await
     }
 
     /// `Storage::events_and_losses` (the caller has flushed the summaries).
@@ -632,6 +655,8 @@ struct Writer {
     committed: watch::Sender<i64>,
     /// The summary watermark of the last committed flush (read by `Storage::flush_summaries`).
     flushed: Arc<AtomicI64>,
+    /// Where committed events go for the alert rules (when they listen).
+    feed: Arc<CommitFeed>,
 }
 
 impl Writer {
@@ -704,13 +729,13 @@ impl Writer {
     /// Commits `jobs` (holding `rows` events) in one transaction and answers them; the
     /// summaries are flushed in it when a job asks, when a flush is due, or when there is no job
     /// (the idle and shutdown flushes).
-    fn commit_group(&mut self, jobs: Vec<WriteJob>, rows: usize) {
+    fn commit_group(&mut self, mut jobs: Vec<WriteJob>, rows: usize) {
         let started = Instant::now();
         let flush = jobs.is_empty()
             || self.cache.flush_due()
             || jobs.iter().any(|job| matches!(job, WriteJob::FlushSummaries { .. }));
         match commit(&mut self.conn, &jobs, &mut self.cache, flush) {
-            Ok((outcomes, newest)) => {
+            Ok(Committed { outcomes, newest, ids, created_at }) => {
                 if !jobs.is_empty() {
                     self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.metrics.commit_rows.observe(rows as f64);
@@ -718,6 +743,24 @@ impl Writer {
                 if flush {
                     self.flushed.store(self.cache.flushed_through(), Ordering::Release);
                 }
+                if newest.is_some() && self.feed.is_active() {
+                    let at_ms = crate::domain::summary::iso_ms(&created_at);
+                    let mut fed = Vec::new();
+                    let mut ids = ids.into_iter();
+                    for job in &mut jobs {
+                        if let WriteJob::Insert { events, .. } = job {
+                            for (event, id) in std::mem::take(events).into_iter().zip(ids.by_ref()) {
+                                if let Some(id) = id {
+                                    fed.push(CommittedEvent::of(event, id, at_ms));
+                                }
+                            }
+                        }
+                    }
+                    // Fed before the watch is raised (see `CommitFeed::publish`).
+                    self.feed.publish(fed);
+                }
+                // Raised before any answer: a client that reads after its answer finds the
+                // summaries behind the watch and has them flushed.
                 if let Some(newest) = newest {
                     self.committed.send_replace(newest);
                 }
@@ -852,16 +895,26 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>, restart: WalRestart) {
 
 /// Commits all jobs' events in one immediate transaction, with the summaries when `flush`;
 /// returns each job's counts and the newest new `event_id` (`None` when nothing new was stored).
+/// What one group commit did: each job's counts, the newest new `event_id`, the `event_id` of
+/// each inserted event in the jobs' order (`None` for a duplicate), and the commit's `created_at`.
+struct Committed {
+    outcomes: Vec<Inserted>,
+    newest: Option<i64>,
+    ids: Vec<Option<i64>>,
+    created_at: String,
+}
+
 fn commit(
     conn: &mut Connection,
     jobs: &[WriteJob],
     cache: &mut WriterCache,
     flush: bool,
-) -> Result<(Vec<Inserted>, Option<i64>), rusqlite::Error> {
+) -> Result<Committed, rusqlite::Error> {
     let created_at = now_iso();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let newest;
+    let ids;
     {
         let mut writer = EventWriter::new(&tx, &created_at, cache)?;
         for job in jobs {
@@ -874,12 +927,13 @@ fn commit(
             });
         }
         newest = writer.newest();
+        ids = writer.take_ids();
     }
     if flush {
         cache.flush(&tx)?;
     }
     tx.commit()?;
-    Ok((outcomes, newest))
+    Ok(Committed { outcomes, newest, ids, created_at })
 }
 
 /// Inserts events within a caller's transaction, reusing a prepared statement and the students
@@ -891,6 +945,7 @@ pub struct EventWriter<'c> {
     created_at: &'c str,
     cache: &'c mut WriterCache,
     newest: Option<i64>,
+    ids: Vec<Option<i64>>,
     insert: rusqlite::CachedStatement<'c>,
 }
 
@@ -905,6 +960,7 @@ impl<'c> EventWriter<'c> {
             created_at,
             cache,
             newest: None,
+            ids: Vec::new(),
             insert: conn.prepare_cached(
                 "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -936,6 +992,7 @@ impl<'c> EventWriter<'c> {
                 outcome.new += 1;
                 let event_id = self.conn.last_insert_rowid();
                 self.newest = Some(event_id);
+                self.ids.push(Some(event_id));
                 let fold = FoldEvent {
                     event_type: &event.event_type,
                     seq: event.seq,
@@ -949,9 +1006,16 @@ impl<'c> EventWriter<'c> {
                 }
             } else {
                 outcome.duplicates += 1;
+                self.ids.push(None);
             }
         }
         Ok(outcome)
+    }
+
+    /// The `event_id` of each event written so far, in order (`None` for a duplicate), and
+    /// starts the list over.
+    pub fn take_ids(&mut self) -> Vec<Option<i64>> {
+        std::mem::take(&mut self.ids)
     }
 
     /// The newest `event_id` written so far, `None` when every event was a duplicate.

@@ -87,24 +87,55 @@ on_both_backends! {
                 agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()).unwrap().status().as_u16()
             })
         };
-        // The first request is taken by the writer, which then waits for the lock...
-        let first = post(1);
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        // ...the second fills the queue...
-        let second = post(2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let within_10s = |what: &str| assert!(std::time::Instant::now() < deadline, "not within 10 s: {what}");
+        // The writer takes the first requests, each in a group of its own, and they wait for the
+        // lock: one on SQLite, two on PostgreSQL (whose writer has two groups in flight, the
+        // second waiting for the first's session lock)...
+        let mut taken = Vec::new();
+        match backend {
+            common::Backend::Sqlite => {
+                taken.push(post(1));
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            common::Backend::Postgres => {
+                let mut watcher = ::postgres::Client::connect(&server.db.url, ::postgres::NoTls).unwrap();
+                for n in 1..=2 {
+                    taken.push(post(n));
+                    let mut waiting = || -> i64 {
+                        watcher
+                            .query_one(
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                                &[],
+                            )
+                            .unwrap()
+                            .get(0)
+                    };
+                    while waiting() < n as i64 {
+                        within_10s("the writer's groups waiting for the lock");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        // ...the next fills the queue...
+        taken.push(post(10));
         while server.metric("session_log_write_queue_depth") < 1.0 {
+            within_10s("a request in the write queue");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        // ...and the third is refused at once.
-        let third =
-            server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 3})).to_string().as_bytes());
-        assert_eq!(third.status, 503, "{}", third.text);
-        assert_eq!(third.retry_after.as_deref(), Some("1"));
-        assert!(third.json()["error"].as_str().unwrap().contains("overloaded"));
+        // ...and the one after is refused at once.
+        let refused =
+            server.request("POST", "/api/session-log", &[JSON], event("ws_q", "a", json!({"n": 11})).to_string().as_bytes());
+        assert_eq!(refused.status, 503, "{}", refused.text);
+        assert_eq!(refused.retry_after.as_deref(), Some("1"));
+        assert!(refused.json()["error"].as_str().unwrap().contains("overloaded"));
         blocker.release();
-        assert_eq!(first.join().unwrap(), 200);
-        assert_eq!(second.join().unwrap(), 200);
-        assert_eq!(server.stored_rows(), 2);
+        let stored = taken.len();
+        for request in taken {
+            assert_eq!(request.join().unwrap(), 200);
+        }
+        assert_eq!(server.stored_rows(), stored as i64, "every accepted request stored");
     }
 
     // A gzip body is decompressed and stored.

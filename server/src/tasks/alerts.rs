@@ -85,6 +85,7 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
     let mut last_tick = std::time::Instant::now();
     // Events stored between `resume` and taking the lead are read back.
     let mut read_back = cursor < newest;
+    let mut watched = newest;
     // What the feed gave and the rules have not taken yet (past a read-back's end).
     let mut fed: Vec<CommittedEvent> = Vec::new();
     let stopping = state.stopping.clone();
@@ -96,11 +97,16 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         let (drained, lagged) = feed.drain();
         fed.extend(drained);
         fed.retain(|e| e.event_id > cursor);
+        // Writers committing one after another may publish a moment apart.
+        fed.sort_unstable_by_key(|e| e.event_id);
         let last_fed = fed.last().map_or(cursor, |e| e.event_id);
         // Read back only what the feed cannot vouch for: a commit it dropped, a commit of another
-        // server (the watch is ahead of the feed, or the count of stored events in the fed range
-        // is not what was fed: another server's ids fall between this one's), a deletion.
-        read_back |= lagged || newest > last_fed;
+        // server (the watch of the turn before is ahead of the feed: the watch of this turn may
+        // already hold this server's commit whose feed is on its way; or the count of stored
+        // events in the fed range is not what was fed: another server's ids fall between this
+        // one's), a deletion.
+        read_back |= lagged || watched > last_fed;
+        watched = newest;
         if !read_back && !fed.is_empty() {
             read_back = state.storage.count_events(cursor, last_fed).await? != fed.len() as u64;
         }

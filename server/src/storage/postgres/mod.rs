@@ -77,6 +77,9 @@ enum Maintenance {
 /// Where the writer answers an insert request.
 type InsertAck = oneshot::Sender<Result<Inserted, StoreError>>;
 
+/// Group commits in flight at once, each on a connection of its own (see `Writer::run`).
+const PIPELINE: usize = 2;
+
 enum Job {
     Insert { events: Vec<ValidEvent>, ack: InsertAck },
     Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, StoreError>> },
@@ -214,7 +217,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot start the PostgreSQL runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        let size = config.read_connections.max(1) as usize + 1;
+        let size = config.read_connections.max(1) as usize + PIPELINE;
         let pg = match pg_config(url) {
             Ok(pg) => pg,
             Err(error) => {
@@ -259,7 +262,7 @@ impl PostgresStore {
             last_failure_logged: Mutex::new(None),
         };
         handle.spawn(async move {
-            writer.run(receiver).await;
+            Arc::new(writer).run(receiver).await;
             let _ = done_tx.send(());
         });
         Ok(PostgresStore {
@@ -562,10 +565,21 @@ impl Writer {
     }
 
     /// Commit what is waiting, answer, repeat; returns once every sender is gone and the queue
-    /// is drained (the graceful shutdown). Inserts share one transaction (group commit); a
-    /// maintenance job runs alone, after the group it ended.
-    async fn run(self, mut receiver: mpsc::Receiver<Job>) {
-        while let Some(first) = receiver.recv().await {
+    /// is drained (the graceful shutdown). Inserts share one transaction (group commit), and up
+    /// to [`PIPELINE`] groups are in flight on connections of their own: the next group takes its
+    /// sessions' and students' locks and folds its summaries while the one before draws its ids
+    /// and commits (`COMMIT_ORDER_LOCK` still lets one transaction at a time draw ids and commit).
+    /// Groups publish and answer in the order they were formed. A maintenance job runs alone,
+    /// once every group before it is done.
+    async fn run(self: Arc<Self>, mut receiver: mpsc::Receiver<Job>) {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
+        let mut previous: Option<oneshot::Receiver<()>> = None;
+        loop {
+            // A request is taken from the queue only once a connection is free for its group, so
+            // the queue's bound (`write_queue_requests`) holds: beyond the groups in flight, the
+            // rest waits there, and a full queue is refused at once.
+            let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let Some(first) = receiver.recv().await else { break };
             let mut jobs = Vec::new();
             let mut maintenance = None;
             let mut rows = 0;
@@ -586,27 +600,48 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if !jobs.is_empty() {
-                self.commit_group(jobs, rows).await;
+            if jobs.is_empty() {
+                drop(permit);
+            } else {
+                let (done, done_rx) = oneshot::channel();
+                let before = previous.replace(done_rx);
+                let writer = self.clone();
+                tokio::spawn(async move {
+                    writer.commit_group(jobs, rows, before).await;
+                    let _ = done.send(());
+                    drop(permit);
+                });
             }
             if let Some((task, ack)) = maintenance {
+                let all = in_flight.acquire_many(PIPELINE as u32).await.expect("the semaphore is never closed");
                 let outcome = self.maintain(&task).await;
+                drop(all);
                 if let Err(error) = &outcome {
                     tracing::error!(%error, ?task, "maintenance failed");
                 }
                 let _ = ack.send(outcome);
             }
         }
+        let _ = in_flight.acquire_many(PIPELINE as u32).await;
         tracing::debug!("PostgreSQL writer stopped: every accepted event is committed");
     }
 
-    /// Commits the jobs' events in one transaction and answers each; when that fails for a
-    /// reason other than an unreachable database, commits each job alone so one refused job
-    /// does not fail the others.
-    async fn commit_group(&self, mut jobs: Vec<(Vec<ValidEvent>, InsertAck)>, rows: usize) {
+    /// Commits the jobs' events in one transaction and answers each, after the group formed
+    /// `before` it has answered; when that fails for a reason other than an unreachable
+    /// database, commits each job alone so one refused job does not fail the others.
+    async fn commit_group(
+        &self,
+        mut jobs: Vec<(Vec<ValidEvent>, InsertAck)>,
+        rows: usize,
+        before: Option<oneshot::Receiver<()>>,
+    ) {
         let started = Instant::now();
         let batches: Vec<&[ValidEvent]> = jobs.iter().map(|(events, _)| events.as_slice()).collect();
         let outcome = self.commit(&batches).await;
+        if let Some(before) = before {
+            // Published and answered in order (the feed, the watch).
+            let _ = before.await;
+        }
         match outcome {
             Ok(Group { counts, newest, ids, created_at }) => {
                 self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -638,7 +673,7 @@ impl Writer {
                 for (events, ack) in jobs {
                     let rows = events.len();
                     let (single, answer) = oneshot::channel();
-                    Box::pin(self.commit_group(vec![(events, single)], rows)).await;
+                    Box::pin(self.commit_group(vec![(events, single)], rows, None)).await;
                     let _ = ack.send(answer.await.unwrap_or(Err(StoreError::Stopped)));
                 }
             }
@@ -696,14 +731,48 @@ async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), Stor
     if tokens.is_empty() {
         return Ok(());
     }
-    sql::execute(
-        tx,
-        "SELECT count(pg_advisory_xact_lock(k)) FROM
-             (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys",
-        &[&tokens],
-    )
-    .await?;
+    sql::execute(tx, LOCK_SESSIONS, &[&tokens]).await?;
     Ok(())
+}
+
+/// Takes the sessions' transaction-level advisory locks of `$1` (text[]), in one order.
+const LOCK_SESSIONS: &str = "SELECT count(pg_advisory_xact_lock(k)) FROM
+     (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys";
+
+/// Stores the students `$1` (emails) named `$2` (names): a row is written only when it is new or
+/// its name changes (rewriting every student of every commit left 116 MB of dead rows for 20,000
+/// students after 10,000,000 events).
+const UPSERT_STUDENTS: &str = "INSERT INTO students AS s (email, name) SELECT * FROM unnest($1::text[], $2::text[])
+     ON CONFLICT (lower(email)) DO UPDATE SET name = excluded.name
+     WHERE excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM s.name";
+
+/// The ids of the students `$1` (emails), with their lowercased emails.
+const STUDENT_IDS: &str = "SELECT student_id, lower(email) FROM students
+     WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)";
+
+/// Writes summaries (insert or replace) from five arrays: tokens, students, first and last seen,
+/// summary JSON.
+const STORE_SUMMARIES: &str = "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
+     SELECT t, s, f::timestamptz, l::timestamptz, j::json
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
+     ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+         first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary";
+
+/// The students `events` name, by lowercased email (the first spelling seen, and the latest name
+/// given, as on SQLite), sorted so that two servers upserting the same students lock their rows
+/// in one order: their emails and names.
+fn students_of<'e>(events: &[&'e ValidEvent]) -> (Vec<&'e str>, Vec<Option<&'e str>>) {
+    let mut by_key: HashMap<String, (&str, Option<&str>)> = HashMap::new();
+    for event in events {
+        let Some(email) = event.student_email.as_deref() else { continue };
+        let entry = by_key.entry(email.to_lowercase()).or_insert((email, None));
+        if event.student_name.is_some() {
+            entry.1 = event.student_name.as_deref();
+        }
+    }
+    let mut named: Vec<(String, &str, Option<&str>)> = by_key.into_iter().map(|(k, (e, n))| (k, e, n)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, email, name)| (email, name)).unzip()
 }
 
 /// `event_data` as JSONB takes it: a `\u0000` escape (which JSONB refuses) becomes U+FFFD.
@@ -734,46 +803,6 @@ fn jsonb_text(data: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Stores the students named by `events` (the latest name given wins, as on SQLite) and returns
-/// their ids by lowercased email.
-async fn store_students(tx: &Transaction<'_>, events: &[&ValidEvent]) -> Result<HashMap<String, i64>, StoreError> {
-    // By lowercased email: the first spelling seen, and the latest name given.
-    let mut by_key: HashMap<String, (&str, Option<&str>)> = HashMap::new();
-    for event in events {
-        let Some(email) = event.student_email.as_deref() else { continue };
-        let entry = by_key.entry(email.to_lowercase()).or_insert((email, None));
-        if event.student_name.is_some() {
-            entry.1 = event.student_name.as_deref();
-        }
-    }
-    if by_key.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // Sorted, so that two servers upserting the same students lock their rows in one order.
-    let mut named: Vec<(String, &str, Option<&str>)> = by_key.into_iter().map(|(k, (e, n))| (k, e, n)).collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let emails: Vec<&str> = named.iter().map(|(_, email, _)| *email).collect();
-    let names: Vec<Option<&str>> = named.iter().map(|(_, _, name)| *name).collect();
-    // A row is written only when it is new or its name changes: rewriting every student of
-    // every commit left 116 MB of dead rows for 20,000 students after 10,000,000 events.
-    sql::execute(
-        tx,
-        "INSERT INTO students AS s (email, name) SELECT * FROM unnest($1::text[], $2::text[])
-         ON CONFLICT (lower(email)) DO UPDATE SET name = excluded.name
-         WHERE excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM s.name",
-        &[&emails, &names],
-    )
-    .await?;
-    let rows = sql::query(
-        tx,
-        "SELECT student_id, lower(email) FROM students
-         WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)",
-        &[&emails],
-    )
-    .await?;
-    Ok(rows.iter().map(|r| (r.get(1), r.get(0))).collect())
-}
-
 /// What one group's transaction stored: each batch's counts, the newest new `event_id`, the
 /// `event_id` of each event in the batches' order (`None` for a duplicate), and `created_at`.
 struct Group {
@@ -784,6 +813,14 @@ struct Group {
 }
 
 /// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
+///
+/// The fold and its writes come before `COMMIT_ORDER_LOCK`, so that only the insert and the
+/// commit are serialised across transactions (the writer runs [`PIPELINE`] groups at once). Which
+/// events are new is known before the insert: the session locks are held, so no other
+/// transaction stores an event of these sessions meanwhile, and the events already stored are
+/// read by `event_uuid`. The one case the prediction can miss (another transaction storing the
+/// same `eventId` under another session at that moment) is found in the insert's answer, and the
+/// summaries it touched are then folded again from the stored events.
 async fn insert_events(
     tx: &Transaction<'_>,
     batches: &[&[ValidEvent]],
@@ -798,9 +835,32 @@ async fn insert_events(
     let mut tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
     tokens.sort_unstable();
     tokens.dedup();
-    lock_sessions(tx, &tokens).await?;
-    let students = store_students(tx, &events).await?;
+    let (emails, names) = students_of(&events);
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
+    // One round trip: the sessions' locks first (PostgreSQL runs the statements in the order
+    // sent), the students, the events already stored, the summaries.
+    let mut answers = sql::pipeline(
+        tx,
+        &[
+            (LOCK_SESSIONS, &[&tokens]),
+            (UPSERT_STUDENTS, &[&emails, &names]),
+            (STUDENT_IDS, &[&emails]),
+            ("SELECT event_uuid FROM events WHERE event_uuid = ANY($1)", &[&uuids]),
+            ("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens]),
+        ],
+    )
+    .await?
+    .into_iter();
+    let (_, _, ids_of, known, stored_summaries) = (
+        answers.next(),
+        answers.next(),
+        answers.next().unwrap_or_default(),
+        answers.next().unwrap_or_default(),
+        answers.next().unwrap_or_default(),
+    );
+    let students: HashMap<String, i64> = ids_of.iter().map(|r| (r.get(1), r.get(0))).collect();
+    let mut summaries: HashMap<String, SessionSummary> =
+        stored_summaries.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect::<Result<_, StoreError>>()?;
     let seqs: Vec<Option<i64>> = events.iter().map(|e| e.seq.map(|s| s as i64)).collect();
     let student_ids: Vec<Option<i64>> = events
         .iter()
@@ -809,50 +869,17 @@ async fn insert_events(
     let session_tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let data: Vec<&str> = events.iter().map(|e| e.event_data.as_str()).collect();
-    // Last of the locks (sessions, then students' rows, then this), held to the commit.
-    sql::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&COMMIT_ORDER_LOCK]).await?;
-    let rows = sql::query(
-        tx,
-        "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-             SELECT u, s, st, t, ty, d::jsonb, $7::text::timestamptz
-             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
-                 WITH ORDINALITY AS x(u, s, st, t, ty, d, n)
-             ORDER BY n
-             ON CONFLICT (event_uuid) DO NOTHING
-             RETURNING event_id, event_uuid",
-        &[&uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at],
-    )
-    .await?;
-    let mut stored: HashMap<Uuid, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
-    let newest = stored.values().copied().max();
-    // Each batch's counts, and the new events in `event_id` order for the fold.
-    let mut counts = Vec::with_capacity(batches.len());
-    let mut new_events: Vec<(i64, &ValidEvent, Option<i64>)> = Vec::with_capacity(stored.len());
-    let mut ids = Vec::with_capacity(events.len());
-    let mut student_id = student_ids.iter();
-    for batch in batches {
-        let mut count = Inserted::default();
-        for event in batch.iter() {
-            let student_id = student_id.next().copied().flatten();
-            let event_id = stored.remove(&event.uuid);
-            ids.push(event_id);
-            match event_id {
-                Some(event_id) => {
-                    count.new += 1;
-                    new_events.push((event_id, event, student_id));
-                }
-                None => count.duplicates += 1,
-            }
-        }
-        counts.push(count);
-    }
-    if new_events.is_empty() {
-        return Ok(Group { counts, newest: None, ids, created_at });
-    }
-    new_events.sort_by_key(|(id, _, _)| *id);
-    let mut summaries = load_summaries(tx, &tokens).await?;
+
+    // The new events, predicted: not stored yet, and the first of their `eventId` in the group.
+    let mut seen: std::collections::HashSet<Uuid> = known.iter().map(|r| r.get(0)).collect();
+    let predicted: Vec<bool> = uuids.iter().map(|u| seen.insert(*u)).collect();
+    // Folded in batch order, which is `event_id` order (the insert draws ids `ORDER BY n`).
     let mut pairs: Vec<(&str, i64)> = Vec::new();
-    for (_, event, student_id) in &new_events {
+    let mut changed: Vec<&str> = Vec::new();
+    for ((event, student_id), new) in events.iter().zip(&student_ids).zip(&predicted) {
+        if !new {
+            continue;
+        }
         let fold = FoldEvent {
             event_type: &event.event_type,
             seq: event.seq,
@@ -861,29 +888,83 @@ async fn insert_events(
             facts: &event.facts,
         };
         summaries.entry(event.session_token.clone()).or_default().apply(&fold, completion_types);
+        changed.push(&event.session_token);
         if let Some(student_id) = student_id {
             pairs.push((&event.session_token, *student_id));
         }
     }
-    let mut changed: Vec<&str> = new_events.iter().map(|(_, e, _)| e.session_token.as_str()).collect();
     changed.sort_unstable();
     changed.dedup();
-    store_summaries(tx, changed.iter().map(|t| (*t, &summaries[*t]))).await?;
-    if !pairs.is_empty() {
-        pairs.sort_unstable();
-        pairs.dedup();
-        let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
-        sql::execute(
-            tx,
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
+    let rows = summary_rows(changed.iter().map(|t| (*t, &summaries[*t])))?;
+
+    // One more round trip: the summaries and the (session, student) pairs, then the last of the
+    // locks (sessions, then students' rows, then this, held to the commit), the insert, and the
+    // NOTIFY of the newest id drawn (delivered to every listening server at the commit, never
+    // before; when the last event is a duplicate the id is one past the newest stored, which only
+    // wakes the readers once more).
+    let insert_params: [&(dyn ToSql + Sync); 7] =
+        [&uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
+    let summary_params: [&(dyn ToSql + Sync); 5] = [&rows.0, &rows.1, &rows.2, &rows.3, &rows.4];
+    let pair_params: [&(dyn ToSql + Sync); 2] = [&pair_tokens, &pair_students];
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&COMMIT_ORDER_LOCK];
+    let notify_params: [&(dyn ToSql + Sync); 1] = [&cluster::EVENTS_CHANNEL];
+    let mut statements: Vec<(&str, &[&(dyn ToSql + Sync)])> = Vec::new();
+    if !changed.is_empty() {
+        statements.push((STORE_SUMMARIES, &summary_params));
+    }
+    if !pair_tokens.is_empty() {
+        statements.push((
             "INSERT INTO session_students (session_token, student_id)
              SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
-            &[&pair_tokens, &pair_students],
-        )
-        .await?;
+            &pair_params,
+        ));
     }
-    if let Some(newest) = newest {
-        // Delivered to every listening server at the commit, never before.
-        sql::execute(tx, "SELECT pg_notify($1, $2)", &[&cluster::EVENTS_CHANNEL, &newest.to_string()]).await?;
+    statements.push(("SELECT pg_advisory_xact_lock($1)", &lock_params));
+    statements.push((
+        "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+             SELECT u, s, st, t, ty, d::json, $7::text::timestamptz
+             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
+                 WITH ORDINALITY AS x(u, s, st, t, ty, d, n)
+             ORDER BY n
+             ON CONFLICT (event_uuid) DO NOTHING
+             RETURNING event_id, event_uuid",
+        &insert_params,
+    ));
+    statements
+        .push(("SELECT pg_notify($1, currval(pg_get_serial_sequence('events', 'event_id'))::text)", &notify_params));
+    let mut answers = sql::pipeline(tx, &statements).await?;
+    answers.pop();
+    let rows = answers.pop().unwrap_or_default();
+    let mut stored: HashMap<Uuid, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    let newest = stored.values().copied().max();
+    // Each batch's counts, and each event's id.
+    let mut counts = Vec::with_capacity(batches.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut mispredicted: Vec<&str> = Vec::new();
+    let mut predicted = predicted.iter();
+    for batch in batches {
+        let mut count = Inserted::default();
+        for event in batch.iter() {
+            let event_id = stored.remove(&event.uuid);
+            if event_id.is_some() != predicted.next().copied().unwrap_or(false) {
+                mispredicted.push(&event.session_token);
+            }
+            ids.push(event_id);
+            match event_id {
+                Some(_) => count.new += 1,
+                None => count.duplicates += 1,
+            }
+        }
+        counts.push(count);
+    }
+    if !mispredicted.is_empty() {
+        mispredicted.sort_unstable();
+        mispredicted.dedup();
+        tracing::debug!(sessions = mispredicted.len(), "an eventId was stored meanwhile: folding those sessions again");
+        refresh_summaries(tx, &mispredicted, completion_types).await?;
     }
     Ok(Group { counts, newest, ids, created_at })
 }
@@ -906,32 +987,33 @@ async fn load_summaries(
     rows.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect()
 }
 
+/// The five arrays of [`STORE_SUMMARIES`] for `summaries`.
+type SummaryRows<'a> = (Vec<&'a str>, Vec<Option<i64>>, Vec<&'a str>, Vec<&'a str>, Vec<String>);
+
+fn summary_rows<'a>(
+    summaries: impl Iterator<Item = (&'a str, &'a SessionSummary)>,
+) -> Result<SummaryRows<'a>, StoreError> {
+    let mut rows: SummaryRows<'a> = (vec![], vec![], vec![], vec![], vec![]);
+    for (token, summary) in summaries {
+        rows.0.push(token);
+        rows.1.push(summary.student_id);
+        rows.2.push(summary.first_seen.as_str());
+        rows.3.push(summary.last_seen.as_str());
+        rows.4.push(serde_json::to_string(summary).map_err(|e| StoreError::Internal(e.to_string()))?);
+    }
+    Ok(rows)
+}
+
 /// Writes summaries (insert or replace).
 async fn store_summaries<'a>(
     tx: &Transaction<'_>,
     summaries: impl Iterator<Item = (&'a str, &'a SessionSummary)>,
 ) -> Result<(), StoreError> {
-    let (mut tokens, mut students, mut first, mut last, mut texts) = (vec![], vec![], vec![], vec![], vec![]);
-    for (token, summary) in summaries {
-        tokens.push(token);
-        students.push(summary.student_id);
-        first.push(summary.first_seen.as_str());
-        last.push(summary.last_seen.as_str());
-        texts.push(serde_json::to_string(summary).map_err(|e| StoreError::Internal(e.to_string()))?);
-    }
-    if tokens.is_empty() {
+    let rows = summary_rows(summaries)?;
+    if rows.0.is_empty() {
         return Ok(());
     }
-    sql::execute(
-        tx,
-        "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
-         SELECT t, s, f::timestamptz, l::timestamptz, j::json
-         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
-         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
-             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary",
-        &[&tokens, &students, &first, &last, &texts],
-    )
-    .await?;
+    sql::execute(tx, STORE_SUMMARIES, &[&rows.0, &rows.1, &rows.2, &rows.3, &rows.4]).await?;
     Ok(())
 }
 

@@ -102,3 +102,31 @@ pub(super) async fn execute(
 ) -> Result<u64, StoreError> {
     cached!(client, statement, execute, params)
 }
+
+/// Statements sent together in one round trip, in order: each is prepared first (from the cache,
+/// so usually without a round trip), then every Bind/Execute is written before any answer is
+/// read. PostgreSQL runs them one after another in the order sent, so a lock taken by one holds
+/// for those after it. Returns each statement's rows, in order, or the first error (a statement
+/// after a failed one fails too: the transaction is aborted). A stale plan (see [`connection`])
+/// is marked for the caller's retry, not retried here (inside a transaction it cannot be).
+pub(super) async fn pipeline(
+    client: &impl GenericClient,
+    statements: &[(&str, &[&(dyn ToSql + Sync)])],
+) -> Result<Vec<Vec<Row>>, StoreError> {
+    let mut prepared = Vec::with_capacity(statements.len());
+    for (statement, _) in statements {
+        prepared.push(client.prepare_cached(statement).await.map_err(db_error)?);
+    }
+    let runs = prepared.iter().zip(statements).map(|(statement, (_, params))| client.query(statement, params));
+    let mut rows = Vec::with_capacity(statements.len());
+    for outcome in futures_util::future::join_all(runs).await {
+        match outcome {
+            Err(error) if is_stale_plan(&error) => {
+                STALE.store(true, Ordering::Release);
+                return Err(db_error(error));
+            }
+            outcome => rows.push(outcome.map_err(db_error)?),
+        }
+    }
+    Ok(rows)
+}

@@ -56,6 +56,8 @@ extern "C" {
 //
 // `send`: the client's own requests go through the `fetch` the page had when this module loaded
 // (as Sentry's transport does), never through wrappers installed later (its own capture included).
+// `post`: `send`, then `done(response, body text)`, or `done(null, why)` for a network error (a
+// callback instead of a Rust future: no async executor in the module).
 //
 // `capture`: installs or removes the auto-capture hooks. Each reports raw facts to `callback`
 // (decisions are the machine's) and leaves the page's calls as they were: the same promise
@@ -64,6 +66,11 @@ extern "C" {
 const pageFetch = typeof fetch === "function" ? fetch.bind(globalThis) : null;
 export function send(url, init) {
   return pageFetch ? pageFetch(url, init) : Promise.reject(new Error("this browser has no fetch"));
+}
+export function post(url, init, done) {
+  send(url, init).then(
+    (response) => response.text().then((body) => done(response, body), () => done(response, "")),
+    (error) => done(null, String((error && error.message) || error)));
 }
 export function holdLock(name) {
   if (!globalThis.navigator || !navigator.locks) return false;
@@ -148,6 +155,7 @@ extern "C" {
     fn when_lock_free(name: &str, tab: &str, callback: &Function);
     /// `fetch(url, init)` with the page's `fetch` of load time; a rejected promise for a network error.
     fn send(url: &str, init: &web_sys::RequestInit) -> Promise;
+    fn post(url: &str, init: &web_sys::RequestInit, done: &Function);
     fn capture(errors: bool, requests: bool, routes: bool, callback: &Function);
 }
 
@@ -203,6 +211,8 @@ struct Page {
     on_timer: Closure<dyn FnMut(u32)>,
     /// Web Locks' callback when another tab is gone.
     on_tab_gone: Closure<dyn FnMut(String)>,
+    /// `post`'s callback: `(response or null, body text or why it failed)`.
+    on_reply: Closure<dyn FnMut(JsValue, String)>,
     /// Auto-capture's callback: `(kind, a, b, c, d, e)`, see `capture` in the inline JavaScript.
     on_capture: Closure<CaptureFn>,
     /// The page's `onDeliveryError` callback.
@@ -276,6 +286,10 @@ fn new_page() -> Page {
         on_tab_gone: Closure::new(|tab: String| {
             step(|m| m.on_tab_gone(&tab));
         }),
+        on_reply: Closure::new(|response: JsValue, body: String| {
+            let reply = reply(response, &body);
+            step(|m| m.on_reply(reply, online(), js_sys::Math::random()));
+        }),
         on_capture: Closure::new(on_capture),
         on_delivery_error: None,
         before_send: None,
@@ -319,10 +333,11 @@ fn listen() {
 /// Carries out one action of the machine.
 fn act(action: Action) {
     match action {
-        Action::Send { endpoint, body } => wasm_bindgen_futures::spawn_local(async move {
-            let reply = post(&endpoint, body).await;
-            step(|m| m.on_reply(reply, online(), js_sys::Math::random()));
-        }),
+        Action::Send { endpoint, body } => {
+            if let Some(done) = with_page(|page| page.on_reply.as_ref().clone()) {
+                post(&endpoint, &batch_request(body), done.unchecked_ref());
+            }
+        }
         Action::Beacons { endpoint, bodies } => send_beacons(&endpoint, bodies),
         Action::SetTimer(timer, ms) => {
             with_page(|page| set_timeout(page.on_timer.as_ref().unchecked_ref(), ms, timer.code()));
@@ -393,8 +408,8 @@ fn send_beacons(endpoint: &str, bodies: Vec<String>) {
     }
 }
 
-/// POSTs one batch through gloo-net and reads what the machine needs of the answer.
-async fn post(endpoint: &str, body: String) -> Reply {
+/// The request of one batch: a JSON POST abandoned after [`REQUEST_TIMEOUT_MS`].
+fn batch_request(body: String) -> web_sys::RequestInit {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(&body));
@@ -403,20 +418,22 @@ async fn post(endpoint: &str, body: String) -> Reply {
         let _ = headers.set("Content-Type", "application/json");
         init.set_headers(&headers);
     }
-    let response = match wasm_bindgen_futures::JsFuture::from(send(endpoint, &init)).await {
-        Ok(response) => match response.dyn_into::<web_sys::Response>() {
-            Ok(response) => gloo_net::http::Response::from(response),
-            Err(_) => return network_error("fetch did not answer with a Response".to_owned()),
-        },
-        Err(error) => return network_error(describe(&error)),
+    init
+}
+
+/// What the machine needs of a batch's answer: `response` is the `Response` (read through
+/// gloo-net) and `body` its text, or `response` is `null` and `body` says why the request failed.
+fn reply(response: JsValue, body: &str) -> Reply {
+    let Ok(response) = response.dyn_into::<web_sys::Response>() else {
+        return network_error(body.to_owned());
     };
+    let response = gloo_net::http::Response::from(response);
     let retry_after_ms = response
         .headers()
         .get("retry-after")
         .and_then(|h| core::retry_after_ms(&h, Date::now(), |date| Some(Date::parse(date))));
-    let body = response.text().await.unwrap_or_default();
     // The server's `BatchResponse.rejected` or `ErrorResponse.error`, read without serde.
-    let parsed = JSON::parse(&body).ok();
+    let parsed = JSON::parse(body).ok();
     let field = |name: &str| parsed.as_ref().and_then(|p| Reflect::get(p, &name.into()).ok());
     let rejected = field("rejected").and_then(|r| r.dyn_into::<js_sys::Array>().ok());
     let reason = match &rejected {
@@ -436,12 +453,22 @@ fn network_error(message: String) -> Reply {
 }
 
 /// What `onDeliveryError` callbacks receive: `{message, willRetry, queued}`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct DeliveryErrorJs<'a> {
     message: &'a str,
     will_retry: bool,
     queued: usize,
+}
+
+impl Serialize for DeliveryErrorJs<'_> {
+    // A map, as `StatsJs`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("message", self.message)?;
+        map.serialize_entry("willRetry", &self.will_retry)?;
+        map.serialize_entry("queued", &self.queued)?;
+        map.end()
+    }
 }
 
 fn report_delivery_error(problem: &DeliveryProblem) {
@@ -456,7 +483,7 @@ fn report_delivery_error(problem: &DeliveryProblem) {
 }
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
-    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
+    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true))
 }
 
 fn describe(value: &JsValue) -> String {
@@ -845,14 +872,28 @@ pub fn get_session_token() -> String {
     step(|m| m.token().to_owned()).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// What `stats()` answers: `{queued, sent, dropped, retries, lastError}`.
 struct StatsJs {
     queued: usize,
     sent: u64,
     dropped: u64,
     retries: u64,
     last_error: Option<String>,
+}
+
+impl Serialize for StatsJs {
+    // Written as a map (an object, see `to_js`): serde-wasm-bindgen interns a struct's field
+    // names in a `HashMap`, which linked hashbrown into the module.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("queued", &self.queued)?;
+        map.serialize_entry("sent", &self.sent)?;
+        map.serialize_entry("dropped", &self.dropped)?;
+        map.serialize_entry("retries", &self.retries)?;
+        map.serialize_entry("lastError", &self.last_error)?;
+        map.end()
+    }
 }
 
 /// `stats()`: `{queued, sent, dropped, retries, lastError}`.

@@ -1,5 +1,5 @@
 //! The `#[wasm_bindgen]` layer: converts JavaScript values for [`Machine`] and carries out its
-//! [`Action`]s with the browser (fetch through gloo-net, `setTimeout`, `localStorage`, beacons,
+//! [`Action`]s with the browser (fetch, its answer read through gloo-net, `setTimeout`, `localStorage`, beacons,
 //! Web Locks, `console.warn`). It decides nothing: every rule lives in `core` and `machine`.
 //!
 //! These exports are the module's internal API; pages use the hand-written entry
@@ -466,7 +466,7 @@ impl Serialize for DeliveryErrorJs<'_> {
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("message", self.message)?;
         map.serialize_entry("willRetry", &self.will_retry)?;
-        map.serialize_entry("queued", &self.queued)?;
+        map.serialize_entry("queued", &(self.queued as f64))?;
         map.end()
     }
 }
@@ -483,7 +483,9 @@ fn report_delivery_error(problem: &DeliveryProblem) {
 }
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
-    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true))
+    value.serialize(
+        &serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true),
+    )
 }
 
 fn describe(value: &JsValue) -> String {
@@ -531,8 +533,8 @@ fn tab_id() -> String {
         return tab;
     }
     let random: [u8; 16] = random_bytes();
-    // `ws_` + 32 hex digits: keep 16 of them.
-    let tab: String = core::session_token(random).chars().skip(3).take(16).collect();
+    // `ws_` + 32 hex digits (ASCII): keep 16 of them.
+    let tab = core::session_token(random).get(3..19).unwrap_or_default().to_owned();
     if let Some(storage) = storage {
         let _ = storage.set_item(TAB_KEY, &tab);
     }
@@ -883,14 +885,15 @@ struct StatsJs {
 
 impl Serialize for StatsJs {
     // Written as a map (an object, see `to_js`): serde-wasm-bindgen interns a struct's field
-    // names in a `HashMap`, which linked hashbrown into the module.
+    // names in a `HashMap`, which linked hashbrown into the module. Counts go as `f64` (exact
+    // below 2^53): its `u64` path formats an error message, which linked `format!`.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry("queued", &self.queued)?;
-        map.serialize_entry("sent", &self.sent)?;
-        map.serialize_entry("dropped", &self.dropped)?;
-        map.serialize_entry("retries", &self.retries)?;
+        map.serialize_entry("queued", &(self.queued as f64))?;
+        map.serialize_entry("sent", &(self.sent as f64))?;
+        map.serialize_entry("dropped", &(self.dropped as f64))?;
+        map.serialize_entry("retries", &(self.retries as f64))?;
         map.serialize_entry("lastError", &self.last_error)?;
         map.end()
     }

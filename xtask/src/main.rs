@@ -445,13 +445,16 @@ fn rename_boundary(glue: &str, mapping: &str) -> Result<String> {
     };
     let imports = pairs("imports");
     let exports = pairs("exports");
-    let modules: std::collections::BTreeSet<&str> = imports.iter().filter_map(|r| r.first().map(String::as_str)).collect();
+    let modules: std::collections::BTreeSet<&str> =
+        imports.iter().filter_map(|r| r.first().map(String::as_str)).collect();
     if modules.len() != 1 || imports.iter().any(|r| r.len() != 3) || exports.iter().any(|r| r.len() != 2) {
         bail!("unexpected import/export mapping from wasm-opt (modules {modules:?})");
     }
     let module = modules.into_iter().next().unwrap_or_default();
-    let mut renames: std::collections::HashMap<&str, &str> =
+    let imports_to: std::collections::HashMap<&str, &str> =
         imports.iter().map(|r| (r[1].as_str(), r[2].as_str())).collect();
+    let exports_to: std::collections::HashMap<&str, &str> =
+        exports.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
     // The glue gives the import object to `WebAssembly.instantiate` under the module's quoted
     // name; binaryen names the one module "a".
     let quoted_module = format!("\"{module}\"");
@@ -459,41 +462,30 @@ fn rename_boundary(glue: &str, mapping: &str) -> Result<String> {
         bail!("expected the import module {quoted_module} once in the glue");
     }
     let glue = glue.replacen(&quoted_module, "\"a\"", 1);
-    let mut out = String::with_capacity(glue.len());
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
-    // Exports: `wasm.<name>`.
-    for row in &exports {
-        renames.insert(row[0].as_str(), row[1].as_str());
-    }
-    let mut i = 0;
-    let bytes = glue.as_bytes();
-    while i < glue.len() {
-        let c = glue[i..].chars().next().unwrap_or(' ');
-        if ident(c) && (i == 0 || !ident(glue[..i].chars().next_back().unwrap_or(' '))) {
-            let end = glue[i..].find(|c: char| !ident(c)).map_or(glue.len(), |n| i + n);
-            let word = &glue[i..end];
-            let after_dot = i > 0 && bytes[i - 1] == b'.';
-            let is_import = word.starts_with("__wbg_") || word.starts_with("__wbindgen_");
-            match renames.get(word) {
-                // An import is a key of the import object; an export is read as `wasm.<name>`.
-                Some(short) if (is_import && !after_dot) || glue[..i].ends_with("wasm.") => out.push_str(short),
-                _ => out.push_str(word),
-            }
-            i = end;
+    let mut out = String::with_capacity(glue.len());
+    let mut rest = glue.as_str();
+    while let Some(start) = rest.find(ident) {
+        let (before, word_on) = rest.split_at(start);
+        out.push_str(before);
+        let end = word_on.find(|c: char| !ident(c)).unwrap_or(word_on.len());
+        let word = &word_on[..end];
+        let short = if out.ends_with("wasm.") {
+            exports_to.get(word)
+        } else if out.ends_with('.') {
+            None
         } else {
-            out.push(c);
-            i += c.len_utf8();
-        }
+            imports_to.get(word)
+        };
+        out.push_str(short.copied().unwrap_or(word));
+        rest = &word_on[end..];
     }
-    for row in &imports {
-        if contains_word(&out, &row[1]) {
-            bail!("the glue still names the import {} after renaming", row[1]);
-        }
+    out.push_str(rest);
+    if let Some(left) = imports.iter().find(|r| contains_word(&out, &r[1])) {
+        bail!("the glue still names the import {} after renaming", left[1]);
     }
-    for row in &exports {
-        if out.contains(&format!("wasm.{}", row[0])) && !contains_word(&out, &row[1]) {
-            bail!("the glue still reads the export {} after renaming", row[0]);
-        }
+    if let Some(left) = exports.iter().find(|r| contains_word(&out, &format!("wasm.{}", r[0]))) {
+        bail!("the glue still reads the export {} after renaming", left[0]);
     }
     Ok(out)
 }
@@ -514,8 +506,9 @@ const GLOBAL_FILE: &str = "session_log.global.js";
 /// Builds the npm package into `client-wasm/pkg`: the wasm (size-optimised profile) and its
 /// ESM glue (`--target web`, which bundlers also take) as `session_log_core*`, then the
 /// hand-written entry `session_log.js`, the classic-script loader, the TypeScript declarations
-/// and `package.json`. The wasm goes through `wasm-opt -Oz` (binaryen 132; 41.2 -> 40.4 KB
-/// gzipped when measured) and the JavaScript through esbuild's minifier, both from `xtask/js`.
+/// and `package.json`. The wasm goes through wasm-opt ([`WASM_OPT_PASSES`], binaryen 132), which
+/// also minifies the names it shares with the glue ([`rename_boundary`]), and the JavaScript
+/// through esbuild's minifier, both from `xtask/js`.
 /// Prints each file's gzipped size.
 fn build_package(root: &Path) -> Result<()> {
     run(
@@ -742,5 +735,43 @@ mod tests {
         assert_eq!(json["exports"]["."]["default"], "./session_log.js");
         assert_eq!(json["exports"]["./inline"]["default"], "./session_log.inline.js");
         assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    const MAPPING: &str = r#"{
+ "imports": [
+  ["./m_bg.js", "__wbg_now_0123456789abcdef", "a"],
+  ["./m_bg.js", "__wbindgen_throw_fedcba9876543210", "b"]
+ ],
+"exports": [
+  ["memory", "c"],
+  ["log", "d"]
+ ]
+}"#;
+
+    // The glue's import keys, its module key and its `wasm.<export>` reads take the short names;
+    // other words that look alike are left alone.
+    #[test]
+    fn the_glue_takes_the_short_names() {
+        let glue = r#"const import0 = { __wbg_now_0123456789abcdef: function() { return Date.now(); },
+ __wbindgen_throw_fedcba9876543210: function(p, l) { throw new Error(s(p, l)); } };
+const imports = { "./m_bg.js": import0 };
+export function log(x) { wasm.log(x); return x.log; }
+const view = new Uint8Array(wasm.memory.buffer); const url = new URL('m_bg.wasm', import.meta.url);"#;
+        let renamed = rename_boundary(glue, MAPPING).unwrap();
+        assert!(renamed.contains("{ a: function() {"), "{renamed}");
+        assert!(renamed.contains(" b: function(p, l)"), "{renamed}");
+        assert!(renamed.contains(r#"{ "a": import0 }"#), "{renamed}");
+        assert!(renamed.contains("export function log(x) { wasm.d(x); return x.log; }"), "{renamed}");
+        assert!(renamed.contains("wasm.c.buffer"), "{renamed}");
+        assert!(renamed.contains("new URL('m_bg.wasm'"), "{renamed}");
+    }
+
+    // A glue whose shape the renaming does not know (here: an import read through another
+    // object) stops the build instead of shipping a module that cannot link.
+    #[test]
+    fn a_long_name_left_in_the_glue_stops_the_build() {
+        let glue = r#"const imports = { "./m_bg.js": lib }; lib.__wbg_now_0123456789abcdef = Date.now;"#;
+        let error = rename_boundary(glue, MAPPING).unwrap_err().to_string();
+        assert!(error.contains("__wbg_now_0123456789abcdef"), "{error}");
     }
 }

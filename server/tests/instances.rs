@@ -94,6 +94,37 @@ fn the_same_event_posted_to_both_is_stored_once() {
     assert_eq!(b.read("/api/sessions")["sessions"][0]["events"], 20, "the summary counts each once");
 }
 
+// The same eventId posted to A and to B at once under two different sessions (no session lock
+// orders them: the second insert meets the first on the unique index while holding the id lock)
+// is stored once, both answer 200, each summary is the fold of its session's events, and both
+// servers go on storing (a failed insert's id lock is not left held).
+#[test]
+fn the_same_event_under_two_sessions_at_once_is_stored_once() {
+    let (a, b) = two_servers(|c| c.rate_limit_session_per_sec = 0);
+    for round in 0..40 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let bodies = ["ws_one", "ws_two"].map(
+            |token| json!({"sessionToken": token, "eventType": "action", "eventId": id, "eventData": {"n": round}}),
+        );
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let sent: Vec<_> = [(&a, &bodies[0]), (&b, &bodies[1])]
+                .map(|(server, body)| s.spawn(|| server.post(body).0))
+                .into_iter()
+                .collect();
+            sent.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(statuses, [200, 200], "round {round}");
+    }
+    assert_eq!(a.stored_rows(), 40, "each eventId once");
+    let after = [&a, &b].map(|server| server.post(&json!({"sessionToken": "ws_after", "eventType": "action", "eventData": {}})).0);
+    assert_eq!(after, [200, 200], "both servers still store");
+    let storage = Storage::open(&a.db.config(), Arc::new(Metrics::new())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sessions = assert_summaries_are_folds(&storage, &runtime);
+    storage.close();
+    assert!(sessions.contains(&"ws_after".to_owned()), "{sessions:?}");
+}
+
 // While loaders post to both servers at once, a reader paging B oldest first with cursors sees
 // every stored event exactly once: ids drawn by two writers never become visible out of order.
 #[test]

@@ -10,7 +10,7 @@ use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
 use crate::storage::{Acknowledged, AlertQuery, LoggedChange, StoreError};
 
 /// The transaction-level advisory lock of alert writes.
-const ALERT_ORDER_LOCK: i64 = 0x5e55_1010_0004;
+pub(super) const ALERT_ORDER_LOCK: i64 = 0x5e55_1010_0004;
 
 fn parse(text: &str) -> Result<Alert, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored alert is not valid: {e}")))

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 /// replayed to a listener that was away).
 pub(super) const EVENTS_CHANNEL: &str = "session_log_events";
 /// The advisory lock key held by the server that runs the background work.
-const LEADER_LOCK: i64 = 0x5e55_1010_0003;
+pub(super) const LEADER_LOCK: i64 = 0x5e55_1010_0003;
 /// How long a lost connection waits before reconnecting, and how often a server that is not the
 /// leader tries the lock (so the background work resumes this long after its leader dies).
 pub(super) const RECONNECT_EVERY: Duration = Duration::from_secs(1);

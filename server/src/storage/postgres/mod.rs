@@ -13,13 +13,13 @@
 //! - A failed group is retried job by job once, so one job the database refuses fails alone;
 //!   a database that cannot be reached fails every job with [`StoreError::Unavailable`] (503),
 //!   and the pool reconnects by itself when it is back.
-//! - Several servers may share one database. One transaction at a time draws `event_id`s (it
-//!   holds [`ID_ORDER_LOCK`] from just before its insert), and it takes [`COMMIT_ORDER_LOCK`]
-//!   before letting the next one draw, holding it until its commit is visible: commits become
-//!   visible in id order whichever server commits, and `event_id` stays a cursor that never
-//!   skips an event, while one transaction's commit overlaps the next one's insert. Every commit
-//!   NOTIFYs its newest id (`cluster`), which wakes every server's live tails; one server at a
-//!   time holds the leader lock and runs the background work.
+//! - Several servers may share one database. One transaction at a time draws `event_id`s and a
+//!   draw ticket (under [`ID_ORDER_LOCK`], for two statements), and each commits only after the
+//!   transaction with the previous ticket has ended ([`TICKET_CLASS`]): commits become visible in
+//!   id order whichever server commits, and `event_id` stays a cursor that never skips an event,
+//!   while the inserts themselves run side by side. Every commit NOTIFYs its newest id
+//!   (`cluster`), which wakes every server's live tails; one server at a time holds the leader
+//!   lock and runs the background work.
 //! - `event_data` is `json`: the text as the client sent it, checked by PostgreSQL's JSON lexer
 //!   (a `\u0000` escape, which PostgreSQL's JSON functions refuse, is stored as U+FFFD).
 
@@ -59,16 +59,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The advisory lock key held while migrating, so that servers starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5e55_1010_0001;
-/// The session-level advisory lock key an insert holds while it draws `event_id`s, until it
-/// holds [`COMMIT_ORDER_LOCK`]: one transaction at a time draws ids, across servers, so each
-/// transaction's ids are above every id drawn before it.
+/// The session-level advisory lock key a group holds while it draws its ticket and its
+/// `event_id`s (one statement each, then it lets go): one transaction at a time draws, across
+/// servers, so each transaction's ids and ticket are above every one drawn before.
 const ID_ORDER_LOCK: i64 = 0x5e55_1010_0005;
-/// The transaction-level advisory lock key an insert takes right after drawing its `event_id`s
-/// (still holding [`ID_ORDER_LOCK`]) and holds until its commit is visible: it waits there for
-/// the commit of the transaction that drew before it, so commits become visible in id order and
-/// `event_id` stays a cursor that never skips an event. The next transaction draws its ids
-/// while this one commits.
-const COMMIT_ORDER_LOCK: i64 = 0x5e55_1010_0002;
+/// The class (first key of PostgreSQL's two-key advisory locks, a space apart from the one-key
+/// locks) of draw tickets: a group holds the transaction-level lock of its ticket (drawn from
+/// `events_draw_tickets` with its ids) until it ends, and takes the previous ticket's lock just
+/// before its commit, so it commits after the transaction that drew before it has ended: commits
+/// become visible in id order and `event_id` stays a cursor that never skips an event, while the
+/// inserts of several groups run side by side.
+const TICKET_CLASS: i32 = 0x5e55_1011;
 /// How long `close` waits for the writer to commit what it was handed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -85,8 +86,10 @@ enum Maintenance {
 /// Where the writer answers an insert request.
 type InsertAck = oneshot::Sender<Result<Inserted, StoreError>>;
 
-/// Group commits in flight at once, each on a connection of its own (see `Writer::run`): one
-/// committing, one inserting, one folding (measured: 2 and 4 were slower at 16 clients).
+/// Group commits in flight at once, each on a connection of its own (see `Writer::run`).
+/// Measured with tickets (one run each, ratio to the Node.js peer at 16 / 48 clients, single
+/// events): 3 gave 1.26× / 1.34× / 2.06×, 4 gave 1.71× / 1.36× / 1.92×, 6 gave 1.33× / 1.44× /
+/// 1.76×; more groups in flight split single events into smaller, costlier commits.
 const PIPELINE: usize = 3;
 
 enum Job {
@@ -147,10 +150,10 @@ fn db_error(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
-/// Whether `error` is PostgreSQL's `unique_violation` (SQLSTATE 23505, which [`db_error`]
-/// names in its message).
+/// Whether `error` is PostgreSQL's `unique_violation` (SQLSTATE 23505) or `deadlock_detected`
+/// (40P01), which [`db_error`] names at the end of its message.
 fn is_unique_violation(error: &StoreError) -> bool {
-    matches!(error, StoreError::Internal(message) if message.ends_with("(23505)"))
+    matches!(error, StoreError::Internal(message) if message.ends_with("(23505)") || message.ends_with("(40P01)"))
 }
 
 /// A pooled connection that is closed, not returned to the pool, unless [`Closing::release`] is
@@ -606,10 +609,9 @@ impl Writer {
 
     /// Commit what is waiting, answer, repeat; returns once every sender is gone and the queue
     /// is drained (the graceful shutdown). Inserts share one transaction (group commit), and up
-    /// to [`PIPELINE`] groups are in flight on connections of their own: one commits while the
-    /// next draws its ids and inserts and the one after takes its sessions' and students' locks
-    /// and folds its summaries ([`ID_ORDER_LOCK`] lets one transaction at a time draw ids,
-    /// [`COMMIT_ORDER_LOCK`] keeps the commits in that order).
+    /// to [`PIPELINE`] groups are in flight on connections of their own, side by side: only the
+    /// draw of ids is one at a time ([`ID_ORDER_LOCK`]), and the commits follow the draws' order
+    /// ([`TICKET_CLASS`]).
     /// Groups publish and answer in the order they were formed. A maintenance job runs alone,
     /// once every group before it is done.
     async fn run(self: Arc<Self>, mut receiver: mpsc::Receiver<Job>) {
@@ -730,14 +732,21 @@ impl Writer {
     /// One transaction storing `batches` (in order): returns each batch's counts and the newest
     /// new `event_id`.
     async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
-        match self.commit_once(batches).await {
-            // A schema change made a cached statement stale (see `sql::connection`): once more,
-            // with every statement prepared again.
-            Err(_) if sql::stale_seen() => self.commit_once(batches).await,
-            // An `eventId` of the group was stored meanwhile under another session (see
-            // `insert_events`): once more, when the read of stored events sees it.
-            Err(error) if is_unique_violation(&error) => self.commit_once(batches).await,
-            outcome => outcome,
+        // An `eventId` of the group stored meanwhile under another session, or being stored by a
+        // transaction that must commit after this one (a deadlock PostgreSQL breaks after
+        // `deadlock_timeout`; see `insert_events`), fails a try; the next read of stored events
+        // sees it once the other transaction has ended. Each try after a deadlock lets the other
+        // commit, so three tries settle it.
+        let mut tries = 1;
+        loop {
+            match self.commit_once(batches).await {
+                // A schema change made a cached statement stale (see `sql::connection`): once
+                // more, with every statement prepared again.
+                Err(_) if sql::stale_seen() && tries < 3 => {}
+                Err(error) if is_unique_violation(&error) && tries < 3 => {}
+                outcome => return outcome,
+            }
+            tries += 1;
         }
     }
 
@@ -859,15 +868,16 @@ struct Group {
 
 /// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
 ///
-/// The fold and its writes come before the id lock ([`ID_ORDER_LOCK`]), so that only the insert
-/// is serialised across transactions; each transaction's commit overlaps the next one's insert
-/// ([`COMMIT_ORDER_LOCK`] keeps the commits in id order), and the writer runs [`PIPELINE`] groups
-/// at once. Which events are new is known before the insert: the session locks are held, so no
-/// other transaction stores an event of these sessions meanwhile, and the events already stored
-/// are read by `event_uuid`; only the new ones are inserted. The one case this can miss (another
-/// transaction storing the same `eventId` under another session at that moment) fails the insert
-/// on the unique index (`23505`), and the writer tries the group once more (see
-/// `Writer::commit`), when the read sees it.
+/// The group draws its ids and its ticket first (one at a time across transactions, under
+/// [`ID_ORDER_LOCK`], for two statements), then folds and inserts side by side with other groups,
+/// and waits for the end of the transaction with the previous ticket just before its commit
+/// (the writer runs [`PIPELINE`] groups at once). Which events are new is known before the
+/// insert: the session locks are held, so no other transaction stores an event of these
+/// sessions meanwhile, and the events already stored are read by `event_uuid`; only the new ones
+/// are inserted. The one case this can miss (another transaction storing the same `eventId`
+/// under another session at that moment) fails the insert on the unique index (`23505`), or in
+/// a deadlock with that transaction's wait for this one (`40P01`), and the writer tries the group
+/// once more (see `Writer::commit`), when the read sees it.
 ///
 /// Errors: those of PostgreSQL. The transaction may then still hold the session-level
 /// [`ID_ORDER_LOCK`]: the caller closes its connection instead of returning it to the pool.
@@ -887,8 +897,11 @@ async fn insert_events(
     tokens.dedup();
     let (emails, names) = students_of(&events);
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
+    let wanted = events.len() as i64;
     // One round trip: the sessions' locks first (PostgreSQL runs the statements in the order
-    // sent), the students, the events already stored, the summaries.
+    // sent), the students, the events already stored, the summaries; then, for two statements
+    // under the id lock, a ticket and as many ids as there are events (the ids of events that turn
+    // out to be duplicates stay unused: ids have gaps, never an order that goes back).
     let mut answers = sql::pipeline(
         tx,
         &[
@@ -897,17 +910,31 @@ async fn insert_events(
             (STUDENT_IDS, &[&emails]),
             ("SELECT event_uuid FROM events WHERE event_uuid = ANY($1)", &[&uuids]),
             ("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens]),
+            ("SELECT pg_advisory_lock($1)", &[&ID_ORDER_LOCK]),
+            (DRAW_TICKET, &[&TICKET_CLASS]),
+            (DRAW_IDS, &[&wanted]),
+            ("SELECT pg_advisory_unlock($1)", &[&ID_ORDER_LOCK]),
         ],
     )
     .await?
     .into_iter();
-    let (_, _, ids_of, known, stored_summaries) = (
+    let (_, _, ids_of, known, stored_summaries, _, ticket, drawn) = (
         answers.next(),
         answers.next(),
         answers.next().unwrap_or_default(),
+        answers.next().unwrap_or_default(),
+        answers.next().unwrap_or_default(),
+        answers.next(),
         answers.next().unwrap_or_default(),
         answers.next().unwrap_or_default(),
     );
+    let ticket: i64 =
+        ticket.first().map(|row| row.get(0)).ok_or_else(|| StoreError::Internal("no draw ticket".into()))?;
+    let mut drawn: Vec<i64> = drawn.iter().map(|row| row.get(0)).collect();
+    drawn.sort_unstable();
+    if drawn.len() != events.len() {
+        return Err(StoreError::Internal(format!("drew {} event ids for {} events", drawn.len(), events.len())));
+    }
     let students: HashMap<String, i64> = ids_of.iter().map(|r| (r.get(1), r.get(0))).collect();
     let mut summaries: HashMap<String, SessionSummary> =
         stored_summaries.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect::<Result<_, StoreError>>()?;
@@ -951,26 +978,29 @@ async fn insert_events(
     let rows = summary_rows(changed.iter().map(|t| (*t, &summaries[*t])))?;
 
     // Only the new events go to the insert, so it needs no `ON CONFLICT` (PostgreSQL's
-    // speculative insertion cost about 30% of the insert, the one statement run under the id lock).
+    // speculative insertion cost about 30% of the insert), each with its id drawn above, in order.
     fn new_only<T: Clone>(values: &[T], predicted: &[bool]) -> Vec<T> {
         values.iter().zip(predicted).filter(|(_, new)| **new).map(|(value, _)| value.clone()).collect()
     }
     let new_uuids = new_only(&uuids, &predicted);
+    let new_ids: Vec<i64> = drawn.into_iter().take(new_uuids.len()).collect();
     let (seqs, student_ids) = (new_only(&seqs, &predicted), new_only(&student_ids, &predicted));
     let (session_tokens, types, data) =
         (new_only(&session_tokens, &predicted), new_only(&types, &predicted), new_only(&data, &predicted));
+    let newest = new_ids.last().copied();
+    let newest_text = newest.map(|id| id.to_string()).unwrap_or_default();
+    let previous_ticket = ticket - 1;
 
     // One more round trip: the summaries and the (session, student) pairs; then, when there are
-    // new events, the id lock, the insert, the commit-order lock (which waits for the commit of
-    // the transaction that drew ids before this one), the id lock's release, and the NOTIFY of
-    // the newest id (delivered to every listening server at the commit, never before).
-    let insert_params: [&(dyn ToSql + Sync); 7] =
-        [&new_uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
+    // new events, the insert, the wait for the end of the transaction with the previous ticket,
+    // and the NOTIFY of the newest id (delivered to every listening server at the commit, never
+    // before).
+    let insert_params: [&(dyn ToSql + Sync); 8] =
+        [&new_ids, &new_uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
     let summary_params: [&(dyn ToSql + Sync); 5] = [&rows.0, &rows.1, &rows.2, &rows.3, &rows.4];
     let pair_params: [&(dyn ToSql + Sync); 2] = [&pair_tokens, &pair_students];
-    let commit_order: [&(dyn ToSql + Sync); 1] = [&COMMIT_ORDER_LOCK];
-    let id_order: [&(dyn ToSql + Sync); 1] = [&ID_ORDER_LOCK];
-    let notify_params: [&(dyn ToSql + Sync); 1] = [&cluster::EVENTS_CHANNEL];
+    let wait_params: [&(dyn ToSql + Sync); 2] = [&TICKET_CLASS, &previous_ticket];
+    let notify_params: [&(dyn ToSql + Sync); 2] = [&cluster::EVENTS_CHANNEL, &newest_text];
     let mut statements: Vec<(&str, &[&(dyn ToSql + Sync)])> = Vec::new();
     if !changed.is_empty() {
         statements.push((STORE_SUMMARIES, &summary_params));
@@ -982,37 +1012,27 @@ async fn insert_events(
             &pair_params,
         ));
     }
-    let inserts = !new_uuids.is_empty();
-    if inserts {
-        statements.push(("SELECT pg_advisory_lock($1)", &id_order));
+    if newest.is_some() {
         statements.push((
-            "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-             SELECT u, s, st, t, ty, d::json, $7::text::timestamptz
-             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
-                 WITH ORDINALITY AS x(u, s, st, t, ty, d, n)
-             ORDER BY n
-             RETURNING event_id, event_uuid",
+            "INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+             SELECT i, u, s, st, t, ty, d::json, $8::text::timestamptz
+             FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[])
+                 AS x(i, u, s, st, t, ty, d)",
             &insert_params,
         ));
-        statements.push(("SELECT pg_advisory_xact_lock($1)", &commit_order));
-        statements.push(("SELECT pg_advisory_unlock($1)", &id_order));
-        statements.push((
-            "SELECT pg_notify($1, currval(pg_get_serial_sequence('events', 'event_id'))::text)",
-            &notify_params,
-        ));
+        statements.push((WAIT_FOR_TICKET, &wait_params));
+        statements.push(("SELECT pg_notify($1, $2)", &notify_params));
     }
-    let mut answers = sql::pipeline(tx, &statements).await?;
-    // The insert's rows: fourth from the end (then the two locks and the NOTIFY).
-    let rows = if inserts { answers.len().checked_sub(4).map(|at| answers.swap_remove(at)) } else { None };
-    let mut stored: HashMap<Uuid, i64> = rows.unwrap_or_default().iter().map(|r| (r.get(1), r.get(0))).collect();
-    let newest = stored.values().copied().max();
+    sql::pipeline(tx, &statements).await?;
     // Each batch's counts, and each event's id.
+    let mut ids_of_new = new_ids.into_iter();
     let mut counts = Vec::with_capacity(batches.len());
     let mut ids = Vec::with_capacity(events.len());
+    let mut predicted = predicted.into_iter();
     for batch in batches {
         let mut count = Inserted::default();
-        for event in batch.iter() {
-            let event_id = stored.remove(&event.uuid);
+        for _ in batch.iter() {
+            let event_id = if predicted.next().unwrap_or(false) { ids_of_new.next() } else { None };
             ids.push(event_id);
             match event_id {
                 Some(_) => count.new += 1,
@@ -1023,6 +1043,22 @@ async fn insert_events(
     }
     Ok(Group { counts, newest, ids, created_at })
 }
+
+/// Draws a ticket (`events_draw_tickets`) and takes its transaction-level lock in
+/// [`TICKET_CLASS`] (`$1`), held until the transaction ends; returns the ticket. Run under
+/// [`ID_ORDER_LOCK`]. The lock's second key is the ticket modulo 2^31 - 1, as in
+/// [`WAIT_FOR_TICKET`].
+const DRAW_TICKET: &str = "SELECT k, pg_advisory_xact_lock($1::int4, (k % 2147483647)::int4)
+     FROM (SELECT nextval('events_draw_tickets') AS k) AS ticket";
+
+/// Draws `$1` event ids in increasing order. Run under [`ID_ORDER_LOCK`].
+const DRAW_IDS: &str =
+    "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('events', 'event_id')::regclass AS s) AS q
+     CROSS JOIN generate_series(1, $1::int8) AS g ORDER BY g";
+
+/// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled
+/// back); returns at once when no transaction holds it.
+const WAIT_FOR_TICKET: &str = "SELECT pg_advisory_xact_lock_shared($1::int4, ($2::int8 % 2147483647)::int4)";
 
 fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored summary is not valid: {e}")))
@@ -1315,7 +1351,8 @@ mod tests {
     // other (an id lock on the leader lock's key would wait for the leader forever).
     #[test]
     fn advisory_lock_keys_are_distinct() {
-        let keys = [MIGRATION_LOCK, COMMIT_ORDER_LOCK, ID_ORDER_LOCK, cluster::LEADER_LOCK, alerts::ALERT_ORDER_LOCK];
+        // (Tickets use the two-key form, whose space is apart from these one-key locks.)
+        let keys = [MIGRATION_LOCK, ID_ORDER_LOCK, cluster::LEADER_LOCK, alerts::ALERT_ORDER_LOCK];
         let distinct: std::collections::HashSet<i64> = keys.into_iter().collect();
         assert_eq!(distinct.len(), keys.len(), "{keys:x?}");
     }

@@ -1,6 +1,7 @@
 //! The `#[wasm_bindgen]` layer: converts JavaScript values for [`Machine`] and carries out its
-//! [`Action`]s with the browser (fetch, its answer read through gloo-net, `setTimeout`, `localStorage`, beacons,
-//! Web Locks, `console.warn`). It decides nothing: every rule lives in `core` and `machine`.
+//! [`Action`]s with the browser (fetch, its answer read through gloo-net, `setTimeout`,
+//! `localStorage`, beacons, Web Locks, `console.warn`). It decides nothing: every rule lives in
+//! `core` and `machine`.
 //!
 //! These exports are the module's internal API; pages use the hand-written entry
 //! (`session_log.js`), which keeps calls made before the module is ready and names the public

@@ -429,32 +429,18 @@ fn rename_boundary(glue: &str, mapping: &str) -> Result<String> {
     let json_start = mapping.find('{').context("wasm-opt printed no import/export mapping")?;
     let report: serde_json::Value =
         serde_json::from_str(&mapping[json_start..]).context("wasm-opt's import/export mapping is not JSON")?;
-    let pairs = |key: &str| -> Vec<Vec<String>> {
-        report[key]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        row.as_array()
-                            .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    let imports: Vec<(String, String, String)> = serde_json::from_value(report["imports"].clone())
+        .context("wasm-opt's imports are not [module, name, short] rows")?;
+    let exports: Vec<(String, String)> =
+        serde_json::from_value(report["exports"].clone()).context("wasm-opt's exports are not [name, short] rows")?;
+    let modules: std::collections::BTreeSet<&str> = imports.iter().map(|(module, _, _)| module.as_str()).collect();
+    let [module] = modules.into_iter().collect::<Vec<_>>()[..] else {
+        bail!("expected the imports of one module from wasm-opt");
     };
-    let imports = pairs("imports");
-    let exports = pairs("exports");
-    let modules: std::collections::BTreeSet<&str> =
-        imports.iter().filter_map(|r| r.first().map(String::as_str)).collect();
-    if modules.len() != 1 || imports.iter().any(|r| r.len() != 3) || exports.iter().any(|r| r.len() != 2) {
-        bail!("unexpected import/export mapping from wasm-opt (modules {modules:?})");
-    }
-    let module = modules.into_iter().next().unwrap_or_default();
     let imports_to: std::collections::HashMap<&str, &str> =
-        imports.iter().map(|r| (r[1].as_str(), r[2].as_str())).collect();
+        imports.iter().map(|(_, name, short)| (name.as_str(), short.as_str())).collect();
     let exports_to: std::collections::HashMap<&str, &str> =
-        exports.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        exports.iter().map(|(name, short)| (name.as_str(), short.as_str())).collect();
     // The glue gives the import object to `WebAssembly.instantiate` under the module's quoted
     // name; binaryen names the one module "a".
     let quoted_module = format!("\"{module}\"");
@@ -481,11 +467,11 @@ fn rename_boundary(glue: &str, mapping: &str) -> Result<String> {
         rest = &word_on[end..];
     }
     out.push_str(rest);
-    if let Some(left) = imports.iter().find(|r| contains_word(&out, &r[1])) {
-        bail!("the glue still names the import {} after renaming", left[1]);
+    if let Some(name) = imports_to.keys().find(|name| contains_word(&out, name)) {
+        bail!("the glue still names the import {name} after renaming");
     }
-    if let Some(left) = exports.iter().find(|r| contains_word(&out, &format!("wasm.{}", r[0]))) {
-        bail!("the glue still reads the export {} after renaming", left[0]);
+    if let Some(name) = exports_to.keys().find(|name| contains_word(&out, &format!("wasm.{name}"))) {
+        bail!("the glue still reads the export {name} after renaming");
     }
     Ok(out)
 }

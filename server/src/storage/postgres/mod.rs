@@ -150,9 +150,11 @@ fn db_error(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
-/// Whether `error` is PostgreSQL's `unique_violation` (SQLSTATE 23505) or `deadlock_detected`
-/// (40P01), which [`db_error`] names at the end of its message.
-fn is_unique_violation(error: &StoreError) -> bool {
+/// Whether a group lost a race over an `eventId` that another transaction stored under another
+/// session meanwhile (see `insert_events`): PostgreSQL's `unique_violation` (SQLSTATE 23505), or
+/// `deadlock_detected` (40P01) when that transaction was waiting for this one's commit. Both are
+/// read from the end of [`db_error`]'s message, where it names the SQLSTATE.
+fn lost_a_race(error: &StoreError) -> bool {
     matches!(error, StoreError::Internal(message) if message.ends_with("(23505)") || message.ends_with("(40P01)"))
 }
 
@@ -732,22 +734,22 @@ impl Writer {
     /// One transaction storing `batches` (in order): returns each batch's counts and the newest
     /// new `event_id`.
     async fn commit(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
-        // An `eventId` of the group stored meanwhile under another session, or being stored by a
-        // transaction that must commit after this one (a deadlock PostgreSQL breaks after
-        // `deadlock_timeout`; see `insert_events`), fails a try; the next read of stored events
-        // sees it once the other transaction has ended. Each try after a deadlock lets the other
-        // commit, so three tries settle it.
-        let mut tries = 1;
-        loop {
-            match self.commit_once(batches).await {
-                // A schema change made a cached statement stale (see `sql::connection`): once
-                // more, with every statement prepared again.
-                Err(_) if sql::stale_seen() && tries < 3 => {}
-                Err(error) if is_unique_violation(&error) && tries < 3 => {}
-                outcome => return outcome,
-            }
-            tries += 1;
+        let mut outcome = self.commit_once(batches).await;
+        // A schema change made a cached statement stale (see `sql::connection`): once more, with
+        // every statement prepared again.
+        if outcome.is_err() && sql::stale_seen() {
+            outcome = self.commit_once(batches).await;
         }
+        // A lost race over an `eventId` (see `lost_a_race`): the next read of stored events sees
+        // it once the other transaction has ended, and each try after a deadlock lets the other
+        // commit, so three tries settle it.
+        for _ in 0..2 {
+            match &outcome {
+                Err(error) if lost_a_race(error) => outcome = self.commit_once(batches).await,
+                _ => break,
+            }
+        }
+        outcome
     }
 
     async fn commit_once(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
@@ -938,25 +940,24 @@ async fn insert_events(
     let students: HashMap<String, i64> = ids_of.iter().map(|r| (r.get(1), r.get(0))).collect();
     let mut summaries: HashMap<String, SessionSummary> =
         stored_summaries.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect::<Result<_, StoreError>>()?;
-    let seqs: Vec<Option<i64>> = events.iter().map(|e| e.seq.map(|s| s as i64)).collect();
-    let student_ids: Vec<Option<i64>> = events
-        .iter()
-        .map(|e| e.student_email.as_deref().and_then(|m| students.get(&m.to_lowercase()).copied()))
-        .collect();
-    let session_tokens: Vec<&str> = events.iter().map(|e| e.session_token.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let data: Vec<&str> = events.iter().map(|e| e.event_data.as_str()).collect();
-
-    // The new events, predicted: not stored yet, and the first of their `eventId` in the group.
+    // The new events, predicted: not stored yet, and the first of their `eventId` in the group,
+    // each with its student. Only they are folded and inserted (so the insert needs no
+    // `ON CONFLICT`: PostgreSQL's speculative insertion cost about 30% of it), in batch order,
+    // taking the ids drawn above in increasing order.
     let mut seen: std::collections::HashSet<Uuid> = known.iter().map(|r| r.get(0)).collect();
     let predicted: Vec<bool> = uuids.iter().map(|u| seen.insert(*u)).collect();
-    // Folded in batch order, which is `event_id` order (the insert draws ids `ORDER BY n`).
+    let new_events: Vec<(&ValidEvent, Option<i64>)> = events
+        .iter()
+        .zip(&predicted)
+        .filter(|(_, new)| **new)
+        .map(|(event, _)| {
+            let student_id = event.student_email.as_deref().and_then(|m| students.get(&m.to_lowercase()).copied());
+            (*event, student_id)
+        })
+        .collect();
     let mut pairs: Vec<(&str, i64)> = Vec::new();
     let mut changed: Vec<&str> = Vec::new();
-    for ((event, student_id), new) in events.iter().zip(&student_ids).zip(&predicted) {
-        if !new {
-            continue;
-        }
+    for (event, student_id) in &new_events {
         let fold = FoldEvent {
             event_type: &event.event_type,
             seq: event.seq,
@@ -977,16 +978,13 @@ async fn insert_events(
     let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
     let rows = summary_rows(changed.iter().map(|t| (*t, &summaries[*t])))?;
 
-    // Only the new events go to the insert, so it needs no `ON CONFLICT` (PostgreSQL's
-    // speculative insertion cost about 30% of the insert), each with its id drawn above, in order.
-    fn new_only<T: Clone>(values: &[T], predicted: &[bool]) -> Vec<T> {
-        values.iter().zip(predicted).filter(|(_, new)| **new).map(|(value, _)| value.clone()).collect()
-    }
-    let new_uuids = new_only(&uuids, &predicted);
-    let new_ids: Vec<i64> = drawn.into_iter().take(new_uuids.len()).collect();
-    let (seqs, student_ids) = (new_only(&seqs, &predicted), new_only(&student_ids, &predicted));
-    let (session_tokens, types, data) =
-        (new_only(&session_tokens, &predicted), new_only(&types, &predicted), new_only(&data, &predicted));
+    let new_ids: Vec<i64> = drawn.into_iter().take(new_events.len()).collect();
+    let new_uuids: Vec<Uuid> = new_events.iter().map(|(e, _)| e.uuid).collect();
+    let seqs: Vec<Option<i64>> = new_events.iter().map(|(e, _)| e.seq.map(|s| s as i64)).collect();
+    let student_ids: Vec<Option<i64>> = new_events.iter().map(|(_, student_id)| *student_id).collect();
+    let session_tokens: Vec<&str> = new_events.iter().map(|(e, _)| e.session_token.as_str()).collect();
+    let types: Vec<&str> = new_events.iter().map(|(e, _)| e.event_type.as_str()).collect();
+    let data: Vec<&str> = new_events.iter().map(|(e, _)| e.event_data.as_str()).collect();
     let newest = new_ids.last().copied();
     let newest_text = newest.map(|id| id.to_string()).unwrap_or_default();
     let previous_ticket = ticket - 1;
@@ -1051,10 +1049,10 @@ async fn insert_events(
 const DRAW_TICKET: &str = "SELECT k, pg_advisory_xact_lock($1::int4, (k % 2147483647)::int4)
      FROM (SELECT nextval('events_draw_tickets') AS k) AS ticket";
 
-/// Draws `$1` event ids in increasing order. Run under [`ID_ORDER_LOCK`].
+/// Draws `$1` event ids (sorted by the caller). Run under [`ID_ORDER_LOCK`].
 const DRAW_IDS: &str =
     "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('events', 'event_id')::regclass AS s) AS q
-     CROSS JOIN generate_series(1, $1::int8) AS g ORDER BY g";
+     CROSS JOIN generate_series(1, $1::int8)";
 
 /// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled
 /// back); returns at once when no transaction holds it.

@@ -14,7 +14,7 @@
 //!   a database that cannot be reached fails every job with [`StoreError::Unavailable`] (503),
 //!   and the pool reconnects by itself when it is back.
 //! - Several servers may share one database. One transaction at a time draws `event_id`s and a
-//!   draw ticket (under [`ID_ORDER_LOCK`], for two statements), and each commits only after the
+//!   draw ticket (under [`ID_ORDER_LOCK`], for one statement), and each commits only after the
 //!   transaction with the previous ticket has ended ([`TICKET_CLASS`]): commits become visible in
 //!   id order whichever server commits, and `event_id` stays a cursor that never skips an event,
 //!   while the inserts themselves run side by side. Every commit NOTIFYs its newest id
@@ -60,7 +60,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The advisory lock key held while migrating, so that servers starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5e55_1010_0001;
 /// The session-level advisory lock key a group holds while it draws its ticket and its
-/// `event_id`s (one statement each, then it lets go): one transaction at a time draws, across
+/// `event_id`s (one statement, then it lets go): one transaction at a time draws, across
 /// servers, so each transaction's ids and ticket are above every one drawn before.
 const ID_ORDER_LOCK: i64 = 0x5e55_1010_0005;
 /// The class (first key of PostgreSQL's two-key advisory locks, a space apart from the one-key
@@ -755,9 +755,8 @@ impl Writer {
     async fn commit_once(&self, batches: &[&[ValidEvent]]) -> Result<Group, StoreError> {
         let work = async {
             let mut connection = Closing(Some(sql::connection(&self.pool).await?));
-            let tx = connection.client().transaction().await.map_err(db_error)?;
-            let outcome = insert_events(&tx, batches, &self.completion_types).await?;
-            tx.commit().await.map_err(db_error)?;
+            let client: &deadpool_postgres::Object = connection.client();
+            let outcome = insert_events(client, batches, &self.completion_types).await?;
             connection.release();
             Ok(outcome)
         };
@@ -871,7 +870,7 @@ struct Group {
 /// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
 ///
 /// The group draws its ids and its ticket first (one at a time across transactions, under
-/// [`ID_ORDER_LOCK`], for two statements), then folds and inserts side by side with other groups,
+/// [`ID_ORDER_LOCK`], for one statement), then folds and inserts side by side with other groups,
 /// and waits for the end of the transaction with the previous ticket just before its commit
 /// (the writer runs [`PIPELINE`] groups at once). Which events are new is known before the
 /// insert: the session locks are held, so no other transaction stores an event of these
@@ -884,7 +883,7 @@ struct Group {
 /// Errors: those of PostgreSQL. The transaction may then still hold the session-level
 /// [`ID_ORDER_LOCK`]: the caller closes its connection instead of returning it to the pool.
 async fn insert_events(
-    tx: &Transaction<'_>,
+    client: &deadpool_postgres::Object,
     batches: &[&[ValidEvent]],
     completion_types: &[String],
 ) -> Result<Group, StoreError> {
@@ -900,43 +899,41 @@ async fn insert_events(
     let (emails, names) = students_of(&events);
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
     let wanted = events.len() as i64;
-    // One round trip: the sessions' locks first (PostgreSQL runs the statements in the order
-    // sent), the students, the events already stored, the summaries; then, for two statements
+    // One round trip: BEGIN, the sessions' locks (PostgreSQL runs the statements in the order
+    // sent), the students, the events already stored, the summaries; then, for one statement
     // under the id lock, a ticket and as many ids as there are events (the ids of events that turn
     // out to be duplicates stay unused: ids have gaps, never an order that goes back).
     let mut answers = sql::pipeline(
-        tx,
+        client,
         &[
+            ("BEGIN", &[]),
             (LOCK_SESSIONS, &[&tokens]),
             (UPSERT_STUDENTS, &[&emails, &names]),
             (STUDENT_IDS, &[&emails]),
             ("SELECT event_uuid FROM events WHERE event_uuid = ANY($1)", &[&uuids]),
             ("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens]),
             ("SELECT pg_advisory_lock($1)", &[&ID_ORDER_LOCK]),
-            (DRAW_TICKET, &[&TICKET_CLASS]),
-            (DRAW_IDS, &[&wanted]),
+            (DRAW, &[&TICKET_CLASS, &wanted]),
             ("SELECT pg_advisory_unlock($1)", &[&ID_ORDER_LOCK]),
         ],
     )
     .await?
     .into_iter();
-    let (_, _, ids_of, known, stored_summaries, _, ticket, drawn) = (
+    let (_, _, _, ids_of, known, stored_summaries, _, draw) = (
         answers.next(),
         answers.next(),
+        answers.next(),
         answers.next().unwrap_or_default(),
         answers.next().unwrap_or_default(),
         answers.next().unwrap_or_default(),
         answers.next(),
-        answers.next().unwrap_or_default(),
         answers.next().unwrap_or_default(),
     );
-    let ticket: i64 =
-        ticket.first().map(|row| row.get(0)).ok_or_else(|| StoreError::Internal("no draw ticket".into()))?;
-    let mut drawn: Vec<i64> = drawn.iter().map(|row| row.get(0)).collect();
-    drawn.sort_unstable();
-    if drawn.len() != events.len() {
-        return Err(StoreError::Internal(format!("drew {} event ids for {} events", drawn.len(), events.len())));
-    }
+    let (ticket, last): (i64, i64) = draw
+        .first()
+        .map(|row| (row.get(0), row.get(2)))
+        .ok_or_else(|| StoreError::Internal("no draw ticket".into()))?;
+    let drawn = last - wanted + 1..=last;
     let students: HashMap<String, i64> = ids_of.iter().map(|r| (r.get(1), r.get(0))).collect();
     let mut summaries: HashMap<String, SessionSummary> =
         stored_summaries.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect::<Result<_, StoreError>>()?;
@@ -991,8 +988,9 @@ async fn insert_events(
 
     // One more round trip: the summaries and the (session, student) pairs; then, when there are
     // new events, the insert, the wait for the end of the transaction with the previous ticket,
-    // and the NOTIFY of the newest id (delivered to every listening server at the commit, never
-    // before).
+    // the NOTIFY of the newest id (delivered to every listening server at the commit, never
+    // before), and COMMIT. A failed statement aborts the transaction and the COMMIT then rolls
+    // it back; the first error is returned.
     let insert_params: [&(dyn ToSql + Sync); 8] =
         [&new_ids, &new_uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
     let summary_params: [&(dyn ToSql + Sync); 5] = [&rows.0, &rows.1, &rows.2, &rows.3, &rows.4];
@@ -1021,7 +1019,8 @@ async fn insert_events(
         statements.push((WAIT_FOR_TICKET, &wait_params));
         statements.push(("SELECT pg_notify($1, $2)", &notify_params));
     }
-    sql::pipeline(tx, &statements).await?;
+    statements.push(("COMMIT", &[]));
+    sql::pipeline(client, &statements).await?;
     // Each batch's counts, and each event's id.
     let mut ids_of_new = new_ids.into_iter();
     let mut counts = Vec::with_capacity(batches.len());
@@ -1043,16 +1042,17 @@ async fn insert_events(
 }
 
 /// Draws a ticket (`events_draw_tickets`) and takes its transaction-level lock in
-/// [`TICKET_CLASS`] (`$1`), held until the transaction ends; returns the ticket. Run under
-/// [`ID_ORDER_LOCK`]. The lock's second key is the ticket modulo 2^31 - 1, as in
-/// [`WAIT_FOR_TICKET`].
-const DRAW_TICKET: &str = "SELECT k, pg_advisory_xact_lock($1::int4, (k % 2147483647)::int4)
-     FROM (SELECT nextval('events_draw_tickets') AS k) AS ticket";
-
-/// Draws `$1` event ids (sorted by the caller). Run under [`ID_ORDER_LOCK`].
-const DRAW_IDS: &str =
-    "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('events', 'event_id')::regclass AS s) AS q
-     CROSS JOIN generate_series(1, $1::int8)";
+/// [`TICKET_CLASS`] (`$1`), held until the transaction ends, then draws `$2` event ids at once
+/// from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`): returns one row of
+/// the ticket, the lock's void and the last id drawn, so the ids are `last - $2 + 1 ..= last`.
+/// Run under [`ID_ORDER_LOCK`], which every drawer holds, so no other `nextval` falls between
+/// the two calls. The lock's second key is the ticket modulo 2^31 - 1, as in [`WAIT_FOR_TICKET`].
+/// (Drawing the ids one `nextval` per row, with the sequence looked up by
+/// `pg_get_serial_sequence`, which PostgreSQL ran for every row, took 9% of PostgreSQL's CPU at
+/// 16 clients, all of it under the id lock.)
+const DRAW: &str =
+    "SELECT k, pg_advisory_xact_lock($1::int4, (k % 2147483647)::int4), setval(s, nextval(s) + $2::int8 - 1)
+     FROM (SELECT nextval('events_draw_tickets') AS k, 'events_event_id_seq'::regclass AS s) AS d";
 
 /// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled
 /// back); returns at once when no transaction holds it.

@@ -90,8 +90,8 @@ on_both_backends! {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let within_10s = |what: &str| assert!(std::time::Instant::now() < deadline, "not within 10 s: {what}");
         // The writer takes the first requests, each in a group of its own, and they wait for the
-        // lock: one on SQLite, three on PostgreSQL (whose writer has three groups in flight, the
-        // second and third waiting for the first's session lock)...
+        // lock: one on SQLite, four on PostgreSQL (whose writer has four groups in flight, the
+        // second to fourth waiting for the first's session lock)...
         let mut taken = Vec::new();
         match backend {
             common::Backend::Sqlite => {
@@ -100,7 +100,7 @@ on_both_backends! {
             }
             common::Backend::Postgres => {
                 let mut watcher = ::postgres::Client::connect(&server.db.url, ::postgres::NoTls).unwrap();
-                for n in 1..=3 {
+                for n in 1..=4 {
                     taken.push(post(n));
                     let mut waiting = || -> i64 {
                         watcher

@@ -158,6 +158,14 @@ impl Cluster {
     pub fn stop(&self) {
         assert!(self.run("pg_ctl", &["-D", path(&self.data), "-m", "fast", "-w", "stop"]), "pg_ctl stop failed");
     }
+
+    /// Crashes the cluster: an immediate shutdown (every server process quits at once, with no
+    /// checkpoint and no write of the WAL still in shared memory; the next start replays the
+    /// WAL, as after a power cut of the database alone), and waits until it has.
+    pub fn crash(&self) {
+        let stopped = self.run("pg_ctl", &["-D", path(&self.data), "-m", "immediate", "-w", "stop"]);
+        assert!(stopped, "pg_ctl stop -m immediate failed");
+    }
 }
 
 impl Drop for Cluster {

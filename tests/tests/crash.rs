@@ -191,3 +191,31 @@ fn postgres_stopped_under_load_answers_503_and_recovers() {
     drop(server);
     assert_all_stored(&report.acked, &Db::Postgres(&database));
 }
+
+// PostgreSQL crashed three times under load (an immediate shutdown: the WAL still in its
+// memory is lost, the next start replays what reached the disk): every event acknowledged
+// before a crash survives it, none is stored twice, and the summaries count every stored event.
+#[test]
+fn postgres_crash_under_load_loses_no_acknowledged_event() {
+    let cluster = Cluster::start();
+    let database = FreshDatabase::on(&cluster.admin_url);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [&["--database-url", database.url.as_str()][..], &UNLIMITED].concat();
+    let server = Server::start_with(&dir.path().join("unused.db"), &args);
+    let load = steady_load(&server.url);
+    for round in 1..=3 {
+        let accepted = server.metric("session_log_events_accepted_total");
+        wait_until("the load is stored", || server.metric("session_log_events_accepted_total") > accepted + 2000.0);
+        cluster.crash();
+        cluster.start_again();
+        let accepted = server.metric("session_log_events_accepted_total");
+        wait_until(&format!("ingest resumes after crash {round}"), || {
+            server.metric("session_log_events_accepted_total") > accepted + 500.0
+        });
+    }
+    let report = load.stop();
+    assert!(report.failures > 0, "the clients saw the crashes");
+    assert_summaries_match(&server, &Db::Postgres(&database));
+    drop(server);
+    assert_all_stored(&report.acked, &Db::Postgres(&database));
+}

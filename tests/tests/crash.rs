@@ -151,17 +151,24 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-// PostgreSQL stopped under load and started again: while it is down, POSTs and /healthz answer
-// 503 (not 500, not a hang); once it is back, ingest resumes without restarting
-// the server, and every event acknowledged before, during and after is stored exactly once.
-#[test]
-fn postgres_stopped_under_load_answers_503_and_recovers() {
+/// A PostgreSQL cluster of the test's own, a fresh database on it, a server writing there (its
+/// folder kept alive with it) and the steady load on that server.
+fn own_cluster_under_load() -> (Cluster, FreshDatabase, tempfile::TempDir, Server, Load) {
     let cluster = Cluster::start();
     let database = FreshDatabase::on(&cluster.admin_url);
     let dir = tempfile::tempdir().unwrap();
     let args = [&["--database-url", database.url.as_str()][..], &UNLIMITED].concat();
     let server = Server::start_with(&dir.path().join("unused.db"), &args);
     let load = steady_load(&server.url);
+    (cluster, database, dir, server, load)
+}
+
+// PostgreSQL stopped under load and started again: while it is down, POSTs and /healthz answer
+// 503 (not 500, not a hang); once it is back, ingest resumes without restarting
+// the server, and every event acknowledged before, during and after is stored exactly once.
+#[test]
+fn postgres_stopped_under_load_answers_503_and_recovers() {
+    let (cluster, database, _dir, server, load) = own_cluster_under_load();
     let probe = |n: u32| {
         server.post(&serde_json::json!({"sessionToken": "ws_probe", "eventType": "probe", "eventData": {"n": n}}))
     };
@@ -197,12 +204,7 @@ fn postgres_stopped_under_load_answers_503_and_recovers() {
 // before a crash survives it, none is stored twice, and the summaries count every stored event.
 #[test]
 fn postgres_crash_under_load_loses_no_acknowledged_event() {
-    let cluster = Cluster::start();
-    let database = FreshDatabase::on(&cluster.admin_url);
-    let dir = tempfile::tempdir().unwrap();
-    let args = [&["--database-url", database.url.as_str()][..], &UNLIMITED].concat();
-    let server = Server::start_with(&dir.path().join("unused.db"), &args);
-    let load = steady_load(&server.url);
+    let (cluster, database, _dir, server, load) = own_cluster_under_load();
     for round in 1..=3 {
         let accepted = server.metric("session_log_events_accepted_total");
         wait_until("the load is stored", || server.metric("session_log_events_accepted_total") > accepted + 2000.0);

@@ -905,7 +905,9 @@ struct Group {
     created_at: String,
 }
 
-/// Inserts `batches` within `tx` and folds the new events into their sessions' summaries there.
+/// Inserts `batches` in one transaction on `client` (BEGIN and COMMIT travel in its two
+/// pipelines) and folds the new events into their sessions' summaries there; returns after the
+/// group's [`DURABILITY_BARRIER`].
 ///
 /// The group draws its ids and its ticket first (one at a time across transactions, under
 /// [`ID_ORDER_LOCK`], for one statement), then folds and inserts side by side with other groups,
@@ -958,18 +960,14 @@ async fn insert_events(
         ],
     )
     .await?
-    .into_iter();
-    let (_, _, _, _, ids_of, known, stored_summaries, _, draw) = (
-        answers.next(),
-        answers.next(),
-        answers.next(),
-        answers.next(),
-        answers.next().unwrap_or_default(),
-        answers.next().unwrap_or_default(),
-        answers.next().unwrap_or_default(),
-        answers.next(),
-        answers.next().unwrap_or_default(),
-    );
+    .into_iter()
+    // BEGIN, SET LOCAL, the session locks and the students' upsert answer nothing needed.
+    .skip(4);
+    let ids_of = answers.next().unwrap_or_default();
+    let known = answers.next().unwrap_or_default();
+    let stored_summaries = answers.next().unwrap_or_default();
+    // Past the id lock's answer.
+    let draw = answers.nth(1).unwrap_or_default();
     let (ticket, last): (i64, i64) = draw
         .first()
         .map(|row| (row.get(0), row.get(2)))
@@ -1030,8 +1028,8 @@ async fn insert_events(
     // One more round trip: the summaries and the (session, student) pairs; then, when there are
     // new events, the insert, the wait for the end of the transaction with the previous ticket,
     // the NOTIFY of the newest id (delivered to every listening server at the commit, never
-    // before), and COMMIT. A failed statement aborts the transaction and the COMMIT then rolls
-    // it back; the first error is returned.
+    // before), COMMIT and the durability barrier. A failed statement aborts the transaction and
+    // the COMMIT then rolls it back; the first error is returned.
     let insert_params: [&(dyn ToSql + Sync); 8] =
         [&new_ids, &new_uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
     let summary_params: [&(dyn ToSql + Sync); 5] = [&rows.0, &rows.1, &rows.2, &rows.3, &rows.4];
@@ -1099,19 +1097,20 @@ const DRAW: &str =
 /// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
 /// of its own: `setval` on the sequence of migration V8 writes a WAL record and takes a
 /// transaction id (a transaction that writes no WAL commits without a flush, whatever the
-/// setting), and with the connection's own `synchronous_commit` (on by default) PostgreSQL
+/// setting), so with the connection's own `synchronous_commit` (on by default) PostgreSQL
 /// answers it only once the WAL is flushed (and replicated, where the database asks for that)
-/// through its commit record, which
-/// comes after the group's commit record and after the commit of every group drawn before it
-/// (the ticket chain). The group itself commits with `synchronous_commit = off`: waiting for the
-/// previous ticket and committing are then a few microseconds each, not a WAL flush each, while
-/// the barriers of several groups share their flushes (PostgreSQL's own group commit). An event
-/// is acknowledged, published to the alert rules and counted in [`PostgresStore::durable`] only
-/// after its barrier. Before the barrier the commit is already visible to other transactions: a
-/// reader that sees an event newer than `durable` runs a barrier itself before returning it (see
-/// `PostgresStore::events`), so no cursor moves past an event a crash of PostgreSQL could take
-/// back. Measured (one run, 16 / 48 clients / single events): 70.3k / 79.1k / 9.0k events/s
-/// with each group's commit flushing in the chain, 97.4k / 91.6k / 13.1k with the barrier.
+/// through its commit record, which comes after the group's commit record and after the commit
+/// of every group drawn before it (the ticket chain). The group itself commits with
+/// `synchronous_commit = off`: waiting for the previous ticket and committing are then a few
+/// microseconds each, not a WAL flush each, while the barriers of several groups share their
+/// flushes (PostgreSQL's own group commit). An event is acknowledged, published to the alert
+/// rules and counted in [`PostgresStore::durable`] only after its barrier. Before the barrier
+/// the commit is already visible to other transactions: a reader that sees an event newer than
+/// `durable` runs a barrier itself before returning it (see `made_durable`), so no cursor moves
+/// past an event a crash of PostgreSQL could take back. Measured (one run each, 16 / 48 clients
+/// / single events, three groups in flight): 70.3k / 79.1k / 9.0k events/s with each group's
+/// commit flushing in the chain, 73.9k / 90.1k / 10.6k with the barrier (86.7k / 80.2k / 9.8k
+/// with four groups in flight; `docs/benchmarks.md`).
 const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
 
 /// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled

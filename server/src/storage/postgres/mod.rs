@@ -839,10 +839,6 @@ const UPSERT_STUDENTS: &str = "INSERT INTO students AS s (email, name) SELECT * 
      ON CONFLICT (lower(email)) DO UPDATE SET name = excluded.name
      WHERE excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM s.name";
 
-/// The ids of the students `$1` (emails), with their lowercased emails.
-const STUDENT_IDS: &str = "SELECT student_id, lower(email) FROM students
-     WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)";
-
 /// Writes summaries (insert or replace) from five arrays: tokens, students, first and last seen,
 /// summary JSON.
 const STORE_SUMMARIES: &str = "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
@@ -939,48 +935,52 @@ async fn insert_events(
     let (emails, names) = students_of(&events);
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
     let wanted = events.len() as i64;
-    // One round trip: BEGIN, the sessions' locks (PostgreSQL runs the statements in the order
-    // sent), the students, the events already stored, the summaries; then, for one statement
-    // under the id lock, a ticket and as many ids as there are events (the ids of events that turn
-    // out to be duplicates stay unused: ids have gaps, never an order that goes back).
+    // One round trip of five statements: BEGIN; the commit made asynchronous and the sessions'
+    // locks (PostgreSQL runs the statements in the order sent); the students; the students' ids,
+    // the events already stored and the summaries; then the draw of a ticket and as many ids as
+    // there are events (the ids of events that turn out to be duplicates stay unused: ids have
+    // gaps, never an order that goes back).
     let mut answers = sql::pipeline(
         client,
         &[
             ("BEGIN", &[]),
-            // Made durable by the barrier after the COMMIT (see `DURABILITY_BARRIER`).
-            ("SET LOCAL synchronous_commit = off", &[]),
-            (LOCK_SESSIONS, &[&tokens]),
+            (OPEN_GROUP, &[&tokens]),
             (UPSERT_STUDENTS, &[&emails, &names]),
-            (STUDENT_IDS, &[&emails]),
-            ("SELECT event_uuid FROM events WHERE event_uuid = ANY($1)", &[&uuids]),
-            ("SELECT session_token, summary::text FROM sessions WHERE session_token = ANY($1)", &[&tokens]),
-            ("SELECT pg_advisory_lock($1)", &[&ID_ORDER_LOCK]),
-            (DRAW, &[&TICKET_CLASS, &wanted]),
-            ("SELECT pg_advisory_unlock($1)", &[&ID_ORDER_LOCK]),
+            (LOOK_UP, &[&emails, &uuids, &tokens]),
+            (DRAW, &[&ID_ORDER_LOCK, &TICKET_CLASS, &wanted]),
         ],
     )
     .await?
     .into_iter()
-    // BEGIN, SET LOCAL, the session locks and the students' upsert answer nothing needed.
-    .skip(4);
-    let ids_of = answers.next().unwrap_or_default();
-    let known = answers.next().unwrap_or_default();
-    let stored_summaries = answers.next().unwrap_or_default();
-    // Past the id lock's answer.
-    let draw = answers.nth(1).unwrap_or_default();
+    // BEGIN, the opening and the students' upsert answer nothing needed.
+    .skip(3);
+    let looked_up = answers.next().unwrap_or_default();
+    let draw = answers.next().unwrap_or_default();
     let (ticket, last): (i64, i64) = draw
         .first()
-        .map(|row| (row.get(0), row.get(2)))
+        .map(|row| (row.get(0), row.get(1)))
         .ok_or_else(|| StoreError::Internal("no draw ticket".into()))?;
     let drawn = last - wanted + 1..=last;
-    let students: HashMap<String, i64> = ids_of.iter().map(|r| (r.get(1), r.get(0))).collect();
-    let mut summaries: HashMap<String, SessionSummary> =
-        stored_summaries.iter().map(|r| Ok((r.get(0), parse_summary(r.get(1))?))).collect::<Result<_, StoreError>>()?;
+    let mut students: HashMap<String, i64> = HashMap::new();
+    let mut known: Vec<Uuid> = Vec::new();
+    let mut summaries: HashMap<String, SessionSummary> = HashMap::new();
+    for row in &looked_up {
+        match row.get::<_, i16>(0) {
+            LOOKED_UP_STUDENT => {
+                students.insert(row.get(1), row.get(2));
+            }
+            LOOKED_UP_EVENT => known.push(row.get(3)),
+            LOOKED_UP_SUMMARY => {
+                summaries.insert(row.get(1), parse_summary(row.get(4))?);
+            }
+            kind => return Err(StoreError::Internal(format!("a look-up row of unknown kind {kind}"))),
+        }
+    }
     // The new events, predicted: not stored yet, and the first of their `eventId` in the group,
     // each with its student. Only they are folded and inserted (so the insert needs no
     // `ON CONFLICT`: PostgreSQL's speculative insertion cost about 30% of it), in batch order,
     // taking the ids drawn above in increasing order.
-    let mut seen: std::collections::HashSet<Uuid> = known.iter().map(|r| r.get(0)).collect();
+    let mut seen: std::collections::HashSet<Uuid> = known.into_iter().collect();
     let predicted: Vec<bool> = uuids.iter().map(|u| seen.insert(*u)).collect();
     let new_events: Vec<(&ValidEvent, Option<i64>)> = events
         .iter()
@@ -1025,38 +1025,34 @@ async fn insert_events(
     let newest_text = newest.map(|id| id.to_string()).unwrap_or_default();
     let previous_ticket = ticket - 1;
 
-    // One more round trip: the summaries and the (session, student) pairs; then, when there are
-    // new events, the insert, the wait for the end of the transaction with the previous ticket,
-    // the NOTIFY of the newest id (delivered to every listening server at the commit, never
-    // before), COMMIT and the durability barrier. A failed statement aborts the transaction and
-    // the COMMIT then rolls it back; the first error is returned.
-    let insert_params: [&(dyn ToSql + Sync); 8] =
-        [&new_ids, &new_uuids, &seqs, &student_ids, &session_tokens, &types, &data, &created_at];
-    let summary_params: [&(dyn ToSql + Sync); 5] = [&rows.0, &rows.1, &rows.2, &rows.3, &rows.4];
-    let pair_params: [&(dyn ToSql + Sync); 2] = [&pair_tokens, &pair_students];
-    let wait_params: [&(dyn ToSql + Sync); 2] = [&TICKET_CLASS, &previous_ticket];
-    let notify_params: [&(dyn ToSql + Sync); 2] = [&cluster::EVENTS_CHANNEL, &newest_text];
+    // One more round trip: when there are new events, the summaries, the (session, student)
+    // pairs and the events in one statement, then the wait for the end of the transaction with
+    // the previous ticket and the NOTIFY of the newest id (delivered to every listening server at
+    // the commit, never before); COMMIT and the durability barrier. A failed statement aborts
+    // the transaction and the COMMIT then rolls it back; the first error is returned.
+    let write_params: [&(dyn ToSql + Sync); 15] = [
+        &rows.0,
+        &rows.1,
+        &rows.2,
+        &rows.3,
+        &rows.4,
+        &pair_tokens,
+        &pair_students,
+        &new_ids,
+        &new_uuids,
+        &seqs,
+        &student_ids,
+        &session_tokens,
+        &types,
+        &data,
+        &created_at,
+    ];
+    let close_params: [&(dyn ToSql + Sync); 4] =
+        [&TICKET_CLASS, &previous_ticket, &cluster::EVENTS_CHANNEL, &newest_text];
     let mut statements: Vec<(&str, &[&(dyn ToSql + Sync)])> = Vec::new();
-    if !changed.is_empty() {
-        statements.push((STORE_SUMMARIES, &summary_params));
-    }
-    if !pair_tokens.is_empty() {
-        statements.push((
-            "INSERT INTO session_students (session_token, student_id)
-             SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
-            &pair_params,
-        ));
-    }
     if newest.is_some() {
-        statements.push((
-            "INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-             SELECT i, u, s, st, t, ty, d::json, $8::text::timestamptz
-             FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::text[])
-                 AS x(i, u, s, st, t, ty, d)",
-            &insert_params,
-        ));
-        statements.push((WAIT_FOR_TICKET, &wait_params));
-        statements.push(("SELECT pg_notify($1, $2)", &notify_params));
+        statements.push((WRITE_GROUP, &write_params));
+        statements.push((CLOSE_GROUP, &close_params));
     }
     statements.push(("COMMIT", &[]));
     statements.push((DURABILITY_BARRIER, &[]));
@@ -1081,18 +1077,17 @@ async fn insert_events(
     Ok(Group { counts, newest, ids, created_at })
 }
 
-/// Draws a ticket (`events_draw_tickets`) and takes its transaction-level lock in
-/// [`TICKET_CLASS`] (`$1`), held until the transaction ends, then draws `$2` event ids at once
-/// from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`): returns one row of
-/// the ticket, the lock's void and the last id drawn, so the ids are `last - $2 + 1 ..= last`.
-/// Run under [`ID_ORDER_LOCK`], which every drawer holds, so no other `nextval` falls between
-/// the two calls. The lock's second key is the ticket modulo 2^31 - 1, as in [`WAIT_FOR_TICKET`].
-/// (Drawing the ids one `nextval` per row, with the sequence looked up by
-/// `pg_get_serial_sequence`, which PostgreSQL ran for every row, took 9% of PostgreSQL's CPU at
-/// 16 clients, all of it under the id lock.)
-const DRAW: &str =
-    "SELECT k, pg_advisory_xact_lock($1::int4, (k % 2147483647)::int4), setval(s, nextval(s) + $2::int8 - 1)
-     FROM (SELECT nextval('events_draw_tickets') AS k, 'events_event_id_seq'::regclass AS s) AS d";
+/// Takes [`ID_ORDER_LOCK`] (`$1`), draws a ticket (`events_draw_tickets`) and takes its
+/// transaction-level lock in [`TICKET_CLASS`] (`$2`), held until the transaction ends, draws `$3`
+/// event ids at once from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`) and
+/// lets the id lock go: migration V9's `session_log_draw`. Returns one row of the ticket and the
+/// last id drawn, so the ids are `last - $3 + 1 ..= last`. Every drawer holds the id lock, so no
+/// other `nextval` falls between the ticket and the ids. The ticket lock's second key is the
+/// ticket modulo 2^31 - 1, as in [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with
+/// the sequence looked up by `pg_get_serial_sequence`, which PostgreSQL ran for every row, took
+/// 9% of PostgreSQL's CPU at 16 clients, all of it under the id lock; the lock, the draw and the
+/// unlock were three statements until V9.)
+const DRAW: &str = "SELECT ticket, last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
 
 /// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
 /// of its own: `setval` on the sequence of migration V8 writes a WAL record and takes a
@@ -1114,8 +1109,48 @@ const DRAW: &str =
 const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
 
 /// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled
-/// back); returns at once when no transaction holds it.
-const WAIT_FOR_TICKET: &str = "SELECT pg_advisory_xact_lock_shared($1::int4, ($2::int8 % 2147483647)::int4)";
+/// back; at once when no transaction holds it), then NOTIFYs `$4` (the group's newest id, as
+/// text) on channel `$3` ([`cluster::EVENTS_CHANNEL`]), delivered at this transaction's commit.
+/// PostgreSQL evaluates a target list in order.
+const CLOSE_GROUP: &str =
+    "SELECT pg_advisory_xact_lock_shared($1::int4, ($2::int8 % 2147483647)::int4), pg_notify($3, $4)";
+
+/// Opens a group's transaction: its commit does not wait for the WAL flush (the barrier after
+/// the COMMIT does, see [`DURABILITY_BARRIER`]), and it takes the transaction-level advisory
+/// locks of the sessions `$1` (text[]) in one order, as [`LOCK_SESSIONS`].
+const OPEN_GROUP: &str = "SELECT set_config('synchronous_commit', 'off', true),
+     (SELECT count(pg_advisory_xact_lock(k)) FROM
+         (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys)";
+
+/// What a group reads before it folds, in one statement: rows of `(kind, key, student_id,
+/// event_uuid, summary)`, where kind is [`LOOKED_UP_STUDENT`] (the ids of the students `$1`
+/// (emails), by lowercased email), [`LOOKED_UP_EVENT`] (the events of `$2` (uuid[]) already
+/// stored) or [`LOOKED_UP_SUMMARY`] (the summaries of the sessions `$3` (text[]), by token).
+const LOOK_UP: &str = "SELECT 0::int2, lower(email), student_id, NULL::uuid, NULL::text FROM students
+         WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)
+     UNION ALL SELECT 1::int2, NULL, NULL, event_uuid, NULL FROM events WHERE event_uuid = ANY($2)
+     UNION ALL SELECT 2::int2, session_token, NULL, NULL, summary::text FROM sessions WHERE session_token = ANY($3)";
+const LOOKED_UP_STUDENT: i16 = 0;
+const LOOKED_UP_EVENT: i16 = 1;
+const LOOKED_UP_SUMMARY: i16 = 2;
+
+/// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`]), the
+/// (session, student) pairs (`$6` text[], `$7` int8[]) and the new events (`$8`..`$14`: ids,
+/// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text). The three
+/// touch different tables, so the order PostgreSQL runs them in does not matter.
+const WRITE_GROUP: &str = "WITH summaries AS (
+         INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
+         SELECT t, s, f::timestamptz, l::timestamptz, j::json
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
+         ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary),
+     pairs AS (
+         INSERT INTO session_students (session_token, student_id)
+         SELECT * FROM unnest($6::text[], $7::int8[]) ON CONFLICT DO NOTHING)
+     INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
+     SELECT i, u, s, st, t, ty, d::json, $15::text::timestamptz
+     FROM unnest($8::int8[], $9::uuid[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
+         AS x(i, u, s, st, t, ty, d)";
 
 fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored summary is not valid: {e}")))

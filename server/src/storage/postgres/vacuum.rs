@@ -7,7 +7,8 @@
 //! statistics. So the leader (one server per database) checks every [`CHECK_EVERY`] whether
 //! autovacuum is on and, while it is off, does its work for session-log's own tables with its
 //! rules: `VACUUM` after `threshold + scale × live rows` dead rows or inserts since the last
-//! vacuum, `ANALYZE` after `50 + 10 %` rows changed since the last analyze. `sessions` uses the
+//! vacuum, `ANALYZE` after `50 + 10 %` rows changed since the last analyze; and, as autovacuum
+//! does, with its cost-based delay (`THROTTLE`), so a vacuum of `events` yields to ingest. `sessions` uses the
 //! fixed threshold of migration V4 (2,000 dead rows). With autovacuum on it does nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,14 +32,31 @@ pub struct Rule {
     pub insert_threshold: i64,
     /// Fraction of the live rows added to both thresholds.
     pub scale: f64,
+    /// Whether the vacuum sleeps as autovacuum's does (its cost-based delay, see [`THROTTLE`]);
+    /// `sessions` is not throttled, as migration V4 sets for autovacuum.
+    pub throttled: bool,
 }
 
 /// PostgreSQL's defaults (50 dead rows + 20 %, 1,000 inserted rows + 20 %).
-const DEFAULT_RULE: Rule = Rule { threshold: 50, insert_threshold: 1000, scale: 0.2 };
+const DEFAULT_RULE: Rule = Rule { threshold: 50, insert_threshold: 1000, scale: 0.2, throttled: true };
+
+/// Sets this connection's cost-based vacuum delay to autovacuum's (`autovacuum_vacuum_cost_delay`,
+/// 2 ms by default, and `autovacuum_vacuum_cost_limit`, 200 by default through
+/// `vacuum_cost_limit`; `-1` means the plain setting): a manual `VACUUM` does not sleep at all,
+/// and an unthrottled vacuum of `events` under load took 3.5% of the benchmark machine's CPU in
+/// bursts, beside ingest (`perf`, 16 clients). Returns the delay, for [`Rule::throttled`].
+const THROTTLE: &str = "SELECT set_config('vacuum_cost_delay',
+         CASE WHEN current_setting('autovacuum_vacuum_cost_delay') IN ('-1', '-1ms')
+              THEN current_setting('vacuum_cost_delay')
+              ELSE current_setting('autovacuum_vacuum_cost_delay') END, false),
+     set_config('vacuum_cost_limit',
+         CASE WHEN current_setting('autovacuum_vacuum_cost_limit') = '-1'
+              THEN current_setting('vacuum_cost_limit')
+              ELSE current_setting('autovacuum_vacuum_cost_limit') END, false)";
 
 /// session-log's tables and their rules: `sessions` as in migration V4.
 const TABLES: [(&str, Rule); 6] = [
-    ("sessions", Rule { threshold: 2000, insert_threshold: 2000, scale: 0.0 }),
+    ("sessions", Rule { threshold: 2000, insert_threshold: 2000, scale: 0.0, throttled: false }),
     ("students", DEFAULT_RULE),
     ("session_students", DEFAULT_RULE),
     ("events", DEFAULT_RULE),
@@ -128,6 +146,7 @@ async fn check(client: &Client, warned: &mut bool) -> Result<(), tokio_postgres:
             "autovacuum is off on this PostgreSQL server: session-log vacuums and analyzes its own tables"
         );
     }
+    let throttle: String = client.query_one(THROTTLE, &[]).await?.get(0);
     for (table, rule) in TABLES {
         let row = client
             .query_opt(
@@ -150,6 +169,8 @@ async fn check(client: &Client, warned: &mut bool) -> Result<(), tokio_postgres:
             Work::Vacuum { analyze: false } => format!("VACUUM {table}"),
             Work::Vacuum { analyze: true } => format!("VACUUM (ANALYZE) {table}"),
         };
+        let delay = if rule.throttled { throttle.as_str() } else { "0" };
+        client.query_one("SELECT set_config('vacuum_cost_delay', $1, false)", &[&delay]).await?;
         let started = std::time::Instant::now();
         client.batch_execute(&statement).await?;
         tracing::debug!(%statement, dead = counters.dead, ms = started.elapsed().as_millis() as u64, "vacuumed");

@@ -62,3 +62,50 @@ fn the_server_vacuums_when_autovacuum_is_off() {
     }
     drop(server);
 }
+
+// With autovacuum off, the server's own vacuum of `events` sleeps as autovacuum would (the
+// cluster's `autovacuum_vacuum_cost_delay` and `_limit`), so it yields to ingest: here, with a
+// limit of 1, PostgreSQL shows it waiting in `VacuumDelay`.
+#[test]
+fn the_servers_vacuum_of_events_sleeps_as_autovacuum_would() {
+    let cluster = Cluster::start_with(&[
+        "autovacuum=off",
+        "autovacuum_vacuum_cost_delay=100ms",
+        "autovacuum_vacuum_cost_limit=1",
+    ]);
+    let database = FreshDatabase::on(&cluster.admin_url);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("unused.db"),
+        &[&["--database-url", database.url.as_str()][..], &UNLIMITED].concat(),
+    );
+    // 3,000 events: past autovacuum's insert threshold for `events` (1,000 + 20% of the rows).
+    for round in 0..30 {
+        let batch: Vec<_> = (0..100)
+            .map(|n| {
+                json!({"sessionToken": format!("ws_throttle_{}", n % 4), "eventType": "action",
+                            "eventData": {"actionName": "step", "round": round, "n": n}})
+            })
+            .collect();
+        let (status, body) = server.post(&json!({"events": batch}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let sleeping = || -> i64 {
+        database
+            .client()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE query LIKE 'VACUUM%events' AND wait_event = 'VacuumDelay'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    // The leader checks every 10 s.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while sleeping() == 0 {
+        assert!(Instant::now() < deadline, "no throttled vacuum of events within 40 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+}

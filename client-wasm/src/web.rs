@@ -58,7 +58,9 @@ extern "C" {
 // `send`: the client's own requests go through the `fetch` the page had when this module loaded
 // (as Sentry's transport does), never through wrappers installed later (its own capture included).
 // `post`: `send`, then `done(response, body text)`, or `done(null, why)` for a network error (a
-// callback instead of a Rust future: no async executor in the module).
+// callback instead of a Rust future: no async executor in the module), called through `report`
+// like every callback here, so that nothing `done` throws becomes an unhandled rejection in the
+// page.
 //
 // `capture`: installs or removes the auto-capture hooks. Each reports raw facts to `callback`
 // (decisions are the machine's) and leaves the page's calls as they were: the same promise
@@ -70,8 +72,8 @@ export function send(url, init) {
 }
 export function post(url, init, done) {
   send(url, init).then(
-    (response) => response.text().then((body) => done(response, body), () => done(response, "")),
-    (error) => done(null, String((error && error.message) || error)));
+    (response) => response.text().then((body) => report(done, response, body), () => report(done, response, "")),
+    (error) => report(done, null, String((error && error.message) || error)));
 }
 export function holdLock(name) {
   if (!globalThis.navigator || !navigator.locks) return false;

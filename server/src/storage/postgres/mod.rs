@@ -905,10 +905,10 @@ struct Group {
 /// pipelines) and folds the new events into their sessions' summaries there; returns after the
 /// group's [`DURABILITY_BARRIER`].
 ///
-/// The group draws its ids and its ticket first (one at a time across transactions, under
-/// [`ID_ORDER_LOCK`], for one statement), then folds and inserts side by side with other groups,
-/// and waits for the end of the transaction with the previous ticket just before its commit
-/// (the writer runs [`PIPELINE`] groups at once). Which events are new is known before the
+/// The group reads and folds side by side with other groups (the writer runs [`PIPELINE`] groups
+/// at once), then draws its ticket and its ids (one at a time across transactions, under
+/// [`ID_ORDER_LOCK`], for one statement), inserts, and waits for the end of the transaction with
+/// the previous ticket just before its commit. Which events are new is known before the
 /// insert: the session locks are held, so no other transaction stores an event of these
 /// sessions meanwhile, and the events already stored are read by `event_uuid`; only the new ones
 /// are inserted. The one case this can miss (another transaction storing the same `eventId`
@@ -934,33 +934,21 @@ async fn insert_events(
     tokens.dedup();
     let (emails, names) = students_of(&events);
     let uuids: Vec<Uuid> = events.iter().map(|e| e.uuid).collect();
-    let wanted = events.len() as i64;
-    // One round trip of five statements: BEGIN; the commit made asynchronous and the sessions'
+    // One round trip of four statements: BEGIN; the commit made asynchronous and the sessions'
     // locks (PostgreSQL runs the statements in the order sent); the students; the students' ids,
-    // the events already stored and the summaries; then the draw of a ticket and as many ids as
-    // there are events (the ids of events that turn out to be duplicates stay unused: ids have
-    // gaps, never an order that goes back).
-    let mut answers = sql::pipeline(
+    // the events already stored and the summaries.
+    let looked_up = sql::pipeline(
         client,
         &[
             ("BEGIN", &[]),
             (OPEN_GROUP, &[&tokens]),
             (UPSERT_STUDENTS, &[&emails, &names]),
             (LOOK_UP, &[&emails, &uuids, &tokens]),
-            (DRAW, &[&ID_ORDER_LOCK, &TICKET_CLASS, &wanted]),
         ],
     )
     .await?
-    .into_iter()
-    // BEGIN, the opening and the students' upsert answer nothing needed.
-    .skip(3);
-    let looked_up = answers.next().unwrap_or_default();
-    let draw = answers.next().unwrap_or_default();
-    let (ticket, last): (i64, i64) = draw
-        .first()
-        .map(|row| (row.get(0), row.get(1)))
-        .ok_or_else(|| StoreError::Internal("no draw ticket".into()))?;
-    let drawn = last - wanted + 1..=last;
+    .pop()
+    .unwrap_or_default();
     let mut students: HashMap<String, i64> = HashMap::new();
     let mut known: Vec<Uuid> = Vec::new();
     let mut summaries: HashMap<String, SessionSummary> = HashMap::new();
@@ -979,7 +967,7 @@ async fn insert_events(
     // The new events, predicted: not stored yet, and the first of their `eventId` in the group,
     // each with its student. Only they are folded and inserted (so the insert needs no
     // `ON CONFLICT`: PostgreSQL's speculative insertion cost about 30% of it), in batch order,
-    // taking the ids drawn above in increasing order.
+    // taking the ids drawn for them in increasing order.
     let mut seen: std::collections::HashSet<Uuid> = known.into_iter().collect();
     let predicted: Vec<bool> = uuids.iter().map(|u| seen.insert(*u)).collect();
     let new_events: Vec<(&ValidEvent, Option<i64>)> = events
@@ -1014,21 +1002,20 @@ async fn insert_events(
     let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
     let rows = summary_rows(changed.iter().map(|t| (*t, &summaries[*t])))?;
 
-    let new_ids: Vec<i64> = drawn.into_iter().take(new_events.len()).collect();
+    let wanted = new_events.len() as i64;
     let new_uuids: Vec<Uuid> = new_events.iter().map(|(e, _)| e.uuid).collect();
     let seqs: Vec<Option<i64>> = new_events.iter().map(|(e, _)| e.seq.map(|s| s as i64)).collect();
     let student_ids: Vec<Option<i64>> = new_events.iter().map(|(_, student_id)| *student_id).collect();
     let session_tokens: Vec<&str> = new_events.iter().map(|(e, _)| e.session_token.as_str()).collect();
     let types: Vec<&str> = new_events.iter().map(|(e, _)| e.event_type.as_str()).collect();
     let data: Vec<&str> = new_events.iter().map(|(e, _)| e.event_data.as_str()).collect();
-    let newest = new_ids.last().copied();
-    let newest_text = newest.map(|id| id.to_string()).unwrap_or_default();
-    let previous_ticket = ticket - 1;
 
-    // One more round trip: when there are new events, the summaries, the (session, student)
-    // pairs and the events in one statement, then the wait for the end of the transaction with
-    // the previous ticket and the NOTIFY of the newest id (delivered to every listening server at
-    // the commit, never before); COMMIT and the durability barrier. A failed statement aborts
+    // One more round trip: when there are new events, the draw of a ticket and of an id for
+    // each; the summaries, the (session, student) pairs and the events in one statement; the
+    // wait for the end of the transaction with the previous ticket and the NOTIFY of the newest
+    // id (delivered to every listening server at the commit, never before). Then COMMIT and the
+    // durability barrier. Drawn this late, a ticket orders only the group's write and commit:
+    // the previous ticket's transaction has already read and folded. A failed statement aborts
     // the transaction and the COMMIT then rolls it back; the first error is returned.
     let write_params: [&(dyn ToSql + Sync); 15] = [
         &rows.0,
@@ -1038,7 +1025,7 @@ async fn insert_events(
         &rows.4,
         &pair_tokens,
         &pair_students,
-        &new_ids,
+        &wanted,
         &new_uuids,
         &seqs,
         &student_ids,
@@ -1047,18 +1034,30 @@ async fn insert_events(
         &data,
         &created_at,
     ];
-    let close_params: [&(dyn ToSql + Sync); 4] =
-        [&TICKET_CLASS, &previous_ticket, &cluster::EVENTS_CHANNEL, &newest_text];
+    let draw_params: [&(dyn ToSql + Sync); 3] = [&ID_ORDER_LOCK, &TICKET_CLASS, &wanted];
+    let close_params: [&(dyn ToSql + Sync); 2] = [&TICKET_CLASS, &cluster::EVENTS_CHANNEL];
     let mut statements: Vec<(&str, &[&(dyn ToSql + Sync)])> = Vec::new();
-    if newest.is_some() {
+    if wanted > 0 {
+        statements.push((DRAW, &draw_params));
         statements.push((WRITE_GROUP, &write_params));
         statements.push((CLOSE_GROUP, &close_params));
     }
     statements.push(("COMMIT", &[]));
     statements.push((DURABILITY_BARRIER, &[]));
-    sql::pipeline(client, &statements).await?;
+    let answers = sql::pipeline(client, &statements).await?;
+    // The ids drawn: `last - wanted + 1 ..= last`.
+    let newest: Option<i64> = match wanted {
+        0 => None,
+        _ => Some(
+            answers
+                .first()
+                .and_then(|draw| draw.first())
+                .map(|row| row.get(1))
+                .ok_or_else(|| StoreError::Internal("no draw answer".into()))?,
+        ),
+    };
     // Each batch's counts, and each event's id.
-    let mut ids_of_new = new_ids.into_iter();
+    let mut ids_of_new = newest.map_or(0..=-1, |last| last - wanted + 1..=last);
     let mut counts = Vec::with_capacity(batches.len());
     let mut ids = Vec::with_capacity(events.len());
     let mut predicted = predicted.into_iter();
@@ -1079,9 +1078,11 @@ async fn insert_events(
 
 /// Takes [`ID_ORDER_LOCK`] (`$1`), draws a ticket (`events_draw_tickets`) and takes its
 /// transaction-level lock in [`TICKET_CLASS`] (`$2`), held until the transaction ends, draws `$3`
-/// event ids at once from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`) and
+/// event ids at once from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`),
+/// keeps the ticket in the transaction's setting `session_log.ticket` (for [`CLOSE_GROUP`]) and
 /// lets the id lock go: migration V9's `session_log_draw`. Returns one row of the ticket and the
-/// last id drawn, so the ids are `last - $3 + 1 ..= last`. Every drawer holds the id lock, so no
+/// last id drawn, so the ids are `last - $3 + 1 ..= last` (`currval('events_event_id_seq')` for
+/// [`WRITE_GROUP`]). Every drawer holds the id lock, so no
 /// other `nextval` falls between the ticket and the ids. The ticket lock's second key is the
 /// ticket modulo 2^31 - 1, as in [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with
 /// the sequence looked up by `pg_get_serial_sequence`, which PostgreSQL ran for every row, took
@@ -1108,12 +1109,13 @@ const DRAW: &str = "SELECT ticket, last_id FROM session_log_draw($1::int8, $2::i
 /// with four groups in flight; `docs/benchmarks.md`).
 const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
 
-/// Waits until the transaction holding ticket `$2` of class `$1` has ended (committed or rolled
-/// back; at once when no transaction holds it), then NOTIFYs `$4` (the group's newest id, as
-/// text) on channel `$3` ([`cluster::EVENTS_CHANNEL`]), delivered at this transaction's commit.
-/// PostgreSQL evaluates a target list in order.
-const CLOSE_GROUP: &str =
-    "SELECT pg_advisory_xact_lock_shared($1::int4, ($2::int8 % 2147483647)::int4), pg_notify($3, $4)";
+/// Waits until the transaction holding the ticket before this transaction's ([`DRAW`]) in class
+/// `$1` has ended (committed or rolled back; at once when no transaction holds it), then NOTIFYs
+/// the group's newest id (the last drawn, as text) on channel `$2` ([`cluster::EVENTS_CHANNEL`]),
+/// delivered at this transaction's commit. PostgreSQL evaluates a target list in order.
+const CLOSE_GROUP: &str = "SELECT pg_advisory_xact_lock_shared($1::int4,
+         ((current_setting('session_log.ticket')::int8 - 1) % 2147483647)::int4),
+     pg_notify($2, currval('events_event_id_seq')::text)";
 
 /// Opens a group's transaction: its commit does not wait for the WAL flush (the barrier after
 /// the COMMIT does, see [`DURABILITY_BARRIER`]), and it takes the transaction-level advisory
@@ -1135,9 +1137,10 @@ const LOOKED_UP_EVENT: i16 = 1;
 const LOOKED_UP_SUMMARY: i16 = 2;
 
 /// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`]), the
-/// (session, student) pairs (`$6` text[], `$7` int8[]) and the new events (`$8`..`$14`: ids,
-/// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text). The three
-/// touch different tables, so the order PostgreSQL runs them in does not matter.
+/// (session, student) pairs (`$6` text[], `$7` int8[]) and the `$8` new events (`$9`..`$14`:
+/// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text), which take
+/// the ids just drawn ([`DRAW`]) in order. The three touch different tables, so the order
+/// PostgreSQL runs them in does not matter.
 const WRITE_GROUP: &str = "WITH summaries AS (
          INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
          SELECT t, s, f::timestamptz, l::timestamptz, j::json
@@ -1148,9 +1151,10 @@ const WRITE_GROUP: &str = "WITH summaries AS (
          INSERT INTO session_students (session_token, student_id)
          SELECT * FROM unnest($6::text[], $7::int8[]) ON CONFLICT DO NOTHING)
      INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-     SELECT i, u, s, st, t, ty, d::json, $15::text::timestamptz
-     FROM unnest($8::int8[], $9::uuid[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
-         AS x(i, u, s, st, t, ty, d)";
+     SELECT b.last - $8::int8 + x.o, u, s, st, t, ty, d::json, $15::text::timestamptz
+     FROM (SELECT currval('events_event_id_seq') AS last) AS b,
+         unnest($9::uuid[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
+             WITH ORDINALITY AS x(u, s, st, t, ty, d, o)";
 
 fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored summary is not valid: {e}")))

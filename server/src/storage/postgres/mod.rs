@@ -1057,7 +1057,7 @@ async fn insert_events(
         ),
     };
     // Each batch's counts, and each event's id.
-    let mut ids_of_new = newest.map_or(0..=-1, |last| last - wanted + 1..=last);
+    let mut ids_of_new = newest.map(|last| last - wanted + 1..=last).into_iter().flatten();
     let mut counts = Vec::with_capacity(batches.len());
     let mut ids = Vec::with_capacity(events.len());
     let mut predicted = predicted.into_iter();

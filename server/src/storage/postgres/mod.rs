@@ -1082,12 +1082,12 @@ async fn insert_events(
 /// keeps the ticket in the transaction's setting `session_log.ticket` (for [`CLOSE_GROUP`]) and
 /// lets the id lock go: migration V9's `session_log_draw`. Returns one row of the ticket and the
 /// last id drawn, so the ids are `last - $3 + 1 ..= last` (`currval('events_event_id_seq')` for
-/// [`WRITE_GROUP`]). Every drawer holds the id lock, so no
-/// other `nextval` falls between the ticket and the ids. The ticket lock's second key is the
-/// ticket modulo 2^31 - 1, as in [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with
-/// the sequence looked up by `pg_get_serial_sequence`, which PostgreSQL ran for every row, took
-/// 9% of PostgreSQL's CPU at 16 clients, all of it under the id lock; the lock, the draw and the
-/// unlock were three statements until V9.)
+/// [`WRITE_GROUP`]). Every drawer holds the id lock, so no other `nextval` falls between the
+/// ticket and the ids. The ticket lock's second key is the ticket modulo 2^31 - 1, as in
+/// [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with the sequence looked up by
+/// `pg_get_serial_sequence`, which PostgreSQL ran for every row, took 9% of PostgreSQL's CPU at
+/// 16 clients, all of it under the id lock; the lock, the draw and the unlock were three
+/// statements until V9.)
 const DRAW: &str = "SELECT ticket, last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
 
 /// The durability barrier, run after a group's COMMIT on the same connection, as a transaction

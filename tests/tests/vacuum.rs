@@ -8,6 +8,43 @@ use serde_json::json;
 use session_log_e2e::pg::{Cluster, FreshDatabase};
 use session_log_e2e::{Server, UNLIMITED};
 
+/// A server on a fresh database of a PostgreSQL cluster of its own, started with `settings`
+/// (dropped in field order: the server first).
+struct Setup {
+    server: Server,
+    database: FreshDatabase,
+    _dir: tempfile::TempDir,
+    _cluster: Cluster,
+}
+
+impl Setup {
+    fn start(settings: &[&str]) -> Setup {
+        let cluster = Cluster::start_with(settings);
+        let database = FreshDatabase::on(&cluster.admin_url);
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start_with(
+            &dir.path().join("unused.db"),
+            &[&["--database-url", database.url.as_str()][..], &UNLIMITED].concat(),
+        );
+        Setup { server, database, _dir: dir, _cluster: cluster }
+    }
+}
+
+/// Posts `rounds` batches of `per_batch` action events, spread over `sessions` sessions named
+/// `{prefix}_{n}`; each must answer 200.
+fn post_actions(server: &Server, prefix: &str, rounds: usize, per_batch: usize, sessions: usize) {
+    for round in 0..rounds {
+        let batch: Vec<_> = (0..per_batch)
+            .map(|n| {
+                json!({"sessionToken": format!("{prefix}_{}", n % sessions), "eventType": "action",
+                            "eventData": {"actionName": "step", "round": round, "n": n}})
+            })
+            .collect();
+        let (status, body) = server.post(&json!({"events": batch}));
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
 /// `(vacuum_count, n_dead_tup)` of `sessions`.
 fn sessions_vacuum(database: &FreshDatabase) -> (i64, i64) {
     let row = database
@@ -21,23 +58,8 @@ fn sessions_vacuum(database: &FreshDatabase) -> (i64, i64) {
 // them within its check interval (10 s), and the planner gets statistics for the events table.
 #[test]
 fn the_server_vacuums_when_autovacuum_is_off() {
-    let cluster = Cluster::start_with(&["autovacuum=off"]);
-    let database = FreshDatabase::on(&cluster.admin_url);
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("unused.db"),
-        &[&["--database-url", database.url.as_str()][..], &UNLIMITED].concat(),
-    );
-    for round in 0..300 {
-        let batch: Vec<_> = (0..10)
-            .map(|s| {
-                json!({"sessionToken": format!("ws_vacuum_{s}"), "eventType": "action",
-                            "eventData": {"actionName": "step", "round": round}})
-            })
-            .collect();
-        let (status, body) = server.post(&json!({"events": batch}));
-        assert_eq!(status, 200, "{body}");
-    }
+    let Setup { server, database, .. } = &Setup::start(&["autovacuum=off"]);
+    post_actions(server, "ws_vacuum", 300, 10, 10);
     // Both within the same bounded wait: the leader's pass vacuums `sessions` and analyzes
     // `events` one after the other, and PostgreSQL publishes each count when it is done.
     let analyzed = || -> i64 {
@@ -49,7 +71,7 @@ fn the_server_vacuums_when_autovacuum_is_off() {
     };
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let (vacuums, dead) = sessions_vacuum(&database);
+        let (vacuums, dead) = sessions_vacuum(database);
         let analyses = analyzed();
         if vacuums > 0 && dead < 2000 && analyses > 0 {
             break;
@@ -60,7 +82,6 @@ fn the_server_vacuums_when_autovacuum_is_off() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    drop(server);
 }
 
 // With autovacuum off, the server's own vacuum of `events` sleeps as autovacuum would (the
@@ -68,28 +89,10 @@ fn the_server_vacuums_when_autovacuum_is_off() {
 // limit of 1, PostgreSQL shows it waiting in `VacuumDelay`.
 #[test]
 fn the_servers_vacuum_of_events_sleeps_as_autovacuum_would() {
-    let cluster = Cluster::start_with(&[
-        "autovacuum=off",
-        "autovacuum_vacuum_cost_delay=100ms",
-        "autovacuum_vacuum_cost_limit=1",
-    ]);
-    let database = FreshDatabase::on(&cluster.admin_url);
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("unused.db"),
-        &[&["--database-url", database.url.as_str()][..], &UNLIMITED].concat(),
-    );
+    let Setup { server, database, .. } =
+        &Setup::start(&["autovacuum=off", "autovacuum_vacuum_cost_delay=100ms", "autovacuum_vacuum_cost_limit=1"]);
     // 3,000 events: past autovacuum's insert threshold for `events` (1,000 + 20% of the rows).
-    for round in 0..30 {
-        let batch: Vec<_> = (0..100)
-            .map(|n| {
-                json!({"sessionToken": format!("ws_throttle_{}", n % 4), "eventType": "action",
-                            "eventData": {"actionName": "step", "round": round, "n": n}})
-            })
-            .collect();
-        let (status, body) = server.post(&json!({"events": batch}));
-        assert_eq!(status, 200, "{body}");
-    }
+    post_actions(server, "ws_throttle", 30, 100, 4);
     let sleeping = || -> i64 {
         database
             .client()
@@ -107,5 +110,4 @@ fn the_servers_vacuum_of_events_sleeps_as_autovacuum_would() {
         assert!(Instant::now() < deadline, "no throttled vacuum of events within 40 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(server);
 }

@@ -5,9 +5,10 @@
 //! commit feed (`storage::feed`), already parsed; it reads back from storage only what the feed
 //! cannot vouch for: another server's commits (the count of stored events up to an earlier
 //! turn's committed-id watch still differs from the feed's after [`FEED_GRACE_TURNS`]), a commit
-//! the full feed dropped, the events stored before it took the lead. Ingest never waits for it, and it writes at most one
-//! change per alert per tick however fast events arrive. When it takes the lead it restores the
-//! open alerts from storage, so an episode spans restarts and leader changes.
+//! the full feed dropped, the events stored before it took the lead. Ingest never waits for it,
+//! and it writes at most one change per alert per tick however fast events arrive. When it takes
+//! the lead it restores the open alerts from storage, so an episode spans restarts and leader
+//! changes.
 
 use std::time::Duration;
 

@@ -828,9 +828,17 @@ async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), Stor
     Ok(())
 }
 
+/// The expression that takes the transaction-level advisory locks of the sessions `$1`
+/// (text[]), in one order, and counts them: shared by [`LOCK_SESSIONS`] and [`OPEN_GROUP`].
+macro_rules! session_locks {
+    () => {
+        "(SELECT count(pg_advisory_xact_lock(k)) FROM
+         (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys)"
+    };
+}
+
 /// Takes the sessions' transaction-level advisory locks of `$1` (text[]), in one order.
-const LOCK_SESSIONS: &str = "SELECT count(pg_advisory_xact_lock(k)) FROM
-     (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys";
+const LOCK_SESSIONS: &str = concat!("SELECT ", session_locks!());
 
 /// Stores the students `$1` (emails) named `$2` (names): a row is written only when it is new or
 /// its name changes (rewriting every student of every commit left 116 MB of dead rows for 20,000
@@ -1052,7 +1060,7 @@ async fn insert_events(
             answers
                 .first()
                 .and_then(|draw| draw.first())
-                .map(|row| row.get(1))
+                .map(|row| row.get(0))
                 .ok_or_else(|| StoreError::Internal("no draw answer".into()))?,
         ),
     };
@@ -1080,15 +1088,15 @@ async fn insert_events(
 /// transaction-level lock in [`TICKET_CLASS`] (`$2`), held until the transaction ends, draws `$3`
 /// event ids at once from `events_event_id_seq` (the sequence of V1's `event_id BIGSERIAL`),
 /// keeps the ticket in the transaction's setting `session_log.ticket` (for [`CLOSE_GROUP`]) and
-/// lets the id lock go: migration V9's `session_log_draw`. Returns one row of the ticket and the
-/// last id drawn, so the ids are `last - $3 + 1 ..= last` (`currval('events_event_id_seq')` for
+/// lets the id lock go: migration V9's `session_log_draw`. Returns one row: the last id drawn
+/// (the ticket stays in PostgreSQL), so the ids are `last - $3 + 1 ..= last` (`currval('events_event_id_seq')` for
 /// [`WRITE_GROUP`]). Every drawer holds the id lock, so no other `nextval` falls between the
 /// ticket and the ids. The ticket lock's second key is the ticket modulo 2^31 - 1, as in
 /// [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with the sequence looked up by
 /// `pg_get_serial_sequence`, which PostgreSQL ran for every row, took 9% of PostgreSQL's CPU at
 /// 16 clients, all of it under the id lock; the lock, the draw and the unlock were three
 /// statements until V9.)
-const DRAW: &str = "SELECT ticket, last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
+const DRAW: &str = "SELECT last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
 
 /// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
 /// of its own: `setval` on the sequence of migration V8 writes a WAL record and takes a
@@ -1120,9 +1128,7 @@ const CLOSE_GROUP: &str = "SELECT pg_advisory_xact_lock_shared($1::int4,
 /// Opens a group's transaction: its commit does not wait for the WAL flush (the barrier after
 /// the COMMIT does, see [`DURABILITY_BARRIER`]), and it takes the transaction-level advisory
 /// locks of the sessions `$1` (text[]) in one order, as [`LOCK_SESSIONS`].
-const OPEN_GROUP: &str = "SELECT set_config('synchronous_commit', 'off', true),
-     (SELECT count(pg_advisory_xact_lock(k)) FROM
-         (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys)";
+const OPEN_GROUP: &str = concat!("SELECT set_config('synchronous_commit', 'off', true), ", session_locks!());
 
 /// What a group reads before it folds, in one statement: rows of `(kind, key, student_id,
 /// event_uuid, summary)`, where kind is [`LOOKED_UP_STUDENT`] (the ids of the students `$1`

@@ -8,8 +8,9 @@
 //! autovacuum is on and, while it is off, does its work for session-log's own tables with its
 //! rules: `VACUUM` after `threshold + scale × live rows` dead rows or inserts since the last
 //! vacuum, `ANALYZE` after `50 + 10 %` rows changed since the last analyze; and, as autovacuum
-//! does, with its cost-based delay (`THROTTLE`), so a vacuum of `events` yields to ingest. `sessions` uses the
-//! fixed threshold of migration V4 (2,000 dead rows). With autovacuum on it does nothing.
+//! does, with its cost-based delay (`THROTTLE`), so a vacuum of `events` yields to ingest.
+//! `sessions` uses the fixed threshold of migration V4 (2,000 dead rows). With autovacuum on it
+//! does nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,15 +41,15 @@ pub struct Rule {
 /// PostgreSQL's defaults (50 dead rows + 20 %, 1,000 inserted rows + 20 %).
 const DEFAULT_RULE: Rule = Rule { threshold: 50, insert_threshold: 1000, scale: 0.2, throttled: true };
 
-/// Sets this connection's cost-based vacuum delay to autovacuum's (`autovacuum_vacuum_cost_delay`,
-/// 2 ms by default, and `autovacuum_vacuum_cost_limit`, 200 by default through
-/// `vacuum_cost_limit`; `-1` means the plain setting): a manual `VACUUM` does not sleep at all,
-/// and an unthrottled vacuum of `events` under load took 3.5% of the benchmark machine's CPU in
-/// bursts, beside ingest (`perf`, 16 clients). Returns the delay, for [`Rule::throttled`].
-const THROTTLE: &str = "SELECT set_config('vacuum_cost_delay',
-         CASE WHEN current_setting('autovacuum_vacuum_cost_delay') IN ('-1', '-1ms')
+/// Returns autovacuum's cost-based delay (`autovacuum_vacuum_cost_delay`, 2 ms by default; `-1`
+/// means the plain `vacuum_cost_delay`), which a [`Rule::throttled`] vacuum sleeps by, and sets
+/// this connection's cost limit to autovacuum's (`autovacuum_vacuum_cost_limit`, 200 by default
+/// through `vacuum_cost_limit`): a manual `VACUUM` does not sleep at all, and an unthrottled
+/// vacuum of `events` under load took 3.5% of the benchmark machine's CPU in bursts, beside
+/// ingest (`perf`, 16 clients).
+const THROTTLE: &str = "SELECT CASE WHEN current_setting('autovacuum_vacuum_cost_delay') IN ('-1', '-1ms')
               THEN current_setting('vacuum_cost_delay')
-              ELSE current_setting('autovacuum_vacuum_cost_delay') END, false),
+              ELSE current_setting('autovacuum_vacuum_cost_delay') END,
      set_config('vacuum_cost_limit',
          CASE WHEN current_setting('autovacuum_vacuum_cost_limit') = '-1'
               THEN current_setting('vacuum_cost_limit')

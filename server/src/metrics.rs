@@ -43,6 +43,8 @@ pub struct Metrics {
     pub alert_changes: IntCounterVec,
     /// Events the alert rules took, by where from (`feed`: handed over by this server's writer at
     /// its commit; `read_back`: read from storage: another server's, or what the feed dropped),
+    /// `session_log_alert_keys_evicted_total`: keys the alert rules forgot to stay bounded.
+    pub alert_keys_evicted: IntCounter,
     /// `session_log_alert_events_total{source}`.
     pub alert_events: IntCounterVec,
     /// Reloads of the TLS certificate on `SIGHUP`, by outcome (`ok`, `failed`: the certificate in
@@ -105,6 +107,10 @@ impl Metrics {
                 "session_log_tls_reloads_total",
                 "TLS certificate reloads on SIGHUP, by outcome (ok, failed: the certificate in force stays).",
                 "outcome",
+            ),
+            alert_keys_evicted: counter(
+                "session_log_alert_keys_evicted_total",
+                "Error types, endpoints, addresses and sessions the alert rules forgot to keep their memory bounded.",
             ),
             events_accepted: counter("session_log_events_accepted_total", "Events stored (new or already present)."),
             events_duplicate: counter(

@@ -135,6 +135,10 @@ fn main() -> Result<()> {
                     .env("CHROMEDRIVER", &driver),
             )?;
             run(
+                "the redaction rules as the wasm client links them (without text-rules)",
+                cargo().args(["test", "-p", "session-log-protocol", "--lib"]),
+            )?;
+            run(
                 "wasm tests in headless Chromium",
                 cargo()
                     .args(["test", "-p", "session-log-client", "--target", WASM_TARGET])

@@ -18,7 +18,20 @@
 //!   instead;
 //! - `api_failures`: an endpoint whose calls failed at least 50% of the time over at least 5
 //!   calls within 5 minutes;
-//! - `help_request`: a `help_request` event (the client's `requestHelp(message)`).
+//! - `help_request`: a `help_request` event (the client's `requestHelp(message)`): at most one
+//!   open per session (a new request updates it), resolved by an acknowledgement;
+//! - `help_flood` (severity `warning`): more than [`HELP_FLOOD_COUNT`] help requests within
+//!   [`HELP_FLOOD_WINDOW`] from one client address (a script, not a room: a room behind one
+//!   address asks far slower) become this one flagged alert instead of one pinned request each;
+//!   the requests that address opened within the window fold into it. It resolves when the
+//!   address has been quiet for the active window.
+//!
+//! An instructor can mute a help request (its session) or a flood (its address): their help
+//! requests and, for a session, all its events then raise nothing ([`AlertEngine::settle`]).
+//!
+//! Memory is bounded whatever clients send: at most [`MAX_KEYS`] error types, endpoints and
+//! addresses and [`MAX_SESSIONS`] sessions are tracked (the least recently seen go first,
+//! counted in [`AlertEngine::evicted`]), and keys are cut to `summary::MAX_KEY_BYTES`.
 //!
 //! `count` is the number of events in the episode (errors, failed calls; for `stuck` and
 //! `room_paused` the sessions), `sessions` the number of sessions in it, and messages state the
@@ -34,7 +47,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::summary::EventFacts;
+use crate::domain::summary::{bounded_key, EventFacts};
 
 /// The event type of a help request (`requestHelp(message)`).
 pub const HELP_REQUEST: &str = "help_request";
@@ -46,6 +59,19 @@ const KEPT: usize = 1000;
 
 /// At most this many steps' visit histories are kept (steps are numbers pages choose).
 const STEPS_KEPT: usize = 1000;
+
+/// At most this many distinct error types, endpoints and client addresses are tracked, each;
+/// past it the least recently seen tenth is forgotten (keys are strings clients choose).
+pub const MAX_KEYS: usize = 1000;
+/// At most this many sessions are tracked; past it the least recently seen tenth without an open
+/// alert is forgotten.
+pub const MAX_SESSIONS: usize = 20_000;
+/// Help requests from one address within [`HELP_FLOOD_WINDOW`] above which they are a flood.
+pub const HELP_FLOOD_COUNT: usize = 10;
+/// The window of [`HELP_FLOOD_COUNT`].
+pub const HELP_FLOOD_WINDOW: Duration = Duration::from_secs(10);
+/// Most muted sessions and addresses kept, each (the oldest mute goes first).
+const MAX_MUTES: usize = 10_000;
 
 /// Thresholds of the rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,12 +138,14 @@ pub enum Rule {
     HelpRequest,
     /// Half the room stopped moving at once (the instructor is talking): a notice, not a page.
     RoomPaused,
+    /// Help requests from one address faster than a room asks: flagged, not pinned.
+    HelpFlood,
 }
 
 impl Rule {
     fn severity(self) -> Severity {
         match self {
-            Rule::ErrorBurst | Rule::Stuck => Severity::Warning,
+            Rule::ErrorBurst | Rule::Stuck | Rule::HelpFlood => Severity::Warning,
             Rule::ErrorPattern | Rule::ApiFailures | Rule::HelpRequest => Severity::Critical,
             Rule::RoomPaused => Severity::Info,
         }
@@ -197,6 +225,14 @@ pub struct Alert {
     /// When an instructor acknowledged it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<String>,
+    /// The client address the requests came from (`help_request`, `help_flood`), as the server
+    /// saw it (behind `--trusted-proxy`, the forwarded client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// When an instructor muted it: its session (`help_request`) or address (`help_flood`)
+    /// raises no more help alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_at: Option<String>,
 }
 
 impl Alert {
@@ -221,6 +257,8 @@ impl Alert {
             last_seen_at: iso(now),
             resolved_at: None,
             acknowledged_at: None,
+            address: None,
+            muted_at: None,
         }
     }
 }
@@ -296,6 +334,8 @@ pub struct Observed<'a> {
     pub facts: &'a EventFacts,
     /// `eventData.message` (help requests).
     pub message: Option<&'a str>,
+    /// The client address the server saw (help requests).
+    pub address: Option<&'a str>,
     /// When it was stored (ms).
     pub at_ms: i64,
     /// Whether it completes the session (a completion event type).
@@ -425,6 +465,45 @@ pub struct AlertEngine {
     started_ms: Option<i64>,
     /// Open alerts changed since the last tick.
     updated: HashSet<Key>,
+    /// Per client address: its help requests' times within [`HELP_FLOOD_WINDOW`] (at most
+    /// [`HELP_FLOOD_COUNT`] + 1), and its latest.
+    help_from: HashMap<String, (VecDeque<i64>, i64)>,
+    /// Sessions and addresses muted by an instructor, with when.
+    muted_sessions: HashMap<String, i64>,
+    muted_addresses: HashMap<String, i64>,
+    /// Keys forgotten to stay within [`MAX_KEYS`] and [`MAX_SESSIONS`].
+    evicted: u64,
+}
+
+/// Forgets the least recently seen tenth of `map` once it holds more than `cap` keys; `last`
+/// gives a key's latest time, or `None` for a key that must stay. Returns how many went.
+fn evict_oldest<V>(map: &mut HashMap<String, V>, cap: usize, last: impl Fn(&str, &V) -> Option<i64>) -> u64 {
+    if map.len() <= cap {
+        return 0;
+    }
+    let mut ages: Vec<(i64, String)> = map.iter().filter_map(|(k, v)| Some((last(k, v)?, k.clone()))).collect();
+    let excess = (map.len() - cap * 9 / 10).min(ages.len());
+    if excess == 0 {
+        return 0;
+    }
+    ages.select_nth_unstable(excess - 1);
+    for (_, key) in ages.drain(..excess) {
+        map.remove(&key);
+    }
+    excess as u64
+}
+
+/// Most characters of a help request's message kept.
+const MESSAGE_CHARS: usize = 500;
+/// Most sessions a `help_flood` alert lists (its `sessions` counts them all).
+const FLOOD_TOKENS_LISTED: usize = 20;
+
+/// ms since the epoch of an ISO 8601 time this module wrote (0 when it cannot be read).
+fn iso_ms_of(text: &str) -> i64 {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// ISO 8601 UTC with ms of `ms` since the epoch.
@@ -456,15 +535,20 @@ impl AlertEngine {
     /// another server that led before): they update and resolve instead of opening again.
     pub fn new(rules: AlertRules, open: Vec<Alert>) -> AlertEngine {
         let mut engine = AlertEngine { rules, ..AlertEngine::default() };
-        for alert in open.into_iter().filter(|a| a.status == AlertStatus::Open && a.rule != Rule::HelpRequest) {
+        for alert in open.into_iter().filter(|a| a.status == AlertStatus::Open) {
             let subject = match alert.rule {
                 Rule::ErrorPattern => alert.error_type.clone(),
                 Rule::ApiFailures => alert.endpoint.clone(),
                 Rule::Stuck => alert.step.map(|s| s.to_string()),
                 Rule::RoomPaused => Some(ROOM.to_owned()),
+                Rule::HelpFlood => alert.address.clone(),
                 Rule::ErrorBurst | Rule::HelpRequest => alert.session_tokens.first().cloned(),
             };
             match subject {
+                // A help request waits for its acknowledgement, whenever it came.
+                Some(subject) if alert.rule == Rule::HelpRequest => {
+                    engine.open.insert(Key(alert.rule, subject), alert);
+                }
                 Some(subject) => {
                     engine.restored.insert(Key(alert.rule, subject.clone()));
                     engine.open.insert(Key(alert.rule, subject), alert);
@@ -475,6 +559,39 @@ impl AlertEngine {
         engine
     }
 
+    /// Takes in a stored change of an alert, whoever made it (this engine, or an instructor's
+    /// acknowledgement or mute on any server): a help request acknowledged no longer holds its
+    /// session's place (the next request opens a new alert), and a mute silences the alert's
+    /// session (`help_request`) or address (`help_flood`) from now on. `now` is in ms.
+    pub fn settle(&mut self, alert: &Alert, now: i64) {
+        let key = match alert.rule {
+            Rule::HelpRequest => alert.session_tokens.first().map(|t| Key(Rule::HelpRequest, t.clone())),
+            Rule::HelpFlood => alert.address.clone().map(|a| Key(Rule::HelpFlood, a)),
+            _ => None,
+        };
+        let Some(key) = key else { return };
+        if alert.status == AlertStatus::Resolved && self.open.get(&key).is_some_and(|open| open.id == alert.id) {
+            self.open.remove(&key);
+            self.updated.remove(&key);
+        }
+        if alert.muted_at.is_some() {
+            let muted = if key.0 == Rule::HelpRequest { &mut self.muted_sessions } else { &mut self.muted_addresses };
+            muted.insert(key.1, now);
+            if muted.len() > MAX_MUTES {
+                let oldest = muted.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    muted.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// Keys forgotten so far to keep memory bounded (error types, endpoints, addresses,
+    /// sessions).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
     /// Feeds one stored event; returns the alerts it opened or resolved (updates are published by
     /// the next [`AlertEngine::tick`], once per alert).
     pub fn observe(&mut self, event: &Observed<'_>) -> Vec<AlertChange> {
@@ -483,6 +600,16 @@ impl AlertEngine {
         let mut changes = Vec::new();
         let rules = self.rules.clone();
         let token = event.session_token;
+        if self.muted_sessions.contains_key(token) {
+            return changes;
+        }
+        if !self.sessions.contains_key(token) && self.sessions.len() >= MAX_SESSIONS {
+            // Sessions of open alerts go last, but they can go: an alert may list any number.
+            let held: HashSet<String> = self.open.values().flat_map(|a| a.session_tokens.iter().cloned()).collect();
+            self.evicted += evict_oldest(&mut self.sessions, MAX_SESSIONS - 1, |token, s| {
+                Some(if held.contains(token) { s.last_seen_ms.saturating_add(i64::MAX / 2) } else { s.last_seen_ms })
+            });
+        }
         let session = self
             .sessions
             .entry(token.to_owned())
@@ -524,7 +651,7 @@ impl AlertEngine {
             }
         }
         if event.event_type == "error" {
-            let error_type = event.facts.error_type.clone().unwrap_or_else(|| "unknown".to_owned());
+            let error_type = bounded_key(event.facts.error_type.as_deref().unwrap_or("unknown")).into_owned();
             let burst_cutoff = now - ms(rules.error_burst_window);
             let errors = &mut self.sessions.get_mut(token).expect("entered above").errors;
             push_time(errors, now);
@@ -546,6 +673,13 @@ impl AlertEngine {
                 }));
             }
             let cutoff = now - ms(rules.error_pattern_window);
+            if !self.patterns.contains_key(&error_type) && self.patterns.len() >= MAX_KEYS {
+                let open = &self.open;
+                self.evicted += evict_oldest(&mut self.patterns, MAX_KEYS - 1, |key, w| {
+                    let held = open.contains_key(&Key(Rule::ErrorPattern, key.to_owned()));
+                    (!held).then(|| w.values().filter_map(|t| t.back().copied()).max().unwrap_or(0))
+                });
+            }
             let window = self.patterns.entry(error_type.clone()).or_default();
             let times = window.entry(token.to_owned()).or_default();
             age_times(times, cutoff);
@@ -565,7 +699,14 @@ impl AlertEngine {
                 changes.extend(self.hold(key, now, 0, |_| {}));
             }
         } else if event.event_type == "api_call" {
-            let endpoint = event.facts.endpoint.clone().unwrap_or_else(|| "unknown".to_owned());
+            let endpoint = bounded_key(event.facts.endpoint.as_deref().unwrap_or("unknown")).into_owned();
+            if !self.endpoints.contains_key(&endpoint) && self.endpoints.len() >= MAX_KEYS {
+                let open = &self.open;
+                self.evicted += evict_oldest(&mut self.endpoints, MAX_KEYS - 1, |key, w| {
+                    let held = open.contains_key(&Key(Rule::ApiFailures, key.to_owned()));
+                    (!held).then(|| w.seconds.back().map_or(0, |s| s.0 * 1000))
+                });
+            }
             let window = self.endpoints.entry(endpoint.clone()).or_default();
             window.add(now, event.facts.api_failed);
             window.age(now - ms(rules.api_failure_window));
@@ -595,14 +736,100 @@ impl AlertEngine {
                 changes.extend(self.resolve(&key, now));
             }
         } else if event.event_type == HELP_REQUEST {
-            let message = event.message.filter(|m| !m.trim().is_empty()).unwrap_or("asked for help");
-            // One alert per request, resolved by an acknowledgement only: not kept here.
-            let mut alert = Alert::opening(Rule::HelpRequest, now);
-            alert.session_tokens = vec![token.to_owned()];
-            alert.student_emails = students();
-            alert.message = message.chars().take(500).collect();
-            changes.push(AlertChange { kind: ChangeKind::Opened, alert });
+            let message: String = event
+                .message
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or("asked for help")
+                .chars()
+                .take(MESSAGE_CHARS)
+                .collect();
+            changes.extend(self.help_request(token, students(), message, event.address, now));
         }
+        changes
+    }
+
+    /// A help request of `token` from `address` at `now`: folded into its address's flood, or
+    /// its session's open request updated, or a new request opened.
+    fn help_request(
+        &mut self,
+        token: &str,
+        students: Vec<String>,
+        message: String,
+        address: Option<&str>,
+        now: i64,
+    ) -> Vec<AlertChange> {
+        let mut changes = Vec::new();
+        if address.is_some_and(|a| self.muted_addresses.contains_key(a)) {
+            return changes;
+        }
+        let flood_cutoff = now - ms(HELP_FLOOD_WINDOW);
+        if let Some(address) = address {
+            if !self.help_from.contains_key(address) && self.help_from.len() >= MAX_KEYS {
+                let open = &self.open;
+                self.evicted += evict_oldest(&mut self.help_from, MAX_KEYS - 1, |key, (_, last)| {
+                    (!open.contains_key(&Key(Rule::HelpFlood, key.to_owned()))).then_some(*last)
+                });
+            }
+            let (times, last) = self.help_from.entry(address.to_owned()).or_default();
+            times.push_back(now);
+            age_times(times, flood_cutoff);
+            while times.len() > HELP_FLOOD_COUNT + 1 {
+                times.pop_front();
+            }
+            *last = now;
+            let flooding = times.len() > HELP_FLOOD_COUNT;
+            let key = Key(Rule::HelpFlood, address.to_owned());
+            if flooding || self.open.contains_key(&key) {
+                // The requests this address opened within the window fold into the flood.
+                let folded: Vec<Key> = self
+                    .open
+                    .iter()
+                    .filter(|(k, a)| {
+                        k.0 == Rule::HelpRequest
+                            && a.address.as_deref() == Some(address)
+                            && iso_ms_of(&a.opened_at) >= flood_cutoff
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let mut folded_tokens: Vec<String> = Vec::new();
+                for k in folded {
+                    folded_tokens.push(k.1.clone());
+                    changes.extend(self.resolve(&k, now));
+                }
+                let count = folded_tokens.len() as u64 + 1;
+                let address = address.to_owned();
+                changes.extend(self.hold(key.clone(), now, count, |alert| {
+                    alert.address = Some(address.clone());
+                    let mut tokens: BTreeSet<String> = alert.session_tokens.iter().cloned().collect();
+                    let before = tokens.len();
+                    tokens.extend(folded_tokens.iter().cloned());
+                    tokens.insert(token.to_owned());
+                    // Sessions past the listed ones count once per request.
+                    let listed_full = before >= FLOOD_TOKENS_LISTED && !alert.session_tokens.iter().any(|t| t == token);
+                    alert.sessions = if alert.sessions <= 1 && before == 0 {
+                        tokens.len() as u64
+                    } else {
+                        alert.sessions + u64::from(listed_full || tokens.len() > before)
+                    };
+                    // The first sessions are listed; the count says how many asked.
+                    alert.session_tokens = tokens.into_iter().take(FLOOD_TOKENS_LISTED).collect();
+                    alert.message = format!(
+                        "{} from one address ({address}), more than {HELP_FLOOD_COUNT} within {}s: flagged, not pinned",
+                        plural(alert.count as usize, "help request"),
+                        HELP_FLOOD_WINDOW.as_secs()
+                    );
+                }));
+                return changes;
+            }
+        }
+        let key = Key(Rule::HelpRequest, token.to_owned());
+        let address = address.map(str::to_owned);
+        changes.extend(self.hold(key, now, 1, |alert| {
+            alert.session_tokens = vec![token.to_owned()];
+            alert.student_emails.clone_from(&students);
+            alert.message.clone_from(&message);
+            alert.address.clone_from(&address);
+        }));
         changes
     }
 
@@ -832,7 +1059,7 @@ impl AlertEngine {
             Rule::ErrorBurst => rules.error_burst_window,
             Rule::ErrorPattern => rules.error_pattern_window,
             Rule::ApiFailures => rules.api_failure_window,
-            Rule::Stuck | Rule::HelpRequest | Rule::RoomPaused => rules.active_window,
+            Rule::Stuck | Rule::HelpRequest | Rule::RoomPaused | Rule::HelpFlood => rules.active_window,
         };
         self.restored.retain(|key| now < started + ms(window(key.0)));
         let mut changes: Vec<AlertChange> = std::mem::take(&mut self.orphans)
@@ -864,6 +1091,10 @@ impl AlertEngine {
                     w.age(now - ms(rules.api_failure_window));
                     failing(w.calls, w.failed, &rules)
                 }),
+                // A flood while its address keeps asking within the active window.
+                Rule::HelpFlood => {
+                    self.help_from.get(&key.1).is_some_and(|(_, last)| *last >= now - ms(rules.active_window))
+                }
                 // Held by `stuck_groups`; a help request by an acknowledgement.
                 Rule::Stuck | Rule::RoomPaused | Rule::HelpRequest => true,
             };
@@ -915,6 +1146,8 @@ impl AlertEngine {
             window.age(now - ms(rules.api_failure_window));
         }
         self.endpoints.retain(|_, w| w.calls > 0);
+        let quiet = now - ms(rules.active_window);
+        self.help_from.retain(|_, (_, last)| *last >= quiet);
         let room_cutoff = now - ms(rules.room_window);
         self.steps.retain(|_, h| {
             while h.visits.front().is_some_and(|v| v.0 < room_cutoff) {
@@ -945,10 +1178,47 @@ pub fn merge_stored(new: &mut Alert, stored: &Alert) {
     if new.acknowledged_at.is_none() {
         new.acknowledged_at.clone_from(&stored.acknowledged_at);
     }
+    if new.muted_at.is_none() {
+        new.muted_at.clone_from(&stored.muted_at);
+    }
     if stored.status == AlertStatus::Resolved {
         new.status = AlertStatus::Resolved;
         if new.resolved_at.is_none() {
             new.resolved_at.clone_from(&stored.resolved_at);
+        }
+    }
+}
+
+/// What an instructor does to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    /// `POST /api/alerts/{id}/ack`: see [`acknowledge`].
+    Acknowledge,
+    /// `POST /api/alerts/{id}/mute`: acknowledges it, resolves it, and marks it muted, so its
+    /// session (`help_request`) or address (`help_flood`) raises no more help alerts
+    /// ([`AlertEngine::settle`]). Muting again changes nothing.
+    Mute,
+}
+
+/// Does `action` to `alert` at `at` (ISO 8601). Returns the change to publish, or `None` when it
+/// changed nothing (both actions are idempotent).
+pub fn act(alert: &mut Alert, action: AlertAction, at: &str) -> Option<ChangeKind> {
+    match action {
+        AlertAction::Acknowledge => acknowledge(alert, at),
+        AlertAction::Mute => {
+            if alert.muted_at.is_some() {
+                return None;
+            }
+            alert.muted_at = Some(at.to_owned());
+            if alert.acknowledged_at.is_none() {
+                alert.acknowledged_at = Some(at.to_owned());
+            }
+            if alert.status == AlertStatus::Open {
+                alert.status = AlertStatus::Resolved;
+                alert.resolved_at = Some(at.to_owned());
+                return Some(ChangeKind::Resolved);
+            }
+            Some(ChangeKind::Updated)
         }
     }
 }
@@ -996,6 +1266,7 @@ mod tests {
                 event_type,
                 facts: &facts,
                 message: Some("I am lost on step 3"),
+                address: Some("203.0.113.7"),
                 at_ms: at,
                 completes: event_type == "workshop_completed",
             };
@@ -1128,19 +1399,150 @@ mod tests {
         assert_eq!(kinds(&resolved, Rule::ApiFailures), [ChangeKind::Resolved], "5 of 11 failed");
     }
 
-    // A help request opens its own alert with the student's message each time.
+    /// A help request of `token` from `address` at `at`.
+    fn help(engine: &mut AlertEngine, at: i64, token: &str, address: &str, message: &str) -> Vec<AlertChange> {
+        let facts = EventFacts::default();
+        engine.observe(&Observed {
+            session_token: token,
+            student_email: None,
+            event_type: HELP_REQUEST,
+            facts: &facts,
+            message: Some(message),
+            address: Some(address),
+            at_ms: at,
+            completes: false,
+        })
+    }
+
+    // A session has at most one open help request: asking again updates it (its message, its
+    // count); once acknowledged, the next request opens a new one.
     #[test]
-    fn help_requests_open_one_alert_each() {
+    fn one_open_help_request_per_session() {
         let mut feed = Feed::new();
         let first = feed.event(T0, "ws_h", HELP_REQUEST, EventFacts::default());
-        let second = feed.event(T0 + SEC, "ws_h", HELP_REQUEST, EventFacts::default());
         assert_eq!(kinds(&first, Rule::HelpRequest), [ChangeKind::Opened]);
         assert_eq!(first[0].alert.message, "I am lost on step 3");
-        assert_ne!(first[0].alert.id, second[0].alert.id);
+        assert_eq!(first[0].alert.address.as_deref(), Some("203.0.113.7"));
+        let again = help(&mut feed.engine, T0 + SEC, "ws_h", "203.0.113.7", "still stuck");
+        assert!(again.is_empty(), "no second alert: {again:?}");
+        let updated = feed.engine.tick(T0 + 2 * SEC);
+        let help_changes = of(&updated, Rule::HelpRequest);
+        assert_eq!(help_changes.len(), 1);
+        assert_eq!(help_changes[0].kind, ChangeKind::Updated);
+        assert_eq!(
+            (&*help_changes[0].alert.id, &*help_changes[0].alert.message, help_changes[0].alert.count),
+            (&*first[0].alert.id, "still stuck", 2)
+        );
         assert!(
             feed.engine.tick(T0 + 86_400 * SEC).iter().all(|c| c.alert.rule != Rule::HelpRequest),
             "only an ack resolves it"
         );
+        // An instructor acknowledges it (on any server); the engine settles the stored change.
+        let mut acked = help_changes[0].alert.clone();
+        assert_eq!(acknowledge(&mut acked, "2027-01-15T08:00:00.000Z"), Some(ChangeKind::Resolved));
+        feed.engine.settle(&acked, T0 + 86_401 * SEC);
+        let next = help(&mut feed.engine, T0 + 86_402 * SEC, "ws_h", "203.0.113.7", "new problem");
+        assert_eq!(kinds(&next, Rule::HelpRequest), [ChangeKind::Opened]);
+        assert_ne!(next[0].alert.id, first[0].alert.id);
+    }
+
+    // 300 help requests from one address within seconds, each under a made-up session, pin at
+    // most HELP_FLOOD_COUNT requests, and only until the flood is seen: then they fold into one
+    // flagged help_flood alert (a warning) that counts them all. Another address is untouched.
+    #[test]
+    fn a_help_request_flood_is_one_flagged_alert() {
+        let mut engine = AlertEngine::new(AlertRules::default(), Vec::new());
+        let mut changes = Vec::new();
+        for i in 0..300 {
+            changes.extend(help(&mut engine, T0 + i * 10, &format!("ws_fake{i}"), "198.51.100.9", "token expired"));
+        }
+        changes.extend(help(&mut engine, T0 + 3_000, "ws_real", "203.0.113.7", "my purchase fails"));
+        changes.extend(engine.tick(T0 + 4_000));
+        let opened_help: Vec<&AlertChange> =
+            of(&changes, Rule::HelpRequest).into_iter().filter(|c| c.kind == ChangeKind::Opened).collect();
+        assert_eq!(opened_help.len(), HELP_FLOOD_COUNT + 1, "the first 10 and the real student");
+        let open: Vec<&Alert> = engine.open.values().filter(|a| a.rule == Rule::HelpRequest).collect();
+        assert_eq!(open.len(), 1, "only the real student's request stays pinned");
+        assert_eq!(open[0].session_tokens, ["ws_real"]);
+        let flood = of(&changes, Rule::HelpFlood);
+        assert_eq!(flood[0].kind, ChangeKind::Opened);
+        let last = &flood.last().unwrap().alert;
+        assert_eq!((last.count, last.sessions, last.severity), (300, 300, Severity::Warning));
+        assert!(last.session_tokens.len() <= FLOOD_TOKENS_LISTED);
+        assert_eq!(last.address.as_deref(), Some("198.51.100.9"));
+        assert!(last.message.starts_with("300 help requests from one address (198.51.100.9)"), "{}", last.message);
+        // Quiet for the active window: it resolves.
+        let later = engine.tick(T0 + 4_000 + 301 * SEC);
+        assert_eq!(kinds(&later, Rule::HelpFlood), [ChangeKind::Resolved]);
+    }
+
+    // Muting a help request silences its session; muting a flood silences its address.
+    #[test]
+    fn muted_sessions_and_addresses_raise_nothing() {
+        let mut engine = AlertEngine::new(AlertRules::default(), Vec::new());
+        let mut request = help(&mut engine, T0, "ws_troll", "203.0.113.7", "hi")[0].alert.clone();
+        assert_eq!(act(&mut request, AlertAction::Mute, "2027-01-15T08:00:00.000Z"), Some(ChangeKind::Resolved));
+        engine.settle(&request, T0 + SEC);
+        assert!(help(&mut engine, T0 + 2 * SEC, "ws_troll", "203.0.113.7", "hi again").is_empty());
+        let facts = EventFacts { error_type: Some("x".into()), ..EventFacts::default() };
+        for i in 0..5 {
+            let error = Observed {
+                session_token: "ws_troll",
+                student_email: None,
+                event_type: "error",
+                facts: &facts,
+                message: None,
+                address: None,
+                at_ms: T0 + (3 + i) * SEC,
+                completes: false,
+            };
+            assert!(engine.observe(&error).is_empty(), "a muted session raises nothing");
+        }
+        let mut flood = AlertChange { kind: ChangeKind::Opened, alert: Alert::opening(Rule::HelpFlood, T0) }.alert;
+        flood.address = Some("198.51.100.9".into());
+        act(&mut flood, AlertAction::Mute, "2027-01-15T08:00:00.000Z");
+        engine.settle(&flood, T0 + 10 * SEC);
+        for i in 0..20 {
+            assert!(help(&mut engine, T0 + 11 * SEC + i, &format!("ws_b{i}"), "198.51.100.9", "x").is_empty());
+        }
+        assert_eq!(
+            kinds(&help(&mut engine, T0 + 12 * SEC, "ws_ok", "203.0.113.8", "x"), Rule::HelpRequest),
+            [ChangeKind::Opened]
+        );
+    }
+
+    // Distinct error types, endpoints and sessions beyond the caps are forgotten oldest first
+    // and counted; long keys are cut. The engine's maps never exceed their caps.
+    #[test]
+    fn rule_windows_are_bounded_under_distinct_keys() {
+        let mut engine = AlertEngine::new(AlertRules::default(), Vec::new());
+        let long = "k".repeat(1_000);
+        for i in 0..(MAX_SESSIONS as i64 + 5_000) {
+            let facts = EventFacts {
+                error_type: Some(format!("{i}{long}")),
+                endpoint: Some(format!("/{i}/{long}")),
+                ..EventFacts::default()
+            };
+            for event_type in ["error", "api_call"] {
+                engine.observe(&Observed {
+                    session_token: &format!("ws_{i}"),
+                    student_email: None,
+                    event_type,
+                    facts: &facts,
+                    message: None,
+                    address: None,
+                    at_ms: T0 + i,
+                    completes: false,
+                });
+            }
+            assert!(engine.patterns.len() <= MAX_KEYS && engine.endpoints.len() <= MAX_KEYS);
+            assert!(engine.sessions.len() <= MAX_SESSIONS, "{} sessions at {i}", engine.sessions.len());
+        }
+        assert!(engine.evicted() > 0);
+        let key_bytes = engine.patterns.keys().chain(engine.endpoints.keys()).map(String::len).max().unwrap();
+        assert!(key_bytes <= crate::domain::summary::MAX_KEY_BYTES, "{key_bytes}");
+        // The newest keys are the ones kept.
+        assert!(engine.sessions.contains_key(&format!("ws_{}", MAX_SESSIONS as i64 + 4_999)));
     }
 
     // Alerts open before a restart (or on another server) update instead of opening again.
@@ -1159,6 +1561,7 @@ mod tests {
                 event_type: "error",
                 facts: &facts,
                 message: None,
+                address: None,
                 at_ms: T0 + i * SEC,
                 completes: false,
             };

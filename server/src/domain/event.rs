@@ -48,13 +48,16 @@ pub struct CommittedEvent {
     pub facts: EventFacts,
     /// `eventData.message` of a help request (`None` for other types).
     pub message: Option<String>,
+    /// `eventData.clientAddress` of a help request: the address the server saw it come from
+    /// (written at ingest by [`with_client_address`]).
+    pub address: Option<String>,
 }
 
 impl CommittedEvent {
     /// The event a writer stored as `event_id` at `at_ms`, taking its strings (its `eventData` is
     /// read only for a help request's message, then dropped).
     pub fn of(event: ValidEvent, event_id: i64, at_ms: i64) -> CommittedEvent {
-        let message = help_message(&event.event_type, &event.event_data);
+        let (message, address) = help_fields(&event.event_type, &event.event_data);
         CommittedEvent {
             event_id,
             at_ms,
@@ -63,6 +66,7 @@ impl CommittedEvent {
             event_type: event.event_type,
             facts: event.facts,
             message,
+            address,
         }
     }
 
@@ -76,6 +80,7 @@ impl CommittedEvent {
         event_data: &str,
         created_at: &str,
     ) -> CommittedEvent {
+        let (message, address) = help_fields(event_type, event_data);
         CommittedEvent {
             event_id,
             at_ms: crate::domain::summary::iso_ms(created_at),
@@ -83,17 +88,35 @@ impl CommittedEvent {
             student_email: student_email.map(str::to_owned),
             event_type: event_type.to_owned(),
             facts: EventFacts::read(event_type, event_data),
-            message: help_message(event_type, event_data),
+            message,
+            address,
         }
     }
 }
 
-/// `eventData.message` of a help request; `None` for any other type (parsing every event's data
-/// again would cost as much as the rules themselves).
-fn help_message(event_type: &str, data: &str) -> Option<String> {
+/// `eventData.message` and `eventData.clientAddress` of a help request; `None`s for any other
+/// type (parsing every event's data again would cost as much as the rules themselves).
+fn help_fields(event_type: &str, data: &str) -> (Option<String>, Option<String>) {
     if event_type != crate::domain::alerts::HELP_REQUEST {
-        return None;
+        return (None, None);
     }
-    let value: serde_json::Value = serde_json::from_str(data).ok()?;
-    value.get("message")?.as_str().map(str::to_owned)
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(data) else { return (None, None) };
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    (text("message"), text(CLIENT_ADDRESS))
+}
+
+/// The key of `eventData` under which ingest records a help request's client address.
+pub const CLIENT_ADDRESS: &str = "clientAddress";
+
+/// A help request's `eventData` (a JSON object) with [`CLIENT_ADDRESS`] set to `address`,
+/// replacing whatever the client sent under that key (the server's view is the one that counts:
+/// the alert rules group help requests by it). Text that is not an object is returned as is.
+pub fn with_client_address(data: &str, address: &str) -> String {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(data) {
+        Ok(mut object) => {
+            object.insert(CLIENT_ADDRESS.to_owned(), serde_json::Value::String(address.to_owned()));
+            serde_json::Value::Object(object).to_string()
+        }
+        Err(_) => data.to_owned(),
+    }
 }

@@ -17,6 +17,40 @@ use serde_json::value::RawValue;
 pub const MAX_STEPS: usize = 100;
 /// Most distinct endpoints tracked per session (calls to others still count as failed calls).
 pub const MAX_ENDPOINTS: usize = 50;
+/// Most distinct event types and error types counted per session, each; the rest are counted
+/// under [`OTHER`] (types are strings pages choose: a summary stays small whatever they send).
+pub const MAX_TYPES: usize = 50;
+/// Longest error type, endpoint or step name kept in a summary (bytes); longer ones are cut at a
+/// character boundary and end with `…`.
+pub const MAX_KEY_BYTES: usize = 200;
+/// The key that counts the types past [`MAX_TYPES`].
+pub const OTHER: &str = "(other)";
+
+/// `text` cut to at most [`MAX_KEY_BYTES`] bytes (then ending with `…`), at a character boundary.
+pub fn bounded_key(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_KEY_BYTES {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_KEY_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
+/// Counts one more `key` in `counts`, under [`OTHER`] when `counts` already holds [`MAX_TYPES`]
+/// other keys.
+fn count_bounded(counts: &mut BTreeMap<String, u64>, key: &str) {
+    let key = bounded_key(key);
+    if let Some(n) = counts.get_mut(key.as_ref()) {
+        *n += 1;
+    } else if counts.len() < MAX_TYPES {
+        counts.insert(key.into_owned(), 1);
+    } else {
+        *counts.entry(OTHER.to_owned()).or_default() += 1;
+    }
+}
+
 /// Most API call durations kept per session and endpoint, for the report's percentiles (the
 /// latest ones are kept): 2,000 sessions give the report up to 40,000 samples per endpoint.
 pub const MAX_DURATIONS: usize = 20;
@@ -233,7 +267,7 @@ impl SessionSummary {
             self.last_seen = event.created_at.to_owned();
         }
         self.events += 1;
-        *self.events_by_type.entry(event.event_type.to_owned()).or_default() += 1;
+        count_bounded(&mut self.events_by_type, event.event_type);
         if event.student_id.is_some() {
             self.student_id = event.student_id;
         }
@@ -243,14 +277,15 @@ impl SessionSummary {
         }
         if let Some(error_type) = &facts.error_type {
             self.errors += 1;
-            *self.errors_by_type.entry(error_type.clone()).or_default() += 1;
+            count_bounded(&mut self.errors_by_type, error_type);
         }
         if let Some(endpoint) = &facts.endpoint {
             if facts.api_failed {
                 self.failed_api_calls += 1;
             }
-            if self.api_calls.len() < MAX_ENDPOINTS || self.api_calls.contains_key(endpoint) {
-                let stats = self.api_calls.entry(endpoint.clone()).or_default();
+            let endpoint = bounded_key(endpoint);
+            if self.api_calls.len() < MAX_ENDPOINTS || self.api_calls.contains_key(endpoint.as_ref()) {
+                let stats = self.api_calls.entry(endpoint.into_owned()).or_default();
                 stats.calls += 1;
                 if facts.api_failed {
                     stats.failed += 1;
@@ -287,8 +322,9 @@ impl SessionSummary {
                 self.current_step = Some(step);
             }
             if let (Some(name), Some(stats)) = (&facts.step_name, self.steps.get_mut(&step)) {
-                if stats.name.as_ref() != Some(name) {
-                    stats.name = Some(name.clone());
+                let name = bounded_key(name);
+                if stats.name.as_deref() != Some(name.as_ref()) {
+                    stats.name = Some(name.into_owned());
                 }
             }
             self.max_step = Some(self.max_step.map_or(step, |m| m.max(step)));
@@ -426,6 +462,36 @@ mod tests {
         assert_eq!((s.errors, s.events, s.missing_events()), (1, 4, 0));
         assert_eq!(s.last_progress_at, "2026-01-01T00:01:01.000Z");
         assert_eq!(s.status("2030-01-01T00:00:00.000Z", None), Status::Completed);
+    }
+
+    // A session that sends thousands of distinct, long error types, endpoints and event types
+    // keeps a summary of bounded size: the first MAX_TYPES are counted, the rest under "(other)",
+    // and long keys are cut.
+    #[test]
+    fn summaries_stay_bounded_under_distinct_keys() {
+        let long = "x".repeat(2_000);
+        let mut events = Vec::new();
+        for n in 0..2_000 {
+            events.push((
+                "error".to_owned(),
+                format!(r#"{{"errorType":"{n}{long}","stepName":"{long}","currentStep":1}}"#),
+            ));
+            events.push(("api_call".to_owned(), format!(r#"{{"endpoint":"/{n}/{long}","status":500}}"#)));
+            events.push((format!("custom_{n}"), "{}".to_owned()));
+        }
+        let borrowed: Vec<(&str, &str, &str)> =
+            events.iter().map(|(t, d)| (t.as_str(), d.as_str(), "2026-01-01T00:00:00.000Z")).collect();
+        let s = fold(&borrowed);
+        assert_eq!(s.errors, 2_000, "every error is counted");
+        assert_eq!(s.errors_by_type.len(), MAX_TYPES + 1);
+        assert_eq!(s.errors_by_type[OTHER], 2_000 - MAX_TYPES as u64);
+        assert_eq!(s.events_by_type.len(), MAX_TYPES + 1);
+        assert_eq!(s.events_by_type.values().sum::<u64>(), 6_000);
+        assert_eq!(s.api_calls.len(), MAX_ENDPOINTS);
+        assert!(s.errors_by_type.keys().chain(s.api_calls.keys()).all(|k| k.len() <= MAX_KEY_BYTES));
+        assert!(s.step_name().is_some_and(|n| n.len() <= MAX_KEY_BYTES && n.ends_with('…')));
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.len() < 40_000, "the stored summary is {} bytes", json.len());
     }
 
     // Quantiles are nearest-rank.

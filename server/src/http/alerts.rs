@@ -7,7 +7,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::domain::alerts::{rank, Alert, AlertStatus};
+use crate::domain::alerts::{rank, Alert, AlertAction, AlertStatus};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_enum, parse_limit, parse_time};
@@ -126,8 +126,29 @@ pub async fn acknowledge(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let done = state.storage.acknowledge_alert(id.clone(), now_iso()).await.map_err(ApiError::from)?;
+    act(id.into_inner(), AlertAction::Acknowledge, &state).await
+}
+
+/// `POST /api/alerts/{id}/mute`: acknowledges and resolves the alert, and mutes what raised it:
+/// a help request's session, a help flood's address. Their later help requests (and, for a
+/// session, any alert) are stored but raise nothing; muting again changes nothing.
+///
+/// Errors: 401 without a token, 404 for an unknown id, 503/500 for storage.
+#[utoipa::path(post, path = "/api/alerts/{id}/mute", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id.")),
+    responses(
+        (status = 200, description = "The alert, muted.", body = AckResponse),
+        (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn mute(_: Instructor, id: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    act(id.into_inner(), AlertAction::Mute, &state).await
+}
+
+/// Does `action` to alert `id`, publishes the change and answers the alert.
+async fn act(id: String, action: AlertAction, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let done = state.storage.acknowledge_alert(id.clone(), action, now_iso()).await.map_err(ApiError::from)?;
     let done = done.ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))?;
     if let Some(change) = done.change {
         state.alerting.publish(&[change], &state.metrics);

@@ -78,8 +78,9 @@ pub enum ApiError {
     /// 503: the database cannot be reached or refused the transaction; nothing was stored.
     #[error("{0}; retry shortly")]
     Unavailable(crate::storage::StoreError),
-    /// 500: the database failed.
-    #[error("{0}")]
+    /// 500: the database failed. The body says only that (a driver's message can quote SQL);
+    /// the server log has the detail.
+    #[error("the database failed to answer this request; the server log has the detail")]
     Storage(crate::storage::StoreError),
 }
 
@@ -131,6 +132,8 @@ impl ResponseError for ApiError {
             // Overload, shutdown or an unreachable database: the cause is logged where it
             // happens (the writer), once, not once per refused request.
             tracing::debug!(error = %self, "request refused: unavailable");
+        } else if let ApiError::Storage(detail) = self {
+            tracing::error!(error = %detail, "request failed");
         } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {

@@ -51,14 +51,15 @@ pub async fn post_events(
 }
 
 async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<HttpResponse, ApiError> {
-    if let Some(peer) = req.peer_addr() {
-        state.limits.check_ip(client_address(req, peer.ip(), &state.config.trusted_proxies))?;
+    let address = req.peer_addr().map(|peer| client_address(req, peer.ip(), &state.config.trusted_proxies));
+    if let Some(address) = address {
+        state.limits.check_ip(address)?;
     }
     check_content_type(req)?;
     let limit = state.config.max_body_bytes;
     let body = decode_body(req, read_body(req, payload, limit).await?, limit)?;
     let parsed = parse_body(&body, &state.config.ingest_limits())?;
-    let (events, rejected, single) = match parsed {
+    let (mut events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),
         Parsed::Batch { valid, rejected } => (valid, rejected, false),
     };
@@ -67,6 +68,14 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         if !checked.contains(&event.session_token.as_str()) {
             state.limits.check_session(&event.session_token)?;
             checked.push(&event.session_token);
+        }
+    }
+    // A help request records the address it came from: the alert rules group a flood by it, and
+    // an instructor can mute it.
+    if let Some(address) = address {
+        let address = address.to_string();
+        for event in events.iter_mut().filter(|e| e.event_type == crate::domain::alerts::HELP_REQUEST) {
+            event.event_data = crate::domain::event::with_client_address(&event.event_data, &address);
         }
     }
     let accepted = events.len();

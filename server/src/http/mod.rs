@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/alerts", "GET").route(web::get().to(alerts::get_alerts)))
                 .service(resource("/alerts/stream", "GET").route(web::get().to(alerts::stream_alerts)))
                 .service(resource("/alerts/{id}/ack", "POST").route(web::post().to(alerts::acknowledge)))
+                .service(resource("/alerts/{id}/mute", "POST").route(web::post().to(alerts::mute)))
                 .service(
                     resource("/students/{email}", "GET, DELETE")
                         .route(web::get().to(students::get_student))

@@ -38,6 +38,7 @@ impl Modify for BearerToken {
         crate::http::students::get_student,
         crate::http::alerts::get_alerts,
         crate::http::alerts::acknowledge,
+        crate::http::alerts::mute,
         crate::http::alerts::stream_alerts,
         crate::http::students::delete_student,
         openapi_json,

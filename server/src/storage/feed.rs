@@ -121,6 +121,7 @@ mod tests {
                 event_type: "action".into(),
                 facts: EventFacts::default(),
                 message: None,
+                address: None,
             })
             .collect()
     }

@@ -334,10 +334,16 @@ impl Storage {
         dispatch!(self, s => s.record_alert_changes(changes).await)
     }
 
-    /// Acknowledges alert `id` at `at` (ISO 8601; see `domain::alerts::acknowledge`) and logs the
-    /// change. `Ok(None)` when there is no such alert. Errors as for [`Storage::insert`].
-    pub async fn acknowledge_alert(&self, id: String, at: String) -> Result<Option<Acknowledged>, StoreError> {
-        dispatch!(self, s => s.acknowledge_alert(id, at).await)
+    /// Does `action` to alert `id` at `at` (ISO 8601; see `domain::alerts::act`: acknowledge or
+    /// mute) and logs the change. `Ok(None)` when there is no such alert. Errors as for
+    /// [`Storage::insert`].
+    pub async fn acknowledge_alert(
+        &self,
+        id: String,
+        action: crate::domain::alerts::AlertAction,
+        at: String,
+    ) -> Result<Option<Acknowledged>, StoreError> {
+        dispatch!(self, s => s.acknowledge_alert(id, action, at).await)
     }
 
     /// The alerts `query` selects, newest first. Errors as for [`Storage::events`].

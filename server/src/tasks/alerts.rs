@@ -86,6 +86,14 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
     let mut rules = state.config.alert_rules.clone();
     rules.active_window = state.config.active_window;
     let mut engine = AlertEngine::new(rules, open);
+    // Mutes of the last day come back; changes from now on are settled as they are logged.
+    let mut change_cursor = state.storage.newest_alert_change().await?;
+    let day_ago = crate::domain::clock::iso_ago(Duration::from_secs(86_400));
+    let recent = AlertQuery { status: Some(AlertStatus::Resolved), since: Some(day_ago), limit: 10_000 };
+    for alert in state.storage.alerts(recent).await?.iter().filter(|a| a.muted_at.is_some()) {
+        engine.settle(alert, now_ms());
+    }
+    let mut evicted = 0;
     let mut committed = state.storage.committed();
     let newest = *committed.borrow_and_update();
     let mut cursor = resume.map_or(newest, |c| c.position());
@@ -179,7 +187,20 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
             continue;
         }
         last_tick = std::time::Instant::now();
+        // Acknowledgements and mutes made on any server since the last tick.
+        loop {
+            let logged = state.storage.alert_changes(change_cursor, PAGE).await?;
+            for (position, change) in &logged {
+                change_cursor = *position;
+                engine.settle(&change.alert, now_ms());
+            }
+            if (logged.len() as u32) < PAGE {
+                break;
+            }
+        }
         pending.extend(engine.tick(now_ms()));
+        state.metrics.alert_keys_evicted.inc_by(engine.evicted() - evicted);
+        evicted = engine.evicted();
         if pending.is_empty() {
             continue;
         }
@@ -204,6 +225,7 @@ fn observed(event: &CommittedEvent, completes: bool) -> Observed<'_> {
         event_type: &event.event_type,
         facts: &event.facts,
         message: event.message.as_deref(),
+        address: event.address.as_deref(),
         at_ms: event.at_ms,
         completes,
     }

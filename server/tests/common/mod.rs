@@ -349,7 +349,7 @@ impl TestServer {
             status: response.status().as_u16(),
             retry_after,
             allow_origin,
-            text: response.body_mut().read_to_string().unwrap(),
+            text: response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_string().unwrap(),
         }
     }
 

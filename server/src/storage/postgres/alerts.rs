@@ -78,11 +78,16 @@ pub(super) async fn record(pool: &Pool, changes: Vec<AlertChange>) -> Result<Vec
 }
 
 /// `Storage::acknowledge_alert`.
-pub(super) async fn acknowledge(pool: &Pool, id: String, at: String) -> Result<Option<Acknowledged>, StoreError> {
+pub(super) async fn acknowledge(
+    pool: &Pool,
+    id: String,
+    action: alerts::AlertAction,
+    at: String,
+) -> Result<Option<Acknowledged>, StoreError> {
     in_transaction(pool, move |tx| {
         Box::pin(async move {
             let Some(mut alert) = stored(tx, &id).await? else { return Ok(None) };
-            let change = match alerts::acknowledge(&mut alert, &at) {
+            let change = match alerts::act(&mut alert, action, &at) {
                 Some(kind) => Some(write(tx, kind, alert.clone()).await?),
                 None => None,
             };

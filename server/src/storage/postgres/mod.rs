@@ -497,10 +497,11 @@ impl PostgresStore {
     pub(crate) async fn acknowledge_alert(
         &self,
         id: String,
+        action: crate::domain::alerts::AlertAction,
         at: String,
     ) -> Result<Option<super::Acknowledged>, StoreError> {
         let pool = self.pool.clone();
-        self.on_runtime(async move { alerts::acknowledge(&pool, id, at).await }).await
+        self.on_runtime(async move { alerts::acknowledge(&pool, id, action, at).await }).await
     }
 
     /// `Storage::alerts`.

@@ -54,9 +54,14 @@ pub fn record(tx: &Transaction<'_>, changes: Vec<AlertChange>) -> Result<Vec<Log
 }
 
 /// `Storage::acknowledge_alert` within `tx`.
-pub fn acknowledge(tx: &Transaction<'_>, id: &str, at: &str) -> Result<Option<Acknowledged>, SqliteError> {
+pub fn acknowledge(
+    tx: &Transaction<'_>,
+    id: &str,
+    action: alerts::AlertAction,
+    at: &str,
+) -> Result<Option<Acknowledged>, SqliteError> {
     let Some(mut alert) = stored(tx, id)? else { return Ok(None) };
-    let change = match alerts::acknowledge(&mut alert, at) {
+    let change = match alerts::act(&mut alert, action, at) {
         Some(kind) => Some(write(tx, kind, alert.clone())?),
         None => None,
     };

@@ -197,7 +197,7 @@ enum WriteJob {
 /// Alert writes (see `alerts.rs`).
 enum AlertWork {
     Record(Vec<crate::domain::alerts::AlertChange>),
-    Acknowledge { id: String, at: String },
+    Acknowledge { id: String, action: crate::domain::alerts::AlertAction, at: String },
 }
 
 /// What an alert write did.
@@ -379,9 +379,10 @@ impl SqliteStore {
     pub(crate) async fn acknowledge_alert(
         &self,
         id: String,
+        action: crate::domain::alerts::AlertAction,
         at: String,
     ) -> Result<Option<crate::storage::Acknowledged>, StoreError> {
-        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Acknowledge { id, at }, ack }).await? {
+        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Acknowledge { id, action, at }, ack }).await? {
             AlertOutcome::Acknowledged(done) => Ok(done.map(|d| *d)),
             AlertOutcome::Recorded(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
         }
@@ -1029,8 +1030,8 @@ fn write_alerts(conn: &mut Connection, work: AlertWork) -> Result<AlertOutcome, 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcome = match work {
         AlertWork::Record(changes) => AlertOutcome::Recorded(alerts::record(&tx, changes)?),
-        AlertWork::Acknowledge { id, at } => {
-            AlertOutcome::Acknowledged(alerts::acknowledge(&tx, &id, &at)?.map(Box::new))
+        AlertWork::Acknowledge { id, action, at } => {
+            AlertOutcome::Acknowledged(alerts::acknowledge(&tx, &id, action, &at)?.map(Box::new))
         }
     };
     tx.commit()?;

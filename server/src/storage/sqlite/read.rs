@@ -37,12 +37,22 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         sql.push_str(" AND e.session_token = ?");
         params.push(token);
     }
-    if let Some((student_id, sessions)) = &student {
-        sql.push_str(&format!(
-            " AND e.session_token IN ({}) AND e.student_id = ?",
-            vec!["?"; sessions.len()].join(", ")
-        ));
-        params.extend(sessions.iter().map(|t| t as &dyn rusqlite::ToSql));
+    if let Some((student_id, one_session)) = &student {
+        // A student on many sessions (any number: a client chooses them) is a join on the stored
+        // relation, never a placeholder per session.
+        match one_session {
+            Some(token) => {
+                sql.push_str(" AND e.session_token = ?");
+                params.push(token);
+            }
+            None => {
+                sql.push_str(
+                    " AND e.session_token IN (SELECT session_token FROM session_students WHERE student_id = ?)",
+                );
+                params.push(student_id);
+            }
+        }
+        sql.push_str(" AND e.student_id = ?");
         params.push(student_id);
     }
     if let Some(event_type) = &query.event_type {
@@ -88,19 +98,25 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The id of the student with `email` (case-insensitive) and the sessions they appear in;
-/// `None` when no such student is stored or they appear in no session.
-fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Vec<String>)>, SqliteError> {
+/// The id of the student with `email` (case-insensitive) and, when they appear in exactly one
+/// session, that session (`None` for several); `None` when no such student is stored or they
+/// appear in no session.
+fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Option<String>)>, SqliteError> {
     let student: Option<i64> = conn
         .prepare_cached("SELECT student_id FROM students WHERE email = ?1")?
         .query_row([email], |r| r.get(0))
         .optional()?;
     let Some(student) = student else { return Ok(None) };
+    // Two rows at most: whether the student has none, one (then which) or several sessions.
     let sessions: Vec<String> = conn
-        .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1")?
+        .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1 LIMIT 2")?
         .query_map([student], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    Ok((!sessions.is_empty()).then_some((student, sessions)))
+    match sessions.len() {
+        0 => Ok(None),
+        1 => Ok(Some((student, sessions.into_iter().next()))),
+        _ => Ok(Some((student, None))),
+    }
 }
 
 /// Reads session summaries, most recently seen first (by `last_seen`, then token, through

@@ -28,6 +28,10 @@ pub struct Config {
     pub pkg_dir: Option<PathBuf>,
     /// Largest request body (bytes). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Longest time a request body may take to arrive once its headers have (a client that
+    /// trickles a body holds a connection); past it the answer is 408 and nothing is stored.
+    /// Default 30 s (1 MiB over a slow mobile link).
+    pub body_timeout: Duration,
     /// Most events in one batch. Default 500.
     pub max_batch_events: usize,
     /// Largest `eventData` of one event, as JSON text (bytes). Default 32 KiB.
@@ -108,6 +112,7 @@ impl Default for Config {
             www_dir: Some(PathBuf::from("./www")),
             pkg_dir: Some(PathBuf::from("./client-wasm/pkg")),
             max_body_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
             max_batch_events: 500,
             max_event_data_bytes: 32 * 1024,
             max_event_data_depth: 32,

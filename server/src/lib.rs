@@ -42,6 +42,10 @@ pub enum ServerError {
     /// No instructor token is configured.
     #[error("no instructor token configured")]
     NoInstructorToken,
+    /// A setting is invalid (the message names it), e.g. an `--allowed-origin` that is not an
+    /// origin.
+    #[error("{0}")]
+    Config(String),
     /// The TLS certificate or key could not be loaded (the message names the file).
     #[error("tls: {0}")]
     Tls(#[from] tls::TlsError),
@@ -55,7 +59,8 @@ pub enum ServerError {
 /// `SIGHUP` (unix), keeping the one in force when they cannot be read.
 ///
 /// Errors: [`ServerError::NoInstructorToken`] when `config.instructor_tokens` is empty,
-/// [`ServerError::Tls`] when the certificate or key cannot be loaded, [`ServerError::Storage`]
+/// [`ServerError::Config`] for an invalid `allowed_origins` value, [`ServerError::Tls`] when the
+/// certificate or key cannot be loaded, [`ServerError::Storage`]
 /// when the database cannot be opened, [`ServerError::Io`] when serving fails.
 pub async fn run(
     listener: TcpListener,
@@ -65,6 +70,9 @@ pub async fn run(
     if config.instructor_tokens.iter().all(|t| t.is_empty()) {
         return Err(ServerError::NoInstructorToken);
     }
+    let mut config = config;
+    config.allowed_origins =
+        domain::origin::parse_allowed_origins(&config.allowed_origins).map_err(ServerError::Config)?;
     // Before the database: a bad certificate is a clear error at once, naming the file.
     let certificates = config.tls.clone().map(tls::CertResolver::new).transpose()?.map(Arc::new);
     let metrics = Arc::new(metrics::Metrics::new());
@@ -88,8 +96,11 @@ pub async fn run(
     let workers = app_state.config.http_workers;
     let mut server = HttpServer::new(move || {
         let config = &app_state.config;
-        let mut app =
-            App::new().app_data(app_state.clone()).wrap(http::cors(&config.allowed_origins)).configure(http::configure);
+        let mut app = App::new()
+            .app_data(app_state.clone())
+            .wrap(http::cors(&config.allowed_origins))
+            .wrap(actix_web::middleware::from_fn(http::headers::security_headers))
+            .configure(http::configure);
         if let Some(pkg) = config.pkg_dir.as_ref().filter(|d| d.is_dir()) {
             app = app.service(actix_files::Files::new("/pkg", pkg));
         }

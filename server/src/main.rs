@@ -60,6 +60,9 @@ struct Args {
     /// Largest request body, in bytes.
     #[arg(long, env = "SESSION_LOG_MAX_BODY_BYTES", default_value_t = Config::default().max_body_bytes)]
     max_body_bytes: usize,
+    /// Longest time (seconds) a request body may take to arrive; past it the answer is 408.
+    #[arg(long, env = "SESSION_LOG_BODY_TIMEOUT_SECS", default_value_t = Config::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
     /// Most events in one batch.
     #[arg(long, env = "SESSION_LOG_MAX_BATCH_EVENTS", default_value_t = Config::default().max_batch_events)]
     max_batch_events: usize,
@@ -241,8 +244,11 @@ fn main() -> anyhow::Result<()> {
         www_dir: Some(args.www),
         pkg_dir: Some(args.pkg),
         max_body_bytes: args.max_body_bytes,
+        body_timeout: std::time::Duration::from_secs(args.body_timeout_secs.max(1)),
         max_batch_events: args.max_batch_events,
-        allowed_origins: args.allowed_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
+        // Checked before binding: a bad origin stops here, with its name.
+        allowed_origins: session_log_server::domain::origin::parse_allowed_origins(&args.allowed_origins)
+            .map_err(anyhow::Error::msg)?,
         rate_limit_ip_per_sec: args.rate_limit_ip,
         rate_limit_ip_burst: args.rate_limit_ip_burst,
         trusted_proxies: args.trusted_proxies,

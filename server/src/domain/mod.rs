@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cursor;
 pub mod event;
 pub mod export;
+pub mod origin;
 pub mod report;
 pub mod rows;
 pub mod student;

@@ -53,6 +53,12 @@ pub enum ApiError {
     /// is configured).
     #[error("this needs an admin token (--admin-token): instructor tokens may read but not delete")]
     Forbidden,
+    /// 408: the body did not arrive within `Config::body_timeout`.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    /// 403: `--allowed-origin` is set and the request's `Origin` is not among them.
+    #[error("origin {0:?} is not allowed to send events here (--allowed-origin)")]
+    OriginNotAllowed(String),
     /// 400: a query parameter is invalid; names the parameter.
     #[error("{name}: {reason}")]
     InvalidParameter {
@@ -95,6 +101,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -118,7 +126,8 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unhealthy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

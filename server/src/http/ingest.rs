@@ -16,7 +16,8 @@ use crate::state::AppState;
 /// (answers `{"success": true, "accepted": N, "rejected": [...]}`), as `application/json` or
 /// `text/plain` (beacons). Answers only after the events are committed.
 ///
-/// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 413 (body, batch
+/// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 403 (an `Origin`
+/// that `--allowed-origin` does not list), 408 (the body did not arrive within the deadline), 413 (body, batch
 /// or decompressed body too large), 415 (other content types or encodings), 429 with
 /// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
 #[utoipa::path(post, path = "/api/session-log", tag = "ingest",
@@ -24,6 +25,8 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = PostAnswer),
         (status = 400, description = "Empty, malformed or invalid body, naming the field.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "The request's Origin is not among --allowed-origin.", body = session_log_protocol::ErrorResponse),
+        (status = 408, description = "The body did not arrive within the deadline.", body = session_log_protocol::ErrorResponse),
         (status = 413, description = "Body, decompressed body or batch too large.", body = session_log_protocol::ErrorResponse),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Rate limited; see Retry-After.", body = session_log_protocol::ErrorResponse),
@@ -51,13 +54,25 @@ pub async fn post_events(
 }
 
 async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<HttpResponse, ApiError> {
+    // A browser names the page's origin; one that --allowed-origin does not list stores nothing
+    // (curl and servers send no Origin, and are not browsers to protect).
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !crate::domain::origin::origin_allowed(&state.config.allowed_origins, origin) {
+            return Err(ApiError::OriginNotAllowed(origin.to_owned()));
+        }
+    }
     let address = req.peer_addr().map(|peer| client_address(req, peer.ip(), &state.config.trusted_proxies));
     if let Some(address) = address {
         state.limits.check_ip(address)?;
     }
     check_content_type(req)?;
     let limit = state.config.max_body_bytes;
-    let body = decode_body(req, read_body(req, payload, limit).await?, limit)?;
+    let deadline = state.config.body_timeout;
+    let body = actix_web::rt::time::timeout(deadline, read_body(req, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(deadline.as_secs()))??;
+    let body = decode_body(req, body, limit)?;
     let parsed = parse_body(&body, &state.config.ingest_limits())?;
     let (mut events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),

@@ -6,13 +6,15 @@
 //!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
 //!   progress and deletion;
 //!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
-//! - [`auth`]: the instructor-token extractor; [`limits`]: rate limits; [`params`]: query
-//!   parameters; [`error`]: the mapping of every failure to a status and a JSON body.
+//! - [`auth`]: the instructor-token extractor; [`params`]: query parameters; [`headers`]: the
+//!   security headers of every response; [`error`]: the mapping of every failure to a status and
+//!   a JSON body. The rate limits are `crate::rate_limits`.
 
 pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod health;
 pub mod ingest;
 pub mod openapi;

@@ -56,6 +56,10 @@ pub struct Config {
     /// its client address read from `X-Forwarded-For` (or `Forwarded`), see
     /// `domain::client_addr`. Default none: the peer is the client and those headers are ignored.
     pub trusted_proxies: Vec<crate::domain::client_addr::IpNet>,
+    /// Failed instructor authentications (wrong or missing token) one client address may make
+    /// within a minute before it is refused with 429 for the rest of that minute; 0 turns the
+    /// throttle off. Default 20.
+    pub auth_failure_limit: u32,
     /// POSTs per second allowed for one session token; 0 turns the limit off. Default 20 (a page
     /// sends about one batch a second).
     pub rate_limit_session_per_sec: u32,
@@ -90,8 +94,12 @@ pub struct Config {
     pub alert_rules: crate::domain::alerts::AlertRules,
     /// URLs that receive every alert change as a JSON POST. Default none.
     pub alert_webhooks: Vec<String>,
-    /// The key of the webhooks' `X-Session-Log-Signature` (HMAC-SHA256). Default none: unsigned.
+    /// The key of the webhooks' `X-Session-Log-Signature` (HMAC-SHA256). Default none: unsigned
+    /// (the server warns at start).
     pub alert_webhook_secret: Option<String>,
+    /// Whether webhooks may go to `http://` and to loopback, private or link-local addresses
+    /// (`domain::webhook_target`). Default false: HTTPS to public addresses only.
+    pub alert_webhook_allow_private: bool,
     /// How often the alert rules are evaluated on the clock (`stuck`, windows ageing). Default 1 s.
     pub alert_tick: Duration,
     /// What is redacted from `eventData` at ingest, before anything is stored (see
@@ -113,6 +121,7 @@ impl Default for Config {
             pkg_dir: Some(PathBuf::from("./client-wasm/pkg")),
             max_body_bytes: 1024 * 1024,
             body_timeout: Duration::from_secs(30),
+            auth_failure_limit: crate::domain::auth_throttle::MAX_FAILURES,
             max_batch_events: 500,
             max_event_data_bytes: 32 * 1024,
             max_event_data_depth: 32,
@@ -139,6 +148,7 @@ impl Default for Config {
             alert_rules: crate::domain::alerts::AlertRules::default(),
             alert_webhooks: Vec::new(),
             alert_webhook_secret: None,
+            alert_webhook_allow_private: false,
             alert_tick: Duration::from_secs(1),
             tls: None,
         }

@@ -73,6 +73,13 @@ pub async fn run(
     let mut config = config;
     config.allowed_origins =
         domain::origin::parse_allowed_origins(&config.allowed_origins).map_err(ServerError::Config)?;
+    tasks::webhooks::check_targets(&config.alert_webhooks, config.alert_webhook_allow_private)
+        .map_err(ServerError::Config)?;
+    if !config.alert_webhooks.is_empty() && config.alert_webhook_secret.is_none() {
+        tracing::warn!(
+            "alert webhooks are unsigned: set --alert-webhook-secret so receivers can tell them from forgeries"
+        );
+    }
     // Before the database: a bad certificate is a clear error at once, naming the file.
     let certificates = config.tls.clone().map(tls::CertResolver::new).transpose()?.map(Arc::new);
     let metrics = Arc::new(metrics::Metrics::new());

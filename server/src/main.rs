@@ -81,6 +81,10 @@ struct Args {
     /// right-most hop that is not a trusted proxy) or `Forwarded`. Without it those headers are ignored.
     #[arg(long = "trusted-proxy", env = "SESSION_LOG_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     trusted_proxies: Vec<session_log_server::domain::client_addr::IpNet>,
+    /// Failed instructor authentications per client address per minute before it is refused
+    /// with 429 for the rest of the minute (0: no limit).
+    #[arg(long, env = "SESSION_LOG_AUTH_FAILURE_LIMIT", default_value_t = Config::default().auth_failure_limit)]
+    auth_failure_limit: u32,
     /// POSTs per second for one session token (0: no limit).
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION", default_value_t = Config::default().rate_limit_session_per_sec)]
     rate_limit_session: u32,
@@ -166,6 +170,10 @@ struct Args {
     /// The key of the webhooks' X-Session-Log-Signature (HMAC-SHA256 of "<timestamp>.<body>").
     #[arg(long, env = "SESSION_LOG_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
     alert_webhook_secret: Option<String>,
+    /// Let webhooks go to http:// and to loopback, private or link-local addresses (a receiver on
+    /// this machine or network); without it they go over HTTPS to public addresses only.
+    #[arg(long, env = "SESSION_LOG_ALERT_WEBHOOK_ALLOW_PRIVATE")]
+    alert_webhook_allow_private: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -251,6 +259,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?,
         rate_limit_ip_per_sec: args.rate_limit_ip,
         rate_limit_ip_burst: args.rate_limit_ip_burst,
+        auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
         rate_limit_session_per_sec: args.rate_limit_session,
         rate_limit_session_burst: args.rate_limit_session_burst,
@@ -277,6 +286,7 @@ fn main() -> anyhow::Result<()> {
         },
         alert_webhooks: args.alert_webhooks.into_iter().filter(|u| !u.trim().is_empty()).collect(),
         alert_webhook_secret: args.alert_webhook_secret.filter(|s| !s.is_empty()),
+        alert_webhook_allow_private: args.alert_webhook_allow_private,
         reports_dir: args.reports_dir,
         archive_dir: args.archive_dir,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| session_log_server::tls::TlsFiles { cert, key }),

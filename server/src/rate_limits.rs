@@ -22,10 +22,12 @@ pub struct Limited {
 
 type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
 
-/// Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+/// Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA),
+/// and the throttle of failed instructor authentications per client address.
 pub struct RateLimits {
     per_ip: Option<KeyedLimiter<IpAddr>>,
     per_session: Option<KeyedLimiter<String>>,
+    failed_auth: std::sync::Mutex<crate::domain::auth_throttle::AuthThrottle>,
 }
 
 impl RateLimits {
@@ -40,7 +42,25 @@ impl RateLimits {
             per_ip: quota(config.rate_limit_ip_per_sec, config.rate_limit_ip_burst).map(RateLimiter::keyed),
             per_session: quota(config.rate_limit_session_per_sec, config.rate_limit_session_burst)
                 .map(RateLimiter::keyed),
+            failed_auth: std::sync::Mutex::new(crate::domain::auth_throttle::AuthThrottle::new(
+                config.auth_failure_limit,
+            )),
         }
+    }
+
+    /// Whether `ip` may present an instructor token now (see `domain::auth_throttle`). Errors:
+    /// [`Limited`] (`failed authentications`) with the wait.
+    pub fn check_auth(&self, ip: IpAddr) -> Result<(), Limited> {
+        let throttle = self.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        throttle
+            .check(ip, std::time::Instant::now())
+            .map_err(|secs| Limited { key: "client address (failed authentications)", retry_after_secs: secs.max(1) })
+    }
+
+    /// Counts a failed instructor authentication of `ip`.
+    pub fn auth_failed(&self, ip: IpAddr) {
+        let mut throttle = self.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        throttle.failed(ip, std::time::Instant::now());
     }
 
     /// Takes one token for `ip`. Errors: [`Limited`] with the wait.

@@ -235,6 +235,7 @@ on_both_backends! {
         let server = TestServer::on_with(backend, |c| {
             quick(c);
             c.alert_webhooks = vec![url];
+            c.alert_webhook_allow_private = true;
             c.alert_webhook_secret = Some("whsec_test".into());
         });
         server.post_all(vec![error("ws_w", "x"), error("ws_w", "x"), error("ws_w", "x")]);

@@ -121,3 +121,45 @@ fn origin_settings_are_checked_before_serving() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.allow_origin.as_deref(), Some("https://any.example"));
 }
+
+// An address that keeps presenting wrong tokens is refused with 429 and Retry-After for the rest
+// of the minute, before its token is compared (the right token too); /healthz and ingest are not
+// affected.
+#[test]
+fn wrong_tokens_are_slowed_per_address() {
+    let server = TestServer::start_with(|c| c.auth_failure_limit = 5);
+    let wrong = [("Authorization", "Bearer not-the-token")];
+    for _ in 0..5 {
+        assert_eq!(server.request("GET", "/api/sessions", &wrong, b"").status, 401);
+    }
+    let slowed = server.request("GET", "/api/sessions", &wrong, b"");
+    assert_eq!(slowed.status, 429, "{}", slowed.text);
+    let wait: u64 = slowed.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(slowed.json()["error"].as_str().unwrap().contains("failed authentications"), "{}", slowed.text);
+    assert_eq!(server.as_instructor("GET", "/api/sessions").status, 429, "the right token waits too");
+    assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(server.post(&event("ws_still", "action", json!({}))).0, 200);
+}
+
+// Webhooks go over HTTPS to public addresses only: an http:// or loopback target stops `run`
+// before it serves, naming the URL, unless private targets are allowed.
+#[test]
+fn webhook_targets_are_checked_before_serving() {
+    for url in ["http://hooks.example.com/x", "https://127.0.0.1:9/hook", "https://[::1]/hook"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = session_log_server::Config {
+            instructor_tokens: vec![TOKEN.into()],
+            alert_webhooks: vec![url.into()],
+            ..session_log_server::Config::default()
+        };
+        let outcome = actix_web::rt::System::new().block_on(session_log_server::run(listener, config, async {}));
+        let error = outcome.expect_err("refused").to_string();
+        assert!(error.contains(url), "{error}");
+    }
+    let server = TestServer::start_with(|c| {
+        c.alert_webhooks = vec!["http://127.0.0.1:9/hook".into()];
+        c.alert_webhook_allow_private = true;
+    });
+    assert_eq!(server.request("GET", "/healthz", &[], b"").status, 200);
+}

@@ -192,8 +192,16 @@ pub const INSTRUCTOR_TOKEN: &str = "e2e-instructor-token";
 
 /// Server arguments for a test that posts faster than a page would: the instructor token, and
 /// the per-address and per-session rate limits off.
-pub const UNLIMITED: [&str; 6] =
-    ["--instructor-token", INSTRUCTOR_TOKEN, "--rate-limit-ip", "0", "--rate-limit-session", "0"];
+pub const UNLIMITED: [&str; 8] = [
+    "--instructor-token",
+    INSTRUCTOR_TOKEN,
+    "--rate-limit-ip",
+    "0",
+    "--rate-limit-session",
+    "0",
+    "--auth-failure-limit",
+    "0",
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

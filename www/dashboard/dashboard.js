@@ -471,8 +471,14 @@ function onEvent(id, event) {
 
 const RULE_NAMES = {
   error_burst: "Error burst", error_pattern: "Error pattern", stuck: "Stuck", api_failures: "API failing",
-  help_request: "Help request", room_paused: "Room paused",
+  help_request: "Help request", room_paused: "Room paused", help_flood: "Help flood (flagged)",
 };
+
+/** At most this many help requests get a toast of their own within TOAST_HELP_WINDOW_MS; the
+ * rest make one "N more help requests" toast (a flood cannot cover the screen). */
+const MAX_HELP_TOASTS = 3;
+const TOAST_HELP_WINDOW_MS = 10000;
+const helpToastTimes = [];
 
 /** How soon after the first of several alerts opened together they make one toast (ms). */
 const TOAST_GATHER_MS = 1500;
@@ -524,6 +530,16 @@ function ackButton(alert) {
   return ack;
 }
 
+/** "Mute": resolves the alert and silences its session (help request) or address (flood). */
+function muteButton(alert) {
+  const what = alert.rule === "help_flood" ? `address ${alert.address}` : `session ${alert.sessionTokens[0]}`;
+  const mute = el("button", "mute", "Mute");
+  mute.type = "button";
+  mute.setAttribute("aria-label", `Mute ${what}: no more help alerts from it`);
+  mute.addEventListener("click", (event) => { event.stopPropagation(); act(alert.id, "mute"); });
+  return mute;
+}
+
 function alertRow(alert) {
   const li = el("li", `${alert.severity} ${alert.status}`);
   li.dataset.alert = alert.id;
@@ -537,7 +553,8 @@ function alertRow(alert) {
     el("span", "rule", RULE_NAMES[alert.rule] || alert.rule), open,
     el("span", "meta", `${counts} · ${ago(alert.lastSeenAt)} ago${alert.status === "open" ? "" : " · resolved"}`),
   );
-  li.append(alert.acknowledgedAt ? el("span", "meta", "acknowledged") : ackButton(alert));
+  li.append(alert.acknowledgedAt ? el("span", "meta", alert.mutedAt ? "muted" : "acknowledged") : ackButton(alert));
+  if (alert.rule === "help_flood" && alert.status === "open" && !alert.mutedAt) li.append(muteButton(alert));
   return li;
 }
 
@@ -568,7 +585,9 @@ function renderAlertLists() {
     const open = el("button", "link who", `${who} asks for help`);
     open.type = "button";
     open.addEventListener("click", () => openAlert(alert));
-    li.append(open, el("q", "words", alert.message), el("span", "meta", `${ago(alert.openedAt)} ago · ${alert.sessionTokens[0]}`), ackButton(alert));
+    const asked = alert.count > 1 ? ` · asked ${alert.count} times` : "";
+    li.append(open, el("span", "said", "wrote:"), el("q", "words", alert.message),
+      el("span", "meta", `${ago(alert.openedAt)} ago · ${alert.sessionTokens[0]}${asked}`), ackButton(alert), muteButton(alert));
     helpList.append(li);
   }
   helpList.hidden = help.length === 0;
@@ -605,9 +624,14 @@ function openAlert(alert) {
   }
 }
 
-async function acknowledge(id) {
+function acknowledge(id) {
+  return act(id, "ack");
+}
+
+/** `POST /api/alerts/{id}/ack` or `…/mute`, then the alert as answered; its toast goes. */
+async function act(id, action) {
   try {
-    const answer = await api(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: "POST" }).then((r) => r.json());
+    const answer = await api(`/api/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST" }).then((r) => r.json());
     upsertAlert(answer.alert);
     for (const node of document.querySelectorAll("#toasts .toast")) if (node.dataset.alert === id) node.remove();
   } catch (error) {
@@ -655,8 +679,18 @@ const gathered = [];
 function toastOpened(alert) {
   if (alert.severity === "info") return; // a room pause is a quiet notice, not a page
   if (alert.rule === "help_request") {
+    const now = Date.now();
+    while (helpToastTimes.length && helpToastTimes[0] < now - TOAST_HELP_WINDOW_MS) helpToastTimes.shift();
+    helpToastTimes.push(now);
+    if (helpToastTimes.length > MAX_HELP_TOASTS) {
+      // Many at once: one quiet toast pointing at the pinned list instead of one each.
+      for (const node of document.querySelectorAll("#toasts .toast.more-help")) node.remove();
+      const more = helpToastTimes.length - MAX_HELP_TOASTS;
+      showToast(`${more} more help ${more === 1 ? "request" : "requests"} (see the list)`, "warning more-help", () => $("#alerts").scrollIntoView(), false);
+      return;
+    }
     const who = studentsOf(alert) || alert.sessionTokens[0];
-    showToast(`Help request from ${who}: ${alert.message}`, "critical help", () => openAlert(alert), true, alert.id);
+    showToast(`Help request from ${who}, who wrote: “${alert.message}”`, "critical help", () => openAlert(alert), true, alert.id);
     return;
   }
   gathered.push(alert);
@@ -678,6 +712,10 @@ function onAlert(id, alert) {
   const { change, ...rest } = alert;
   upsertAlert(rest);
   if (change === "alert.opened") toastOpened(rest);
+  // A request folded into a flood, acknowledged or muted elsewhere: its toast goes.
+  if (change === "alert.resolved") {
+    for (const node of document.querySelectorAll("#toasts .toast")) if (node.dataset.alert === rest.id) node.remove();
+  }
 }
 
 function connectAlerts() {

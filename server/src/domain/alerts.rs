@@ -794,6 +794,10 @@ impl AlertEngine {
                 let mut folded_tokens: Vec<String> = Vec::new();
                 for k in folded {
                     folded_tokens.push(k.1.clone());
+                    // What a flood wrote is not shown again, not even in the resolved list.
+                    if let Some(alert) = self.open.get_mut(&k) {
+                        alert.message = format!("folded into the help flood from {address}");
+                    }
                     changes.extend(self.resolve(&k, now));
                 }
                 let count = folded_tokens.len() as u64 + 1;
@@ -1464,6 +1468,10 @@ mod tests {
         let open: Vec<&Alert> = engine.open.values().filter(|a| a.rule == Rule::HelpRequest).collect();
         assert_eq!(open.len(), 1, "only the real student's request stays pinned");
         assert_eq!(open[0].session_tokens, ["ws_real"]);
+        let folded: Vec<&AlertChange> =
+            of(&changes, Rule::HelpRequest).into_iter().filter(|c| c.kind == ChangeKind::Resolved).collect();
+        assert_eq!(folded.len(), HELP_FLOOD_COUNT);
+        assert!(folded.iter().all(|c| c.alert.message == "folded into the help flood from 198.51.100.9"));
         let flood = of(&changes, Rule::HelpFlood);
         assert_eq!(flood[0].kind, ChangeKind::Opened);
         let last = &flood.last().unwrap().alert;

@@ -6,6 +6,7 @@
 //! `storage`, `state`, `tasks` or `config`.
 
 pub mod alerts;
+pub mod auth_throttle;
 pub mod client_addr;
 pub mod clock;
 pub mod cursor;
@@ -17,3 +18,4 @@ pub mod rows;
 pub mod student;
 pub mod summary;
 pub mod validate;
+pub mod webhook_target;

@@ -4,7 +4,8 @@
 //! alerts. An admin token (`--admin-token`) does that too and, when any admin token is
 //! configured, is the only kind that may delete (so a teaching assistant's token cannot wipe
 //! data); with no admin token configured, instructor tokens keep deletion. Tokens are compared in
-//! constant time.
+//! constant time, and an address that keeps presenting wrong or no tokens is refused for a while
+//! before its token is compared (429, `domain::auth_throttle`).
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
@@ -28,10 +29,25 @@ fn matches(tokens: &[String], presented: &str) -> bool {
     })
 }
 
-/// The role of the request's bearer token. Errors: [`ApiError::Unauthorized`] when there is no
-/// token or it is not configured.
+/// The role of the request's bearer token. Errors: [`ApiError::RateLimited`] when the client's
+/// address failed too often lately, [`ApiError::Unauthorized`] when there is no token or it is
+/// not configured (counted against the address).
 fn role(req: &HttpRequest) -> Result<Role, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
+    let address =
+        req.peer_addr().map(|peer| crate::http::ingest::client_address(req, peer.ip(), &state.config.trusted_proxies));
+    if let Some(address) = address {
+        state.limits.check_auth(address)?;
+    }
+    let found = token_role(req, state);
+    if let (Err(_), Some(address)) = (&found, address) {
+        state.limits.auth_failed(address);
+    }
+    found
+}
+
+/// The role of the request's bearer token, without the throttle.
+fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -40,6 +40,7 @@ pub const PAGE_EVENTS: u32 = 1000;
         (status = 200, description = "The matching events.", body = QueryResponse<serde_json::Value>),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -85,6 +86,7 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
         (status = 200, description = "Server-Sent Events: `id: <cursor>`, `event: event`, `data: <StoredEvent JSON>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn stream_events(
@@ -165,6 +167,7 @@ pub async fn stream_events(
             (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn export_events(

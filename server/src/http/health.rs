@@ -6,12 +6,18 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /healthz`: `{"success": true, "status": "ok", "database": "writable"}` when the writer
-/// takes a write lock on the database. Errors: 503 when it cannot (disk, permissions, shutdown).
+/// takes a write lock on the database and the last write went through. Errors: 503 when it cannot
+/// (permissions, shutdown), or when writes are refused (a full disk: the error says why, and that
+/// reads still answer).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "`{\"success\": true, \"status\": \"ok\", \"database\": \"writable\"}`"),
                (status = 503, description = "The database does not take writes.", body = session_log_protocol::ErrorResponse)))]
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.storage.ping().await.map_err(|e| ApiError::Unhealthy(e.to_string()))?;
+    // An empty transaction can pass while every real write fails (a full disk): say so.
+    if let Some(reason) = state.storage.write_refused() {
+        return Err(ApiError::Unhealthy(format!("writes are refused ({reason}); reads still answer")));
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"success": true, "status": "ok", "database": "writable"})))
 }
 

@@ -110,7 +110,11 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
 
 /// The client's address: the peer, or behind a trusted proxy what its forwarding headers say
 /// (see [`client_addr::client_address`]).
-fn client_address(req: &HttpRequest, peer: std::net::IpAddr, trusted: &[client_addr::IpNet]) -> std::net::IpAddr {
+pub(crate) fn client_address(
+    req: &HttpRequest,
+    peer: std::net::IpAddr,
+    trusted: &[client_addr::IpNet],
+) -> std::net::IpAddr {
     if trusted.is_empty() {
         return peer;
     }

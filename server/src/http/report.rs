@@ -18,6 +18,7 @@ use crate::state::AppState;
         (status = 200, description = "The room at a glance.", body = Report),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

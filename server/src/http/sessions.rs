@@ -142,6 +142,7 @@ impl From<&EndpointStats> for EndpointCount {
         (status = 200, description = "One row per session, most recently seen first.", body = SessionsResponse),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
 pub async fn get_sessions(

@@ -21,6 +21,7 @@ use crate::storage::{iso_ago, SessionQuery};
     responses(
         (status = 200, description = "The student's sessions and totals.", body = StudentProfile),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such student.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -64,6 +65,7 @@ pub struct DeleteResponse {
     responses(
         (status = 200, description = "What was deleted.", body = DeleteResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 403, description = "An instructor token where an admin token is required.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such student.", body = session_log_protocol::ErrorResponse),
     ),

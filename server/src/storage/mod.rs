@@ -204,6 +204,8 @@ enum Backend {
 pub struct Storage {
     backend: Backend,
     feed: Arc<feed::CommitFeed>,
+    /// See [`Storage::write_refused`].
+    write_refused: std::sync::Mutex<Option<String>>,
 }
 
 macro_rules! dispatch {
@@ -235,7 +237,7 @@ impl Storage {
                 Backend::Postgres(postgres::PostgresStore::open(&url, config, metrics, feed.clone())?)
             }
         };
-        Ok(Storage { backend, feed })
+        Ok(Storage { backend, feed, write_refused: std::sync::Mutex::new(None) })
     }
 
     /// Subscribes to the commit feed (see [`feed`]): the events this server's writer commits from
@@ -269,7 +271,39 @@ impl Storage {
     /// during shutdown, [`StoreError::Unavailable`] when the commit failed (then none of the
     /// events is stored).
     pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
-        dispatch!(self, s => s.insert(events).await)
+        let result: Result<Inserted, StoreError> = dispatch!(self, s => s.insert(events).await);
+        match &result {
+            Ok(_) => self.set_write_refused(None),
+            Err(StoreError::Unavailable(reason)) => self.set_write_refused(Some(reason.clone())),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Why the last write was refused, while no write has succeeded since (a full disk, a
+    /// database that went away): `/healthz` reports it. `None` when writes go through.
+    pub fn write_refused(&self) -> Option<String> {
+        self.write_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_write_refused(&self, reason: Option<String>) {
+        let mut refused = self.write_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *refused != reason {
+            *refused = reason;
+        }
+    }
+
+    /// Flushes the summaries before a read; when the database refuses the write (a full disk),
+    /// the read goes on with the summaries as stored (at most the unflushed events behind), so
+    /// instructors keep their view exactly when writes fail.
+    async fn flush_before_read(&self) -> Result<(), StoreError> {
+        match self.flush_summaries().await {
+            Err(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "summaries not flushed before a read: reading them as stored");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Checks that the database takes writes (`/healthz`). Errors as for [`Storage::insert`].
@@ -385,7 +419,7 @@ impl Storage {
         query: EventQuery,
     ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
         if query.session_token.is_some() {
-            self.flush_summaries().await?;
+            self.flush_before_read().await?;
         }
         dispatch!(self, s => s.events_and_losses(query).await)
     }
@@ -393,7 +427,7 @@ impl Storage {
     /// The session summaries `query` selects, most recently seen first, reflecting every
     /// acknowledged event. Errors: as for [`Storage::events`] and [`Storage::flush_summaries`].
     pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
-        self.flush_summaries().await?;
+        self.flush_before_read().await?;
         dispatch!(self, s => s.sessions(query).await)
     }
 

@@ -8,6 +8,11 @@
 //! error or a 5xx answer is retried with exponential backoff (1 s, 2 s, 4 s … at most 60 s
 //! apart) for at most [`GIVE_UP_AFTER`]; a 4xx is final. Outcomes are counted in
 //! `session_log_webhook_deliveries_total{outcome}` (`delivered`, `retried`, `failed`, `dropped`).
+//!
+//! Targets are checked at start ([`check_targets`]: HTTPS to public addresses unless
+//! `--alert-webhook-allow-private`). What waits is bounded ([`QUEUE`] attempts, urgent and others
+//! each), and a help request's change or a critical opening goes ahead of everything else
+//! ([`is_urgent`]), so a flood never delays it behind hundreds of others.
 
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -21,10 +26,30 @@ use crate::metrics::Metrics;
 
 /// How long a delivery is retried before it counts as failed.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
-/// Changes waiting to be sent before new ones are dropped (and counted as `dropped`).
+/// Attempts waiting, urgent and others each, before new changes are dropped (and counted as
+/// `dropped`).
 const QUEUE: usize = 10_000;
 /// Timeout of one POST (connect and answer).
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks every webhook URL before the server starts: HTTPS and public addresses only, unless
+/// `allow_private` (see `domain::webhook_target`); a name is resolved here, once. Errors: a
+/// message naming the first URL refused and why.
+pub fn check_targets(urls: &[String], allow_private: bool) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    for url in urls {
+        let (https, host, port) = crate::domain::webhook_target::parse(url)?;
+        if allow_private {
+            continue;
+        }
+        let addresses: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host.as_str(), port).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
+        };
+        crate::domain::webhook_target::check(url, https, &addresses, allow_private)?;
+    }
+    Ok(())
+}
 
 /// `sha256=<hex>` of HMAC-SHA256 over `"<timestamp>.<body>"` keyed by `secret`.
 pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
@@ -73,13 +98,14 @@ impl Webhooks {
     }
 }
 
-/// One POST to make: when, to where, what, since when it is tried.
+/// One POST to make: when, to where, what, since when it is tried, and whether it goes first.
 struct Attempt {
     due: Instant,
     url: usize,
     body: Arc<Vec<u8>>,
     first: Instant,
     tries: u32,
+    urgent: bool,
 }
 
 impl PartialEq for Attempt {
@@ -100,6 +126,62 @@ impl Ord for Attempt {
     }
 }
 
+/// Whether a change goes ahead of the others: a help request's, or a critical alert opening. A
+/// flood of other changes (hundreds of updates, a dead receiver's retries) never delays it by
+/// more than one POST.
+pub fn is_urgent(change: &AlertChange) -> bool {
+    change.alert.rule == crate::domain::alerts::Rule::HelpRequest
+        || (change.kind == crate::domain::alerts::ChangeKind::Opened
+            && change.alert.severity == crate::domain::alerts::Severity::Critical)
+}
+
+/// The attempts waiting, urgent ones apart; each heap holds at most [`QUEUE`] (past it a new
+/// change is dropped and counted), so memory stays bounded while a receiver is down.
+struct Pending {
+    urgent: BinaryHeap<Attempt>,
+    normal: BinaryHeap<Attempt>,
+}
+
+impl Pending {
+    fn add(&mut self, change: &AlertChange, urls: usize, metrics: &Metrics) {
+        let urgent = is_urgent(change);
+        let heap = if urgent { &mut self.urgent } else { &mut self.normal };
+        if heap.len() + urls > QUEUE {
+            metrics.webhook_deliveries.with_label_values(&["dropped"]).inc_by(urls as u64);
+            return;
+        }
+        let body = Arc::new(serde_json::to_vec(change).unwrap_or_default());
+        let now = Instant::now();
+        for url in 0..urls {
+            heap.push(Attempt { due: now, url, body: body.clone(), first: now, tries: 0, urgent });
+        }
+    }
+
+    /// The soonest due time of any attempt.
+    fn next_due(&self) -> Option<Instant> {
+        [self.urgent.peek(), self.normal.peek()].into_iter().flatten().map(|a| a.due).min()
+    }
+
+    /// The attempt to make now: a due urgent one first.
+    fn pop_due(&mut self, now: Instant) -> Option<Attempt> {
+        if self.urgent.peek().is_some_and(|a| a.due <= now) {
+            return self.urgent.pop();
+        }
+        if self.normal.peek().is_some_and(|a| a.due <= now) {
+            return self.normal.pop();
+        }
+        None
+    }
+
+    fn retry(&mut self, attempt: Attempt) {
+        if attempt.urgent {
+            self.urgent.push(attempt);
+        } else {
+            self.normal.push(attempt);
+        }
+    }
+}
+
 /// The delivery thread: new changes and due retries, until the server stops.
 fn deliver(
     receiver: crossbeam_channel::Receiver<AlertChange>,
@@ -113,26 +195,24 @@ fn deliver(
         .user_agent("session-log-webhooks")
         .build()
         .into();
-    let mut due: BinaryHeap<Attempt> = BinaryHeap::new();
+    let mut pending = Pending { urgent: BinaryHeap::new(), normal: BinaryHeap::new() };
     loop {
-        let wait = due.peek().map(|a| a.due.saturating_duration_since(Instant::now()));
+        let wait = pending.next_due().map(|due| due.saturating_duration_since(Instant::now()));
         let received = match wait {
             Some(wait) => receiver.recv_timeout(wait),
             None => receiver.recv().map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
         };
         match received {
-            Ok(change) => {
-                let body = Arc::new(serde_json::to_vec(&change).unwrap_or_default());
-                let now = Instant::now();
-                for url in 0..urls.len() {
-                    due.push(Attempt { due: now, url, body: body.clone(), first: now, tries: 0 });
-                }
-            }
+            Ok(change) => pending.add(&change, urls.len(), &metrics),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
-        while due.peek().is_some_and(|a| a.due <= Instant::now()) {
-            let Some(mut attempt) = due.pop() else { break };
+        loop {
+            // Whatever arrived meanwhile is sorted in before each POST.
+            while let Ok(change) = receiver.try_recv() {
+                pending.add(&change, urls.len(), &metrics);
+            }
+            let Some(mut attempt) = pending.pop_due(Instant::now()) else { break };
             let outcome = post(&agent, &urls[attempt.url], &attempt.body, secret.as_deref());
             let label = match outcome {
                 Ok(()) => "delivered",
@@ -150,7 +230,7 @@ fn deliver(
                     } else {
                         tracing::debug!(url = %urls[attempt.url], %reason, ?backoff, "alert webhook failed; retrying");
                         attempt.due = Instant::now() + backoff;
-                        due.push(attempt);
+                        pending.retry(attempt);
                         "retried"
                     }
                 }
@@ -188,6 +268,33 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], secret: Option<&str>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(rule: crate::domain::alerts::Rule, kind: crate::domain::alerts::ChangeKind) -> AlertChange {
+        let json = serde_json::json!({"type": kind, "alert": {
+            "id": "a", "rule": rule, "severity": if rule == crate::domain::alerts::Rule::HelpRequest { "critical" } else { "warning" },
+            "status": "open", "sessionTokens": [], "studentEmails": [], "message": "", "count": 1,
+            "openedAt": "2027-01-01T00:00:00.000Z", "lastSeenAt": "2027-01-01T00:00:00.000Z"}});
+        serde_json::from_value(json).unwrap()
+    }
+
+    // A help request's change queued behind 5,000 updates is posted first, and what waits is
+    // bounded: past QUEUE attempts new changes are dropped and counted.
+    #[test]
+    fn help_requests_go_first_and_the_queue_is_bounded() {
+        use crate::domain::alerts::{ChangeKind, Rule};
+        let metrics = Metrics::new();
+        let mut pending = Pending { urgent: BinaryHeap::new(), normal: BinaryHeap::new() };
+        for _ in 0..(QUEUE + 5) {
+            pending.add(&change(Rule::ErrorBurst, ChangeKind::Updated), 1, &metrics);
+        }
+        assert_eq!(pending.normal.len(), QUEUE);
+        assert!(metrics.render().contains("session_log_webhook_deliveries_total{outcome=\"dropped\"} 5"));
+        pending.add(&change(Rule::HelpRequest, ChangeKind::Opened), 1, &metrics);
+        let first = pending.pop_due(Instant::now() + Duration::from_millis(1)).unwrap();
+        assert!(first.urgent);
+        assert!(String::from_utf8_lossy(&first.body).contains("help_request"));
+        assert!(!pending.pop_due(Instant::now() + Duration::from_millis(1)).unwrap().urgent);
+    }
 
     // The signature is HMAC-SHA256 of "<timestamp>.<body>" in hex (the digest computed
     // independently with Python's hmac module).

@@ -117,6 +117,40 @@ on_both_backends! {
         assert_eq!(session["errors"], 2_500, "{session}");
     }
 
+    // 1,500 distinct 1 KB endpoints failing and 1,500 distinct error types: the alert rules keep
+    // at most 1,000 of each, forgetting the least recent (counted in /metrics), and the server
+    // keeps ingesting.
+    fn the_alert_rules_forget_keys_past_their_bound(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.alert_tick = Duration::from_millis(50);
+            c.rate_limit_session_per_sec = 0;
+        });
+        let long = "e".repeat(1_000);
+        for post in 0..6 {
+            let events: Vec<Value> = (0..250)
+                .flat_map(|i| {
+                    let n = post * 250 + i;
+                    let token = format!("ws_keys{n:04}");
+                    [
+                        event(&token, "api_call", json!({"endpoint": format!("/{n}/{long}"), "status": 500})),
+                        event(&token, "error", json!({"errorType": format!("{n}{long}")})),
+                    ]
+                })
+                .collect();
+            server.post_all(events);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while server.metric("session_log_alert_keys_evicted_total") < 1_000.0 {
+            assert!(
+                Instant::now() < deadline,
+                "evicted {} keys within 15 s",
+                server.metric("session_log_alert_keys_evicted_total")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(server.stored_rows(), 3_000);
+    }
+
     // One email on 50,000 sessions: the student's events and export still answer (no SQL
     // variable per session), newest first.
     fn a_student_on_50000_sessions_stays_readable(backend) {

@@ -48,6 +48,14 @@ enum Cmd {
         #[arg(last = true)]
         bench_args: Vec<String>,
     },
+    /// Run the memory benchmark against the release server: `--mode keys` (100 MB of distinct
+    /// keys, RSS before and after) or `--mode steady` (2,000 events/s for `--minutes`, default 30,
+    /// RSS and p99 every minute). Arguments after `--` go to it (`--database-url` for PostgreSQL).
+    Soak {
+        /// Extra arguments for session-log-soak.
+        #[arg(last = true)]
+        soak_args: Vec<String>,
+    },
     /// Run the ingest benchmark against the release server (loopback, about 4 minutes: three rounds).
     /// Arguments after `--` go to the benchmark (`--seconds N`, `--rounds N`, `--batch-clients N,M,...`, `--single-clients N`).
     Bench {
@@ -82,6 +90,15 @@ fn main() -> Result<()> {
                 "ingest benchmark",
                 Command::new(release.join("session-log-bench"))
                     .args(bench_args)
+                    .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
+            )?;
+        }
+        Cmd::Soak { soak_args } => {
+            let release = build_release_bins("session-log-soak")?;
+            run(
+                "memory benchmark",
+                Command::new(release.join("session-log-soak"))
+                    .args(soak_args)
                     .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server")),
             )?;
         }

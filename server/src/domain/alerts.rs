@@ -187,7 +187,8 @@ pub struct Alert {
     /// Open or resolved.
     pub status: AlertStatus,
     /// The sessions involved, sorted (one for `error_burst` and `help_request`; every stuck
-    /// session of the step for `stuck`).
+    /// session of the step for `stuck`; the first [`MAX_LISTED`] for `error_pattern` and
+    /// `api_failures`, the first 20 for `help_flood`: `sessions` counts them all).
     pub session_tokens: Vec<String>,
     /// Their students' emails, when events named them, sorted.
     pub student_emails: Vec<String>,
@@ -367,6 +368,9 @@ struct CallWindow {
     seconds: VecDeque<(i64, usize, usize)>,
     calls: usize,
     failed: usize,
+    /// The sessions with a failed call within the window, with their latest (at most
+    /// [`MAX_SESSIONS`] / 4, the least recent forgotten first).
+    failing_sessions: HashMap<String, i64>,
 }
 
 impl CallWindow {
@@ -383,8 +387,20 @@ impl CallWindow {
         self.failed += usize::from(failed);
     }
 
+    /// Notes a failed call of `token` at `now`; returns how many keys were forgotten to stay
+    /// bounded.
+    fn failing_session(&mut self, token: &str, now: i64) -> u64 {
+        let mut evicted = 0;
+        if !self.failing_sessions.contains_key(token) && self.failing_sessions.len() >= MAX_SESSIONS / 4 {
+            evicted = evict_oldest(&mut self.failing_sessions, MAX_SESSIONS / 4 - 1, |_, last| Some(*last));
+        }
+        self.failing_sessions.insert(token.to_owned(), now);
+        evicted
+    }
+
     /// Forgets the seconds that ended before `cutoff` (ms).
     fn age(&mut self, cutoff: i64) {
+        self.failing_sessions.retain(|_, last| *last >= cutoff);
         while let Some(&(second, calls, failed)) = self.seconds.front() {
             if (second + 1) * 1000 > cutoff {
                 break;
@@ -497,6 +513,10 @@ fn evict_oldest<V>(map: &mut HashMap<String, V>, cap: usize, last: impl Fn(&str,
 const MESSAGE_CHARS: usize = 500;
 /// Most sessions a `help_flood` alert lists (its `sessions` counts them all).
 const FLOOD_TOKENS_LISTED: usize = 20;
+/// Most sessions (and their students) an `error_pattern` or `api_failures` alert lists, the
+/// first by token; its `sessions` counts them all. A pattern across a whole platform would
+/// otherwise write every session's token into each of its updates.
+pub const MAX_LISTED: usize = 50;
 
 /// ms since the epoch of an ISO 8601 time this module wrote (0 when it cannot be read).
 fn iso_ms_of(text: &str) -> i64 {
@@ -709,9 +729,21 @@ impl AlertEngine {
             }
             let window = self.endpoints.entry(endpoint.clone()).or_default();
             window.add(now, event.facts.api_failed);
+            if event.facts.api_failed {
+                self.evicted += window.failing_session(token, now);
+            }
             window.age(now - ms(rules.api_failure_window));
-            let (calls, failed) = (window.calls, window.failed);
+            let (calls, failed, failing_sessions) = (window.calls, window.failed, window.failing_sessions.len());
             let key = Key(Rule::ApiFailures, endpoint.clone());
+            // At the opening, the sessions that failed so far are listed (the first by token).
+            let first_listed: Vec<String> = if self.open.contains_key(&key) {
+                Vec::new()
+            } else {
+                let mut tokens: Vec<String> = window.failing_sessions.keys().cloned().collect();
+                tokens.sort_unstable();
+                tokens.truncate(MAX_LISTED);
+                tokens
+            };
             let open = self.open.contains_key(&key);
             // Opens on any call that tips the rate; while open, failed calls update it.
             if failing(calls, failed, &rules) && (event.facts.api_failed || !open) {
@@ -721,15 +753,20 @@ impl AlertEngine {
                     humantime::format_duration(rules.api_failure_window)
                 );
                 changes.extend(self.hold(key, now, failed as u64, |alert| {
-                    let mut all: BTreeSet<String> = alert.session_tokens.iter().cloned().collect();
-                    all.insert(token.to_owned());
-                    alert.session_tokens = all.into_iter().collect();
-                    let mut emails: BTreeSet<String> = alert.student_emails.iter().cloned().collect();
-                    emails.extend(student.iter().cloned());
-                    alert.student_emails = emails.into_iter().collect();
+                    if alert.session_tokens.is_empty() {
+                        alert.session_tokens.clone_from(&first_listed);
+                    }
+                    if alert.session_tokens.len() < MAX_LISTED && !alert.session_tokens.iter().any(|t| t == token) {
+                        let at = alert.session_tokens.binary_search_by(|t| t.as_str().cmp(token)).unwrap_or_else(|i| i);
+                        alert.session_tokens.insert(at, token.to_owned());
+                        if let Some(email) = student.as_ref().filter(|e| !alert.student_emails.contains(e)) {
+                            alert.student_emails.push(email.clone());
+                            alert.student_emails.sort();
+                        }
+                    }
                     alert.endpoint = Some(endpoint.clone());
                     alert.message.clone_from(&message);
-                    alert.sessions = alert.session_tokens.len() as u64;
+                    alert.sessions = failing_sessions.max(alert.session_tokens.len()) as u64;
                 }));
             } else if !failing(calls, failed, &rules) {
                 // What this call alone can clear, at once; the rest clears on the clock (`tick`).
@@ -864,7 +901,9 @@ impl AlertEngine {
 
     /// What an `error_pattern` alert of `error_type` says with these sessions (sorted) and
     /// errors: its sessions, students and message.
-    fn describe_pattern(&self, error_type: &str, tokens: Vec<String>, errors: usize) -> impl Fn(&mut Alert) {
+    fn describe_pattern(&self, error_type: &str, mut tokens: Vec<String>, errors: usize) -> impl Fn(&mut Alert) {
+        let sessions = tokens.len();
+        tokens.truncate(MAX_LISTED);
         let emails: Vec<String> = tokens
             .iter()
             .filter_map(|s| self.sessions.get(s).and_then(|x| x.student.clone()))
@@ -874,13 +913,13 @@ impl AlertEngine {
         let message = format!(
             "{error_type}: {} in {} within {}",
             plural(errors, "error"),
-            plural(tokens.len(), "session"),
+            plural(sessions, "session"),
             humantime::format_duration(self.rules.error_pattern_window)
         );
         let error_type = error_type.to_owned();
         move |alert: &mut Alert| {
             alert.message.clone_from(&message);
-            alert.sessions = tokens.len() as u64;
+            alert.sessions = sessions as u64;
             alert.session_tokens.clone_from(&tokens);
             alert.student_emails.clone_from(&emails);
             alert.error_type = Some(error_type.clone());
@@ -1482,6 +1521,40 @@ mod tests {
         // Quiet for the active window: it resolves.
         let later = engine.tick(T0 + 4_000 + 301 * SEC);
         assert_eq!(kinds(&later, Rule::HelpFlood), [ChangeKind::Resolved]);
+    }
+
+    // An error type across 500 sessions and an endpoint failing for all of them list at most
+    // MAX_LISTED sessions each, and count them all.
+    #[test]
+    fn wide_alerts_list_a_bounded_number_of_sessions() {
+        let mut engine = AlertEngine::new(AlertRules::default(), Vec::new());
+        let mut changes = Vec::new();
+        for i in 0..500 {
+            let facts = EventFacts {
+                error_type: Some("twilio_down".into()),
+                endpoint: Some("/v1/calls".into()),
+                api_failed: true,
+                ..EventFacts::default()
+            };
+            for event_type in ["error", "api_call"] {
+                changes.extend(engine.observe(&Observed {
+                    session_token: &format!("ws_{i:03}"),
+                    student_email: None,
+                    event_type,
+                    facts: &facts,
+                    message: None,
+                    address: None,
+                    at_ms: T0 + i,
+                    completes: false,
+                }));
+            }
+        }
+        changes.extend(engine.tick(T0 + SEC));
+        for rule in [Rule::ErrorPattern, Rule::ApiFailures] {
+            let last = &of(&changes, rule).last().unwrap().alert;
+            assert_eq!((last.session_tokens.len(), last.sessions), (MAX_LISTED, 500), "{rule:?}");
+            assert_eq!(last.session_tokens[0], "ws_000");
+        }
     }
 
     // Muting a help request silences its session; muting a flood silences its address.

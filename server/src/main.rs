@@ -155,6 +155,10 @@ struct Args {
     /// … within this window.
     #[arg(long, env = "SESSION_LOG_ALERT_ERROR_PATTERN_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     alert_error_pattern_window: Duration,
+    /// An open error_burst, error_pattern, api_failures or help_flood alert that only grows is
+    /// published again at most this often (its opening and resolution at once).
+    #[arg(long, env = "SESSION_LOG_ALERT_UPDATE_EVERY", default_value = "10s", value_parser = humantime::parse_duration)]
+    alert_update_every: Duration,
     /// `api_failures` alert: at least this share of an endpoint's calls failed (0–1) …
     #[arg(long, env = "SESSION_LOG_ALERT_API_FAILURE_RATE", default_value_t = 0.5)]
     alert_api_failure_rate: f64,
@@ -283,6 +287,7 @@ fn main() -> anyhow::Result<()> {
             api_failure_rate: args.alert_api_failure_rate.clamp(0.0, 1.0),
             api_failure_min_calls: args.alert_api_failure_calls.max(1),
             api_failure_window: args.alert_api_failure_window,
+            count_update_every: args.alert_update_every,
         },
         alert_webhooks: args.alert_webhooks.into_iter().filter(|u| !u.trim().is_empty()).collect(),
         alert_webhook_secret: args.alert_webhook_secret.filter(|s| !s.is_empty()),

@@ -24,6 +24,7 @@ fn quick(config: &mut Config) {
         error_pattern_window: Duration::from_millis(1500),
         api_failure_window: Duration::from_millis(1500),
         stuck_after: Duration::from_millis(600),
+        count_update_every: Duration::from_millis(100),
         ..AlertRules::default()
     };
 }

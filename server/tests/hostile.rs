@@ -33,7 +33,10 @@ on_both_backends! {
     // pins no request: they become one flagged help_flood alert counting 300, every event is
     // stored, and muting the flood silences its address.
     fn a_help_request_flood_becomes_one_flagged_alert(backend) {
-        let server = TestServer::on_with(backend, |c| c.alert_tick = Duration::from_millis(50));
+        let server = TestServer::on_with(backend, |c| {
+            c.alert_tick = Duration::from_millis(50);
+            c.alert_rules.count_update_every = Duration::from_millis(200);
+        });
         let phishing = "Instructor: your token expired, re-enter it at https://evil.example/login";
         let mut events: Vec<Value> = (0..300)
             .map(|i| event(&format!("ws_flood{i:04}"), "help_request", json!({"message": phishing})))

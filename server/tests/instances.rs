@@ -237,6 +237,7 @@ fn an_alert_opens_once_across_servers() {
     let (a, b) = two_servers(|c| {
         c.alert_tick = Duration::from_millis(50);
         c.rate_limit_session_per_sec = 0;
+        c.alert_rules.count_update_every = Duration::ZERO;
     });
     let error = || event("ws_err", "error", json!({"errorType": "boom"}));
     a.post_all(vec![error()]);

@@ -163,3 +163,22 @@ fn a_missing_key_at_start_is_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-key.pem"), "the error names the file: {stderr}");
 }
+
+// Over HTTPS every answer tells browsers to keep to HTTPS (Strict-Transport-Security, one year).
+#[test]
+fn https_answers_carry_strict_transport_security() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("hsts");
+    let (cert, key) = pki.install(dir.path());
+    let server = start_https(dir.path(), &cert, &key);
+    let client = agent(&[&pki.ca_der]);
+    for path in ["/healthz", "/dashboard/", "/api/session-log?sessionToken=ws_x"] {
+        let response = client
+            .get(&format!("{}{path}", server.url))
+            .header("Authorization", &format!("Bearer {INSTRUCTOR_TOKEN}"))
+            .call()
+            .unwrap();
+        let hsts = response.headers().get("strict-transport-security").and_then(|v| v.to_str().ok());
+        assert_eq!(hsts, Some("max-age=31536000"), "{path}");
+    }
+}

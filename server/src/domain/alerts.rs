@@ -101,6 +101,9 @@ pub struct AlertRules {
     pub api_failure_min_calls: usize,
     /// … within this window (default 5 minutes).
     pub api_failure_window: Duration,
+    /// How often an open alert that only grows is published again (default
+    /// [`COUNT_UPDATE_EVERY`]).
+    pub count_update_every: Duration,
 }
 
 impl Default for AlertRules {
@@ -118,6 +121,7 @@ impl Default for AlertRules {
             api_failure_rate: 0.5,
             api_failure_min_calls: 5,
             api_failure_window: Duration::from_secs(300),
+            count_update_every: COUNT_UPDATE_EVERY,
         }
     }
 }
@@ -489,6 +493,8 @@ pub struct AlertEngine {
     muted_addresses: HashMap<String, i64>,
     /// Keys forgotten to stay within [`MAX_KEYS`] and [`MAX_SESSIONS`].
     evicted: u64,
+    /// When each open throttled alert was last published (opened or updated), ms.
+    published_ms: HashMap<Key, i64>,
 }
 
 /// Forgets the least recently seen tenth of `map` once it holds more than `cap` keys; `last`
@@ -507,6 +513,19 @@ fn evict_oldest<V>(map: &mut HashMap<String, V>, cap: usize, last: impl Fn(&str,
         map.remove(&key);
     }
     excess as u64
+}
+
+/// An open `error_burst`, `error_pattern`, `api_failures` or `help_flood` alert that only grows
+/// (more errors, failed calls, requests; sessions joining) is published at most this often by
+/// default ([`AlertRules::count_update_every`]); its
+/// opening and resolution, and every change of `stuck`, `room_paused` and `help_request`, at
+/// once. With every session of a 3,000-session room in an error burst, publishing each count at
+/// every tick wrote 250 alert changes a second (39 MB of change log in 6 minutes).
+pub const COUNT_UPDATE_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether updates of `rule`'s alerts wait for [`COUNT_UPDATE_EVERY`].
+fn throttled(rule: Rule) -> bool {
+    matches!(rule, Rule::ErrorBurst | Rule::ErrorPattern | Rule::ApiFailures | Rule::HelpFlood)
 }
 
 /// Most characters of a help request's message kept.
@@ -978,6 +997,7 @@ impl AlertEngine {
         }
         let mut alert = self.open.remove(key)?;
         self.updated.remove(key);
+        self.published_ms.remove(key);
         alert.status = AlertStatus::Resolved;
         alert.resolved_at = Some(iso(now));
         Some(AlertChange { kind: ChangeKind::Resolved, alert })
@@ -1000,6 +1020,9 @@ impl AlertEngine {
                 let mut alert = Alert::opening(rule, now);
                 alert.count = count.max(1);
                 fill(&mut alert);
+                if throttled(rule) {
+                    self.published_ms.insert(key.clone(), now);
+                }
                 self.open.insert(key, alert.clone());
                 Some(AlertChange { kind: ChangeKind::Opened, alert })
             }
@@ -1148,7 +1171,15 @@ impl AlertEngine {
         for key in resolved {
             changes.extend(self.resolve(&key, now));
         }
-        for key in std::mem::take(&mut self.updated) {
+        let every = ms(rules.count_update_every);
+        let (due, later): (HashSet<Key>, HashSet<Key>) = std::mem::take(&mut self.updated)
+            .into_iter()
+            .partition(|key| !throttled(key.0) || self.published_ms.get(key).is_none_or(|t| now - t >= every));
+        self.updated = later;
+        for key in due {
+            if throttled(key.0) {
+                self.published_ms.insert(key.clone(), now);
+            }
             if key.0 == Rule::ErrorPattern {
                 let (tokens, errors) = self.pattern_tally(&key.1, now - ms(rules.error_pattern_window));
                 if !tokens.is_empty() {
@@ -1299,7 +1330,12 @@ mod tests {
 
     impl Feed {
         fn new() -> Feed {
-            Feed { engine: AlertEngine::new(AlertRules::default(), Vec::new()) }
+            Feed {
+                engine: AlertEngine::new(
+                    AlertRules { count_update_every: Duration::ZERO, ..AlertRules::default() },
+                    Vec::new(),
+                ),
+            }
         }
 
         fn event(&mut self, at: i64, token: &str, event_type: &str, facts: EventFacts) -> Vec<AlertChange> {
@@ -1501,6 +1537,8 @@ mod tests {
         }
         changes.extend(help(&mut engine, T0 + 3_000, "ws_real", "203.0.113.7", "my purchase fails"));
         changes.extend(engine.tick(T0 + 4_000));
+        assert!(kinds(&changes, Rule::HelpFlood) == [ChangeKind::Opened], "updates wait for count_update_every");
+        changes.extend(engine.tick(T0 + 11 * SEC));
         let opened_help: Vec<&AlertChange> =
             of(&changes, Rule::HelpRequest).into_iter().filter(|c| c.kind == ChangeKind::Opened).collect();
         assert_eq!(opened_help.len(), HELP_FLOOD_COUNT + 1, "the first 10 and the real student");
@@ -1549,12 +1587,41 @@ mod tests {
                 }));
             }
         }
-        changes.extend(engine.tick(T0 + SEC));
+        changes.extend(engine.tick(T0 + 11 * SEC));
         for rule in [Rule::ErrorPattern, Rule::ApiFailures] {
             let last = &of(&changes, rule).last().unwrap().alert;
             assert_eq!((last.session_tokens.len(), last.sessions), (MAX_LISTED, 500), "{rule:?}");
             assert_eq!(last.session_tokens[0], "ws_000");
         }
+    }
+
+    // An error burst that keeps growing is published when it opens, then at most once per
+    // count_update_every however many errors come; its resolution at once.
+    #[test]
+    fn growing_alerts_are_published_at_most_every_ten_seconds() {
+        let mut engine = AlertEngine::new(AlertRules::default(), Vec::new());
+        let facts = EventFacts { error_type: Some("boom".into()), ..EventFacts::default() };
+        let mut published = Vec::new();
+        for s in 0..60 {
+            let error = Observed {
+                session_token: "ws_noisy",
+                student_email: None,
+                event_type: "error",
+                facts: &facts,
+                message: None,
+                address: None,
+                at_ms: T0 + s * SEC,
+                completes: false,
+            };
+            published.extend(engine.observe(&error));
+            published.extend(engine.tick(T0 + s * SEC + 500));
+        }
+        let burst = kinds(&published, Rule::ErrorBurst);
+        assert_eq!(burst[0], ChangeKind::Opened);
+        let updates = burst.iter().filter(|k| **k == ChangeKind::Updated).count();
+        assert!((5..=6).contains(&updates), "{updates} updates in 58 s");
+        let resolved = engine.tick(T0 + 300 * SEC);
+        assert_eq!(kinds(&resolved, Rule::ErrorBurst), [ChangeKind::Resolved]);
     }
 
     // Muting a help request silences its session; muting a flood silences its address.

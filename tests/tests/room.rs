@@ -196,7 +196,11 @@ async fn the_room(server: Server) {
     let mut movers = fill_room(&server);
     // The API: the help request first; one stuck alert for the four on step 2; true counts.
     let alerts = wait_for_alerts(&server, "the room's alerts", |a| {
-        of_rule(a, "stuck").iter().any(|s| s["sessions"] == 4) && of_rule(a, "error_pattern").len() == 2
+        // A growing count is published at most every 10 s (--alert-update-every): wait for the last.
+        of_rule(a, "stuck").iter().any(|s| s["sessions"] == 4)
+            && of_rule(a, "error_pattern").len() == 2
+            && of_rule(a, "error_pattern").iter().all(|p| p["count"] == p["sessions"])
+            && of_rule(a, "error_burst").iter().any(|b| b["count"] == 7)
     });
     let rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
     assert_eq!(rules[0], "help_request", "the help request first: {rules:?}");

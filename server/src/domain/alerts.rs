@@ -1478,6 +1478,26 @@ mod tests {
         assert_eq!(kinds(&resolved, Rule::ApiFailures), [ChangeKind::Resolved], "5 of 11 failed");
     }
 
+    /// An event of `token` with `facts` at `at`, no student, message or address.
+    fn feed_one(
+        engine: &mut AlertEngine,
+        token: &str,
+        event_type: &str,
+        facts: &EventFacts,
+        at: i64,
+    ) -> Vec<AlertChange> {
+        engine.observe(&Observed {
+            session_token: token,
+            student_email: None,
+            event_type,
+            facts,
+            message: None,
+            address: None,
+            at_ms: at,
+            completes: false,
+        })
+    }
+
     /// A help request of `token` from `address` at `at`.
     fn help(engine: &mut AlertEngine, at: i64, token: &str, address: &str, message: &str) -> Vec<AlertChange> {
         let facts = EventFacts::default();
@@ -1575,16 +1595,7 @@ mod tests {
                 ..EventFacts::default()
             };
             for event_type in ["error", "api_call"] {
-                changes.extend(engine.observe(&Observed {
-                    session_token: &format!("ws_{i:03}"),
-                    student_email: None,
-                    event_type,
-                    facts: &facts,
-                    message: None,
-                    address: None,
-                    at_ms: T0 + i,
-                    completes: false,
-                }));
+                changes.extend(feed_one(&mut engine, &format!("ws_{i:03}"), event_type, &facts, T0 + i));
             }
         }
         changes.extend(engine.tick(T0 + 11 * SEC));
@@ -1603,17 +1614,7 @@ mod tests {
         let facts = EventFacts { error_type: Some("boom".into()), ..EventFacts::default() };
         let mut published = Vec::new();
         for s in 0..60 {
-            let error = Observed {
-                session_token: "ws_noisy",
-                student_email: None,
-                event_type: "error",
-                facts: &facts,
-                message: None,
-                address: None,
-                at_ms: T0 + s * SEC,
-                completes: false,
-            };
-            published.extend(engine.observe(&error));
+            published.extend(feed_one(&mut engine, "ws_noisy", "error", &facts, T0 + s * SEC));
             published.extend(engine.tick(T0 + s * SEC + 500));
         }
         let burst = kinds(&published, Rule::ErrorBurst);
@@ -1634,17 +1635,8 @@ mod tests {
         assert!(help(&mut engine, T0 + 2 * SEC, "ws_troll", "203.0.113.7", "hi again").is_empty());
         let facts = EventFacts { error_type: Some("x".into()), ..EventFacts::default() };
         for i in 0..5 {
-            let error = Observed {
-                session_token: "ws_troll",
-                student_email: None,
-                event_type: "error",
-                facts: &facts,
-                message: None,
-                address: None,
-                at_ms: T0 + (3 + i) * SEC,
-                completes: false,
-            };
-            assert!(engine.observe(&error).is_empty(), "a muted session raises nothing");
+            let raised = feed_one(&mut engine, "ws_troll", "error", &facts, T0 + (3 + i) * SEC);
+            assert!(raised.is_empty(), "a muted session raises nothing");
         }
         let mut flood = AlertChange { kind: ChangeKind::Opened, alert: Alert::opening(Rule::HelpFlood, T0) }.alert;
         flood.address = Some("198.51.100.9".into());
@@ -1672,16 +1664,7 @@ mod tests {
                 ..EventFacts::default()
             };
             for event_type in ["error", "api_call"] {
-                engine.observe(&Observed {
-                    session_token: &format!("ws_{i}"),
-                    student_email: None,
-                    event_type,
-                    facts: &facts,
-                    message: None,
-                    address: None,
-                    at_ms: T0 + i,
-                    completes: false,
-                });
+                feed_one(&mut engine, &format!("ws_{i}"), event_type, &facts, T0 + i);
             }
             assert!(engine.patterns.len() <= MAX_KEYS && engine.endpoints.len() <= MAX_KEYS);
             assert!(engine.sessions.len() <= MAX_SESSIONS, "{} sessions at {i}", engine.sessions.len());
@@ -1703,17 +1686,7 @@ mod tests {
         let facts = EventFacts { error_type: Some("x".into()), ..EventFacts::default() };
         let mut changes = Vec::new();
         for i in 3..6 {
-            let observed = Observed {
-                session_token: "ws_r",
-                student_email: None,
-                event_type: "error",
-                facts: &facts,
-                message: None,
-                address: None,
-                at_ms: T0 + i * SEC,
-                completes: false,
-            };
-            changes.extend(engine.observe(&observed));
+            changes.extend(feed_one(&mut engine, "ws_r", "error", &facts, T0 + i * SEC));
         }
         changes.extend(engine.tick(T0 + 6 * SEC));
         let burst_changes: Vec<&AlertChange> = changes.iter().filter(|c| c.alert.rule == Rule::ErrorBurst).collect();

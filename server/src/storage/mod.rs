@@ -30,7 +30,11 @@ use crate::domain::cursor::{EventCursor, SessionCursor};
 use crate::domain::event::ValidEvent;
 use crate::metrics::Metrics;
 
+pub mod alert_rows;
+pub mod backend;
 pub mod feed;
+pub mod filter;
+pub mod maintenance;
 pub mod postgres;
 pub mod sqlite;
 
@@ -75,6 +79,12 @@ pub struct Removed {
     pub sessions: u64,
     /// Students deleted (no session they appear in is left).
     pub students: u64,
+}
+
+impl From<alert_rows::CorruptRow> for StoreError {
+    fn from(error: alert_rows::CorruptRow) -> Self {
+        StoreError::Internal(error.to_string())
+    }
 }
 
 impl std::ops::AddAssign for Removed {
@@ -195,26 +205,12 @@ impl Database {
     }
 }
 
-enum Backend {
-    Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PostgresStore),
-}
-
 /// The database behind the server: one handle whatever the backend (see the module docs).
 pub struct Storage {
-    backend: Backend,
+    backend: Box<dyn backend::Backend>,
     feed: Arc<feed::CommitFeed>,
     /// See [`Storage::write_refused`].
     write_refused: std::sync::Mutex<Option<String>>,
-}
-
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($store) => $call,
-            Backend::Postgres($store) => $call,
-        }
-    };
 }
 
 impl Storage {
@@ -227,15 +223,13 @@ impl Storage {
     /// created or migrated, or the SQLite file or its folder cannot be created.
     pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Storage, StoreError> {
         let feed = Arc::new(feed::CommitFeed::default());
-        let backend = match Database::of(config)? {
+        let backend: Box<dyn backend::Backend> = match Database::of(config)? {
             Database::Sqlite(path) => {
                 // One server per SQLite file: it always runs the background work.
                 metrics.background_leader.set(1);
-                Backend::Sqlite(sqlite::SqliteStore::open(&path, config, metrics, feed.clone())?)
+                Box::new(sqlite::SqliteStore::open(&path, config, metrics, feed.clone())?)
             }
-            Database::Postgres(url) => {
-                Backend::Postgres(postgres::PostgresStore::open(&url, config, metrics, feed.clone())?)
-            }
+            Database::Postgres(url) => Box::new(postgres::PostgresStore::open(&url, config, metrics, feed.clone())?),
         };
         Ok(Storage { backend, feed, write_refused: std::sync::Mutex::new(None) })
     }
@@ -253,15 +247,12 @@ impl Storage {
     ///
     /// Errors: [`StoreError::Unavailable`] when the database cannot be reached.
     pub async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.count_events(after, upto).await)
+        self.backend.count_events(after, upto).await
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.backend.name()
     }
 
     /// Stores `events` (in order), folds them into their sessions' summaries, and answers once
@@ -271,7 +262,7 @@ impl Storage {
     /// during shutdown, [`StoreError::Unavailable`] when the commit failed (then none of the
     /// events is stored).
     pub async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
-        let result: Result<Inserted, StoreError> = dispatch!(self, s => s.insert(events).await);
+        let result = self.backend.insert(events).await;
         match &result {
             Ok(_) => self.set_write_refused(None),
             Err(StoreError::Unavailable(reason)) => self.set_write_refused(Some(reason.clone())),
@@ -308,14 +299,14 @@ impl Storage {
 
     /// Checks that the database takes writes (`/healthz`). Errors as for [`Storage::insert`].
     pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
+        self.backend.ping().await
     }
 
     /// Makes the stored session summaries reflect every event acknowledged before the call
     /// (read-your-writes for `/api/sessions` and the report). Errors as for [`Storage::insert`],
     /// but a full queue is not an error (the summaries then lag by at most a second).
     pub async fn flush_summaries(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.flush_summaries().await)
+        self.backend.flush_summaries().await
     }
 
     /// Deletes at most `limit` events stored before `before` (ISO 8601 text, compared with
@@ -323,27 +314,27 @@ impl Storage {
     /// that remain, and deletes the summaries of sessions left without events and the students
     /// who appear in no remaining session. Errors as for [`Storage::insert`].
     pub async fn purge(&self, before: String, limit: usize) -> Result<Removed, StoreError> {
-        dispatch!(self, s => s.purge(before, limit, None).await)
+        self.backend.purge(before, limit, None).await
     }
 
     /// As [`Storage::purge`], deleting only the events among `ids` (those stored before
     /// `before`): what retention has archived. Errors as for [`Storage::insert`].
     pub async fn purge_ids(&self, before: String, ids: Vec<i64>) -> Result<Removed, StoreError> {
         let limit = ids.len();
-        dispatch!(self, s => s.purge(before, limit, Some(ids)).await)
+        self.backend.purge(before, limit, Some(ids)).await
     }
 
     /// Deletes the student with `email` (case-insensitive), every event of every session in
     /// which they appear (anonymous events of those sessions too), and those sessions'
     /// summaries. A student who is not stored removes nothing. Errors as for [`Storage::insert`].
     pub async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
-        dispatch!(self, s => s.delete_student(email).await)
+        self.backend.delete_student(email).await
     }
 
     /// The `event_id` of the newest committed event, updated after each commit: live tails wait
     /// on it (`changed()`) instead of polling.
     pub fn committed(&self) -> watch::Receiver<i64> {
-        dispatch!(self, s => s.committed())
+        self.backend.committed()
     }
 
     /// Whether this server should run the background work (retention, periodic reports) now:
@@ -351,10 +342,7 @@ impl Storage {
     /// leader lock, which exactly one connected server holds at a time and which passes to
     /// another within about a second of its holder's death (see `postgres::cluster`).
     pub fn is_leader(&self) -> bool {
-        match &self.backend {
-            Backend::Sqlite(_) => true,
-            Backend::Postgres(store) => store.is_leader(),
-        }
+        self.backend.is_leader()
     }
 
     /// Stores alert changes (each alert upserted, keeping instructors' acknowledgements and
@@ -365,7 +353,7 @@ impl Storage {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self, s => s.record_alert_changes(changes).await)
+        self.backend.record_alert_changes(changes).await
     }
 
     /// Does `action` to alert `id` at `at` (ISO 8601; see `domain::alerts::act`: acknowledge or
@@ -377,29 +365,29 @@ impl Storage {
         action: crate::domain::alerts::AlertAction,
         at: String,
     ) -> Result<Option<Acknowledged>, StoreError> {
-        dispatch!(self, s => s.acknowledge_alert(id, action, at).await)
+        self.backend.acknowledge_alert(id, action, at).await
     }
 
     /// The alerts `query` selects, newest first. Errors as for [`Storage::events`].
     pub async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, StoreError> {
-        dispatch!(self, s => s.alerts(query).await)
+        self.backend.alerts(query).await
     }
 
     /// At most `limit` logged alert changes after position `after`, oldest first (the alert
     /// stream). Errors as for [`Storage::events`].
     pub async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<LoggedChange>, StoreError> {
-        dispatch!(self, s => s.alert_changes(after, limit).await)
+        self.backend.alert_changes(after, limit).await
     }
 
     /// The position of the newest logged alert change (0 when none is logged): where a new alert
     /// stream starts. Errors as for [`Storage::events`].
     pub async fn newest_alert_change(&self) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.newest_alert_change().await)
+        self.backend.newest_alert_change().await
     }
 
     /// Updates the queue-depth gauge (write requests waiting for the writer) and returns it.
     pub fn observe_queue_depth(&self) -> usize {
-        dispatch!(self, s => s.observe_queue_depth())
+        self.backend.observe_queue_depth()
     }
 
     /// The events `query` selects (see [`EventQuery`]), in its order.
@@ -407,7 +395,7 @@ impl Storage {
     /// Errors: [`StoreError::Unavailable`] when the database cannot be reached,
     /// [`StoreError::Stopped`] during shutdown, [`StoreError::Internal`] for a failed query.
     pub async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
-        dispatch!(self, s => s.events(query).await)
+        self.backend.events(query).await
     }
 
     /// The events `query` selects and, when it names a session, what that session lost
@@ -421,14 +409,14 @@ impl Storage {
         if query.session_token.is_some() {
             self.flush_before_read().await?;
         }
-        dispatch!(self, s => s.events_and_losses(query).await)
+        self.backend.events_and_losses(query).await
     }
 
     /// The session summaries `query` selects, most recently seen first, reflecting every
     /// acknowledged event. Errors: as for [`Storage::events`] and [`Storage::flush_summaries`].
     pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         self.flush_before_read().await?;
-        dispatch!(self, s => s.sessions(query).await)
+        self.backend.sessions(query).await
     }
 
     /// The report (`domain::report::build`) of the sessions seen in `[since, until)` (ISO 8601
@@ -453,13 +441,13 @@ impl Storage {
     /// check for tests and operators, not for a request path. Errors: as for [`Storage::events`].
     pub async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         self.flush_summaries().await?;
-        dispatch!(self, s => s.summary_drift().await)
+        self.backend.summary_drift().await
     }
 
     /// Stops taking writes, lets the writer commit everything already handed to it, and waits
     /// for it (blocking, at most about 10 s on PostgreSQL).
     pub fn close(&self) {
-        dispatch!(self, s => s.close())
+        self.backend.close()
     }
 }
 

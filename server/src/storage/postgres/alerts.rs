@@ -6,43 +6,32 @@ use deadpool_postgres::Pool;
 use deadpool_postgres::{GenericClient, Transaction};
 
 use super::{db_error, sql};
-use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
+use crate::domain::alerts::{Alert, AlertAction, AlertChange};
+use crate::storage::alert_rows::{parse_alert, parse_change, status_text, ChangeRows};
 use crate::storage::{Acknowledged, AlertQuery, LoggedChange, StoreError};
 
 /// The transaction-level advisory lock of alert writes.
 pub(super) const ALERT_ORDER_LOCK: i64 = 0x5e55_1010_0004;
 
-fn parse(text: &str) -> Result<Alert, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored alert is not valid: {e}")))
-}
-
-fn status_text(status: AlertStatus) -> &'static str {
-    match status {
-        AlertStatus::Open => "open",
-        AlertStatus::Resolved => "resolved",
-    }
-}
-
 async fn stored(tx: &Transaction<'_>, id: &str) -> Result<Option<Alert>, StoreError> {
     let row = sql::query_opt(tx, "SELECT alert::text FROM alerts WHERE alert_id = $1 FOR UPDATE", &[&id]).await?;
-    row.map(|r| parse(r.get(0))).transpose()
+    Ok(row.map(|r| parse_alert(r.get(0))).transpose()?)
 }
 
-async fn write(tx: &Transaction<'_>, kind: ChangeKind, alert: Alert) -> Result<LoggedChange, StoreError> {
-    let text = serde_json::to_string(&alert).map_err(|e| StoreError::Internal(e.to_string()))?;
+/// Writes the alert of `rows` and logs its change; returns the logged change.
+async fn write(tx: &Transaction<'_>, rows: ChangeRows) -> Result<LoggedChange, StoreError> {
+    let change = rows.change;
     sql::execute(
         tx,
         "INSERT INTO alerts (alert_id, status, opened_at, alert) VALUES ($1, $2, $3, $4::text::json)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
-        &[&alert.id, &status_text(alert.status), &alert.opened_at, &text],
+        &[&change.alert.id, &rows.status, &change.alert.opened_at, &rows.alert_json],
     )
     .await?;
-    let change = AlertChange { kind, alert };
-    let text = serde_json::to_string(&change).map_err(|e| StoreError::Internal(e.to_string()))?;
     let row = sql::query_one(
         tx,
         "INSERT INTO alert_changes (alert_id, change) VALUES ($1, $2::text::json) RETURNING change_id",
-        &[&change.alert.id, &text],
+        &[&change.alert.id, &rows.change_json],
     )
     .await?;
     Ok((row.get(0), change))
@@ -60,16 +49,14 @@ async fn in_transaction<T>(
     Ok(outcome)
 }
 
-/// `Storage::record_alert_changes`.
+/// `Backend::record_alert_changes`.
 pub(super) async fn record(pool: &Pool, changes: Vec<AlertChange>) -> Result<Vec<LoggedChange>, StoreError> {
     in_transaction(pool, move |tx| {
         Box::pin(async move {
             let mut logged = Vec::with_capacity(changes.len());
-            for AlertChange { kind, mut alert } in changes {
-                if let Some(before) = stored(tx, &alert.id).await? {
-                    alerts::merge_stored(&mut alert, &before);
-                }
-                logged.push(write(tx, kind, alert).await?);
+            for change in changes {
+                let before = stored(tx, &change.alert.id).await?;
+                logged.push(write(tx, ChangeRows::recorded(change, before.as_ref())).await?);
             }
             Ok(logged)
         })
@@ -77,18 +64,19 @@ pub(super) async fn record(pool: &Pool, changes: Vec<AlertChange>) -> Result<Vec
     .await
 }
 
-/// `Storage::acknowledge_alert`.
+/// `Backend::acknowledge_alert`.
 pub(super) async fn acknowledge(
     pool: &Pool,
     id: String,
-    action: alerts::AlertAction,
+    action: AlertAction,
     at: String,
 ) -> Result<Option<Acknowledged>, StoreError> {
     in_transaction(pool, move |tx| {
         Box::pin(async move {
-            let Some(mut alert) = stored(tx, &id).await? else { return Ok(None) };
-            let change = match alerts::act(&mut alert, action, &at) {
-                Some(kind) => Some(write(tx, kind, alert.clone()).await?),
+            let Some(alert) = stored(tx, &id).await? else { return Ok(None) };
+            let (alert, rows) = ChangeRows::acted(alert, action, &at);
+            let change = match rows {
+                Some(rows) => Some(write(tx, rows).await?),
                 None => None,
             };
             Ok(Some(Acknowledged { alert, change }))
@@ -97,7 +85,7 @@ pub(super) async fn acknowledge(
     .await
 }
 
-/// `Storage::alerts`.
+/// `Backend::alerts`.
 pub(super) async fn query(client: &impl GenericClient, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
     let status = query.status.map(status_text);
     let limit = i64::from(query.limit);
@@ -109,16 +97,16 @@ pub(super) async fn query(client: &impl GenericClient, query: &AlertQuery) -> Re
         &[&status, &query.since, &limit],
     )
     .await?;
-    rows.iter().map(|r| parse(r.get(0))).collect()
+    rows.iter().map(|r| Ok(parse_alert(r.get(0))?)).collect()
 }
 
-/// `Storage::newest_alert_change`.
+/// `Backend::newest_alert_change`.
 pub(super) async fn newest_change(client: &impl GenericClient) -> Result<i64, StoreError> {
     let row = sql::query_one(client, "SELECT coalesce(max(change_id), 0) FROM alert_changes", &[]).await?;
     Ok(row.get(0))
 }
 
-/// `Storage::alert_changes`.
+/// `Backend::alert_changes`.
 pub(super) async fn changes(
     client: &impl GenericClient,
     after: i64,
@@ -130,11 +118,5 @@ pub(super) async fn changes(
         &[&after, &i64::from(limit)],
     )
     .await?;
-    rows.iter()
-        .map(|r| {
-            let change: AlertChange = serde_json::from_str(r.get(1))
-                .map_err(|e| StoreError::Internal(format!("a stored alert change is not valid: {e}")))?;
-            Ok((r.get(0), change))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((r.get(0), parse_change(r.get(1))?))).collect()
 }

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
@@ -37,8 +38,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use super::backend::Backend;
 use super::feed::CommitFeed;
-use super::{EventQuery, EventRow, Inserted, Order, Removed, SessionQuery, SessionRow, StoreError};
+use super::filter::{self, Dialect, Param, StudentScope};
+use super::maintenance::{Deleted, Maintenance};
+use super::{EventQuery, EventRow, Inserted, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
 use crate::domain::event::{CommittedEvent, ValidEvent};
 use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
@@ -77,13 +81,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `created_at` as `now_iso` writes it (ISO 8601 UTC with ms).
 const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
-
-/// Work that deletes, run by the writer in a transaction of its own.
-#[derive(Debug)]
-enum Maintenance {
-    Purge { before: String, limit: usize, ids: Option<Vec<i64>> },
-    DeleteStudent { email: String },
-}
 
 /// Where the writer answers an insert request.
 type InsertAck = oneshot::Sender<Result<Inserted, StoreError>>;
@@ -334,11 +331,6 @@ impl PostgresStore {
         })
     }
 
-    /// `Storage::is_leader`: whether this server holds the database's leader lock.
-    pub(crate) fn is_leader(&self) -> bool {
-        self.leader.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     /// Runs `work` on the store's runtime and awaits it. Errors: `work`'s, or
     /// [`StoreError::Stopped`] when the runtime is gone.
     async fn on_runtime<T: Send + 'static>(
@@ -356,8 +348,26 @@ impl PostgresStore {
         })
     }
 
+    async fn maintain(&self, task: Maintenance) -> Result<Removed, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.submit(Job::Maintain { task, ack })?;
+        done.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// `Storage::is_leader`: whether this server holds the database's leader lock.
+    fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// `Storage::insert`: the summaries are folded in the events' transaction.
-    pub(crate) async fn insert(&self, mut events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
+    async fn insert(&self, mut events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
         // On the request's task, not the writer's: what JSONB cannot hold is replaced here.
         for event in &mut events {
             if let std::borrow::Cow::Owned(data) = jsonb_text(&event.event_data) {
@@ -370,7 +380,7 @@ impl PostgresStore {
     }
 
     /// `Storage::ping`: a pooled connection that is not on a read-only standby.
-    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -384,38 +394,27 @@ impl PostgresStore {
     }
 
     /// `Storage::flush_summaries`: nothing to do, summaries are written with their events.
-    pub(crate) async fn flush_summaries(&self) -> Result<(), StoreError> {
+    async fn flush_summaries(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
     /// `Storage::purge` and `Storage::purge_ids`.
-    pub(crate) async fn purge(
-        &self,
-        before: String,
-        limit: usize,
-        ids: Option<Vec<i64>>,
-    ) -> Result<Removed, StoreError> {
+    async fn purge(&self, before: String, limit: usize, ids: Option<Vec<i64>>) -> Result<Removed, StoreError> {
         self.maintain(Maintenance::Purge { before, limit, ids }).await
     }
 
     /// `Storage::delete_student`.
-    pub(crate) async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
+    async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
         self.maintain(Maintenance::DeleteStudent { email }).await
     }
 
-    async fn maintain(&self, task: Maintenance) -> Result<Removed, StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.submit(Job::Maintain { task, ack })?;
-        done.await.map_err(|_| StoreError::Stopped)?
-    }
-
     /// `Storage::committed`.
-    pub(crate) fn committed(&self) -> watch::Receiver<i64> {
+    fn committed(&self) -> watch::Receiver<i64> {
         self.committed.clone()
     }
 
     /// `Storage::observe_queue_depth`.
-    pub(crate) fn observe_queue_depth(&self) -> usize {
+    fn observe_queue_depth(&self) -> usize {
         let depth = lock(&self.writer).as_ref().map_or(0, |w| w.max_capacity() - w.capacity());
         self.metrics.queue_depth.set(depth as i64);
         depth
@@ -424,7 +423,7 @@ impl PostgresStore {
     /// `Storage::events`.
     /// Events newer than [`PostgresStore::durable`] are returned only after a
     /// [`DURABILITY_BARRIER`] on the same connection.
-    pub(crate) async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+    async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
         let pool = self.pool.clone();
         let durable = self.durable.clone();
         self.on_runtime(async move {
@@ -437,7 +436,7 @@ impl PostgresStore {
     }
 
     /// `Storage::count_events`.
-    pub(crate) async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
+    async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -453,10 +452,7 @@ impl PostgresStore {
     }
 
     /// `Storage::events_and_losses`.
-    pub(crate) async fn events_and_losses(
-        &self,
-        query: EventQuery,
-    ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
+    async fn events_and_losses(&self, query: EventQuery) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
         let pool = self.pool.clone();
         let durable = self.durable.clone();
         self.on_runtime(async move {
@@ -475,7 +471,7 @@ impl PostgresStore {
     }
 
     /// `Storage::sessions`.
-    pub(crate) async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -485,7 +481,7 @@ impl PostgresStore {
     }
 
     /// `Storage::record_alert_changes`.
-    pub(crate) async fn record_alert_changes(
+    async fn record_alert_changes(
         &self,
         changes: Vec<crate::domain::alerts::AlertChange>,
     ) -> Result<Vec<super::LoggedChange>, StoreError> {
@@ -494,7 +490,7 @@ impl PostgresStore {
     }
 
     /// `Storage::acknowledge_alert`.
-    pub(crate) async fn acknowledge_alert(
+    async fn acknowledge_alert(
         &self,
         id: String,
         action: crate::domain::alerts::AlertAction,
@@ -505,10 +501,7 @@ impl PostgresStore {
     }
 
     /// `Storage::alerts`.
-    pub(crate) async fn alerts(
-        &self,
-        query: super::AlertQuery,
-    ) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
+    async fn alerts(&self, query: super::AlertQuery) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -518,7 +511,7 @@ impl PostgresStore {
     }
 
     /// `Storage::alert_changes`.
-    pub(crate) async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<super::LoggedChange>, StoreError> {
+    async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<super::LoggedChange>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -528,7 +521,7 @@ impl PostgresStore {
     }
 
     /// `Storage::newest_alert_change`.
-    pub(crate) async fn newest_alert_change(&self) -> Result<i64, StoreError> {
+    async fn newest_alert_change(&self) -> Result<i64, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
             let client = sql::connection(&pool).await?;
@@ -538,7 +531,7 @@ impl PostgresStore {
     }
 
     /// `Storage::summary_drift`.
-    pub(crate) async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
+    async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         let pool = self.pool.clone();
         let completion_types = self.completion_types.clone();
         self.on_runtime(async move {
@@ -564,7 +557,7 @@ impl PostgresStore {
 
     /// `Storage::close`: stops taking writes, waits (at most [`CLOSE_TIMEOUT`]) for the writer
     /// to commit what it was handed, then stops the runtime.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         lock(&self.writer).take();
         if let Some(done) = lock(&self.writer_done).take() {
             if done.recv_timeout(CLOSE_TIMEOUT).is_err() {
@@ -1291,25 +1284,21 @@ async fn purge(
             .await?
         }
     };
-    let mut removed = Removed { events: rows.len() as u64, ..Removed::default() };
-    let mut tokens: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
-    tokens.sort_unstable();
-    tokens.dedup();
+    let deleted = Deleted::from_rows(rows.iter().map(|r| (r.get(0), r.get(1))));
+    let tokens: Vec<&str> = deleted.sessions.iter().map(String::as_str).collect();
     lock_sessions(tx, &tokens).await?;
-    removed.sessions = refresh_summaries(tx, &tokens, completion_types).await?;
-    let mut students: Vec<i64> = rows.iter().filter_map(|r| r.get::<_, Option<i64>>(1)).collect();
-    students.sort_unstable();
-    students.dedup();
-    if !students.is_empty() {
-        removed.students = sql::execute(
+    let emptied = refresh_summaries(tx, &tokens, completion_types).await?;
+    let mut students = 0;
+    if !deleted.students.is_empty() {
+        students = sql::execute(
             tx,
             "DELETE FROM students s WHERE student_id = ANY($1)
                  AND NOT EXISTS (SELECT 1 FROM session_students x WHERE x.student_id = s.student_id)",
-            &[&students],
+            &[&deleted.students],
         )
         .await?;
     }
-    Ok(removed)
+    Ok(deleted.removed(emptied, students))
 }
 
 /// Deletes a student and every trace (see `Storage::delete_student`) within `tx`.
@@ -1335,51 +1324,14 @@ async fn delete_student(tx: &Transaction<'_>, email: &str) -> Result<Removed, St
 
 /// Runs an event query, in `query.order` by `event_id`, starting after `query.after`.
 async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
-    let mut sql = format!(
+    let head = format!(
         "SELECT e.event_id, e.session_token, e.event_type, e.event_data::text, {}, s.email, s.name, e.event_uuid, e.seq
          FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE true",
         ISO.replace("created_at", "e.created_at")
     );
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    let limit = i64::from(query.limit);
-    if let Some(token) = &query.session_token {
-        params.push(token);
-        sql.push_str(&format!(" AND e.session_token = ${}", params.len()));
-    }
-    if let Some(email) = &query.student_email {
-        // Through the student's sessions (`session_students`, then `idx_events_session`): events
-        // have no index on `student_id`.
-        params.push(email);
-        let student = format!("(SELECT student_id FROM students WHERE lower(email) = lower(${}))", params.len());
-        sql.push_str(&format!(
-            " AND e.session_token IN (SELECT session_token FROM session_students WHERE student_id = {student})
-              AND e.student_id = {student}"
-        ));
-    }
-    if let Some(event_type) = &query.event_type {
-        params.push(event_type);
-        sql.push_str(&format!(" AND e.event_type = ${}", params.len()));
-    }
-    if let Some(since) = &query.since {
-        params.push(since);
-        sql.push_str(&format!(" AND e.created_at >= ${}::text::timestamptz", params.len()));
-    }
-    if let Some(until) = &query.until {
-        params.push(until);
-        sql.push_str(&format!(" AND e.created_at < ${}::text::timestamptz", params.len()));
-    }
-    let (compare, order) = match query.order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
-    };
-    let after = query.after.map(|cursor| cursor.position());
-    if let Some(after) = &after {
-        params.push(after);
-        sql.push_str(&format!(" AND e.event_id {compare} ${}", params.len()));
-    }
-    params.push(&limit);
-    sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT ${}", params.len()));
-    let rows = sql::query(client, &sql, &params).await?;
+    let scope = query.student_email.as_deref().map(StudentScope::ByEmail);
+    let statement = filter::events(Dialect::Postgres, &head, query, scope);
+    let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
     rows.iter()
         .map(|row| {
             let data: String = row.get(3);
@@ -1399,41 +1351,26 @@ async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result
         .collect()
 }
 
+/// The driver's view of a statement's parameters.
+fn bound<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => text as &(dyn ToSql + Sync),
+            Param::Int(n) => n as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
 /// Reads session summaries, most recently seen first (by `last_seen`, then token).
 async fn query_sessions(client: &impl GenericClient, query: &SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
-    let mut sql = String::from(
+    let statement = filter::sessions(
+        Dialect::Postgres,
         "SELECT x.session_token, s.email, s.name, x.summary::text
          FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true",
+        query,
     );
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    let limit = i64::from(query.limit);
-    if let Some(email) = &query.student_email {
-        params.push(email);
-        sql.push_str(&format!(
-            " AND x.student_id = (SELECT student_id FROM students WHERE lower(email) = lower(${}))",
-            params.len()
-        ));
-    }
-    if let Some(since) = &query.since {
-        params.push(since);
-        sql.push_str(&format!(" AND x.last_seen >= ${}::text::timestamptz", params.len()));
-    }
-    if let Some(until) = &query.until {
-        params.push(until);
-        sql.push_str(&format!(" AND x.first_seen < ${}::text::timestamptz", params.len()));
-    }
-    if let Some(after) = &query.after {
-        params.push(&after.last_seen);
-        params.push(&after.session_token);
-        sql.push_str(&format!(
-            " AND (x.last_seen, x.session_token) < (${}::text::timestamptz, ${})",
-            params.len() - 1,
-            params.len()
-        ));
-    }
-    params.push(&limit);
-    sql.push_str(&format!(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ${}", params.len()));
-    let rows = sql::query(client, &sql, &params).await?;
+    let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
     rows.iter()
         .map(|row| {
             Ok(SessionRow {

@@ -5,70 +5,54 @@
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::SqliteError;
-use crate::domain::alerts::{self, Alert, AlertChange, AlertStatus, ChangeKind};
+use crate::domain::alerts::{Alert, AlertAction, AlertChange};
+use crate::storage::alert_rows::{parse_alert, parse_change, status_text, ChangeRows};
 use crate::storage::{Acknowledged, AlertQuery, LoggedChange};
-
-fn parse(text: &str) -> Result<Alert, SqliteError> {
-    serde_json::from_str(text).map_err(|e| SqliteError::Commit(format!("a stored alert is not valid: {e}")))
-}
-
-fn status_text(status: AlertStatus) -> &'static str {
-    match status {
-        AlertStatus::Open => "open",
-        AlertStatus::Resolved => "resolved",
-    }
-}
 
 fn stored(tx: &Connection, id: &str) -> Result<Option<Alert>, SqliteError> {
     let text: Option<String> =
         tx.prepare_cached("SELECT alert FROM alerts WHERE alert_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-    text.as_deref().map(parse).transpose()
+    Ok(text.as_deref().map(parse_alert).transpose()?)
 }
 
-/// Writes `alert` and logs `kind` for it; returns the logged change.
-fn write(tx: &Connection, kind: ChangeKind, alert: Alert) -> Result<LoggedChange, SqliteError> {
-    let text = serde_json::to_string(&alert).map_err(|e| SqliteError::Commit(e.to_string()))?;
+/// Writes the alert of `rows` and logs its change; returns the logged change.
+fn write(tx: &Connection, rows: ChangeRows) -> Result<LoggedChange, SqliteError> {
+    let change = rows.change;
     tx.prepare_cached(
         "INSERT INTO alerts (alert_id, status, opened_at, alert) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
     )?
-    .execute((&alert.id, status_text(alert.status), &alert.opened_at, &text))?;
-    let change = AlertChange { kind, alert };
-    let text = serde_json::to_string(&change).map_err(|e| SqliteError::Commit(e.to_string()))?;
+    .execute((&change.alert.id, rows.status, &change.alert.opened_at, &rows.alert_json))?;
     tx.prepare_cached("INSERT INTO alert_changes (alert_id, change) VALUES (?1, ?2)")?
-        .execute((&change.alert.id, &text))?;
+        .execute((&change.alert.id, &rows.change_json))?;
     Ok((tx.last_insert_rowid(), change))
 }
 
-/// `Storage::record_alert_changes` within `tx`.
+/// `Backend::record_alert_changes` within `tx`.
 pub fn record(tx: &Transaction<'_>, changes: Vec<AlertChange>) -> Result<Vec<LoggedChange>, SqliteError> {
     changes
         .into_iter()
-        .map(|AlertChange { kind, mut alert }| {
-            if let Some(before) = stored(tx, &alert.id)? {
-                alerts::merge_stored(&mut alert, &before);
-            }
-            write(tx, kind, alert)
+        .map(|change| {
+            let before = stored(tx, &change.alert.id)?;
+            write(tx, ChangeRows::recorded(change, before.as_ref()))
         })
         .collect()
 }
 
-/// `Storage::acknowledge_alert` within `tx`.
+/// `Backend::acknowledge_alert` within `tx`.
 pub fn acknowledge(
     tx: &Transaction<'_>,
     id: &str,
-    action: alerts::AlertAction,
+    action: AlertAction,
     at: &str,
 ) -> Result<Option<Acknowledged>, SqliteError> {
-    let Some(mut alert) = stored(tx, id)? else { return Ok(None) };
-    let change = match alerts::act(&mut alert, action, at) {
-        Some(kind) => Some(write(tx, kind, alert.clone())?),
-        None => None,
-    };
+    let Some(alert) = stored(tx, id)? else { return Ok(None) };
+    let (alert, rows) = ChangeRows::acted(alert, action, at);
+    let change = rows.map(|rows| write(tx, rows)).transpose()?;
     Ok(Some(Acknowledged { alert, change }))
 }
 
-/// `Storage::alerts` on a read connection.
+/// `Backend::alerts` on a read connection.
 pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, SqliteError> {
     let mut sql = String::from("SELECT alert FROM alerts WHERE 1 = 1");
     let status = query.status.map(status_text);
@@ -85,17 +69,17 @@ pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, Sqlite
     params.push(&query.limit);
     let mut statement = conn.prepare_cached(&sql)?;
     let texts = statement.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?;
-    texts.map(|t| parse(&t?)).collect()
+    texts.map(|t| Ok(parse_alert(&t?)?)).collect()
 }
 
-/// `Storage::newest_alert_change` on a read connection: the newest change's position, 0 when
+/// `Backend::newest_alert_change` on a read connection: the newest change's position, 0 when
 /// none is logged.
 pub fn newest_change(conn: &Connection) -> Result<i64, SqliteError> {
     let mut statement = conn.prepare_cached("SELECT coalesce(max(change_id), 0) FROM alert_changes")?;
     Ok(statement.query_row((), |r| r.get(0))?)
 }
 
-/// `Storage::alert_changes` on a read connection.
+/// `Backend::alert_changes` on a read connection.
 pub fn changes(conn: &Connection, after: i64, limit: u32) -> Result<Vec<LoggedChange>, SqliteError> {
     let mut statement = conn.prepare_cached(
         "SELECT change_id, change FROM alert_changes WHERE change_id > ?1 ORDER BY change_id LIMIT ?2",
@@ -103,9 +87,7 @@ pub fn changes(conn: &Connection, after: i64, limit: u32) -> Result<Vec<LoggedCh
     let rows = statement.query_map((after, limit), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     rows.map(|row| {
         let (id, text) = row?;
-        let change: AlertChange = serde_json::from_str(&text)
-            .map_err(|e| SqliteError::Commit(format!("a stored alert change is not valid: {e}")))?;
-        Ok((id, change))
+        Ok((id, parse_change(&text)?))
     })
     .collect()
 }

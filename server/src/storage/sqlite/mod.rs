@@ -16,13 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use tokio::sync::{oneshot, watch};
 
+use super::backend::Backend;
 use super::feed::CommitFeed;
+use super::maintenance::{Deleted, Maintenance};
 use super::{Inserted, Removed, StoreError};
 use crate::config::Config;
 use crate::domain::event::{CommittedEvent, ValidEvent};
@@ -156,6 +159,9 @@ pub enum SqliteError {
         /// Why.
         source: std::io::Error,
     },
+    /// A stored row does not hold what it should.
+    #[error(transparent)]
+    Corrupt(#[from] crate::storage::alert_rows::CorruptRow),
     /// The writer thread has stopped (shutdown).
     #[error("the writer has stopped")]
     WriterGone,
@@ -168,16 +174,6 @@ pub enum SqliteError {
     /// The WAL shim could not be registered with SQLite (its result code).
     #[error("cannot register the WAL VFS shim: SQLite error {0}")]
     Vfs(std::ffi::c_int),
-}
-
-/// Work that deletes, run by the writer in a transaction of its own.
-#[derive(Debug, Clone)]
-enum Maintenance {
-    /// Delete at most `limit` events stored before `before` (ISO text), oldest first; with
-    /// `ids`, only those of them (the events an archive has written).
-    Purge { before: String, limit: usize, ids: Option<Vec<i64>> },
-    /// Delete a student, every event of their sessions and the summaries.
-    DeleteStudent { email: String },
 }
 
 /// One request to the writer.
@@ -325,91 +321,6 @@ impl SqliteStore {
         })
     }
 
-    /// `Storage::insert` on this backend: the summaries are written behind the events (within
-    /// [`SUMMARY_FLUSH_EVERY`], or at a flush).
-    pub(crate) async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
-        self.submit(|ack| WriteJob::Insert { events, ack }).await
-    }
-
-    /// `Storage::ping`: an empty immediate transaction through the writer (takes the write lock).
-    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
-    }
-
-    /// `Storage::flush_summaries`: returns at once when the summaries reflect every committed
-    /// event, else has the writer flush them and waits for that commit. When the write queue is
-    /// full it does not wait.
-    pub(crate) async fn flush_summaries(&self) -> Result<(), StoreError> {
-        if self.flushed.load(Ordering::Acquire) >= *self.committed.borrow() {
-            return Ok(());
-        }
-        match self.submit(|ack| WriteJob::FlushSummaries { ack }).await {
-            Ok(_) | Err(StoreError::Overloaded) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// `Storage::purge` (all of them, `ids: None`) and `Storage::purge_ids`.
-    pub(crate) async fn purge(
-        &self,
-        before: String,
-        limit: usize,
-        ids: Option<Vec<i64>>,
-    ) -> Result<Removed, StoreError> {
-        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit, ids }, ack }).await
-    }
-
-    /// `Storage::delete_student`.
-    pub(crate) async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
-        self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack }).await
-    }
-
-    /// `Storage::record_alert_changes`.
-    pub(crate) async fn record_alert_changes(
-        &self,
-        changes: Vec<crate::domain::alerts::AlertChange>,
-    ) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
-        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Record(changes), ack }).await? {
-            AlertOutcome::Recorded(logged) => Ok(logged),
-            AlertOutcome::Acknowledged(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
-        }
-    }
-
-    /// `Storage::acknowledge_alert`.
-    pub(crate) async fn acknowledge_alert(
-        &self,
-        id: String,
-        action: crate::domain::alerts::AlertAction,
-        at: String,
-    ) -> Result<Option<crate::storage::Acknowledged>, StoreError> {
-        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Acknowledge { id, action, at }, ack }).await? {
-            AlertOutcome::Acknowledged(done) => Ok(done.map(|d| *d)),
-            AlertOutcome::Recorded(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
-        }
-    }
-
-    /// `Storage::alerts`.
-    pub(crate) async fn alerts(
-        &self,
-        query: crate::storage::AlertQuery,
-    ) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
-        self.read(move |conn| alerts::query(conn, &query)).await
-    }
-
-    /// `Storage::alert_changes`.
-    pub(crate) async fn alert_changes(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
-        self.read(move |conn| alerts::changes(conn, after, limit)).await
-    }
-
-    /// `Storage::newest_alert_change`.
-    pub(crate) async fn newest_alert_change(&self) -> Result<i64, StoreError> {
-        self.read(alerts::newest_change).await
-    }
-
     /// Hands a job to the writer and waits for its answer.
     async fn submit<T>(
         &self,
@@ -428,18 +339,6 @@ impl SqliteStore {
         }
     }
 
-    /// `Storage::committed`.
-    pub(crate) fn committed(&self) -> watch::Receiver<i64> {
-        self.committed.clone()
-    }
-
-    /// `Storage::observe_queue_depth`.
-    pub(crate) fn observe_queue_depth(&self) -> usize {
-        let depth = lock(&self.writer).as_ref().map_or(0, Sender::len);
-        self.metrics.queue_depth.set(depth as i64);
-        depth
-    }
-
     /// Runs `work` on a read-only connection in a blocking task. Errors: `work`'s, a read pool
     /// failure, or [`StoreError::Stopped`] when the task cannot run (shutdown).
     async fn read<T: Send + 'static>(
@@ -449,14 +348,110 @@ impl SqliteStore {
         let pool = self.readers.clone();
         Ok(tokio::task::spawn_blocking(move || work(&*pool.get()?)).await.map_err(|_| StoreError::Stopped)??)
     }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn is_leader(&self) -> bool {
+        true
+    }
+
+    /// `Storage::insert` on this backend: the summaries are written behind the events (within
+    /// [`SUMMARY_FLUSH_EVERY`], or at a flush).
+    async fn insert(&self, events: Vec<ValidEvent>) -> Result<Inserted, StoreError> {
+        self.submit(|ack| WriteJob::Insert { events, ack }).await
+    }
+
+    /// `Storage::ping`: an empty immediate transaction through the writer (takes the write lock).
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.submit(|ack| WriteJob::Ping { ack }).await.map(|_| ())
+    }
+
+    /// `Storage::flush_summaries`: returns at once when the summaries reflect every committed
+    /// event, else has the writer flush them and waits for that commit. When the write queue is
+    /// full it does not wait.
+    async fn flush_summaries(&self) -> Result<(), StoreError> {
+        if self.flushed.load(Ordering::Acquire) >= *self.committed.borrow() {
+            return Ok(());
+        }
+        match self.submit(|ack| WriteJob::FlushSummaries { ack }).await {
+            Ok(_) | Err(StoreError::Overloaded) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `Storage::purge` (all of them, `ids: None`) and `Storage::purge_ids`.
+    async fn purge(&self, before: String, limit: usize, ids: Option<Vec<i64>>) -> Result<Removed, StoreError> {
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::Purge { before, limit, ids }, ack }).await
+    }
+
+    /// `Storage::delete_student`.
+    async fn delete_student(&self, email: String) -> Result<Removed, StoreError> {
+        self.submit(|ack| WriteJob::Maintain { task: Maintenance::DeleteStudent { email }, ack }).await
+    }
+
+    /// `Storage::record_alert_changes`.
+    async fn record_alert_changes(
+        &self,
+        changes: Vec<crate::domain::alerts::AlertChange>,
+    ) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
+        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Record(changes), ack }).await? {
+            AlertOutcome::Recorded(logged) => Ok(logged),
+            AlertOutcome::Acknowledged(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
+        }
+    }
+
+    /// `Storage::acknowledge_alert`.
+    async fn acknowledge_alert(
+        &self,
+        id: String,
+        action: crate::domain::alerts::AlertAction,
+        at: String,
+    ) -> Result<Option<crate::storage::Acknowledged>, StoreError> {
+        match self.submit(|ack| WriteJob::Alerts { work: AlertWork::Acknowledge { id, action, at }, ack }).await? {
+            AlertOutcome::Acknowledged(done) => Ok(done.map(|d| *d)),
+            AlertOutcome::Recorded(_) => Err(StoreError::Internal("unexpected alert outcome".into())),
+        }
+    }
+
+    /// `Storage::alerts`.
+    async fn alerts(&self, query: crate::storage::AlertQuery) -> Result<Vec<crate::domain::alerts::Alert>, StoreError> {
+        self.read(move |conn| alerts::query(conn, &query)).await
+    }
+
+    /// `Storage::alert_changes`.
+    async fn alert_changes(&self, after: i64, limit: u32) -> Result<Vec<crate::storage::LoggedChange>, StoreError> {
+        self.read(move |conn| alerts::changes(conn, after, limit)).await
+    }
+
+    /// `Storage::newest_alert_change`.
+    async fn newest_alert_change(&self) -> Result<i64, StoreError> {
+        self.read(alerts::newest_change).await
+    }
+
+    /// `Storage::committed`.
+    fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.clone()
+    }
+
+    /// `Storage::observe_queue_depth`.
+    fn observe_queue_depth(&self) -> usize {
+        let depth = lock(&self.writer).as_ref().map_or(0, Sender::len);
+        self.metrics.queue_depth.set(depth as i64);
+        depth
+    }
 
     /// `Storage::events`.
-    pub(crate) async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+    async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
         self.read(move |conn| query_events(conn, &query)).await
     }
 
     /// `Storage::count_events`.
-    pub(crate) async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
+    async fn count_events(&self, after: i64, upto: i64) -> Result<u64, StoreError> {
         self.read(move |conn| {
             let count: i64 = conn
                 .prepare_cached("SELECT count(*) FROM events WHERE event_id > ?1 AND event_id <= ?2")?
@@ -467,10 +462,7 @@ impl SqliteStore {
     }
 
     /// `Storage::events_and_losses` (the caller has flushed the summaries).
-    pub(crate) async fn events_and_losses(
-        &self,
-        query: EventQuery,
-    ) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
+    async fn events_and_losses(&self, query: EventQuery) -> Result<(Vec<EventRow>, Option<(u64, u64)>), StoreError> {
         self.read(move |conn| {
             let events = query_events(conn, &query)?;
             let losses = match &query.session_token {
@@ -483,12 +475,12 @@ impl SqliteStore {
     }
 
     /// `Storage::sessions` (the caller has flushed the summaries).
-    pub(crate) async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
+    async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         self.read(move |conn| query_sessions(conn, &query)).await
     }
 
     /// `Storage::summary_drift` (the caller has flushed the summaries).
-    pub(crate) async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
+    async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         let completion_types = self.completion_types.clone();
         self.read(move |conn| {
             let stored: std::collections::HashMap<String, String> = conn
@@ -516,7 +508,7 @@ impl SqliteStore {
 
     /// `Storage::close`: stops taking writes, lets the writer commit everything already handed
     /// to it, and waits for it.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         let checkpointer = lock(&self.checkpointer).take();
         drop(checkpointer);
         lock(&self.writer).take();
@@ -1061,11 +1053,17 @@ fn purge(
     ids: Option<&[i64]>,
     completion_types: &[String],
 ) -> Result<Removed, rusqlite::Error> {
-    let deleted: Vec<(String, Option<i64>)> = match ids {
+    // Oldest first by event_id. The bound on event_id (the newest event before the cutoff, one
+    // seek in idx_events_created) makes the scan a rowid range that stops at `limit`, also when
+    // nothing is old enough; ids grow with `created_at` (one writer per file).
+    let rows: Vec<(String, Option<i64>)> = match ids {
         None => conn
             .prepare_cached(
                 "DELETE FROM events WHERE event_id IN
-                     (SELECT event_id FROM events WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)
+                     (SELECT event_id FROM events WHERE created_at < ?1
+                          AND event_id <= (SELECT event_id FROM events WHERE created_at < ?1
+                                           ORDER BY created_at DESC, event_id DESC LIMIT 1)
+                      ORDER BY event_id LIMIT ?2)
                  RETURNING session_token, student_id",
             )?
             .query_map((before, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -1081,29 +1079,25 @@ fn purge(
             .collect::<Result<_, _>>()?
         }
     };
-    let mut removed = Removed { events: deleted.len() as u64, ..Removed::default() };
-    let mut tokens: Vec<&str> = deleted.iter().map(|(t, _)| t.as_str()).collect();
-    tokens.sort_unstable();
-    tokens.dedup();
-    for token in tokens {
+    let deleted = Deleted::from_rows(rows);
+    let mut emptied = 0;
+    for token in &deleted.sessions {
         if !refresh_summary(conn, token, completion_types)? {
-            removed.sessions += 1;
+            emptied += 1;
         }
     }
     // A student goes with the last session they appear in (`refresh_summary` deleted the
     // `session_students` rows of the sessions left without events).
-    let mut students: Vec<i64> = deleted.iter().filter_map(|(_, s)| *s).collect();
-    students.sort_unstable();
-    students.dedup();
-    for student in students {
-        removed.students += conn
+    let mut students = 0;
+    for student in &deleted.students {
+        students += conn
             .prepare_cached(
                 "DELETE FROM students WHERE student_id = ?1
                  AND NOT EXISTS (SELECT 1 FROM session_students WHERE student_id = ?1)",
             )?
             .execute([student])? as u64;
     }
-    Ok(removed)
+    Ok(deleted.removed(emptied, students))
 }
 
 /// [`delete_student`] on the database file at `path`, for the command line: waits for the write

@@ -5,7 +5,24 @@ use serde_json::value::RawValue;
 use session_log_protocol::{StoredEvent, Uuid};
 
 use super::SqliteError;
-use crate::storage::{EventQuery, EventRow, Order, SessionQuery, SessionRow};
+use crate::storage::filter::{self, Dialect, Param, StudentScope};
+use crate::storage::{EventQuery, EventRow, SessionQuery, SessionRow};
+
+const EVENTS_HEAD: &str = "SELECT e.event_id, e.session_token, e.event_type, e.event_data, e.created_at,
+        s.email, s.name, e.event_uuid, e.seq
+     FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE true";
+
+const SESSIONS_HEAD: &str = "SELECT x.session_token, s.email, s.name, x.summary
+     FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true";
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match *self {
+            Param::Text(text) => text.to_sql(),
+            Param::Int(n) => Ok(n.into()),
+        }
+    }
+}
 
 /// What a session lost: `(missing, dropped)`, from its summary (one row, whatever the session's
 /// size). `missing` counts the numbers absent from its `seq` 0…max (sent by the client, not
@@ -17,14 +34,7 @@ pub fn session_losses(conn: &Connection, session_token: &str) -> Result<(u64, u6
 /// Runs an event query on a read connection, in `query.order` by `event_id`, starting after
 /// `query.after`. Errors: [`SqliteError::Sqlite`].
 pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRow>, SqliteError> {
-    let mut sql = String::from(
-        "SELECT e.event_id, e.session_token, e.event_type, e.event_data, e.created_at,
-                s.email, s.name, e.event_uuid, e.seq
-         FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE 1 = 1",
-    );
-    // A student's events are found through their sessions (`session_students`, then
-    // `idx_events_session`; events have no index on `student_id`). One session, the usual case,
-    // is an equality, which reads the index in `event_id` order and stops at `limit`.
+    // A student's events: looked up first, so that one session (the usual case) is an equality.
     let student = match &query.student_email {
         Some(email) => match student_sessions(conn, email)? {
             Some(student) => Some(student),
@@ -32,54 +42,12 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         },
         None => None,
     };
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
-    if let Some(token) = &query.session_token {
-        sql.push_str(" AND e.session_token = ?");
-        params.push(token);
-    }
-    if let Some((student_id, one_session)) = &student {
-        // A student on many sessions (any number: a client chooses them) is a join on the stored
-        // relation, never a placeholder per session.
-        match one_session {
-            Some(token) => {
-                sql.push_str(" AND e.session_token = ?");
-                params.push(token);
-            }
-            None => {
-                sql.push_str(
-                    " AND e.session_token IN (SELECT session_token FROM session_students WHERE student_id = ?)",
-                );
-                params.push(student_id);
-            }
-        }
-        sql.push_str(" AND e.student_id = ?");
-        params.push(student_id);
-    }
-    if let Some(event_type) = &query.event_type {
-        sql.push_str(" AND e.event_type = ?");
-        params.push(event_type);
-    }
-    if let Some(since) = &query.since {
-        sql.push_str(" AND e.created_at >= ?");
-        params.push(since);
-    }
-    if let Some(until) = &query.until {
-        sql.push_str(" AND e.created_at < ?");
-        params.push(until);
-    }
-    let (compare, order) = match query.order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
-    };
-    let after = query.after.map(|cursor| cursor.position());
-    if let Some(after) = &after {
-        sql.push_str(&format!(" AND e.event_id {compare} ?"));
-        params.push(after);
-    }
-    sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT ?"));
-    params.push(&query.limit);
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(params_from_iter(params), |row| {
+    let scope = student
+        .as_ref()
+        .map(|(student_id, only)| StudentScope::Resolved { student_id: *student_id, only_session: only.as_deref() });
+    let statement = filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope);
+    let mut prepared = conn.prepare_cached(&statement.sql)?;
+    let rows = prepared.query_map(params_from_iter(statement.params), |row| {
         let data: String = row.get(3)?;
         let uuid: Vec<u8> = row.get(7)?;
         Ok(StoredEvent {
@@ -123,32 +91,9 @@ fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Optio
 /// `idx_sessions_last_seen`; never the
 /// events table). Errors: [`SqliteError::Sqlite`], including a summary that is not valid JSON.
 pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<SessionRow>, SqliteError> {
-    let mut sql = String::from(
-        "SELECT x.session_token, s.email, s.name, x.summary
-         FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE 1 = 1",
-    );
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
-    if let Some(email) = &query.student_email {
-        sql.push_str(" AND x.student_id = (SELECT student_id FROM students WHERE email = ?)");
-        params.push(email);
-    }
-    if let Some(since) = &query.since {
-        sql.push_str(" AND x.last_seen >= ?");
-        params.push(since);
-    }
-    if let Some(until) = &query.until {
-        sql.push_str(" AND x.first_seen < ?");
-        params.push(until);
-    }
-    if let Some(after) = &query.after {
-        sql.push_str(" AND (x.last_seen, x.session_token) < (?, ?)");
-        params.push(&after.last_seen);
-        params.push(&after.session_token);
-    }
-    sql.push_str(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ?");
-    params.push(&query.limit);
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(params_from_iter(params), |row| {
+    let statement = filter::sessions(Dialect::Sqlite, SESSIONS_HEAD, query);
+    let mut prepared = conn.prepare_cached(&statement.sql)?;
+    let rows = prepared.query_map(params_from_iter(statement.params), |row| {
         let summary = super::parse_summary(&row.get::<_, String>(3)?)?;
         Ok(SessionRow { session_token: row.get(0)?, student_email: row.get(1)?, student_name: row.get(2)?, summary })
     })?;

@@ -1,0 +1,236 @@
+//! The filter chains of event and session queries, written once: each backend gives its
+//! [`Dialect`] and its `SELECT … WHERE true` head, gets back a [`Statement`] (SQL text and
+//! parameters in placeholder order) and only runs it with its driver.
+
+use super::{EventQuery, Order, SessionQuery};
+
+/// What differs between the backends' SQL in these queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `?1` placeholders; times are ISO 8601 text, compared as text; emails are stored
+    /// `COLLATE NOCASE`.
+    Sqlite,
+    /// `$1` placeholders; times are `timestamptz` (the ISO text cast); emails compared through
+    /// `lower()`.
+    Postgres,
+}
+
+/// A parameter of a [`Statement`]: what both drivers bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param<'q> {
+    /// A text value.
+    Text(&'q str),
+    /// A 64-bit integer.
+    Int(i64),
+}
+
+/// SQL text with its parameters, `params[n - 1]` for placeholder `n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'q> {
+    /// The SQL.
+    pub sql: String,
+    /// The parameters, in placeholder order.
+    pub params: Vec<Param<'q>>,
+    dialect: Dialect,
+}
+
+impl<'q> Statement<'q> {
+    fn new(dialect: Dialect, head: &str) -> Statement<'q> {
+        Statement { sql: head.to_owned(), params: Vec::new(), dialect }
+    }
+
+    /// Binds `param` and returns its placeholder.
+    fn bind(&mut self, param: Param<'q>) -> String {
+        self.params.push(param);
+        let n = self.params.len();
+        match self.dialect {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Binds an ISO 8601 time compared with a time column.
+    fn bind_time(&mut self, iso: &'q str) -> String {
+        let placeholder = self.bind(Param::Text(iso));
+        match self.dialect {
+            Dialect::Sqlite => placeholder,
+            Dialect::Postgres => format!("{placeholder}::text::timestamptz"),
+        }
+    }
+
+    /// `students.email` equal to `email`, case-insensitive.
+    fn email_equals(&mut self, email: &'q str) -> String {
+        let placeholder = self.bind(Param::Text(email));
+        match self.dialect {
+            Dialect::Sqlite => format!("email = {placeholder}"),
+            Dialect::Postgres => format!("lower(email) = lower({placeholder})"),
+        }
+    }
+
+    fn and(&mut self, condition: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+    }
+}
+
+/// How an event query finds a student's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudentScope<'q> {
+    /// By the email of `EventQuery::student_email`, resolved inside the statement.
+    ByEmail(&'q str),
+    /// A student already looked up: their id and, when they appear in exactly one session,
+    /// that session (an equality that reads the session index in `event_id` order and stops at
+    /// the limit).
+    Resolved {
+        /// `students.student_id`.
+        student_id: i64,
+        /// Their only session, if they have one only.
+        only_session: Option<&'q str>,
+    },
+}
+
+/// The event query `query` after `head` (the backend's `SELECT … FROM events e LEFT JOIN
+/// students s … WHERE true`): its filters, the cursor, `ORDER BY e.event_id` in its order and
+/// its limit. A student's events are found through their sessions (`session_students`, then the
+/// session index: events have no index on `student_id`), never a placeholder per session.
+pub fn events<'q>(
+    dialect: Dialect,
+    head: &str,
+    query: &'q EventQuery,
+    student: Option<StudentScope<'q>>,
+) -> Statement<'q> {
+    let mut statement = Statement::new(dialect, head);
+    if let Some(token) = &query.session_token {
+        let p = statement.bind(Param::Text(token));
+        statement.and(&format!("e.session_token = {p}"));
+    }
+    match student {
+        None => {}
+        Some(StudentScope::ByEmail(email)) => {
+            let email = statement.email_equals(email);
+            let id = format!("(SELECT student_id FROM students WHERE {email})");
+            statement.and(&format!(
+                "e.session_token IN (SELECT session_token FROM session_students WHERE student_id = {id}) \
+                 AND e.student_id = {id}"
+            ));
+        }
+        Some(StudentScope::Resolved { student_id, only_session }) => {
+            match only_session {
+                Some(token) => {
+                    let p = statement.bind(Param::Text(token));
+                    statement.and(&format!("e.session_token = {p}"));
+                }
+                None => {
+                    let p = statement.bind(Param::Int(student_id));
+                    statement.and(&format!(
+                        "e.session_token IN (SELECT session_token FROM session_students WHERE student_id = {p})"
+                    ));
+                }
+            }
+            let p = statement.bind(Param::Int(student_id));
+            statement.and(&format!("e.student_id = {p}"));
+        }
+    }
+    if let Some(event_type) = &query.event_type {
+        let p = statement.bind(Param::Text(event_type));
+        statement.and(&format!("e.event_type = {p}"));
+    }
+    if let Some(since) = &query.since {
+        let p = statement.bind_time(since);
+        statement.and(&format!("e.created_at >= {p}"));
+    }
+    if let Some(until) = &query.until {
+        let p = statement.bind_time(until);
+        statement.and(&format!("e.created_at < {p}"));
+    }
+    let (compare, order) = match query.order {
+        Order::Asc => (">", "ASC"),
+        Order::Desc => ("<", "DESC"),
+    };
+    if let Some(cursor) = query.after {
+        let p = statement.bind(Param::Int(cursor.position()));
+        statement.and(&format!("e.event_id {compare} {p}"));
+    }
+    let p = statement.bind(Param::Int(i64::from(query.limit)));
+    statement.sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT {p}"));
+    statement
+}
+
+/// The session query `query` after `head` (the backend's `SELECT … FROM sessions x LEFT JOIN
+/// students s … WHERE true`): its filters, the cursor, most recently seen first (`last_seen`,
+/// then token) and its limit. Reads the summaries only, never the events.
+pub fn sessions<'q>(dialect: Dialect, head: &str, query: &'q SessionQuery) -> Statement<'q> {
+    let mut statement = Statement::new(dialect, head);
+    if let Some(email) = &query.student_email {
+        let email = statement.email_equals(email);
+        statement.and(&format!("x.student_id = (SELECT student_id FROM students WHERE {email})"));
+    }
+    if let Some(since) = &query.since {
+        let p = statement.bind_time(since);
+        statement.and(&format!("x.last_seen >= {p}"));
+    }
+    if let Some(until) = &query.until {
+        let p = statement.bind_time(until);
+        statement.and(&format!("x.first_seen < {p}"));
+    }
+    if let Some(after) = &query.after {
+        let seen = statement.bind_time(&after.last_seen);
+        let token = statement.bind(Param::Text(&after.session_token));
+        statement.and(&format!("(x.last_seen, x.session_token) < ({seen}, {token})"));
+    }
+    let p = statement.bind(Param::Int(i64::from(query.limit)));
+    statement.sql.push_str(&format!(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT {p}"));
+    statement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cursor::SessionCursor;
+
+    // One filter chain renders to each backend's placeholders and time casts, parameters in order.
+    #[test]
+    fn a_session_query_renders_to_both_dialects() {
+        let query = SessionQuery {
+            student_email: Some("Ada@example.com".into()),
+            since: Some("2026-12-07T10:00:00.000Z".into()),
+            after: Some(SessionCursor { last_seen: "2026-12-07T11:00:00.000Z".into(), session_token: "ws_b".into() }),
+            limit: 50,
+            ..SessionQuery::default()
+        };
+        let sqlite = sessions(Dialect::Sqlite, "SELECT 1 FROM sessions x WHERE true", &query);
+        assert_eq!(
+            sqlite.sql,
+            "SELECT 1 FROM sessions x WHERE true AND x.student_id = (SELECT student_id FROM students WHERE email = ?1) \
+             AND x.last_seen >= ?2 AND (x.last_seen, x.session_token) < (?3, ?4) \
+             ORDER BY x.last_seen DESC, x.session_token DESC LIMIT ?5"
+        );
+        let postgres = sessions(Dialect::Postgres, "SELECT 1 FROM sessions x WHERE true", &query);
+        assert!(postgres.sql.contains("lower(email) = lower($1)"), "{}", postgres.sql);
+        assert!(postgres.sql.contains("x.last_seen >= $2::text::timestamptz"), "{}", postgres.sql);
+        assert_eq!(sqlite.params, postgres.params);
+        assert_eq!(sqlite.params[0], Param::Text("Ada@example.com"));
+        assert_eq!(sqlite.params[4], Param::Int(50));
+    }
+
+    // A student resolved to one session is an equality on it; on several, the stored relation.
+    #[test]
+    fn a_students_events_go_through_their_sessions() {
+        let query = EventQuery { limit: 10, ..EventQuery::default() };
+        let one = events(
+            Dialect::Sqlite,
+            "H",
+            &query,
+            Some(StudentScope::Resolved { student_id: 7, only_session: Some("ws_a") }),
+        );
+        assert_eq!(one.sql, "H AND e.session_token = ?1 AND e.student_id = ?2 ORDER BY e.event_id DESC LIMIT ?3");
+        let many =
+            events(Dialect::Sqlite, "H", &query, Some(StudentScope::Resolved { student_id: 7, only_session: None }));
+        assert!(many.sql.contains("IN (SELECT session_token FROM session_students WHERE student_id = ?1)"));
+        assert_eq!(many.params, [Param::Int(7), Param::Int(7), Param::Int(10)]);
+        let by_email = events(Dialect::Postgres, "H", &query, Some(StudentScope::ByEmail("a@b")));
+        // The email is bound once and read twice (the student's sessions and their events).
+        assert_eq!(by_email.sql.matches("lower(email) = lower($1)").count(), 2, "{}", by_email.sql);
+        assert_eq!(by_email.params.len(), 2);
+    }
+}

@@ -23,7 +23,7 @@
 //! (see `adopt`). A chunk of which only some events were acknowledged is sent whole again after a
 //! reload: the server's dedup on `eventId` makes that safe.
 
-use crate::core::{cat, decimal, hex16, join, Queue};
+use crate::pipeline::{cat, decimal, hex16, join, Queue};
 
 /// Prefix of every key the client writes.
 pub const KEY_PREFIX: &str = "session-log:";
@@ -344,7 +344,7 @@ impl<S: Store> DurableQueue<S> {
     }
 
     /// Takes the next batch (see [`Queue::start_batch`]), reporting the unreported drops in it.
-    pub fn start_batch(&mut self, max_events: usize, max_bytes: usize) -> Option<crate::core::OutgoingBatch> {
+    pub fn start_batch(&mut self, max_events: usize, max_bytes: usize) -> Option<crate::pipeline::OutgoingBatch> {
         let batch = self.queue.start_batch_reporting(max_events, max_bytes, self.dropped_unreported)?;
         self.reporting = self.dropped_unreported;
         Some(batch)

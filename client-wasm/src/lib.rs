@@ -6,15 +6,15 @@
 //! and returns at once; batches go to the server in the background. Nothing here throws into the
 //! page: problems are reported once with `console.warn`.
 //!
-//! [`core`] holds the rules (options, enrichment, the queue, backoff), [`durable`] the queue kept
+//! [`pipeline`] holds the rules (options, enrichment, the queue, backoff), [`durable`] the queue kept
 //! in `localStorage`, and [`machine`] the delivery state machine that drives them; all three are
 //! plain Rust, tested natively. The `web` module (compiled only for `wasm32`) is the thin
 //! `#[wasm_bindgen]` layer that converts values and carries out the machine's actions.
 #![deny(missing_docs)]
 
-pub mod core;
 pub mod durable;
 pub mod machine;
+pub mod pipeline;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

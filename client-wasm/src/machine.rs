@@ -10,8 +10,8 @@
 //! down); a refused write is an answer at once, not a later input. The native tests run the
 //! machine with an in-memory store and scripted replies and timers.
 
-use crate::core::{self, cat, decimal, join, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
 use crate::durable::{DurableQueue, Limits, Store};
+use crate::pipeline::{self, cat, decimal, join, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
 use session_log_protocol::redact::contains;
 
 /// `localStorage` key of the generated session token.
@@ -149,7 +149,7 @@ struct Burst {
 pub struct Reply {
     /// HTTP status; 0 when no answer came (network error, timeout).
     pub status: u16,
-    /// The wait a `Retry-After` header asked for (ms; see [`core::retry_after_ms`]).
+    /// The wait a `Retry-After` header asked for (ms; see [`pipeline::retry_after_ms`]).
     pub retry_after_ms: Option<u32>,
     /// How many of the batch's events a 2xx answer lists under `rejected` (refused for good).
     pub rejected: usize,
@@ -235,7 +235,7 @@ fn resolve_token<S: Store>(config: &Config, store: &mut S, fresh: [u8; 16]) -> S
             return stored;
         }
     }
-    let token = core::session_token(fresh);
+    let token = pipeline::session_token(fresh);
     let _ = store.set(TOKEN_KEY, &token);
     token
 }
@@ -335,7 +335,7 @@ impl<S: Store> Machine<S> {
                 "configure: unknown option(s) ",
                 &join(&unknown.iter().map(String::as_str).collect::<Vec<_>>(), ", "),
                 " (known: ",
-                &join(core::CONFIG_KEYS, ", "),
+                &join(pipeline::CONFIG_KEYS, ", "),
                 ")",
             ]));
         }
@@ -367,7 +367,7 @@ impl<S: Store> Machine<S> {
     /// `setStep(step)`: the current step of the following events. Not a whole number ≥ 0: a
     /// warning, and the step stays.
     pub fn set_step(&mut self, step: f64) {
-        match core::step_number(step) {
+        match pipeline::step_number(step) {
             Some(step) => self.session.current_step = step,
             None => self.warn("setStep expects a whole number ≥ 0".to_owned()),
         }
@@ -379,7 +379,7 @@ impl<S: Store> Machine<S> {
     /// logged: the user opted out, the session is not sampled (`sampleRate`), or (with a warning)
     /// the call is refused, e.g. a custom `eventType` the server would refuse.
     pub fn plan(&mut self, kind: EventKind, at_ms: f64, random: [u8; 10]) -> Option<EventPlan> {
-        if self.opted_out || !core::sampled(&self.session.token, self.session.config.sample_rate) {
+        if self.opted_out || !pipeline::sampled(&self.session.token, self.session.config.sample_rate) {
             return None;
         }
         match self.session.plan(kind, at_ms, random) {
@@ -516,9 +516,9 @@ impl<S: Store> Machine<S> {
         page_origin: &str,
         at_ms: f64,
     ) {
-        let Some((origin, host, path)) = core::url_parts(url) else { return };
+        let Some((origin, host, path)) = pipeline::url_parts(url) else { return };
         let endpoint = &self.session.config.endpoint;
-        let own = match core::url_parts(endpoint) {
+        let own = match pipeline::url_parts(endpoint) {
             Some((endpoint_origin, _, endpoint_path)) => origin == endpoint_origin && path == endpoint_path,
             None => origin == page_origin && path == endpoint.split(['?', '#']).next().unwrap_or(""),
         };
@@ -535,7 +535,7 @@ impl<S: Store> Machine<S> {
     /// `popstate` or `hashchange`): logs a `page_view` with the path (and `#fragment` route,
     /// without the query) when it differs from the last one seen.
     pub fn captured_navigation(&mut self, url: &str, at_ms: f64) {
-        let Some(path) = core::route(url) else { return };
+        let Some(path) = pipeline::route(url) else { return };
         if self.last_path.as_deref() == Some(path.as_str()) {
             return;
         }
@@ -545,7 +545,7 @@ impl<S: Store> Machine<S> {
 
     /// The path the page had when history capture started (no event).
     pub fn set_current_path(&mut self, url: &str) {
-        if let Some(path) = core::route(url) {
+        if let Some(path) = pipeline::route(url) {
             self.last_path = Some(path);
         }
     }
@@ -632,7 +632,7 @@ impl<S: Store> Machine<S> {
         }
         let status = reply.status;
         let reason = reply.reason.unwrap_or_default();
-        let outcome = core::outcome(status);
+        let outcome = pipeline::outcome(status);
         match outcome {
             Outcome::Delivered => {
                 let refused = reply.rejected;
@@ -1106,7 +1106,7 @@ mod tests {
         let mut m = machine(&store);
         let kept = m.token().to_owned();
         assert_eq!(store.get(TOKEN_KEY).as_deref(), Some(kept.as_str()));
-        assert_eq!(kept, core::session_token([1; 16]));
+        assert_eq!(kept, pipeline::session_token([1; 16]));
         log(&mut m, "a");
         log(&mut m, "b");
         m.configure(options(&[("sessionToken", OptionValue::Text("ws_given".into()))]), [2; 16]);
@@ -1320,11 +1320,11 @@ mod tests {
         let mut s = Session::new(Config::default(), "ws_x".into(), 0, String::new());
         let plan = s.plan(kinds[0].clone(), 5.0, [0; 10]).unwrap();
         let field = |name: &str| plan.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
-        assert_eq!(field("endpoint"), Some(core::Value::Text("/v1/models".into())));
-        assert_eq!(field("host"), Some(core::Value::Text("api.openai.com".into())));
-        assert_eq!(field("method"), Some(core::Value::Text("GET".into())));
-        assert_eq!(field("success"), Some(core::Value::Bool(false)));
-        assert_eq!(field("durationMs"), Some(core::Value::Number(12.0)));
+        assert_eq!(field("endpoint"), Some(pipeline::Value::Text("/v1/models".into())));
+        assert_eq!(field("host"), Some(pipeline::Value::Text("api.openai.com".into())));
+        assert_eq!(field("method"), Some(pipeline::Value::Text("GET".into())));
+        assert_eq!(field("success"), Some(pipeline::Value::Bool(false)));
+        assert_eq!(field("durationMs"), Some(pipeline::Value::Number(12.0)));
         assert!(matches!(&kinds[1], EventKind::CapturedRequest { host: None, status, .. } if *status == 0.0));
         m.configure(options(&[("endpoint", OptionValue::Text("https://logs.example/ingest".into()))]), [2; 16]);
         m.captured_request("POST", "https://logs.example/ingest", 200.0, 1.0, page, 8.0);

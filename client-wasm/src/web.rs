@@ -1,7 +1,7 @@
 //! The `#[wasm_bindgen]` layer: converts JavaScript values for [`Machine`] and carries out its
 //! [`Action`]s with the browser (fetch, its answer read through gloo-net, `setTimeout`,
 //! `localStorage`, beacons, Web Locks, `console.warn`). It decides nothing: every rule lives in
-//! `core` and `machine`.
+//! `pipeline` and `machine`.
 //!
 //! These exports are the module's internal API; pages use the hand-written entry
 //! (`session_log.js`), which keeps calls made before the module is ready and names the public
@@ -19,9 +19,9 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{self, cat, EventKind, EventPlan, OptionValue, Value, Warnings};
 use crate::durable::{Store, StoreFull, KEY_PREFIX};
 use crate::machine::{Action, DeliveryProblem, Machine, Reply, Timer};
+use crate::pipeline::{self, cat, EventKind, EventPlan, OptionValue, Value, Warnings};
 
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
@@ -434,7 +434,7 @@ fn reply(response: JsValue, body: &str) -> Reply {
     let retry_after_ms = response
         .headers()
         .get("retry-after")
-        .and_then(|h| core::retry_after_ms(&h, Date::now(), |date| Some(Date::parse(date))));
+        .and_then(|h| pipeline::retry_after_ms(&h, Date::now(), |date| Some(Date::parse(date))));
     // The server's `BatchResponse.rejected` or `ErrorResponse.error`, read without serde.
     let parsed = JSON::parse(body).ok();
     let field = |name: &str| parsed.as_ref().and_then(|p| Reflect::get(p, &name.into()).ok());
@@ -537,7 +537,7 @@ fn tab_id() -> String {
     }
     let random: [u8; 16] = random_bytes();
     // `ws_` + 32 hex digits (ASCII): keep 16 of them.
-    let tab = core::session_token(random).get(3..19).unwrap_or_default().to_owned();
+    let tab = pipeline::session_token(random).get(3..19).unwrap_or_default().to_owned();
     if let Some(storage) = storage {
         let _ = storage.set_item(TAB_KEY, &tab);
     }
@@ -729,7 +729,7 @@ fn option_value(value: &JsValue, depth: u8) -> OptionValue {
 }
 
 /// `configure(options)`: merges the options object into the options in force (the option names
-/// and rules are `core::Config`'s). A bad option or a non-object warns and changes nothing.
+/// and rules are `pipeline::Config`'s). A bad option or a non-object warns and changes nothing.
 #[wasm_bindgen]
 pub fn configure(options: JsValue) {
     if !options.is_object() {

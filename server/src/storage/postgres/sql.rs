@@ -7,7 +7,7 @@
 //!
 //! The statements are fixed strings, plus the event and session queries' filter combinations
 //! (at most 64 of them), so each connection's cache stays small. Errors: those of
-//! [`db_error`](super::db_error), for the prepare or the run.
+//! [`super::db_error`], for the prepare or the run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -34,7 +34,7 @@ fn is_stale_plan(error: &tokio_postgres::Error) -> bool {
 
 /// A pooled connection; after a stale plan anywhere, the pool's statement caches are dropped
 /// first, so every statement is prepared again against the schema as it is now. Errors: those
-/// of [`pool_error`](super::pool_error).
+/// of [`super::pool_error`].
 pub(super) async fn connection(pool: &Pool) -> Result<Object, StoreError> {
     if STALE.swap(false, Ordering::AcqRel) {
         tracing::info!("the schema changed under cached statements: preparing them again");

@@ -507,6 +507,27 @@ fn contains_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// `--remap-path-prefix` flags that shorten the source paths the wasm keeps for panic messages
+/// (`client-wasm/src/machine.rs` becomes `machine.rs`, a crate from the registry loses the
+/// registry's folder): bytes every student downloads, and a machine's paths stay out of the
+/// package.
+fn short_paths(root: &Path) -> Vec<String> {
+    let mut flags = vec![
+        "--remap-path-prefix=client-wasm/src/=".to_owned(),
+        "--remap-path-prefix=protocol/src/=protocol/".to_owned(),
+        format!("--remap-path-prefix={}/=", root.display()),
+    ];
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(registry) = home.map(|h| h.join("registry/src")) {
+        for index in std::fs::read_dir(&registry).into_iter().flatten().flatten() {
+            flags.push(format!("--remap-path-prefix={}/=", index.path().display()));
+        }
+    }
+    flags
+}
+
 /// The classic-script loader, on top of the ESM files.
 const GLOBAL_FILE: &str = "session_log.global.js";
 
@@ -520,7 +541,9 @@ const GLOBAL_FILE: &str = "session_log.global.js";
 fn build_package(root: &Path) -> Result<()> {
     run(
         "build the wasm client",
-        cargo().args(["build", "-p", "session-log-client", "--target", WASM_TARGET, "--profile", "wasm-release"]),
+        cargo()
+            .args(["build", "-p", "session-log-client", "--target", WASM_TARGET, "--profile", "wasm-release"])
+            .env("CARGO_ENCODED_RUSTFLAGS", short_paths(root).join("\x1f")),
     )?;
     let wasm = target_dir(root).join(WASM_TARGET).join("wasm-release/session_log_client.wasm");
     let pkg = root.join("client-wasm/pkg");

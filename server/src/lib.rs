@@ -15,6 +15,7 @@ pub mod state;
 pub mod storage;
 pub mod tasks;
 pub mod tls;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -73,7 +74,7 @@ pub async fn run(
     let mut config = config;
     config.allowed_origins =
         domain::origin::parse_allowed_origins(&config.allowed_origins).map_err(ServerError::Config)?;
-    tasks::webhooks::check_targets(&config.alert_webhooks, config.alert_webhook_allow_private)
+    webhooks::check_targets(&config.alert_webhooks, config.alert_webhook_allow_private)
         .map_err(ServerError::Config)?;
     if !config.alert_webhooks.is_empty() && config.alert_webhook_secret.is_none() {
         tracing::warn!(
@@ -90,7 +91,7 @@ pub async fn run(
     tracing::info!(backend = storage.backend_name(), database = %database.describe(), "storage open");
     let limits = rate_limits::RateLimits::new(&config);
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
-    let webhooks = tasks::webhooks::Webhooks::start(
+    let webhooks = webhooks::Webhooks::start(
         config.alert_webhooks.clone(),
         config.alert_webhook_secret.clone(),
         metrics.clone(),

@@ -10,7 +10,7 @@ use crate::domain::alerts::AlertChange;
 use crate::metrics::Metrics;
 use crate::rate_limits::RateLimits;
 use crate::storage::{LoggedChange, Storage};
-use crate::tasks::webhooks::Webhooks;
+use crate::webhooks::Webhooks;
 
 /// What every handler and task shares.
 pub struct AppState {

@@ -47,10 +47,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::summary::{bounded_key, EventFacts};
-
-/// The event type of a help request (`requestHelp(message)`).
-pub const HELP_REQUEST: &str = "help_request";
+use crate::domain::event::HELP_REQUEST;
+use crate::domain::facts::EventFacts;
+use crate::domain::summary::bounded_key;
 
 /// At most this many times are kept per window (a session's errors, one error type's errors in
 /// one session, one step's ended visits): memory stays bounded whatever a page sends, and a count

@@ -13,3 +13,12 @@ pub fn iso_ago(ago: std::time::Duration) -> String {
     let at = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
     humantime::format_rfc3339_millis(at).to_string()
 }
+
+/// `created_at` text as ms since the Unix epoch (0 when it does not parse, which our own
+/// timestamps always do).
+pub fn iso_ms(iso: &str) -> i64 {
+    humantime::parse_rfc3339_weak(iso)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}

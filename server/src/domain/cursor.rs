@@ -61,7 +61,7 @@ pub struct SessionCursor {
 impl SessionCursor {
     /// The wire form: `s1.<last_seen ms>.<token as hex>`.
     pub fn encode(&self) -> String {
-        let ms = crate::domain::summary::iso_ms(&self.last_seen);
+        let ms = crate::domain::clock::iso_ms(&self.last_seen);
         let hex: String = self.session_token.bytes().map(|b| format!("{b:02x}")).collect();
         format!("s1.{ms}.{hex}")
     }

@@ -3,7 +3,11 @@
 
 use session_log_protocol::Uuid;
 
-use crate::domain::summary::EventFacts;
+use crate::domain::facts::EventFacts;
+
+/// The event type of a student's request for help (the reference's `help_request`): the alert
+/// rules pin it, ingest records the client address it came from.
+pub const HELP_REQUEST: &str = "help_request";
 
 /// An event that passed validation, as the storage layer takes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +87,7 @@ impl CommittedEvent {
         let (message, address) = help_fields(event_type, event_data);
         CommittedEvent {
             event_id,
-            at_ms: crate::domain::summary::iso_ms(created_at),
+            at_ms: crate::domain::clock::iso_ms(created_at),
             session_token: session_token.to_owned(),
             student_email: student_email.map(str::to_owned),
             event_type: event_type.to_owned(),
@@ -97,7 +101,7 @@ impl CommittedEvent {
 /// `eventData.message` and `eventData.clientAddress` of a help request; `None`s for any other
 /// type (parsing every event's data again would cost as much as the rules themselves).
 fn help_fields(event_type: &str, data: &str) -> (Option<String>, Option<String>) {
-    if event_type != crate::domain::alerts::HELP_REQUEST {
+    if event_type != HELP_REQUEST {
         return (None, None);
     }
     let Ok(value) = serde_json::from_str::<serde_json::Value>(data) else { return (None, None) };

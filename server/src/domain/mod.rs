@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cursor;
 pub mod event;
 pub mod export;
+pub mod facts;
 pub mod origin;
 pub mod report;
 pub mod rows;

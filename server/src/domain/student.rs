@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+use crate::domain::clock::iso_ms;
 use crate::domain::rows::SessionRow;
-use crate::domain::summary::{iso_ms, Status};
+use crate::domain::summary::Status;
 
 /// `GET /api/students/{email}`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

@@ -16,7 +16,7 @@ use session_log_protocol::{
 
 use session_log_protocol::redact::Rules;
 
-use crate::domain::summary::EventFacts;
+use crate::domain::facts::EventFacts;
 
 /// What ingest accepts: the server's `--max-batch-events`, the `eventData` bounds, and what is
 /// redacted (`Config::ingest_limits` gives the configured ones).

@@ -89,7 +89,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // an instructor can mute it.
     if let Some(address) = address {
         let address = address.to_string();
-        for event in events.iter_mut().filter(|e| e.event_type == crate::domain::alerts::HELP_REQUEST) {
+        for event in events.iter_mut().filter(|e| e.event_type == crate::domain::event::HELP_REQUEST) {
             event.event_data = crate::domain::event::with_client_address(&event.event_data, &address);
         }
     }

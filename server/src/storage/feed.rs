@@ -109,7 +109,7 @@ impl CommitReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::summary::EventFacts;
+    use crate::domain::facts::EventFacts;
 
     fn commit(first: i64, n: usize) -> Vec<CommittedEvent> {
         (0..n as i64)

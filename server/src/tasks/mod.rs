@@ -4,7 +4,6 @@
 
 pub mod alerts;
 pub mod archive;
-pub mod webhooks;
 
 use actix_web::web;
 

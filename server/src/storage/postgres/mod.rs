@@ -45,7 +45,8 @@ use super::maintenance::{Deleted, Maintenance};
 use super::{EventQuery, EventRow, Inserted, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
 use crate::domain::event::{CommittedEvent, ValidEvent};
-use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
+use crate::domain::facts::EventFacts;
+use crate::domain::summary::{FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
 
 mod alerts;
@@ -724,7 +725,7 @@ impl Writer {
                 }
                 self.metrics.commit_rows.observe(rows as f64);
                 if newest.is_some() && self.feed.is_active() {
-                    let at_ms = crate::domain::summary::iso_ms(&created_at);
+                    let at_ms = crate::domain::clock::iso_ms(&created_at);
                     let mut fed = Vec::new();
                     let mut ids = ids.into_iter();
                     for (events, _) in &mut jobs {

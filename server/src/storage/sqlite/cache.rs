@@ -24,7 +24,8 @@ use std::borrow::Cow;
 
 use rusqlite::{Connection, Row};
 
-use crate::domain::summary::{EventFacts, FoldEvent, SessionSummary};
+use crate::domain::facts::EventFacts;
+use crate::domain::summary::{FoldEvent, SessionSummary};
 
 /// Longest time a summary change waits in memory before it is written: `/api/sessions` and the
 /// report ask for a flush first (see `Storage::flush_summaries`), so this bounds only how far

@@ -737,7 +737,7 @@ impl Writer {
                     self.flushed.store(self.cache.flushed_through(), Ordering::Release);
                 }
                 if newest.is_some() && self.feed.is_active() {
-                    let at_ms = crate::domain::summary::iso_ms(&created_at);
+                    let at_ms = crate::domain::clock::iso_ms(&created_at);
                     let mut fed = Vec::new();
                     let mut ids = ids.into_iter();
                     for job in &mut jobs {

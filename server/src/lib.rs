@@ -74,8 +74,7 @@ pub async fn run(
     let mut config = config;
     config.allowed_origins =
         domain::origin::parse_allowed_origins(&config.allowed_origins).map_err(ServerError::Config)?;
-    webhooks::check_targets(&config.alert_webhooks, config.alert_webhook_allow_private)
-        .map_err(ServerError::Config)?;
+    webhooks::check_targets(&config.alert_webhooks, config.alert_webhook_allow_private).map_err(ServerError::Config)?;
     if !config.alert_webhooks.is_empty() && config.alert_webhook_secret.is_none() {
         tracing::warn!(
             "alert webhooks are unsigned: set --alert-webhook-secret so receivers can tell them from forgeries"
@@ -91,11 +90,8 @@ pub async fn run(
     tracing::info!(backend = storage.backend_name(), database = %database.describe(), "storage open");
     let limits = rate_limits::RateLimits::new(&config);
     let (stop_streams, stopping) = tokio::sync::watch::channel(false);
-    let webhooks = webhooks::Webhooks::start(
-        config.alert_webhooks.clone(),
-        config.alert_webhook_secret.clone(),
-        metrics.clone(),
-    );
+    let webhooks =
+        webhooks::Webhooks::start(config.alert_webhooks.clone(), config.alert_webhook_secret.clone(), metrics.clone());
     let alerting = state::Alerting { logged: tokio::sync::watch::channel(0).0, webhooks };
     let state = web::Data::from(Arc::new(state::AppState { config, storage, metrics, limits, stopping, alerting }));
     // Before the first request: the alert rules see every event stored from here on.

@@ -56,7 +56,7 @@ pub struct Config {
     /// (`capture.history`). Default off.
     pub capture_history: bool,
     /// Share of sessions whose events are sent, from 0 to 1 (default 1). Decided once per
-    /// session token (see [`sampled`]), so a session is sent whole or not at all.
+    /// session token (see [`super::sampled`]), so a session is sent whole or not at all.
     pub sample_rate: f64,
 }
 

@@ -2,7 +2,7 @@
 //! scan the events table.
 //!
 //! A [`SessionSummary`] is a fold over a session's events in `event_id` order. Each event is reduced
-//! at ingest to its [`EventFacts`](crate::domain::facts::EventFacts) (a few fields of `eventData` that the reference's event shapes
+//! at ingest to its [`EventFacts`] (a few fields of `eventData` that the reference's event shapes
 //! define), and the writer thread applies the facts to the session's summary in the same
 //! transaction that stores the event. Retention and deletion recompute a summary with the same
 //! fold over the events that remain, so a summary always equals the fold of its stored events.

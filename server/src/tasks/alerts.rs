@@ -67,15 +67,13 @@ pub async fn evaluate(state: web::Data<AppState>, start: EventCursor) {
 }
 
 /// How often the rules take what was committed, at most `alert_tick`. Often, so that few events
-/// wait in the commit feed: with 100 ms the server's peak memory under the benchmark's batched
-/// load was 140–160 MB (the events' small allocations, freed on another thread than the one that
-/// made them, outlived their turn), with 25 ms 104 MB, with the feed off 100 MB.
+/// wait in the commit feed: events allocated on the writer's thread and freed on the rules' are
+/// held by the allocator until their turn (peak memory by turn: `docs/benchmarks.md`).
 const TURN: Duration = Duration::from_millis(25);
 
 /// Turns the feed may fail its check before the rules read back what is stored (see `lead`):
-/// 200 ms, several times a group's usual time from its commit to its answer under the
-/// benchmark's batched load. Reading back at the first failure read 2–4% of the events back under
-/// that load, the groups' feeds being a few ms behind their commits.
+/// 200 ms, several times a group's usual time from its commit to its answer under load, so
+/// that a feed a few ms behind its commit is not taken for a lost one (`docs/benchmarks.md`).
 const FEED_GRACE_TURNS: u32 = 8;
 
 async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Result<(), StoreError> {

@@ -86,12 +86,9 @@ const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:M
 /// Where the writer answers an insert request.
 type InsertAck = oneshot::Sender<Result<Inserted, StoreError>>;
 
-/// Group commits in flight at once, each on a connection of its own (see `Writer::run`).
-/// Measured with tickets and each commit flushing in the ticket chain (one run each, ratio to the
-/// Node.js peer at 16 / 48 clients, single events): 3 gave 1.26× / 1.34× / 2.06×, 4 gave 1.71× /
-/// 1.36× / 1.92×, 6 gave 1.33× / 1.44× / 1.76×. With the durability barrier (the flushes out of
-/// the chain, shared between groups): 3 gave 73.9k / 90.1k / 10.6k events/s (1.15× / 1.50× /
-/// 2.64×), 4 gave 86.7k / 80.2k / 9.8k (1.34× / 1.33× / 2.49×), 5 gave 86.1k / 81.9k / 10.2k.
+/// Group commits in flight at once, each on a connection of its own (see `Writer::run`): enough
+/// that a group is always filling while others wait for their commit; the measured choice among
+/// 3 to 6 is in `docs/benchmarks.md` ("Figures behind constants").
 const PIPELINE: usize = 4;
 
 enum Job {
@@ -1087,10 +1084,8 @@ async fn insert_events(
 /// (the ticket stays in PostgreSQL), so the ids are `last - $3 + 1 ..= last` (`currval('events_event_id_seq')` for
 /// [`WRITE_GROUP`]). Every drawer holds the id lock, so no other `nextval` falls between the
 /// ticket and the ids. The ticket lock's second key is the ticket modulo 2^31 - 1, as in
-/// [`CLOSE_GROUP`]. (Drawing the ids one `nextval` per row, with the sequence looked up by
-/// `pg_get_serial_sequence`, which PostgreSQL ran for every row, took 9% of PostgreSQL's CPU at
-/// 16 clients, all of it under the id lock; the lock, the draw and the unlock were three
-/// statements until V9.)
+/// [`CLOSE_GROUP`]. One call draws every id of the group under the lock, which is held for
+/// one statement only (see `docs/benchmarks.md` for what one `nextval` per row cost).
 const DRAW: &str = "SELECT last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
 
 /// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
@@ -1106,10 +1101,8 @@ const DRAW: &str = "SELECT last_id FROM session_log_draw($1::int8, $2::int4, $3:
 /// rules and counted in [`PostgresStore::durable`] only after its barrier. Before the barrier
 /// the commit is already visible to other transactions: a reader that sees an event newer than
 /// `durable` runs a barrier itself before returning it (see `made_durable`), so no cursor moves
-/// past an event a crash of PostgreSQL could take back. Measured (one run each, 16 / 48 clients
-/// / single events, three groups in flight): 70.3k / 79.1k / 9.0k events/s with each group's
-/// commit flushing in the chain, 73.9k / 90.1k / 10.6k with the barrier (86.7k / 80.2k / 9.8k
-/// with four groups in flight; `docs/benchmarks.md`).
+/// past an event a crash of PostgreSQL could take back. Its throughput against a flush per
+/// group in the chain is measured in `docs/benchmarks.md`.
 const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
 
 /// Waits until the transaction holding the ticket before this transaction's ([`DRAW`]) in class

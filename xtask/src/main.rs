@@ -691,46 +691,13 @@ fn size_report(pkg: &Path) -> Result<String> {
     Ok(lines.join("\n"))
 }
 
+/// The package's `package.json`: `client-wasm/js/package.json` (the entry points, the files,
+/// `sideEffects`) with this build's version.
 fn package_json() -> String {
-    format!(
-        r#"{{
-  "name": "session-log",
-  "version": "{version}",
-  "description": "Logs what students do in a workshop page and delivers it to a session-log server, in batches that survive retries, reloads and page exits.",
-  "license": "MIT",
-  "type": "module",
-  "main": "session_log.js",
-  "module": "session_log.js",
-  "types": "session_log.d.ts",
-  "unpkg": "session_log.global.js",
-  "jsdelivr": "session_log.global.js",
-  "exports": {{
-    ".": {{
-      "types": "./session_log.d.ts",
-      "default": "./session_log.js"
-    }},
-    "./inline": {{
-      "types": "./session_log.d.ts",
-      "default": "./session_log.inline.js"
-    }},
-    "./session_log.global.js": "./session_log.global.js",
-    "./session_log_core_bg.wasm": "./session_log_core_bg.wasm"
-  }},
-  "files": [
-    "session_log.js",
-    "session_log.inline.js",
-    "session_log.d.ts",
-    "session_log.global.js",
-    "session_log_core.js",
-    "session_log_core_bg.wasm",
-    "snippets/",
-    "README.md"
-  ],
-  "sideEffects": ["./snippets/*", "./session_log.global.js", "./session_log.inline.js"]
-}}
-"#,
-        version = env!("CARGO_PKG_VERSION")
-    )
+    let mut json: serde_json::Value = serde_json::from_str(include_str!("../../client-wasm/js/package.json"))
+        .expect("client-wasm/js/package.json is JSON");
+    json["version"] = env!("CARGO_PKG_VERSION").into();
+    serde_json::to_string_pretty(&json).expect("JSON serializes") + "\n"
 }
 
 /// A file's size and its size gzipped at level 9 (what a server sending it compressed sends).

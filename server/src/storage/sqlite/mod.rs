@@ -46,86 +46,14 @@ pub use read::{query_events, query_sessions, session_losses};
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
-/// The schema, one migration per version (PRAGMA user_version). The reference's PostgreSQL schema
-/// translated to SQLite: `SERIAL` → `INTEGER PRIMARY KEY AUTOINCREMENT` (ids never reused, so they
-/// can serve as cursors), `JSONB` → JSON text, `TIMESTAMP` → ISO 8601 text with ms (sorts as time).
-/// Added: `event_uuid` (dedup) and `seq` (the client's per-session number).
+/// The schema, one migration per version (`PRAGMA user_version`), from `migrations/sqlite/` (as
+/// PostgreSQL's are from `migrations/postgres/`): each file says what it adds and why.
 const MIGRATIONS: &[M<'static>] = &[
-    M::up(
-        "CREATE TABLE students (
-        student_id INTEGER PRIMARY KEY,
-        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        name TEXT
-    );
-    CREATE TABLE events (
-        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_uuid BLOB NOT NULL,
-        seq INTEGER,
-        student_id INTEGER REFERENCES students(student_id),
-        session_token TEXT NOT NULL,
-        event_type TEXT NOT NULL CHECK (length(event_type) BETWEEN 1 AND 50),
-        event_data TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE UNIQUE INDEX idx_events_uuid ON events(event_uuid);
-    CREATE INDEX idx_events_session ON events(session_token);
-    CREATE INDEX idx_events_type ON events(event_type);
-    CREATE INDEX idx_events_created ON events(created_at DESC);
-    CREATE INDEX idx_events_student ON events(student_id);",
-    ),
-    // Per-session summaries (see `crate::domain::summary`), kept in the writer's transactions. A database
-    // migrated from version 1 has its summaries rebuilt from its events on open.
-    M::up(
-        "CREATE TABLE sessions (
-        session_token TEXT PRIMARY KEY,
-        student_id INTEGER REFERENCES students(student_id),
-        first_seen TEXT NOT NULL,
-        last_seen TEXT NOT NULL,
-        summary TEXT NOT NULL
-    );
-    CREATE INDEX idx_sessions_last_seen ON sessions(last_seen);
-    CREATE INDEX idx_sessions_student ON sessions(student_id);",
-    ),
-    // Summaries written behind the events (see `summaries`): the watermark says how far they
-    // reach. Which students appear in which session moves from an index on every event
-    // (`idx_events_student`, one more page per student per commit) to a table written once per
-    // pair, which deletion and retention read.
-    M::up(
-        "CREATE TABLE summary_watermark (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        event_id INTEGER NOT NULL
-    );
-    INSERT INTO summary_watermark (id, event_id) VALUES (1, (SELECT coalesce(max(event_id), 0) FROM events));
-    CREATE TABLE session_students (
-        session_token TEXT NOT NULL,
-        student_id INTEGER NOT NULL REFERENCES students(student_id),
-        PRIMARY KEY (session_token, student_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX idx_session_students_student ON session_students(student_id);
-    INSERT INTO session_students (session_token, student_id)
-        SELECT DISTINCT session_token, student_id FROM events WHERE student_id IS NOT NULL;
-    DROP INDEX idx_events_student;",
-    ),
-    // Sessions page most recently seen first with the token as tie-break (keyset paging).
-    M::up(
-        "DROP INDEX idx_sessions_last_seen;
-        CREATE INDEX idx_sessions_last_seen ON sessions(last_seen, session_token);",
-    ),
-    // Alerts (one row per alert) and their change log (the alert stream's positions).
-    M::up(
-        "CREATE TABLE alerts (
-        alert_id TEXT PRIMARY KEY,
-        status TEXT NOT NULL,
-        opened_at TEXT NOT NULL,
-        alert TEXT NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX idx_alerts_opened ON alerts(opened_at);
-    CREATE TABLE alert_changes (
-        change_id INTEGER PRIMARY KEY AUTOINCREMENT,
-        alert_id TEXT NOT NULL,
-        change TEXT NOT NULL
-    );",
-    ),
+    M::up(include_str!("../../../migrations/sqlite/V1__schema.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V2__sessions.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V3__summary_watermark.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V4__session_paging.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V5__alerts.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).

@@ -197,7 +197,7 @@ pub(crate) fn write_inline_entry(pkg: &Path) -> Result<()> {
         r#"// session-log with its WebAssembly module inside: for bundlers that do not copy the `.wasm`
 // (esbuild, Rollup). The same exports as session_log.js.
 import {{ __setSource }} from "./session_log.js";
-pub(crate) const WASM = "{encoded}";
+const WASM = "{encoded}";
 __setSource(() => WebAssembly.compile(Uint8Array.from(atob(WASM), (c) => c.charCodeAt(0))));
 export * from "./session_log.js";
 export {{ default }} from "./session_log.js";
@@ -332,9 +332,9 @@ mod tests {
     fn the_glue_takes_the_short_names() {
         let glue = r#"const import0 = { __wbg_now_0123456789abcdef: function() { return Date.now(); },
  __wbindgen_throw_fedcba9876543210: function(p, l) { throw new Error(s(p, l)); } };
-pub(crate) const imports = { "./m_bg.js": import0 };
+const imports = { "./m_bg.js": import0 };
 export function log(x) { wasm.log(x); return x.log; }
-pub(crate) const view = new Uint8Array(wasm.memory.buffer); const url = new URL('m_bg.wasm', import.meta.url);"#;
+const view = new Uint8Array(wasm.memory.buffer); const url = new URL('m_bg.wasm', import.meta.url);"#;
         let renamed = rename_boundary(glue, MAPPING).unwrap();
         assert!(renamed.contains("{ a: function() {"), "{renamed}");
         assert!(renamed.contains(" b: function(p, l)"), "{renamed}");

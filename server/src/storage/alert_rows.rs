@@ -3,17 +3,8 @@
 //! `alert_changes` (a position, `alert_id`, the change's JSON). The backends only run the SQL;
 //! what a row holds and how a change meets the stored alert is decided here.
 
+use super::CorruptRow;
 use crate::domain::alerts::{self, Alert, AlertAction, AlertChange, AlertStatus, ChangeKind};
-
-/// A stored row that does not parse as what it should hold (a bug or a hand edit): a 500.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a stored {what} is not valid: {reason}")]
-pub struct CorruptRow {
-    /// `"alert"` or `"alert change"`.
-    pub what: &'static str,
-    /// serde_json's message.
-    pub reason: String,
-}
 
 /// The `status` column of an alert: `"open"` or `"resolved"` (the `status=` filter of
 /// `GET /api/alerts` compares with it).

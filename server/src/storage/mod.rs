@@ -37,6 +37,7 @@ pub mod filter;
 pub mod maintenance;
 pub mod postgres;
 pub mod sqlite;
+pub mod summary_rows;
 
 /// A storage failure, by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,16 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// A stored row that does not parse as what it should hold (a bug or a hand edit): a 500.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a stored {what} is not valid: {reason}")]
+pub struct CorruptRow {
+    /// What the row should hold: `"alert"`, `"alert change"`, `"session summary"`.
+    pub what: &'static str,
+    /// serde_json's message.
+    pub reason: String,
+}
+
 /// What one insert request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Inserted {
@@ -81,8 +92,8 @@ pub struct Removed {
     pub students: u64,
 }
 
-impl From<alert_rows::CorruptRow> for StoreError {
-    fn from(error: alert_rows::CorruptRow) -> Self {
+impl From<CorruptRow> for StoreError {
+    fn from(error: CorruptRow) -> Self {
         StoreError::Internal(error.to_string())
     }
 }

@@ -42,10 +42,10 @@ use super::backend::Backend;
 use super::feed::CommitFeed;
 use super::filter::{self, Dialect, Param, StudentScope};
 use super::maintenance::{Deleted, Maintenance};
+use super::summary_rows::{self, FoldColumns};
 use super::{EventQuery, EventRow, Inserted, Removed, SessionQuery, SessionRow, StoreError};
 use crate::config::Config;
 use crate::domain::event::{CommittedEvent, ValidEvent};
-use crate::domain::facts::EventFacts;
 use crate::domain::summary::{FoldEvent, SessionSummary};
 use crate::metrics::Metrics;
 
@@ -1000,7 +1000,7 @@ async fn insert_events(
     pairs.sort_unstable();
     pairs.dedup();
     let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
-    let rows = summary_rows(changed.iter().map(|t| (*t, &summaries[*t])))?;
+    let rows = summary_arrays(changed.iter().map(|t| (*t, &summaries[*t])))?;
 
     let wanted = new_events.len() as i64;
     let new_uuids: Vec<Uuid> = new_events.iter().map(|(e, _)| e.uuid).collect();
@@ -1151,7 +1151,7 @@ const WRITE_GROUP: &str = "WITH summaries AS (
              WITH ORDINALITY AS x(u, s, st, t, ty, d, o)";
 
 fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("a stored summary is not valid: {e}")))
+    Ok(summary_rows::parse(text)?)
 }
 
 /// The stored summaries of `tokens`' sessions, by token.
@@ -1171,7 +1171,7 @@ async fn load_summaries(
 /// The five arrays of [`STORE_SUMMARIES`] for `summaries`.
 type SummaryRows<'a> = (Vec<&'a str>, Vec<Option<i64>>, Vec<&'a str>, Vec<&'a str>, Vec<String>);
 
-fn summary_rows<'a>(
+fn summary_arrays<'a>(
     summaries: impl Iterator<Item = (&'a str, &'a SessionSummary)>,
 ) -> Result<SummaryRows<'a>, StoreError> {
     let mut rows: SummaryRows<'a> = (vec![], vec![], vec![], vec![], vec![]);
@@ -1180,7 +1180,7 @@ fn summary_rows<'a>(
         rows.1.push(summary.student_id);
         rows.2.push(summary.first_seen.as_str());
         rows.3.push(summary.last_seen.as_str());
-        rows.4.push(serde_json::to_string(summary).map_err(|e| StoreError::Internal(e.to_string()))?);
+        rows.4.push(summary_rows::to_json(summary));
     }
     Ok(rows)
 }
@@ -1190,7 +1190,7 @@ async fn store_summaries<'a>(
     tx: &Transaction<'_>,
     summaries: impl Iterator<Item = (&'a str, &'a SessionSummary)>,
 ) -> Result<(), StoreError> {
-    let rows = summary_rows(summaries)?;
+    let rows = summary_arrays(summaries)?;
     if rows.0.is_empty() {
         return Ok(());
     }
@@ -1215,16 +1215,14 @@ async fn fold_session(
     .await?;
     let mut summary: Option<SessionSummary> = None;
     for row in &rows {
-        let (event_type, created_at, data): (&str, &str, &str) = (row.get(0), row.get(3), row.get(4));
-        let facts = EventFacts::read(event_type, data);
-        let fold = FoldEvent {
-            event_type,
-            seq: row.get::<_, Option<i64>>(1).map(|s| s as u64),
+        let columns = FoldColumns {
+            event_type: row.get(0),
+            seq: row.get(1),
             student_id: row.get(2),
-            created_at,
-            facts: &facts,
+            created_at: row.get(3),
+            data: row.get(4),
         };
-        summary.get_or_insert_with(SessionSummary::default).apply(&fold, completion_types);
+        summary_rows::fold(&mut summary, columns, completion_types);
     }
     Ok(summary)
 }

@@ -26,6 +26,7 @@ use rusqlite::{Connection, Row};
 
 use crate::domain::facts::EventFacts;
 use crate::domain::summary::{FoldEvent, SessionSummary};
+use crate::storage::summary_rows::{self, FoldColumns};
 
 /// Longest time a summary change waits in memory before it is written: `/api/sessions` and the
 /// report ask for a flush first (see `Storage::flush_summaries`), so this bounds only how far
@@ -264,12 +265,12 @@ pub fn load_summary(conn: &Connection, token: &str) -> Result<Option<SessionSumm
 
 /// Reads `sessions.summary` JSON text; a failure is reported as SQLite's conversion error.
 pub(super) fn parse_summary(text: &str) -> Result<SessionSummary, rusqlite::Error> {
-    serde_json::from_str(text)
+    summary_rows::parse(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Result<(), rusqlite::Error> {
-    let text = serde_json::to_string(summary).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let text = summary_rows::to_json(summary);
     conn.prepare_cached(
         "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
@@ -322,9 +323,15 @@ pub fn fold_session(
     let mut rows = statement.query([token])?;
     let mut summary: Option<SessionSummary> = None;
     while let Some(row) = rows.next()? {
-        with_fold_event(row, 0, |fold| {
-            summary.get_or_insert_with(SessionSummary::default).apply(fold, completion_types)
-        })?;
+        let (event_type, created_at, data): (String, String, String) = (row.get(0)?, row.get(3)?, row.get(4)?);
+        let columns = FoldColumns {
+            event_type: &event_type,
+            seq: row.get(1)?,
+            student_id: row.get(2)?,
+            created_at: &created_at,
+            data: &data,
+        };
+        summary_rows::fold(&mut summary, columns, completion_types);
     }
     Ok(summary)
 }

@@ -89,7 +89,7 @@ pub enum SqliteError {
     },
     /// A stored row does not hold what it should.
     #[error(transparent)]
-    Corrupt(#[from] crate::storage::alert_rows::CorruptRow),
+    Corrupt(#[from] crate::storage::CorruptRow),
     /// The writer thread has stopped (shutdown).
     #[error("the writer has stopped")]
     WriterGone,

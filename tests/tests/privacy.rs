@@ -2,7 +2,7 @@
 //! is queued, `beforeSend`, sampling, and opt-out across a reload.
 
 use serde_json::{json, Value};
-use session_log_client::core::{sampled, session_token};
+use session_log_client::pipeline::{sampled, session_token};
 use session_log_e2e::{site, Browser, Server, RECORDER_JS};
 
 /// A page that imports the client as `window.sl` and records warnings; `body` runs after.

@@ -93,7 +93,7 @@ function alertRow(alert) {
   return li;
 }
 
-function renderAlerts() {
+export function renderAlerts() {
   keepFocus($("#alerts"), renderAlertLists);
 }
 

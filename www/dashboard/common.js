@@ -114,6 +114,10 @@ export function whenUnauthorized(callback) {
 /** The event `select` dispatches on `document` when the selected session changes. */
 export const SELECTED = "session-log:selected";
 
+/** The event `refresh` dispatches on `document` once new session rows are in `state.sessions`
+ * (the alerts name students from them). */
+export const SESSIONS_LOADED = "session-log:sessions-loaded";
+
 /** Reads the Server-Sent Events of `path` through fetch (it needs an Authorization header) and
  * hands each message's `id` and parsed `data` to `onMessage`, resuming after `lastId()` (the
  * opaque id of the last message) with Last-Event-ID; reconnects after a break. */

@@ -13,8 +13,8 @@
 
 // Export, the token form, and the wiring of the page.
 
-import { connectAlerts, loadAlerts } from "./alerts.js";
-import { $, api, el, filters, handle, SELECTED, state, TOKEN_KEY, whenUnauthorized } from "./common.js";
+import { connectAlerts, loadAlerts, renderAlerts } from "./alerts.js";
+import { $, api, el, filters, handle, SELECTED, SESSIONS_LOADED, state, TOKEN_KEY, whenUnauthorized } from "./common.js";
 import { connectLive, setLive } from "./live.js";
 import { refresh, renderSessions } from "./sessions.js";
 import { showStudent } from "./student.js";
@@ -65,6 +65,8 @@ function open() {
 
 whenUnauthorized(signOut);
 document.addEventListener(SELECTED, renderSessions);
+// A help request names its student once the sessions that carry the name are loaded.
+document.addEventListener(SESSIONS_LOADED, renderAlerts);
 $("#token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   state.token = $("#token").value.trim();

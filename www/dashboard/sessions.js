@@ -1,6 +1,6 @@
 // The sessions table and the report panels.
 
-import { $, ago, api, duration, el, filters, handle, keepFocus, minutesSince, state } from "./common.js";
+import { $, ago, api, duration, el, filters, handle, keepFocus, minutesSince, SESSIONS_LOADED, state } from "./common.js";
 import { select } from "./timeline.js";
 
 export async function refresh() {
@@ -18,6 +18,7 @@ export async function refresh() {
     state.report = report;
     renderSessions();
     renderReport();
+    document.dispatchEvent(new Event(SESSIONS_LOADED));
   } catch (error) {
     handle(error);
   }

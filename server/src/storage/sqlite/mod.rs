@@ -1,4 +1,7 @@
-//! The SQLite backend: the schema and its migrations, the writer thread, the readers.
+//! The SQLite backend. Here: the store (`SqliteStore`, its `Backend` methods), the schema and its
+//! migrations, opening connections. Beside it, one concern a file: `writer.rs` (the writer thread
+//! and its group commits), `checkpointer.rs`, `maintenance.rs` (purge, deletion), `read.rs`,
+//! `cache.rs` (summaries written behind the events), `alerts.rs`, `backup.rs`, `wal_vfs.rs`.
 //!
 //! Invariants:
 //! - One thread (the writer) owns the only write connection. Requests hand it their events over a
@@ -14,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
@@ -25,23 +28,29 @@ use tokio::sync::{oneshot, watch};
 
 use super::backend::Backend;
 use super::feed::CommitFeed;
-use super::maintenance::{Deleted, Maintenance};
+use super::maintenance::Maintenance;
 use super::{Inserted, Removed, StoreError};
 use crate::config::Config;
-use crate::domain::event::{CommittedEvent, ValidEvent};
-use crate::domain::summary::FoldEvent;
+use crate::domain::event::ValidEvent;
 use crate::metrics::Metrics;
 
 mod alerts;
 pub mod backup;
 mod cache;
+mod checkpointer;
+mod maintenance;
 mod read;
 #[cfg(unix)]
 pub mod wal_vfs;
-use super::{now_iso, EventQuery, EventRow, SessionQuery, SessionRow};
+mod writer;
+use super::{EventQuery, EventRow, SessionQuery, SessionRow};
 use cache::parse_summary;
 pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary, WriterCache, SUMMARY_FLUSH_EVERY};
+use checkpointer::Checkpointer;
+pub use maintenance::{delete_student, delete_student_in_file};
 pub use read::{query_events, query_sessions, session_losses};
+pub use writer::EventWriter;
+use writer::{AlertOutcome, AlertWork, WriteJob, Writer};
 
 /// How long a connection waits for a lock before failing (ms).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -104,64 +113,6 @@ pub enum SqliteError {
     Vfs(std::ffi::c_int),
 }
 
-/// One request to the writer.
-enum WriteJob {
-    /// Store these events; send the outcome once committed.
-    Insert { events: Vec<ValidEvent>, ack: oneshot::Sender<Result<Inserted, String>> },
-    /// Check that the database takes a write lock (`/healthz`).
-    Ping { ack: oneshot::Sender<Result<Inserted, String>> },
-    /// Write the session summaries changed so far, in this group's transaction.
-    FlushSummaries { ack: oneshot::Sender<Result<Inserted, String>> },
-    /// Delete (retention, deletion on request); send what was removed once committed.
-    Maintain { task: Maintenance, ack: oneshot::Sender<Result<Removed, String>> },
-    /// Record or acknowledge alerts, in a transaction of its own.
-    Alerts { work: AlertWork, ack: oneshot::Sender<Result<AlertOutcome, String>> },
-}
-
-/// Alert writes (see `alerts.rs`).
-enum AlertWork {
-    Record(Vec<crate::domain::alerts::AlertChange>),
-    Acknowledge { id: String, action: crate::domain::alerts::AlertAction, at: String },
-}
-
-/// What an alert write did.
-enum AlertOutcome {
-    Recorded(Vec<crate::storage::LoggedChange>),
-    Acknowledged(Option<Box<crate::storage::Acknowledged>>),
-}
-
-/// A job that runs alone, after the group it ended.
-enum Exclusive {
-    Maintain(Maintenance, oneshot::Sender<Result<Removed, String>>),
-    Alerts(AlertWork, oneshot::Sender<Result<AlertOutcome, String>>),
-}
-
-impl WriteJob {
-    fn rows(&self) -> usize {
-        match self {
-            WriteJob::Insert { events, .. } => events.len(),
-            WriteJob::Ping { .. }
-            | WriteJob::FlushSummaries { .. }
-            | WriteJob::Maintain { .. }
-            | WriteJob::Alerts { .. } => 0,
-        }
-    }
-
-    fn fail(self, error: String) {
-        match self {
-            WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } => {
-                let _ = ack.send(Err(error));
-            }
-            WriteJob::Maintain { ack, .. } => {
-                let _ = ack.send(Err(error));
-            }
-            WriteJob::Alerts { ack, .. } => {
-                let _ = ack.send(Err(error));
-            }
-        }
-    }
-}
-
 /// When SQLite starts the WAL over, it truncates a larger file back to this size
 /// (`journal_size_limit`, bytes). It is above the WAL's usual peak under sustained load (about
 /// 130 MB), so the next cycle rewrites blocks the file already has. With 64 MiB, growing the file
@@ -169,15 +120,6 @@ impl WriteJob {
 /// ceiling 21% of its rows/s at 10 rows per transaction and 10% at 300 (medians of nine runs
 /// each). An idle writer truncates the WAL to nothing (see [`WAL_CHECKPOINT_IDLE`]).
 const WAL_SIZE_LIMIT: i64 = 256 * 1024 * 1024;
-/// When the WAL is larger than this (bytes), the writer truncates it once it is idle.
-pub const WAL_CHECKPOINT_IDLE: u64 = 16 * 1024 * 1024;
-/// The writer counts as idle after this long without a job. A momentarily empty queue is not
-/// idleness: under steady load it empties between most group commits, and a TRUNCATE checkpoint
-/// there (an fsync while every request waits) was the single-event benchmark's tail latency.
-pub const WRITER_IDLE_AFTER: Duration = Duration::from_millis(500);
-/// Past this many WAL frames (pages, 4 KiB each) the checkpointer asks the writer to finish the
-/// WAL's cycle (see [`Checkpointer`]).
-const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// The SQLite database: a handle to the writer thread and a pool of readers.
 pub struct SqliteStore {
@@ -559,517 +501,6 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
-}
-
-/// The writer thread's state.
-struct Writer {
-    conn: Connection,
-    /// The checkpointer's requests to finish a WAL cycle, run between group commits.
-    wal_restart: WalRestart,
-    /// The WAL file, whose size decides when an idle writer truncates it.
-    wal_path: PathBuf,
-    max_rows: usize,
-    metrics: Arc<Metrics>,
-    /// The session summaries (written behind the events) and the students already stored.
-    cache: WriterCache,
-    /// The newest committed `event_id`.
-    committed: watch::Sender<i64>,
-    /// The summary watermark of the last committed flush (read by `Storage::flush_summaries`).
-    flushed: Arc<AtomicI64>,
-    /// Where committed events go for the alert rules (when they listen).
-    feed: Arc<CommitFeed>,
-}
-
-impl Writer {
-    /// Commit what is waiting, answer, repeat; returns when every sender is gone and the channel
-    /// is drained (that is the graceful shutdown: nothing handed over is lost, and the summaries
-    /// are flushed). Inserts, pings and flushes share one transaction (group commit); a
-    /// maintenance job runs alone, after the group it ended. After [`WRITER_IDLE_AFTER`] without
-    /// a job the writer flushes the summaries and truncates a large WAL.
-    fn run(mut self, receiver: Receiver<WriteJob>) {
-        loop {
-            let first = match receiver.recv_timeout(WRITER_IDLE_AFTER) {
-                Ok(job) => job,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    self.flush_if_dirty();
-                    if wal_bytes(&self.wal_path) > WAL_CHECKPOINT_IDLE {
-                        // Idle: fold the WAL back into the database and truncate it, while nobody waits.
-                        let _ = checkpoint(&self.conn, "TRUNCATE");
-                    }
-                    continue;
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            };
-            let mut rows = first.rows();
-            let (mut jobs, mut maintenance) = (Vec::new(), None);
-            match first {
-                WriteJob::Maintain { task, ack } => maintenance = Some(Exclusive::Maintain(task, ack)),
-                WriteJob::Alerts { work, ack } => maintenance = Some(Exclusive::Alerts(work, ack)),
-                job => jobs.push(job),
-            }
-            while maintenance.is_none() && rows < self.max_rows {
-                match receiver.try_recv() {
-                    Ok(WriteJob::Maintain { task, ack }) => maintenance = Some(Exclusive::Maintain(task, ack)),
-                    Ok(WriteJob::Alerts { work, ack }) => maintenance = Some(Exclusive::Alerts(work, ack)),
-                    Ok(job) => {
-                        rows += job.rows();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if !jobs.is_empty() {
-                self.commit_group(jobs, rows);
-            }
-            self.wal_restart.run_if_asked(&self.conn);
-            if let Some(Exclusive::Alerts(work, ack)) = maintenance {
-                let _ = ack.send(write_alerts(&mut self.conn, work).map_err(|e| e.to_string()));
-            } else if let Some(Exclusive::Maintain(task, ack)) = maintenance {
-                let outcome = maintain(&mut self.conn, &task, &mut self.cache);
-                match &outcome {
-                    Ok(_) => self.flushed.store(self.cache.flushed_through(), Ordering::Release),
-                    Err(error) => tracing::error!(%error, ?task, "maintenance failed"),
-                }
-                // The job rewrote summaries behind the cache (or rolled back its flush).
-                self.cache.reset();
-                let _ = ack.send(outcome.map_err(|e| e.to_string()));
-            }
-        }
-        self.flush_if_dirty();
-        let _ = checkpoint(&self.conn, "TRUNCATE");
-        tracing::debug!("writer stopped: every accepted event is committed");
-    }
-
-    /// Writes the summaries still in memory, in a transaction of their own (idle, shutdown).
-    fn flush_if_dirty(&mut self) {
-        if self.cache.is_dirty() {
-            self.commit_group(Vec::new(), 0);
-        }
-    }
-
-    /// Commits `jobs` (holding `rows` events) in one transaction and answers them; the
-    /// summaries are flushed in it when a job asks, when a flush is due, or when there is no job
-    /// (the idle and shutdown flushes).
-    fn commit_group(&mut self, mut jobs: Vec<WriteJob>, rows: usize) {
-        let started = Instant::now();
-        let flush = jobs.is_empty()
-            || self.cache.flush_due()
-            || jobs.iter().any(|job| matches!(job, WriteJob::FlushSummaries { .. }));
-        match commit(&mut self.conn, &jobs, &mut self.cache, flush) {
-            Ok(Committed { outcomes, newest, ids, created_at }) => {
-                if !jobs.is_empty() {
-                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                    self.metrics.commit_rows.observe(rows as f64);
-                }
-                if flush {
-                    self.flushed.store(self.cache.flushed_through(), Ordering::Release);
-                }
-                if newest.is_some() && self.feed.is_active() {
-                    let at_ms = crate::domain::clock::iso_ms(&created_at);
-                    let mut fed = Vec::new();
-                    let mut ids = ids.into_iter();
-                    for job in &mut jobs {
-                        if let WriteJob::Insert { events, .. } = job {
-                            for (event, id) in std::mem::take(events).into_iter().zip(ids.by_ref()) {
-                                if let Some(id) = id {
-                                    fed.push(CommittedEvent::of(event, id, at_ms));
-                                }
-                            }
-                        }
-                    }
-                    // Fed before the watch is raised (see `CommitFeed::publish`).
-                    self.feed.publish(fed);
-                }
-                // Raised before any answer: a client that reads after its answer finds the
-                // summaries behind the watch and has them flushed.
-                if let Some(newest) = newest {
-                    self.committed.send_replace(newest);
-                }
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    if let WriteJob::Insert { ack, .. } | WriteJob::Ping { ack } | WriteJob::FlushSummaries { ack } =
-                        job
-                    {
-                        let _ = ack.send(Ok(outcome));
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, rows, "commit failed");
-                // The cache holds the rolled-back events' folds: start over from the database.
-                self.cache.reset();
-                for job in jobs {
-                    job.fail(error.to_string());
-                }
-            }
-        }
-    }
-}
-
-/// How often the checkpointer runs a passive checkpoint.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-fn wal_bytes(wal: &Path) -> u64 {
-    std::fs::metadata(wal).map_or(0, |m| m.len())
-}
-
-/// Runs `PRAGMA wal_checkpoint(<mode>)`, logs the outcome and returns the WAL's length in frames
-/// (pages) as the checkpoint saw it, or `None` when it failed.
-fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
-    let started = Instant::now();
-    let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-    });
-    match result {
-        Ok((busy, log, done)) => {
-            tracing::debug!(mode, busy, log, done, elapsed = ?started.elapsed(), "checkpoint");
-            Some(log)
-        }
-        Err(error) => {
-            tracing::warn!(%error, mode, "checkpoint failed");
-            None
-        }
-    }
-}
-
-/// The checkpointer thread: copies committed WAL frames into the database with PASSIVE
-/// checkpoints on its own connection every 250 ms, so the writer never stalls on the bulk of a
-/// checkpoint (the writer's automatic checkpoints are off).
-///
-/// Under sustained load the WAL never gets fully copied at the moment a commit starts, which is
-/// when SQLite starts it over, so it would grow without bound. Past [`WAL_RESTART_FRAMES`] the
-/// checkpointer therefore runs a second pass (copying what arrived during the first) and asks
-/// the writer, through [`WalRestart`], to copy the few frames left between two of its commits:
-/// the next commit then starts the WAL over. A RESTART checkpoint from this thread instead had to
-/// win the write lock from a busy writer, by polling, and then held it while it copied everything
-/// committed meanwhile: seconds under load. Stopped (and joined) on drop.
-pub struct Checkpointer {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    restart: WalRestart,
-}
-
-/// The checkpointer's request to the write connection's owner to finish a WAL cycle.
-#[derive(Clone, Default)]
-pub struct WalRestart(Arc<std::sync::atomic::AtomicBool>);
-
-impl WalRestart {
-    /// Call between transactions on the write connection `conn`: when the checkpointer asked,
-    /// runs a passive checkpoint there, which copies the frames the checkpointer's passes left
-    /// (no commit can add more meanwhile), so that the next transaction starts the WAL over.
-    /// Readers still using older frames can make it copy less; the WAL then starts over at a
-    /// later request.
-    pub fn run_if_asked(&self, conn: &Connection) {
-        if self.0.swap(false, Ordering::AcqRel) {
-            let _ = checkpoint(conn, "PASSIVE");
-        }
-    }
-}
-
-impl Checkpointer {
-    /// Starts checkpointing the database at `path` (already in WAL mode) every 250 ms.
-    ///
-    /// Errors: the connection cannot be opened, or the thread cannot be started.
-    pub fn start(path: &Path) -> Result<Checkpointer, SqliteError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let (stop, stopped) = crossbeam_channel::bounded(1);
-        let restart = WalRestart::default();
-        let asks = restart.clone();
-        let thread = std::thread::Builder::new()
-            .name("session-log-checkpointer".into())
-            .spawn(move || checkpoint_loop(conn, stopped, asks))
-            .map_err(|source| SqliteError::Spawn { what: "checkpointer", source })?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread), restart })
-    }
-
-    /// The handle through which this checkpointer asks the write connection's owner to finish a
-    /// WAL cycle ([`WalRestart::run_if_asked`]).
-    pub fn restart_handle(&self) -> WalRestart {
-        self.restart.clone()
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn checkpoint_loop(conn: Connection, stop: Receiver<()>, restart: WalRestart) {
-    loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let frames = checkpoint(&conn, "PASSIVE");
-        if frames.is_some_and(|f| f > WAL_RESTART_FRAMES) && !restart.0.load(Ordering::Acquire) {
-            // The first pass took a while; this one copies what arrived meanwhile, which leaves
-            // the writer little to copy.
-            let _ = checkpoint(&conn, "PASSIVE");
-            restart.0.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// Commits all jobs' events in one immediate transaction, with the summaries when `flush`;
-/// returns each job's counts and the newest new `event_id` (`None` when nothing new was stored).
-/// What one group commit did: each job's counts, the newest new `event_id`, the `event_id` of
-/// each inserted event in the jobs' order (`None` for a duplicate), and the commit's `created_at`.
-struct Committed {
-    outcomes: Vec<Inserted>,
-    newest: Option<i64>,
-    ids: Vec<Option<i64>>,
-    created_at: String,
-}
-
-fn commit(
-    conn: &mut Connection,
-    jobs: &[WriteJob],
-    cache: &mut WriterCache,
-    flush: bool,
-) -> Result<Committed, rusqlite::Error> {
-    let created_at = now_iso();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let newest;
-    let ids;
-    {
-        let mut writer = EventWriter::new(&tx, &created_at, cache)?;
-        for job in jobs {
-            outcomes.push(match job {
-                WriteJob::Insert { events, .. } => writer.write(events)?,
-                WriteJob::Ping { .. }
-                | WriteJob::FlushSummaries { .. }
-                | WriteJob::Maintain { .. }
-                | WriteJob::Alerts { .. } => Inserted::default(),
-            });
-        }
-        newest = writer.newest();
-        ids = writer.take_ids();
-    }
-    if flush {
-        cache.flush(&tx)?;
-    }
-    tx.commit()?;
-    Ok(Committed { outcomes, newest, ids, created_at })
-}
-
-/// Inserts events within a caller's transaction, reusing a prepared statement and the students
-/// a [`WriterCache`] knows, and folds each new event into its session's summary in that cache
-/// (which the caller flushes). Used by the writer, the ingest benchmark's
-/// ceiling and the query benchmark's fill.
-pub struct EventWriter<'c> {
-    conn: &'c Connection,
-    created_at: &'c str,
-    cache: &'c mut WriterCache,
-    newest: Option<i64>,
-    ids: Vec<Option<i64>>,
-    insert: rusqlite::CachedStatement<'c>,
-}
-
-impl<'c> EventWriter<'c> {
-    /// Prepares the statement on `conn` (in a write transaction) and brings `cache` in step
-    /// with the database ([`WriterCache::begin`]); every event written gets `created_at`.
-    /// Errors: any SQLite error.
-    pub fn new(conn: &'c Connection, created_at: &'c str, cache: &'c mut WriterCache) -> Result<Self, rusqlite::Error> {
-        cache.begin(conn)?;
-        Ok(EventWriter {
-            conn,
-            created_at,
-            cache,
-            newest: None,
-            ids: Vec::new(),
-            insert: conn.prepare_cached(
-                "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (event_uuid) DO NOTHING",
-            )?,
-        })
-    }
-
-    /// Inserts `events`; an event whose `uuid` is already stored is skipped and counted as a
-    /// duplicate. Errors: any SQLite error (the caller's transaction should then be rolled back,
-    /// and the summaries reset).
-    pub fn write(&mut self, events: &[ValidEvent]) -> Result<Inserted, rusqlite::Error> {
-        let mut outcome = Inserted::default();
-        for event in events {
-            let student_id = match event.student_email.as_deref() {
-                Some(email) => Some(self.cache.student_id(self.conn, email, event.student_name.as_deref())?),
-                None => None,
-            };
-            let changed = self.insert.execute((
-                event.uuid.as_bytes().as_slice(),
-                event.seq.map(|s| s as i64),
-                student_id,
-                &event.session_token,
-                &event.event_type,
-                &event.event_data,
-                self.created_at,
-            ))?;
-            if changed == 1 {
-                outcome.new += 1;
-                let event_id = self.conn.last_insert_rowid();
-                self.newest = Some(event_id);
-                self.ids.push(Some(event_id));
-                let fold = FoldEvent {
-                    event_type: &event.event_type,
-                    seq: event.seq,
-                    student_id,
-                    created_at: self.created_at,
-                    facts: &event.facts,
-                };
-                self.cache.apply(self.conn, &event.session_token, &fold, event_id)?;
-                if let Some(student_id) = student_id {
-                    self.cache.record_student(self.conn, &event.session_token, student_id)?;
-                }
-            } else {
-                outcome.duplicates += 1;
-                self.ids.push(None);
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// The `event_id` of each event written so far, in order (`None` for a duplicate), and
-    /// starts the list over.
-    pub fn take_ids(&mut self) -> Vec<Option<i64>> {
-        std::mem::take(&mut self.ids)
-    }
-
-    /// The newest `event_id` written so far, `None` when every event was a duplicate.
-    pub fn newest(&self) -> Option<i64> {
-        self.newest
-    }
-}
-
-/// Runs an alert write in one immediate transaction of its own.
-fn write_alerts(conn: &mut Connection, work: AlertWork) -> Result<AlertOutcome, SqliteError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let outcome = match work {
-        AlertWork::Record(changes) => AlertOutcome::Recorded(alerts::record(&tx, changes)?),
-        AlertWork::Acknowledge { id, action, at } => {
-            AlertOutcome::Acknowledged(alerts::acknowledge(&tx, &id, action, &at)?.map(Box::new))
-        }
-    };
-    tx.commit()?;
-    Ok(outcome)
-}
-
-/// Runs a maintenance task in one immediate transaction, after flushing the summaries in it (the
-/// task then works on summaries that reflect every stored event; the caller resets the cache).
-fn maintain(conn: &mut Connection, task: &Maintenance, cache: &mut WriterCache) -> Result<Removed, rusqlite::Error> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    cache.begin(&tx)?;
-    cache.flush(&tx)?;
-    let removed = match task {
-        Maintenance::Purge { before, limit, ids } => {
-            purge(&tx, before, *limit, ids.as_deref(), cache.completion_types())?
-        }
-        Maintenance::DeleteStudent { email } => delete_student(&tx, email)?,
-    };
-    tx.commit()?;
-    Ok(removed)
-}
-
-fn purge(
-    conn: &Connection,
-    before: &str,
-    limit: usize,
-    ids: Option<&[i64]>,
-    completion_types: &[String],
-) -> Result<Removed, rusqlite::Error> {
-    // Oldest first by event_id. The bound on event_id (the newest event before the cutoff, one
-    // seek in idx_events_created) makes the scan a rowid range that stops at `limit`, also when
-    // nothing is old enough; ids grow with `created_at` (one writer per file).
-    let rows: Vec<(String, Option<i64>)> = match ids {
-        None => conn
-            .prepare_cached(
-                "DELETE FROM events WHERE event_id IN
-                     (SELECT event_id FROM events WHERE created_at < ?1
-                          AND event_id <= (SELECT event_id FROM events WHERE created_at < ?1
-                                           ORDER BY created_at DESC, event_id DESC LIMIT 1)
-                      ORDER BY event_id LIMIT ?2)
-                 RETURNING session_token, student_id",
-            )?
-            .query_map((before, limit as i64), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?,
-        Some(ids) => {
-            let list = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-            conn.prepare_cached(
-                "DELETE FROM events WHERE created_at < ?1
-                     AND event_id IN (SELECT value FROM json_each(?2))
-                 RETURNING session_token, student_id",
-            )?
-            .query_map((before, list), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-        }
-    };
-    let deleted = Deleted::from_rows(rows);
-    let mut emptied = 0;
-    for token in &deleted.sessions {
-        if !refresh_summary(conn, token, completion_types)? {
-            emptied += 1;
-        }
-    }
-    // A student goes with the last session they appear in (`refresh_summary` deleted the
-    // `session_students` rows of the sessions left without events).
-    let mut students = 0;
-    for student in &deleted.students {
-        students += conn
-            .prepare_cached(
-                "DELETE FROM students WHERE student_id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM session_students WHERE student_id = ?1)",
-            )?
-            .execute([student])? as u64;
-    }
-    Ok(deleted.removed(emptied, students))
-}
-
-/// [`delete_student`] on the database file at `path`, for the command line: waits for the write
-/// lock (busy timeout), so it works beside a running server, whose writer sees the change through
-/// `PRAGMA data_version` and reloads its summaries. Errors: [`SqliteError::NoDatabase`], the
-/// file cannot be opened or migrated, or SQLite fails.
-pub fn delete_student_in_file(path: &Path, email: &str) -> Result<Removed, StoreError> {
-    Ok(delete_student_in_file_inner(path, email)?)
-}
-
-fn delete_student_in_file_inner(path: &Path, email: &str) -> Result<Removed, SqliteError> {
-    if !path.is_file() {
-        return Err(SqliteError::NoDatabase(path.display().to_string()));
-    }
-    let mut conn = open_writer_connection(path, &Config::default().completion_event_types)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let removed = delete_student(&tx, email)?;
-    tx.commit()?;
-    Ok(removed)
-}
-
-/// Deletes a student and every trace: all events of the sessions in which they appear (found
-/// through `session_students`, which is written with the events), those sessions' summaries and
-/// `session_students` rows, and the student row.
-pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlite::Error> {
-    let mut removed = Removed::default();
-    let student: Option<i64> = conn
-        .prepare_cached("SELECT student_id FROM students WHERE email = ?1")?
-        .query_row([email], |r| r.get(0))
-        .map(Some)
-        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-    let Some(student) = student else { return Ok(removed) };
-    let tokens: Vec<String> = conn
-        .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1")?
-        .query_map([student], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for token in &tokens {
-        removed.events += conn.prepare_cached("DELETE FROM events WHERE session_token = ?1")?.execute([token])? as u64;
-        removed.sessions +=
-            conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
-        conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
-    }
-    removed.students = conn.prepare_cached("DELETE FROM students WHERE student_id = ?1")?.execute([student])? as u64;
-    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,100 @@
+//! Reads: event and session queries (the filter chains of `storage::filter`), and the
+//! durability check that keeps a reader from returning an event a crash could take back.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use deadpool_postgres::GenericClient;
+use serde_json::value::RawValue;
+use session_log_protocol::StoredEvent;
+use tokio_postgres::types::ToSql;
+
+use super::sql;
+use super::summaries::parse_summary;
+use super::writer::DURABILITY_BARRIER;
+use crate::storage::filter::{Dialect, Param, StudentScope};
+use crate::storage::{filter, EventQuery, EventRow, SessionQuery, SessionRow, StoreError};
+
+/// `created_at` as `now_iso` writes it (ISO 8601 UTC with ms).
+pub(super) const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// Makes sure every event of `rows` is durable before a reader gets it: when one is newer than
+/// `durable` (a commit of another server, or of a group of this one whose barrier has not
+/// answered yet, visible before its WAL is flushed), runs a [`DURABILITY_BARRIER`] on `client`,
+/// which flushes the WAL through every commit the rows' snapshot saw, and raises `durable`.
+/// Errors: those of the barrier.
+pub(super) async fn made_durable(
+    client: &impl GenericClient,
+    durable: &AtomicI64,
+    rows: &[EventRow],
+) -> Result<(), StoreError> {
+    let Some(newest) = rows.iter().map(|row| row.event_id).max() else { return Ok(()) };
+    if newest > durable.load(Ordering::Acquire) {
+        sql::query(client, DURABILITY_BARRIER, &[]).await?;
+        durable.fetch_max(newest, Ordering::AcqRel);
+    }
+    Ok(())
+}
+
+/// Runs an event query, in `query.order` by `event_id`, starting after `query.after`.
+pub(super) async fn query_events(client: &impl GenericClient, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
+    let head = format!(
+        "SELECT e.event_id, e.session_token, e.event_type, e.event_data::text, {}, s.email, s.name, e.event_uuid, e.seq
+         FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE true",
+        ISO.replace("created_at", "e.created_at")
+    );
+    let scope = query.student_email.as_deref().map(StudentScope::ByEmail);
+    let statement = filter::events(Dialect::Postgres, &head, query, scope);
+    let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
+    rows.iter()
+        .map(|row| {
+            let data: String = row.get(3);
+            Ok(StoredEvent {
+                event_id: row.get(0),
+                session_token: row.get(1),
+                event_type: row.get(2),
+                event_data: RawValue::from_string(data)
+                    .map_err(|e| StoreError::Internal(format!("stored event data: {e}")))?,
+                created_at: row.get(4),
+                student_email: row.get(5),
+                student_name: row.get(6),
+                event_uuid: row.get(7),
+                seq: row.get::<_, Option<i64>>(8).map(|s| s as u64),
+            })
+        })
+        .collect()
+}
+
+/// The driver's view of a statement's parameters.
+pub(super) fn bound<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => text as &(dyn ToSql + Sync),
+            Param::Int(n) => n as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+/// Reads session summaries, most recently seen first (by `last_seen`, then token).
+pub(super) async fn query_sessions(
+    client: &impl GenericClient,
+    query: &SessionQuery,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let statement = filter::sessions(
+        Dialect::Postgres,
+        "SELECT x.session_token, s.email, s.name, x.summary::text
+         FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true",
+        query,
+    );
+    let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SessionRow {
+                session_token: row.get(0),
+                student_email: row.get(1),
+                student_name: row.get(2),
+                summary: parse_summary(row.get(3))?,
+            })
+        })
+        .collect()
+}

@@ -10,9 +10,9 @@ use super::writer::lock_sessions;
 use crate::storage::maintenance::Deleted;
 use crate::storage::{Removed, StoreError};
 
-/// [`Storage::delete_student`](super::Storage::delete_student) on the database at `url`, for
+/// [`Storage::delete_student`](crate::storage::Storage::delete_student) on the database at `url`, for
 /// the command line (beside a running server: the sessions are locked as the writer locks them).
-/// Errors: as for [`PostgresStore::open`], and [`StoreError::Unavailable`] or
+/// Errors: as for [`super::PostgresStore::open`], and [`StoreError::Unavailable`] or
 /// [`StoreError::Internal`] when the transaction fails.
 pub fn delete_student_at(url: &str, email: &str) -> Result<Removed, StoreError> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -70,7 +70,7 @@ pub(super) fn lost_a_race(error: &StoreError) -> bool {
 
 /// A pooled connection that is closed, not returned to the pool, unless [`Closing::release`] is
 /// called: a group that failed, or whose future was dropped (its commit timed out), may still
-/// hold the session-level [`ID_ORDER_LOCK`], and PostgreSQL frees a session's advisory locks for
+/// hold the session-level [`ID_ORDER_LOCK`](super::writer::ID_ORDER_LOCK), and PostgreSQL frees a session's advisory locks for
 /// certain when the session ends.
 pub(super) struct Closing(pub(super) Option<deadpool_postgres::Object>);
 

@@ -59,7 +59,7 @@ pub(super) struct Writer {
     pub(super) metrics: Arc<Metrics>,
     pub(super) completion_types: Arc<Vec<String>>,
     pub(super) committed: Arc<watch::Sender<i64>>,
-    /// See [`PostgresStore::durable`].
+    /// See [`PostgresStore::durable`](super::PostgresStore::durable).
     pub(super) durable: Arc<AtomicI64>,
     /// Where committed events go for the alert rules (when they listen).
     pub(super) feed: Arc<CommitFeed>,
@@ -540,7 +540,7 @@ pub(super) const DRAW: &str = "SELECT last_id FROM session_log_draw($1::int8, $2
 /// `synchronous_commit = off`: waiting for the previous ticket and committing are then a few
 /// microseconds each, not a WAL flush each, while the barriers of several groups share their
 /// flushes (PostgreSQL's own group commit). An event is acknowledged, published to the alert
-/// rules and counted in [`PostgresStore::durable`] only after its barrier. Before the barrier
+/// rules and counted in [`PostgresStore::durable`](super::PostgresStore::durable) only after its barrier. Before the barrier
 /// the commit is already visible to other transactions: a reader that sees an event newer than
 /// `durable` runs a barrier itself before returning it (see `made_durable`), so no cursor moves
 /// past an event a crash of PostgreSQL could take back. Its throughput against a flush per

@@ -5,8 +5,8 @@ use deadpool_postgres::Transaction;
 
 use super::pool::{db_error, migrate, open_pool};
 use super::sql;
+use super::sql::lock_sessions;
 use super::summaries::refresh_summaries;
-use super::writer::lock_sessions;
 use crate::storage::maintenance::Deleted;
 use crate::storage::{Removed, StoreError};
 

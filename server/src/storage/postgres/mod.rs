@@ -11,7 +11,7 @@
 //!   rows) and stores their new events in one transaction with one multi-row `INSERT … SELECT
 //!   FROM UNNEST(…)`, folding them into their sessions' summaries in the same transaction (under
 //!   a transaction-level advisory lock per session, so two servers never fold one session at
-//!   once). A request is answered after the commit and its [`DURABILITY_BARRIER`](writer::DURABILITY_BARRIER): an
+//!   once). A request is answered after the commit and its [`DURABILITY_BARRIER`](sql::DURABILITY_BARRIER): an
 //!   acknowledged event is on disk, and no reader gets an event before it is.
 //! - A failed group is retried job by job once, so one job the database refuses fails alone;
 //!   a database that cannot be reached fails every job with [`StoreError::Unavailable`] (503),
@@ -72,7 +72,7 @@ pub struct PostgresStore {
     writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     committed: watch::Receiver<i64>,
     /// Every committed `event_id` up to this one is durable (its WAL flushed): raised by the
-    /// writer after each group's [`DURABILITY_BARRIER`](writer::DURABILITY_BARRIER) and by readers after theirs.
+    /// writer after each group's [`DURABILITY_BARRIER`](sql::DURABILITY_BARRIER) and by readers after theirs.
     durable: Arc<AtomicI64>,
     leader: Arc<std::sync::atomic::AtomicBool>,
     metrics: Arc<Metrics>,
@@ -255,7 +255,7 @@ impl Backend for PostgresStore {
 
     /// `Storage::events`.
     /// Events newer than [`PostgresStore::durable`] are returned only after a
-    /// [`DURABILITY_BARRIER`](writer::DURABILITY_BARRIER) on the same connection.
+    /// [`DURABILITY_BARRIER`](sql::DURABILITY_BARRIER) on the same connection.
     async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
         let pool = self.pool.clone();
         let durable = self.durable.clone();

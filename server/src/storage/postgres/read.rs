@@ -9,13 +9,10 @@ use session_log_protocol::StoredEvent;
 use tokio_postgres::types::ToSql;
 
 use super::sql;
+use super::sql::{DURABILITY_BARRIER, ISO};
 use super::summaries::parse_summary;
-use super::writer::DURABILITY_BARRIER;
 use crate::storage::filter::{Dialect, Param, StudentScope};
 use crate::storage::{filter, EventQuery, EventRow, SessionQuery, SessionRow, StoreError};
-
-/// `created_at` as `now_iso` writes it (ISO 8601 UTC with ms).
-pub(super) const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
 /// Makes sure every event of `rows` is durable before a reader gets it: when one is newer than
 /// `durable` (a commit of another server, or of a group of this one whose barrier has not

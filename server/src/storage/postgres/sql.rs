@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use deadpool_postgres::{GenericClient, Object, Pool};
+use deadpool_postgres::{GenericClient, Object, Pool, Transaction};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -129,4 +129,47 @@ pub(super) async fn pipeline(
         }
     }
     Ok(rows)
+}
+
+/// `created_at` as `now_iso` writes it (ISO 8601 UTC with ms).
+pub(super) const ISO: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
+/// of its own: `setval` on the sequence of migration V8 writes a WAL record and takes a
+/// transaction id (a transaction that writes no WAL commits without a flush, whatever the
+/// setting), so with the connection's own `synchronous_commit` (on by default) PostgreSQL
+/// answers it only once the WAL is flushed (and replicated, where the database asks for that)
+/// through its commit record, which comes after the group's commit record and after the commit
+/// of every group drawn before it (the ticket chain). The group itself commits with
+/// `synchronous_commit = off`: waiting for the previous ticket and committing are then a few
+/// microseconds each, not a WAL flush each, while the barriers of several groups share their
+/// flushes (PostgreSQL's own group commit). An event is acknowledged, published to the alert
+/// rules and counted in [`PostgresStore::durable`](super::PostgresStore::durable) only after its barrier. Before the barrier
+/// the commit is already visible to other transactions: a reader that sees an event newer than
+/// `durable` runs a barrier itself before returning it (see `made_durable`), so no cursor moves
+/// past an event a crash of PostgreSQL could take back. Its throughput against a flush per
+/// group in the chain is measured in `docs/benchmarks.md`.
+pub(super) const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
+
+/// The expression that takes the transaction-level advisory locks of the sessions `$1`
+/// (text[]), in one order, and counts them: shared by [`LOCK_SESSIONS`] and [`OPEN_GROUP`](super::writer::OPEN_GROUP).
+macro_rules! session_locks {
+    () => {
+        "(SELECT count(pg_advisory_xact_lock(k)) FROM
+         (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys)"
+    };
+}
+pub(super) use session_locks;
+
+/// Takes the sessions' transaction-level advisory locks of `$1` (text[]), in one order.
+pub(super) const LOCK_SESSIONS: &str = concat!("SELECT ", session_locks!());
+
+/// Takes the transaction-level advisory locks of `tokens`' sessions, in one order (no deadlock
+/// between two servers), so that no other transaction folds them until this one ends.
+pub(super) async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), StoreError> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    execute(tx, LOCK_SESSIONS, &[&tokens]).await?;
+    Ok(())
 }

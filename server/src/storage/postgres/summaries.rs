@@ -4,12 +4,20 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::read::ISO;
 use super::sql;
-use super::writer::STORE_SUMMARIES;
+use super::sql::ISO;
 use crate::domain::summary::SessionSummary;
 use crate::storage::summary_rows::FoldColumns;
 use crate::storage::{summary_rows, StoreError};
+
+/// Writes summaries (insert or replace) from five arrays: tokens, students, first and last seen,
+/// summary JSON.
+pub(super) const STORE_SUMMARIES: &str =
+    "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
+     SELECT t, s, f::timestamptz, l::timestamptz, j::json
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
+     ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
+         first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary";
 
 pub(super) fn parse_summary(text: &str) -> Result<SessionSummary, StoreError> {
     Ok(summary_rows::parse(text)?)

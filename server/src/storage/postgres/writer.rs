@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Pool;
 use session_log_protocol::Uuid;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 
 use super::maintenance::{delete_student, purge};
 use super::pool::{db_error, lost_a_race, unavailable, Closing};
+use super::sql::{session_locks, DURABILITY_BARRIER};
 use super::summaries::{parse_summary, summary_arrays};
 use super::{cluster, lock, sql};
 use crate::domain::event::{CommittedEvent, ValidEvent};
@@ -250,28 +251,6 @@ impl Writer {
     }
 }
 
-/// Takes the transaction-level advisory locks of `tokens`' sessions, in one order (no deadlock
-/// between two servers), so that no other transaction folds them until this one ends.
-pub(super) async fn lock_sessions(tx: &Transaction<'_>, tokens: &[&str]) -> Result<(), StoreError> {
-    if tokens.is_empty() {
-        return Ok(());
-    }
-    sql::execute(tx, LOCK_SESSIONS, &[&tokens]).await?;
-    Ok(())
-}
-
-/// The expression that takes the transaction-level advisory locks of the sessions `$1`
-/// (text[]), in one order, and counts them: shared by [`LOCK_SESSIONS`] and [`OPEN_GROUP`].
-macro_rules! session_locks {
-    () => {
-        "(SELECT count(pg_advisory_xact_lock(k)) FROM
-         (SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY 1) AS keys)"
-    };
-}
-
-/// Takes the sessions' transaction-level advisory locks of `$1` (text[]), in one order.
-pub(super) const LOCK_SESSIONS: &str = concat!("SELECT ", session_locks!());
-
 /// Stores the students `$1` (emails) named `$2` (names): a row is written only when it is new or
 /// its name changes (rewriting every student of every commit left 116 MB of dead rows for 20,000
 /// students after 10,000,000 events).
@@ -279,15 +258,6 @@ pub(super) const UPSERT_STUDENTS: &str =
     "INSERT INTO students AS s (email, name) SELECT * FROM unnest($1::text[], $2::text[])
      ON CONFLICT (lower(email)) DO UPDATE SET name = excluded.name
      WHERE excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM s.name";
-
-/// Writes summaries (insert or replace) from five arrays: tokens, students, first and last seen,
-/// summary JSON.
-pub(super) const STORE_SUMMARIES: &str =
-    "INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
-     SELECT t, s, f::timestamptz, l::timestamptz, j::json
-     FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[]) AS x(t, s, f, l, j)
-     ON CONFLICT (session_token) DO UPDATE SET student_id = excluded.student_id,
-         first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary";
 
 /// The students `events` name, by lowercased email (the first spelling seen, and the latest name
 /// given, as on SQLite), sorted so that two servers upserting the same students lock their rows
@@ -530,23 +500,6 @@ pub(super) async fn insert_events(
 /// one statement only (see `docs/benchmarks.md` for what one `nextval` per row cost).
 pub(super) const DRAW: &str = "SELECT last_id FROM session_log_draw($1::int8, $2::int4, $3::int8)";
 
-/// The durability barrier, run after a group's COMMIT on the same connection, as a transaction
-/// of its own: `setval` on the sequence of migration V8 writes a WAL record and takes a
-/// transaction id (a transaction that writes no WAL commits without a flush, whatever the
-/// setting), so with the connection's own `synchronous_commit` (on by default) PostgreSQL
-/// answers it only once the WAL is flushed (and replicated, where the database asks for that)
-/// through its commit record, which comes after the group's commit record and after the commit
-/// of every group drawn before it (the ticket chain). The group itself commits with
-/// `synchronous_commit = off`: waiting for the previous ticket and committing are then a few
-/// microseconds each, not a WAL flush each, while the barriers of several groups share their
-/// flushes (PostgreSQL's own group commit). An event is acknowledged, published to the alert
-/// rules and counted in [`PostgresStore::durable`](super::PostgresStore::durable) only after its barrier. Before the barrier
-/// the commit is already visible to other transactions: a reader that sees an event newer than
-/// `durable` runs a barrier itself before returning it (see `made_durable`), so no cursor moves
-/// past an event a crash of PostgreSQL could take back. Its throughput against a flush per
-/// group in the chain is measured in `docs/benchmarks.md`.
-pub(super) const DURABILITY_BARRIER: &str = "SELECT setval('session_log_durability', 1)";
-
 /// Waits until the transaction holding the ticket before this transaction's ([`DRAW`]) in class
 /// `$1` has ended (committed or rolled back; at once when no transaction holds it), then NOTIFYs
 /// the group's newest id (the last drawn, as text) on channel `$2` ([`cluster::EVENTS_CHANNEL`]),
@@ -557,7 +510,7 @@ pub(super) const CLOSE_GROUP: &str = "SELECT pg_advisory_xact_lock_shared($1::in
 
 /// Opens a group's transaction: its commit does not wait for the WAL flush (the barrier after
 /// the COMMIT does, see [`DURABILITY_BARRIER`]), and it takes the transaction-level advisory
-/// locks of the sessions `$1` (text[]) in one order, as [`LOCK_SESSIONS`].
+/// locks of the sessions `$1` (text[]) in one order, as [`LOCK_SESSIONS`](super::sql::LOCK_SESSIONS).
 pub(super) const OPEN_GROUP: &str = concat!("SELECT set_config('synchronous_commit', 'off', true), ", session_locks!());
 
 /// What a group reads before it folds, in one statement: rows of `(kind, key, student_id,
@@ -575,7 +528,7 @@ pub(super) const LOOKED_UP_EVENT: i16 = 1;
 
 pub(super) const LOOKED_UP_SUMMARY: i16 = 2;
 
-/// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`]), the
+/// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`](super::summaries::STORE_SUMMARIES)), the
 /// (session, student) pairs (`$6` text[], `$7` int8[]) and the `$8` new events (`$9`..`$14`:
 /// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text), which take
 /// the ids just drawn ([`DRAW`]) in order. The three touch different tables, so the order

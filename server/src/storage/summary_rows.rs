@@ -31,15 +31,21 @@ pub struct FoldColumns<'r> {
     pub data: &'r str,
 }
 
+impl FoldColumns<'_> {
+    /// Calls `f` with the event as the fold reads it (its facts read from `data`).
+    pub fn with_event<T>(&self, f: impl FnOnce(&FoldEvent<'_>) -> T) -> T {
+        let facts = EventFacts::read(self.event_type, self.data);
+        f(&FoldEvent {
+            event_type: self.event_type,
+            seq: self.seq.map(|s| s as u64),
+            student_id: self.student_id,
+            created_at: self.created_at,
+            facts: &facts,
+        })
+    }
+}
+
 /// Folds one stored event into `summary` (started when it is the session's first).
 pub fn fold(summary: &mut Option<SessionSummary>, columns: FoldColumns<'_>, completion_types: &[String]) {
-    let facts = EventFacts::read(columns.event_type, columns.data);
-    let event = FoldEvent {
-        event_type: columns.event_type,
-        seq: columns.seq.map(|s| s as u64),
-        student_id: columns.student_id,
-        created_at: columns.created_at,
-        facts: &facts,
-    };
-    summary.get_or_insert_with(SessionSummary::default).apply(&event, completion_types);
+    columns.with_event(|event| summary.get_or_insert_with(SessionSummary::default).apply(event, completion_types));
 }

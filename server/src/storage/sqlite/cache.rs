@@ -24,7 +24,6 @@ use std::borrow::Cow;
 
 use rusqlite::{Connection, Row};
 
-use crate::domain::facts::EventFacts;
 use crate::domain::summary::{FoldEvent, SessionSummary};
 use crate::storage::summary_rows::{self, FoldColumns};
 
@@ -302,14 +301,14 @@ const FOLD_COLUMNS: &str = "event_type, seq, student_id, created_at, event_data"
 /// Errors: a column of an unexpected type.
 fn with_fold_event<T>(row: &Row<'_>, at: usize, f: impl FnOnce(&FoldEvent<'_>) -> T) -> Result<T, rusqlite::Error> {
     let (event_type, created_at, data): (String, String, String) = (row.get(at)?, row.get(at + 3)?, row.get(at + 4)?);
-    let facts = EventFacts::read(&event_type, &data);
-    Ok(f(&FoldEvent {
+    let columns = FoldColumns {
         event_type: &event_type,
-        seq: row.get::<_, Option<i64>>(at + 1)?.map(|s| s as u64),
+        seq: row.get(at + 1)?,
         student_id: row.get(at + 2)?,
         created_at: &created_at,
-        facts: &facts,
-    }))
+        data: &data,
+    };
+    Ok(columns.with_event(f))
 }
 
 /// The fold of a session's stored events in `event_id` order, or `None` when it has none.
@@ -323,15 +322,9 @@ pub fn fold_session(
     let mut rows = statement.query([token])?;
     let mut summary: Option<SessionSummary> = None;
     while let Some(row) = rows.next()? {
-        let (event_type, created_at, data): (String, String, String) = (row.get(0)?, row.get(3)?, row.get(4)?);
-        let columns = FoldColumns {
-            event_type: &event_type,
-            seq: row.get(1)?,
-            student_id: row.get(2)?,
-            created_at: &created_at,
-            data: &data,
-        };
-        summary_rows::fold(&mut summary, columns, completion_types);
+        with_fold_event(row, 0, |fold| {
+            summary.get_or_insert_with(SessionSummary::default).apply(fold, completion_types)
+        })?;
     }
     Ok(summary)
 }

@@ -73,4 +73,27 @@ on_both_backends! {
         assert_eq!(gone["events"], 3, "only the events stored after the deletion");
         storage.close();
     }
+
+    // A report over more sessions than one page of summaries counts every session and every
+    // event once, whatever the order in which the sessions were last seen.
+    fn report_pages_count_each_session_once(backend) {
+        let (_db, _config, storage, runtime) = temp_storage(backend);
+        let page = session_log_server::storage::REPORT_PAGE as u64;
+        let sessions = 2 * page + 3;
+        runtime.block_on(async {
+            let all: Vec<ValidEvent> =
+                (0..sessions).flat_map(|i| events(&format!("ws_{i:05}"), 0, 2, None)).collect();
+            for chunk in all.chunks(400) {
+                storage.insert(chunk.to_vec()).await.unwrap();
+            }
+            // The first session is seen again: most recently seen first, it is now on page one.
+            storage.insert(events("ws_00000", 2, 1, None)).await.unwrap();
+            let report =
+                storage.report(None, None, std::time::Duration::from_secs(300), None).await.unwrap();
+            assert_eq!(report.sessions, sessions);
+            assert_eq!(report.events, 2 * sessions + 1);
+            assert_eq!(report.api_calls[0].calls, sessions, "each session's seq 0 is an API call");
+        });
+        storage.close();
+    }
 }

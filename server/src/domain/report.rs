@@ -63,7 +63,7 @@ pub struct ErrorPattern {
 pub struct FunnelStep {
     /// The step number.
     pub step: i64,
-    /// Its name, as the latest session to name it did.
+    /// Its name, as a session that reached it named it (the last one read names it).
     pub step_name: Option<String>,
     /// Sessions that reached it.
     pub sessions: u64,
@@ -89,99 +89,141 @@ pub struct EndpointReport {
     pub p95_ms: Option<f64>,
 }
 
-/// Builds the report of `rows` (the sessions seen in the window). A session is active when its
-/// last event is at or after `active_since`; `final_step` completes sessions that reach it.
-pub fn build(
-    rows: &[SessionRow],
-    generated_at: String,
-    window: (Option<String>, Option<String>),
-    active_since: &str,
+/// The report folded one session at a time, so a caller can read the summaries page by page
+/// and hold one page at once: memory grows with the distinct error types, steps and endpoints
+/// (each bounded per summary), plus one number per session per step and per duration, never
+/// with whole summaries.
+#[derive(Debug, Clone)]
+pub struct ReportFold {
+    active_since: String,
     final_step: Option<i64>,
-) -> Report {
-    let mut report = Report {
-        success: true,
-        generated_at,
-        since: window.0,
-        until: window.1,
-        sessions: rows.len() as u64,
-        active_sessions: 0,
-        completed_sessions: 0,
-        completion_rate: 0.0,
-        events: 0,
-        events_by_type: BTreeMap::new(),
-        top_errors: Vec::new(),
-        funnel: Vec::new(),
-        api_calls: Vec::new(),
-    };
-    let mut errors: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut steps: BTreeMap<i64, (Option<&str>, u64, Vec<i64>)> = BTreeMap::new();
-    let mut endpoints: BTreeMap<&str, (u64, u64, Vec<f64>)> = BTreeMap::new();
-    for row in rows {
+    sessions: u64,
+    active_sessions: u64,
+    completed_sessions: u64,
+    events: u64,
+    events_by_type: BTreeMap<String, u64>,
+    /// Per error type: (events, sessions).
+    errors: BTreeMap<String, (u64, u64)>,
+    /// Per step: (latest name, sessions, time spent by each session that left it, ms).
+    steps: BTreeMap<i64, (Option<String>, u64, Vec<i64>)>,
+    /// Per endpoint: (calls, failed, durations in ms).
+    endpoints: BTreeMap<String, (u64, u64, Vec<f64>)>,
+}
+
+impl ReportFold {
+    /// An empty report: a session is active when its last event is at or after `active_since`
+    /// (ISO 8601 UTC with ms); `final_step` completes sessions that reach it.
+    pub fn new(active_since: String, final_step: Option<i64>) -> ReportFold {
+        ReportFold {
+            active_since,
+            final_step,
+            sessions: 0,
+            active_sessions: 0,
+            completed_sessions: 0,
+            events: 0,
+            events_by_type: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            steps: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one session seen in the window. The order of sessions does not matter, except that a
+    /// step's name is the last one added.
+    pub fn add(&mut self, row: &SessionRow) {
         let s = &row.summary;
-        match s.status(active_since, final_step) {
-            Status::Active => report.active_sessions += 1,
-            Status::Completed => report.completed_sessions += 1,
+        self.sessions += 1;
+        match s.status(&self.active_since, self.final_step) {
+            Status::Active => self.active_sessions += 1,
+            Status::Completed => self.completed_sessions += 1,
             Status::Idle => {}
         }
-        report.events += s.events;
+        self.events += s.events;
         for (event_type, n) in &s.events_by_type {
-            *report.events_by_type.entry(event_type.clone()).or_default() += n;
+            *entry(&mut self.events_by_type, event_type) += n;
         }
         for (error_type, n) in &s.errors_by_type {
-            let entry = errors.entry(error_type).or_default();
+            let entry = entry(&mut self.errors, error_type);
             entry.0 += n;
             entry.1 += 1;
         }
         for (step, stats) in &s.steps {
-            let entry = steps.entry(*step).or_default();
+            let entry = self.steps.entry(*step).or_default();
             entry.1 += 1;
             if stats.left > 0 {
                 entry.2.push(stats.spent_ms);
             }
             if let Some(name) = &stats.name {
-                entry.0 = Some(name);
+                entry.0 = Some(name.clone());
             }
         }
         for (endpoint, stats) in &s.api_calls {
-            let entry = endpoints.entry(endpoint).or_default();
+            let entry = entry(&mut self.endpoints, endpoint);
             entry.0 += stats.calls;
             entry.1 += stats.failed;
             entry.2.extend_from_slice(&stats.durations_ms);
         }
     }
-    if report.sessions > 0 {
-        report.completion_rate = report.completed_sessions as f64 / report.sessions as f64;
+
+    /// The report of the sessions added, made at `generated_at` for `window` (`since`, `until`).
+    pub fn finish(self, generated_at: String, window: (Option<String>, Option<String>)) -> Report {
+        let completion_rate =
+            if self.sessions > 0 { self.completed_sessions as f64 / self.sessions as f64 } else { 0.0 };
+        let mut top: Vec<ErrorPattern> = self
+            .errors
+            .into_iter()
+            .map(|(error_type, (count, sessions))| ErrorPattern { error_type, count, sessions })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then(b.sessions.cmp(&a.sessions)));
+        top.truncate(TOP_ERRORS);
+        let funnel = self
+            .steps
+            .into_iter()
+            .map(|(step, (step_name, sessions, mut spent))| {
+                spent.sort_unstable();
+                let median = (!spent.is_empty()).then(|| spent[(spent.len() - 1) / 2]);
+                FunnelStep { step, step_name, sessions, median_time_ms: median }
+            })
+            .collect();
+        let api_calls = self
+            .endpoints
+            .into_iter()
+            .map(|(endpoint, (calls, failed, mut durations))| {
+                durations.sort_by(f64::total_cmp);
+                EndpointReport {
+                    endpoint,
+                    calls,
+                    failed,
+                    failure_rate: if calls == 0 { 0.0 } else { failed as f64 / calls as f64 },
+                    p50_ms: quantile(&durations, 0.5),
+                    p95_ms: quantile(&durations, 0.95),
+                }
+            })
+            .collect();
+        Report {
+            success: true,
+            generated_at,
+            since: window.0,
+            until: window.1,
+            sessions: self.sessions,
+            active_sessions: self.active_sessions,
+            completed_sessions: self.completed_sessions,
+            completion_rate,
+            events: self.events,
+            events_by_type: self.events_by_type,
+            top_errors: top,
+            funnel,
+            api_calls,
+        }
     }
-    let mut top: Vec<ErrorPattern> = errors
-        .into_iter()
-        .map(|(error_type, (count, sessions))| ErrorPattern { error_type: error_type.to_owned(), count, sessions })
-        .collect();
-    top.sort_by(|a, b| b.count.cmp(&a.count).then(b.sessions.cmp(&a.sessions)));
-    top.truncate(TOP_ERRORS);
-    report.top_errors = top;
-    report.funnel = steps
-        .into_iter()
-        .map(|(step, (name, sessions, mut spent))| {
-            spent.sort_unstable();
-            let median = (!spent.is_empty()).then(|| spent[(spent.len() - 1) / 2]);
-            FunnelStep { step, step_name: name.map(str::to_owned), sessions, median_time_ms: median }
-        })
-        .collect();
-    report.api_calls = endpoints
-        .into_iter()
-        .map(|(endpoint, (calls, failed, mut durations))| {
-            durations.sort_by(f64::total_cmp);
-            EndpointReport {
-                endpoint: endpoint.to_owned(),
-                calls,
-                failed,
-                failure_rate: if calls == 0 { 0.0 } else { failed as f64 / calls as f64 },
-                p50_ms: quantile(&durations, 0.5),
-                p95_ms: quantile(&durations, 0.95),
-            }
-        })
-        .collect();
-    report
+}
+
+/// The entry of `key` in `map`, allocating the key only when it is new.
+fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// The periodic report's file: `reports/report.csv` in the database's folder. One row per report;

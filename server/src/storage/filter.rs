@@ -2,7 +2,7 @@
 //! [`Dialect`] and its `SELECT … WHERE true` head, gets back a [`Statement`] (SQL text and
 //! parameters in placeholder order) and only runs it with its driver.
 
-use super::{EventQuery, Order, SessionQuery};
+use super::{EventQuery, Order, SessionOrder, SessionQuery};
 
 /// What differs between the backends' SQL in these queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +157,7 @@ pub fn events<'q>(
 }
 
 /// The session query `query` after `head` (the backend's `SELECT … FROM sessions x LEFT JOIN
-/// students s … WHERE true`): its filters, the cursor, most recently seen first (`last_seen`,
-/// then token) and its limit. Reads the summaries only, never the events.
+/// students s … WHERE true`): its filters, the cursor, its order and its limit. Reads the summaries only, never the events.
 pub fn sessions<'q>(dialect: Dialect, head: &str, query: &'q SessionQuery) -> Statement<'q> {
     let mut statement = Statement::new(dialect, head);
     if let Some(email) = &query.student_email {
@@ -173,13 +172,24 @@ pub fn sessions<'q>(dialect: Dialect, head: &str, query: &'q SessionQuery) -> St
         let p = statement.bind_time(until);
         statement.and(&format!("x.first_seen < {p}"));
     }
-    if let Some(after) = &query.after {
-        let seen = statement.bind_time(&after.last_seen);
-        let token = statement.bind(Param::Text(&after.session_token));
-        statement.and(&format!("(x.last_seen, x.session_token) < ({seen}, {token})"));
+    match (query.order, &query.after) {
+        (SessionOrder::RecentFirst, Some(after)) => {
+            let seen = statement.bind_time(&after.last_seen);
+            let token = statement.bind(Param::Text(&after.session_token));
+            statement.and(&format!("(x.last_seen, x.session_token) < ({seen}, {token})"));
+        }
+        (SessionOrder::Token, Some(after)) => {
+            let token = statement.bind(Param::Text(&after.session_token));
+            statement.and(&format!("x.session_token > {token}"));
+        }
+        (_, None) => {}
     }
+    let order = match query.order {
+        SessionOrder::RecentFirst => "x.last_seen DESC, x.session_token DESC",
+        SessionOrder::Token => "x.session_token",
+    };
     let p = statement.bind(Param::Int(i64::from(query.limit)));
-    statement.sql.push_str(&format!(" ORDER BY x.last_seen DESC, x.session_token DESC LIMIT {p}"));
+    statement.sql.push_str(&format!(" ORDER BY {order} LIMIT {p}"));
     statement
 }
 
@@ -211,6 +221,21 @@ mod tests {
         assert_eq!(sqlite.params, postgres.params);
         assert_eq!(sqlite.params[0], Param::Text("Ada@example.com"));
         assert_eq!(sqlite.params[4], Param::Int(50));
+    }
+
+    // Token order pages by the token alone, a key that arriving events do not move.
+    #[test]
+    fn token_order_pages_by_token() {
+        let query = SessionQuery {
+            since: Some("2026-12-07T10:00:00.000Z".into()),
+            order: SessionOrder::Token,
+            after: Some(SessionCursor { last_seen: "2026-12-07T11:00:00.000Z".into(), session_token: "ws_b".into() }),
+            limit: 500,
+            ..SessionQuery::default()
+        };
+        let sqlite = sessions(Dialect::Sqlite, "H", &query);
+        assert_eq!(sqlite.sql, "H AND x.last_seen >= ?1 AND x.session_token > ?2 ORDER BY x.session_token LIMIT ?3");
+        assert_eq!(sqlite.params[1], Param::Text("ws_b"));
     }
 
     // A student resolved to one session is an equality on it; on several, the stored relation.

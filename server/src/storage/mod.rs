@@ -148,11 +148,28 @@ pub struct SessionQuery {
     pub since: Option<String>,
     /// Only sessions with an event before this time (`first_seen`, ISO text).
     pub until: Option<String>,
-    /// Continue with the sessions after this one (most recently seen first): the cursor of the
-    /// page before.
+    /// The order.
+    pub order: SessionOrder,
+    /// Continue with the sessions after this one, in `order`: the cursor of the page before
+    /// ([`SessionOrder::Token`] reads only its token).
     pub after: Option<SessionCursor>,
-    /// At most this many sessions, most recently seen first (by `last_seen`, then token).
+    /// At most this many sessions.
     pub limit: u32,
+}
+
+/// How many summaries a report reads at once (a summary is at most a few KB, so a page is at
+/// most a few MB).
+pub const REPORT_PAGE: u32 = 500;
+
+/// The order of a session query's answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionOrder {
+    /// Most recently seen first (by `last_seen`, then token, both descending): the dashboard's.
+    #[default]
+    RecentFirst,
+    /// By session token, ascending: a key no event moves, so paging through a window while
+    /// events arrive reads each session once (the report's).
+    Token,
 }
 
 /// Filters of an alert query, newest first (by `openedAt`).
@@ -430,10 +447,11 @@ impl Storage {
         self.backend.sessions(query).await
     }
 
-    /// The report (`domain::report::build`) of the sessions seen in `[since, until)` (ISO 8601
+    /// The report (`domain::report::ReportFold`) of the sessions seen in `[since, until)` (ISO 8601
     /// UTC, both optional), read from their summaries; a session is active with an event within
-    /// `active_window`, and `final_step` completes sessions that reach it. Errors: as for
-    /// [`Storage::sessions`].
+    /// `active_window`, and `final_step` completes sessions that reach it. Reads the summaries
+    /// [`REPORT_PAGE`] at a time in token order, so a report holds one page of summaries at once
+    /// however many sessions the window has. Errors: as for [`Storage::sessions`].
     pub async fn report(
         &self,
         since: Option<String>,
@@ -441,10 +459,29 @@ impl Storage {
         active_window: std::time::Duration,
         final_step: Option<i64>,
     ) -> Result<crate::domain::report::Report, StoreError> {
-        let query =
-            SessionQuery { since: since.clone(), until: until.clone(), limit: u32::MAX, ..SessionQuery::default() };
-        let rows = self.sessions(query).await?;
-        Ok(crate::domain::report::build(&rows, now_iso(), (since, until), &iso_ago(active_window), final_step))
+        self.flush_before_read().await?;
+        let mut fold = crate::domain::report::ReportFold::new(iso_ago(active_window), final_step);
+        let mut query = SessionQuery {
+            since: since.clone(),
+            until: until.clone(),
+            order: SessionOrder::Token,
+            limit: REPORT_PAGE,
+            ..SessionQuery::default()
+        };
+        loop {
+            let rows = self.backend.sessions(query.clone()).await?;
+            rows.iter().for_each(|row| fold.add(row));
+            match rows.last() {
+                Some(last) if rows.len() == REPORT_PAGE as usize => {
+                    query.after = Some(SessionCursor {
+                        last_seen: last.summary.last_seen.clone(),
+                        session_token: last.session_token.clone(),
+                    })
+                }
+                _ => break,
+            }
+        }
+        Ok(fold.finish(now_iso(), (since, until)))
     }
 
     /// The sessions whose stored summary differs from the fold of their stored events (tokens,

@@ -7,11 +7,13 @@
 //! page: problems are reported once with `console.warn`.
 //!
 //! [`pipeline`] holds the rules (options, enrichment, the queue, backoff), [`durable`] the queue kept
-//! in `localStorage`, and [`machine`] the delivery state machine that drives them; all three are
+//! in `localStorage`, [`capture`] what the client captures by itself (uncaught errors, requests,
+//! route changes), and [`machine`] the delivery state machine that drives them; all four are
 //! plain Rust, tested natively. The `web` module (compiled only for `wasm32`) is the thin
 //! `#[wasm_bindgen]` layer that converts values and carries out the machine's actions.
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod durable;
 pub mod machine;
 pub mod pipeline;

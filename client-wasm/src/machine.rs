@@ -10,9 +10,9 @@
 //! down); a refused write is an answer at once, not a later input. The native tests run the
 //! machine with an in-memory store and scripted replies and timers.
 
+use crate::capture::{Capture, ErrorCapture};
 use crate::durable::{DurableQueue, Limits, Store};
 use crate::pipeline::{self, cat, decimal, join, Backoff, Config, EventKind, EventPlan, OptionValue, Outcome, Session};
-use session_log_protocol::redact::contains;
 
 /// `localStorage` key of the generated session token.
 pub const TOKEN_KEY: &str = "session-log:sessionToken";
@@ -26,12 +26,7 @@ pub const ADOPTION_SCAN_MS: u32 = 30_000;
 /// included) at 64 KiB in flight per page, in total; stay under it (bytes).
 pub const BEACON_BUDGET_BYTES: usize = 60 * 1024;
 
-/// Identical captured errors within this window make one event (ms).
-pub const ERROR_WINDOW_MS: u32 = 2_000;
-/// Captured errors of one `errorType` allowed in a burst (a token bucket of this size)...
-pub const ERROR_BUCKET: f64 = 10.0;
-/// ...refilled with one token this often (ms): PostHog's exception autocapture limits.
-pub const ERROR_REFILL_MS: f64 = 10_000.0;
+pub use crate::capture::{ERROR_BUCKET, ERROR_REFILL_MS, ERROR_WINDOW_MS};
 
 /// The timers the machine asks for. [`Timer::code`] and [`Timer::from_code`] carry one through
 /// `setTimeout`'s argument.
@@ -136,14 +131,6 @@ pub enum Action {
     Log(EventKind, f64),
 }
 
-/// Captured errors with the same fingerprint, gathered over [`ERROR_WINDOW_MS`].
-#[derive(Debug)]
-struct Burst {
-    fingerprint: String,
-    kind: EventKind,
-    at_ms: f64,
-}
-
 /// The server's answer to a [`Action::Send`], as the browser layer read it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reply {
@@ -211,12 +198,8 @@ pub struct Machine<S: Store> {
     /// The user opted out ([`OPT_OUT_KEY`]; read again before each send, so another tab's
     /// opt-out stops this one too).
     opted_out: bool,
-    /// Captured errors waiting for their window to close.
-    bursts: Vec<Burst>,
-    /// Per `errorType` + message kind: tokens left and when they were counted (ms).
-    error_buckets: Vec<(&'static str, f64, f64)>,
-    /// The last path seen by history capture.
-    last_path: Option<String>,
+    /// What the page captures by itself.
+    capture: Capture,
     actions: Vec<Action>,
 }
 
@@ -269,9 +252,7 @@ impl<S: Store> Machine<S> {
             next_waiter_id: 0,
             watched_tabs: Vec::new(),
             opted_out: false,
-            bursts: Vec::new(),
-            error_buckets: Vec::new(),
-            last_path: None,
+            capture: Capture::default(),
             actions: Vec::new(),
         };
         machine.opted_out = machine.read_opt_out();
@@ -440,11 +421,8 @@ impl<S: Store> Machine<S> {
         self.queue.store_mut().get(OPT_OUT_KEY).is_some_and(|v| v == "1")
     }
 
-    /// An uncaught error (`rejection` false: the window's `error` event, with `source` and its
-    /// line and column) or an unhandled rejection, at `at_ms`. Identical errors within
-    /// [`ERROR_WINDOW_MS`] become one event with a `count`; each kind is limited by a token
-    /// bucket ([`ERROR_BUCKET`], one back every [`ERROR_REFILL_MS`]). Errors whose stack or
-    /// source is session-log's own code (its files, or inside the WebAssembly module) are ignored.
+    /// An uncaught error or an unhandled rejection, at `at_ms` (see [`Capture::error`]): the
+    /// first of a window sets its timer; one over the rate limit warns instead.
     pub fn captured_error(
         &mut self,
         rejection: bool,
@@ -453,60 +431,26 @@ impl<S: Store> Machine<S> {
         source: Option<(String, u32, u32)>,
         at_ms: f64,
     ) {
-        let own = |text: &str| contains(text, "session_log") || contains(text, "wasm-function");
-        if stack.as_deref().is_some_and(own) || source.as_ref().is_some_and(|(url, _, _)| own(url)) {
-            return;
-        }
-        let error_type = if rejection { "unhandled_rejection" } else { "uncaught_error" };
-        let fingerprint = cat(&[error_type, "\n", &message, "\n", stack.as_deref().unwrap_or("")]);
-        if let Some(burst) = self.bursts.iter_mut().find(|b| b.fingerprint == fingerprint) {
-            if let EventKind::CapturedError { count, .. } = &mut burst.kind {
-                *count = count.saturating_add(1);
-            }
-            return;
-        }
-        if !self.take_error_token(error_type, at_ms) {
-            return self.warn(cat(&[
+        match self.capture.error(rejection, message, stack, source, at_ms) {
+            ErrorCapture::OpensWindow => self.actions.push(Action::SetTimer(Timer::ErrorWindow, ERROR_WINDOW_MS)),
+            ErrorCapture::Limited(error_type) => self.warn(cat(&[
                 "captured ",
                 error_type,
                 " events are limited to 10 at once and 6 a minute; more were not logged",
-            ]));
+            ])),
+            ErrorCapture::Gathered => {}
         }
-        if self.bursts.is_empty() {
-            self.actions.push(Action::SetTimer(Timer::ErrorWindow, ERROR_WINDOW_MS));
-        }
-        let kind = EventKind::CapturedError { error_type, message, stack, source, count: 1 };
-        self.bursts.push(Burst { fingerprint, kind, at_ms });
-    }
-
-    fn take_error_token(&mut self, error_type: &'static str, now_ms: f64) -> bool {
-        let index = match self.error_buckets.iter().position(|(t, _, _)| *t == error_type) {
-            Some(index) => index,
-            None => {
-                self.error_buckets.push((error_type, ERROR_BUCKET, now_ms));
-                self.error_buckets.len() - 1
-            }
-        };
-        let Some((_, tokens, counted_at)) = self.error_buckets.get_mut(index) else { return false };
-        *tokens = (*tokens + (now_ms - *counted_at).max(0.0) / ERROR_REFILL_MS).min(ERROR_BUCKET);
-        *counted_at = now_ms;
-        if *tokens < 1.0 {
-            return false;
-        }
-        *tokens -= 1.0;
-        true
     }
 
     /// Logs the captured errors gathered so far (the window closed, or the page is going away).
     pub fn flush_captured(&mut self) {
-        for burst in std::mem::take(&mut self.bursts) {
+        for burst in self.capture.take_errors() {
             self.actions.push(Action::Log(burst.kind, burst.at_ms));
         }
     }
 
-    /// A `fetch` or `XMLHttpRequest` of the page ended: `url` absolute, `status` 0 when it
-    /// failed, at `at_ms` after `duration_ms`; `page_origin` is the page's `location.origin`.
-    /// Requests to the configured endpoint (the client's own) are not logged.
+    /// A `fetch` or `XMLHttpRequest` of the page ended at `at_ms` (see [`Capture::request`]);
+    /// requests to the configured endpoint (the client's own) are not logged.
     pub fn captured_request(
         &mut self,
         method: &str,
@@ -516,38 +460,22 @@ impl<S: Store> Machine<S> {
         page_origin: &str,
         at_ms: f64,
     ) {
-        let Some((origin, host, path)) = pipeline::url_parts(url) else { return };
         let endpoint = &self.session.config.endpoint;
-        let own = match pipeline::url_parts(endpoint) {
-            Some((endpoint_origin, _, endpoint_path)) => origin == endpoint_origin && path == endpoint_path,
-            None => origin == page_origin && path == endpoint.split(['?', '#']).next().unwrap_or(""),
-        };
-        if own {
-            return;
+        if let Some(kind) = Capture::request(endpoint, method, url, status, duration_ms, page_origin) {
+            self.actions.push(Action::Log(kind, at_ms));
         }
-        let host = (origin != page_origin).then(|| host.to_owned());
-        let kind =
-            EventKind::CapturedRequest { path: path.to_owned(), host, method: method.to_owned(), status, duration_ms };
-        self.actions.push(Action::Log(kind, at_ms));
     }
 
-    /// The page's route changed to `url` (absolute; from `pushState`, `replaceState`,
-    /// `popstate` or `hashchange`): logs a `page_view` with the path (and `#fragment` route,
-    /// without the query) when it differs from the last one seen.
+    /// The page's route changed to `url` at `at_ms` (see [`Capture::navigation`]).
     pub fn captured_navigation(&mut self, url: &str, at_ms: f64) {
-        let Some(path) = pipeline::route(url) else { return };
-        if self.last_path.as_deref() == Some(path.as_str()) {
-            return;
+        if let Some(kind) = self.capture.navigation(url) {
+            self.actions.push(Action::Log(kind, at_ms));
         }
-        let previous_path = self.last_path.replace(path.clone());
-        self.actions.push(Action::Log(EventKind::PageView { path, previous_path }, at_ms));
     }
 
     /// The path the page had when history capture started (no event).
     pub fn set_current_path(&mut self, url: &str) {
-        if let Some(path) = pipeline::route(url) {
-            self.last_path = Some(path);
-        }
+        self.capture.set_current_path(url);
     }
 
     /// Queues one event's JSON (see [`Machine::push_event`]). Over the queue's bounds the oldest

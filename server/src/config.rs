@@ -47,6 +47,9 @@ pub struct Config {
     pub max_rows_per_commit: usize,
     /// Origins allowed to call the API from a browser (CORS); empty allows any origin. Default empty.
     pub allowed_origins: Vec<String>,
+    /// Refuse events without a workshop's write key (401) instead of storing them in the
+    /// `default` workshop. Default false, so pages written before write keys keep working.
+    pub require_write_key: bool,
     /// POSTs per second allowed from one client address (token bucket); 0 turns the limit off.
     /// Default 1000: a whole room of students may share one address behind a NAT.
     pub rate_limit_ip_per_sec: u32,
@@ -129,6 +132,7 @@ impl Default for Config {
             write_queue_requests: 1024,
             max_rows_per_commit: 5000,
             allowed_origins: Vec::new(),
+            require_write_key: false,
             rate_limit_ip_per_sec: 1000,
             rate_limit_ip_burst: 2000,
             trusted_proxies: Vec::new(),

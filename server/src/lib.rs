@@ -93,7 +93,12 @@ pub async fn run(
     let webhooks =
         webhooks::Webhooks::start(config.alert_webhooks.clone(), config.alert_webhook_secret.clone(), metrics.clone());
     let alerting = state::Alerting { logged: tokio::sync::watch::channel(0).0, webhooks };
-    let state = web::Data::from(Arc::new(state::AppState { config, storage, metrics, limits, stopping, alerting }));
+    let workshops = state::Workshops::default();
+    workshops.replace(
+        storage.workshops().await.map_err(|source| ServerError::Storage { path: database.describe(), source })?,
+    );
+    let state =
+        web::Data::from(Arc::new(state::AppState { config, storage, metrics, limits, stopping, alerting, workshops }));
     // Before the first request: the alert rules see every event stored from here on.
     let start = domain::cursor::EventCursor::at(*state.storage.committed().borrow());
     let app_state = state.clone();
@@ -137,6 +142,7 @@ pub async fn run(
         actix_web::rt::spawn(tasks::retention(state.clone(), retention));
     }
     actix_web::rt::spawn(tasks::alerts::evaluate(state.clone(), start));
+    actix_web::rt::spawn(tasks::refresh_workshops(state.clone()));
     if let Some(every) = state.config.report_interval.filter(|d| !d.is_zero()) {
         actix_web::rt::spawn(tasks::periodic_report(state.clone(), every));
     }

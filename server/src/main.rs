@@ -70,6 +70,10 @@ struct Args {
     /// When absent, any origin may.
     #[arg(long = "allowed-origin", env = "SESSION_LOG_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Refuse events that carry no workshop write key (401) instead of storing them in the
+    /// `default` workshop.
+    #[arg(long, env = "SESSION_LOG_REQUIRE_WRITE_KEY")]
+    require_write_key: bool,
     /// POSTs per second from one client address (0: no limit).
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_IP", default_value_t = Config::default().rate_limit_ip_per_sec)]
     rate_limit_ip: u32,
@@ -259,6 +263,7 @@ fn main() -> anyhow::Result<()> {
         body_timeout: std::time::Duration::from_secs(args.body_timeout_secs.max(1)),
         max_batch_events: args.max_batch_events,
         // Checked before binding: a bad origin stops here, with its name.
+        require_write_key: args.require_write_key,
         allowed_origins: session_log_server::domain::origin::parse_allowed_origins(&args.allowed_origins)
             .map_err(anyhow::Error::msg)?,
         rate_limit_ip_per_sec: args.rate_limit_ip,

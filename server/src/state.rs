@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::domain::alerts::AlertChange;
+use crate::domain::workshop::Workshop;
 use crate::metrics::Metrics;
 use crate::rate_limits::RateLimits;
 use crate::storage::{LoggedChange, Storage};
@@ -26,6 +27,31 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Where alert changes go once stored.
     pub alerting: Alerting,
+    /// The workshops as last read: what write keys are checked against.
+    pub workshops: Workshops,
+}
+
+/// The workshops as last read from the database, shared by every worker: read at start, again
+/// every [`Workshops::REFRESH`] (so a key created or revoked by another server or the command
+/// line counts within that), and at once after this server changes one.
+#[derive(Default)]
+pub struct Workshops {
+    current: std::sync::RwLock<Arc<Vec<Workshop>>>,
+}
+
+impl Workshops {
+    /// How often the workshops are read again.
+    pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The workshops as last read.
+    pub fn snapshot(&self) -> Arc<Vec<Workshop>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces them with `workshops`, as just read.
+    pub fn replace(&self, workshops: Vec<Workshop>) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(workshops);
+    }
 }
 
 /// Publishes stored alert changes: the alert streams of this server wake up, the webhooks are

@@ -20,3 +20,4 @@ pub mod student;
 pub mod summary;
 pub mod validate;
 pub mod webhook_target;
+pub mod workshop;

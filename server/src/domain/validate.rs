@@ -84,22 +84,41 @@ pub enum Parsed {
     },
 }
 
-/// Parses and validates a body.
+/// The top-level fields of a body that say where its events go (batch and single-event bodies
+/// alike): the workshop's public write key and the room's join code, both optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `writeKey`: at most [`MAX_CREDENTIAL_BYTES`] bytes.
+    pub write_key: Option<String>,
+    /// `room`: a join code as typed, at most [`MAX_CREDENTIAL_BYTES`] bytes.
+    pub room: Option<String>,
+}
+
+/// Longest `writeKey` or `room` (bytes).
+pub const MAX_CREDENTIAL_BYTES: usize = 64;
+
+/// Parses and validates a body, and reads its [`Credentials`].
 ///
 /// Errors: [`BodyError::Empty`], [`BodyError::MalformedJson`] (not UTF-8 or not JSON, with the
 /// position), [`BodyError::NotAnObject`], [`BodyError::InvalidEvent`] (a single event, naming the
-/// field), [`BodyError::TooManyEvents`], [`BodyError::NoValidEvents`] (a batch with no valid event).
-pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<Parsed, BodyError> {
+/// field), [`BodyError::TooManyEvents`], [`BodyError::NoValidEvents`] (a batch with no valid event);
+/// [`BodyError::InvalidEvent`] naming `writeKey` or `room` when one is not a string of at most
+/// [`MAX_CREDENTIAL_BYTES`] bytes.
+pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Credentials), BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
     let text = std::str::from_utf8(body).map_err(|e| BodyError::MalformedJson(format!("body is not UTF-8 ({e})")))?;
     #[derive(Deserialize)]
-    struct MaybeBatch<E> {
+    struct MaybeBatch<'a, E> {
         events: Option<E>,
         // As the document says: a whole number when present (not null).
         #[serde(default, deserialize_with = "dropped_count")]
         dropped: Option<u64>,
+        #[serde(rename = "writeKey", borrow)]
+        write_key: Option<&'a RawValue>,
+        #[serde(borrow)]
+        room: Option<&'a RawValue>,
     }
     // One pass over the whole body finds the batch's events (or learns it is a single event).
     // Checked first: serde would also read a struct from a JSON array.
@@ -119,8 +138,11 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<Parsed, Body
             })
         }
     };
+    let credentials =
+        Credentials { write_key: credential("writeKey", probe.write_key)?, room: credential("room", probe.room)? };
     let Some(events) = probe.events else {
-        return validate_event(text.trim(), limits).map(Parsed::Single).map_err(BodyError::InvalidEvent);
+        let event = validate_event(text.trim(), limits).map_err(BodyError::InvalidEvent)?;
+        return Ok((Parsed::Single(event), credentials));
     };
     if events.is_empty() {
         return Err(BodyError::InvalidEvent("events: must not be empty".into()));
@@ -142,7 +164,19 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<Parsed, Body
     if let Some(dropped) = probe.dropped.filter(|n| *n > 0) {
         valid.push(dropped_event(&valid[0], dropped));
     }
-    Ok(Parsed::Batch { valid, rejected })
+    Ok((Parsed::Batch { valid, rejected }, credentials))
+}
+
+/// The top-level `name` field: absent or `null`, or a string of at most
+/// [`MAX_CREDENTIAL_BYTES`] bytes. Errors: [`BodyError::InvalidEvent`] naming it.
+fn credential(name: &str, raw: Option<&RawValue>) -> Result<Option<String>, BodyError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = || BodyError::InvalidEvent(format!("{name}: must be a string of at most {MAX_CREDENTIAL_BYTES} bytes"));
+    match serde_json::from_str::<Option<String>>(raw.get()) {
+        Ok(None) => Ok(None),
+        Ok(Some(value)) if value.len() <= MAX_CREDENTIAL_BYTES => Ok(Some(value)),
+        _ => Err(bad()),
+    }
 }
 
 /// `dropped` of a batch, when present: a whole number (see `session_log_protocol::integral`).
@@ -334,7 +368,7 @@ mod tests {
     #[test]
     fn reference_body_is_valid() {
         let body = include_str!("../../../protocol/fixtures/reference-post.json");
-        let Parsed::Single(event) = parse_body(body.as_bytes(), &config()).unwrap() else { panic!("single") };
+        let Parsed::Single(event) = parse_body(body.as_bytes(), &config()).unwrap().0 else { panic!("single") };
         assert_eq!(event.session_token, "ws_1234567890");
         assert_eq!(event.event_type, "navigation");
         assert_eq!(event.uuid.get_version_num(), 7);
@@ -406,7 +440,7 @@ mod tests {
             {"sessionToken": "ws_1", "eventType": "", "eventData": {}},
             {"sessionToken": "ws_1", "eventType": "a", "eventData": {"n": 2}},
         ]});
-        let Parsed::Batch { valid, rejected } = parse_body(body.to_string().as_bytes(), &config()).unwrap() else {
+        let (Parsed::Batch { valid, rejected }, _) = parse_body(body.to_string().as_bytes(), &config()).unwrap() else {
             panic!("batch")
         };
         assert_eq!(valid.len(), 2);
@@ -418,7 +452,7 @@ mod tests {
     fn dropped_report_becomes_an_event() {
         let body = json!({"events": [{"sessionToken": "ws_1", "eventType": "a", "eventData": {},
                                       "eventId": "01890a5d-ac96-774b-bcce-b302099a8057"}], "dropped": 4});
-        let parse = || match parse_body(body.to_string().as_bytes(), &config()).unwrap() {
+        let parse = || match parse_body(body.to_string().as_bytes(), &config()).unwrap().0 {
             Parsed::Batch { valid, .. } => valid,
             other => panic!("{other:?}"),
         };
@@ -429,6 +463,26 @@ mod tests {
         assert!(first[1].event_data.contains(r#""droppedCount":4"#));
         assert_eq!(first[1].uuid, second[1].uuid, "a retried report has the same id");
         assert_ne!(first[1].uuid, first[0].uuid);
+    }
+
+    // A batch and a single event both carry the write key and the room at the top; a key that is
+    // not a short string is refused, naming the field.
+    #[test]
+    fn credentials_travel_at_the_top_of_either_body() {
+        let batch = json!({"writeKey": "wk_1", "room": "abc-234",
+                           "events": [{"sessionToken": "ws_1", "eventType": "a", "eventData": {}}]});
+        let (_, credentials) = parse_body(batch.to_string().as_bytes(), &config()).unwrap();
+        assert_eq!(credentials, Credentials { write_key: Some("wk_1".into()), room: Some("abc-234".into()) });
+        let single = json!({"writeKey": "wk_2", "sessionToken": "ws_1", "eventType": "a", "eventData": {}});
+        let (parsed, credentials) = parse_body(single.to_string().as_bytes(), &config()).unwrap();
+        assert!(matches!(parsed, Parsed::Single(_)));
+        assert_eq!(credentials.write_key.as_deref(), Some("wk_2"));
+        assert_eq!(credentials.room, None);
+        for bad in [json!(5), json!("k".repeat(65))] {
+            let body = json!({"writeKey": bad, "sessionToken": "ws_1", "eventType": "a", "eventData": {}});
+            let error = parse_body(body.to_string().as_bytes(), &config()).unwrap_err();
+            assert!(matches!(&error, BodyError::InvalidEvent(m) if m.starts_with("writeKey")), "{error:?}");
+        }
     }
 
     // Bodies that are not JSON objects are refused as a whole.

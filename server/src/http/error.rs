@@ -84,6 +84,13 @@ pub enum ApiError {
     /// 503: the database cannot be reached or refused the transaction; nothing was stored.
     #[error("{0}; retry shortly")]
     Unavailable(crate::storage::StoreError),
+    /// 401 or 403: the batch's write key may not write ([`crate::domain::workshop::KeyError`]);
+    /// nothing was stored.
+    #[error(transparent)]
+    WriteKey(#[from] crate::domain::workshop::KeyError),
+    /// 409: the request conflicts with what is stored (a workshop slug that is taken).
+    #[error("{0}")]
+    Conflict(String),
     /// 500: the database failed. The body says only that (a driver's message can quote SQL);
     /// the server log has the detail.
     #[error("the database failed to answer this request; the server log has the detail")]
@@ -101,6 +108,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
+            ApiError::WriteKey(_) => "write_key",
+            ApiError::Conflict(_) => "conflict",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
@@ -127,6 +136,9 @@ impl ResponseError for ApiError {
             ApiError::Overloaded | ApiError::Unhealthy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::WriteKey(crate::domain::workshop::KeyError::OriginNotAllowed { .. }) => StatusCode::FORBIDDEN,
+            ApiError::WriteKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -186,6 +198,7 @@ impl From<crate::storage::StoreError> for ApiError {
             StoreError::Overloaded => ApiError::Overloaded,
             StoreError::Stopped => ApiError::ShuttingDown,
             StoreError::Unavailable(_) => ApiError::Unavailable(error),
+            StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::Invalid(_) | StoreError::Internal(_) => ApiError::Storage(error),
         }
     }

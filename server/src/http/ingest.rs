@@ -8,6 +8,7 @@ use session_log_protocol::{BatchResponse, LoggedResponse};
 
 use crate::domain::client_addr;
 use crate::domain::validate::{parse_body, BodyError, Parsed};
+use crate::domain::workshop::check_write_key;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -16,16 +17,21 @@ use crate::state::AppState;
 /// (answers `{"success": true, "accepted": N, "rejected": [...]}`), as `application/json` or
 /// `text/plain` (beacons). Answers only after the events are committed.
 ///
-/// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 403 (an `Origin`
-/// that `--allowed-origin` does not list), 408 (the body did not arrive within the deadline), 413 (body, batch
+/// The body may carry `writeKey` (a workshop's public write key) and `room` (a room's join code)
+/// at its top level, beside `events` or the single event's fields.
+///
+/// Errors: 400 (empty, malformed or invalid body, naming the field; bad gzip), 401 (a `writeKey`
+/// that is unknown or revoked, or none under `--require-write-key`), 403 (an `Origin` that
+/// `--allowed-origin`, or the write key's workshop, does not list), 408 (the body did not arrive within the deadline), 413 (body, batch
 /// or decompressed body too large), 415 (other content types or encodings), 429 with
 /// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
 #[utoipa::path(post, path = "/api/session-log", tag = "ingest",
-    request_body(content = PostBody, description = "One event (the reference's shape) or a batch; application/json or text/plain (beacons); gzip Content-Encoding accepted."),
+    request_body(content = PostBody, description = "One event (the reference's shape) or a batch; application/json or text/plain (beacons); gzip Content-Encoding accepted. Either may carry top-level `writeKey` (a workshop's write key) and `room` (a join code), strings of at most 64 bytes."),
     responses(
         (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = PostAnswer),
         (status = 400, description = "Empty, malformed or invalid body, naming the field.", body = session_log_protocol::ErrorResponse),
-        (status = 403, description = "The request's Origin is not among --allowed-origin.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "The writeKey is unknown or revoked, or missing under --require-write-key; nothing was stored.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "The request's Origin is not among --allowed-origin, or not among its write key's workshop's allowed origins.", body = session_log_protocol::ErrorResponse),
         (status = 408, description = "The body did not arrive within the deadline.", body = session_log_protocol::ErrorResponse),
         (status = 413, description = "Body, decompressed body or batch too large.", body = session_log_protocol::ErrorResponse),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding.", body = session_log_protocol::ErrorResponse),
@@ -73,7 +79,12 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         .await
         .map_err(|_| ApiError::BodyTimeout(deadline.as_secs()))??;
     let body = decode_body(req, body, limit)?;
-    let parsed = parse_body(&body, &state.config.ingest_limits())?;
+    let (parsed, credentials) = parse_body(&body, &state.config.ingest_limits())?;
+    // The write key decides the workshop: unknown, revoked, or sent from an origin its workshop
+    // does not allow, nothing is stored.
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    let workshops = state.workshops.snapshot();
+    check_write_key(&workshops, credentials.write_key.as_deref(), origin, state.config.require_write_key)?;
     let (mut events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),
         Parsed::Batch { valid, rejected } => (valid, rejected, false),

@@ -4,7 +4,7 @@
 //!
 //! - [`ingest`]: `POST /api/session-log`; [`alerts`]: alerts, their acknowledgement and stream; [`events`]: the instructors' event query, live tail and
 //!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
-//!   progress and deletion;
+//!   progress and deletion; [`workshops`]: the admin's workshops and write keys;
 //!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
 //! - [`auth`]: the instructor-token extractor; [`params`]: query parameters; [`headers`]: the
 //!   security headers of every response; [`error`]: the mapping of every failure to a status and
@@ -23,6 +23,7 @@ pub mod report;
 pub mod sessions;
 pub mod sse;
 pub mod students;
+pub mod workshops;
 
 use actix_cors::Cors;
 use actix_web::http::header;
@@ -56,6 +57,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     resource("/students/{email}", "GET, DELETE")
                         .route(web::get().to(students::get_student))
                         .route(web::delete().to(students::delete_student)),
+                )
+                .service(
+                    resource("/workshops", "GET, POST")
+                        .route(web::get().to(workshops::list_workshops))
+                        .route(web::post().to(workshops::create_workshop)),
+                )
+                .service(
+                    resource("/workshops/{slug}/revoke", "POST").route(web::post().to(workshops::revoke_write_key)),
                 )
                 .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
                 .default_service(web::to(|req: HttpRequest| async move {

@@ -41,6 +41,9 @@ impl Modify for BearerToken {
         crate::http::alerts::mute,
         crate::http::alerts::stream_alerts,
         crate::http::students::delete_student,
+        crate::http::workshops::create_workshop,
+        crate::http::workshops::list_workshops,
+        crate::http::workshops::revoke_write_key,
         openapi_json,
     ),
     components(schemas(

@@ -104,6 +104,19 @@ pub trait Backend: Send + Sync {
     /// stored events; the caller has flushed the summaries. Reads every event.
     async fn summary_drift(&self) -> Result<Vec<String>, StoreError>;
 
+    /// Every workshop, by id (`default` first).
+    async fn workshops(&self) -> Result<Vec<crate::domain::workshop::Workshop>, StoreError>;
+
+    /// Creates a workshop. Errors: [`StoreError::Conflict`] when its slug is taken.
+    async fn create_workshop(
+        &self,
+        new: super::workshop_rows::NewWorkshop,
+    ) -> Result<crate::domain::workshop::Workshop, StoreError>;
+
+    /// Revokes the write key of workshop `slug` (once: a second revocation keeps the first's
+    /// time); `None` when no workshop has that slug.
+    async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError>;
+
     /// Stops taking writes, lets the writer commit what it was handed and waits for it
     /// (blocking; at most about 10 s).
     fn close(&self);

@@ -38,6 +38,9 @@ pub mod maintenance;
 pub mod postgres;
 pub mod sqlite;
 pub mod summary_rows;
+pub mod workshop_rows;
+
+pub use workshop_rows::NewWorkshop;
 
 /// A storage failure, by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +59,9 @@ pub enum StoreError {
     /// file where the command line expects one): fix the input.
     #[error("{0}")]
     Invalid(String),
+    /// What was asked conflicts with what is stored (a workshop slug that is taken): answer 409.
+    #[error("{0}")]
+    Conflict(String),
     /// Anything else (a schema that cannot be migrated, corrupt data, a bug): answer 500.
     #[error("storage error: {0}")]
     Internal(String),
@@ -490,6 +496,28 @@ impl Storage {
     pub async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         self.flush_summaries().await?;
         self.backend.summary_drift().await
+    }
+
+    /// Every workshop, by id (`default` first): what the ingest path checks write keys against.
+    /// Errors: as for [`Storage::events`].
+    pub async fn workshops(&self) -> Result<Vec<crate::domain::workshop::Workshop>, StoreError> {
+        self.backend.workshops().await
+    }
+
+    /// Creates the workshop `new` and returns it as stored. Errors: [`StoreError::Conflict`] when
+    /// its slug is taken; otherwise as for [`Storage::events`].
+    pub async fn create_workshop(&self, new: NewWorkshop) -> Result<crate::domain::workshop::Workshop, StoreError> {
+        self.backend.create_workshop(new).await
+    }
+
+    /// Revokes the write key of workshop `slug` at once (for every server on the database within
+    /// their next refresh); returns the workshop, `None` when none has that slug. Revoking again
+    /// keeps the first time. Errors: as for [`Storage::events`].
+    pub async fn revoke_write_key(
+        &self,
+        slug: String,
+    ) -> Result<Option<crate::domain::workshop::Workshop>, StoreError> {
+        self.backend.revoke_write_key(slug).await
     }
 
     /// Stops taking writes, lets the writer commit everything already handed to it, and waits

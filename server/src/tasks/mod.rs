@@ -96,6 +96,22 @@ async fn archive_and_purge(
     state.storage.purge_ids(before.to_owned(), ids).await
 }
 
+/// Reads the workshops again every [`crate::state::Workshops::REFRESH`], so write keys created or
+/// revoked by another server or the command line count here too. A failed read keeps the
+/// workshops last read (and is logged).
+pub async fn refresh_workshops(state: web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(crate::state::Workshops::REFRESH);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match state.storage.workshops().await {
+            Ok(workshops) => state.workshops.replace(workshops),
+            Err(error) => tracing::warn!(%error, "reading the workshops failed; keeping the last read"),
+        }
+    }
+}
+
 /// Appends the report of the sessions seen in the last 24 hours to `reports/report.csv` beside
 /// the database, every `every`.
 pub async fn periodic_report(state: web::Data<AppState>, every: std::time::Duration) {

@@ -54,6 +54,7 @@ mod read;
 mod sql;
 mod summaries;
 mod vacuum;
+mod workshops;
 mod writer;
 
 pub use maintenance::delete_student_at;
@@ -361,6 +362,24 @@ impl Backend for PostgresStore {
             alerts::newest_change(&client).await
         })
         .await
+    }
+
+    /// `Storage::workshops`.
+    async fn workshops(&self) -> Result<Vec<crate::domain::workshop::Workshop>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::workshops(&sql::connection(&pool).await?).await }).await
+    }
+
+    /// `Storage::create_workshop`.
+    async fn create_workshop(&self, new: super::NewWorkshop) -> Result<crate::domain::workshop::Workshop, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::create(&sql::connection(&pool).await?, &new).await }).await
+    }
+
+    /// `Storage::revoke_write_key`.
+    async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::revoke(&sql::connection(&pool).await?, &slug).await }).await
     }
 
     /// `Storage::summary_drift`.

@@ -42,6 +42,7 @@ mod maintenance;
 mod read;
 #[cfg(unix)]
 pub mod wal_vfs;
+mod workshops;
 mod writer;
 use super::{EventQuery, EventRow, SessionQuery, SessionRow};
 use cache::parse_summary;
@@ -53,7 +54,7 @@ use writer::{AlertOutcome, AlertWork, WriteJob, Writer};
 pub use writer::{EventWriter, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
 
 /// How long a connection waits for a lock before failing (ms).
-const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// The schema, one migration per version (`PRAGMA user_version`), from `migrations/sqlite/` (as
 /// PostgreSQL's are from `migrations/postgres/`): each file says what it adds and why.
@@ -63,6 +64,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V3__summary_watermark.sql")),
     M::up(include_str!("../../../migrations/sqlite/V4__session_paging.sql")),
     M::up(include_str!("../../../migrations/sqlite/V5__alerts.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V6__workshops.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -133,6 +135,8 @@ pub struct SqliteStore {
     flushed: Arc<AtomicI64>,
     /// The event types that complete a session (for `summary_drift`'s fold).
     completion_types: Vec<String>,
+    /// The database file (admin writes open a connection of their own).
+    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -188,6 +192,7 @@ impl SqliteStore {
             committed,
             flushed,
             completion_types: config.completion_event_types.clone(),
+            path: path.to_owned(),
         })
     }
 
@@ -347,6 +352,27 @@ impl Backend for SqliteStore {
     /// `Storage::sessions` (the caller has flushed the summaries).
     async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StoreError> {
         self.read(move |conn| query_sessions(conn, &query)).await
+    }
+
+    /// `Storage::workshops`.
+    async fn workshops(&self) -> Result<Vec<crate::domain::workshop::Workshop>, StoreError> {
+        self.read(workshops::workshops).await
+    }
+
+    /// `Storage::create_workshop`.
+    async fn create_workshop(&self, new: super::NewWorkshop) -> Result<crate::domain::workshop::Workshop, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::create(&path, &new, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::revoke_write_key`.
+    async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::revoke(&path, &slug, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
     }
 
     /// `Storage::summary_drift` (the caller has flushed the summaries).

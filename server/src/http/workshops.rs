@@ -1,0 +1,152 @@
+//! `/api/workshops`: the admin's workshops and their write keys.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::origin::parse_allowed_origins;
+use crate::domain::workshop::{check_slug, write_key, Workshop};
+use crate::http::auth::Admin;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::storage::NewWorkshop;
+
+/// `POST /api/workshops`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWorkshop {
+    /// `a-z`, `0-9` and `-`, 1 to 40 characters.
+    pub slug: String,
+    /// Its name, for people (1 to 200 characters).
+    pub name: String,
+    /// The origins allowed to send with its key (`scheme://host[:port]`); absent or empty: any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// A workshop as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkshopView {
+    /// Its slug.
+    pub slug: String,
+    /// Its name.
+    pub name: String,
+    /// Its public write key (`wk_…`); absent for `default`, which takes keyless events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_key: Option<String>,
+    /// The origins allowed to send with its key; empty: any.
+    pub allowed_origins: Vec<String>,
+    /// When its key was revoked (ISO 8601 UTC), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl From<Workshop> for WorkshopView {
+    fn from(w: Workshop) -> Self {
+        WorkshopView {
+            slug: w.slug,
+            name: w.name,
+            write_key: w.write_key,
+            allowed_origins: w.allowed_origins,
+            revoked_at: w.revoked_at,
+        }
+    }
+}
+
+/// `GET /api/workshops`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkshopsResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// Every workshop, `default` first.
+    pub workshops: Vec<WorkshopView>,
+}
+
+/// Reads the workshops again into the shared snapshot, so this server's ingest sees a change at
+/// once (others within `Workshops::REFRESH`).
+async fn refresh(state: &AppState) -> Result<(), ApiError> {
+    state.workshops.replace(state.storage.workshops().await?);
+    Ok(())
+}
+
+/// `POST /api/workshops` (admin token): creates a workshop with a new write key (`wk_` and 32
+/// hex digits, 128 random bits) and answers 201 with it.
+///
+/// Errors: 400 (a body that is not `{slug, name, allowedOrigins?}`, a bad slug or origin, a name
+/// that is empty or over 200 characters), 401/403 (not an admin token), 409 (the slug is taken),
+/// 503 (the database is unavailable).
+#[utoipa::path(post, path = "/api/workshops", tag = "admin",
+    request_body = CreateWorkshop,
+    responses(
+        (status = 201, description = "Created, with its write key.", body = WorkshopView),
+        (status = 400, description = "Invalid body, slug, name or origin.", body = session_log_protocol::ErrorResponse),
+        (status = 401, description = "Missing or invalid token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "Not an admin token.", body = session_log_protocol::ErrorResponse),
+        (status = 409, description = "The slug is taken.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_workshop(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let invalid = |reason: String| ApiError::InvalidParameter { name: "body", reason };
+    let body: CreateWorkshop = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+    check_slug(&body.slug).map_err(|reason| ApiError::InvalidParameter { name: "slug", reason })?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::InvalidParameter { name: "name", reason: "1 to 200 characters".into() });
+    }
+    let allowed_origins = parse_allowed_origins(&body.allowed_origins)
+        .map_err(|reason| ApiError::InvalidParameter { name: "allowedOrigins", reason })?;
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| ApiError::Storage(crate::storage::StoreError::Internal(e.to_string())))?;
+    let new = NewWorkshop { slug: body.slug, name, allowed_origins, write_key: write_key(random) };
+    let workshop = state.storage.create_workshop(new).await?;
+    refresh(&state).await?;
+    Ok(HttpResponse::Created().json(WorkshopView::from(workshop)))
+}
+
+/// `GET /api/workshops` (admin token): every workshop with its write key.
+///
+/// Errors: 401/403 (not an admin token), 503 (the database is unavailable).
+#[utoipa::path(get, path = "/api/workshops", tag = "admin",
+    responses(
+        (status = 200, description = "Every workshop, `default` first.", body = WorkshopsResponse),
+        (status = 401, description = "Missing or invalid token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "Not an admin token.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_workshops(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let workshops = state.storage.workshops().await?;
+    Ok(HttpResponse::Ok()
+        .json(WorkshopsResponse { success: true, workshops: workshops.into_iter().map(WorkshopView::from).collect() }))
+}
+
+/// `POST /api/workshops/{slug}/revoke` (admin token): revokes the workshop's write key at once;
+/// from then on its events are refused with 401 (on other servers of the same database within
+/// 5 s). Revoking again changes nothing.
+///
+/// Errors: 401/403 (not an admin token), 404 (no such workshop), 503 (the database is
+/// unavailable).
+#[utoipa::path(post, path = "/api/workshops/{slug}/revoke", tag = "admin",
+    params(("slug" = String, Path, description = "The workshop.")),
+    responses(
+        (status = 200, description = "Revoked.", body = WorkshopView),
+        (status = 401, description = "Missing or invalid token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "Not an admin token.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No such workshop.", body = session_log_protocol::ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn revoke_write_key(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let slug = slug.into_inner();
+    let Some(workshop) = state.storage.revoke_write_key(slug.clone()).await? else {
+        return Err(ApiError::NotFound(format!("workshop {slug:?}")));
+    };
+    refresh(&state).await?;
+    Ok(HttpResponse::Ok().json(WorkshopView::from(workshop)))
+}

@@ -201,6 +201,89 @@ enum Command {
         /// The copy's file (replaced atomically when it exists).
         dest: PathBuf,
     },
+    /// Manage workshops and their write keys on the database (--db or --database-url), also
+    /// while servers run on it (they see a change within 5 s). Prints what it did, or one JSON
+    /// object per workshop with --json.
+    Workshop {
+        #[command(subcommand)]
+        action: WorkshopAction,
+        /// Print JSON (one object per line) instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WorkshopAction {
+    /// Create a workshop with a new write key.
+    Create {
+        /// `a-z`, `0-9` and `-`, up to 40 characters.
+        #[arg(long)]
+        slug: String,
+        /// Its name, for people.
+        #[arg(long)]
+        name: String,
+        /// An origin (`https://host[:port]`) allowed to send with its key; repeat for several.
+        /// None: any origin.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+    },
+    /// Revoke a workshop's write key: its events are refused with 401 from then on.
+    Revoke {
+        /// The workshop's slug.
+        slug: String,
+    },
+    /// List the workshops and their keys.
+    List,
+}
+
+/// `session-log-server workshop …`: does `action` and prints what it did. Errors: an invalid
+/// slug, name or origin; an unknown slug to revoke; those of `storage::workshops_offline`.
+fn workshop_command(target: &Config, action: &WorkshopAction, json: bool) -> anyhow::Result<()> {
+    use session_log_server::domain::workshop::{check_slug, write_key};
+    use session_log_server::storage::{workshops_offline, NewWorkshop, WorkshopOp};
+    let database = session_log_server::storage::Database::of(target)?.describe();
+    let op = match action {
+        WorkshopAction::Create { slug, name, origins } => {
+            check_slug(slug).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let allowed_origins =
+                session_log_server::domain::origin::parse_allowed_origins(origins).map_err(anyhow::Error::msg)?;
+            let mut random = [0u8; 16];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness for the key: {e}"))?;
+            WorkshopOp::Create(NewWorkshop {
+                slug: slug.clone(),
+                name: name.trim().to_owned(),
+                allowed_origins,
+                write_key: write_key(random),
+            })
+        }
+        WorkshopAction::Revoke { slug } => WorkshopOp::Revoke(slug.clone()),
+        WorkshopAction::List => WorkshopOp::List,
+    };
+    let workshops =
+        workshops_offline(target, op).with_context(|| format!("cannot change the workshops of {database}"))?;
+    if let WorkshopAction::Revoke { slug } = action {
+        anyhow::ensure!(!workshops.is_empty(), "no workshop with slug {slug:?} in {database}");
+    }
+    for workshop in workshops {
+        let view = session_log_server::http::workshops::WorkshopView::from(workshop);
+        if json {
+            println!("{}", serde_json::to_string(&view)?);
+            continue;
+        }
+        let key = view.write_key.as_deref().unwrap_or("(none: keyless events)");
+        let origins =
+            if view.allowed_origins.is_empty() { "any origin".to_owned() } else { view.allowed_origins.join(", ") };
+        let state = view.revoked_at.as_deref().map_or(String::new(), |at| format!(", revoked at {at}"));
+        let verb = match action {
+            WorkshopAction::Create { .. } => "created ",
+            WorkshopAction::Revoke { .. } => "revoked ",
+            WorkshopAction::List => "",
+        };
+        println!("{verb}{} ({}): write key {key}, {origins}{state}", view.slug, view.name);
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -228,6 +311,10 @@ fn main() -> anyhow::Result<()> {
             copied.sessions
         );
         return Ok(());
+    }
+    if let Some(Command::Workshop { action, json }) = &args.command {
+        let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
+        return workshop_command(&target, action, *json);
     }
     if let Some(Command::DeleteStudent { email }) = &args.command {
         let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };

@@ -124,6 +124,60 @@ fn delete_student_command() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no student with email"));
 }
 
+// `session-log-server workshop create|list|revoke` beside a running server: the key it prints
+// writes once the server has read the workshops again (within 5 s), and is refused after the
+// revocation; `--json` prints one object per workshop.
+#[test]
+fn workshop_command_manages_write_keys_beside_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN]);
+    // The address is printed before the database is opened: a first answer says it is.
+    let keyless = json!({"events": [{"sessionToken": "ws_cli_first", "eventType": "action", "eventData": {}}]});
+    assert_eq!(server.post(&keyless).0, 200);
+    let bin = session_log_e2e::server_bin();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin).arg("workshop").args(args).arg("--db").arg(&db).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["create", "--slug", "pipelines", "--name", "Data Pipelines", "--json"]);
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let key = created["writeKey"].as_str().unwrap().to_owned();
+    assert_eq!(created["slug"], "pipelines");
+    let (ok, _, err) = run(&["create", "--slug", "pipelines", "--name", "again"]);
+    assert!(!ok && err.contains("exists"), "{err}");
+    let body = |token: &str| json!({"writeKey": key, "events": [{"sessionToken": token, "eventType": "action", "eventData": {"n": 1}}]});
+    let wait_for = |token: &str, want: u16| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let (status, answer) = server.post(&body(token));
+            if status == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {status} {answer}, want {want}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for("ws_cli_key", 200);
+    let (ok, out, err) = run(&["list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("default (Default workshop)")
+            && out.contains(&format!("pipelines (Data Pipelines): write key {key}")),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["revoke", "pipelines"]);
+    assert!(ok && out.starts_with("revoked pipelines"), "{out} {err}");
+    wait_for("ws_cli_revoked", 401);
+    let (ok, _, err) = run(&["revoke", "nope"]);
+    assert!(!ok && err.contains("no workshop with slug"), "{err}");
+}
+
 // With SESSION_LOG_WAL_SHIM=off the writer runs on SQLite's default VFS: events are stored and
 // read back, and are still there after a restart on the same file.
 #[test]

@@ -40,7 +40,7 @@ pub mod sqlite;
 pub mod summary_rows;
 pub mod workshop_rows;
 
-pub use workshop_rows::NewWorkshop;
+pub use workshop_rows::{NewWorkshop, WorkshopOp};
 
 /// A storage failure, by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -541,6 +541,20 @@ pub fn backup_offline(config: &Config, dest: &std::path::Path) -> Result<sqlite:
              and restore with `pg_restore --dbname=<an empty database> session-log.dump`",
             postgres::redact_url(&url)
         ))),
+    }
+}
+
+/// Does `op` to the workshops of the database `config` names, for the command line (works beside
+/// running servers). Returns the workshop created or revoked (none when no workshop has the
+/// slug), or all of them. Errors: as for [`Storage::open`] and [`Storage::create_workshop`];
+/// [`StoreError::Invalid`] when the SQLite file does not exist (the command creates none).
+pub fn workshops_offline(
+    config: &Config,
+    op: WorkshopOp,
+) -> Result<Vec<crate::domain::workshop::Workshop>, StoreError> {
+    match Database::of(config)? {
+        Database::Sqlite(path) => sqlite::workshops_in_file(&path, op),
+        Database::Postgres(url) => postgres::workshops_at(&url, op),
     }
 }
 

@@ -17,6 +17,17 @@ pub struct NewWorkshop {
     pub write_key: String,
 }
 
+/// What the command line does to the workshops (`session-log-server workshop …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkshopOp {
+    /// Create one.
+    Create(NewWorkshop),
+    /// Revoke the write key of the workshop with this slug.
+    Revoke(String),
+    /// List them all.
+    List,
+}
+
 /// The stored text of `origins`.
 pub fn origins_to_json(origins: &[String]) -> String {
     serde_json::to_string(origins).expect("strings serialize")

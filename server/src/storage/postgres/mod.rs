@@ -60,6 +60,7 @@ mod writer;
 pub use maintenance::delete_student_at;
 pub use pool::redact_url;
 use pool::{db_error, pool_error, unavailable};
+pub use workshops::at as workshops_at;
 
 /// How long `close` waits for the writer to commit what it was handed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -61,3 +61,25 @@ pub(super) async fn revoke(client: &impl GenericClient, slug: &str) -> Result<Op
     let row = sql::query_opt(client, &format!("SELECT {COLUMNS} FROM workshops WHERE slug = $1"), &[&slug]).await?;
     row.as_ref().map(workshop).transpose()
 }
+
+/// `op` on the database at `url`, for the command line (beside running servers, which see a
+/// change within their next refresh). Returns the workshop created or revoked (none when no
+/// workshop has the slug), or all of them. Errors: as for [`super::PostgresStore::open`], and
+/// those of [`create`].
+pub fn at(url: &str, op: crate::storage::workshop_rows::WorkshopOp) -> Result<Vec<Workshop>, StoreError> {
+    use crate::storage::workshop_rows::WorkshopOp;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    runtime.block_on(async {
+        let pool = super::pool::open_pool(url, 1)?;
+        super::pool::migrate(&pool).await?;
+        let client = sql::connection(&pool).await?;
+        match op {
+            WorkshopOp::Create(new) => Ok(vec![create(&client, &new).await?]),
+            WorkshopOp::Revoke(slug) => Ok(revoke(&client, &slug).await?.into_iter().collect()),
+            WorkshopOp::List => workshops(&client).await,
+        }
+    })
+}

@@ -50,6 +50,7 @@ pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary,
 use checkpointer::Checkpointer;
 pub use maintenance::{delete_student, delete_student_in_file};
 pub use read::{query_events, query_sessions, session_losses};
+pub use workshops::in_file as workshops_in_file;
 use writer::{AlertOutcome, AlertWork, WriteJob, Writer};
 pub use writer::{EventWriter, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
 

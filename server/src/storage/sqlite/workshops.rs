@@ -86,3 +86,22 @@ pub fn revoke(path: &Path, slug: &str, at: &str) -> Result<Option<Workshop>, Sto
         .map_err(SqliteError::from)?;
     Ok(row.map(parsed).transpose()?)
 }
+
+/// `op` on the database file at `path`, for the command line: brings the schema up to date
+/// (as the server would) and waits for the write lock, so it works beside a running server,
+/// which sees the change within its next refresh. Returns the workshop created or revoked (none
+/// when no workshop has the slug), or all of them. Errors: [`SqliteError::NoDatabase`] when the
+/// file does not exist; those of [`create`] and SQLite's.
+pub fn in_file(path: &Path, op: crate::storage::workshop_rows::WorkshopOp) -> Result<Vec<Workshop>, StoreError> {
+    use crate::storage::workshop_rows::WorkshopOp;
+    if !path.is_file() {
+        return Err(SqliteError::NoDatabase(path.display().to_string()).into());
+    }
+    let conn = super::open_writer_connection(path, &crate::config::Config::default().completion_event_types)?;
+    let now = crate::storage::now_iso();
+    match op {
+        WorkshopOp::Create(new) => Ok(vec![create(path, &new, &now)?]),
+        WorkshopOp::Revoke(slug) => Ok(revoke(path, &slug, &now)?.into_iter().collect()),
+        WorkshopOp::List => Ok(workshops(&conn)?),
+    }
+}

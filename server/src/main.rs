@@ -245,7 +245,7 @@ fn workshop_command(target: &Config, action: &WorkshopAction, json: bool) -> any
     let database = session_log_server::storage::Database::of(target)?.describe();
     let op = match action {
         WorkshopAction::Create { slug, name, origins } => {
-            check_slug(slug).map_err(anyhow::Error::msg)?;
+            check_slug(slug).map_err(|reason| anyhow::anyhow!("--slug: {reason}"))?;
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
             let allowed_origins =
                 session_log_server::domain::origin::parse_allowed_origins(origins).map_err(anyhow::Error::msg)?;

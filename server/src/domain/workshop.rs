@@ -165,10 +165,10 @@ pub fn write_key(random: [u8; 16]) -> String {
 /// `-`. Errors: a message naming the rule broken.
 pub fn check_slug(slug: &str) -> Result<(), String> {
     if slug.is_empty() || slug.len() > MAX_SLUG {
-        return Err(format!("slug: 1 to {MAX_SLUG} characters"));
+        return Err(format!("1 to {MAX_SLUG} characters"));
     }
     if !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || slug.starts_with('-') {
-        return Err("slug: lowercase letters, digits and dashes, not starting with a dash".to_owned());
+        return Err("lowercase letters, digits and dashes, not starting with a dash".to_owned());
     }
     Ok(())
 }

@@ -14,13 +14,40 @@ use crate::storage::NewWorkshop;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkshop {
-    /// `a-z`, `0-9` and `-`, 1 to 40 characters.
+    /// `a-z`, `0-9` and `-`, 1 to 40 characters, not starting with `-`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub slug: String,
-    /// Its name, for people (1 to 200 characters).
+    /// Its name, for people: 1 to 200 characters, not only spaces.
+    #[schema(pattern = "\\S", min_length = 1, max_length = 200)]
     pub name: String,
-    /// The origins allowed to send with its key (`scheme://host[:port]`); absent or empty: any.
+    /// The origins allowed to send with its key; absent or empty: any.
     #[serde(default)]
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<OriginText>,
+}
+
+/// An origin as `POST /api/workshops` takes it: `http(s)://host[:port]`, no path (RFC 6454).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?$")]
+pub struct OriginText(pub String);
+
+/// Whether `c` is white space to a JSON Schema pattern's `\\s` (ECMA-262's WhiteSpace and
+/// LineTerminator).
+fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+    )
+}
+
+/// Whether `origin` matches [`OriginText`]'s pattern, `^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?$`.
+fn origin_shaped(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else { return false };
+    let (host, port) = rest.split_once(':').map_or((rest, None), |(h, p)| (h, Some(p)));
+    !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && port.is_none_or(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A workshop as the API shows it.
@@ -93,11 +120,20 @@ pub async fn create_workshop(
     let invalid = |reason: String| ApiError::InvalidParameter { name: "body", reason };
     let body: CreateWorkshop = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
     check_slug(&body.slug).map_err(|reason| ApiError::InvalidParameter { name: "slug", reason })?;
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::InvalidParameter { name: "name", reason: "1 to 200 characters".into() });
+    // The same rules as the schema's patterns, so that what the document accepts is accepted.
+    let count = body.name.chars().count();
+    if !(1..=200).contains(&count) || body.name.chars().all(is_js_space) {
+        return Err(ApiError::InvalidParameter { name: "name", reason: "1 to 200 characters, not only spaces".into() });
     }
-    let allowed_origins = parse_allowed_origins(&body.allowed_origins)
+    let name = body.name.trim_matches(is_js_space).to_owned();
+    let origins: Vec<String> = body.allowed_origins.into_iter().map(|o| o.0).collect();
+    if let Some(bad) = origins.iter().find(|o| !origin_shaped(o)) {
+        return Err(ApiError::InvalidParameter {
+            name: "allowedOrigins",
+            reason: format!("{bad:?} is not http(s)://host[:port]"),
+        });
+    }
+    let allowed_origins = parse_allowed_origins(&origins)
         .map_err(|reason| ApiError::InvalidParameter { name: "allowedOrigins", reason })?;
     let mut random = [0u8; 16];
     getrandom::fill(&mut random).map_err(|e| ApiError::Storage(crate::storage::StoreError::Internal(e.to_string())))?;

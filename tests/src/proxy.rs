@@ -16,7 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// What the proxy does to event POSTs.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
-    /// Answer 503 with `Retry-After: <secs>` until this long after the proxy started.
+    /// Answer 503 with `Retry-After: <secs>` until this long after the first event POST (not
+    /// after the proxy started: a browser that is slow to start still meets the outage).
     Unavailable {
         /// The `Retry-After` value (s).
         retry_after_secs: u64,
@@ -44,6 +45,8 @@ struct State {
     upstream: String,
     fault: Fault,
     started: Instant,
+    /// When the first event POST arrived.
+    first_post: std::sync::OnceLock<Instant>,
     lost: AtomicUsize,
     seen: Mutex<Vec<SeenPost>>,
     client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -67,6 +70,7 @@ impl FaultProxy {
             upstream: upstream.to_owned(),
             fault,
             started: Instant::now(),
+            first_post: std::sync::OnceLock::new(),
             lost: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
             client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
@@ -98,7 +102,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
     let record = |status: u16| state.seen.lock().expect("lock").push(SeenPost { at, status });
     if is_event_post {
         if let Fault::Unavailable { retry_after_secs, for_ } = state.fault {
-            if at < for_ {
+            if state.first_post.get_or_init(Instant::now).elapsed() < for_ {
                 record(503);
                 return Ok(Response::builder()
                     .status(503)

@@ -94,9 +94,7 @@ pub async fn run(
         webhooks::Webhooks::start(config.alert_webhooks.clone(), config.alert_webhook_secret.clone(), metrics.clone());
     let alerting = state::Alerting { logged: tokio::sync::watch::channel(0).0, webhooks };
     let workshops = state::Workshops::default();
-    workshops.replace(
-        storage.workshops().await.map_err(|source| ServerError::Storage { path: database.describe(), source })?,
-    );
+    workshops.reload(&storage).await.map_err(|source| ServerError::Storage { path: database.describe(), source })?;
     let state =
         web::Data::from(Arc::new(state::AppState { config, storage, metrics, limits, stopping, alerting, workshops }));
     // Before the first request: the alert rules see every event stored from here on.

@@ -48,9 +48,12 @@ impl Workshops {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Replaces them with `workshops`, as just read.
-    pub fn replace(&self, workshops: Vec<Workshop>) {
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(workshops);
+    /// Reads the workshops from `storage` and makes them the snapshot. Errors: those of
+    /// `Storage::workshops`; the snapshot is then left as it was.
+    pub async fn reload(&self, storage: &Storage) -> Result<(), crate::storage::StoreError> {
+        let workshops = Arc::new(storage.workshops().await?);
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = workshops;
+        Ok(())
     }
 }
 

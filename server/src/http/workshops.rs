@@ -89,13 +89,6 @@ pub struct WorkshopsResponse {
     pub workshops: Vec<WorkshopView>,
 }
 
-/// Reads the workshops again into the shared snapshot, so this server's ingest sees a change at
-/// once (others within `Workshops::REFRESH`).
-async fn refresh(state: &AppState) -> Result<(), ApiError> {
-    state.workshops.replace(state.storage.workshops().await?);
-    Ok(())
-}
-
 /// `POST /api/workshops` (admin token): creates a workshop with a new write key (`wk_` and 32
 /// hex digits, 128 random bits) and answers 201 with it.
 ///
@@ -139,7 +132,8 @@ pub async fn create_workshop(
     getrandom::fill(&mut random).map_err(|e| ApiError::Storage(crate::storage::StoreError::Internal(e.to_string())))?;
     let new = NewWorkshop { slug: body.slug, name, allowed_origins, write_key: write_key(random) };
     let workshop = state.storage.create_workshop(new).await?;
-    refresh(&state).await?;
+    // This server's ingest sees the change at once (others within `Workshops::REFRESH`).
+    state.workshops.reload(&state.storage).await?;
     Ok(HttpResponse::Created().json(WorkshopView::from(workshop)))
 }
 
@@ -183,6 +177,7 @@ pub async fn revoke_write_key(
     let Some(workshop) = state.storage.revoke_write_key(slug.clone()).await? else {
         return Err(ApiError::NotFound(format!("workshop {slug:?}")));
     };
-    refresh(&state).await?;
+    // This server's ingest sees the change at once (others within `Workshops::REFRESH`).
+    state.workshops.reload(&state.storage).await?;
     Ok(HttpResponse::Ok().json(WorkshopView::from(workshop)))
 }

@@ -105,9 +105,8 @@ pub async fn refresh_workshops(state: web::Data<AppState>) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match state.storage.workshops().await {
-            Ok(workshops) => state.workshops.replace(workshops),
-            Err(error) => tracing::warn!(%error, "reading the workshops failed; keeping the last read"),
+        if let Err(error) = state.workshops.reload(&state.storage).await {
+            tracing::warn!(%error, "reading the workshops failed; keeping the last read");
         }
     }
 }

@@ -53,22 +53,22 @@ fn admin_connection(path: &Path) -> Result<Connection, SqliteError> {
 /// taken; SQLite's.
 pub fn create(path: &Path, new: &NewWorkshop, at: &str) -> Result<Workshop, StoreError> {
     let conn = admin_connection(path)?;
-    let taken: Option<i64> = conn
-        .query_row("SELECT workshop_id FROM workshops WHERE slug = ?1", [&new.slug], |r| r.get(0))
+    // One statement, as on PostgreSQL: a slug taken meanwhile is a conflict, never an error.
+    let row = conn
+        .query_row(
+            &format!(
+                "INSERT INTO workshops (slug, name, write_key, allowed_origins, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (slug) DO NOTHING RETURNING {COLUMNS}"
+            ),
+            (&new.slug, &new.name, &new.write_key, origins_to_json(&new.allowed_origins), at),
+            row,
+        )
         .optional()
         .map_err(SqliteError::from)?;
-    if taken.is_some() {
-        return Err(StoreError::Conflict(format!("a workshop with slug {:?} exists", new.slug)));
+    match row {
+        Some(row) => Ok(parsed(row)?),
+        None => Err(StoreError::Conflict(format!("a workshop with slug {:?} exists", new.slug))),
     }
-    conn.execute(
-        "INSERT INTO workshops (slug, name, write_key, allowed_origins, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        (&new.slug, &new.name, &new.write_key, origins_to_json(&new.allowed_origins), at),
-    )
-    .map_err(SqliteError::from)?;
-    let row = conn
-        .query_row(&format!("SELECT {COLUMNS} FROM workshops WHERE slug = ?1"), [&new.slug], row)
-        .map_err(SqliteError::from)?;
-    Ok(parsed(row)?)
 }
 
 /// Revokes the write key of workshop `slug` at `at` (a revoked key stays revoked: the first

@@ -483,15 +483,18 @@ impl Browser {
         Browser { client, driver, _profile: profile }
     }
 
-    /// Clicks the element matching a CSS selector.
+    /// Clicks the element matching a CSS selector. A page that re-renders between the find and
+    /// the click (the dashboard redraws its lists when data arrives) leaves a stale element: the
+    /// element is found again, at most 5 times.
     pub async fn click(&self, selector: &str) {
-        self.client
-            .find(Locator::Css(selector))
-            .await
-            .unwrap_or_else(|e| panic!("{selector}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+        for attempt in 1.. {
+            let element = self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
+            match element.click().await {
+                Ok(_) => return,
+                Err(e) if attempt < 5 && e.to_string().contains("stale element") => continue,
+                Err(e) => panic!("click {selector}: {e}"),
+            }
+        }
     }
 
     /// Replaces the text of an input.

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod rate_limits;
 pub mod state;
@@ -134,6 +135,7 @@ pub async fn run(
         loop {
             every_minute.tick().await;
             housekeeping.limits.forget_idle_keys();
+            memory::release_freed();
         }
     });
     if let Some(retention) = state.config.retention {

@@ -9,11 +9,6 @@ use clap::Parser;
 use session_log_protocol::redact::Rules;
 use session_log_server::Config;
 
-/// mimalloc: the server allocates and frees small buffers on every request (JSON, headers,
-/// events); glibc's malloc took about 5% of its CPU under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Stores workshop events sent by session-log's browser client and serves them to instructors.
 #[derive(Debug, Parser)]
 #[command(version, about)]

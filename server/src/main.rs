@@ -206,6 +206,68 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Manage the rooms of workshops (one run each, with a join code) on the database, also
+    /// while servers run on it (they see a change within 5 s).
+    Room {
+        #[command(subcommand)]
+        action: RoomAction,
+        /// Print JSON (one object per line) instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Manage helper tokens (personal, scoped to rooms) on the database, also while servers run
+    /// on it (they see a change within 5 s).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// Print JSON (one object per line) instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RoomAction {
+    /// Create a room of a workshop with a new join code.
+    Create {
+        /// The workshop's slug.
+        #[arg(long)]
+        workshop: String,
+        /// Its name, for people ("London, 7 Dec").
+        #[arg(long)]
+        name: String,
+        /// When it opens (RFC 3339); none: open from now on.
+        #[arg(long)]
+        opens_at: Option<String>,
+        /// When it closes (RFC 3339); none: it does not close.
+        #[arg(long)]
+        closes_at: Option<String>,
+    },
+    /// List the rooms.
+    List,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenAction {
+    /// Make a helper token (printed once: only its hash is stored).
+    Create {
+        /// Whose it is ("Alex").
+        #[arg(long)]
+        name: String,
+        /// `instructor` (everything in its rooms but deleting) or `assistant` (reads, no export).
+        #[arg(long)]
+        role: String,
+        /// The join code of a room it covers; repeat for several.
+        #[arg(long = "room", required = true)]
+        rooms: Vec<String>,
+    },
+    /// Revoke a helper token by its id.
+    Revoke {
+        /// The token's id (`token list`).
+        id: i64,
+    },
+    /// List the helper tokens (without the tokens).
+    List,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -281,6 +343,121 @@ fn workshop_command(target: &Config, action: &WorkshopAction, json: bool) -> any
     Ok(())
 }
 
+/// `session-log-server room …` and `token …`: does `op` and prints the room or token it made or
+/// revoked, or all of them. Errors: an unknown workshop, room or token; an invalid name, time or
+/// role; those of `storage::directory_offline`.
+fn directory_command(target: &Config, command: &Command) -> anyhow::Result<()> {
+    use session_log_server::domain::helper::{hash_token, new_token, HelperRole, MAX_NAME};
+    use session_log_server::domain::workshop::{join_code, normalize_code, CODE_LEN, MAX_ROOM_NAME};
+    use session_log_server::http::rooms::RoomView;
+    use session_log_server::http::tokens::TokenView;
+    use session_log_server::state::Directory;
+    use session_log_server::storage::{directory_offline, DirectoryOp, NewHelperToken, NewRoom, StoreError};
+    let database = session_log_server::storage::Database::of(target)?.describe();
+    let read = || directory_offline(target, DirectoryOp::Read).with_context(|| format!("cannot read {database}"));
+    let named = |name: &str, max: usize| -> anyhow::Result<String> {
+        let name = name.trim();
+        anyhow::ensure!((1..=max).contains(&name.chars().count()), "--name must be 1 to {max} characters");
+        Ok(name.to_owned())
+    };
+    let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<String>> {
+        value
+            .as_deref()
+            .map(|v| session_log_server::http::params::parse_time("time", v))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let (rows, json, made_token) = match command {
+        Command::Room { action: RoomAction::Create { workshop, name, opens_at, closes_at }, json } => {
+            let before = read()?;
+            let found = before.workshops.iter().find(|w| &w.slug == workshop);
+            let found = found.ok_or_else(|| anyhow::anyhow!("no workshop with slug {workshop:?} in {database}"))?;
+            let mut new = NewRoom {
+                workshop_id: found.id,
+                name: named(name, MAX_ROOM_NAME)?,
+                code: String::new(),
+                opens_at: time("opens-at", opens_at)?,
+                closes_at: time("closes-at", closes_at)?,
+            };
+            let mut tries = 0;
+            let rows = loop {
+                let mut random = [0u8; CODE_LEN];
+                getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness for the code: {e}"))?;
+                new.code = join_code(random);
+                match directory_offline(target, DirectoryOp::CreateRoom(new.clone())) {
+                    Err(StoreError::Conflict(_)) if tries < 4 => tries += 1,
+                    other => break other.with_context(|| format!("cannot create the room in {database}"))?,
+                }
+            };
+            (rows, *json, None)
+        }
+        Command::Token { action: TokenAction::Create { name, role, rooms }, json } => {
+            let role = HelperRole::parse(role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be instructor or assistant, got {role:?}"))?;
+            let before = read()?;
+            let mut ids = Vec::new();
+            for code in rooms {
+                let room = normalize_code(code).and_then(|c| before.rooms.iter().find(|r| r.code == c));
+                let room = room.ok_or_else(|| anyhow::anyhow!("no room with code {code:?} in {database}"))?;
+                ids.push(room.id);
+            }
+            let mut random = [0u8; 24];
+            getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
+            let token = new_token(random);
+            let new = NewHelperToken { name: named(name, MAX_NAME)?, role, token_hash: hash_token(&token), rooms: ids };
+            let rows = directory_offline(target, DirectoryOp::CreateToken(new))
+                .with_context(|| format!("cannot create the token in {database}"))?;
+            (rows, *json, Some(token))
+        }
+        Command::Token { action: TokenAction::Revoke { id }, json } => {
+            let rows = directory_offline(target, DirectoryOp::RevokeToken(*id))
+                .with_context(|| format!("cannot revoke in {database}"))?;
+            anyhow::ensure!(rows.token.is_some(), "no helper token with id {id} in {database}");
+            (rows, *json, None)
+        }
+        Command::Room { json, .. } | Command::Token { json, .. } => (read()?, *json, None),
+        _ => anyhow::bail!("not a room or token command"),
+    };
+    let directory = Directory { workshops: rows.workshops, rooms: rows.rooms, helpers: Vec::new() };
+    let now = session_log_server::storage::now_iso();
+    let print_room = |room: RoomView| -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string(&room)?);
+        } else {
+            let open = if room.open { "open now" } else { "not open now" };
+            println!("{} {:?} of {} ({open})", room.code, room.name, room.workshop);
+        }
+        Ok(())
+    };
+    let print_token = |mut view: TokenView, token: Option<String>| -> anyhow::Result<()> {
+        view.token = token;
+        if json {
+            println!("{}", serde_json::to_string(&view)?);
+        } else {
+            let state = view.revoked_at.as_deref().map_or(String::new(), |at| format!(", revoked at {at}"));
+            let shown = view.token.as_deref().map_or(String::new(), |t| format!(": {t} (shown once)"));
+            let rooms = view.rooms.join(", ");
+            println!("{} {} ({}, rooms {rooms}{state}){shown}", view.id, view.name, view.role.name());
+        }
+        Ok(())
+    };
+    match (rows.room, rows.token) {
+        (Some(room), _) => print_room(RoomView::of(room, &directory, &now))?,
+        (None, Some(token)) => print_token(TokenView::of(token, &directory), made_token)?,
+        (None, None) if matches!(command, Command::Room { .. }) => {
+            for room in directory.rooms.clone() {
+                print_room(RoomView::of(room, &directory, &now))?;
+            }
+        }
+        (None, None) => {
+            for token in rows.tokens {
+                print_token(TokenView::of(token, &directory), None)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -310,6 +487,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Workshop { action, json }) = &args.command {
         let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
         return workshop_command(&target, action, *json);
+    }
+    if let Some(command @ (Command::Room { .. } | Command::Token { .. })) = &args.command {
+        let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };
+        return directory_command(&target, command);
     }
     if let Some(Command::DeleteStudent { email }) = &args.command {
         let target = Config { db_path: args.db.clone(), database_url: args.database_url.clone(), ..Config::default() };

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::domain::alerts::AlertChange;
-use crate::domain::workshop::Workshop;
+use crate::domain::workshop::{Room, Workshop};
 use crate::metrics::Metrics;
 use crate::rate_limits::RateLimits;
 use crate::storage::{LoggedChange, Storage};
@@ -27,32 +27,67 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Where alert changes go once stored.
     pub alerting: Alerting,
-    /// The workshops as last read: what write keys are checked against.
+    /// The workshops and rooms as last read: what write keys are checked against and sessions
+    /// assigned to.
     pub workshops: Workshops,
 }
 
-/// The workshops as last read from the database, shared by every worker: read at start, again
-/// every [`Workshops::REFRESH`] (so a key created or revoked by another server or the command
-/// line counts within that), and at once after this server changes one.
+/// The workshops, rooms and helper tokens as last read from the database, shared by every
+/// worker: read at start, again every [`Workshops::REFRESH`] (so a key, room or token created or
+/// revoked by another server or the command line counts within that), and at once after this
+/// server changes one.
 #[derive(Default)]
 pub struct Workshops {
-    current: std::sync::RwLock<Arc<Vec<Workshop>>>,
+    current: std::sync::RwLock<Arc<Directory>>,
+}
+
+/// One reading of the workshops, rooms and helper tokens.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// Every workshop, by id (`default` first).
+    pub workshops: Vec<Workshop>,
+    /// Every room, by id.
+    pub rooms: Vec<Room>,
+    /// Every helper token (hashes), by id: what a request's token is checked against.
+    pub helpers: Vec<crate::domain::helper::HelperToken>,
+}
+
+impl Directory {
+    /// The room with join code `code` (as typed, see `domain::workshop::normalize_code`).
+    pub fn room_by_code(&self, code: &str) -> Option<&Room> {
+        let code = crate::domain::workshop::normalize_code(code)?;
+        self.rooms.iter().find(|r| r.code == code)
+    }
+
+    /// The workshop with `slug`.
+    pub fn workshop_by_slug(&self, slug: &str) -> Option<&Workshop> {
+        self.workshops.iter().find(|w| w.slug == slug)
+    }
+
+    /// The workshop with row id `id`.
+    pub fn workshop(&self, id: i64) -> Option<&Workshop> {
+        self.workshops.iter().find(|w| w.id == id)
+    }
 }
 
 impl Workshops {
     /// How often the workshops are read again.
     pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-    /// The workshops as last read.
-    pub fn snapshot(&self) -> Arc<Vec<Workshop>> {
+    /// The workshops and rooms as last read.
+    pub fn snapshot(&self) -> Arc<Directory> {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Reads the workshops from `storage` and makes them the snapshot. Errors: those of
-    /// `Storage::workshops`; the snapshot is then left as it was.
+    /// Reads the workshops and rooms from `storage` and makes them the snapshot. Errors: those
+    /// of `Storage::workshops` and `Storage::rooms`; the snapshot is then left as it was.
     pub async fn reload(&self, storage: &Storage) -> Result<(), crate::storage::StoreError> {
-        let workshops = Arc::new(storage.workshops().await?);
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = workshops;
+        let directory = Arc::new(Directory {
+            workshops: storage.workshops().await?,
+            rooms: storage.rooms().await?,
+            helpers: storage.helper_tokens().await?,
+        });
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = directory;
         Ok(())
     }
 }

@@ -89,7 +89,7 @@ on_both_backends! {
             // The first session is seen again: most recently seen first, it is now on page one.
             storage.insert(events("ws_00000", 2, 1, None)).await.unwrap();
             let report =
-                storage.report(None, None, std::time::Duration::from_secs(300), None).await.unwrap();
+                storage.report(Default::default(), std::time::Duration::from_secs(300), None).await.unwrap();
             assert_eq!(report.sessions, sessions);
             assert_eq!(report.events, 2 * sessions + 1);
             assert_eq!(report.api_calls[0].calls, sessions, "each session's seq 0 is an API call");

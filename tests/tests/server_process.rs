@@ -178,6 +178,79 @@ fn workshop_command_manages_write_keys_beside_a_server() {
     assert!(!ok && err.contains("no workshop with slug"), "{err}");
 }
 
+// `session-log-server room create` and `token create|list|revoke` beside a running server: a
+// session sending the printed code lands in that room, the printed token reads that room once
+// the server has read the tokens again (within 5 s), and is refused after its revocation.
+#[test]
+fn room_and_token_commands_beside_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    // Polling with the token until the server has read it fails authentication meanwhile: no
+    // throttle, so the polls are not locked out.
+    let server = Server::start_with(&db, &["--instructor-token", INSTRUCTOR_TOKEN, "--auth-failure-limit", "0"]);
+    let keyless = json!({"events": [{"sessionToken": "ws_lobby", "eventType": "action", "eventData": {}}]});
+    assert_eq!(server.post(&keyless).0, 200);
+    let bin = session_log_e2e::server_bin();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin).args(args).arg("--db").arg(&db).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, _, err) = run(&["workshop", "create", "--slug", "voice-ai", "--name", "Voice AI"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["room", "create", "--workshop", "voice-ai", "--name", "London", "--json"]);
+    assert!(ok, "{err}");
+    let room: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let code = room["code"].as_str().unwrap().to_owned();
+    assert_eq!((room["name"].as_str(), room["open"].as_bool()), (Some("London"), Some(true)), "{room}");
+    let (ok, _, err) = run(&["room", "create", "--workshop", "nope", "--name", "x"]);
+    assert!(!ok && err.contains("no workshop with slug"), "{err}");
+    let (ok, out, err) = run(&["token", "create", "--name", "Alex", "--role", "assistant", "--room", &code]);
+    assert!(ok && out.contains("(shown once)"), "{out} {err}");
+    let token = out.split_whitespace().find(|w| w.starts_with("ht_")).unwrap().to_owned();
+    let (ok, _, err) = run(&["token", "create", "--name", "Alex", "--role", "boss", "--room", &code]);
+    assert!(!ok && err.contains("--role"), "{err}");
+
+    // The server reads the new workshop, room and token within 5 s: then a keyed session with
+    // the code joins the room, and the token sees it and nothing else.
+    let key_line = run(&["workshop", "list", "--json"]).1;
+    let key = key_line.lines().find(|l| l.contains("voice-ai")).unwrap();
+    let key = serde_json::from_str::<serde_json::Value>(key).unwrap()["writeKey"].as_str().unwrap().to_owned();
+    let read = |path: &str| {
+        let answer = ureq::get(&format!("{}{path}", server.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.into_body().read_to_string().unwrap())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let body = json!({"writeKey": key, "room": code, "events": [{"sessionToken": "ws_room", "eventType": "action", "eventData": {}}]});
+        let (status, answer) = read("/api/sessions");
+        if server.post(&body).0 == 200 && status == 200 && answer.contains("ws_room") {
+            assert!(!answer.contains("ws_lobby"), "{answer}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the token still reads {status} {answer}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (ok, out, err) = run(&["token", "list"]);
+    assert!(ok && out.starts_with("1 Alex (assistant, rooms ") && !out.contains("ht_"), "{out} {err}");
+    let (ok, out, err) = run(&["token", "revoke", "1"]);
+    assert!(ok && out.contains("revoked at"), "{out} {err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while read("/api/sessions").0 != 401 {
+        assert!(std::time::Instant::now() < deadline, "the revoked token still reads");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (ok, _, err) = run(&["token", "revoke", "99"]);
+    assert!(!ok && err.contains("no helper token with id 99"), "{err}");
+}
+
 // With SESSION_LOG_WAL_SHIM=off the writer runs on SQLite's default VFS: events are stored and
 // read back, and are still there after a restart on the same file.
 #[test]

@@ -31,6 +31,9 @@ pub struct ValidEvent {
     /// What the session summaries use of `eventData` (read here, on the request's thread, so the
     /// writer does not parse JSON).
     pub facts: EventFacts,
+    /// The workshop and room its session joins if this is the session's first stored event
+    /// (set at ingest from the body's `writeKey` and `room`; a session keeps its first).
+    pub placement: crate::domain::workshop::Placement,
 }
 
 /// A committed event as the alert rules take it: from the writer that committed it (the commit

@@ -1,7 +1,8 @@
 //! The server's rules, free of HTTP and of storage: what a valid event is ([`validate`],
 //! [`event`]), what a session's summary is (the fold in [`summary`]), the room's report
 //! ([`report`]), the export formats ([`export`]), the opaque cursors ([`cursor`]), the alert
-//! rules ([`alerts`]), and the rows storage fills ([`rows`]). Tested natively; the HTTP handlers
+//! rules ([`alerts`]), workshops, rooms and write keys ([`workshop`]), helper tokens and what a
+//! token reads ([`helper`]), and the rows storage fills ([`rows`]). Tested natively; the HTTP handlers
 //! and the storage backends call them and only translate. Nothing here imports `http`,
 //! `storage`, `state`, `tasks` or `config`.
 
@@ -13,6 +14,7 @@ pub mod cursor;
 pub mod event;
 pub mod export;
 pub mod facts;
+pub mod helper;
 pub mod origin;
 pub mod report;
 pub mod rows;

@@ -22,4 +22,6 @@ pub struct SessionRow {
     pub student_name: Option<String>,
     /// The summary.
     pub summary: SessionSummary,
+    /// Its workshop and room (`session_rooms`); `None` for a session with no placement row.
+    pub placement: Option<crate::domain::workshop::Placement>,
 }

@@ -206,6 +206,7 @@ fn dropped_event(first: &ValidEvent, count: u64) -> ValidEvent {
         student_name: first.student_name.clone(),
         redacted: 0,
         facts: EventFacts { dropped: count, ..EventFacts::default() },
+        placement: first.placement,
     }
 }
 
@@ -255,6 +256,7 @@ pub fn validate_event(json: &str, limits: &IngestLimits<'_>) -> Result<ValidEven
     Ok(ValidEvent {
         facts,
         redacted,
+        placement: Default::default(),
         uuid: event.event_id.unwrap_or_else(Uuid::now_v7),
         seq: event.seq,
         session_token: event.session_token,

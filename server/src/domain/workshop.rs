@@ -12,6 +12,8 @@ use crate::domain::origin::origin_allowed;
 /// The slug of the built-in workshop of keyless events and of everything stored before
 /// workshops existed.
 pub const DEFAULT_SLUG: &str = "default";
+/// The row id of the `default` workshop (made by the migration that made the table).
+pub const DEFAULT_WORKSHOP_ID: i64 = 1;
 /// How a write key starts (a public key: it sits in the page's source, like Sentry's DSN key or
 /// Segment's `writeKey`).
 pub const WRITE_KEY_PREFIX: &str = "wk_";
@@ -63,6 +65,27 @@ impl Room {
         self.opens_at.as_deref().is_none_or(|t| t <= now) && self.closes_at.as_deref().is_none_or(|t| now < t)
     }
 }
+
+/// Where a session belongs: its workshop and its room (`None`: the workshop's lobby). Decided
+/// by [`assign_room`] for a session's first stored event and kept from then on (the first
+/// writer wins, on both backends and across servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The workshop's row id.
+    pub workshop_id: i64,
+    /// The room's row id; `None` for the lobby.
+    pub room_id: Option<i64>,
+}
+
+impl Default for Placement {
+    /// The `default` workshop's lobby: keyless events, and everything stored before rooms.
+    fn default() -> Self {
+        Placement { workshop_id: DEFAULT_WORKSHOP_ID, room_id: None }
+    }
+}
+
+/// Longest room name (characters).
+pub const MAX_ROOM_NAME: usize = 200;
 
 /// Why a write key may not write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

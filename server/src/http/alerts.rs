@@ -78,7 +78,13 @@ pub struct AckResponse {
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn get_alerts(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_alerts(
+    instructor: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    // Alerts are the whole server's until the rules run per room.
+    instructor.server_wide("alerts")?;
     let mut query = AlertQuery { status: Some(AlertStatus::Open), since: None, limit: MAX_ALERTS };
     for (name, value) in pairs(req.query_string())? {
         match name.as_str() {
@@ -124,10 +130,11 @@ pub async fn get_alerts(_: Instructor, req: HttpRequest, state: web::Data<AppSta
     ),
     security(("bearer" = [])))]
 pub async fn acknowledge(
-    _: Instructor,
+    instructor: Instructor,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    instructor.server_wide("alerts")?;
     act(id.into_inner(), AlertAction::Acknowledge, &state).await
 }
 
@@ -145,7 +152,12 @@ pub async fn acknowledge(
         (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn mute(_: Instructor, id: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn mute(
+    instructor: Instructor,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    instructor.server_wide("alerts")?;
     act(id.into_inner(), AlertAction::Mute, &state).await
 }
 
@@ -185,10 +197,11 @@ fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
     ),
     security(("bearer" = [])))]
 pub async fn stream_alerts(
-    _: Instructor,
+    instructor: Instructor,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    instructor.server_wide("alerts")?;
     let parse = |name: &'static str, value: &str| {
         let digits = (1..=18).contains(&value.trim().len()) && value.trim().bytes().all(|b| b.is_ascii_digit());
         value.trim().parse::<i64>().ok().filter(|_| digits).ok_or_else(|| ApiError::InvalidParameter {

@@ -1,9 +1,11 @@
 //! Authentication and roles: the `Authorization: Bearer <token>` extractors.
 //!
-//! Two roles. An instructor token (`--instructor-token`) reads everything and acknowledges
-//! alerts. An admin token (`--admin-token`) does that too and, when any admin token is
-//! configured, is the only kind that may delete (so a teaching assistant's token cannot wipe
-//! data); with no admin token configured, instructor tokens keep deletion. Tokens are compared in
+//! Server-wide tokens: an instructor token (`--instructor-token`) reads everything and
+//! acknowledges alerts. An admin token (`--admin-token`) does that too and, when any admin token
+//! is configured, is the only kind that may delete and manage workshops, rooms and helper tokens
+//! (with no admin token configured, instructor tokens may). Helper tokens (`ht_…`, made with
+//! `POST /api/tokens`, `domain::helper`) read only the rooms they cover ([`Instructor::scope`]);
+//! an assistant's may not export; neither may delete or manage. Tokens are compared in
 //! constant time, and an address that keeps presenting wrong or no tokens is refused for a while
 //! before its token is compared (429, `domain::auth_throttle`).
 
@@ -12,14 +14,22 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
+use crate::domain::helper::{HelperRole, Scope};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// What a presented token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Role {
     Instructor,
     Admin,
+    /// A helper token: its id, name, role and rooms.
+    Helper {
+        id: i64,
+        name: String,
+        role: HelperRole,
+        rooms: Vec<i64>,
+    },
 }
 
 /// Whether `presented` is one of `tokens`, comparing each in constant time.
@@ -61,20 +71,59 @@ fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
     } else if matches(&config.instructor_tokens, presented) {
         Ok(Role::Instructor)
     } else {
-        Err(ApiError::Unauthorized)
+        let directory = state.workshops.snapshot();
+        let helper = crate::domain::helper::find(&directory.helpers, presented).ok_or(ApiError::Unauthorized)?;
+        Ok(Role::Helper { id: helper.id, name: helper.name.clone(), role: helper.role, rooms: helper.rooms.clone() })
     }
 }
 
-/// Proof that the request carries an instructor or admin token. Rejects with
-/// [`ApiError::Unauthorized`] (401).
-pub struct Instructor;
+/// Proof that the request carries a token that may read: a server-wide instructor or admin
+/// token, or a helper token, with what it may see. Rejects with [`ApiError::Unauthorized`] (401).
+#[derive(Debug, Clone)]
+pub struct Instructor {
+    /// The rooms it reads.
+    pub scope: Scope,
+    /// A helper token's role and name; `None` for a server-wide token.
+    pub helper: Option<(HelperRole, String)>,
+}
+
+impl Instructor {
+    /// The rooms a query reads given those it named (see [`Scope::narrow`]). Errors:
+    /// [`ApiError::OutOfScope`] (403) for a room the token does not cover.
+    pub fn narrow(&self, named: Option<Vec<i64>>) -> Result<Option<Vec<i64>>, ApiError> {
+        self.scope.narrow(named).map_err(|_| ApiError::OutOfScope("that room".into()))
+    }
+
+    /// Refuses what an assistant's token may not do (`what`, e.g. "export"). Errors:
+    /// [`ApiError::OutOfScope`] (403).
+    pub fn not_assistant(&self, what: &str) -> Result<(), ApiError> {
+        match &self.helper {
+            Some((HelperRole::Assistant, _)) => Err(ApiError::OutOfScope(format!("{what} (an assistant's token)"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a helper token, for what is not scoped to rooms yet (`what`). Errors:
+    /// [`ApiError::OutOfScope`] (403).
+    pub fn server_wide(&self, what: &str) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::All => Ok(()),
+            Scope::Rooms(_) => Err(ApiError::OutOfScope(format!("{what} (a helper token; ask for a server-wide one)"))),
+        }
+    }
+}
 
 impl FromRequest for Instructor {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Instructor, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(role(req).map(|_| Instructor))
+        std::future::ready(role(req).map(|role| match role {
+            Role::Helper { name, role, rooms, .. } => {
+                Instructor { scope: Scope::Rooms(rooms), helper: Some((role, name)) }
+            }
+            Role::Instructor | Role::Admin => Instructor { scope: Scope::All, helper: None },
+        }))
     }
 }
 
@@ -93,7 +142,7 @@ impl FromRequest for Admin {
         std::future::ready(match role(req) {
             Ok(Role::Admin) => Ok(Admin),
             Ok(Role::Instructor) if !admins_configured => Ok(Admin),
-            Ok(Role::Instructor) => Err(ApiError::Forbidden),
+            Ok(Role::Instructor | Role::Helper { .. }) => Err(ApiError::Forbidden),
             Err(error) => Err(error),
         })
     }

@@ -53,6 +53,10 @@ pub enum ApiError {
     /// is configured).
     #[error("this needs an admin token (--admin-token): instructor tokens may read but not delete")]
     Forbidden,
+    /// 403: a helper token asked for what it does not cover (another room, or what its role may
+    /// not do); names it.
+    #[error("this token does not cover {0}")]
+    OutOfScope(String),
     /// 408: the body did not arrive within `Config::body_timeout`.
     #[error("the request body did not arrive within {0} s")]
     BodyTimeout(u64),
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
+            ApiError::OutOfScope(_) => "out_of_scope",
             ApiError::WriteKey(_) => "write_key",
             ApiError::Conflict(_) => "conflict",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
@@ -135,7 +140,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded | ApiError::Unhealthy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::OriginNotAllowed(_) | ApiError::OutOfScope(_) => StatusCode::FORBIDDEN,
             ApiError::WriteKey(crate::domain::workshop::KeyError::OriginNotAllowed { .. }) => StatusCode::FORBIDDEN,
             ApiError::WriteKey(_) => StatusCode::UNAUTHORIZED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -17,7 +17,7 @@ use crate::domain::export::Format;
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{
-    event_query, pairs, parse_enum, parse_event_cursor, parse_event_query, EventFilters, EventPage, ExportOptions,
+    event_query, pairs, parse_enum, parse_event_cursor, place_filter, EventFilters, EventPage, ExportOptions,
     TailResume,
 };
 use crate::http::sse;
@@ -43,8 +43,15 @@ pub const PAGE_EVENTS: u32 = 1000;
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn get_events(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut query = parse_event_query(req.query_string())?;
+pub async fn get_events(
+    instructor: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = pairs(req.query_string())?;
+    let mut query = event_query(&params)?;
+    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
+    query.rooms = instructor.narrow(query.rooms)?;
     let limit = query.limit as usize;
     query.limit += 1;
     let (mut events, losses) = state.storage.events_and_losses(query).await.map_err(ApiError::from)?;
@@ -90,12 +97,14 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
     ),
     security(("bearer" = [])))]
 pub async fn stream_events(
-    _: Instructor,
+    instructor: Instructor,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
     let mut query = event_query(&params)?;
+    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
+    query.rooms = instructor.narrow(query.rooms)?;
     let resume = sse::resume_from(&req, &params, parse_event_cursor)?;
     let mut committed = state.storage.committed();
     let start = resume.unwrap_or_else(|| EventCursor::at(*committed.borrow_and_update()));
@@ -171,16 +180,19 @@ pub async fn stream_events(
     ),
     security(("bearer" = [])))]
 pub async fn export_events(
-    _: Instructor,
+    instructor: Instructor,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    instructor.not_assistant("export")?;
     let params = pairs(req.query_string())?;
     let format = match params.iter().find(|(name, _)| name == "format") {
         Some((_, value)) => parse_enum::<Format>("format", value, "csv or ndjson")?,
         None => return Err(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() }),
     };
     let mut query = event_query(&params)?;
+    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
+    query.rooms = instructor.narrow(query.rooms)?;
     if !params.iter().any(|(name, _)| name == "order") {
         query.order = Order::Asc;
     }

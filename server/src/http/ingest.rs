@@ -8,7 +8,7 @@ use session_log_protocol::{BatchResponse, LoggedResponse};
 
 use crate::domain::client_addr;
 use crate::domain::validate::{parse_body, BodyError, Parsed};
-use crate::domain::workshop::check_write_key;
+use crate::domain::workshop::{assign_room, check_write_key, Placement};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -83,12 +83,27 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // The write key decides the workshop: unknown, revoked, or sent from an origin its workshop
     // does not allow, nothing is stored.
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let workshops = state.workshops.snapshot();
-    check_write_key(&workshops, credentials.write_key.as_deref(), origin, state.config.require_write_key)?;
+    let directory = state.workshops.snapshot();
+    let workshop = check_write_key(
+        &directory.workshops,
+        credentials.write_key.as_deref(),
+        origin,
+        state.config.require_write_key,
+    )?;
     let (mut events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),
         Parsed::Batch { valid, rejected } => (valid, rejected, false),
     };
+    // The room a new session joins (a session already placed keeps its room: the writer
+    // records only a session's first placement).
+    let now = crate::domain::clock::now_iso();
+    let placement = Placement {
+        workshop_id: workshop.id,
+        room_id: assign_room(&directory.rooms, workshop.id, credentials.room.as_deref(), &now),
+    };
+    for event in &mut events {
+        event.placement = placement;
+    }
     let mut checked: Vec<&str> = Vec::with_capacity(1);
     for event in &events {
         if !checked.contains(&event.session_token.as_str()) {

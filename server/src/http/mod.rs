@@ -4,7 +4,8 @@
 //!
 //! - [`ingest`]: `POST /api/session-log`; [`alerts`]: alerts, their acknowledgement and stream; [`events`]: the instructors' event query, live tail and
 //!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
-//!   progress and deletion; [`workshops`]: the admin's workshops and write keys;
+//!   progress and deletion; [`workshops`]: the admin's workshops and write keys; [`rooms`]: the
+//!   rooms of a workshop and their join codes; [`tokens`]: the admin's helper tokens;
 //!   [`health`]: `/healthz` and `/metrics`; [`openapi`]: the API document.
 //! - [`auth`]: the instructor-token extractor; [`params`]: query parameters; [`headers`]: the
 //!   security headers of every response; [`error`]: the mapping of every failure to a status and
@@ -20,9 +21,11 @@ pub mod ingest;
 pub mod openapi;
 pub mod params;
 pub mod report;
+pub mod rooms;
 pub mod sessions;
 pub mod sse;
 pub mod students;
+pub mod tokens;
 pub mod workshops;
 
 use actix_cors::Cors;
@@ -66,6 +69,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/workshops/{slug}/revoke", "POST").route(web::post().to(workshops::revoke_write_key)),
                 )
+                .service(resource("/workshops/{slug}/rooms", "POST").route(web::post().to(rooms::create_room)))
+                .service(resource("/rooms", "GET").route(web::get().to(rooms::list_rooms)))
+                .service(
+                    resource("/tokens", "GET, POST")
+                        .route(web::get().to(tokens::list_tokens))
+                        .route(web::post().to(tokens::create_token)),
+                )
+                .service(resource("/tokens/{id}", "DELETE").route(web::delete().to(tokens::revoke_token)))
                 .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
                 .default_service(web::to(|req: HttpRequest| async move {
                     Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))

@@ -44,6 +44,11 @@ impl Modify for BearerToken {
         crate::http::workshops::create_workshop,
         crate::http::workshops::list_workshops,
         crate::http::workshops::revoke_write_key,
+        crate::http::rooms::create_room,
+        crate::http::rooms::list_rooms,
+        crate::http::tokens::create_token,
+        crate::http::tokens::list_tokens,
+        crate::http::tokens::revoke_token,
         openapi_json,
     ),
     components(schemas(

@@ -85,6 +85,34 @@ pub fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
     Ok(query)
 }
 
+/// Reads `room` (a join code, as typed) and `workshop` (a slug) against `directory`: the rooms
+/// and the workshop a query is limited to, as `EventQuery::rooms`/`workshop` (and the same of
+/// `SessionQuery`). Errors: [`ApiError::NotFound`] naming a room or workshop that does not exist.
+pub fn place_filter(
+    pairs: &[(String, String)],
+    directory: &crate::state::Directory,
+) -> Result<(Option<Vec<i64>>, Option<i64>), ApiError> {
+    let mut rooms = None;
+    let mut workshop = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "room" => {
+                let room =
+                    directory.room_by_code(value).ok_or_else(|| ApiError::NotFound(format!("room {value:?}")))?;
+                rooms = Some(vec![room.id]);
+            }
+            "workshop" => {
+                let found = directory
+                    .workshop_by_slug(value)
+                    .ok_or_else(|| ApiError::NotFound(format!("workshop {value:?}")))?;
+                workshop = Some(found.id);
+            }
+            _ => {}
+        }
+    }
+    Ok((rooms, workshop))
+}
+
 /// The event filters shared by the query, the live tail and the export (the OpenAPI document's
 /// parameters; [`parse_event_query`] reads them, with the same names and rules).
 #[derive(utoipa::IntoParams)]
@@ -97,6 +125,10 @@ pub struct EventFilters {
     student_email: Option<String>,
     /// Only this event type.
     event_type: Option<String>,
+    /// Only sessions of the room with this join code (404 when there is none).
+    room: Option<String>,
+    /// Only sessions of the workshop with this slug (404 when there is none).
+    workshop: Option<String>,
     /// Only events stored at or after this time (ISO 8601 UTC; a date alone is its midnight).
     #[param(format = DateTime)]
     since: Option<String>,

@@ -5,15 +5,21 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::domain::report::Report;
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_time, Window};
+use crate::http::params::{pairs, parse_time, place_filter, Window};
 use crate::state::AppState;
+use crate::storage::SessionQuery;
 
-/// `GET /api/report?since=&until=`: the room at a glance ([`Report`]) over the sessions with an
-/// event in the window (both optional; ISO 8601).
+/// `GET /api/report?since=&until=&room=&workshop=`: the room at a glance ([`Report`]) over the
+/// sessions with an event in the window (both optional; ISO 8601), of the room (a join code)
+/// and workshop (a slug) when given; a helper token's report covers its rooms only.
 ///
-/// Errors: 401 without a token, 400 naming an invalid parameter, 500 for storage.
+/// Errors: 401 without a token, 400 naming an invalid parameter, 403 for a room the token does
+/// not cover, 404 for an unknown room or workshop, 500 for storage.
 #[utoipa::path(get, path = "/api/report", tag = "instructors",
-    params(Window),
+    params(Window,
+        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none)."),
+        ("workshop" = Option<String>, Query, description = "Only sessions of the workshop with this slug (404 when there is none)."),
+    ),
     responses(
         (status = 200, description = "The room at a glance.", body = Report),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
@@ -21,16 +27,23 @@ use crate::state::AppState;
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
-pub async fn get_report(_: Instructor, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (mut since, mut until) = (None, None);
-    for (name, value) in pairs(req.query_string())? {
+pub async fn get_report(
+    instructor: Instructor,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut place = SessionQuery::default();
+    let params = pairs(req.query_string())?;
+    let (rooms, workshop) = place_filter(&params, &state.workshops.snapshot())?;
+    (place.rooms, place.workshop) = (instructor.narrow(rooms)?, workshop);
+    for (name, value) in params {
         match name.as_str() {
-            "since" => since = Some(parse_time("since", &value)?),
-            "until" => until = Some(parse_time("until", &value)?),
+            "since" => place.since = Some(parse_time("since", &value)?),
+            "until" => place.until = Some(parse_time("until", &value)?),
             _ => {}
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = state.storage.report(since, until, window, final_step).await.map_err(ApiError::from)?;
+    let report = state.storage.report(place, window, final_step).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -7,7 +7,7 @@ use crate::domain::cursor::SessionCursor;
 use crate::domain::summary::{EndpointStats, Status, StepStats};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_limit, parse_time};
+use crate::http::params::{pairs, parse_limit, parse_time, place_filter};
 use crate::state::AppState;
 use crate::storage::{iso_ago, SessionQuery};
 
@@ -36,6 +36,11 @@ pub struct SessionsResponse {
 pub struct SessionView {
     /// The session token.
     pub session_token: String,
+    /// Its workshop's slug (`default` for keyless sessions and those stored before workshops).
+    pub workshop: Option<String>,
+    /// Its room's join code; absent in the workshop's lobby.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
     /// The student's email, or `null` for an anonymous session.
     pub student_email: Option<String>,
     /// The student's name, or `null`.
@@ -78,10 +83,14 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// The row of a session whose summary has `status`.
-    fn of(row: crate::storage::SessionRow, status: Status) -> SessionView {
+    /// The row of a session whose summary has `status`; its workshop and room named from
+    /// `directory`.
+    fn of(row: crate::storage::SessionRow, status: Status, directory: &crate::state::Directory) -> SessionView {
         let s = row.summary;
+        let placement = row.placement.unwrap_or_default();
         SessionView {
+            workshop: directory.workshop(placement.workshop_id).map(|w| w.slug.clone()),
+            room: placement.room_id.and_then(|id| directory.rooms.iter().find(|r| r.id == id)).map(|r| r.code.clone()),
             missing_events: s.missing_events(),
             step_name: s.step_name().map(str::to_owned),
             session_token: row.session_token,
@@ -133,6 +142,8 @@ impl From<&EndpointStats> for EndpointCount {
     params(
         ("status" = Option<Status>, Query, description = "Only sessions with this status."),
         ("studentEmail" = Option<String>, Query, description = "Only this student's sessions."),
+        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none)."),
+        ("workshop" = Option<String>, Query, description = "Only sessions of the workshop with this slug (404 when there is none)."),
         ("since" = Option<String>, Query, format = DateTime, description = "Only sessions with an event at or after this ISO 8601 time."),
         ("until" = Option<String>, Query, format = DateTime, description = "Only sessions with an event before this ISO 8601 time."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "1–10000, default 500."),
@@ -146,13 +157,17 @@ impl From<&EndpointStats> for EndpointCount {
     ),
     security(("bearer" = [])))]
 pub async fn get_sessions(
-    _: Instructor,
+    instructor: Instructor,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut query = SessionQuery { limit: DEFAULT_SESSIONS, ..SessionQuery::default() };
     let mut status = None;
-    for (name, value) in pairs(req.query_string())? {
+    let params = pairs(req.query_string())?;
+    let directory = state.workshops.snapshot();
+    (query.rooms, query.workshop) = place_filter(&params, &directory)?;
+    query.rooms = instructor.narrow(query.rooms)?;
+    for (name, value) in params {
         match name.as_str() {
             "studentEmail" => query.student_email = Some(value),
             "since" => query.since = Some(parse_time("since", &value)?),
@@ -189,7 +204,7 @@ pub async fn get_sessions(
         for row in rows {
             let row_status = row.summary.status(&active_since, final_step);
             if status.is_none_or(|wanted| wanted == row_status) && sessions.len() < wanted {
-                sessions.push(SessionView::of(row, row_status));
+                sessions.push(SessionView::of(row, row_status, &directory));
             }
         }
         if sessions.len() >= wanted || read < query.limit as usize {

@@ -26,12 +26,18 @@ use crate::storage::{iso_ago, SessionQuery};
     ),
     security(("bearer" = [])))]
 pub async fn get_student(
-    _: Instructor,
+    instructor: Instructor,
     email: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let email = email.into_inner();
-    let query = SessionQuery { student_email: Some(email.clone()), limit: u32::MAX, ..SessionQuery::default() };
+    // A helper token sees the student's sessions in its rooms only (and a 404 when none is).
+    let query = SessionQuery {
+        student_email: Some(email.clone()),
+        rooms: instructor.narrow(None)?,
+        limit: u32::MAX,
+        ..SessionQuery::default()
+    };
     let rows = state.storage.sessions(query).await.map_err(ApiError::from)?;
     let active_since = iso_ago(state.config.active_window);
     let profile = student::profile(rows, &active_since, state.config.final_step)

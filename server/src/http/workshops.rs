@@ -41,6 +41,20 @@ fn is_js_space(c: char) -> bool {
     )
 }
 
+/// A workshop's or room's `name` as given, trimmed: 1 to `max` characters, not only white
+/// space (the same rules as the schema's `\\S` pattern and lengths, so that what the document
+/// accepts is accepted). Errors: [`ApiError::InvalidParameter`] naming `name`.
+pub(crate) fn checked_name(name: &str, max: usize) -> Result<String, ApiError> {
+    let count = name.chars().count();
+    if !(1..=max).contains(&count) || name.chars().all(is_js_space) {
+        return Err(ApiError::InvalidParameter {
+            name: "name",
+            reason: format!("1 to {max} characters, not only spaces"),
+        });
+    }
+    Ok(name.trim_matches(is_js_space).to_owned())
+}
+
 /// Whether `origin` matches [`OriginText`]'s pattern, `^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?$`.
 fn origin_shaped(origin: &str) -> bool {
     let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else { return false };
@@ -113,12 +127,7 @@ pub async fn create_workshop(
     let invalid = |reason: String| ApiError::InvalidParameter { name: "body", reason };
     let body: CreateWorkshop = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
     check_slug(&body.slug).map_err(|reason| ApiError::InvalidParameter { name: "slug", reason })?;
-    // The same rules as the schema's patterns, so that what the document accepts is accepted.
-    let count = body.name.chars().count();
-    if !(1..=200).contains(&count) || body.name.chars().all(is_js_space) {
-        return Err(ApiError::InvalidParameter { name: "name", reason: "1 to 200 characters, not only spaces".into() });
-    }
-    let name = body.name.trim_matches(is_js_space).to_owned();
+    let name = checked_name(&body.name, 200)?;
     let origins: Vec<String> = body.allowed_origins.into_iter().map(|o| o.0).collect();
     if let Some(bad) = origins.iter().find(|o| !origin_shaped(o)) {
         return Err(ApiError::InvalidParameter {

@@ -117,6 +117,25 @@ pub trait Backend: Send + Sync {
     /// time); `None` when no workshop has that slug.
     async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError>;
 
+    /// Every room, by id.
+    async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError>;
+
+    /// Creates a room. Errors: [`StoreError::Conflict`] when its join code is taken.
+    async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError>;
+
+    /// Every helper token, by id.
+    async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError>;
+
+    /// Stores a helper token (its hash).
+    async fn create_helper_token(
+        &self,
+        new: super::NewHelperToken,
+    ) -> Result<crate::domain::helper::HelperToken, StoreError>;
+
+    /// Revokes helper token `id` (once: a second revocation keeps the first's time); `None` when
+    /// there is no such token.
+    async fn revoke_helper_token(&self, id: i64) -> Result<Option<crate::domain::helper::HelperToken>, StoreError>;
+
     /// Stops taking writes, lets the writer commit what it was handed and waits for it
     /// (blocking; at most about 10 s).
     fn close(&self);

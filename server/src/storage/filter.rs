@@ -71,6 +71,31 @@ impl<'q> Statement<'q> {
         self.sql.push_str(" AND ");
         self.sql.push_str(condition);
     }
+
+    /// `column` (a session token) of a session placed in one of `rooms` and in `workshop`
+    /// (`session_rooms`); nothing when neither is given. One placeholder per room: a query names
+    /// the rooms of one token, not a list a client chose.
+    fn placed_in(&mut self, column: &str, rooms: Option<&[i64]>, workshop: Option<i64>) {
+        let mut conditions = Vec::new();
+        if let Some(rooms) = rooms {
+            if rooms.is_empty() {
+                self.and("false");
+                return;
+            }
+            let placeholders: Vec<String> = rooms.iter().map(|r| self.bind(Param::Int(*r))).collect();
+            conditions.push(format!("room_id IN ({})", placeholders.join(", ")));
+        }
+        if let Some(workshop) = workshop {
+            let p = self.bind(Param::Int(workshop));
+            conditions.push(format!("workshop_id = {p}"));
+        }
+        if !conditions.is_empty() {
+            self.and(&format!(
+                "{column} IN (SELECT session_token FROM session_rooms WHERE {})",
+                conditions.join(" AND ")
+            ));
+        }
+    }
 }
 
 /// How an event query finds a student's events.
@@ -131,6 +156,7 @@ pub fn events<'q>(
             statement.and(&format!("e.student_id = {p}"));
         }
     }
+    statement.placed_in("e.session_token", query.rooms.as_deref(), query.workshop);
     if let Some(event_type) = &query.event_type {
         let p = statement.bind(Param::Text(event_type));
         statement.and(&format!("e.event_type = {p}"));
@@ -164,6 +190,7 @@ pub fn sessions<'q>(dialect: Dialect, head: &str, query: &'q SessionQuery) -> St
         let email = statement.email_equals(email);
         statement.and(&format!("x.student_id = (SELECT student_id FROM students WHERE {email})"));
     }
+    statement.placed_in("x.session_token", query.rooms.as_deref(), query.workshop);
     if let Some(since) = &query.since {
         let p = statement.bind_time(since);
         statement.and(&format!("x.last_seen >= {p}"));

@@ -40,7 +40,7 @@ pub mod sqlite;
 pub mod summary_rows;
 pub mod workshop_rows;
 
-pub use workshop_rows::{NewWorkshop, WorkshopOp};
+pub use workshop_rows::{DirectoryOp, DirectoryRows, NewHelperToken, NewRoom, NewWorkshop, WorkshopOp};
 
 /// A storage failure, by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +131,10 @@ pub struct EventQuery {
     pub session_token: Option<String>,
     /// Only this student (case-insensitive).
     pub student_email: Option<String>,
+    /// Only sessions of these rooms (row ids; empty: none), `room=`.
+    pub rooms: Option<Vec<i64>>,
+    /// Only sessions of this workshop (row id), `workshop=`.
+    pub workshop: Option<i64>,
     /// Only this event type.
     pub event_type: Option<String>,
     /// Only events stored at or after this time (ISO 8601 UTC with ms, as `created_at`).
@@ -150,6 +154,10 @@ pub struct EventQuery {
 pub struct SessionQuery {
     /// Only this student's sessions (case-insensitive).
     pub student_email: Option<String>,
+    /// Only sessions of these rooms (row ids; empty: none), `room=`.
+    pub rooms: Option<Vec<i64>>,
+    /// Only sessions of this workshop (row id), `workshop=`.
+    pub workshop: Option<i64>,
     /// Only sessions with an event at or after this time (`last_seen`, ISO text).
     pub since: Option<String>,
     /// Only sessions with an event before this time (`first_seen`, ISO text).
@@ -453,27 +461,22 @@ impl Storage {
         self.backend.sessions(query).await
     }
 
-    /// The report (`domain::report::ReportFold`) of the sessions seen in `[since, until)` (ISO 8601
-    /// UTC, both optional), read from their summaries; a session is active with an event within
+    /// The report (`domain::report::ReportFold`) of the sessions `place` selects (its `since`,
+    /// `until`, `rooms`, `workshop` and `student_email`; its order, cursor and limit are the
+    /// report's own), read from their summaries; a session is active with an event within
     /// `active_window`, and `final_step` completes sessions that reach it. Reads the summaries
     /// [`REPORT_PAGE`] at a time in token order, so a report holds one page of summaries at once
     /// however many sessions the window has. Errors: as for [`Storage::sessions`].
     pub async fn report(
         &self,
-        since: Option<String>,
-        until: Option<String>,
+        place: SessionQuery,
         active_window: std::time::Duration,
         final_step: Option<i64>,
     ) -> Result<crate::domain::report::Report, StoreError> {
         self.flush_before_read().await?;
         let mut fold = crate::domain::report::ReportFold::new(iso_ago(active_window), final_step);
-        let mut query = SessionQuery {
-            since: since.clone(),
-            until: until.clone(),
-            order: SessionOrder::Token,
-            limit: REPORT_PAGE,
-            ..SessionQuery::default()
-        };
+        let (since, until) = (place.since.clone(), place.until.clone());
+        let mut query = SessionQuery { order: SessionOrder::Token, limit: REPORT_PAGE, after: None, ..place };
         loop {
             let rows = self.backend.sessions(query.clone()).await?;
             rows.iter().for_each(|row| fold.add(row));
@@ -520,6 +523,51 @@ impl Storage {
         self.backend.revoke_write_key(slug).await
     }
 
+    /// Every room, by id: what the ingest path assigns sessions to and `room=` names. Errors: as
+    /// for [`Storage::events`].
+    pub async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError> {
+        self.backend.rooms().await
+    }
+
+    /// Creates a room of workshop `workshop_id` with a new join code (another is drawn when one
+    /// is taken, up to 5 times) and returns it as stored. `random` draws the code's bytes.
+    /// Errors: [`StoreError::Conflict`] when 5 codes in a row were taken (about 887 million
+    /// exist); otherwise as for [`Storage::events`].
+    pub async fn create_room(
+        &self,
+        mut new: NewRoom,
+        mut random: impl FnMut() -> [u8; crate::domain::workshop::CODE_LEN],
+    ) -> Result<crate::domain::workshop::Room, StoreError> {
+        let mut tries = 0;
+        loop {
+            new.code = crate::domain::workshop::join_code(random());
+            match self.backend.create_room(new.clone()).await {
+                Err(StoreError::Conflict(_)) if tries < 4 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Every helper token (hashes only), by id. Errors: as for [`Storage::events`].
+    pub async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError> {
+        self.backend.helper_tokens().await
+    }
+
+    /// Stores the helper token `new` (its hash) and returns it as stored. Errors: as for
+    /// [`Storage::events`].
+    pub async fn create_helper_token(
+        &self,
+        new: NewHelperToken,
+    ) -> Result<crate::domain::helper::HelperToken, StoreError> {
+        self.backend.create_helper_token(new).await
+    }
+
+    /// Revokes helper token `id` (a second revocation keeps the first's time); `None` when
+    /// there is no such token. Errors: as for [`Storage::events`].
+    pub async fn revoke_helper_token(&self, id: i64) -> Result<Option<crate::domain::helper::HelperToken>, StoreError> {
+        self.backend.revoke_helper_token(id).await
+    }
+
     /// Stops taking writes, lets the writer commit everything already handed to it, and waits
     /// for it (blocking, at most about 10 s on PostgreSQL).
     pub fn close(&self) {
@@ -555,6 +603,17 @@ pub fn workshops_offline(
     match Database::of(config)? {
         Database::Sqlite(path) => sqlite::workshops_in_file(&path, op),
         Database::Postgres(url) => postgres::workshops_at(&url, op),
+    }
+}
+
+/// Does `op` to the rooms or helper tokens of the database `config` names, for the command line
+/// (works beside running servers, which see the change within 5 s), and reads them all. Errors:
+/// as for [`Storage::open`]; [`StoreError::Conflict`] when a new room's code is taken;
+/// [`StoreError::Invalid`] when the SQLite file does not exist (the command creates none).
+pub fn directory_offline(config: &Config, op: DirectoryOp) -> Result<DirectoryRows, StoreError> {
+    match Database::of(config)? {
+        Database::Sqlite(path) => sqlite::directory_in_file(&path, op),
+        Database::Postgres(url) => postgres::directory_at(&url, op),
     }
 }
 

@@ -128,7 +128,8 @@ pub async fn periodic_report(state: web::Data<AppState>, every: std::time::Durat
         state.metrics.background_runs.with_label_values(&["report"]).inc();
         let since = Some(storage::iso_ago(std::time::Duration::from_secs(86_400)));
         let (window, final_step) = (state.config.active_window, state.config.final_step);
-        let built = state.storage.report(since, None, window, final_step).await;
+        let place = crate::storage::SessionQuery { since, ..Default::default() };
+        let built = state.storage.report(place, window, final_step).await;
         let outcome = match built {
             Ok(report) => report::append_csv(&path, &report).map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),

@@ -92,6 +92,7 @@ pub(super) async fn delete_student(tx: &Transaction<'_>, email: &str) -> Result<
     removed.events = sql::execute(tx, "DELETE FROM events WHERE session_token = ANY($1)", &[&tokens]).await?;
     removed.sessions = sql::execute(tx, "DELETE FROM sessions WHERE session_token = ANY($1)", &[&tokens]).await?;
     sql::execute(tx, "DELETE FROM session_students WHERE session_token = ANY($1)", &[&tokens]).await?;
+    sql::execute(tx, "DELETE FROM session_rooms WHERE session_token = ANY($1)", &[&tokens]).await?;
     removed.students = sql::execute(tx, "DELETE FROM students WHERE student_id = $1", &[&student]).await?;
     Ok(removed)
 }

@@ -61,6 +61,7 @@ pub use maintenance::delete_student_at;
 pub use pool::redact_url;
 use pool::{db_error, pool_error, unavailable};
 pub use workshops::at as workshops_at;
+pub use workshops::directory_at;
 
 /// How long `close` waits for the writer to commit what it was handed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -381,6 +382,39 @@ impl Backend for PostgresStore {
     async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move { workshops::revoke(&sql::connection(&pool).await?, &slug).await }).await
+    }
+
+    /// `Storage::rooms`.
+    async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::rooms(&sql::connection(&pool).await?).await }).await
+    }
+
+    /// `Storage::create_room`.
+    async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::create_room(&sql::connection(&pool).await?, &new).await }).await
+    }
+
+    /// `Storage::helper_tokens`.
+    async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::helper_tokens(&sql::connection(&pool).await?).await }).await
+    }
+
+    /// `Storage::create_helper_token`.
+    async fn create_helper_token(
+        &self,
+        new: super::NewHelperToken,
+    ) -> Result<crate::domain::helper::HelperToken, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::create_helper_token(&sql::connection(&pool).await?, &new).await }).await
+    }
+
+    /// `Storage::revoke_helper_token`.
+    async fn revoke_helper_token(&self, id: i64) -> Result<Option<crate::domain::helper::HelperToken>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::revoke_helper_token(&sql::connection(&pool).await?, id).await }).await
     }
 
     /// `Storage::summary_drift`.

@@ -79,8 +79,9 @@ pub(super) async fn query_sessions(
 ) -> Result<Vec<SessionRow>, StoreError> {
     let statement = filter::sessions(
         Dialect::Postgres,
-        "SELECT x.session_token, s.email, s.name, x.summary::text
-         FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true",
+        "SELECT x.session_token, s.email, s.name, x.summary::text, p.workshop_id, p.room_id
+         FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id
+         LEFT JOIN session_rooms p ON p.session_token = x.session_token WHERE true",
         query,
     );
     let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
@@ -91,6 +92,9 @@ pub(super) async fn query_sessions(
                 student_email: row.get(1),
                 student_name: row.get(2),
                 summary: parse_summary(row.get(3))?,
+                placement: row
+                    .get::<_, Option<i64>>(4)
+                    .map(|workshop_id| crate::domain::workshop::Placement { workshop_id, room_id: row.get(5) }),
             })
         })
         .collect()

@@ -97,7 +97,7 @@ pub(super) async fn fold_session(
 }
 
 /// Recomputes the summaries of `tokens` from their remaining events; a session left without
-/// events loses its summary and `session_students` rows. Returns how many sessions went.
+/// events loses its summary, `session_students` and `session_rooms` rows. Returns how many sessions went.
 pub(super) async fn refresh_summaries(
     tx: &Transaction<'_>,
     tokens: &[&str],
@@ -110,6 +110,7 @@ pub(super) async fn refresh_summaries(
             None => {
                 sql::execute(tx, "DELETE FROM sessions WHERE session_token = $1", &[token]).await?;
                 sql::execute(tx, "DELETE FROM session_students WHERE session_token = $1", &[token]).await?;
+                sql::execute(tx, "DELETE FROM session_rooms WHERE session_token = $1", &[token]).await?;
                 gone += 1;
             }
         }

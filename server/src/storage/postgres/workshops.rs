@@ -1,12 +1,16 @@
-//! The `workshops` table on PostgreSQL, through the pool (admin writes are rare and need no
+//! The `workshops`, `rooms` and `helper_tokens` tables on PostgreSQL, through the pool (admin writes are rare and need no
 //! ordering with the event writer).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::sql;
-use crate::domain::workshop::Workshop;
-use crate::storage::workshop_rows::{origins_from_json, origins_to_json, NewWorkshop};
+use crate::domain::helper::HelperToken;
+use crate::domain::workshop::{Room, Workshop};
+use crate::storage::workshop_rows::{
+    origins_from_json, origins_to_json, role_from_text, rooms_from_json, rooms_to_json, NewHelperToken, NewRoom,
+    NewWorkshop,
+};
 use crate::storage::StoreError;
 
 /// The columns [`workshop`] reads, times as ISO 8601 UTC with ms.
@@ -49,6 +53,99 @@ pub(super) async fn create(client: &impl GenericClient, new: &NewWorkshop) -> Re
     }
 }
 
+/// The columns [`room`] reads, times as ISO 8601 UTC with ms.
+const ROOM_COLUMNS: &str = r#"room_id, workshop_id, name, code,
+    to_char(opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    to_char(closes_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+fn room(row: &Row) -> Room {
+    Room {
+        id: row.get(0),
+        workshop_id: row.get(1),
+        name: row.get(2),
+        code: row.get(3),
+        opens_at: row.get(4),
+        closes_at: row.get(5),
+    }
+}
+
+/// Every room, by id.
+pub(super) async fn rooms(client: &impl GenericClient) -> Result<Vec<Room>, StoreError> {
+    let rows = sql::query(client, &format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY room_id"), &[]).await?;
+    Ok(rows.iter().map(room).collect())
+}
+
+/// Creates `new`. Errors: [`StoreError::Conflict`] when its join code is taken.
+pub(super) async fn create_room(client: &impl GenericClient, new: &NewRoom) -> Result<Room, StoreError> {
+    let row = sql::query_opt(
+        client,
+        &format!(
+            "INSERT INTO rooms (workshop_id, name, code, opens_at, closes_at)
+             VALUES ($1, $2, $3, $4::text::timestamptz, $5::text::timestamptz)
+             ON CONFLICT (code) DO NOTHING RETURNING {ROOM_COLUMNS}"
+        ),
+        &[&new.workshop_id, &new.name, &new.code, &new.opens_at, &new.closes_at],
+    )
+    .await?;
+    row.as_ref().map(room).ok_or_else(|| StoreError::Conflict(format!("a room with code {:?} exists", new.code)))
+}
+
+/// The columns [`helper_token`] reads, times as ISO 8601 UTC with ms.
+const TOKEN_COLUMNS: &str = r#"token_id, name, role, token_hash, rooms::text,
+    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+fn helper_token(row: &Row) -> Result<HelperToken, StoreError> {
+    Ok(HelperToken {
+        id: row.get(0),
+        name: row.get(1),
+        role: role_from_text(row.get(2))?,
+        token_hash: row.get(3),
+        rooms: rooms_from_json(row.get(4))?,
+        created_at: row.get(5),
+        revoked_at: row.get(6),
+    })
+}
+
+/// Every helper token, by id.
+pub(super) async fn helper_tokens(client: &impl GenericClient) -> Result<Vec<HelperToken>, StoreError> {
+    let rows = sql::query(client, &format!("SELECT {TOKEN_COLUMNS} FROM helper_tokens ORDER BY token_id"), &[]).await?;
+    rows.iter().map(helper_token).collect()
+}
+
+/// Stores `new`.
+pub(super) async fn create_helper_token(
+    client: &impl GenericClient,
+    new: &NewHelperToken,
+) -> Result<HelperToken, StoreError> {
+    let rooms = rooms_to_json(&new.rooms);
+    let row = sql::query_opt(
+        client,
+        &format!(
+            "INSERT INTO helper_tokens (name, role, token_hash, rooms) VALUES ($1, $2, $3, $4::text::json)
+             RETURNING {TOKEN_COLUMNS}"
+        ),
+        &[&new.name, &new.role.name(), &new.token_hash, &rooms],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Internal("the insert returned no row".into()))?;
+    helper_token(&row)
+}
+
+/// Revokes helper token `id` (the first revocation's time is kept); `None` when there is none.
+pub(super) async fn revoke_helper_token(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<HelperToken>, StoreError> {
+    let row = sql::query_opt(
+        client,
+        &format!("UPDATE helper_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE token_id = $1 RETURNING {TOKEN_COLUMNS}"),
+        &[&id],
+    )
+    .await?;
+    row.as_ref().map(helper_token).transpose()
+}
+
 /// Revokes the write key of workshop `slug` (the first revocation's time is kept). Returns the
 /// workshop, or `None` when there is none with that slug.
 pub(super) async fn revoke(client: &impl GenericClient, slug: &str) -> Result<Option<Workshop>, StoreError> {
@@ -81,5 +178,35 @@ pub fn at(url: &str, op: crate::storage::workshop_rows::WorkshopOp) -> Result<Ve
             WorkshopOp::Revoke(slug) => Ok(revoke(&client, &slug).await?.into_iter().collect()),
             WorkshopOp::List => workshops(&client).await,
         }
+    })
+}
+
+/// `op` on the database at `url`, for the command line (as [`at`]): the rooms and helper tokens
+/// after it, and what it made. Errors: as for [`super::PostgresStore::open`];
+/// [`StoreError::Conflict`] for a room code taken.
+pub fn directory_at(
+    url: &str,
+    op: crate::storage::workshop_rows::DirectoryOp,
+) -> Result<crate::storage::workshop_rows::DirectoryRows, StoreError> {
+    use crate::storage::workshop_rows::{DirectoryOp, DirectoryRows};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    runtime.block_on(async {
+        let pool = super::pool::open_pool(url, 1)?;
+        super::pool::migrate(&pool).await?;
+        let client = sql::connection(&pool).await?;
+        let mut rows = DirectoryRows::default();
+        match op {
+            DirectoryOp::CreateRoom(new) => rows.room = Some(create_room(&client, &new).await?),
+            DirectoryOp::CreateToken(new) => rows.token = Some(create_helper_token(&client, &new).await?),
+            DirectoryOp::RevokeToken(id) => rows.token = revoke_helper_token(&client, id).await?,
+            DirectoryOp::Read => {}
+        }
+        rows.workshops = workshops(&client).await?;
+        rows.rooms = rooms(&client).await?;
+        rows.tokens = helper_tokens(&client).await?;
+        Ok(rows)
     })
 }

@@ -393,6 +393,17 @@ pub(super) async fn insert_events(
         .collect();
     let mut pairs: Vec<(&str, i64)> = Vec::new();
     let mut changed: Vec<&str> = Vec::new();
+    // Sessions without a stored summary are new here (summaries are written in the events'
+    // transaction, under the sessions' locks): they get their room, the first event's.
+    let mut placed: Vec<(&str, i64, Option<i64>)> = Vec::new();
+    for (event, _) in &new_events {
+        if !summaries.contains_key(&event.session_token) {
+            placed.push((&event.session_token, event.placement.workshop_id, event.placement.room_id));
+        }
+    }
+    // A stable sort keeps each session's first event first: its placement is the one kept.
+    placed.sort_by_key(|p| p.0);
+    placed.dedup_by_key(|p| p.0);
     for (event, student_id) in &new_events {
         let fold = FoldEvent {
             event_type: &event.event_type,
@@ -412,6 +423,9 @@ pub(super) async fn insert_events(
     pairs.sort_unstable();
     pairs.dedup();
     let (pair_tokens, pair_students): (Vec<&str>, Vec<i64>) = pairs.into_iter().unzip();
+    let place_tokens: Vec<&str> = placed.iter().map(|p| p.0).collect();
+    let place_workshops: Vec<i64> = placed.iter().map(|p| p.1).collect();
+    let place_rooms: Vec<Option<i64>> = placed.iter().map(|p| p.2).collect();
     let rows = summary_arrays(changed.iter().map(|t| (*t, &summaries[*t])))?;
 
     let wanted = new_events.len() as i64;
@@ -429,7 +443,7 @@ pub(super) async fn insert_events(
     // durability barrier. Drawn this late, a ticket orders only the group's write and commit:
     // the previous ticket's transaction has already read and folded. A failed statement aborts
     // the transaction and the COMMIT then rolls it back; the first error is returned.
-    let write_params: [&(dyn ToSql + Sync); 15] = [
+    let write_params: [&(dyn ToSql + Sync); 18] = [
         &rows.0,
         &rows.1,
         &rows.2,
@@ -445,6 +459,9 @@ pub(super) async fn insert_events(
         &types,
         &data,
         &created_at,
+        &place_tokens,
+        &place_workshops,
+        &place_rooms,
     ];
     let draw_params: [&(dyn ToSql + Sync); 3] = [&ID_ORDER_LOCK, &TICKET_CLASS, &wanted];
     let close_params: [&(dyn ToSql + Sync); 2] = [&TICKET_CLASS, &cluster::EVENTS_CHANNEL];
@@ -531,8 +548,9 @@ pub(super) const LOOKED_UP_SUMMARY: i16 = 2;
 /// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`](super::summaries::STORE_SUMMARIES)), the
 /// (session, student) pairs (`$6` text[], `$7` int8[]) and the `$8` new events (`$9`..`$14`:
 /// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text), which take
-/// the ids just drawn ([`DRAW`]) in order. The three touch different tables, so the order
-/// PostgreSQL runs them in does not matter.
+/// the ids just drawn ([`DRAW`]) in order; and the rooms of the sessions new in the group (`$16`
+/// tokens, `$17` workshop ids, `$18` room ids, a session placed already keeps its room). The
+/// four touch different tables, so the order PostgreSQL runs them in does not matter.
 pub(super) const WRITE_GROUP: &str = "WITH summaries AS (
          INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
          SELECT t, s, f::timestamptz, l::timestamptz, j::json
@@ -541,7 +559,11 @@ pub(super) const WRITE_GROUP: &str = "WITH summaries AS (
              first_seen = excluded.first_seen, last_seen = excluded.last_seen, summary = excluded.summary),
      pairs AS (
          INSERT INTO session_students (session_token, student_id)
-         SELECT * FROM unnest($6::text[], $7::int8[]) ON CONFLICT DO NOTHING)
+         SELECT * FROM unnest($6::text[], $7::int8[]) ON CONFLICT DO NOTHING),
+     places AS (
+         INSERT INTO session_rooms (session_token, workshop_id, room_id, joined_at)
+         SELECT t, w, r, $15::text::timestamptz FROM unnest($16::text[], $17::int8[], $18::int8[]) AS p(t, w, r)
+         ON CONFLICT DO NOTHING)
      INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
      SELECT b.last - $8::int8 + x.o, u, s, st, t, ty, d::json, $15::text::timestamptz
      FROM (SELECT currval('events_event_id_seq') AS last) AS b,

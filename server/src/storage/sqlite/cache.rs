@@ -15,7 +15,8 @@
 //!   maintenance job. The next transaction catches up: it folds the events past W into the stored
 //!   summaries. Opening the database does the same, so a crash loses no summary work.
 //! - Students and `session_students` (which students appear in which session, for deletion and
-//!   retention) are written in the same transaction as the events, never behind.
+//!   retention) are written in the same transaction as the events, never behind; so is a
+//!   session's room (`session_rooms`, its first placement only).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -55,6 +56,8 @@ pub struct WriterCache {
     pairs: HashMap<String, Vec<i64>>,
     /// How many pairs `pairs` holds.
     pair_count: usize,
+    /// Sessions known to have their `session_rooms` row.
+    placed: std::collections::HashSet<String>,
     /// Stored students by email (ASCII-lowercased, as `COLLATE NOCASE` compares): id and name.
     students: HashMap<String, (i64, Option<String>)>,
     /// `PRAGMA data_version` when the cache was last in step with the database; `None` after a
@@ -79,6 +82,7 @@ impl WriterCache {
             flushed_through: 0,
             pairs: HashMap::new(),
             pair_count: 0,
+            placed: std::collections::HashSet::new(),
             students: HashMap::new(),
             data_version: None,
         }
@@ -110,6 +114,7 @@ impl WriterCache {
         self.sessions.clear();
         self.pairs.clear();
         self.pair_count = 0;
+        self.placed.clear();
         self.students.clear();
         self.dirty = 0;
         self.dirty_since = None;
@@ -177,6 +182,29 @@ impl WriterCache {
         }
         self.pairs.entry(token.to_owned()).or_default().push(student_id);
         self.pair_count += 1;
+        Ok(())
+    }
+
+    /// Records session `token`'s workshop and room (`session_rooms`) at `at` unless it has one:
+    /// the first placement stays. Errors: any SQLite error.
+    pub fn place(
+        &mut self,
+        conn: &Connection,
+        token: &str,
+        placement: crate::domain::workshop::Placement,
+        at: &str,
+    ) -> Result<(), rusqlite::Error> {
+        if self.placed.contains(token) {
+            return Ok(());
+        }
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO session_rooms (session_token, workshop_id, room_id, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute((token, placement.workshop_id, placement.room_id, at))?;
+        if self.placed.len() >= MAX_REMEMBERED {
+            self.placed.clear();
+        }
+        self.placed.insert(token.to_owned());
         Ok(())
     }
 
@@ -280,7 +308,7 @@ fn store_summary(conn: &Connection, token: &str, summary: &SessionSummary) -> Re
 }
 
 /// Recomputes a session's summary from its stored events (the same fold as at ingest), storing
-/// it, or deleting it and its `session_students` rows when no event is left. Returns whether the
+/// it, or deleting it and its `session_students` and `session_rooms` rows when no event is left. Returns whether the
 /// session still has events. Run with the cache flushed (maintenance), which then resets it.
 pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[String]) -> Result<bool, rusqlite::Error> {
     let summary = fold_session(conn, token, completion_types)?;
@@ -289,6 +317,7 @@ pub fn refresh_summary(conn: &Connection, token: &str, completion_types: &[Strin
         None => {
             conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])?;
             conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
+            conn.prepare_cached("DELETE FROM session_rooms WHERE session_token = ?1")?.execute([token])?;
         }
     }
     Ok(summary.is_some())

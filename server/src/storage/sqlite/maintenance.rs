@@ -105,8 +105,8 @@ fn delete_student_in_file_inner(path: &Path, email: &str) -> Result<Removed, Sql
 }
 
 /// Deletes a student and every trace: all events of the sessions in which they appear (found
-/// through `session_students`, which is written with the events), those sessions' summaries and
-/// `session_students` rows, and the student row.
+/// through `session_students`, which is written with the events), those sessions' summaries,
+/// `session_students` and `session_rooms` rows, and the student row.
 pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlite::Error> {
     let mut removed = Removed::default();
     let student: Option<i64> = conn
@@ -124,6 +124,7 @@ pub fn delete_student(conn: &Connection, email: &str) -> Result<Removed, rusqlit
         removed.sessions +=
             conn.prepare_cached("DELETE FROM sessions WHERE session_token = ?1")?.execute([token])? as u64;
         conn.prepare_cached("DELETE FROM session_students WHERE session_token = ?1")?.execute([token])?;
+        conn.prepare_cached("DELETE FROM session_rooms WHERE session_token = ?1")?.execute([token])?;
     }
     removed.students = conn.prepare_cached("DELETE FROM students WHERE student_id = ?1")?.execute([student])? as u64;
     Ok(removed)

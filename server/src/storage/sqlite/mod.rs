@@ -50,6 +50,7 @@ pub use cache::{catch_up_summaries, fold_session, load_summary, refresh_summary,
 use checkpointer::Checkpointer;
 pub use maintenance::{delete_student, delete_student_in_file};
 pub use read::{query_events, query_sessions, session_losses};
+pub use workshops::directory_in_file;
 pub use workshops::in_file as workshops_in_file;
 use writer::{AlertOutcome, AlertWork, WriteJob, Writer};
 pub use writer::{EventWriter, WAL_CHECKPOINT_IDLE, WRITER_IDLE_AFTER};
@@ -66,6 +67,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V4__session_paging.sql")),
     M::up(include_str!("../../../migrations/sqlite/V5__alerts.sql")),
     M::up(include_str!("../../../migrations/sqlite/V6__workshops.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V7__rooms_and_helper_tokens.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -376,6 +378,43 @@ impl Backend for SqliteStore {
             .map_err(|_| StoreError::Stopped)?
     }
 
+    /// `Storage::rooms`.
+    async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError> {
+        self.read(workshops::rooms).await
+    }
+
+    /// `Storage::create_room`.
+    async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::create_room(&path, &new, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::helper_tokens`.
+    async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError> {
+        self.read(workshops::helper_tokens).await
+    }
+
+    /// `Storage::create_helper_token`.
+    async fn create_helper_token(
+        &self,
+        new: super::NewHelperToken,
+    ) -> Result<crate::domain::helper::HelperToken, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::create_helper_token(&path, &new, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::revoke_helper_token`.
+    async fn revoke_helper_token(&self, id: i64) -> Result<Option<crate::domain::helper::HelperToken>, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::revoke_helper_token(&path, id, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
     /// `Storage::summary_drift` (the caller has flushed the summaries).
     async fn summary_drift(&self) -> Result<Vec<String>, StoreError> {
         let completion_types = self.completion_types.clone();
@@ -575,5 +614,35 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(left, ["ws_b"]);
+    }
+
+    // A database written before rooms opens with every session in the `default` workshop's
+    // lobby: those with a stored summary and those whose events are past the watermark.
+    #[test]
+    fn sessions_stored_before_rooms_go_to_the_default_workshop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v6.db");
+        let types = Config::default().completion_event_types;
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            Migrations::from_slice(&MIGRATIONS[..6]).to_latest(&mut conn).unwrap();
+            conn.execute_batch(
+                "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at) VALUES
+                     (x'01', 0, NULL, 'ws_summarized', 'action', '{}', '2026-11-21T10:00:00.000Z'),
+                     (x'02', 0, NULL, 'ws_behind', 'action', '{}', '2026-11-21T10:00:01.000Z');",
+            )
+            .unwrap();
+            assert!(refresh_summary(&conn, "ws_summarized", &types).unwrap());
+            conn.execute("UPDATE summary_watermark SET event_id = 1", []).unwrap();
+        }
+        let conn = open_writer_connection(&path, &types).unwrap();
+        let placed: Vec<(String, i64, Option<i64>)> = conn
+            .prepare("SELECT session_token, workshop_id, room_id FROM session_rooms ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(placed, [("ws_behind".into(), 1, None), ("ws_summarized".into(), 1, None)]);
     }
 }

@@ -12,8 +12,11 @@ const EVENTS_HEAD: &str = "SELECT e.event_id, e.session_token, e.event_type, e.e
         s.email, s.name, e.event_uuid, e.seq
      FROM events e LEFT JOIN students s ON s.student_id = e.student_id WHERE true";
 
-const SESSIONS_HEAD: &str = "SELECT x.session_token, s.email, s.name, x.summary
-     FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id WHERE true";
+use crate::domain::workshop::Placement;
+
+const SESSIONS_HEAD: &str = "SELECT x.session_token, s.email, s.name, x.summary, p.workshop_id, p.room_id
+     FROM sessions x LEFT JOIN students s ON s.student_id = x.student_id
+     LEFT JOIN session_rooms p ON p.session_token = x.session_token WHERE true";
 
 impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -95,7 +98,17 @@ pub fn query_sessions(conn: &Connection, query: &SessionQuery) -> Result<Vec<Ses
     let mut prepared = conn.prepare_cached(&statement.sql)?;
     let rows = prepared.query_map(params_from_iter(statement.params), |row| {
         let summary = super::parse_summary(&row.get::<_, String>(3)?)?;
-        Ok(SessionRow { session_token: row.get(0)?, student_email: row.get(1)?, student_name: row.get(2)?, summary })
+        let placement = row
+            .get::<_, Option<i64>>(4)?
+            .map(|workshop_id| Ok::<_, rusqlite::Error>(Placement { workshop_id, room_id: row.get(5)? }))
+            .transpose()?;
+        Ok(SessionRow {
+            session_token: row.get(0)?,
+            student_email: row.get(1)?,
+            student_name: row.get(2)?,
+            summary,
+            placement,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -1,4 +1,4 @@
-//! The `workshops` table on SQLite. Reads go through the reader pool; the rare admin writes
+//! The `workshops`, `rooms` and `helper_tokens` tables on SQLite. Reads go through the reader pool; the rare admin writes
 //! open a connection of their own that waits for the write lock (busy timeout), like the
 //! command line's, so they never queue behind (or ahead of) the writer's group commits.
 
@@ -7,8 +7,12 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{SqliteError, BUSY_TIMEOUT};
-use crate::domain::workshop::Workshop;
-use crate::storage::workshop_rows::{origins_from_json, origins_to_json, NewWorkshop};
+use crate::domain::helper::HelperToken;
+use crate::domain::workshop::{Room, Workshop};
+use crate::storage::workshop_rows::{
+    origins_from_json, origins_to_json, role_from_text, rooms_from_json, rooms_to_json, NewHelperToken, NewRoom,
+    NewWorkshop,
+};
 use crate::storage::StoreError;
 
 const COLUMNS: &str = "workshop_id, slug, name, write_key, allowed_origins, created_at, revoked_at";
@@ -40,6 +44,109 @@ pub fn workshops(conn: &Connection) -> Result<Vec<Workshop>, SqliteError> {
         .query_map([], row)?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(parsed).collect()
+}
+
+const ROOM_COLUMNS: &str = "room_id, workshop_id, name, code, opens_at, closes_at";
+
+fn room(r: &rusqlite::Row<'_>) -> rusqlite::Result<Room> {
+    Ok(Room {
+        id: r.get(0)?,
+        workshop_id: r.get(1)?,
+        name: r.get(2)?,
+        code: r.get(3)?,
+        opens_at: r.get(4)?,
+        closes_at: r.get(5)?,
+    })
+}
+
+/// Every room, by id.
+pub fn rooms(conn: &Connection) -> Result<Vec<Room>, SqliteError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY room_id"))?
+        .query_map([], room)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Creates `new` at `at` (ISO 8601 UTC). Errors: [`StoreError::Conflict`] when its join code
+/// is taken; SQLite's.
+pub fn create_room(path: &Path, new: &NewRoom, at: &str) -> Result<Room, StoreError> {
+    let conn = admin_connection(path)?;
+    let row = conn
+        .query_row(
+            &format!(
+                "INSERT INTO rooms (workshop_id, name, code, opens_at, closes_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (code) DO NOTHING RETURNING {ROOM_COLUMNS}"
+            ),
+            (new.workshop_id, &new.name, &new.code, &new.opens_at, &new.closes_at, at),
+            room,
+        )
+        .optional()
+        .map_err(SqliteError::from)?;
+    row.ok_or_else(|| StoreError::Conflict(format!("a room with code {:?} exists", new.code)))
+}
+
+const TOKEN_COLUMNS: &str = "token_id, name, role, token_hash, rooms, created_at, revoked_at";
+
+type TokenRow = (i64, String, String, String, String, String, Option<String>);
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn helper_token(
+    (id, name, role, token_hash, rooms, created_at, revoked_at): TokenRow,
+) -> Result<HelperToken, SqliteError> {
+    Ok(HelperToken {
+        id,
+        name,
+        role: role_from_text(&role)?,
+        token_hash,
+        rooms: rooms_from_json(&rooms)?,
+        created_at,
+        revoked_at,
+    })
+}
+
+/// Every helper token, by id.
+pub fn helper_tokens(conn: &Connection) -> Result<Vec<HelperToken>, SqliteError> {
+    let rows: Vec<TokenRow> = conn
+        .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM helper_tokens ORDER BY token_id"))?
+        .query_map([], token_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(helper_token).collect()
+}
+
+/// Stores `new` at `at` (ISO 8601 UTC). Errors: SQLite's.
+pub fn create_helper_token(path: &Path, new: &NewHelperToken, at: &str) -> Result<HelperToken, StoreError> {
+    let conn = admin_connection(path)?;
+    let row = conn
+        .query_row(
+            &format!(
+                "INSERT INTO helper_tokens (name, role, token_hash, rooms, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 RETURNING {TOKEN_COLUMNS}"
+            ),
+            (&new.name, new.role.name(), &new.token_hash, rooms_to_json(&new.rooms), at),
+            token_row,
+        )
+        .map_err(SqliteError::from)?;
+    Ok(helper_token(row)?)
+}
+
+/// Revokes helper token `id` at `at` (the first revocation's time is kept). Returns it, or
+/// `None` when there is none with that id.
+pub fn revoke_helper_token(path: &Path, id: i64, at: &str) -> Result<Option<HelperToken>, StoreError> {
+    let conn = admin_connection(path)?;
+    let row = conn
+        .query_row(
+            &format!(
+                "UPDATE helper_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE token_id = ?1 RETURNING {TOKEN_COLUMNS}"
+            ),
+            (id, at),
+            token_row,
+        )
+        .optional()
+        .map_err(SqliteError::from)?;
+    Ok(row.map(helper_token).transpose()?)
 }
 
 /// A connection for an admin write on the database at `path` (already migrated by the server).
@@ -104,4 +211,30 @@ pub fn in_file(path: &Path, op: crate::storage::workshop_rows::WorkshopOp) -> Re
         WorkshopOp::Revoke(slug) => Ok(revoke(path, &slug, &now)?.into_iter().collect()),
         WorkshopOp::List => Ok(workshops(&conn)?),
     }
+}
+
+/// `op` on the database file at `path`, for the command line (as [`in_file`]): the rooms and
+/// helper tokens after it, and what it made. Errors: [`SqliteError::NoDatabase`] when the file
+/// does not exist; [`StoreError::Conflict`] for a room code taken; SQLite's.
+pub fn directory_in_file(
+    path: &Path,
+    op: crate::storage::workshop_rows::DirectoryOp,
+) -> Result<crate::storage::workshop_rows::DirectoryRows, StoreError> {
+    use crate::storage::workshop_rows::{DirectoryOp, DirectoryRows};
+    if !path.is_file() {
+        return Err(SqliteError::NoDatabase(path.display().to_string()).into());
+    }
+    let conn = super::open_writer_connection(path, &crate::config::Config::default().completion_event_types)?;
+    let now = crate::storage::now_iso();
+    let mut rows = DirectoryRows::default();
+    match op {
+        DirectoryOp::CreateRoom(new) => rows.room = Some(create_room(path, &new, &now)?),
+        DirectoryOp::CreateToken(new) => rows.token = Some(create_helper_token(path, &new, &now)?),
+        DirectoryOp::RevokeToken(id) => rows.token = revoke_helper_token(path, id, &now)?,
+        DirectoryOp::Read => {}
+    }
+    rows.workshops = workshops(&conn)?;
+    rows.rooms = rooms(&conn)?;
+    rows.tokens = helper_tokens(&conn)?;
+    Ok(rows)
 }

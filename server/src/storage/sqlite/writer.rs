@@ -339,6 +339,7 @@ impl<'c> EventWriter<'c> {
                     facts: &event.facts,
                 };
                 self.cache.apply(self.conn, &event.session_token, &fold, event_id)?;
+                self.cache.place(self.conn, &event.session_token, event.placement, self.created_at)?;
                 if let Some(student_id) = student_id {
                     self.cache.record_student(self.conn, &event.session_token, student_id)?;
                 }

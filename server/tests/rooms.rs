@@ -1,0 +1,138 @@
+//! Rooms, against a real server on each backend: an admin creates rooms of two workshops; a
+//! session joins the room whose code it sent, else its workshop's one open room, else the
+//! lobby, and keeps its first room; `room=` and `workshop=` limit the instructors' reads to it.
+
+#[macro_use]
+mod common;
+
+use common::{event, TestServer, TOKEN};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "test-admin-token";
+
+/// `method path` with the admin token and a JSON body: the status and the JSON answer.
+fn admin(server: &TestServer, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let answer = server.request(
+        method,
+        path,
+        &[("Authorization", &format!("Bearer {ADMIN}")), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    (answer.status, answer.json())
+}
+
+/// Creates workshop `slug` and returns its write key.
+fn workshop(server: &TestServer, slug: &str) -> String {
+    let (status, created) = admin(server, "POST", "/api/workshops", &json!({"slug": slug, "name": slug}));
+    assert_eq!(status, 201, "{created}");
+    created["writeKey"].as_str().unwrap().to_owned()
+}
+
+/// Creates a room of workshop `slug` from `body` and returns it.
+fn room(server: &TestServer, slug: &str, body: Value) -> Value {
+    let (status, created) = admin(server, "POST", &format!("/api/workshops/{slug}/rooms"), &body);
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+/// Posts one action of session `token` with `key` and `room` at the top of the batch.
+fn post(server: &TestServer, token: &str, key: Option<&str>, room: Option<&str>) {
+    let mut body = json!({"events": [event(token, "action", json!({"actionName": "a"}))]});
+    if let Some(key) = key {
+        body["writeKey"] = json!(key);
+    }
+    if let Some(room) = room {
+        body["room"] = json!(room);
+    }
+    let (status, answer) = server.post(&body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The session tokens `GET /api/sessions?{filter}` answers, sorted.
+fn sessions(server: &TestServer, filter: &str) -> Vec<String> {
+    let answer = server.read(&format!("/api/sessions?{filter}"));
+    let mut tokens: Vec<String> =
+        answer["sessions"].as_array().unwrap().iter().map(|s| s["sessionToken"].as_str().unwrap().to_owned()).collect();
+    tokens.sort();
+    tokens
+}
+
+on_both_backends! {
+    // Sessions land in the room of their code (typed any way), else in their workshop's one open
+    // room, else in the lobby; a later code does not move them; reads by room and workshop see
+    // only theirs, and an unknown room is a 404.
+    fn sessions_join_rooms_and_reads_follow_them(backend) {
+        let server = TestServer::on_with(backend, |c| c.admin_tokens = vec![ADMIN.into()]);
+        let voice = workshop(&server, "voice-ai");
+        let pipes = workshop(&server, "pipelines");
+        let london = room(&server, "voice-ai", json!({"name": "London, 7 Dec"}));
+        let tomorrow = room(&server, "voice-ai", json!({"name": "Paris, 8 Dec", "opensAt": "2999-01-01T09:00:00Z"}));
+        let berlin = room(&server, "pipelines", json!({"name": "Berlin", "closesAt": "2999-01-01T00:00:00+01:00"}));
+        let code = |room: &Value| room["code"].as_str().unwrap().to_owned();
+        let (london, tomorrow, berlin) = (code(&london), code(&tomorrow), code(&berlin));
+        assert!(london.len() == 6 && !london.contains(['0', 'O', '1', 'I', 'L']), "{london}");
+
+        let typed = format!("{}-{}", tomorrow[..3].to_lowercase(), &tomorrow[3..]);
+        post(&server, "ws_paris", Some(&voice), Some(&typed));
+        post(&server, "ws_london", Some(&voice), None);
+        post(&server, "ws_london", Some(&voice), Some(&tomorrow));
+        post(&server, "ws_berlin", Some(&pipes), Some(&london));
+        post(&server, "ws_keyless", None, Some(&london));
+
+        assert_eq!(sessions(&server, &format!("room={london}")), ["ws_london"], "the one open room; the first room kept");
+        assert_eq!(sessions(&server, &format!("room={}", tomorrow.to_lowercase())), ["ws_paris"], "the code sent");
+        assert_eq!(sessions(&server, &format!("room={berlin}")), ["ws_berlin"], "another workshop's code is ignored");
+        assert_eq!(sessions(&server, "workshop=voice-ai"), ["ws_london", "ws_paris"]);
+        assert_eq!(sessions(&server, "workshop=default"), ["ws_keyless"], "keyless events stay in default");
+        assert_eq!(sessions(&server, "").len(), 4);
+        let listed = server.read(&format!("/api/sessions?room={london}"));
+        assert_eq!((&listed["sessions"][0]["room"], &listed["sessions"][0]["workshop"]), (&json!(london), &json!("voice-ai")));
+        let listed = server.read("/api/sessions?workshop=default");
+        assert_eq!(listed["sessions"][0]["workshop"], "default");
+        assert!(listed["sessions"][0].get("room").is_none(), "the lobby: {listed}");
+
+        let events = server.read(&format!("/api/session-log?room={tomorrow}"));
+        let tokens: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["session_token"].as_str().unwrap()).collect();
+        assert_eq!(tokens, ["ws_paris"], "{events}");
+        let events = server.read(&format!("/api/session-log?room={london}&workshop=voice-ai"));
+        assert_eq!(events["count"], 2, "both of ws_london's events: {events}");
+        let events = server.read(&format!("/api/session-log?room={london}&workshop=pipelines"));
+        assert_eq!(events["count"], 0, "{events}");
+
+        let unknown = server.request("GET", "/api/sessions?room=ZZZZZZ", &[("Authorization", &format!("Bearer {TOKEN}"))], b"");
+        assert_eq!(unknown.status, 404, "{}", unknown.text);
+        assert!(unknown.text.contains("ZZZZZZ"), "{}", unknown.text);
+
+        let rooms = server.read("/api/rooms");
+        let listed: Vec<(&str, bool)> = rooms["rooms"].as_array().unwrap().iter()
+            .map(|r| (r["name"].as_str().unwrap(), r["open"].as_bool().unwrap())).collect();
+        assert_eq!(listed, [("Berlin", true), ("London, 7 Dec", true), ("Paris, 8 Dec", false)], "{rooms}");
+        assert_eq!(rooms["rooms"][2]["opensAt"], "2999-01-01T09:00:00.000Z");
+        assert_eq!(rooms["rooms"][0]["closesAt"], "2998-12-31T23:00:00.000Z");
+        assert_eq!(rooms["rooms"][0]["workshop"], "pipelines");
+    }
+
+    // Creating a room names what is wrong: an empty name, a time that is not RFC 3339, an
+    // unknown workshop, a token that is not an admin's.
+    fn room_creation_refuses_bad_input(backend) {
+        let server = TestServer::on_with(backend, |c| c.admin_tokens = vec![ADMIN.into()]);
+        workshop(&server, "voice-ai");
+        let (status, answer) = admin(&server, "POST", "/api/workshops/voice-ai/rooms", &json!({"name": "  "}));
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("name"), "{answer}");
+        let (status, answer) =
+            admin(&server, "POST", "/api/workshops/voice-ai/rooms", &json!({"name": "x", "opensAt": "tomorrow"}));
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("opensAt"), "{answer}");
+        let (status, answer) = admin(&server, "POST", "/api/workshops/nope/rooms", &json!({"name": "x"}));
+        assert_eq!(status, 404, "{answer}");
+        let answer = server.request(
+            "POST",
+            "/api/workshops/voice-ai/rooms",
+            &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Type", "application/json")],
+            br#"{"name": "x"}"#,
+        );
+        assert_eq!(answer.status, 403, "{}", answer.text);
+        assert_eq!(server.read("/api/rooms")["rooms"], json!([]));
+    }
+}

@@ -5,21 +5,8 @@
 #[macro_use]
 mod common;
 
-use common::{event, TestServer, TOKEN};
+use common::{admin, event, TestServer, ADMIN, TOKEN};
 use serde_json::{json, Value};
-
-const ADMIN: &str = "test-admin-token";
-
-/// `method path` with the admin token and a JSON body: the status and the JSON answer.
-fn admin(server: &TestServer, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let answer = server.request(
-        method,
-        path,
-        &[("Authorization", &format!("Bearer {ADMIN}")), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    );
-    (answer.status, answer.json())
-}
 
 /// Creates workshop `slug` and returns its write key.
 fn workshop(server: &TestServer, slug: &str) -> String {

@@ -5,10 +5,8 @@
 #[macro_use]
 mod common;
 
-use common::{event, TestServer};
+use common::{event, TestServer, ADMIN};
 use serde_json::{json, Value};
-
-const ADMIN: &str = "test-admin-token";
 
 /// `method path` with `token` and a JSON body: the status and the answer's text.
 fn call(server: &TestServer, token: &str, method: &str, path: &str, body: &Value) -> (u16, String) {

@@ -75,6 +75,7 @@ pub struct AckResponse {
         (status = 200, description = "The alerts, ranked: open first (help requests, critical, warning, info; each newest first), then resolved, newest first.", body = AlertsResponse),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -125,6 +126,7 @@ pub async fn get_alerts(
     responses(
         (status = 200, description = "The alert, acknowledged.", body = AckResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
     ),
@@ -148,6 +150,7 @@ pub async fn acknowledge(
     responses(
         (status = 200, description = "The alert, muted.", body = AckResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
     ),
@@ -193,6 +196,7 @@ fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
         (status = 200, description = "Server-Sent Events: `id: <position>`, `event: alert`, `data: <Alert JSON with change>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]

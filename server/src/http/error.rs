@@ -79,8 +79,8 @@ pub enum ApiError {
         /// The methods the path takes, e.g. `GET, POST`.
         allow: &'static str,
     },
-    /// 404: no such API route.
-    #[error("no such endpoint: {0}")]
+    /// 404: no such route, room, workshop, token, student or alert; the message names it.
+    #[error("{0}")]
     NotFound(String),
     /// 503: the writer is gone (the server is shutting down).
     #[error("the server is shutting down; retry shortly")]

@@ -40,6 +40,8 @@ pub const PAGE_EVENTS: u32 = 1000;
         (status = 200, description = "The matching events.", body = QueryResponse<serde_json::Value>),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the token does not cover (helper tokens; for the export, also an assistant's token).", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room or workshop with the `room` or `workshop` given.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -49,9 +51,7 @@ pub async fn get_events(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
-    let mut query = event_query(&params)?;
-    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
-    query.rooms = instructor.narrow(query.rooms)?;
+    let mut query = scoped_query(&params, &instructor, &state)?;
     let limit = query.limit as usize;
     query.limit += 1;
     let (mut events, losses) = state.storage.events_and_losses(query).await.map_err(ApiError::from)?;
@@ -67,6 +67,20 @@ pub async fn get_events(
         dropped_events: losses.map(|(_, dropped)| dropped),
         next_cursor,
     }))
+}
+
+/// The event filters of `params` ([`event_query`]), limited to the rooms and workshop they name
+/// ([`place_filter`]) and to the rooms `instructor`'s token covers. Errors: those of both, and
+/// [`ApiError::OutOfScope`] for a room the token does not cover.
+fn scoped_query(
+    params: &[(String, String)],
+    instructor: &Instructor,
+    state: &AppState,
+) -> Result<EventQuery, ApiError> {
+    let mut query = event_query(params)?;
+    let (rooms, workshop) = place_filter(params, &state.workshops.snapshot())?;
+    (query.rooms, query.workshop) = (instructor.narrow(rooms)?, workshop);
+    Ok(query)
 }
 
 /// One Server-Sent Events message for an event: `id` is its cursor (what `Last-Event-ID`
@@ -93,6 +107,8 @@ fn sse_message(event: &EventRow) -> Vec<u8> {
         (status = 200, description = "Server-Sent Events: `id: <cursor>`, `event: event`, `data: <StoredEvent JSON>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the token does not cover (helper tokens; for the export, also an assistant's token).", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room or workshop with the `room` or `workshop` given.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -102,9 +118,7 @@ pub async fn stream_events(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = pairs(req.query_string())?;
-    let mut query = event_query(&params)?;
-    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
-    query.rooms = instructor.narrow(query.rooms)?;
+    let mut query = scoped_query(&params, &instructor, &state)?;
     let resume = sse::resume_from(&req, &params, parse_event_cursor)?;
     let mut committed = state.storage.committed();
     let start = resume.unwrap_or_else(|| EventCursor::at(*committed.borrow_and_update()));
@@ -176,6 +190,8 @@ pub async fn stream_events(
             (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the token does not cover (helper tokens; for the export, also an assistant's token).", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room or workshop with the `room` or `workshop` given.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -190,9 +206,7 @@ pub async fn export_events(
         Some((_, value)) => parse_enum::<Format>("format", value, "csv or ndjson")?,
         None => return Err(ApiError::InvalidParameter { name: "format", reason: "must be csv or ndjson".into() }),
     };
-    let mut query = event_query(&params)?;
-    (query.rooms, query.workshop) = place_filter(&params, &state.workshops.snapshot())?;
-    query.rooms = instructor.narrow(query.rooms)?;
+    let mut query = scoped_query(&params, &instructor, &state)?;
     if !params.iter().any(|(name, _)| name == "order") {
         query.order = Order::Asc;
     }

@@ -79,7 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/tokens/{id}", "DELETE").route(web::delete().to(tokens::revoke_token)))
                 .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
                 .default_service(web::to(|req: HttpRequest| async move {
-                    Err::<HttpResponse, _>(ApiError::NotFound(req.path().to_owned()))
+                    Err::<HttpResponse, _>(ApiError::NotFound(format!("no such endpoint: {}", req.path())))
                 })),
         );
 }

@@ -97,14 +97,15 @@ pub fn place_filter(
     for (name, value) in pairs {
         match name.as_str() {
             "room" => {
-                let room =
-                    directory.room_by_code(value).ok_or_else(|| ApiError::NotFound(format!("room {value:?}")))?;
+                let room = directory
+                    .room_by_code(value)
+                    .ok_or_else(|| ApiError::NotFound(format!("no room with code {value:?}")))?;
                 rooms = Some(vec![room.id]);
             }
             "workshop" => {
                 let found = directory
                     .workshop_by_slug(value)
-                    .ok_or_else(|| ApiError::NotFound(format!("workshop {value:?}")))?;
+                    .ok_or_else(|| ApiError::NotFound(format!("no workshop with slug {value:?}")))?;
                 workshop = Some(found.id);
             }
             _ => {}

@@ -24,6 +24,8 @@ use crate::storage::SessionQuery;
         (status = 200, description = "The room at a glance.", body = Report),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong instructor token.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the token does not cover (helper tokens; for the export, also an assistant's token).", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room or workshop with the `room` or `workshop` given.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]

@@ -105,7 +105,9 @@ pub async fn create_room(
     state.workshops.reload(&state.storage).await?;
     let directory = state.workshops.snapshot();
     let slug = slug.into_inner();
-    let workshop = directory.workshop_by_slug(&slug).ok_or_else(|| ApiError::NotFound(format!("workshop {slug:?}")))?;
+    let workshop = directory
+        .workshop_by_slug(&slug)
+        .ok_or_else(|| ApiError::NotFound(format!("no workshop with slug {slug:?}")))?;
     let new = NewRoom { workshop_id: workshop.id, name, code: String::new(), opens_at, closes_at };
     let mut failed = None;
     let room = state

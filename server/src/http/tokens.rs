@@ -108,7 +108,8 @@ pub async fn create_token(
     let directory = state.workshops.snapshot();
     let mut rooms = Vec::with_capacity(body.rooms.len());
     for code in &body.rooms {
-        let room = directory.room_by_code(code).ok_or_else(|| ApiError::NotFound(format!("room {code:?}")))?;
+        let room =
+            directory.room_by_code(code).ok_or_else(|| ApiError::NotFound(format!("no room with code {code:?}")))?;
         if !rooms.contains(&room.id) {
             rooms.push(room.id);
         }
@@ -161,9 +162,9 @@ pub async fn revoke_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let text = id.into_inner();
-    let id: i64 = text.parse().map_err(|_| ApiError::NotFound(format!("token {text:?}")))?;
+    let id: i64 = text.parse().map_err(|_| ApiError::NotFound(format!("no helper token with id {text:?}")))?;
     let Some(token) = state.storage.revoke_helper_token(id).await? else {
-        return Err(ApiError::NotFound(format!("token {id}")));
+        return Err(ApiError::NotFound(format!("no helper token with id {id}")));
     };
     state.workshops.reload(&state.storage).await?;
     Ok(HttpResponse::Ok().json(TokenView::of(token, &state.workshops.snapshot())))

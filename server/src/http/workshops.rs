@@ -184,7 +184,7 @@ pub async fn revoke_write_key(
 ) -> Result<HttpResponse, ApiError> {
     let slug = slug.into_inner();
     let Some(workshop) = state.storage.revoke_write_key(slug.clone()).await? else {
-        return Err(ApiError::NotFound(format!("workshop {slug:?}")));
+        return Err(ApiError::NotFound(format!("no workshop with slug {slug:?}")));
     };
     // This server's ingest sees the change at once (others within `Workshops::REFRESH`).
     state.workshops.reload(&state.storage).await?;

@@ -382,3 +382,17 @@ impl TestServer {
         assert_eq!((status, answer["accepted"].as_u64()), (200, Some(n as u64)), "{answer}");
     }
 }
+
+/// The admin token of the tests that manage workshops, rooms and helper tokens.
+pub const ADMIN: &str = "test-admin-token";
+
+/// `method path` with the admin token and `body` as JSON: the status and the JSON answer.
+pub fn admin(server: &TestServer, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let answer = server.request(
+        method,
+        path,
+        &[("Authorization", &format!("Bearer {ADMIN}")), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    (answer.status, answer.json())
+}

@@ -165,6 +165,20 @@ pub(super) async fn revoke(client: &impl GenericClient, slug: &str) -> Result<Op
 /// those of [`create`].
 pub fn at(url: &str, op: crate::storage::workshop_rows::WorkshopOp) -> Result<Vec<Workshop>, StoreError> {
     use crate::storage::workshop_rows::WorkshopOp;
+    with_connection(url, async |client| match op {
+        WorkshopOp::Create(new) => Ok(vec![create(client, &new).await?]),
+        WorkshopOp::Revoke(slug) => Ok(revoke(client, &slug).await?.into_iter().collect()),
+        WorkshopOp::List => workshops(client).await,
+    })
+}
+
+/// Runs `work` on a connection to the database at `url` (its schema brought up to date), on a
+/// runtime of its own: how the command line reaches PostgreSQL. Errors: as for
+/// [`super::PostgresStore::open`], and those of `work`.
+fn with_connection<T>(
+    url: &str,
+    work: impl AsyncFnOnce(&deadpool_postgres::Object) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,11 +187,7 @@ pub fn at(url: &str, op: crate::storage::workshop_rows::WorkshopOp) -> Result<Ve
         let pool = super::pool::open_pool(url, 1)?;
         super::pool::migrate(&pool).await?;
         let client = sql::connection(&pool).await?;
-        match op {
-            WorkshopOp::Create(new) => Ok(vec![create(&client, &new).await?]),
-            WorkshopOp::Revoke(slug) => Ok(revoke(&client, &slug).await?.into_iter().collect()),
-            WorkshopOp::List => workshops(&client).await,
-        }
+        work(&client).await
     })
 }
 
@@ -189,24 +199,17 @@ pub fn directory_at(
     op: crate::storage::workshop_rows::DirectoryOp,
 ) -> Result<crate::storage::workshop_rows::DirectoryRows, StoreError> {
     use crate::storage::workshop_rows::{DirectoryOp, DirectoryRows};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
-    runtime.block_on(async {
-        let pool = super::pool::open_pool(url, 1)?;
-        super::pool::migrate(&pool).await?;
-        let client = sql::connection(&pool).await?;
+    with_connection(url, async |client| {
         let mut rows = DirectoryRows::default();
         match op {
-            DirectoryOp::CreateRoom(new) => rows.room = Some(create_room(&client, &new).await?),
-            DirectoryOp::CreateToken(new) => rows.token = Some(create_helper_token(&client, &new).await?),
-            DirectoryOp::RevokeToken(id) => rows.token = revoke_helper_token(&client, id).await?,
+            DirectoryOp::CreateRoom(new) => rows.room = Some(create_room(client, &new).await?),
+            DirectoryOp::CreateToken(new) => rows.token = Some(create_helper_token(client, &new).await?),
+            DirectoryOp::RevokeToken(id) => rows.token = revoke_helper_token(client, id).await?,
             DirectoryOp::Read => {}
         }
-        rows.workshops = workshops(&client).await?;
-        rows.rooms = rooms(&client).await?;
-        rows.tokens = helper_tokens(&client).await?;
+        rows.workshops = workshops(client).await?;
+        rows.rooms = rooms(client).await?;
+        rows.tokens = helper_tokens(client).await?;
         Ok(rows)
     })
 }

@@ -348,11 +348,11 @@ fn workshop_command(target: &Config, action: &WorkshopAction, json: bool) -> any
 /// role; those of `storage::directory_offline`.
 fn directory_command(target: &Config, command: &Command) -> anyhow::Result<()> {
     use session_log_server::domain::helper::{hash_token, new_token, HelperRole, MAX_NAME};
-    use session_log_server::domain::workshop::{join_code, normalize_code, CODE_LEN, MAX_ROOM_NAME};
+    use session_log_server::domain::workshop::{normalize_code, MAX_ROOM_NAME};
     use session_log_server::http::rooms::RoomView;
     use session_log_server::http::tokens::TokenView;
     use session_log_server::state::Directory;
-    use session_log_server::storage::{directory_offline, DirectoryOp, NewHelperToken, NewRoom, StoreError};
+    use session_log_server::storage::{directory_offline, DirectoryOp, NewHelperToken, NewRoom};
     let database = session_log_server::storage::Database::of(target)?.describe();
     let read = || directory_offline(target, DirectoryOp::Read).with_context(|| format!("cannot read {database}"));
     let named = |name: &str, max: usize| -> anyhow::Result<String> {
@@ -372,23 +372,15 @@ fn directory_command(target: &Config, command: &Command) -> anyhow::Result<()> {
             let before = read()?;
             let found = before.workshops.iter().find(|w| &w.slug == workshop);
             let found = found.ok_or_else(|| anyhow::anyhow!("no workshop with slug {workshop:?} in {database}"))?;
-            let mut new = NewRoom {
+            let new = NewRoom {
                 workshop_id: found.id,
                 name: named(name, MAX_ROOM_NAME)?,
                 code: String::new(),
                 opens_at: time("opens-at", opens_at)?,
                 closes_at: time("closes-at", closes_at)?,
             };
-            let mut tries = 0;
-            let rows = loop {
-                let mut random = [0u8; CODE_LEN];
-                getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness for the code: {e}"))?;
-                new.code = join_code(random);
-                match directory_offline(target, DirectoryOp::CreateRoom(new.clone())) {
-                    Err(StoreError::Conflict(_)) if tries < 4 => tries += 1,
-                    other => break other.with_context(|| format!("cannot create the room in {database}"))?,
-                }
-            };
+            let rows = directory_offline(target, DirectoryOp::CreateRoom(new))
+                .with_context(|| format!("cannot create the room in {database}"))?;
             (rows, *json, None)
         }
         Command::Token { action: TokenAction::Create { name, role, rooms }, json } => {

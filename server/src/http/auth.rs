@@ -23,10 +23,8 @@ use crate::state::AppState;
 enum Role {
     Instructor,
     Admin,
-    /// A helper token: its id, name, role and rooms.
+    /// A helper token: its role and rooms.
     Helper {
-        id: i64,
-        name: String,
         role: HelperRole,
         rooms: Vec<i64>,
     },
@@ -73,7 +71,7 @@ fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
     } else {
         let directory = state.workshops.snapshot();
         let helper = crate::domain::helper::find(&directory.helpers, presented).ok_or(ApiError::Unauthorized)?;
-        Ok(Role::Helper { id: helper.id, name: helper.name.clone(), role: helper.role, rooms: helper.rooms.clone() })
+        Ok(Role::Helper { role: helper.role, rooms: helper.rooms.clone() })
     }
 }
 
@@ -83,8 +81,8 @@ fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
 pub struct Instructor {
     /// The rooms it reads.
     pub scope: Scope,
-    /// A helper token's role and name; `None` for a server-wide token.
-    pub helper: Option<(HelperRole, String)>,
+    /// A helper token's role; `None` for a server-wide token.
+    pub helper: Option<HelperRole>,
 }
 
 impl Instructor {
@@ -98,7 +96,7 @@ impl Instructor {
     /// [`ApiError::OutOfScope`] (403).
     pub fn not_assistant(&self, what: &str) -> Result<(), ApiError> {
         match &self.helper {
-            Some((HelperRole::Assistant, _)) => Err(ApiError::OutOfScope(format!("{what} (an assistant's token)"))),
+            Some(HelperRole::Assistant) => Err(ApiError::OutOfScope(format!("{what} (an assistant's token)"))),
             _ => Ok(()),
         }
     }
@@ -119,9 +117,7 @@ impl FromRequest for Instructor {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(role(req).map(|role| match role {
-            Role::Helper { name, role, rooms, .. } => {
-                Instructor { scope: Scope::Rooms(rooms), helper: Some((role, name)) }
-            }
+            Role::Helper { role, rooms } => Instructor { scope: Scope::Rooms(rooms), helper: Some(role) },
             Role::Instructor | Role::Admin => Instructor { scope: Scope::All, helper: None },
         }))
     }

@@ -70,16 +70,14 @@ pub async fn get_events(
 }
 
 /// The event filters of `params` ([`event_query`]), limited to the rooms and workshop they name
-/// ([`place_filter`]) and to the rooms `instructor`'s token covers. Errors: those of both, and
-/// [`ApiError::OutOfScope`] for a room the token does not cover.
+/// and to the rooms `instructor`'s token covers ([`place_filter`]). Errors: those of both.
 fn scoped_query(
     params: &[(String, String)],
     instructor: &Instructor,
     state: &AppState,
 ) -> Result<EventQuery, ApiError> {
     let mut query = event_query(params)?;
-    let (rooms, workshop) = place_filter(params, &state.workshops.snapshot())?;
-    (query.rooms, query.workshop) = (instructor.narrow(rooms)?, workshop);
+    (query.rooms, query.workshop) = place_filter(params, &state.workshops.snapshot(), instructor)?;
     Ok(query)
 }
 

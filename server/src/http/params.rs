@@ -87,10 +87,13 @@ pub fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
 
 /// Reads `room` (a join code, as typed) and `workshop` (a slug) against `directory`: the rooms
 /// and the workshop a query is limited to, as `EventQuery::rooms`/`workshop` (and the same of
-/// `SessionQuery`). Errors: [`ApiError::NotFound`] naming a room or workshop that does not exist.
+/// `SessionQuery`), the rooms narrowed to those `instructor`'s token covers
+/// ([`crate::http::auth::Instructor::narrow`]). Errors: [`ApiError::NotFound`] naming a room or workshop that does
+/// not exist; [`ApiError::OutOfScope`] for a room the token does not cover.
 pub fn place_filter(
     pairs: &[(String, String)],
     directory: &crate::state::Directory,
+    instructor: &crate::http::auth::Instructor,
 ) -> Result<(Option<Vec<i64>>, Option<i64>), ApiError> {
     let mut rooms = None;
     let mut workshop = None;
@@ -111,7 +114,7 @@ pub fn place_filter(
             _ => {}
         }
     }
-    Ok((rooms, workshop))
+    Ok((instructor.narrow(rooms)?, workshop))
 }
 
 /// The event filters shared by the query, the live tail and the export (the OpenAPI document's

@@ -36,8 +36,7 @@ pub async fn get_report(
 ) -> Result<HttpResponse, ApiError> {
     let mut place = SessionQuery::default();
     let params = pairs(req.query_string())?;
-    let (rooms, workshop) = place_filter(&params, &state.workshops.snapshot())?;
-    (place.rooms, place.workshop) = (instructor.narrow(rooms)?, workshop);
+    (place.rooms, place.workshop) = place_filter(&params, &state.workshops.snapshot(), &instructor)?;
     for (name, value) in params {
         match name.as_str() {
             "since" => place.since = Some(parse_time("since", &value)?),

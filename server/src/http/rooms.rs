@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::clock::now_iso;
-use crate::domain::workshop::{Room, CODE_LEN, MAX_ROOM_NAME};
+use crate::domain::workshop::{Room, MAX_ROOM_NAME};
 use crate::http::auth::{Admin, Instructor};
 use crate::http::error::ApiError;
 use crate::http::params::parse_time;
@@ -109,20 +109,7 @@ pub async fn create_room(
         .workshop_by_slug(&slug)
         .ok_or_else(|| ApiError::NotFound(format!("no workshop with slug {slug:?}")))?;
     let new = NewRoom { workshop_id: workshop.id, name, code: String::new(), opens_at, closes_at };
-    let mut failed = None;
-    let room = state
-        .storage
-        .create_room(new, || {
-            let mut random = [0u8; CODE_LEN];
-            if let Err(e) = getrandom::fill(&mut random) {
-                failed = Some(e);
-            }
-            random
-        })
-        .await?;
-    if let Some(e) = failed {
-        return Err(ApiError::Storage(crate::storage::StoreError::Internal(e.to_string())));
-    }
+    let room = state.storage.create_room(new).await?;
     // This server's ingest sees the room at once (others within `Workshops::REFRESH`).
     state.workshops.reload(&state.storage).await?;
     Ok(HttpResponse::Created().json(RoomView::of(room, &state.workshops.snapshot(), &now_iso())))

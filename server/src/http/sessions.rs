@@ -167,8 +167,7 @@ pub async fn get_sessions(
     let mut status = None;
     let params = pairs(req.query_string())?;
     let directory = state.workshops.snapshot();
-    (query.rooms, query.workshop) = place_filter(&params, &directory)?;
-    query.rooms = instructor.narrow(query.rooms)?;
+    (query.rooms, query.workshop) = place_filter(&params, &directory, &instructor)?;
     for (name, value) in params {
         match name.as_str() {
             "studentEmail" => query.student_email = Some(value),

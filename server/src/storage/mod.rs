@@ -529,23 +529,20 @@ impl Storage {
         self.backend.rooms().await
     }
 
-    /// Creates a room of workshop `workshop_id` with a new join code (another is drawn when one
-    /// is taken, up to 5 times) and returns it as stored. `random` draws the code's bytes.
-    /// Errors: [`StoreError::Conflict`] when 5 codes in a row were taken (about 887 million
-    /// exist); otherwise as for [`Storage::events`].
-    pub async fn create_room(
-        &self,
-        mut new: NewRoom,
-        mut random: impl FnMut() -> [u8; crate::domain::workshop::CODE_LEN],
-    ) -> Result<crate::domain::workshop::Room, StoreError> {
-        let mut tries = 0;
-        loop {
-            new.code = crate::domain::workshop::join_code(random());
+    /// Creates `new` (its `code` ignored) with a new join code, drawing another when one is
+    /// taken, up to [`workshop_rows::CODE_DRAWS`] codes, and returns it as stored. Errors:
+    /// [`StoreError::Conflict`] when every code drawn was taken; [`StoreError::Internal`]
+    /// without randomness; otherwise as for [`Storage::events`].
+    pub async fn create_room(&self, mut new: NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
+        for _ in 1..workshop_rows::CODE_DRAWS {
+            new.code = workshop_rows::draw_join_code()?;
             match self.backend.create_room(new.clone()).await {
-                Err(StoreError::Conflict(_)) if tries < 4 => tries += 1,
+                Err(StoreError::Conflict(_)) => {}
                 other => return other,
             }
         }
+        new.code = workshop_rows::draw_join_code()?;
+        self.backend.create_room(new).await
     }
 
     /// Every helper token (hashes only), by id. Errors: as for [`Storage::events`].
@@ -608,13 +605,25 @@ pub fn workshops_offline(
 
 /// Does `op` to the rooms or helper tokens of the database `config` names, for the command line
 /// (works beside running servers, which see the change within 5 s), and reads them all. Errors:
-/// as for [`Storage::open`]; [`StoreError::Conflict`] when a new room's code is taken;
+/// as for [`Storage::open`]; those of [`Storage::create_room`] for a new room;
 /// [`StoreError::Invalid`] when the SQLite file does not exist (the command creates none).
 pub fn directory_offline(config: &Config, op: DirectoryOp) -> Result<DirectoryRows, StoreError> {
-    match Database::of(config)? {
-        Database::Sqlite(path) => sqlite::directory_in_file(&path, op),
-        Database::Postgres(url) => postgres::directory_at(&url, op),
+    let database = Database::of(config)?;
+    let attempt = |op: DirectoryOp| match &database {
+        Database::Sqlite(path) => sqlite::directory_in_file(path, op),
+        Database::Postgres(url) => postgres::directory_at(url, op),
+    };
+    let DirectoryOp::CreateRoom(mut new) = op else { return attempt(op) };
+    // As `Storage::create_room`: a taken code is drawn again.
+    for _ in 1..workshop_rows::CODE_DRAWS {
+        new.code = workshop_rows::draw_join_code()?;
+        match attempt(DirectoryOp::CreateRoom(new.clone())) {
+            Err(StoreError::Conflict(_)) => {}
+            other => return other,
+        }
     }
+    new.code = workshop_rows::draw_join_code()?;
+    attempt(DirectoryOp::CreateRoom(new))
 }
 
 /// Deletes the student with `email` from the database `config` names, for the command line: works

@@ -63,6 +63,19 @@ pub fn role_from_text(text: &str) -> Result<crate::domain::helper::HelperRole, C
         .ok_or_else(|| CorruptRow { what: "helper token", reason: format!("unknown role {text:?}") })
 }
 
+/// How many join codes a room's creation draws before it gives up (each taken one is drawn
+/// again; 31^6, about 887 million, exist).
+pub const CODE_DRAWS: usize = 5;
+
+/// A new join code (`domain::workshop::join_code` of random bytes). Errors:
+/// [`super::StoreError::Internal`] when the system has no randomness to give.
+pub fn draw_join_code() -> Result<String, super::StoreError> {
+    let mut random = [0u8; crate::domain::workshop::CODE_LEN];
+    getrandom::fill(&mut random)
+        .map_err(|e| super::StoreError::Internal(format!("no randomness for a join code: {e}")))?;
+    Ok(crate::domain::workshop::join_code(random))
+}
+
 /// What the command line does to the workshops (`session-log-server workshop …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkshopOp {
@@ -88,7 +101,8 @@ pub fn origins_from_json(text: &str) -> Result<Vec<String>, CorruptRow> {
 /// `token …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectoryOp {
-    /// Create a room (its code drawn by the caller; a taken code is [`super::StoreError::Conflict`]).
+    /// Create a room with a new join code (its `code` is ignored; drawn as by
+    /// `Storage::create_room`).
     CreateRoom(NewRoom),
     /// Store a helper token (its hash).
     CreateToken(NewHelperToken),

@@ -64,6 +64,17 @@ impl Directory {
         self.workshops.iter().find(|w| w.slug == slug)
     }
 
+    /// The place of a session stored in workshop `workshop` and room `room` (row ids), as alerts
+    /// name it; `None` when either is not in this reading.
+    pub fn label(&self, workshop: i64, room: Option<i64>) -> Option<crate::domain::alerts::Label> {
+        let slug = self.workshop(workshop)?.slug.clone();
+        let code = match room {
+            Some(id) => Some(self.rooms.iter().find(|r| r.id == id)?.code.clone()),
+            None => None,
+        };
+        Some(crate::domain::alerts::Label { workshop: slug, room: code })
+    }
+
     /// The workshop with row id `id`.
     pub fn workshop(&self, id: i64) -> Option<&Workshop> {
         self.workshops.iter().find(|w| w.id == id)

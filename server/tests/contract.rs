@@ -127,10 +127,17 @@ fn transcript(backend: Backend) -> Vec<String> {
             acknowledged_at: None,
             address: None,
             muted_at: None,
+            workshop: None,
+            room: None,
+        };
+        let in_room = Alert {
+            workshop: Some("voice".into()),
+            room: Some("K7PQ2X".into()),
+            ..alert("a2", "2026-12-07T10:01:00.000Z")
         };
         let changes = vec![
             AlertChange { kind: ChangeKind::Opened, alert: alert("a1", "2026-12-07T10:00:00.000Z") },
-            AlertChange { kind: ChangeKind::Opened, alert: alert("a2", "2026-12-07T10:01:00.000Z") },
+            AlertChange { kind: ChangeKind::Opened, alert: in_room },
         ];
         let logged = storage.record_alert_changes(changes).await.unwrap();
         lines.push(format!("alerts logged: {}", logged.len()));
@@ -152,6 +159,21 @@ fn transcript(backend: Backend) -> Vec<String> {
             "alerts since: {:?}",
             storage.alerts(since).await.unwrap().iter().map(|a| &a.id).collect::<Vec<_>>()
         ));
+        let ids = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        let by_room = AlertQuery { rooms: Some(vec!["K7PQ2X".into()]), limit: 10, ..AlertQuery::default() };
+        let no_rooms = AlertQuery { rooms: Some(vec![]), limit: 10, ..AlertQuery::default() };
+        let by_workshop = AlertQuery { workshop: Some("default".into()), limit: 10, ..AlertQuery::default() };
+        let by_id = AlertQuery { id: Some("a2".into()), limit: 10, ..AlertQuery::default() };
+        let placed = [
+            ("alerts of room K7PQ2X", ids(storage.alerts(by_room).await.unwrap()), vec!["a2"]),
+            ("alerts of no room", ids(storage.alerts(no_rooms).await.unwrap()), vec![]),
+            ("alerts of default", ids(storage.alerts(by_workshop).await.unwrap()), vec!["a1"]),
+            ("alert a2", ids(storage.alerts(by_id).await.unwrap()), vec!["a2"]),
+        ];
+        for (what, found, expected) in placed {
+            assert_eq!(found, expected, "{what} on {backend:?}");
+            lines.push(format!("{what}: {found:?}"));
+        }
         let changes = storage.alert_changes(0, 100).await.unwrap();
         lines.push(format!("changes: {:?}", changes.iter().map(|(_, c)| (c.kind, &c.alert.id)).collect::<Vec<_>>()));
         let newest = storage.newest_alert_change().await.unwrap();

@@ -63,7 +63,7 @@ fn tokens_of(list: &Value, field: &str) -> Vec<String> {
 
 on_both_backends! {
     // An assistant's token of room A reads room A only, everywhere it reads, and may not export,
-    // delete, manage or see alerts; revoked, it is refused on its next request.
+    // delete or manage; revoked, it is refused on its next request.
     fn an_assistant_sees_only_their_room(backend) {
         let server = TestServer::on_with(backend, |c| c.admin_tokens = vec![ADMIN.into()]);
         let (room_a, room_b) = two_rooms(&server);
@@ -92,8 +92,8 @@ on_both_backends! {
             format!("/api/report?room={room_b}"),
             format!("/api/session-log/stream?room={room_b}"),
             "/api/session-log/export?format=ndjson".to_owned(),
-            "/api/alerts".to_owned(),
-            "/api/alerts/stream".to_owned(),
+            format!("/api/alerts?room={room_b}"),
+            format!("/api/alerts/stream?room={room_b}"),
         ] {
             let (status, text) = call(&server, &alex, "GET", &path, &Value::Null);
             assert_eq!(status, 403, "{path}: {text}");
@@ -110,6 +110,52 @@ on_both_backends! {
         assert!(text.contains("revokedAt"), "{text}");
         assert_eq!(call(&server, &alex, "GET", "/api/sessions", &Value::Null).0, 401, "revoked: refused at once");
         assert_eq!(call(&server, ADMIN, "DELETE", "/api/tokens/999999", &Value::Null).0, 404);
+    }
+
+    // Alerts are raised per room and name it: an assistant of room A lists and acknowledges room
+    // A's alerts, gets 403 for room B's and for muting; a server-wide token sees both rooms.
+    fn a_helper_handles_their_rooms_alerts(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.admin_tokens = vec![ADMIN.into()];
+            c.alert_tick = std::time::Duration::from_millis(50);
+            c.rate_limit_session_per_sec = 0;
+        });
+        let (room_a, room_b) = two_rooms(&server);
+        let (status, text) = call(&server, ADMIN, "POST", "/api/tokens",
+            &json!({"name": "Alex", "role": "assistant", "rooms": [room_a]}));
+        assert_eq!(status, 201, "{text}");
+        let alex = serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_owned();
+        // A help request in each room (each session is already in its room).
+        for token in ["ws_a", "ws_b"] {
+            server.post_all(vec![event(token, "help_request", json!({"message": format!("help {token}")}))]);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let all = loop {
+            let all = read(&server, ADMIN, "/api/alerts")["alerts"].as_array().unwrap().clone();
+            if all.iter().filter(|a| a["rule"] == "help_request").count() == 2 {
+                break all;
+            }
+            assert!(std::time::Instant::now() < deadline, "two help requests within 10 s: {all:#?}");
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        };
+        let help = |room: &str| all.iter().find(|a| a["rule"] == "help_request" && a["room"] == room).cloned();
+        let (in_a, in_b) = (help(&room_a).expect("room A's request"), help(&room_b).expect("room B's request"));
+        assert_eq!((in_a["workshop"].as_str(), in_a["sessionTokens"][0].as_str()), (Some("voice-ai"), Some("ws_a")));
+
+        let seen = read(&server, &alex, "/api/alerts")["alerts"].clone();
+        assert!(seen.as_array().unwrap().iter().all(|a| a["room"] == room_a.as_str()), "{seen:#}");
+        assert!(seen.as_array().unwrap().iter().any(|a| a["id"] == in_a["id"]), "{seen:#}");
+        let only_b = read(&server, ADMIN, &format!("/api/alerts?room={room_b}"))["alerts"].clone();
+        assert!(only_b.as_array().unwrap().iter().all(|a| a["room"] == room_b.as_str()), "{only_b:#}");
+        let ack = |token: &str, alert: &Value, action: &str| {
+            call(&server, token, "POST", &format!("/api/alerts/{}/{action}", alert["id"].as_str().unwrap()), &Value::Null)
+        };
+        let (status, text) = ack(&alex, &in_b, "ack");
+        assert_eq!(status, 403, "{text}");
+        assert_eq!(ack(&alex, &in_a, "mute").0, 403, "an assistant does not mute");
+        let (status, text) = ack(&alex, &in_a, "ack");
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("acknowledgedAt"), "{text}");
     }
 
     // An instructor's helper token exports its room's events only; a token for a room that does

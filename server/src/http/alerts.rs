@@ -7,10 +7,10 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::domain::alerts::{rank, Alert, AlertAction, AlertStatus};
+use crate::domain::alerts::{rank, Alert, AlertAction, AlertStatus, Label};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_enum, parse_limit, parse_time};
+use crate::http::params::{pairs, parse_enum, parse_limit, parse_time, place_filter};
 use crate::http::sse;
 use crate::state::AppState;
 use crate::storage::{now_iso, AlertQuery, LoggedChange};
@@ -70,12 +70,15 @@ pub struct AckResponse {
         ("status" = Option<StatusFilter>, Query, description = "open (default), resolved or all."),
         ("since" = Option<String>, Query, format = DateTime, description = "Only alerts opened at or after this ISO 8601 time."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 1000."),
+        ("room" = Option<String>, Query, description = "Only alerts of the room with this join code (404 when there is none). A helper token reads only its rooms' alerts."),
+        ("workshop" = Option<String>, Query, description = "Only alerts of the workshop with this slug (404 when there is none)."),
     ),
     responses(
         (status = 200, description = "The alerts, ranked: open first (help requests, critical, warning, info; each newest first), then resolved, newest first.", body = AlertsResponse),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
-        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the helper token does not cover.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room with that code, or no workshop with that slug.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -84,10 +87,11 @@ pub async fn get_alerts(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    // Alerts are the whole server's until the rules run per room.
-    instructor.server_wide("alerts")?;
-    let mut query = AlertQuery { status: Some(AlertStatus::Open), since: None, limit: MAX_ALERTS };
-    for (name, value) in pairs(req.query_string())? {
+    let params = pairs(req.query_string())?;
+    let (rooms, workshop) = alert_places(&params, &state, &instructor)?;
+    let mut query =
+        AlertQuery { status: Some(AlertStatus::Open), limit: MAX_ALERTS, rooms, workshop, ..AlertQuery::default() };
+    for (name, value) in params {
         match name.as_str() {
             "status" => {
                 query.status = match parse_enum("status", &value, "open, resolved or all")? {
@@ -126,7 +130,7 @@ pub async fn get_alerts(
     responses(
         (status = 200, description = "The alert, acknowledged.", body = AckResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
-        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "An alert of a room the helper token does not cover.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
     ),
@@ -136,8 +140,7 @@ pub async fn acknowledge(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    instructor.server_wide("alerts")?;
-    act(id.into_inner(), AlertAction::Acknowledge, &state).await
+    act(id.into_inner(), AlertAction::Acknowledge, &instructor, &state).await
 }
 
 /// `POST /api/alerts/{id}/mute`: acknowledges and resolves the alert, and mutes what raised it:
@@ -150,7 +153,7 @@ pub async fn acknowledge(
     responses(
         (status = 200, description = "The alert, muted.", body = AckResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
-        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "An assistant's token, or an alert of a room the helper token does not cover.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
         (status = 404, description = "No such alert.", body = session_log_protocol::ErrorResponse),
     ),
@@ -160,14 +163,52 @@ pub async fn mute(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    instructor.server_wide("alerts")?;
-    act(id.into_inner(), AlertAction::Mute, &state).await
+    instructor.not_assistant("muting")?;
+    act(id.into_inner(), AlertAction::Mute, &instructor, &state).await
 }
 
-/// Does `action` to alert `id`, publishes the change and answers the alert.
-async fn act(id: String, action: AlertAction, state: &AppState) -> Result<HttpResponse, ApiError> {
+/// The rooms (join codes) and workshop (slug) an alert read is limited to: its `room=` and
+/// `workshop=` (see [`place_filter`]), narrowed to the token's rooms. Errors: those of
+/// [`place_filter`].
+fn alert_places(
+    params: &[(String, String)],
+    state: &AppState,
+    instructor: &Instructor,
+) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
+    let directory = state.workshops.snapshot();
+    let (rooms, workshop) = place_filter(params, &directory, instructor)?;
+    let codes = rooms
+        .map(|ids| directory.rooms.iter().filter(|r| ids.contains(&r.id)).map(|r| r.code.clone()).collect::<Vec<_>>());
+    let slug = workshop.and_then(|id| directory.workshop(id)).map(|w| w.slug.clone());
+    Ok((codes, slug))
+}
+
+/// Whether `alert` is among those `places` (from [`alert_places`]) select.
+fn selected(alert: &Alert, (rooms, workshop): &(Option<Vec<String>>, Option<String>)) -> bool {
+    let label = Label::of(alert);
+    rooms.as_ref().is_none_or(|codes| label.room.as_ref().is_some_and(|code| codes.contains(code)))
+        && workshop.as_ref().is_none_or(|slug| *slug == label.workshop)
+}
+
+/// Does `action` to alert `id`, publishes the change and answers the alert. A helper token
+/// acts only on its rooms' alerts. Errors: [`ApiError::NotFound`] for no such alert;
+/// [`ApiError::OutOfScope`] for another room's; storage errors.
+async fn act(
+    id: String,
+    action: AlertAction,
+    instructor: &Instructor,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no alert with id {id:?}"));
+    if instructor.helper.is_some() {
+        let query = AlertQuery { id: Some(id.clone()), limit: 1, ..AlertQuery::default() };
+        let alert = state.storage.alerts(query).await.map_err(ApiError::from)?.pop().ok_or_else(not_found)?;
+        if !selected(&alert, &alert_places(&[], state, instructor)?) {
+            return Err(ApiError::OutOfScope("an alert of that room".into()));
+        }
+    }
     let done = state.storage.acknowledge_alert(id.clone(), action, now_iso()).await.map_err(ApiError::from)?;
-    let done = done.ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))?;
+    let done = done.ok_or_else(not_found)?;
     if let Some(change) = done.change {
         state.alerting.publish(&[change], &state.metrics);
     }
@@ -191,12 +232,17 @@ fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
 ///
 /// Errors (before the stream starts): 401 without a token, 400 for an invalid `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts",
-    params(("lastEventId" = Option<String>, Query, pattern = r"^[0-9]{1,18}$", description = "Resume after this SSE id (or send the Last-Event-ID header).")),
+    params(
+        ("lastEventId" = Option<String>, Query, pattern = r"^[0-9]{1,18}$", description = "Resume after this SSE id (or send the Last-Event-ID header)."),
+        ("room" = Option<String>, Query, description = "Only changes of the room with this join code (404 when there is none). A helper token hears only its rooms."),
+        ("workshop" = Option<String>, Query, description = "Only changes of the workshop with this slug (404 when there is none)."),
+    ),
     responses(
         (status = 200, description = "Server-Sent Events: `id: <position>`, `event: alert`, `data: <Alert JSON with change>`.", content_type = "text/event-stream", body = String),
         (status = 400, description = "An invalid parameter, named.", body = session_log_protocol::ErrorResponse),
         (status = 401, description = "No or a wrong token.", body = session_log_protocol::ErrorResponse),
-        (status = 403, description = "A helper token: alerts are read and acted on with a server-wide token for now.", body = session_log_protocol::ErrorResponse),
+        (status = 403, description = "A room the helper token does not cover.", body = session_log_protocol::ErrorResponse),
+        (status = 404, description = "No room with that code, or no workshop with that slug.", body = session_log_protocol::ErrorResponse),
         (status = 429, description = "Too many failed authentications from this address; see Retry-After.", body = session_log_protocol::ErrorResponse),
     ),
     security(("bearer" = [])))]
@@ -205,7 +251,6 @@ pub async fn stream_alerts(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    instructor.server_wide("alerts")?;
     let parse = |name: &'static str, value: &str| {
         let digits = (1..=18).contains(&value.trim().len()) && value.trim().bytes().all(|b| b.is_ascii_digit());
         value.trim().parse::<i64>().ok().filter(|_| digits).ok_or_else(|| ApiError::InvalidParameter {
@@ -214,6 +259,7 @@ pub async fn stream_alerts(
         })
     };
     let params = pairs(req.query_string())?;
+    let places = alert_places(&params, &state, &instructor)?;
     let resume = sse::resume_from(&req, &params, parse)?;
     let after = match resume {
         Some(position) => position,
@@ -228,6 +274,7 @@ pub async fn stream_alerts(
         heartbeat: Duration,
         quiet: Duration,
         opened: bool,
+        places: (Option<Vec<String>>, Option<String>),
     }
     let tail = Tail {
         logged: state.alerting.logged.subscribe(),
@@ -237,6 +284,7 @@ pub async fn stream_alerts(
         state,
         after,
         opened: false,
+        places,
     };
     let stream = futures_util::stream::unfold(tail, |mut tail| async move {
         if !tail.opened {
@@ -251,9 +299,13 @@ pub async fn stream_alerts(
             let page = tail.state.storage.alert_changes(tail.after, PAGE_CHANGES).await.ok()?;
             if let Some((position, _)) = page.last() {
                 tail.after = *position;
-                tail.quiet = Duration::ZERO;
-                let bytes: Vec<u8> = page.iter().flat_map(sse_message).collect();
-                return Some((Ok(Bytes::from(bytes)), tail));
+                let bytes: Vec<u8> =
+                    page.iter().filter(|(_, c)| selected(&c.alert, &tail.places)).flat_map(sse_message).collect();
+                if !bytes.is_empty() {
+                    tail.quiet = Duration::ZERO;
+                    return Some((Ok(Bytes::from(bytes)), tail));
+                }
+                continue;
             }
             if tail.quiet >= tail.heartbeat {
                 tail.quiet = Duration::ZERO;

@@ -100,15 +100,6 @@ impl Instructor {
             _ => Ok(()),
         }
     }
-
-    /// Refuses a helper token, for what is not scoped to rooms yet (`what`). Errors:
-    /// [`ApiError::OutOfScope`] (403).
-    pub fn server_wide(&self, what: &str) -> Result<(), ApiError> {
-        match self.scope {
-            Scope::All => Ok(()),
-            Scope::Rooms(_) => Err(ApiError::OutOfScope(format!("{what} (a helper token; ask for a server-wide one)"))),
-        }
-    }
 }
 
 impl FromRequest for Instructor {

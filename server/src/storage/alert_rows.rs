@@ -1,5 +1,6 @@
 //! The alert tables' rows, the same on both backends: `alerts` (one row per alert: `alert_id`,
-//! `status` as [`status_text`], `opened_at`, the alert's JSON as last written) and
+//! `status` as [`status_text`], `opened_at`, the alert's JSON as last written, its `workshop`
+//! slug and `room` code, written when it opens) and
 //! `alert_changes` (a position, `alert_id`, the change's JSON). The backends only run the SQL;
 //! what a row holds and how a change meets the stored alert is decided here.
 
@@ -37,6 +38,10 @@ pub struct ChangeRows {
     pub alert_json: String,
     /// The change's JSON (the `change` column of `alert_changes`).
     pub change_json: String,
+    /// The `workshop` column: the alert's workshop slug (`default` when it names none).
+    pub workshop: String,
+    /// The `room` column: the alert's room join code (NULL for a lobby).
+    pub room: Option<String>,
 }
 
 impl ChangeRows {
@@ -44,9 +49,10 @@ impl ChangeRows {
     pub fn new(kind: ChangeKind, alert: Alert) -> ChangeRows {
         let alert_json = serde_json::to_string(&alert).expect("an alert serializes");
         let status = status_text(alert.status);
+        let label = alerts::Label::of(&alert);
         let change = AlertChange { kind, alert };
         let change_json = serde_json::to_string(&change).expect("an alert change serializes");
-        ChangeRows { change, status, alert_json, change_json }
+        ChangeRows { change, status, alert_json, change_json, workshop: label.workshop, room: label.room }
     }
 
     /// The rows of a change from the alert rules, given the alert as stored (`None` for a new

@@ -117,6 +117,10 @@ pub trait Backend: Send + Sync {
     /// time); `None` when no workshop has that slug.
     async fn revoke_write_key(&self, slug: String) -> Result<Option<crate::domain::workshop::Workshop>, StoreError>;
 
+    /// Where each of `tokens` was placed: `(session token, workshop id, room id)` of those with a
+    /// `session_rooms` row (a session without one is `default`'s lobby).
+    async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError>;
+
     /// Every room, by id.
     async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError>;
 

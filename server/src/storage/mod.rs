@@ -195,6 +195,13 @@ pub struct AlertQuery {
     pub since: Option<String>,
     /// At most this many.
     pub limit: u32,
+    /// Only alerts of these rooms (join codes; a lobby's alerts have none); `None` is every
+    /// room and lobby.
+    pub rooms: Option<Vec<String>>,
+    /// Only alerts of the workshop with this slug.
+    pub workshop: Option<String>,
+    /// Only the alert with this id.
+    pub id: Option<String>,
 }
 
 /// A stored alert change with its position in the change log (the alert stream's cursor).
@@ -521,6 +528,16 @@ impl Storage {
         slug: String,
     ) -> Result<Option<crate::domain::workshop::Workshop>, StoreError> {
         self.backend.revoke_write_key(slug).await
+    }
+
+    /// Where each of `tokens` was placed, as `(session token, workshop id, room id)`; a session
+    /// not listed has no `session_rooms` row (stored before rooms, or not stored: `default`'s
+    /// lobby). What the alert rules judge a session's events in. Errors: as for [`Storage::events`].
+    pub async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.session_places(tokens).await
     }
 
     /// Every room, by id: what the ingest path assigns sessions to and `room=` names. Errors: as

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use crate::domain::alerts::{AlertChange, AlertEngine, AlertStatus, Observed};
+use std::collections::HashMap;
+
+use crate::domain::alerts::{AlertChange, AlertStatus, Label, Observed, PlacedEngines, DEFAULT_WORKSHOP, MAX_SESSIONS};
 use crate::domain::cursor::EventCursor;
 use crate::domain::event::CommittedEvent;
 use crate::state::AppState;
@@ -79,15 +81,21 @@ const FEED_GRACE_TURNS: u32 = 8;
 async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Result<(), StoreError> {
     // Subscribed before the newest position is read: no commit falls between the two.
     let mut feed = state.storage.subscribe_commits();
-    let open_query = AlertQuery { status: Some(AlertStatus::Open), since: None, limit: 10_000 };
+    let open_query = AlertQuery { status: Some(AlertStatus::Open), limit: 10_000, ..AlertQuery::default() };
     let open = state.storage.alerts(open_query).await?;
     let mut rules = state.config.alert_rules.clone();
     rules.active_window = state.config.active_window;
-    let mut engine = AlertEngine::new(rules, open);
+    let mut engine = PlacedEngines::new(rules, open);
+    let mut places = Places::default();
     // Mutes of the last day come back; changes from now on are settled as they are logged.
     let mut change_cursor = state.storage.newest_alert_change().await?;
     let day_ago = crate::domain::clock::iso_ago(Duration::from_secs(86_400));
-    let recent = AlertQuery { status: Some(AlertStatus::Resolved), since: Some(day_ago), limit: 10_000 };
+    let recent = AlertQuery {
+        status: Some(AlertStatus::Resolved),
+        since: Some(day_ago),
+        limit: 10_000,
+        ..AlertQuery::default()
+    };
     for alert in state.storage.alerts(recent).await?.iter().filter(|a| a.muted_at.is_some()) {
         engine.settle(alert, now_ms());
     }
@@ -151,6 +159,7 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
                     ..EventQuery::default()
                 };
                 let page = state.storage.events(query).await?;
+                places.learn(state, page.iter().map(|row| row.session_token.as_str())).await?;
                 for row in &page {
                     cursor = row.event_id;
                     read += 1;
@@ -162,7 +171,8 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
                         row.event_data.get(),
                         &row.created_at,
                     );
-                    pending.extend(engine.observe(&observed(&event, completes(&event.event_type))));
+                    let place = places.of(&event.session_token);
+                    pending.extend(engine.observe(place, &observed(&event, completes(&event.event_type))));
                 }
                 if (page.len() as u32) < PAGE {
                     break;
@@ -175,8 +185,10 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
             // Events committed after the last page stay for the next turn.
             fed.retain(|e| e.event_id > cursor);
         } else if let Some(due) = vouched {
+            places.learn(state, fed[..due].iter().map(|e| e.session_token.as_str())).await?;
             for event in fed.drain(..due) {
-                pending.extend(engine.observe(&observed(&event, completes(&event.event_type))));
+                let place = places.of(&event.session_token);
+                pending.extend(engine.observe(place, &observed(&event, completes(&event.event_type))));
             }
             cursor = upto;
             state.metrics.alert_events.with_label_values(&["feed"]).inc_by(due as u64);
@@ -213,6 +225,52 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Where the sessions the rules saw were placed (`session_rooms`, read once per session), as
+/// alerts name places. At most `2 × MAX_SESSIONS` are kept; past it they are read again.
+#[derive(Default)]
+struct Places {
+    known: HashMap<String, Label>,
+}
+
+impl Places {
+    /// Reads the places of the sessions among `tokens` not known yet: one query for all.
+    /// Errors: those of `Storage::session_places`.
+    async fn learn<'t>(&mut self, state: &AppState, tokens: impl Iterator<Item = &'t str>) -> Result<(), StoreError> {
+        let mut unknown: Vec<String> = tokens.filter(|t| !self.known.contains_key(*t)).map(str::to_owned).collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        if self.known.len() + unknown.len() > 2 * MAX_SESSIONS {
+            self.known.clear();
+        }
+        let found = state.storage.session_places(unknown.clone()).await?;
+        let mut directory = state.workshops.snapshot();
+        // A room made within the directory's refresh: read it now.
+        if found.iter().any(|(_, w, r)| directory.label(*w, *r).is_none()) {
+            state.workshops.reload(&state.storage).await?;
+            directory = state.workshops.snapshot();
+        }
+        let lobby = Label { workshop: DEFAULT_WORKSHOP.to_owned(), room: None };
+        for (token, workshop, room) in found {
+            self.known.insert(token, directory.label(workshop, room).unwrap_or_else(|| lobby.clone()));
+        }
+        for token in unknown {
+            self.known.entry(token).or_insert_with(|| lobby.clone());
+        }
+        Ok(())
+    }
+
+    /// The place of `token` (learnt before; else `default`'s lobby).
+    fn of(&self, token: &str) -> &Label {
+        static DEFAULT: std::sync::OnceLock<Label> = std::sync::OnceLock::new();
+        self.known
+            .get(token)
+            .unwrap_or_else(|| DEFAULT.get_or_init(|| Label { workshop: DEFAULT_WORKSHOP.to_owned(), room: None }))
+    }
 }
 
 /// What the rules take of a committed event.

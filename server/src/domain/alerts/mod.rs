@@ -26,6 +26,9 @@
 //! `room_paused` the sessions), `sessions` the number of sessions in it, and messages state the
 //! real numbers within the window.
 //!
+//! The rules run per place (a workshop's room, or its lobby): [`PlacedEngines`] ([`placed`])
+//! keeps one engine per place and stamps each change with its workshop and room.
+//!
 //! [`AlertEngine`] ([`engine`]) is pure: it is fed events ([`Observed`]) and the time
 //! ([`AlertEngine::tick`](AlertEngine::tick)), and returns the changes ([`AlertChange`]); the background task
 //! persists and publishes them. [`rank`] is the order instructors read open alerts in. Times are
@@ -39,6 +42,7 @@ mod error_burst;
 mod error_pattern;
 mod help;
 mod model;
+mod placed;
 mod rule;
 mod stuck;
 mod text;
@@ -47,9 +51,10 @@ mod window;
 pub use actions::{acknowledge, act, merge_stored, AlertAction};
 pub use engine::AlertEngine;
 pub use model::{
-    rank, Alert, AlertChange, AlertRules, AlertStatus, ChangeKind, Observed, Rule, Severity, COUNT_UPDATE_EVERY,
+    rank, Alert, AlertChange, AlertRules, AlertStatus, ChangeKind, Observed, Place, Rule, Severity, COUNT_UPDATE_EVERY,
     HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS, MAX_LISTED, MAX_SESSIONS,
 };
+pub use placed::{Label, PlacedEngines, DEFAULT_WORKSHOP};
 pub use text::iso;
 
 #[cfg(test)]

@@ -196,7 +196,18 @@ pub struct Alert {
     /// raises no more help alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_at: Option<String>,
+    /// The slug of the workshop whose sessions raised it (the rules run per room: see
+    /// [`Place`]); alerts stored before rooms are `default`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workshop: Option<String>,
+    /// The join code of the room whose sessions raised it; absent for a workshop's lobby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
+
+/// Where the rules judge a session: its workshop and its room (`None`: the workshop's lobby),
+/// by row id. Each place has its own medians, pause, error patterns and help requests.
+pub type Place = (i64, Option<i64>);
 
 impl Alert {
     /// A new open alert of `rule` at `now`, with a fresh UUIDv7 and nothing else filled in.
@@ -222,6 +233,8 @@ impl Alert {
             acknowledged_at: None,
             address: None,
             muted_at: None,
+            workshop: None,
+            room: None,
         }
     }
 }

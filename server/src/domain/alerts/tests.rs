@@ -569,3 +569,62 @@ fn per_session_stuck_alerts_from_before_resolve() {
     assert_eq!(changes.len(), 1);
     assert_eq!((changes[0].kind, changes[0].alert.id.clone()), (ChangeKind::Resolved, old.id));
 }
+
+// Two rooms on one server: one cohort's break is that room's pause only, and a stuck student
+// in the other room is flagged against their own room, the alerts naming their room.
+#[test]
+fn rooms_are_judged_apart() {
+    let mut rooms = PlacedEngines::new(AlertRules::default(), Vec::new());
+    let a = Label { workshop: "voice-ai".into(), room: Some("AAAAAA".into()) };
+    let b = Label { workshop: "pipelines".into(), room: Some("BBBBBB".into()) };
+    let mut on_step = |label: &Label, at: i64, token: &str, step: i64| {
+        let facts = EventFacts { step: Some(step), ..EventFacts::default() };
+        let observed = Observed {
+            session_token: token,
+            student_email: None,
+            event_type: "action",
+            facts: &facts,
+            message: None,
+            address: None,
+            at_ms: T0 + at * SEC,
+            completes: false,
+        };
+        rooms.observe(label, &observed)
+    };
+    // Room A: five students sit on step 1 (their coffee break), still sending events.
+    // Room B: five keep moving, one has sat on step 2 for 10 minutes.
+    for at in (0..=600).step_by(100) {
+        for n in 0..5 {
+            on_step(&a, at, &format!("ws_a{n}"), 1);
+            on_step(&b, at, &format!("ws_b{n}"), 10 + at / 100);
+        }
+        on_step(&b, at, "ws_stuck", 2);
+    }
+    let changes = rooms.tick(T0 + 601 * SEC);
+    let opened: Vec<(Rule, Option<&str>, Option<&str>)> =
+        changes.iter().map(|c| (c.alert.rule, c.alert.workshop.as_deref(), c.alert.room.as_deref())).collect();
+    assert!(opened.contains(&(Rule::RoomPaused, Some("voice-ai"), Some("AAAAAA"))), "{opened:?}");
+    assert!(opened.contains(&(Rule::Stuck, Some("pipelines"), Some("BBBBBB"))), "{opened:?}");
+    assert_eq!(opened.len(), 2, "no pause in B, nothing stuck in A: {opened:?}");
+    let stuck = changes.iter().find(|c| c.alert.rule == Rule::Stuck).unwrap();
+    assert_eq!(stuck.alert.session_tokens, ["ws_stuck"]);
+    assert_eq!(rooms.places(), 2);
+
+    // Restored after a restart, each open alert returns to its own room, and resolves there
+    // once its window has passed without its condition.
+    let open: Vec<Alert> = changes.into_iter().map(|c| c.alert).collect();
+    let mut restarted = PlacedEngines::new(AlertRules::default(), open);
+    assert_eq!(restarted.places(), 2);
+    assert!(restarted.tick(T0 + 700 * SEC).is_empty(), "restored alerts wait for their window");
+    let resolved = restarted.tick(T0 + 1100 * SEC);
+    let mut rooms_resolved: Vec<(Rule, ChangeKind, Option<&str>)> =
+        resolved.iter().map(|c| (c.alert.rule, c.kind, c.alert.room.as_deref())).collect();
+    rooms_resolved.sort_by_key(|r| r.2);
+    assert_eq!(
+        rooms_resolved,
+        [(Rule::RoomPaused, ChangeKind::Resolved, Some("AAAAAA")), (Rule::Stuck, ChangeKind::Resolved, Some("BBBBBB"))]
+    );
+    // An alert stored before rooms belongs to the default workshop's lobby.
+    let old = Alert::opening(Rule::HelpRequest, T0);
+    assert_eq!(Label::of(&old), Label { workshop: DEFAULT_WORKSHOP.into(), room: None });
+}

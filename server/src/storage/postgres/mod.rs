@@ -390,6 +390,12 @@ impl Backend for PostgresStore {
         self.on_runtime(async move { workshops::rooms(&sql::connection(&pool).await?).await }).await
     }
 
+    /// `Storage::session_places`.
+    async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::session_places(&sql::connection(&pool).await?, &tokens).await }).await
+    }
+
     /// `Storage::create_room`.
     async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
         let pool = self.pool.clone();

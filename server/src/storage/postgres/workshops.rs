@@ -75,6 +75,20 @@ pub(super) async fn rooms(client: &impl GenericClient) -> Result<Vec<Room>, Stor
     Ok(rows.iter().map(room).collect())
 }
 
+/// `Storage::session_places`.
+pub(super) async fn session_places(
+    client: &impl GenericClient,
+    tokens: &[String],
+) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
+    let rows = sql::query(
+        client,
+        "SELECT session_token, workshop_id, room_id FROM session_rooms WHERE session_token = ANY($1)",
+        &[&tokens],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
 /// Creates `new`. Errors: [`StoreError::Conflict`] when its join code is taken.
 pub(super) async fn create_room(client: &impl GenericClient, new: &NewRoom) -> Result<Room, StoreError> {
     let row = sql::query_opt(

@@ -19,10 +19,17 @@ fn stored(tx: &Connection, id: &str) -> Result<Option<Alert>, SqliteError> {
 fn write(tx: &Connection, rows: ChangeRows) -> Result<LoggedChange, SqliteError> {
     let change = rows.change;
     tx.prepare_cached(
-        "INSERT INTO alerts (alert_id, status, opened_at, alert) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO alerts (alert_id, status, opened_at, alert, workshop, room) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
     )?
-    .execute((&change.alert.id, rows.status, &change.alert.opened_at, &rows.alert_json))?;
+    .execute((
+        &change.alert.id,
+        rows.status,
+        &change.alert.opened_at,
+        &rows.alert_json,
+        &rows.workshop,
+        &rows.room,
+    ))?;
     tx.prepare_cached("INSERT INTO alert_changes (alert_id, change) VALUES (?1, ?2)")?
         .execute((&change.alert.id, &rows.change_json))?;
     Ok((tx.last_insert_rowid(), change))
@@ -64,6 +71,19 @@ pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, Sqlite
     if let Some(since) = &query.since {
         sql.push_str(" AND opened_at >= ?");
         params.push(since);
+    }
+    let rooms = query.rooms.as_ref().map(|codes| serde_json::to_string(codes).expect("strings serialize"));
+    if let Some(rooms) = &rooms {
+        sql.push_str(" AND room IN (SELECT value FROM json_each(?))");
+        params.push(rooms);
+    }
+    if let Some(workshop) = &query.workshop {
+        sql.push_str(" AND workshop = ?");
+        params.push(workshop);
+    }
+    if let Some(id) = &query.id {
+        sql.push_str(" AND alert_id = ?");
+        params.push(id);
     }
     sql.push_str(" ORDER BY opened_at DESC, alert_id DESC LIMIT ?");
     params.push(&query.limit);

@@ -68,6 +68,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V5__alerts.sql")),
     M::up(include_str!("../../../migrations/sqlite/V6__workshops.sql")),
     M::up(include_str!("../../../migrations/sqlite/V7__rooms_and_helper_tokens.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V8__alert_places.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -381,6 +382,11 @@ impl Backend for SqliteStore {
     /// `Storage::rooms`.
     async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError> {
         self.read(workshops::rooms).await
+    }
+
+    /// `Storage::session_places`.
+    async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
+        self.read(move |conn| workshops::session_places(conn, &tokens)).await
     }
 
     /// `Storage::create_room`.

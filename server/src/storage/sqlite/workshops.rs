@@ -67,6 +67,19 @@ pub fn rooms(conn: &Connection) -> Result<Vec<Room>, SqliteError> {
         .collect::<Result<_, _>>()?)
 }
 
+/// `Storage::session_places`: the tokens travel as one JSON array (one statement whatever
+/// their number). Errors: SQLite's.
+pub fn session_places(conn: &Connection, tokens: &[String]) -> Result<Vec<(String, i64, Option<i64>)>, SqliteError> {
+    let list = serde_json::to_string(tokens).expect("strings serialize");
+    Ok(conn
+        .prepare_cached(
+            "SELECT session_token, workshop_id, room_id FROM session_rooms
+             WHERE session_token IN (SELECT value FROM json_each(?1))",
+        )?
+        .query_map([list], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
 /// Creates `new` at `at` (ISO 8601 UTC). Errors: [`StoreError::Conflict`] when its join code
 /// is taken; SQLite's.
 pub fn create_room(path: &Path, new: &NewRoom, at: &str) -> Result<Room, StoreError> {

@@ -8,9 +8,12 @@ const STEPS = ["Connect Accounts", "Choose Use Case", "Provision Services", "Dep
 const $ = (id) => document.getElementById(id);
 
 await init();
-// ?email=…&name=… identify the student (optional: sessions may be anonymous); ?demo marks demo mode.
+// ?email=…&name=… identify the student (optional: sessions may be anonymous); ?demo marks demo mode;
+// ?room=CODE joins a room (the dashboard's join link), ?key=wk_… sends a workshop's write key.
 const params = new URLSearchParams(location.search);
 configure({
+  room: params.get("room") || undefined,
+  writeKey: params.get("key") || undefined,
   steps: STEPS,
   studentEmail: params.get("email") || undefined,
   studentName: params.get("name") || undefined,

@@ -379,6 +379,11 @@ impl<S: Store> DurableQueue<S> {
         self.queue.chunks(max_events, max_bytes)
     }
 
+    /// The fields every body carries after `events` (see [`crate::pipeline::Queue::set_envelope`]).
+    pub fn set_envelope(&mut self, fields: String) {
+        self.queue.set_envelope(fields);
+    }
+
     /// The highest `seq` among queued events of `session_token` (read from the end of each
     /// event's JSON, where the client writes `"seq":N}`), so numbering continues after a reload.
     pub fn max_seq(&self, session_token: &str) -> Option<u64> {

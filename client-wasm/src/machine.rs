@@ -329,6 +329,7 @@ impl<S: Store> Machine<S> {
         self.backoff = Backoff::new(config.retry_base_ms, config.retry_max_ms);
         let dropped = self.queue.set_limits(limits(&config));
         self.session.rules = config.rules();
+        self.queue.set_envelope(config.envelope());
         let old = &self.session.config;
         if (old.capture_errors, old.capture_fetch, old.capture_history)
             != (config.capture_errors, config.capture_fetch, config.capture_history)
@@ -573,15 +574,10 @@ impl<S: Store> Machine<S> {
                 self.backoff.reset();
             }
             Outcome::Refused => {
-                let reason = if reason.is_empty() { cat(&["HTTP ", &decimal(u64::from(status))]) } else { reason };
-                let message = cat(&[
-                    "the server refused a batch of ",
-                    &decimal(count as u64),
-                    " event(s) (HTTP ",
-                    &decimal(u64::from(status)),
-                    "): ",
-                    &reason,
-                ]);
+                // No count in the text: a refused key or origin refuses every batch alike, and
+                // warns once, not once per batch size.
+                let end = if reason.is_empty() { ")" } else { "): " };
+                let message = cat(&["the server refused a batch (HTTP ", &decimal(u64::from(status)), end, &reason]);
                 self.warn(message.clone());
                 self.last_error = Some(message);
                 self.finish(usize::MAX);
@@ -935,6 +931,79 @@ mod tests {
         assert!(actions.iter().any(|a| matches!(a, Action::DeliveryError(p) if !p.will_retry)));
         assert_eq!((m.stats().sent, m.stats().dropped, m.stats().queued), (1, 2, 0));
         assert!(m.stats().last_error.unwrap().contains("(HTTP 413): body too large"));
+    }
+
+    // writeKey and room ride once on every batch and beacon body, after the events.
+    #[test]
+    fn write_key_and_room_travel_once_per_body() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let key = OptionValue::Text("wk_0123".into());
+        m.configure(options(&[("writeKey", key), ("room", OptionValue::Text("K7P-Q2X".into()))]), [2; 16]);
+        log(&mut m, "a");
+        log(&mut m, "b");
+        m.on_timer(Timer::Flush);
+        let body = drain(&mut m)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Send { body, .. } => Some(body),
+                _ => None,
+            })
+            .unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["writeKey"].as_str(), v["room"].as_str()), (Some("wk_0123"), Some("K7P-Q2X")));
+        assert_eq!(v["events"].as_array().unwrap().len(), 2);
+        assert_eq!(body.matches("wk_0123").count(), 1, "{body}");
+        m.on_page_hidden();
+        let beacons = drain(&mut m)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Beacons { bodies, .. } => Some(bodies),
+                _ => None,
+            })
+            .unwrap();
+        let v: Value = serde_json::from_str(&beacons[0]).unwrap();
+        assert_eq!((v["writeKey"].as_str(), v["room"].as_str()), (Some("wk_0123"), Some("K7P-Q2X")));
+        m.configure(options(&[("room", OptionValue::Null)]), [2; 16]);
+        m.on_reply(ok(), true, 0.5);
+        log(&mut m, "c");
+        m.on_timer(Timer::Flush);
+        let body = drain(&mut m)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Send { body, .. } => Some(body),
+                _ => None,
+            })
+            .unwrap();
+        assert!(body.ends_with(r#"],"writeKey":"wk_0123"}"#), "{body}");
+        let long = OptionValue::Text("x".repeat(65));
+        assert!(!m.configure(options(&[("writeKey", long)]), [2; 16]), "a key the server would refuse");
+    }
+
+    // A refused key or origin (401/403) drops each batch once, not retried, and warns once.
+    #[test]
+    fn refused_key_drops_batches_with_one_warning() {
+        let store = SharedStore::default();
+        let mut m = machine(&store);
+        let mut warnings = Vec::new();
+        for round in 1..=3 {
+            for n in 0..round {
+                log(&mut m, &format!("e{n}"));
+            }
+            m.on_timer(Timer::Flush);
+            drain(&mut m);
+            let reason = Some("unknown writeKey".to_owned());
+            m.on_reply(Reply { status: 401, reason, ..Reply::default() }, true, 0.5);
+            let actions = drain(&mut m);
+            assert!(!actions.iter().any(|a| matches!(a, Action::SetTimer(Timer::Retry, _))), "no retry");
+            warnings.extend(actions.into_iter().filter_map(|a| match a {
+                Action::Warn(w) => Some(w),
+                _ => None,
+            }));
+        }
+        warnings.dedup();
+        assert_eq!(warnings, ["the server refused a batch (HTTP 401): unknown writeKey"]);
+        assert_eq!((m.stats().dropped, m.stats().queued), (6, 0));
     }
 
     // maxQueueEvents set by configure bounds the queue: the oldest are dropped and the count

@@ -1,6 +1,6 @@
 // Alerts: the list, the toasts, acknowledging and muting, the alert stream.
 
-import { $, ago, api, el, handle, keepFocus, readStream, state } from "./common.js";
+import { $, ago, api, el, handle, inRoom, keepFocus, readStream, state } from "./common.js";
 import { showSessions } from "./sessions.js";
 import { select } from "./timeline.js";
 
@@ -36,7 +36,7 @@ function rankAlerts(alerts) {
 
 export async function loadAlerts() {
   try {
-    const answer = await api("/api/alerts?status=all&limit=200").then((r) => r.json());
+    const answer = await api(inRoom("/api/alerts?status=all&limit=200")).then((r) => r.json());
     state.alerts = answer.alerts;
     renderAlerts();
   } catch (error) {
@@ -236,5 +236,5 @@ function onAlert(id, alert) {
 }
 
 export function connectAlerts() {
-  readStream("/api/alerts/stream", "alertsLive", () => state.lastAlertId, onAlert, () => {});
+  readStream(inRoom("/api/alerts/stream"), "alertsLive", () => state.lastAlertId, onAlert, () => {});
 }

@@ -7,6 +7,9 @@ export const $ = (selector) => document.querySelector(selector);
 
 export const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
+  // The room shown (its join code; "" for every room the token covers), bookmarkable as ?room=.
+  room: new URLSearchParams(location.search).get("room") || "",
+  rooms: [],
   sessions: [],
   report: null,
   sort: { key: "lastSeen", dir: -1 },
@@ -63,8 +66,15 @@ export async function api(path, options = {}) {
   return response;
 }
 
+/** `path` limited to the room shown: `?room=CODE` (or `&room=`) added when one is chosen. */
+export function inRoom(path) {
+  if (!state.room) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}room=${encodeURIComponent(state.room)}`;
+}
+
 export function filters() {
   const params = new URLSearchParams();
+  if (state.room) params.set("room", state.room);
   const status = $("#filter-status").value;
   const email = $("#filter-email").value.trim();
   const since = $("#filter-since").value;

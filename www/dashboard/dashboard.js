@@ -9,13 +9,14 @@
 // never as HTML: a student's eventData cannot inject markup or script.
 //
 // This file wires the page; the parts are ES modules beside it (no build step): common.js,
-// sessions.js, timeline.js, live.js, alerts.js, student.js.
+// sessions.js, timeline.js, live.js, alerts.js, student.js, rooms.js.
 
 // Export, the token form, and the wiring of the page.
 
 import { connectAlerts, loadAlerts, renderAlerts } from "./alerts.js";
 import { $, api, el, filters, handle, SELECTED, SESSIONS_LOADED, state, TOKEN_KEY, whenUnauthorized } from "./common.js";
 import { connectLive, setLive } from "./live.js";
+import { chooseRoom, loadRooms, showProjector } from "./rooms.js";
 import { refresh, renderSessions } from "./sessions.js";
 import { showStudent } from "./student.js";
 import { renderTimeline } from "./timeline.js";
@@ -24,7 +25,7 @@ async function exportAs(format) {
   try {
     const params = new URLSearchParams({ format });
     const current = filters();
-    for (const name of ["since", "studentEmail"]) if (current.get(name)) params.set(name, current.get(name));
+    for (const name of ["since", "studentEmail", "room"]) if (current.get(name)) params.set(name, current.get(name));
     const response = await api(`/api/session-log/export?${params}`);
     const blob = await response.blob();
     const link = el("a");
@@ -48,19 +49,28 @@ function signOut(message) {
   }
   setLive(false);
   $("#board").hidden = true;
+  $("#room-bar").hidden = true;
   $("#sign-out").hidden = true;
   $("#token-form").hidden = false;
   $("#token-error").textContent = message || "";
 }
 
-function open() {
-  $("#token-form").hidden = true;
-  $("#board").hidden = false;
-  $("#sign-out").hidden = false;
+/** Reads everything for the room shown, and follows its live tail and alerts from now on. */
+function load() {
+  state.lastEventId = null;
+  state.lastAlertId = null;
   refresh();
   loadAlerts();
   connectLive();
   connectAlerts();
+}
+
+async function open() {
+  $("#token-form").hidden = true;
+  $("#board").hidden = false;
+  $("#sign-out").hidden = false;
+  await loadRooms();
+  load();
 }
 
 whenUnauthorized(signOut);
@@ -75,6 +85,15 @@ $("#token-form").addEventListener("submit", (event) => {
   open();
 });
 $("#sign-out").addEventListener("click", () => signOut(""));
+$("#room").addEventListener("change", () => {
+  chooseRoom($("#room").value);
+  state.selected = null;
+  $("#detail").hidden = true;
+  load();
+});
+$("#show-join").addEventListener("click", () => showProjector(true));
+$("#hide-join").addEventListener("click", () => showProjector(false));
+$("#projector").addEventListener("keydown", (event) => { if (event.key === "Escape") showProjector(false); });
 for (const th of document.querySelectorAll("#sessions th[data-sort]")) {
   th.addEventListener("click", () => {
     const key = th.dataset.sort;
@@ -92,4 +111,22 @@ $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
 setInterval(() => { if (state.token) refresh(); }, 30000); // statuses and "no progress for" move with time
 window.addEventListener("resize", () => { if (state.selected) renderTimeline(); });
 
+/** A sign-in link carries the token in the fragment (#token=…), which no server or proxy log
+ * sees: it is kept in this tab and taken out of the address bar at once. Returns whether the
+ * address had one. */
+function takeLinkToken() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!token) return false;
+  state.token = token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
+}
+// A sign-in link opened in a tab already on the dashboard changes only the fragment.
+window.addEventListener("hashchange", () => {
+  if (!takeLinkToken()) return;
+  state.room = new URLSearchParams(location.search).get("room") || "";
+  open();
+});
+takeLinkToken();
 if (state.token) open(); else signOut("");

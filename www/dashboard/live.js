@@ -1,6 +1,6 @@
 // The live tail: /api/session-log/stream read through fetch, resumed with Last-Event-ID.
 
-import { $, readStream, state } from "./common.js";
+import { $, inRoom, readStream, state } from "./common.js";
 import { scheduleRefresh } from "./sessions.js";
 import { renderTimeline } from "./timeline.js";
 
@@ -11,7 +11,7 @@ export function setLive(on) {
 }
 
 export function connectLive() {
-  readStream("/api/session-log/stream", "live", () => state.lastEventId, onEvent, setLive);
+  readStream(inRoom("/api/session-log/stream"), "live", () => state.lastEventId, onEvent, setLive);
 }
 
 function onEvent(id, event) {

@@ -8,7 +8,7 @@ export async function refresh() {
   try {
     const params = filters();
     const reportParams = new URLSearchParams();
-    if (params.get("since")) reportParams.set("since", params.get("since"));
+    for (const name of ["since", "room"]) if (params.get(name)) reportParams.set(name, params.get(name));
     const [sessions, report] = await Promise.all([
       api(`/api/sessions?${params}`).then((r) => r.json()),
       api(`/api/report?${reportParams}`).then((r) => r.json()),

@@ -58,6 +58,30 @@ pub struct Config {
     /// Share of sessions whose events are sent, from 0 to 1 (default 1). Decided once per
     /// session token (see [`super::sampled`]), so a session is sent whole or not at all.
     pub sample_rate: f64,
+    /// The workshop's public write key (`wk_…`), sent once per batch as `writeKey`; at most
+    /// [`MAX_ENVELOPE_FIELD_BYTES`]. None: the server's `default` workshop (when it takes keyless
+    /// events).
+    pub write_key: Option<String>,
+    /// The room's join code, sent once per batch as `room`; the server ignores case, spaces and
+    /// dashes. At most [`MAX_ENVELOPE_FIELD_BYTES`]. None: the workshop's open room, else its lobby.
+    pub room: Option<String>,
+}
+
+/// Longest `writeKey` and `room` the server takes (bytes); a longer one fails the whole batch.
+pub const MAX_ENVELOPE_FIELD_BYTES: usize = 64;
+
+/// The numeric options' defaults (see [`Config`]), named once for `Config::default` and for
+/// `configure({option: null})`, which puts one back without building a whole default `Config`
+/// (the client's size: 0.2 KB gzipped).
+mod defaults {
+    pub const MAX_BATCH_EVENTS: usize = 50;
+    pub const MAX_BATCH_BYTES: usize = 16 * 1024;
+    pub const FLUSH_INTERVAL_MS: u32 = 1000;
+    pub const FLUSH_TIMEOUT_MS: u32 = 10_000;
+    pub const RETRY_BASE_MS: u32 = 1000;
+    pub const RETRY_MAX_MS: u32 = 8_000;
+    pub const MAX_QUEUE_EVENTS: usize = 1000;
+    pub const MAX_QUEUE_BYTES: usize = 1024 * 1024;
 }
 
 impl Default for Config {
@@ -69,25 +93,28 @@ impl Default for Config {
             student_name: None,
             session_token: None,
             demo_mode: false,
-            max_batch_events: 50,
-            max_batch_bytes: 16 * 1024,
-            flush_interval_ms: 1000,
-            flush_timeout_ms: 10_000,
-            retry_base_ms: 1000,
-            retry_max_ms: 8_000,
-            max_queue_events: 1000,
-            max_queue_bytes: 1024 * 1024,
+            max_batch_events: defaults::MAX_BATCH_EVENTS,
+            max_batch_bytes: defaults::MAX_BATCH_BYTES,
+            flush_interval_ms: defaults::FLUSH_INTERVAL_MS,
+            flush_timeout_ms: defaults::FLUSH_TIMEOUT_MS,
+            retry_base_ms: defaults::RETRY_BASE_MS,
+            retry_max_ms: defaults::RETRY_MAX_MS,
+            max_queue_events: defaults::MAX_QUEUE_EVENTS,
+            max_queue_bytes: defaults::MAX_QUEUE_BYTES,
             redact: true,
             redact_keys: Vec::new(),
             capture_errors: false,
             capture_fetch: false,
             capture_history: false,
             sample_rate: 1.0,
+            write_key: None,
+            room: None,
         }
     }
 }
 
-/// The names `configure` knows, to warn about a misspelt option instead of ignoring it silently.
+/// The names `configure` knows, to warn about a misspelt option instead of ignoring it silently;
+/// [`OPTIONS`] holds, at the same index, the option each names.
 pub const CONFIG_KEYS: &[&str] = &[
     "endpoint",
     "steps",
@@ -108,7 +135,99 @@ pub const CONFIG_KEYS: &[&str] = &[
     "sampleRate",
     "beforeSend",
     "capture",
+    "writeKey",
+    "room",
 ];
+
+/// The options, one per name of [`CONFIG_KEYS`] (same order): matched as numbers, not as
+/// strings, once the name is found (the client's size: one string comparison loop instead of
+/// one per option in each of [`Config::set`] and the reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Endpoint,
+    Steps,
+    StudentEmail,
+    StudentName,
+    SessionToken,
+    DemoMode,
+    MaxBatchEvents,
+    MaxBatchBytes,
+    FlushIntervalMs,
+    FlushTimeoutMs,
+    RetryBaseMs,
+    RetryMaxMs,
+    MaxQueueEvents,
+    MaxQueueBytes,
+    Redact,
+    RedactKeys,
+    SampleRate,
+    BeforeSend,
+    Capture,
+    WriteKey,
+    Room,
+}
+
+/// The option of each name in [`CONFIG_KEYS`].
+const OPTIONS: [Opt; 21] = [
+    Opt::Endpoint,
+    Opt::Steps,
+    Opt::StudentEmail,
+    Opt::StudentName,
+    Opt::SessionToken,
+    Opt::DemoMode,
+    Opt::MaxBatchEvents,
+    Opt::MaxBatchBytes,
+    Opt::FlushIntervalMs,
+    Opt::FlushTimeoutMs,
+    Opt::RetryBaseMs,
+    Opt::RetryMaxMs,
+    Opt::MaxQueueEvents,
+    Opt::MaxQueueBytes,
+    Opt::Redact,
+    Opt::RedactKeys,
+    Opt::SampleRate,
+    Opt::BeforeSend,
+    Opt::Capture,
+    Opt::WriteKey,
+    Opt::Room,
+];
+
+/// A string option's value. Errors: what it must be.
+fn text(value: OptionValue) -> Result<String, &'static str> {
+    match value {
+        OptionValue::Text(s) => Ok(s),
+        _ => Err("a string"),
+    }
+}
+
+/// An optional string option's value: empty is none. Errors: what it must be.
+fn optional_text(value: OptionValue) -> Result<Option<String>, &'static str> {
+    text(value).map(|s| Some(s).filter(|s| !s.is_empty()))
+}
+
+/// A whole-number option's value. Errors: what it must be.
+fn whole(value: OptionValue) -> Result<u32, &'static str> {
+    match value {
+        OptionValue::Number(n) => step_number(n).ok_or("a whole number ≥ 0"),
+        _ => Err("a number"),
+    }
+}
+
+/// A boolean option's value. Errors: what it must be.
+fn flag(value: OptionValue) -> Result<bool, &'static str> {
+    match value {
+        OptionValue::Flag(flag) => Ok(flag),
+        _ => Err("a boolean"),
+    }
+}
+
+/// A list-of-strings option's value. Errors: what it must be.
+fn list(value: OptionValue) -> Result<Vec<String>, &'static str> {
+    match value {
+        OptionValue::List(items) => Ok(items),
+        _ => Err("an array of strings"),
+    }
+}
 
 /// One option's value as `configure` received it, converted from JavaScript.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,121 +258,114 @@ impl Config {
     ///
     /// Errors: `unknown option <key>` for a name not in [`CONFIG_KEYS`]; `<key> must be …` for a
     /// value of the wrong type (a string, a boolean, a list of strings, or a whole number ≥ 0).
-    /// An empty `studentEmail`, `studentName` or `sessionToken` counts as none.
+    /// An empty `studentEmail`, `studentName`, `sessionToken`, `writeKey` or `room` counts as none.
     pub fn set(&mut self, key: &str, value: OptionValue) -> Result<(), String> {
-        if !CONFIG_KEYS.contains(&key) {
+        let Some(index) = CONFIG_KEYS.iter().position(|k| *k == key) else {
             return Err(cat(&["unknown option ", key]));
-        }
+        };
+        let option = OPTIONS[index];
         let value = match value {
             OptionValue::Absent => return Ok(()),
-            OptionValue::Null => return self.reset(key),
+            OptionValue::Null => {
+                self.reset(option);
+                return Ok(());
+            }
             value => value,
         };
-        let wrong = |what: &str| cat(&[key, " must be ", what]);
-        let text = |value: OptionValue| match value {
-            OptionValue::Text(s) => Ok(s),
-            _ => Err(wrong("a string")),
+        // Each conversion says what the value must be; the message is built once, below (the
+        // client's size: one `cat` call instead of one per option).
+        let result = match option {
+            Opt::Capture => return self.set_capture(value),
+            option => self.apply(option, value),
         };
-        let optional_text = |value: OptionValue| text(value).map(|s| Some(s).filter(|s| !s.is_empty()));
-        let whole = |value: OptionValue| match value {
-            OptionValue::Number(n) => step_number(n).ok_or_else(|| wrong("a whole number ≥ 0")),
-            _ => Err(wrong("a number")),
-        };
-        match key {
-            "endpoint" => self.endpoint = text(value)?,
-            "steps" => match value {
-                OptionValue::List(steps) => self.steps = steps,
-                _ => return Err(wrong("an array of strings")),
-            },
-            "studentEmail" => self.student_email = optional_text(value)?,
-            "studentName" => self.student_name = optional_text(value)?,
-            "sessionToken" => self.session_token = optional_text(value)?,
-            "demoMode" => match value {
-                OptionValue::Flag(flag) => self.demo_mode = flag,
-                _ => return Err(wrong("a boolean")),
-            },
-            "maxBatchEvents" => self.max_batch_events = whole(value)? as usize,
-            "maxBatchBytes" => self.max_batch_bytes = whole(value)? as usize,
-            "flushIntervalMs" => self.flush_interval_ms = whole(value)?,
-            "flushTimeoutMs" => self.flush_timeout_ms = whole(value)?,
-            "retryBaseMs" => self.retry_base_ms = whole(value)?,
-            "retryMaxMs" => self.retry_max_ms = whole(value)?,
-            "maxQueueEvents" => self.max_queue_events = whole(value)? as usize,
-            "maxQueueBytes" => self.max_queue_bytes = whole(value)? as usize,
-            "redact" => match value {
-                OptionValue::Flag(flag) => self.redact = flag,
-                _ => return Err(wrong("a boolean")),
-            },
-            "redactKeys" => match value {
-                OptionValue::List(keys) => self.redact_keys = keys,
-                _ => return Err(wrong("an array of strings")),
-            },
-            "sampleRate" => match value {
+        result.map_err(|what| cat(&[key, " must be ", what]))
+    }
+
+    /// Sets `option` (not `capture`) from `value`. Errors: what the value must be.
+    fn apply(&mut self, option: Opt, value: OptionValue) -> Result<(), &'static str> {
+        match option {
+            Opt::Endpoint => self.endpoint = text(value)?,
+            Opt::Steps => self.steps = list(value)?,
+            Opt::StudentEmail => self.student_email = optional_text(value)?,
+            Opt::StudentName => self.student_name = optional_text(value)?,
+            Opt::SessionToken => self.session_token = optional_text(value)?,
+            Opt::WriteKey => self.write_key = optional_text(value)?,
+            Opt::Room => self.room = optional_text(value)?,
+            Opt::DemoMode => self.demo_mode = flag(value)?,
+            Opt::MaxBatchEvents => self.max_batch_events = whole(value)? as usize,
+            Opt::MaxBatchBytes => self.max_batch_bytes = whole(value)? as usize,
+            Opt::FlushIntervalMs => self.flush_interval_ms = whole(value)?,
+            Opt::FlushTimeoutMs => self.flush_timeout_ms = whole(value)?,
+            Opt::RetryBaseMs => self.retry_base_ms = whole(value)?,
+            Opt::RetryMaxMs => self.retry_max_ms = whole(value)?,
+            Opt::MaxQueueEvents => self.max_queue_events = whole(value)? as usize,
+            Opt::MaxQueueBytes => self.max_queue_bytes = whole(value)? as usize,
+            Opt::Redact => self.redact = flag(value)?,
+            Opt::RedactKeys => self.redact_keys = list(value)?,
+            Opt::SampleRate => match value {
                 OptionValue::Number(rate) if (0.0..=1.0).contains(&rate) => self.sample_rate = rate,
-                _ => return Err(wrong("a number from 0 to 1")),
-            },
-            "capture" => match value {
-                OptionValue::Map(kinds) => {
-                    for (kind, on) in kinds {
-                        let flag = match on {
-                            OptionValue::Flag(flag) => flag,
-                            OptionValue::Absent => continue,
-                            _ => return Err(cat(&["capture.", &kind, " must be a boolean"])),
-                        };
-                        match kind.as_str() {
-                            "errors" => self.capture_errors = flag,
-                            "fetch" => self.capture_fetch = flag,
-                            "history" => self.capture_history = flag,
-                            _ => {
-                                return Err(cat(&[
-                                    "capture.",
-                                    &kind,
-                                    " is not a kind of capture (errors, fetch, history)",
-                                ]))
-                            }
-                        }
-                    }
-                }
-                _ => return Err(wrong("an object like {errors: true, fetch: true, history: true}")),
+                _ => return Err("a number from 0 to 1"),
             },
             // `beforeSend`: the function itself stays with the browser layer.
-            _ => match value {
+            Opt::BeforeSend | Opt::Capture => match value {
                 OptionValue::Function => {}
-                _ => return Err(wrong("a function")),
+                _ => return Err("a function"),
             },
         }
         Ok(())
     }
 
-    /// Restores option `key` to its default.
-    fn reset(&mut self, key: &str) -> Result<(), String> {
-        let default = Config::default();
-        match key {
-            "endpoint" => self.endpoint = default.endpoint,
-            "steps" => self.steps = default.steps,
-            "studentEmail" => self.student_email = None,
-            "studentName" => self.student_name = None,
-            "sessionToken" => self.session_token = None,
-            "demoMode" => self.demo_mode = default.demo_mode,
-            "maxBatchEvents" => self.max_batch_events = default.max_batch_events,
-            "maxBatchBytes" => self.max_batch_bytes = default.max_batch_bytes,
-            "flushIntervalMs" => self.flush_interval_ms = default.flush_interval_ms,
-            "flushTimeoutMs" => self.flush_timeout_ms = default.flush_timeout_ms,
-            "retryBaseMs" => self.retry_base_ms = default.retry_base_ms,
-            "retryMaxMs" => self.retry_max_ms = default.retry_max_ms,
-            "maxQueueEvents" => self.max_queue_events = default.max_queue_events,
-            "maxQueueBytes" => self.max_queue_bytes = default.max_queue_bytes,
-            "redact" => self.redact = default.redact,
-            "redactKeys" => self.redact_keys = default.redact_keys,
-            "sampleRate" => self.sample_rate = default.sample_rate,
-            "capture" => {
+    /// Sets `capture` from `value`, `{errors?, fetch?, history?}` of booleans. Errors: the
+    /// whole message.
+    fn set_capture(&mut self, value: OptionValue) -> Result<(), String> {
+        let OptionValue::Map(kinds) = value else {
+            return Err("capture must be an object like {errors: true, fetch: true, history: true}".to_owned());
+        };
+        for (kind, on) in kinds {
+            let flag = match on {
+                OptionValue::Flag(flag) => flag,
+                OptionValue::Absent => continue,
+                _ => return Err(cat(&["capture.", &kind, " must be a boolean"])),
+            };
+            match kind.as_str() {
+                "errors" => self.capture_errors = flag,
+                "fetch" => self.capture_fetch = flag,
+                "history" => self.capture_history = flag,
+                _ => return Err(cat(&["capture.", &kind, " is not a kind of capture (errors, fetch, history)"])),
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores `option` to its default.
+    fn reset(&mut self, option: Opt) {
+        match option {
+            Opt::Endpoint => self.endpoint = DEFAULT_ENDPOINT.to_owned(),
+            Opt::Steps => self.steps = Vec::new(),
+            Opt::StudentEmail => self.student_email = None,
+            Opt::StudentName => self.student_name = None,
+            Opt::SessionToken => self.session_token = None,
+            Opt::WriteKey => self.write_key = None,
+            Opt::Room => self.room = None,
+            Opt::DemoMode => self.demo_mode = false,
+            Opt::MaxBatchEvents => self.max_batch_events = defaults::MAX_BATCH_EVENTS,
+            Opt::MaxBatchBytes => self.max_batch_bytes = defaults::MAX_BATCH_BYTES,
+            Opt::FlushIntervalMs => self.flush_interval_ms = defaults::FLUSH_INTERVAL_MS,
+            Opt::FlushTimeoutMs => self.flush_timeout_ms = defaults::FLUSH_TIMEOUT_MS,
+            Opt::RetryBaseMs => self.retry_base_ms = defaults::RETRY_BASE_MS,
+            Opt::RetryMaxMs => self.retry_max_ms = defaults::RETRY_MAX_MS,
+            Opt::MaxQueueEvents => self.max_queue_events = defaults::MAX_QUEUE_EVENTS,
+            Opt::MaxQueueBytes => self.max_queue_bytes = defaults::MAX_QUEUE_BYTES,
+            Opt::Redact => self.redact = true,
+            Opt::RedactKeys => self.redact_keys = Vec::new(),
+            Opt::SampleRate => self.sample_rate = 1.0,
+            Opt::Capture => {
                 self.capture_errors = false;
                 self.capture_fetch = false;
                 self.capture_history = false;
             }
-            _ => {}
+            Opt::BeforeSend => {}
         }
-        Ok(())
     }
 
     /// The options after `configure(options)`: `options` (name, value) merged into `self`, the
@@ -278,6 +390,21 @@ impl Config {
 }
 
 impl Config {
+    /// The batch fields these options add after `events`: `,"writeKey":"…","room":"…"`, either
+    /// left out when not configured; empty when neither is.
+    pub fn envelope(&self) -> String {
+        let mut out = String::new();
+        if let Some(key) = &self.write_key {
+            out.push_str(",\"writeKey\":");
+            session_log_protocol::push_json_string(&mut out, key);
+        }
+        if let Some(room) = &self.room {
+            out.push_str(",\"room\":");
+            session_log_protocol::push_json_string(&mut out, room);
+        }
+        out
+    }
+
     /// The redaction rules these options ask for.
     pub fn rules(&self) -> Rules {
         Rules::new(self.redact, &self.redact_keys)
@@ -291,7 +418,7 @@ impl Config {
     /// Checks the options against each other and the server's limits.
     ///
     /// Errors: a message naming the first bad option (`maxBatchEvents`, `maxQueueEvents`,
-    /// `maxBatchBytes`, `endpoint`, `sessionToken`, `studentEmail`), meant for `console.warn`.
+    /// `maxBatchBytes`, `endpoint`, `sessionToken`, `writeKey`, `room`, `studentEmail`), meant for `console.warn`.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=SERVER_MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
             return Err(cat(&[
@@ -323,6 +450,10 @@ impl Config {
         }
         if let Some(token) = &self.session_token {
             session_log_protocol::check_session_token(token).map_err(|e| cat(&["sessionToken ", e.reason()]))?;
+        }
+        if [&self.write_key, &self.room].iter().any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_ENVELOPE_FIELD_BYTES))
+        {
+            return Err("writeKey, room: 64 bytes at most".to_owned());
         }
         if let Some(email) = &self.student_email {
             session_log_protocol::check_email(email).map_err(|e| cat(&["studentEmail ", e.reason()]))?;

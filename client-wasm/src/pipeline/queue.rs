@@ -1,7 +1,7 @@
 //! The queue of events waiting to be sent, and how it cuts them into batches within the
 //! server's limits ([`Queue`], [`OutgoingBatch`]).
 
-use super::decimal;
+use super::{cat, decimal};
 
 /// A batch taken from the queue for sending: its JSON body and how many events it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +22,20 @@ pub struct Queue {
     bytes: usize,
     in_flight: usize,
     in_flight_bytes: usize,
+    /// Fields written after `events` in every body ([`Queue::set_envelope`]).
+    envelope: String,
 }
 
 /// Wire overhead of a batch around its events: `{"events":[` and `]}`.
 const BATCH_ENVELOPE_BYTES: usize = r#"{"events":[]}"#.len();
 
 impl Queue {
+    /// Sets the batch fields every body carries after `events` (`,"writeKey":"…","room":"…"`,
+    /// see [`super::Config::envelope`]), for the batches and beacons built from now on.
+    pub fn set_envelope(&mut self, fields: String) {
+        self.envelope = fields;
+    }
+
     /// Appends one event's JSON under `id` (the caller's key for it, e.g. its storage slot).
     pub fn push(&mut self, id: u64, event_json: String) {
         self.bytes += event_json.len();
@@ -120,6 +128,7 @@ impl Queue {
             body.push_str(r#","dropped":"#);
             body.push_str(&decimal(dropped));
         }
+        body.push_str(&self.envelope);
         body.push('}');
         self.in_flight = count;
         self.in_flight_bytes = event_bytes;
@@ -127,25 +136,30 @@ impl Queue {
     }
 
     /// Every queued event's JSON, oldest first, in bodies of at most `max_bytes` (one event may
-    /// exceed it alone) each holding at most `max_events`: what a page sends with beacons as it
-    /// closes. Nothing is removed or marked in flight.
+    /// exceed it alone) each holding at most `max_events`, with the envelope's fields: what a
+    /// page sends with beacons as it closes. Nothing is removed or marked in flight.
     pub fn chunks(&self, max_events: usize, max_bytes: usize) -> Vec<String> {
-        let mut bodies = Vec::new();
-        let mut body = String::new();
+        // Bodies are built without their end, then closed together: `]` and the envelope's fields.
+        let mut bodies: Vec<String> = Vec::new();
         let mut count = 0;
+        let room = max_bytes.saturating_sub(self.envelope.len() + 3);
         for (_, event) in &self.events {
-            if count > 0 && (count == max_events || body.len() + event.len() + 3 > max_bytes) {
-                body.push_str("]}");
-                bodies.push(std::mem::take(&mut body));
-                count = 0;
+            match bodies.last_mut() {
+                Some(body) if count < max_events && body.len() + event.len() <= room => {
+                    body.push(',');
+                    body.push_str(event);
+                    count += 1;
+                }
+                _ => {
+                    bodies.push(cat(&[r#"{"events":["#, event]));
+                    count = 1;
+                }
             }
-            body.push_str(if count == 0 { r#"{"events":["# } else { "," });
-            body.push_str(event);
-            count += 1;
         }
-        if count > 0 {
-            body.push_str("]}");
-            bodies.push(body);
+        for body in &mut bodies {
+            body.push(']');
+            body.push_str(&self.envelope);
+            body.push('}');
         }
         bodies
     }
@@ -162,7 +176,7 @@ impl Queue {
 
     /// Removes every event, the batch in flight too.
     pub fn clear(&mut self) {
-        *self = Queue::default();
+        *self = Queue { envelope: std::mem::take(&mut self.envelope), ..Queue::default() };
     }
 
     /// The batch in flight failed: its events stay first in the queue, to be sent again.

@@ -488,3 +488,39 @@ fn outcome_by_status() {
         assert_eq!(outcome(status), Outcome::Refused, "{status}");
     }
 }
+
+// `null` puts every option back to its default, whatever it was set to.
+#[test]
+fn null_restores_every_default() {
+    let mut config = Config::default();
+    let changed = vec![
+        ("endpoint", OptionValue::Text("https://x/api".into())),
+        ("steps", OptionValue::List(vec!["A".into()])),
+        ("studentEmail", OptionValue::Text("a@example.com".into())),
+        ("studentName", OptionValue::Text("Ada".into())),
+        ("sessionToken", OptionValue::Text("ws_1234567890abcdef".into())),
+        ("demoMode", OptionValue::Flag(true)),
+        ("maxBatchEvents", OptionValue::Number(10.0)),
+        ("maxBatchBytes", OptionValue::Number(2048.0)),
+        ("flushIntervalMs", OptionValue::Number(5.0)),
+        ("flushTimeoutMs", OptionValue::Number(5.0)),
+        ("retryBaseMs", OptionValue::Number(5.0)),
+        ("retryMaxMs", OptionValue::Number(5.0)),
+        ("maxQueueEvents", OptionValue::Number(20.0)),
+        ("maxQueueBytes", OptionValue::Number(4096.0)),
+        ("redact", OptionValue::Flag(false)),
+        ("redactKeys", OptionValue::List(vec!["pin".into()])),
+        ("sampleRate", OptionValue::Number(0.5)),
+        ("capture", OptionValue::Map(vec![("errors".into(), OptionValue::Flag(true))])),
+        ("writeKey", OptionValue::Text("wk_1".into())),
+        ("room", OptionValue::Text("K7PQ2X".into())),
+    ];
+    for (key, value) in changed {
+        config.set(key, value).unwrap();
+    }
+    assert_ne!(config, Config::default());
+    for key in CONFIG_KEYS {
+        config.set(key, OptionValue::Null).unwrap();
+    }
+    assert_eq!(config, Config::default());
+}

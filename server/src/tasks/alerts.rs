@@ -1,5 +1,5 @@
 //! The alert rules, run by the leader (`Storage::is_leader`: one server per database): every
-//! 25 ms it takes the events committed since its cursor and feeds them to [`AlertEngine`]; every
+//! 25 ms it takes the events committed since its cursor and feeds them to [`PlacedEngines`] (one rule engine per room); every
 //! `alert_tick` (1 s) it ticks the engine, keeps each alert's last change of the turn, stores the
 //! changes and publishes them (alert streams, webhooks). Its own writer's events come from the
 //! commit feed (`storage::feed`), already parsed; it reads back from storage only what the feed

@@ -118,6 +118,7 @@ fn transcript(backend: Backend) -> Vec<String> {
             step: None,
             step_name: None,
             typical_ms: None,
+            typical_from_earlier_runs: false,
             message: "5 errors within 2m".into(),
             count: 5,
             sessions: 1,

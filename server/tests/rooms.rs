@@ -44,7 +44,76 @@ fn sessions(server: &TestServer, filter: &str) -> Vec<String> {
     tokens
 }
 
+/// Posts, in `room`, three sessions that each spent `spent_ms` on step 1 (by their own
+/// timestamps) before moving to step 2.
+fn earlier_run(server: &TestServer, key: &str, room: &str, prefix: &str, spent_ms: i64) {
+    let at = |ms: i64| {
+        let t = 1_796_000_000_000 + ms;
+        format!("2026-12-01T09:{:02}:{:02}.{:03}Z", (t / 60_000) % 60, (t / 1000) % 60, t % 1000)
+    };
+    let mut events = Vec::new();
+    for n in 0..3 {
+        let token = format!("{prefix}_{n}");
+        events.push(event(
+            &token,
+            "navigation",
+            json!({"to": 1, "currentStep": 1, "stepName": "Provision", "timestamp": at(0)}),
+        ));
+        events.push(event(&token, "navigation", json!({"to": 2, "currentStep": 2, "timestamp": at(spent_ms)})));
+    }
+    let (status, answer) = server.post(&json!({"writeKey": key, "room": room, "events": events}));
+    assert_eq!(status, 200, "{answer}");
+}
+
 on_both_backends! {
+    // A new room is judged against its workshop's earlier rooms: its report shows their median
+    // beside its own, and a student who sits on a step longer than twice that median is stuck
+    // "usually … here in earlier runs"; another workshop's rooms do not count.
+    fn a_new_room_is_paced_by_earlier_runs(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.admin_tokens = vec![ADMIN.into()];
+            c.alert_tick = std::time::Duration::from_millis(50);
+            c.rate_limit_session_per_sec = 0;
+            c.alert_rules.stuck_after = std::time::Duration::from_millis(100);
+        });
+        let voice = workshop(&server, "voice-ai");
+        let pipes = workshop(&server, "pipelines");
+        let code = |room: &Value| room["code"].as_str().unwrap().to_owned();
+        let monday = code(&room(&server, "voice-ai", json!({"name": "Monday"})));
+        let other = code(&room(&server, "pipelines", json!({"name": "Elsewhere"})));
+        let tuesday = code(&room(&server, "voice-ai", json!({"name": "Tuesday"})));
+        earlier_run(&server, &voice, &monday, "ws_mon", 400);
+        earlier_run(&server, &pipes, &other, "ws_other", 90_000);
+        let step = json!({"currentStep": 1, "stepName": "Provision"});
+        let (status, answer) = server.post(&json!({"writeKey": voice, "room": tuesday,
+            "events": [event("ws_tue", "navigation", step)]}));
+        assert_eq!(status, 200, "{answer}");
+
+        let report = server.read(&format!("/api/report?room={tuesday}"));
+        let funnel = report["funnel"].as_array().unwrap();
+        let first = funnel.iter().find(|s| s["step"] == 1).expect("step 1");
+        assert_eq!(first["earlierMedianTimeMs"], 400, "Monday's median, not the other workshop's: {report}");
+        assert!(first["medianTimeMs"].is_null(), "nobody in Tuesday left step 1 yet: {report}");
+        assert!(server.read(&format!("/api/report?room={monday}"))["funnel"][0].get("earlierMedianTimeMs").is_none(),
+            "the first run has no earlier one");
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let stuck = loop {
+            let alerts = server.read(&format!("/api/alerts?room={tuesday}"))["alerts"].as_array().unwrap().clone();
+            if let Some(stuck) = alerts.iter().find(|a| a["rule"] == "stuck") {
+                break stuck.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no stuck alert within 10 s: {alerts:#?}");
+            // The student is still there (active), on the same step.
+            server.post_all(vec![event("ws_tue", "action", json!({"actionName": "retry", "currentStep": 1}))]);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!((stuck["typicalMs"].as_i64(), stuck["typicalFromEarlierRuns"].as_bool()), (Some(400), Some(true)), "{stuck}");
+        let message = stuck["message"].as_str().unwrap();
+        assert!(message.contains("here in earlier runs)"), "{message}");
+        assert_eq!(stuck["room"], tuesday.as_str());
+    }
+
     // Sessions land in the room of their code (typed any way), else in their workshop's one open
     // room, else in the lobby; a later code does not move them; reads by room and workshop see
     // only theirs, and an unknown room is a 404.

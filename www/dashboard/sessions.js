@@ -122,7 +122,9 @@ function renderReport() {
     const row = el("div", "row");
     const bar = el("div", "bar");
     bar.style.width = `${(100 * f.sessions) / most}%`;
-    const median = f.medianTimeMs === null ? "" : ` · median ${duration(f.medianTimeMs)} on this step`;
+    let median = f.medianTimeMs === null ? "" : ` · median ${duration(f.medianTimeMs)} on this step`;
+    // One room's report also gives the workshop's earlier rooms' median.
+    if (f.earlierMedianTimeMs !== undefined) median += ` · earlier runs ${duration(f.earlierMedianTimeMs)}`;
     row.append(el("span", "name", `${f.step}${f.stepName ? ` · ${f.stepName}` : ""}`), bar, el("span", "muted", `${f.sessions} sessions${median}`));
     funnel.append(row);
   }

@@ -69,6 +69,10 @@ pub struct FunnelStep {
     pub sessions: u64,
     /// Median over sessions of the time spent on it (ms), counting sessions that left it.
     pub median_time_ms: Option<i64>,
+    /// The same median over the same workshop's earlier rooms (the last 10, within 90 days),
+    /// when the report is of one room (`room=`) and they have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_median_time_ms: Option<i64>,
 }
 
 /// One API endpoint across the room.
@@ -182,7 +186,7 @@ impl ReportFold {
             .map(|(step, (step_name, sessions, mut spent))| {
                 spent.sort_unstable();
                 let median = (!spent.is_empty()).then(|| spent[(spent.len() - 1) / 2]);
-                FunnelStep { step, step_name, sessions, median_time_ms: median }
+                FunnelStep { step, step_name, sessions, median_time_ms: median, earlier_median_time_ms: None }
             })
             .collect();
         let api_calls = self

@@ -142,6 +142,22 @@ fn short(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
+/// How many of a workshop's earlier rooms a room's pace is compared with (the newest first).
+pub const EARLIER_ROOMS: usize = 10;
+/// How far back those rooms' sessions count.
+pub const EARLIER_WITHIN: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
+
+/// The rooms that ran the same workshop before `room` (made before it), newest first, at most
+/// [`EARLIER_ROOMS`]: the "earlier runs" a new room's pace is judged against while it has too
+/// few visits of a step itself, and the funnel's second median.
+pub fn earlier_rooms(rooms: &[Room], room: &Room) -> Vec<i64> {
+    let mut earlier: Vec<i64> =
+        rooms.iter().filter(|r| r.workshop_id == room.workshop_id && r.id < room.id).map(|r| r.id).collect();
+    earlier.sort_unstable_by(|a, b| b.cmp(a));
+    earlier.truncate(EARLIER_ROOMS);
+    earlier
+}
+
 /// The room a new session of `workshop_id` joins at `now` (ISO 8601 UTC with ms): the room whose
 /// join `code` it sent (in this workshop, read with [`normalize_code`]); else the workshop's room
 /// that is open now, when exactly one is; else `None`, the workshop's lobby. A mistyped or
@@ -279,5 +295,24 @@ mod tests {
         assert_eq!(write_key([0; 16]).len(), 35);
         assert!(check_slug("voice-ai-2").is_ok());
         assert!(check_slug("Voice").is_err() && check_slug("-x").is_err() && check_slug("").is_err());
+    }
+
+    // Earlier runs are the same workshop's rooms made before, newest first, at most ten.
+    #[test]
+    fn earlier_rooms_are_the_workshops_previous_runs() {
+        let room = |id: i64, workshop_id: i64| Room {
+            id,
+            workshop_id,
+            name: format!("r{id}"),
+            code: format!("C{id}"),
+            opens_at: None,
+            closes_at: None,
+        };
+        let mut rooms: Vec<Room> = (1..=14).map(|id| room(id, 1)).collect();
+        rooms.push(room(15, 2));
+        rooms.push(room(16, 1));
+        assert_eq!(earlier_rooms(&rooms, &rooms[13]), [13, 12, 11, 10, 9, 8, 7, 6, 5, 4], "room 14");
+        assert!(earlier_rooms(&rooms, &rooms[0]).is_empty(), "the first run has none");
+        assert!(earlier_rooms(&rooms, &rooms[14]).is_empty(), "another workshop's rooms do not count");
     }
 }

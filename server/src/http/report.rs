@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::report::Report;
+use crate::domain::workshop::{earlier_rooms, EARLIER_WITHIN};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
 use crate::http::params::{pairs, parse_time, place_filter, Window};
@@ -11,7 +12,9 @@ use crate::storage::SessionQuery;
 
 /// `GET /api/report?since=&until=&room=&workshop=`: the room at a glance ([`Report`]) over the
 /// sessions with an event in the window (both optional; ISO 8601), of the room (a join code)
-/// and workshop (a slug) when given; a helper token's report covers its rooms only.
+/// and workshop (a slug) when given; a helper token's report covers its rooms only. A report
+/// of one room gives each funnel step the median of the workshop's earlier rooms too
+/// (`earlierMedianTimeMs`).
 ///
 /// Errors: 401 without a token, 400 naming an invalid parameter, 403 for a room the token does
 /// not cover, 404 for an unknown room or workshop, 500 for storage.
@@ -45,6 +48,21 @@ pub async fn get_report(
         }
     }
     let (window, final_step) = (state.config.active_window, state.config.final_step);
-    let report = state.storage.report(place, window, final_step).await.map_err(ApiError::from)?;
+    // One room: its funnel also shows the pace of the workshop's earlier rooms.
+    let earlier = match place.rooms.as_deref() {
+        Some([id]) => {
+            let directory = state.workshops.snapshot();
+            directory.rooms.iter().find(|r| r.id == *id).map(|room| earlier_rooms(&directory.rooms, room))
+        }
+        _ => None,
+    };
+    let mut report = state.storage.report(place, window, final_step).await.map_err(ApiError::from)?;
+    if let Some(rooms) = earlier {
+        let since = crate::domain::clock::iso_ago(EARLIER_WITHIN);
+        let medians = state.storage.step_medians(rooms, since).await.map_err(ApiError::from)?;
+        for step in &mut report.funnel {
+            step.earlier_median_time_ms = medians.get(&step.step).copied();
+        }
+    }
     Ok(HttpResponse::Ok().json(report))
 }

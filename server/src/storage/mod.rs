@@ -468,6 +468,22 @@ impl Storage {
         self.backend.sessions(query).await
     }
 
+    /// The median time (ms) the sessions of `rooms` (row ids) active since `since` spent on each
+    /// step, counting sessions that left it: the funnel's medians of those rooms. Empty when
+    /// `rooms` is. Errors: as for [`Storage::events`].
+    pub async fn step_medians(
+        &self,
+        rooms: Vec<i64>,
+        since: String,
+    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+        if rooms.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let place = SessionQuery { rooms: Some(rooms), since: Some(since), ..SessionQuery::default() };
+        let report = self.report(place, std::time::Duration::ZERO, None).await?;
+        Ok(report.funnel.into_iter().filter_map(|s| Some((s.step, s.median_time_ms?))).collect())
+    }
+
     /// The report (`domain::report::ReportFold`) of the sessions `place` selects (its `since`,
     /// `until`, `rooms`, `workshop` and `student_email`; its order, cursor and limit are the
     /// report's own), read from their summaries; a session is active with an event within

@@ -87,6 +87,8 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
     rules.active_window = state.config.active_window;
     let mut engine = PlacedEngines::new(rules, open);
     let mut places = Places::default();
+    let mut earlier_read: Option<std::time::Instant> = None;
+    let mut earlier_known: std::collections::HashSet<Label> = std::collections::HashSet::new();
     // Mutes of the last day come back; changes from now on are settled as they are logged.
     let mut change_cursor = state.storage.newest_alert_change().await?;
     let day_ago = crate::domain::clock::iso_ago(Duration::from_secs(86_400));
@@ -208,6 +210,15 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
                 break;
             }
         }
+        // A room's earlier runs are read when its engine appears, and again every minute.
+        let refresh = earlier_read.is_none_or(|at| at.elapsed() >= EARLIER_REFRESH);
+        if refresh {
+            earlier_read = Some(std::time::Instant::now());
+            earlier_known.clear();
+        }
+        let new_rooms: Vec<Label> = engine.rooms().into_iter().filter(|l| !earlier_known.contains(l)).collect();
+        read_earlier_runs(state, &mut engine, &new_rooms).await;
+        earlier_known.extend(new_rooms);
         pending.extend(engine.tick(now_ms()));
         state.metrics.alert_keys_evicted.inc_by(engine.evicted() - evicted);
         evicted = engine.evicted();
@@ -225,6 +236,29 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         }
     }
     Ok(())
+}
+
+/// How often each room's earlier runs are read again (a new room's engine waits at most this
+/// long for them).
+const EARLIER_REFRESH: Duration = Duration::from_secs(60);
+
+/// Gives the engines of `rooms` the step medians of their workshop's earlier rooms
+/// (`domain::workshop::earlier_rooms`, within `EARLIER_WITHIN`). A room whose read fails keeps
+/// what it had, with a warning: the rules go on.
+async fn read_earlier_runs(state: &AppState, engine: &mut PlacedEngines, rooms: &[Label]) {
+    use crate::domain::workshop::{earlier_rooms, EARLIER_WITHIN};
+    if rooms.is_empty() {
+        return;
+    }
+    let directory = state.workshops.snapshot();
+    let since = crate::domain::clock::iso_ago(EARLIER_WITHIN);
+    for label in rooms {
+        let Some(room) = label.room.as_deref().and_then(|code| directory.room_by_code(code)) else { continue };
+        match state.storage.step_medians(earlier_rooms(&directory.rooms, room), since.clone()).await {
+            Ok(medians) => engine.set_earlier_medians(label, medians),
+            Err(error) => tracing::warn!(%error, room = %room.code, "earlier runs not read; trying again in a minute"),
+        }
+    }
 }
 
 /// Where the sessions the rules saw were placed (`session_rooms`, read once per session), as

@@ -104,6 +104,12 @@ impl AlertEngine {
         }
     }
 
+    /// The median time (ms) the same workshop's earlier rooms spent on each step: what `stuck`
+    /// judges a step by while this room has fewer than `room_min` visits of it.
+    pub fn set_earlier_medians(&mut self, medians: HashMap<i64, i64>) {
+        self.stuck.earlier = medians;
+    }
+
     /// Keys forgotten so far to keep memory bounded (error types, endpoints, addresses,
     /// sessions).
     pub fn evicted(&self) -> u64 {

@@ -170,6 +170,10 @@ pub struct Alert {
     /// when enough of the room left the step; see [`AlertRules::room_min`](super::AlertRules::room_min)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typical_ms: Option<i64>,
+    /// Whether `typicalMs` is the median of the same workshop's earlier rooms on the step (the
+    /// room itself had too few visits; see [`AlertRules::room_min`](super::AlertRules::room_min)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typical_from_earlier_runs: bool,
     /// What happened, in one line (a help request: the student's message).
     pub message: String,
     /// Events in the episode: errors (`error_burst`, `error_pattern`), failed calls
@@ -224,6 +228,7 @@ impl Alert {
             step: None,
             step_name: None,
             typical_ms: None,
+            typical_from_earlier_runs: false,
             message: String::new(),
             count: 1,
             sessions: 1,

@@ -97,6 +97,17 @@ impl PlacedEngines {
         all
     }
 
+    /// Sets the earlier rooms' step medians of the room `label` (see
+    /// [`AlertEngine::set_earlier_medians`]).
+    pub fn set_earlier_medians(&mut self, label: &Label, medians: std::collections::HashMap<i64, i64>) {
+        self.engine(label).set_earlier_medians(medians);
+    }
+
+    /// The rooms (not lobbies) with an engine now.
+    pub fn rooms(&self) -> Vec<Label> {
+        self.engines.keys().filter(|l| l.room.is_some()).cloned().collect()
+    }
+
     /// Keys forgotten so far to keep memory bounded, over every place.
     pub fn evicted(&self) -> u64 {
         self.engines.values().map(AlertEngine::evicted).sum()

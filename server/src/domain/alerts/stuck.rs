@@ -47,11 +47,16 @@ impl StepHistory {
     }
 }
 
-/// Per step (at most [`STEPS_KEPT`]): how long the room stayed there.
+/// Per step (at most [`STEPS_KEPT`]): how long the room stayed there; and how long the same
+/// workshop's earlier rooms did (medians, ms), for the steps this room has too few visits of.
 #[derive(Debug, Default)]
 pub(super) struct Stuck {
     steps: HashMap<i64, StepHistory>,
+    pub(super) earlier: HashMap<i64, i64>,
 }
+
+/// The time a step usually takes, and whether it comes from earlier rooms (not this one).
+type Typical = Option<(i64, bool)>;
 
 impl Stuck {
     /// The history of `step`, made when there is room for another step.
@@ -81,7 +86,7 @@ impl Stuck {
 
     /// Sets the sessions of the open `stuck` alert `key` (and its typical time, when given),
     /// rewriting its count, emails and message; marks it updated when anything changed.
-    fn regroup(&self, cx: &mut Cx<'_>, key: &Key, tokens: Vec<String>, typical: Option<Option<i64>>, now: i64) {
+    fn regroup(&self, cx: &mut Cx<'_>, key: &Key, tokens: Vec<String>, typical: Option<Typical>, now: i64) {
         let name = key.1.parse::<i64>().ok().and_then(|s| self.steps.get(&s)).and_then(|h| h.name.clone());
         let emails: BTreeSet<String> = tokens.iter().filter_map(|t| cx.student(t).cloned()).collect();
         let Some(alert) = cx.episodes.open.get_mut(key) else { return };
@@ -98,14 +103,22 @@ fn fill_group(
     tokens: Vec<String>,
     emails: BTreeSet<String>,
     name: Option<String>,
-    typical: Option<Option<i64>>,
+    typical: Option<Typical>,
     now: i64,
     rules: &AlertRules,
 ) -> bool {
-    let typical = typical.unwrap_or(alert.typical_ms);
-    if alert.session_tokens == tokens && alert.typical_ms == typical && (name.is_none() || alert.step_name == name) {
+    let (typical, earlier) = match typical {
+        Some(typical) => (typical.map(|t| t.0), typical.is_some_and(|t| t.1)),
+        None => (alert.typical_ms, alert.typical_from_earlier_runs),
+    };
+    if alert.session_tokens == tokens
+        && alert.typical_ms == typical
+        && alert.typical_from_earlier_runs == earlier
+        && (name.is_none() || alert.step_name == name)
+    {
         return false;
     }
+    alert.typical_from_earlier_runs = earlier;
     alert.session_tokens = tokens;
     alert.student_emails = emails.into_iter().collect();
     if name.is_some() {
@@ -120,12 +133,16 @@ fn fill_group(
 }
 
 /// The one line of a `stuck` group: `4 students stuck on step 2 · Provision Services (the room
-/// takes 3m 10s there)`, or `… for over 10m` when the room has not told yet.
+/// takes 3m 10s there)`, `… (usually 3m 10s here in earlier runs)` when earlier rooms told, or
+/// `… for over 10m` when neither has.
 fn stuck_message(alert: &Alert, rules: &AlertRules) -> String {
     let students = plural(alert.session_tokens.len(), "student");
     let step = alert.step.map_or("–".to_owned(), |s| s.to_string());
     let name = alert.step_name.as_ref().map_or(String::new(), |n| format!(" · {n}"));
     match alert.typical_ms {
+        Some(typical) if alert.typical_from_earlier_runs => {
+            format!("{students} stuck on step {step}{name} (usually {} here in earlier runs)", human(typical))
+        }
         Some(typical) => format!("{students} stuck on step {step}{name} (the room takes {} there)", human(typical)),
         None => format!("{students} stuck on step {step}{name} for over {}", human(ms(rules.stuck_after))),
     }
@@ -164,16 +181,17 @@ impl AlertRule for Stuck {
     fn tick(&mut self, cx: &mut Cx<'_>, now: i64) -> Vec<AlertChange> {
         let rules = cx.rules;
         let room_cutoff = now - ms(rules.room_window);
-        let mut typical: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut typical: HashMap<i64, Typical> = HashMap::new();
         let mut groups: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         let mut active = 0usize;
         for (token, session) in cx.sessions {
             let Some(step) = session.step.filter(|_| session.active(now, rules)) else { continue };
             active += 1;
-            let median = *typical
-                .entry(step)
-                .or_insert_with(|| self.steps.get_mut(&step).and_then(|h| h.median(room_cutoff, rules.room_min)));
-            let limit = median.map_or(ms(rules.stuck_after), |m| {
+            let median = *typical.entry(step).or_insert_with(|| {
+                let own = self.steps.get_mut(&step).and_then(|h| h.median(room_cutoff, rules.room_min));
+                own.map(|m| (m, false)).or_else(|| self.earlier.get(&step).map(|m| (*m, true)))
+            });
+            let limit = median.map_or(ms(rules.stuck_after), |(m, _)| {
                 ms(rules.stuck_after).max((rules.stuck_factor * m as f64).ceil() as i64)
             });
             if now - session.step_since_ms >= limit {

@@ -628,3 +628,33 @@ fn rooms_are_judged_apart() {
     let old = Alert::opening(Rule::HelpRequest, T0);
     assert_eq!(Label::of(&old), Label { workshop: DEFAULT_WORKSHOP.into(), room: None });
 }
+
+// A new room with too few visits of a step is judged against the workshop's earlier rooms, and
+// the alert says so; once the room has its own median, that one wins.
+#[test]
+fn a_new_room_is_judged_against_earlier_runs() {
+    let rules = AlertRules { stuck_after: Duration::from_secs(30), ..AlertRules::default() };
+    let mut feed = Feed { engine: AlertEngine::new(rules, Vec::new()) };
+    feed.engine.set_earlier_medians([(1, 60_000)].into_iter().collect());
+    feed.on_step(T0, "ws_slow", 1);
+    let movers = ["ws_m1", "ws_m2", "ws_m3"];
+    keep_moving(&mut feed, &movers, 0, 300);
+    assert!(of(&feed.engine.tick(T0 + 119 * SEC), Rule::Stuck).is_empty(), "119 s < 2 × 60 s of earlier runs");
+    let opened = feed.engine.tick(T0 + 121 * SEC);
+    let stuck = of(&opened, Rule::Stuck);
+    assert_eq!(stuck.len(), 1, "{opened:#?}");
+    assert_eq!((stuck[0].alert.typical_ms, stuck[0].alert.typical_from_earlier_runs), (Some(60_000), true));
+    assert_eq!(stuck[0].alert.message, "1 student stuck on step 1 · Step 1 (usually 1m here in earlier runs)");
+    let json = serde_json::to_value(&stuck[0].alert).unwrap();
+    assert_eq!(json["typicalFromEarlierRuns"], true);
+
+    // Without earlier runs the floor alone decides, and the flag is left out of the JSON.
+    let rules = AlertRules { stuck_after: Duration::from_secs(30), ..AlertRules::default() };
+    let mut feed = Feed { engine: AlertEngine::new(rules, Vec::new()) };
+    feed.on_step(T0, "ws_slow", 1);
+    keep_moving(&mut feed, &movers, 0, 300);
+    let opened = feed.engine.tick(T0 + 31 * SEC);
+    let stuck = of(&opened, Rule::Stuck);
+    assert_eq!((stuck[0].alert.typical_ms, stuck[0].alert.typical_from_earlier_runs), (None, false));
+    assert!(serde_json::to_value(&stuck[0].alert).unwrap().get("typicalFromEarlierRuns").is_none());
+}

@@ -68,6 +68,14 @@ pub struct Config {
     pub rate_limit_session_per_sec: u32,
     /// Burst of POSTs allowed for one session token above the rate. Default 100.
     pub rate_limit_session_burst: u32,
+    /// Events per second allowed for one workshop's write key (token bucket, counted in events:
+    /// a batch of 50 takes 50); 0 turns the limit off. Keyless events (the `default` workshop)
+    /// are left to the per-address and per-session limits. Default 2000: a room of 200 students
+    /// logging 10 events a second each.
+    pub rate_limit_key_per_sec: u32,
+    /// Burst of events allowed for one write key above the rate. Default 20000 (a room's pages
+    /// sending what they queued while the network was down).
+    pub rate_limit_key_burst: u32,
     /// Event types that mark a session completed. Default `["workshop_completed"]` (what
     /// `logSessionEvent("workshop_completed", …)` sends).
     pub completion_event_types: Vec<String>,
@@ -138,6 +146,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             rate_limit_session_per_sec: 20,
             rate_limit_session_burst: 100,
+            rate_limit_key_per_sec: 2000,
+            rate_limit_key_burst: 20_000,
             completion_event_types: vec!["workshop_completed".to_owned()],
             final_step: None,
             active_window: Duration::from_secs(300),

@@ -90,6 +90,12 @@ struct Args {
     /// Burst of POSTs for one session token above the rate.
     #[arg(long, env = "SESSION_LOG_RATE_LIMIT_SESSION_BURST", default_value_t = Config::default().rate_limit_session_burst)]
     rate_limit_session_burst: u32,
+    /// Events per second for one workshop's write key (0: no limit).
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_KEY", default_value_t = Config::default().rate_limit_key_per_sec)]
+    rate_limit_key: u32,
+    /// Burst of events for one write key above the rate.
+    #[arg(long, env = "SESSION_LOG_RATE_LIMIT_KEY_BURST", default_value_t = Config::default().rate_limit_key_burst)]
+    rate_limit_key_burst: u32,
     /// Event type that marks a session completed; repeat, or separate with commas.
     #[arg(
         long = "completion-event",
@@ -527,6 +533,8 @@ fn main() -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         rate_limit_session_per_sec: args.rate_limit_session,
         rate_limit_session_burst: args.rate_limit_session_burst,
+        rate_limit_key_per_sec: args.rate_limit_key,
+        rate_limit_key_burst: args.rate_limit_key_burst,
         completion_event_types: args.completion_events.into_iter().filter(|t| !t.trim().is_empty()).collect(),
         final_step: args.final_step,
         active_window: Duration::from_secs(args.active_minutes * 60),

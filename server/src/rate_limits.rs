@@ -1,4 +1,5 @@
-//! Token-bucket rate limits on POSTs, per client address and per session token (governor's GCRA).
+//! Token-bucket rate limits on POSTs, per client address and per session token, and on events
+//! per workshop write key (governor's GCRA).
 //! Shared by the HTTP layer (which checks them) and the background work (which forgets idle
 //! keys); a refusal is a [`Limited`], which `http::error` turns into 429 with `Retry-After`.
 
@@ -27,6 +28,8 @@ type KeyedLimiter<K> = governor::DefaultKeyedRateLimiter<K>;
 pub struct RateLimits {
     per_ip: Option<KeyedLimiter<IpAddr>>,
     per_session: Option<KeyedLimiter<String>>,
+    /// Per workshop (row id): its keys are made by an admin, so the keys are bounded.
+    per_key: Option<KeyedLimiter<i64>>,
     failed_auth: std::sync::Mutex<crate::domain::auth_throttle::AuthThrottle>,
 }
 
@@ -42,6 +45,7 @@ impl RateLimits {
             per_ip: quota(config.rate_limit_ip_per_sec, config.rate_limit_ip_burst).map(RateLimiter::keyed),
             per_session: quota(config.rate_limit_session_per_sec, config.rate_limit_session_burst)
                 .map(RateLimiter::keyed),
+            per_key: quota(config.rate_limit_key_per_sec, config.rate_limit_key_burst).map(RateLimiter::keyed),
             failed_auth: std::sync::Mutex::new(crate::domain::auth_throttle::AuthThrottle::new(
                 config.auth_failure_limit,
             )),
@@ -81,6 +85,19 @@ impl RateLimits {
         }
     }
 
+    /// Takes `events` tokens for the write key of workshop `workshop` (its row id). Errors:
+    /// [`Limited`] (`write key`) with the wait; a batch larger than the whole burst waits as
+    /// long as the burst takes to refill.
+    pub fn check_key(&self, workshop: i64, events: usize) -> Result<(), Limited> {
+        let Some(limiter) = &self.per_key else { return Ok(()) };
+        let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else { return Ok(()) };
+        match limiter.check_key_n(&workshop, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err(limited("write key", &wait)),
+            Err(_) => Err(Limited { key: "write key", retry_after_secs: 1 }),
+        }
+    }
+
     /// Forgets keys whose buckets are full again, so memory follows the active clients only.
     pub fn forget_idle_keys(&self) {
         if let Some(limiter) = &self.per_ip {
@@ -90,6 +107,9 @@ impl RateLimits {
         if let Some(limiter) = &self.per_session {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_key {
+            limiter.retain_recent();
         }
     }
 }

@@ -197,6 +197,40 @@ on_both_backends! {
         assert!(server.metric("session_log_rate_limited_total{key=\"session token\"}") >= 1.0);
     }
 
+    // A write key over its rate (counted in events) gets 429 naming the key, and stores nothing
+    // of that batch; another workshop's key and keyless events are unaffected.
+    fn write_key_rate_limit_counts_events(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.admin_tokens = vec![common::ADMIN.into()];
+            c.rate_limit_session_per_sec = 0;
+            c.rate_limit_key_per_sec = 1;
+            c.rate_limit_key_burst = 30;
+        });
+        let key = |slug: &str| {
+            let (status, made) = common::admin(&server, "POST", "/api/workshops", &json!({"slug": slug, "name": slug}));
+            assert_eq!(status, 201, "{made}");
+            made["writeKey"].as_str().unwrap().to_owned()
+        };
+        let (busy, calm) = (key("busy"), key("calm"));
+        let batch = |key: Option<&str>, n: usize, token: &str| {
+            let events: Vec<_> = (0..n).map(|i| event(token, "action", json!({"n": i}))).collect();
+            let mut body = json!({"events": events});
+            if let Some(key) = key {
+                body["writeKey"] = json!(key);
+            }
+            server.request("POST", "/api/session-log", &[JSON], body.to_string().as_bytes())
+        };
+        assert_eq!(batch(Some(&busy), 25, "ws_b1").status, 200, "within the burst");
+        let limited = batch(Some(&busy), 10, "ws_b2");
+        assert_eq!(limited.status, 429, "25 + 10 events > 30");
+        assert!(limited.json()["error"].as_str().unwrap().contains("write key"), "{}", limited.text);
+        assert!(limited.retry_after.is_some());
+        assert_eq!(batch(Some(&calm), 25, "ws_c1").status, 200, "another key has its own bucket");
+        assert_eq!(batch(None, 25, "ws_k1").status, 200, "keyless events are not counted");
+        assert_eq!(server.stored_rows(), 75, "nothing of the refused batch");
+        assert!(server.metric("session_log_rate_limited_total{key=\"write key\"}") >= 1.0);
+    }
+
     // A client address over its rate gets 429 before its body is even read.
     fn address_rate_limit_answers_429(backend) {
         let server = TestServer::on_with(backend, |c| {

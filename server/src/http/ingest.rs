@@ -104,6 +104,11 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     for event in &mut events {
         event.placement = placement;
     }
+    // A keyed workshop's events count against its key's rate (keyless ones against the
+    // address's and the sessions').
+    if credentials.write_key.is_some() {
+        state.limits.check_key(workshop.id, events.len())?;
+    }
     let mut checked: Vec<&str> = Vec::with_capacity(1);
     for event in &events {
         if !checked.contains(&event.session_token.as_str()) {

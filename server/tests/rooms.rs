@@ -66,6 +66,37 @@ fn earlier_run(server: &TestServer, key: &str, room: &str, prefix: &str, spent_m
 }
 
 on_both_backends! {
+    // An instructor moves lobby sessions into a room of their workshop; a session of another
+    // workshop and an unknown token stay; reads by room follow at once; helper tokens may not.
+    fn instructors_move_lobby_sessions_into_a_room(backend) {
+        let server = TestServer::on_with(backend, |c| c.admin_tokens = vec![ADMIN.into()]);
+        let voice = workshop(&server, "voice-ai");
+        let pipes = workshop(&server, "pipelines");
+        let code = |room: &Value| room["code"].as_str().unwrap().to_owned();
+        let london = code(&room(&server, "voice-ai", json!({"name": "London", "opensAt": "2999-01-01T00:00:00Z"})));
+        post(&server, "ws_lobby_1", Some(&voice), None);
+        post(&server, "ws_lobby_2", Some(&voice), None);
+        post(&server, "ws_pipes", Some(&pipes), None);
+        assert!(sessions(&server, &format!("room={london}")).is_empty(), "no open room: the lobby");
+        let (status, answer) = admin(&server, "POST", &format!("/api/rooms/{}/sessions", london.to_lowercase()),
+            &json!({"sessionTokens": ["ws_lobby_1", "ws_lobby_2", "ws_pipes", "ws_nobody"]}));
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["moved"].as_array().unwrap().len(), 2, "{answer}");
+        assert_eq!(answer["notMoved"], json!(["ws_pipes", "ws_nobody"]), "{answer}");
+        assert_eq!(sessions(&server, &format!("room={london}")), ["ws_lobby_1", "ws_lobby_2"]);
+        assert_eq!(sessions(&server, "workshop=pipelines"), ["ws_pipes"]);
+        let (status, answer) = admin(&server, "POST", "/api/rooms/ZZZZZZ/sessions", &json!({"sessionTokens": ["ws_lobby_1"]}));
+        assert_eq!(status, 404, "{answer}");
+        let (status, answer) = admin(&server, "POST", &format!("/api/rooms/{london}/sessions"), &json!({"sessionTokens": []}));
+        assert_eq!(status, 400, "{answer}");
+        let (status, made) = admin(&server, "POST", "/api/tokens", &json!({"name": "Sam", "role": "instructor", "rooms": [london]}));
+        assert_eq!(status, 201, "{made}");
+        let answer = server.request("POST", &format!("/api/rooms/{london}/sessions"),
+            &[("Authorization", &format!("Bearer {}", made["token"].as_str().unwrap())), ("Content-Type", "application/json")],
+            json!({"sessionTokens": ["ws_lobby_1"]}).to_string().as_bytes());
+        assert_eq!(answer.status, 403, "{}", answer.text);
+    }
+
     // A new room is judged against its workshop's earlier rooms: its report shows their median
     // beside its own, and a student who sits on a step longer than twice that median is stuck
     // "usually … here in earlier runs"; another workshop's rooms do not count.

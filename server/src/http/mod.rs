@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod params;
 pub mod report;
+pub mod room_sessions;
 pub mod rooms;
 pub mod sessions;
 pub mod sse;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/workshops/{slug}/rooms", "POST").route(web::post().to(rooms::create_room)))
                 .service(resource("/rooms", "GET").route(web::get().to(rooms::list_rooms)))
+                .service(resource("/rooms/{code}/sessions", "POST").route(web::post().to(room_sessions::move_sessions)))
                 .service(
                     resource("/tokens", "GET, POST")
                         .route(web::get().to(tokens::list_tokens))

@@ -46,6 +46,7 @@ impl Modify for BearerToken {
         crate::http::workshops::revoke_write_key,
         crate::http::rooms::create_room,
         crate::http::rooms::list_rooms,
+        crate::http::room_sessions::move_sessions,
         crate::http::tokens::create_token,
         crate::http::tokens::list_tokens,
         crate::http::tokens::revoke_token,

@@ -121,6 +121,15 @@ pub trait Backend: Send + Sync {
     /// `session_rooms` row (a session without one is `default`'s lobby).
     async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError>;
 
+    /// Moves the sessions among `tokens` placed in workshop `workshop_id` into room `room_id`;
+    /// returns those moved.
+    async fn move_sessions(
+        &self,
+        tokens: Vec<String>,
+        workshop_id: i64,
+        room_id: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Every room, by id.
     async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError>;
 

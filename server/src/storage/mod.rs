@@ -556,6 +556,23 @@ impl Storage {
         self.backend.session_places(tokens).await
     }
 
+    /// Moves the sessions among `tokens` that belong to workshop `workshop_id` (from its lobby or
+    /// another of its rooms) into its room `room_id`: a session that joined without a code, or
+    /// the wrong one, is put where it sits. Returns the tokens moved; a token of another
+    /// workshop, or of no stored session, is left as it is. Their events count in the new room's
+    /// reads at once, and in its alert rules within a minute. Errors: as for [`Storage::events`].
+    pub async fn move_sessions(
+        &self,
+        tokens: Vec<String>,
+        workshop_id: i64,
+        room_id: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.move_sessions(tokens, workshop_id, room_id).await
+    }
+
     /// Every room, by id: what the ingest path assigns sessions to and `room=` names. Errors: as
     /// for [`Storage::events`].
     pub async fn rooms(&self) -> Result<Vec<crate::domain::workshop::Room>, StoreError> {

@@ -215,6 +215,8 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         if refresh {
             earlier_read = Some(std::time::Instant::now());
             earlier_known.clear();
+            // Sessions an instructor moved into a room are judged there from now on.
+            places.known.clear();
         }
         let new_rooms: Vec<Label> = engine.rooms().into_iter().filter(|l| !earlier_known.contains(l)).collect();
         read_earlier_runs(state, &mut engine, &new_rooms).await;
@@ -261,8 +263,9 @@ async fn read_earlier_runs(state: &AppState, engine: &mut PlacedEngines, rooms: 
     }
 }
 
-/// Where the sessions the rules saw were placed (`session_rooms`, read once per session), as
-/// alerts name places. At most `2 × MAX_SESSIONS` are kept; past it they are read again.
+/// Where the sessions the rules saw were placed (`session_rooms`, read once per session and
+/// again every `EARLIER_REFRESH`, so a session moved into a room follows), as alerts name
+/// places. At most `2 × MAX_SESSIONS` are kept; past it they are read again.
 #[derive(Default)]
 struct Places {
     known: HashMap<String, Label>,

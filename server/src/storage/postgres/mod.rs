@@ -390,6 +390,20 @@ impl Backend for PostgresStore {
         self.on_runtime(async move { workshops::rooms(&sql::connection(&pool).await?).await }).await
     }
 
+    /// `Storage::move_sessions`.
+    async fn move_sessions(
+        &self,
+        tokens: Vec<String>,
+        workshop_id: i64,
+        room_id: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move {
+            workshops::move_sessions(&sql::connection(&pool).await?, &tokens, workshop_id, room_id).await
+        })
+        .await
+    }
+
     /// `Storage::session_places`.
     async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
         let pool = self.pool.clone();

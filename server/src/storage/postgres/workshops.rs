@@ -75,6 +75,22 @@ pub(super) async fn rooms(client: &impl GenericClient) -> Result<Vec<Room>, Stor
     Ok(rows.iter().map(room).collect())
 }
 
+/// `Storage::move_sessions`.
+pub(super) async fn move_sessions(
+    client: &impl GenericClient,
+    tokens: &[String],
+    workshop_id: i64,
+    room_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sql::query(
+        client,
+        "UPDATE session_rooms SET room_id = $1 WHERE workshop_id = $2 AND session_token = ANY($3) RETURNING session_token",
+        &[&room_id, &workshop_id, &tokens],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// `Storage::session_places`.
 pub(super) async fn session_places(
     client: &impl GenericClient,

@@ -384,6 +384,19 @@ impl Backend for SqliteStore {
         self.read(workshops::rooms).await
     }
 
+    /// `Storage::move_sessions`.
+    async fn move_sessions(
+        &self,
+        tokens: Vec<String>,
+        workshop_id: i64,
+        room_id: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::move_sessions(&path, &tokens, workshop_id, room_id))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
     /// `Storage::session_places`.
     async fn session_places(&self, tokens: Vec<String>) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
         self.read(move |conn| workshops::session_places(conn, &tokens)).await

@@ -67,6 +67,28 @@ pub fn rooms(conn: &Connection) -> Result<Vec<Room>, SqliteError> {
         .collect::<Result<_, _>>()?)
 }
 
+/// `Storage::move_sessions`, on a connection of its own (the writer remembers only that a
+/// session is placed, not where). Errors: SQLite's.
+pub fn move_sessions(
+    path: &Path,
+    tokens: &[String],
+    workshop_id: i64,
+    room_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let conn = admin_connection(path)?;
+    let list = serde_json::to_string(tokens).expect("strings serialize");
+    let moved = conn
+        .prepare(
+            "UPDATE session_rooms SET room_id = ?1
+             WHERE workshop_id = ?2 AND session_token IN (SELECT value FROM json_each(?3)) RETURNING session_token",
+        )
+        .and_then(|mut statement| {
+            statement.query_map((room_id, workshop_id, list), |r| r.get(0))?.collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(SqliteError::from)?;
+    Ok(moved)
+}
+
 /// `Storage::session_places`: the tokens travel as one JSON array (one statement whatever
 /// their number). Errors: SQLite's.
 pub fn session_places(conn: &Connection, tokens: &[String]) -> Result<Vec<(String, i64, Option<i64>)>, SqliteError> {

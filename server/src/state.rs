@@ -39,6 +39,9 @@ pub struct AppState {
 #[derive(Default)]
 pub struct Workshops {
     current: std::sync::RwLock<Arc<Directory>>,
+    /// When each helper token's use was last written (by token id: tokens are an admin's, so
+    /// the map is bounded by them).
+    uses_written: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
 }
 
 /// One reading of the workshops, rooms and helper tokens.
@@ -84,6 +87,23 @@ impl Directory {
 impl Workshops {
     /// How often the workshops are read again.
     pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// How often a helper token's last use is written, at most.
+    pub const USE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Whether helper token `id`'s use should be written now (not within [`Self::USE_EVERY`]);
+    /// if so, counts it as written.
+    pub fn use_due(&self, id: i64) -> bool {
+        let mut written = self.uses_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match written.get(&id) {
+            Some(at) if now.duration_since(*at) < Self::USE_EVERY => false,
+            _ => {
+                written.insert(id, now);
+                true
+            }
+        }
+    }
 
     /// The workshops and rooms as last read.
     pub fn snapshot(&self) -> Arc<Directory> {

@@ -77,6 +77,7 @@ on_both_backends! {
         let listed = read(&server, ADMIN, "/api/tokens");
         assert_eq!(listed["tokens"][0]["name"], "Alex");
         assert!(listed["tokens"][0].get("token").is_none(), "shown once: {listed}");
+        assert!(listed["tokens"][0].get("lastUsedAt").is_none(), "not used yet: {listed}");
 
         assert_eq!(tokens_of(&read(&server, &alex, "/api/sessions")["sessions"], "sessionToken"), ["ws_a"]);
         assert_eq!(tokens_of(&read(&server, &alex, &format!("/api/sessions?room={room_a}"))["sessions"], "sessionToken"), ["ws_a"]);
@@ -103,6 +104,12 @@ on_both_backends! {
         assert_eq!(call(&server, &alex, "DELETE", "/api/students/ana@example.com", &Value::Null).0, 403);
         assert_eq!(call(&server, &alex, "POST", "/api/workshops", &json!({"slug": "x", "name": "x"})).0, 403);
         assert_eq!(call(&server, &alex, "GET", "/api/tokens", &Value::Null).0, 403);
+        // Its use is recorded (written off the request's path, at most once a minute).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while read(&server, ADMIN, "/api/tokens")["tokens"][0].get("lastUsedAt").is_none() {
+            assert!(std::time::Instant::now() < deadline, "no lastUsedAt within 5 s");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
 
         let id = created["id"].as_i64().unwrap();
         let (status, text) = call(&server, ADMIN, "DELETE", &format!("/api/tokens/{id}"), &Value::Null);

@@ -59,6 +59,9 @@ pub struct HelperToken {
     pub created_at: String,
     /// When it was revoked (ISO 8601 UTC), if it was.
     pub revoked_at: Option<String>,
+    /// When a request last presented it (ISO 8601 UTC; written at most once a minute per
+    /// server), if one did.
+    pub last_used_at: Option<String>,
 }
 
 /// A new token from 24 random bytes: `ht_` and 48 lowercase hex digits (192 bits).
@@ -156,6 +159,7 @@ mod tests {
             rooms: vec![10],
             created_at: "2026-12-07T10:00:00.000Z".into(),
             revoked_at: None,
+            last_used_at: None,
         }];
         assert_eq!(find(&stored, &token).map(|t| t.id), Some(1));
         assert_eq!(find(&stored, &new_token([8; 24])), None);

@@ -55,7 +55,7 @@ fn role(req: &HttpRequest) -> Result<Role, ApiError> {
 }
 
 /// The role of the request's bearer token, without the throttle.
-fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
+fn token_role(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Role, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -71,6 +71,15 @@ fn token_role(req: &HttpRequest, state: &AppState) -> Result<Role, ApiError> {
     } else {
         let directory = state.workshops.snapshot();
         let helper = crate::domain::helper::find(&directory.helpers, presented).ok_or(ApiError::Unauthorized)?;
+        // Its last use, written at most once a minute, off the request's path.
+        if state.workshops.use_due(helper.id) {
+            let (state, id) = (state.clone(), helper.id);
+            actix_web::rt::spawn(async move {
+                if let Err(error) = state.storage.record_token_use(id).await {
+                    tracing::warn!(%error, token = id, "a helper token's last use was not recorded");
+                }
+            });
+        }
         Ok(Role::Helper { role: helper.role, rooms: helper.rooms.clone() })
     }
 }

@@ -46,6 +46,9 @@ pub struct TokenView {
     /// When it was revoked (ISO 8601 UTC), if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// When a request last presented it (ISO 8601 UTC, to the minute), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
 }
 
 impl TokenView {
@@ -63,6 +66,7 @@ impl TokenView {
                 .collect(),
             created_at: token.created_at,
             revoked_at: token.revoked_at,
+            last_used_at: token.last_used_at,
         }
     }
 }

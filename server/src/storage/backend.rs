@@ -136,6 +136,9 @@ pub trait Backend: Send + Sync {
     /// Creates a room. Errors: [`StoreError::Conflict`] when its join code is taken.
     async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError>;
 
+    /// Records that helper token `id` was used now.
+    async fn record_token_use(&self, id: i64) -> Result<(), StoreError>;
+
     /// Every helper token, by id.
     async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError>;
 

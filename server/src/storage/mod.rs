@@ -595,6 +595,12 @@ impl Storage {
         self.backend.create_room(new).await
     }
 
+    /// Records that helper token `id` was used now (`lastUsedAt`). Errors: as for
+    /// [`Storage::events`].
+    pub async fn record_token_use(&self, id: i64) -> Result<(), StoreError> {
+        self.backend.record_token_use(id).await
+    }
+
     /// Every helper token (hashes only), by id. Errors: as for [`Storage::events`].
     pub async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError> {
         self.backend.helper_tokens().await

@@ -416,6 +416,12 @@ impl Backend for PostgresStore {
         self.on_runtime(async move { workshops::create_room(&sql::connection(&pool).await?, &new).await }).await
     }
 
+    /// `Storage::record_token_use`.
+    async fn record_token_use(&self, id: i64) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { workshops::record_token_use(&sql::connection(&pool).await?, id).await }).await
+    }
+
     /// `Storage::helper_tokens`.
     async fn helper_tokens(&self) -> Result<Vec<crate::domain::helper::HelperToken>, StoreError> {
         let pool = self.pool.clone();

@@ -123,7 +123,8 @@ pub(super) async fn create_room(client: &impl GenericClient, new: &NewRoom) -> R
 /// The columns [`helper_token`] reads, times as ISO 8601 UTC with ms.
 const TOKEN_COLUMNS: &str = r#"token_id, name, role, token_hash, rooms::text,
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+    to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
 fn helper_token(row: &Row) -> Result<HelperToken, StoreError> {
     Ok(HelperToken {
@@ -134,7 +135,14 @@ fn helper_token(row: &Row) -> Result<HelperToken, StoreError> {
         rooms: rooms_from_json(row.get(4))?,
         created_at: row.get(5),
         revoked_at: row.get(6),
+        last_used_at: row.get(7),
     })
+}
+
+/// `Storage::record_token_use`.
+pub(super) async fn record_token_use(client: &impl GenericClient, id: i64) -> Result<(), StoreError> {
+    sql::execute(client, "UPDATE helper_tokens SET last_used_at = now() WHERE token_id = $1", &[&id]).await?;
+    Ok(())
 }
 
 /// Every helper token, by id.

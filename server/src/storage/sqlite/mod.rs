@@ -69,6 +69,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V6__workshops.sql")),
     M::up(include_str!("../../../migrations/sqlite/V7__rooms_and_helper_tokens.sql")),
     M::up(include_str!("../../../migrations/sqlite/V8__alert_places.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V9__helper_token_use.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -406,6 +407,14 @@ impl Backend for SqliteStore {
     async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || workshops::create_room(&path, &new, &super::now_iso()))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::record_token_use`.
+    async fn record_token_use(&self, id: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || workshops::record_token_use(&path, id, &super::now_iso()))
             .await
             .map_err(|_| StoreError::Stopped)?
     }

@@ -120,16 +120,16 @@ pub fn create_room(path: &Path, new: &NewRoom, at: &str) -> Result<Room, StoreEr
     row.ok_or_else(|| StoreError::Conflict(format!("a room with code {:?} exists", new.code)))
 }
 
-const TOKEN_COLUMNS: &str = "token_id, name, role, token_hash, rooms, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "token_id, name, role, token_hash, rooms, created_at, revoked_at, last_used_at";
 
-type TokenRow = (i64, String, String, String, String, String, Option<String>);
+type TokenRow = (i64, String, String, String, String, String, Option<String>, Option<String>);
 
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
 fn helper_token(
-    (id, name, role, token_hash, rooms, created_at, revoked_at): TokenRow,
+    (id, name, role, token_hash, rooms, created_at, revoked_at, last_used_at): TokenRow,
 ) -> Result<HelperToken, SqliteError> {
     Ok(HelperToken {
         id,
@@ -139,7 +139,16 @@ fn helper_token(
         rooms: rooms_from_json(&rooms)?,
         created_at,
         revoked_at,
+        last_used_at,
     })
+}
+
+/// `Storage::record_token_use`. Errors: SQLite's.
+pub fn record_token_use(path: &Path, id: i64, at: &str) -> Result<(), StoreError> {
+    let conn = admin_connection(path)?;
+    conn.execute("UPDATE helper_tokens SET last_used_at = ?2 WHERE token_id = ?1", (id, at))
+        .map_err(SqliteError::from)?;
+    Ok(())
 }
 
 /// Every helper token, by id.

@@ -191,13 +191,15 @@ window.addEventListener("unhandledrejection", (e) => window.errors.push(String(e
 pub const INSTRUCTOR_TOKEN: &str = "e2e-instructor-token";
 
 /// Server arguments for a test that posts faster than a page would: the instructor token, and
-/// the per-address and per-session rate limits off.
-pub const UNLIMITED: [&str; 8] = [
+/// the per-address, per-session and per-key rate limits off.
+pub const UNLIMITED: [&str; 10] = [
     "--instructor-token",
     INSTRUCTOR_TOKEN,
     "--rate-limit-ip",
     "0",
     "--rate-limit-session",
+    "0",
+    "--rate-limit-key",
     "0",
     "--auth-failure-limit",
     "0",

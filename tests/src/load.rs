@@ -27,6 +27,9 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Stop after this many requests in all (bounds the load whatever the speed).
     pub max_requests: usize,
+    /// Batch fields written after `events` (e.g. `,"writeKey":"wk_…","room":"K7QW3M"`), as the
+    /// client writes them; empty for none.
+    pub envelope: String,
 }
 
 /// What happened.
@@ -163,7 +166,9 @@ async fn client_loop(
             seq += 1;
         }
         if config.batch_size > 0 {
-            body.push_str("]}");
+            body.push(']');
+            body.push_str(&config.envelope);
+            body.push('}');
         }
         let request = hyper::Request::post(url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")

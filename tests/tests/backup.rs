@@ -12,7 +12,14 @@ use session_log_e2e::{server_bin, Server, INSTRUCTOR_TOKEN, UNLIMITED};
 use uuid::Uuid;
 
 fn load(url: &str, seconds: u64, max_requests: usize) -> LoadConfig {
-    LoadConfig { url: url.to_owned(), clients: 4, batch_size: 50, duration: Duration::from_secs(seconds), max_requests }
+    LoadConfig {
+        url: url.to_owned(),
+        clients: 4,
+        batch_size: 50,
+        duration: Duration::from_secs(seconds),
+        max_requests,
+        envelope: String::new(),
+    }
 }
 
 /// Every event id in a SQLite file, checking that none is stored twice.

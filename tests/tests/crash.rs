@@ -79,6 +79,7 @@ fn steady_load(url: &str) -> Load {
         batch_size: 20,
         duration: Duration::from_secs(30),
         max_requests: 200_000,
+        envelope: String::new(),
     })
 }
 

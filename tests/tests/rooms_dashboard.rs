@@ -202,5 +202,39 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     let alerts = browser.run("return document.querySelector('#help-list').textContent", vec![]).await;
     assert!(!alerts.as_str().unwrap().contains("Provisioning"), "room A's help request is not room B's: {alerts}");
     screenshot(&browser, "rooms-room-b.png").await;
+    let hidden = browser.run("return document.querySelector('#admin').hidden", vec![]).await;
+    assert_eq!(hidden, true, "the instructor token may not manage when an admin token is set");
+
+    // The admin makes a room and an assistant's token in the panel; the sign-in link it shows
+    // opens that room for the assistant.
+    browser.client.goto(&format!("{}/dashboard/#token={ADMIN}", server.url)).await.expect("open as admin");
+    browser.wait_until("return !document.querySelector('#admin').hidden").await;
+    browser.click("#admin summary").await;
+    browser.wait_for_text("#admin-workshops tbody", |t| t.contains("voice-ai") && t.contains("wk_")).await;
+    browser.run("document.querySelector('#new-room-workshop').value = 'pipelines'", vec![]).await;
+    browser.type_into("#new-room-name", "Berlin, 8 Dec").await;
+    browser.click("#new-room button[type=submit]").await;
+    let rooms = browser.wait_for_text("#admin-rooms tbody", |t| t.contains("Berlin, 8 Dec")).await;
+    assert!(rooms.contains("pipelines"), "{rooms}");
+    browser.type_into("#new-token-name", "Sam").await;
+    browser.run(
+        "[...document.querySelectorAll('#new-token-rooms input')].find((b) => b.value === arguments[0]).checked = true",
+        vec![json!(room_b)],
+    )
+    .await;
+    browser.click("#new-token button[type=submit]").await;
+    browser.wait_for_text("#admin-tokens tbody", |t| t.contains("Sam")).await;
+    let link = browser.run("return document.querySelector('#new-token-link').value", vec![]).await;
+    let link = link.as_str().unwrap().to_owned();
+    assert!(link.contains(&format!("?room={room_b}#token=ht_")), "{link}");
+    browser.run("window.scrollTo(0, 0)", vec![]).await;
+    screenshot(&browser, "rooms-admin.png").await;
+    let violations = axe_violations(&browser).await;
+    assert!(violations.is_empty(), "axe-core on the admin panel:\n{}", violations.join("\n"));
+    browser.client.goto(&link).await.expect("open the sign-in link");
+    browser.wait_for_text("#join-code", |t| t == room_b).await;
+    let options =
+        browser.run("return [...document.querySelectorAll('#room option')].map((o) => o.value)", vec![]).await;
+    assert_eq!(options, json!(["", room_b]), "Sam's one room");
     browser.close().await;
 }

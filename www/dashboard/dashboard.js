@@ -9,13 +9,14 @@
 // never as HTML: a student's eventData cannot inject markup or script.
 //
 // This file wires the page; the parts are ES modules beside it (no build step): common.js,
-// sessions.js, timeline.js, live.js, alerts.js, student.js, rooms.js.
+// sessions.js, timeline.js, live.js, alerts.js, student.js, rooms.js, admin.js.
 
 // Export, the token form, and the wiring of the page.
 
 import { connectAlerts, loadAlerts, renderAlerts } from "./alerts.js";
 import { $, api, el, filters, handle, SELECTED, SESSIONS_LOADED, state, TOKEN_KEY, whenUnauthorized } from "./common.js";
 import { connectLive, setLive } from "./live.js";
+import { loadAdmin, wireAdmin } from "./admin.js";
 import { chooseRoom, loadRooms, showProjector } from "./rooms.js";
 import { refresh, renderSessions } from "./sessions.js";
 import { showStudent } from "./student.js";
@@ -50,6 +51,7 @@ function signOut(message) {
   setLive(false);
   $("#board").hidden = true;
   $("#room-bar").hidden = true;
+  $("#admin").hidden = true;
   $("#sign-out").hidden = true;
   $("#token-form").hidden = false;
   $("#token-error").textContent = message || "";
@@ -71,9 +73,15 @@ async function open() {
   $("#sign-out").hidden = false;
   await loadRooms();
   load();
+  loadAdmin();
 }
 
 whenUnauthorized(signOut);
+// The live tail and the alert stream end with the page: a browser holds at most six connections
+// to a server, and streams left to time out would starve the next page's reads.
+window.addEventListener("pagehide", () => {
+  for (const slot of ["live", "alertsLive"]) if (state[slot]) state[slot].abort();
+});
 document.addEventListener(SELECTED, renderSessions);
 // A help request names its student once the sessions that carry the name are loaded.
 document.addEventListener(SESSIONS_LOADED, renderAlerts);
@@ -91,6 +99,7 @@ $("#room").addEventListener("change", () => {
   $("#detail").hidden = true;
   load();
 });
+wireAdmin();
 $("#show-join").addEventListener("click", () => showProjector(true));
 $("#hide-join").addEventListener("click", () => showProjector(false));
 $("#projector").addEventListener("keydown", (event) => { if (event.key === "Escape") showProjector(false); });

@@ -12,6 +12,9 @@
 //! With `--compare-wal-shim`, every round also runs the single-event phase against a second
 //! SQLite server started with `SESSION_LOG_WAL_SHIM=off` (the writer on SQLite's default VFS),
 //! right after the first's, and prints both servers' events/s and CPU per event side by side.
+//! With `--with-room`, every batched phase (SQLite and PostgreSQL) is run twice in turn, without
+//! and with a workshop's write key and a room's join code on every batch (what a page with
+//! `configure({writeKey, room})` sends), and both are printed with their ratio.
 //! Bounded: each phase runs for `--seconds` (default 10) and a fixed request budget.
 
 use std::time::{Duration, Instant};
@@ -100,6 +103,24 @@ impl Drop for NodePeer {
     }
 }
 
+/// Makes a workshop and a room on `server` (through its API, with the instructor token, which may
+/// manage workshops when no admin token is set) and returns the batch fields a page with that
+/// key and room sends: `,"writeKey":"wk_…","room":"CODE"`.
+fn keyed_envelope(server: &dyn Target) -> anyhow::Result<String> {
+    let post = |path: &str, body: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let mut response = ureq::post(&format!("{}{path}", server.url()))
+            .header("Authorization", &format!("Bearer {}", session_log_e2e::INSTRUCTOR_TOKEN))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())?;
+        Ok(serde_json::from_str(&response.body_mut().read_to_string()?)?)
+    };
+    let workshop = post("/api/workshops", serde_json::json!({"slug": "bench", "name": "Bench"}))?;
+    let room = post("/api/workshops/bench/rooms", serde_json::json!({"name": "Bench room"}))?;
+    let (key, code) = (workshop["writeKey"].as_str(), room["code"].as_str());
+    let (Some(key), Some(code)) = (key, code) else { anyhow::bail!("no key or room: {workshop} {room}") };
+    Ok(format!(r#","writeKey":"{key}","room":"{code}""#))
+}
+
 /// Rows per transaction of the ceiling (as many as the server's largest group commit).
 const CEILING_ROWS_PER_TX: usize = 5000;
 /// Turns each batched phase and its ceiling take (each gets `--seconds` / SLICES per turn).
@@ -110,6 +131,8 @@ struct Batched {
     clients: usize,
     rate: f64,
     ceiling_rate: f64,
+    /// With `--with-room`: events/s of the same phase with a write key and a room on every batch.
+    keyed_rate: Option<f64>,
 }
 
 impl Batched {
@@ -131,6 +154,8 @@ struct Round {
     postgres_pair: Option<PostgresRound>,
     /// The plain Node.js service on PostgreSQL (with `--database-url`), same figures.
     node: Option<PostgresRound>,
+    /// With `--with-room`: the PostgreSQL server's batched phases with a write key and a room.
+    postgres_keyed: Option<PostgresRound>,
     /// With `--compare-wal-shim`: single events/s and server CPU per event (µs) with the shim,
     /// then without it.
     wal_shim: Option<[(f64, f64); 2]>,
@@ -145,7 +170,7 @@ type PostgresRound = (Vec<f64>, f64, f64, f64);
 /// peer), printed under the group's name. The groups take turns phase by phase, so that figures
 /// compared with each other were taken seconds apart.
 fn postgres_phases(
-    groups: &[(&str, Vec<&dyn Target>)],
+    groups: &[(&str, Vec<&dyn Target>, String)],
     batch_clients: &[usize],
     single_clients: usize,
     phase: Duration,
@@ -153,9 +178,15 @@ fn postgres_phases(
     let mut rates = vec![Vec::new(); groups.len()];
     let mut cpu = vec![Vec::new(); groups.len()];
     for &clients in batch_clients {
-        for (i, (name, targets)) in groups.iter().enumerate() {
-            let load =
-                LoadConfig { url: String::new(), clients, batch_size: 50, duration: phase, max_requests: 400_000 };
+        for (i, (name, targets, envelope)) in groups.iter().enumerate() {
+            let load = LoadConfig {
+                url: String::new(),
+                clients,
+                batch_size: 50,
+                duration: phase,
+                max_requests: 400_000,
+                envelope: envelope.clone(),
+            };
             let measured = Measured::load_spread(targets, load);
             measured.print(&format!("{name} batched ({clients} clients × 50 events/POST)"));
             rates[i].push(measured.rate());
@@ -163,13 +194,19 @@ fn postgres_phases(
         }
     }
     let mut out = Vec::with_capacity(groups.len());
-    for (i, (name, targets)) in groups.iter().enumerate() {
+    for (i, (name, targets, envelope)) in groups.iter().enumerate() {
+        if !envelope.is_empty() {
+            // Single events carry no batch fields: the keyed groups measure batches only.
+            out.push((std::mem::take(&mut rates[i]), 0.0, 0.0, median(std::mem::take(&mut cpu[i]).into_iter())));
+            continue;
+        }
         let load = LoadConfig {
             url: String::new(),
             clients: single_clients,
             batch_size: 0,
             duration: phase,
             max_requests: 1_000_000,
+            envelope: String::new(),
         };
         let single = Measured::load_spread(targets, load);
         single.print(&format!("{name} single events ({single_clients} clients × 1 event/POST)"));
@@ -248,6 +285,13 @@ fn main() -> anyhow::Result<()> {
     let server_wal = dir.path().join("bench.db-wal");
     let wal_peak = WalPeak::watch(server_wal.clone());
     warm_up(&server.url);
+    // `--with-room`: the batch fields of a workshop and room made on each server.
+    let with_room = std::env::args().any(|a| a == "--with-room");
+    let sqlite_envelope = if with_room && on_sqlite { Some(keyed_envelope(&server)?) } else { None };
+    let postgres_envelope = match (&postgres, with_room) {
+        (Some((_, pg)), true) => Some(keyed_envelope(pg)?),
+        _ => None,
+    };
 
     // Each round measures every batched phase, each followed by its ceiling, then single events,
     // so that each ratio compares two figures taken a few seconds apart: the host's load changes
@@ -263,6 +307,7 @@ fn main() -> anyhow::Result<()> {
             let slice = phase / SLICES;
             let mut ceiling = Ceiling::open(dir.path(), clients)?;
             let mut measured = Measured::default();
+            let mut keyed = Measured::default();
             for _ in 0..SLICES {
                 let load = LoadConfig {
                     url: server.url.clone(),
@@ -270,15 +315,24 @@ fn main() -> anyhow::Result<()> {
                     batch_size: 50,
                     duration: slice,
                     max_requests: 400_000,
+                    envelope: String::new(),
                 };
+                if let Some(envelope) = &sqlite_envelope {
+                    keyed.add(Measured::load(&server, LoadConfig { envelope: envelope.clone(), ..load.clone() }));
+                    wait_until_idle(&server_wal);
+                }
                 measured.add(Measured::load(&server, load));
                 wait_until_idle(&server_wal);
                 ceiling.run_for(slice)?;
                 ceiling.settle();
             }
             measured.print(&format!("batched ({clients} clients × 50 events/POST, {SLICES} slices)"));
+            let keyed_rate = sqlite_envelope.as_ref().map(|_| {
+                keyed.print(&format!("batched with a write key and a room ({clients} clients, {SLICES} slices)"));
+                keyed.rate()
+            });
             ceiling.print();
-            batched.push(Batched { clients, rate: measured.rate(), ceiling_rate: ceiling.rate() });
+            batched.push(Batched { clients, rate: measured.rate(), ceiling_rate: ceiling.rate(), keyed_rate });
         }
 
         let load = LoadConfig {
@@ -287,6 +341,7 @@ fn main() -> anyhow::Result<()> {
             batch_size: 0,
             duration: phase,
             max_requests: 1_000_000,
+            envelope: String::new(),
         };
         let single = if on_sqlite {
             let single = Measured::load(&server, load.clone());
@@ -301,19 +356,27 @@ fn main() -> anyhow::Result<()> {
             without.print(&format!("single events without the WAL shim ({single_clients} clients × 1 event/POST)"));
             [(single.rate(), single.cpu_per_event_us()), (without.rate(), without.cpu_per_event_us())]
         });
-        let mut groups: Vec<(&str, Vec<&dyn Target>)> = Vec::new();
+        let mut groups: Vec<(&str, Vec<&dyn Target>, String)> = Vec::new();
         if let Some(peer) = &node_peer {
-            groups.push(("Node.js peer (node:http + pg)", vec![peer]));
+            groups.push(("Node.js peer (node:http + pg)", vec![peer], String::new()));
         }
         if let Some((_, pg)) = &postgres {
-            groups.push(("PostgreSQL", vec![pg]));
+            groups.push(("PostgreSQL", vec![pg], String::new()));
+            if let Some(envelope) = &postgres_envelope {
+                groups.push(("PostgreSQL with a write key and a room", vec![pg], envelope.clone()));
+            }
         }
         if let Some((_, a, b)) = &postgres_pair {
-            groups.push(("PostgreSQL, two servers,", vec![a, b]));
+            groups.push(("PostgreSQL, two servers,", vec![a, b], String::new()));
         }
         let mut measured = postgres_phases(&groups, &batch_clients, single_clients, phase).into_iter();
         let node = node_peer.as_ref().and_then(|_| measured.next());
-        let postgres = postgres.as_ref().and_then(|_| measured.next());
+        let postgres_keyed_round = postgres.as_ref().map(|_| {
+            let plain = measured.next();
+            let keyed = postgres_envelope.as_ref().and_then(|_| measured.next());
+            (plain, keyed)
+        });
+        let (postgres, postgres_keyed) = postgres_keyed_round.unwrap_or((None, None));
         let postgres_pair = postgres_pair.as_ref().and_then(|_| measured.next());
         results.push(Round {
             batched,
@@ -322,6 +385,7 @@ fn main() -> anyhow::Result<()> {
             postgres,
             postgres_pair,
             node,
+            postgres_keyed,
             wal_shim,
         });
     }
@@ -361,6 +425,13 @@ fn main() -> anyhow::Result<()> {
             let ratio = median(results.iter().map(|r| r.batched[i].ratio()));
             let rate = median(results.iter().map(|r| r.batched[i].rate));
             println!("batched / ceiling, {clients:>3} clients: {ratio:.0}% ({rate:.0} events/s; target ≥ 75% with the alert rules running)");
+            if sqlite_envelope.is_some() {
+                let keyed = median(results.iter().filter_map(|r| r.batched[i].keyed_rate));
+                println!(
+                    "  with a write key and a room: {keyed:.0} events/s = {:.1}% of the same phase without (target ≥ 95%)",
+                    100.0 * keyed / rate.max(1e-9)
+                );
+            }
         }
         println!(
             "single-event POSTs:            {single_rate:.0}/s (target ≥ 15000/s), p99 {single_p99:.1} ms (target < 10 ms)"
@@ -407,6 +478,16 @@ fn main() -> anyhow::Result<()> {
             .collect();
             let text: Vec<String> = parts.iter().map(|(name, rate)| format!("{name} {rate:.0} events/s")).collect();
             println!("batched, {clients:>3} clients: {}", text.join(", "));
+            let keyed: Vec<&PostgresRound> = results.iter().filter_map(|r| r.postgres_keyed.as_ref()).collect();
+            if let (Some(plain), Some(with)) = (describe("", &rounds, &|r| r.0[i]), describe("", &keyed, &|r| r.0[i])) {
+                let peer = describe("", &peers, &|r| r.0[i]).map(|p| p.1);
+                println!(
+                    "  PostgreSQL with a write key and a room: {:.0} events/s = {:.1}% of without (target ≥ 95%){}",
+                    with.1,
+                    100.0 * with.1 / plain.1.max(1e-9),
+                    peer.map_or(String::new(), |p| format!("; {:.2}× the Node.js peer", with.1 / p.max(1e-9)))
+                );
+            }
             if let (Some(ours), Some(peer)) = (describe("", &rounds, &|r| r.0[i]), describe("", &peers, &|r| r.0[i])) {
                 println!(
                     "  PostgreSQL / Node.js peer, batched, {clients} clients: {:.2}× (target ≥ 1.5×)",
@@ -597,6 +678,7 @@ fn warm_up(url: &str) {
         batch_size: 50,
         duration: Duration::from_secs(1),
         max_requests: 2_000,
+        envelope: String::new(),
     });
 }
 

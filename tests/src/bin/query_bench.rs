@@ -12,6 +12,8 @@
 //! so that p99 is the 10th slowest, not one outlier). For looking into a plan: `--keep` leaves the
 //! filled PostgreSQL database in place and prints its URL, and `--filled URL` measures such a
 //! database again without filling it (`--events`/`--sessions` must match its fill).
+//! `--rooms N` spreads the sessions over N rooms of one workshop (placed as ingest places them)
+//! and adds one room's sessions page, events page and report (its funnel) to the queries.
 
 use std::time::Instant;
 
@@ -39,13 +41,14 @@ fn main() -> anyhow::Result<()> {
     // about 8 minutes); the default is both, SQLite first.
     let backends: String = arg("--backends").unwrap_or_else(|| "sqlite,postgres".to_owned());
     let samples: usize = arg("--samples").unwrap_or(1000);
+    let rooms: usize = arg("--rooms").unwrap_or(0);
     let keep = std::env::args().any(|a| a == "--keep");
     let filled: Option<String> = arg("--filled");
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("query-bench.db");
-    println!("session-log query benchmark: {events} events in {sessions} sessions");
+    println!("session-log query benchmark: {events} events in {sessions} sessions, {rooms} rooms");
     let mut results = Vec::new();
-    let shape = Shape { events, sessions, samples };
+    let shape = Shape { events, sessions, samples, rooms };
     if let Some(url) = filled {
         results.push(("PostgreSQL", measure(&db, Some(&url), shape, false)?));
     } else {
@@ -71,12 +74,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What is measured: the fill's events and sessions, and the samples per event query.
+/// What is measured: the fill's events, sessions and rooms, and the samples per event query.
 #[derive(Clone, Copy)]
 struct Shape {
     events: usize,
     sessions: usize,
     samples: usize,
+    rooms: usize,
 }
 
 /// Fills a database (the SQLite file `db`, or the PostgreSQL database at `url`) unless `fill_it`
@@ -85,15 +89,13 @@ struct Shape {
 fn measure(
     db: &std::path::Path,
     url: Option<&str>,
-    Shape { events, sessions, samples }: Shape,
+    Shape { events, sessions, samples, rooms }: Shape,
     fill_it: bool,
 ) -> anyhow::Result<Vec<(&'static str, f64, f64)>> {
     let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
     let config = Config { db_path: db.to_owned(), database_url: url.map(str::to_owned), ..Config::default() };
     let started = Instant::now();
-    if fill_it {
-        fill(&config, events, sessions)?;
-    }
+    let codes = if fill_it { fill(&config, events, sessions, rooms)? } else { Vec::new() };
     if let Some(url) = url.filter(|_| fill_it) {
         // What autovacuum does on a running server within a minute of a bulk load: the planner's
         // statistics and the visibility map (index-only scans), so that the plans measured are the
@@ -115,7 +117,7 @@ fn measure(
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut rng = fastrand::Rng::with_seed(11);
     let types = ["navigation", "error", "action", "api_call", "state_change"];
-    let cases: Vec<Case> = vec![
+    let mut cases: Vec<Case> = vec![
         ("one session's events (limit 100)", samples, 5.0, {
             let mut rng = rng.clone();
             Box::new(move || format!("/api/session-log?sessionToken=ws_q_{:05}&limit=100", rng.usize(..sessions)))
@@ -133,6 +135,25 @@ fn measure(
         ("/api/sessions (first page, 500 sessions)", 50, 50.0, Box::new(|| "/api/sessions".to_owned())),
         ("/api/report", 30, 500.0, Box::new(|| "/api/report".to_owned())),
     ];
+    if !codes.is_empty() {
+        let pick = |mut rng: fastrand::Rng, codes: Vec<String>| move || codes[rng.usize(..codes.len())].clone();
+        let mut room = pick(rng.fork(), codes.clone());
+        cases.push((
+            "one room's sessions (first page)",
+            50,
+            50.0,
+            Box::new(move || format!("/api/sessions?room={}", room())),
+        ));
+        let mut room = pick(rng.fork(), codes.clone());
+        cases.push((
+            "one room's events (limit 100)",
+            samples,
+            5.0,
+            Box::new(move || format!("/api/session-log?room={}&limit=100", room())),
+        ));
+        let mut room = pick(rng.fork(), codes.clone());
+        cases.push(("one room's report (funnel)", 30, 50.0, Box::new(move || format!("/api/report?room={}", room()))));
+    }
     rng.u8(..);
     let mut measured = Vec::new();
     println!("  {:<42} {:>9} {:>9} {:>9} {:>9}  {:>8}", "query", "p50 ms", "p99 ms", "max ms", "target", "");
@@ -172,10 +193,32 @@ fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
 
 /// Stores `events` realistic events, round-robin over `sessions` sessions (so every session's
 /// events are spread through the table, as in a live workshop), through `Storage::insert` in
-/// requests of [`ROWS_PER_TX`] (generated on another thread meanwhile).
-fn fill(config: &Config, events: usize, sessions: usize) -> anyhow::Result<()> {
+/// requests of [`ROWS_PER_TX`] (generated on another thread meanwhile); with `rooms` > 0, the
+/// sessions are spread over that many rooms of the `default` workshop. Returns the rooms' codes.
+fn fill(config: &Config, events: usize, sessions: usize, rooms: usize) -> anyhow::Result<Vec<String>> {
     let storage = Storage::open(config, Default::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let workshop_id = runtime
+        .block_on(storage.workshops())?
+        .iter()
+        .find(|w| w.slug == "default")
+        .map(|w| w.id)
+        .ok_or_else(|| anyhow::anyhow!("no default workshop"))?;
+    let mut made = Vec::with_capacity(rooms);
+    for n in 0..rooms {
+        let new = session_log_server::storage::NewRoom {
+            workshop_id,
+            name: format!("Room {n}"),
+            code: String::new(),
+            opens_at: None,
+            closes_at: None,
+        };
+        made.push(runtime.block_on(storage.create_room(new))?);
+    }
+    let places: Vec<session_log_server::domain::workshop::Placement> = made
+        .iter()
+        .map(|r| session_log_server::domain::workshop::Placement { workshop_id, room_id: Some(r.id) })
+        .collect();
     let (batches, received) = std::sync::mpsc::sync_channel(4);
     let generator_config = config.clone();
     let generator = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -186,7 +229,12 @@ fn fill(config: &Config, events: usize, sessions: usize) -> anyhow::Result<()> {
                     let session = format!("ws_q_{:05}", n % sessions);
                     let json =
                         realistic_event(&mut rng, &session, uuid::Uuid::now_v7(), (n / sessions) as u64).to_string();
-                    validate_event(&json, &generator_config.ingest_limits()).map_err(|e| anyhow::anyhow!(e))
+                    let mut event =
+                        validate_event(&json, &generator_config.ingest_limits()).map_err(|e| anyhow::anyhow!(e))?;
+                    if !places.is_empty() {
+                        event.placement = places[(n % sessions) % places.len()];
+                    }
+                    Ok(event)
                 })
                 .collect::<anyhow::Result<_>>()?;
             if batches.send(batch).is_err() {
@@ -201,5 +249,5 @@ fn fill(config: &Config, events: usize, sessions: usize) -> anyhow::Result<()> {
     generator.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
     runtime.block_on(storage.flush_summaries())?;
     storage.close();
-    Ok(())
+    Ok(made.into_iter().map(|r| r.code).collect())
 }

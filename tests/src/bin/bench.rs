@@ -178,19 +178,26 @@ fn postgres_phases(
     let mut rates = vec![Vec::new(); groups.len()];
     let mut cpu = vec![Vec::new(); groups.len()];
     for &clients in batch_clients {
-        for (i, (name, targets, envelope)) in groups.iter().enumerate() {
-            let load = LoadConfig {
-                url: String::new(),
-                clients,
-                batch_size: 50,
-                duration: phase,
-                max_requests: 400_000,
-                envelope: envelope.clone(),
-            };
-            let measured = Measured::load_spread(targets, load);
-            measured.print(&format!("{name} batched ({clients} clients × 50 events/POST)"));
-            rates[i].push(measured.rate());
-            cpu[i].push(measured.cpu_per_event_us());
+        // The groups take turns in slices, so that each sees the same host and the same
+        // database sizes (a group run after another writes into bigger tables).
+        let mut measured: Vec<Measured> = groups.iter().map(|_| Measured::default()).collect();
+        for _ in 0..SLICES {
+            for (i, (_, targets, envelope)) in groups.iter().enumerate() {
+                let load = LoadConfig {
+                    url: String::new(),
+                    clients,
+                    batch_size: 50,
+                    duration: phase / SLICES,
+                    max_requests: 400_000 / SLICES as usize,
+                    envelope: envelope.clone(),
+                };
+                measured[i].add(Measured::load_spread(targets, load));
+            }
+        }
+        for (i, (name, _, _)) in groups.iter().enumerate() {
+            measured[i].print(&format!("{name} batched ({clients} clients × 50 events/POST, {SLICES} slices)"));
+            rates[i].push(measured[i].rate());
+            cpu[i].push(measured[i].cpu_per_event_us());
         }
     }
     let mut out = Vec::with_capacity(groups.len());

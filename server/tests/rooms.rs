@@ -66,6 +66,54 @@ fn earlier_run(server: &TestServer, key: &str, room: &str, prefix: &str, spent_m
 }
 
 on_both_backends! {
+    // A room's events are read session by session: paged with cursors, in both orders and with
+    // a type filter, they are exactly the room's events in order, none of another room's.
+    fn a_rooms_events_page_through_in_order(backend) {
+        let server = TestServer::on_with(backend, |c| {
+            c.admin_tokens = vec![ADMIN.into()];
+            c.rate_limit_session_per_sec = 0;
+        });
+        let voice = workshop(&server, "voice-ai");
+        let code = |room: &Value| room["code"].as_str().unwrap().to_owned();
+        let a = code(&room(&server, "voice-ai", json!({"name": "A"})));
+        let b = code(&room(&server, "voice-ai", json!({"name": "B"})));
+        // Interleaved batches: events of A's three sessions and B's one alternate in event_id.
+        for round in 0..10 {
+            for (token, room) in [("ws_a1", &a), ("ws_a2", &a), ("ws_b1", &b), ("ws_a3", &a)] {
+                let kind = if round % 3 == 0 { "error" } else { "action" };
+                let body = json!({"writeKey": voice, "room": room,
+                    "events": [event(token, kind, json!({"n": round})), event(token, "action", json!({"m": round}))]});
+                let (status, answer) = server.post(&body);
+                assert_eq!(status, 200, "{answer}");
+            }
+        }
+        let all = server.read("/api/session-log?limit=1000&order=asc")["events"].as_array().unwrap().clone();
+        for (filter, order) in [("", "asc"), ("", "desc"), ("&eventType=error", "desc"), ("&eventType=error", "asc")] {
+            let mut expected: Vec<i64> = all
+                .iter()
+                .filter(|e| e["session_token"].as_str().unwrap().starts_with("ws_a"))
+                .filter(|e| filter.is_empty() || e["event_type"] == "error")
+                .map(|e| e["event_id"].as_i64().unwrap())
+                .collect();
+            if order == "desc" {
+                expected.reverse();
+            }
+            let mut got = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let page = server.read(&format!("/api/session-log?room={a}&limit=7&order={order}{filter}{cursor}"));
+                got.extend(page["events"].as_array().unwrap().iter().map(|e| e["event_id"].as_i64().unwrap()));
+                match page["nextCursor"].as_str() {
+                    Some(next) => cursor = format!("&cursor={next}"),
+                    None => break,
+                }
+                assert!(got.len() <= expected.len(), "more pages than events");
+            }
+            assert_eq!(got, expected, "room A, order {order}{filter}");
+        }
+        assert_eq!(server.read(&format!("/api/session-log?room={b}&limit=1000"))["count"], 20);
+    }
+
     // An instructor moves lobby sessions into a room of their workshop; a session of another
     // workshop and an unknown token stay; reads by room follow at once; helper tokens may not.
     fn instructors_move_lobby_sessions_into_a_room(backend) {

@@ -40,7 +40,21 @@ pub(super) async fn query_events(client: &impl GenericClient, query: &EventQuery
         ISO.replace("created_at", "e.created_at")
     );
     let scope = query.student_email.as_deref().map(StudentScope::ByEmail);
-    let statement = filter::events(Dialect::Postgres, &head, query, scope);
+    // A room's events are read session by session when the room has few enough of them.
+    let mut tokens: Option<Vec<String>> = None;
+    if scope.is_none() && query.session_token.is_none() && (query.rooms.is_some() || query.workshop.is_some()) {
+        let sessions = filter::room_sessions(Dialect::Postgres, query);
+        let found: Vec<String> =
+            sql::query(client, &sessions.sql, &bound(&sessions.params)).await?.iter().map(|r| r.get(0)).collect();
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
+    }
+    let statement = match &tokens {
+        Some(tokens) => filter::events_of_sessions(Dialect::Postgres, &head, query, tokens),
+        None => filter::events(Dialect::Postgres, &head, query, scope),
+    };
     let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
     rows.iter()
         .map(|row| {

@@ -48,7 +48,23 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
     let scope = student
         .as_ref()
         .map(|(student_id, only)| StudentScope::Resolved { student_id: *student_id, only_session: only.as_deref() });
-    let statement = filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope);
+    // A room's events are read session by session when the room has few enough of them.
+    let mut tokens: Option<Vec<String>> = None;
+    if scope.is_none() && query.session_token.is_none() && (query.rooms.is_some() || query.workshop.is_some()) {
+        let sessions = filter::room_sessions(Dialect::Sqlite, query);
+        let found: Vec<String> = conn
+            .prepare_cached(&sessions.sql)?
+            .query_map(params_from_iter(sessions.params), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
+    }
+    let statement = match &tokens {
+        Some(tokens) => filter::events_of_sessions(Dialect::Sqlite, EVENTS_HEAD, query, tokens),
+        None => filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope),
+    };
     let mut prepared = conn.prepare_cached(&statement.sql)?;
     let rows = prepared.query_map(params_from_iter(statement.params), |row| {
         let data: String = row.get(3)?;

@@ -933,6 +933,17 @@ mod tests {
         assert!(m.stats().last_error.unwrap().contains("(HTTP 413): body too large"));
     }
 
+    /// The body of the one `Send` among `actions`.
+    fn sent_body(actions: Vec<Action>) -> String {
+        actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Send { body, .. } => Some(body),
+                _ => None,
+            })
+            .expect("a Send")
+    }
+
     // writeKey and room ride once on every batch and beacon body, after the events.
     #[test]
     fn write_key_and_room_travel_once_per_body() {
@@ -943,13 +954,7 @@ mod tests {
         log(&mut m, "a");
         log(&mut m, "b");
         m.on_timer(Timer::Flush);
-        let body = drain(&mut m)
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Send { body, .. } => Some(body),
-                _ => None,
-            })
-            .unwrap();
+        let body = sent_body(drain(&mut m));
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!((v["writeKey"].as_str(), v["room"].as_str()), (Some("wk_0123"), Some("K7P-Q2X")));
         assert_eq!(v["events"].as_array().unwrap().len(), 2);
@@ -968,13 +973,7 @@ mod tests {
         m.on_reply(ok(), true, 0.5);
         log(&mut m, "c");
         m.on_timer(Timer::Flush);
-        let body = drain(&mut m)
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Send { body, .. } => Some(body),
-                _ => None,
-            })
-            .unwrap();
+        let body = sent_body(drain(&mut m));
         assert!(body.ends_with(r#"],"writeKey":"wk_0123"}"#), "{body}");
         let long = OptionValue::Text("x".repeat(65));
         assert!(!m.configure(options(&[("writeKey", long)]), [2; 16]), "a key the server would refuse");

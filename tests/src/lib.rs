@@ -434,6 +434,26 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// axe-core's serious and critical violations on the page, as "rule: target" lines.
+    pub async fn axe_violations(&self) -> Vec<String> {
+        let axe = node_tools().join("../axe-core/axe.min.js");
+        let source =
+            std::fs::read_to_string(&axe).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask test`)", axe.display()));
+        self.run(&source, vec![]).await;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                   .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(' ')}: ${n.failureSummary}`))));",
+                vec![],
+            )
+            .await
+            .expect("axe.run");
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    }
+
     /// Starts ChromeDriver on a free loopback port and opens a headless Chromium through it.
     pub async fn start() -> Browser {
         Browser::start_with_args(&[]).await

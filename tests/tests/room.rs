@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use serde_json::{json, Value};
 use session_log_e2e::pg::FreshDatabase;
-use session_log_e2e::{node_tools, save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
+use session_log_e2e::{save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
 
 const STEPS: [&str; 5] = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
 
@@ -158,26 +158,6 @@ async fn save_screenshot(browser: &Browser, name: &str) {
     save_artifact_png(name, &browser.client.screenshot().await.expect("screenshot"));
 }
 
-/// axe-core's serious and critical violations on the page, as "rule: target" lines.
-async fn axe_violations(browser: &Browser) -> Vec<String> {
-    let axe = node_tools().join("../axe-core/axe.min.js");
-    let source =
-        std::fs::read_to_string(&axe).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask test`)", axe.display()));
-    browser.run(&source, vec![]).await;
-    let found = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations
-               .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-               .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(' ')}: ${n.failureSummary}`))));",
-            vec![],
-        )
-        .await
-        .expect("axe.run");
-    found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
-}
-
 /// Presses and releases `key` (a WebDriver key code) wherever the focus is.
 async fn press(browser: &Browser, key: char) {
     let keys =
@@ -225,7 +205,7 @@ async fn the_room(server: Server) {
     browser.wait_for_text("#alert-list", |t| t.contains("4 students stuck on step 2")).await;
     browser.wait_until("return document.querySelectorAll('#sessions tbody tr').length === 25").await;
     browser.wait_for_text("#funnel", |t| t.contains("on this step")).await;
-    let violations = axe_violations(&browser).await;
+    let violations = browser.axe_violations().await;
     assert!(violations.is_empty(), "axe-core at 1280 × 900:\n{}", violations.join("\n"));
     save_screenshot(&browser, "room-desktop.png").await;
 
@@ -283,7 +263,7 @@ async fn the_room(server: Server) {
         json!(["Student", "Status", "Step", "Errors", "No progress for"]),
         "the card's fields: {layout}"
     );
-    let violations = axe_violations(&browser).await;
+    let violations = browser.axe_violations().await;
     assert!(violations.is_empty(), "axe-core at 390 × 844:\n{}", violations.join("\n"));
     save_screenshot(&browser, "room-phone.png").await;
     browser.run("document.querySelector('#detail').scrollIntoView()", vec![]).await;

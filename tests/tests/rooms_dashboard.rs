@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use session_log_e2e::{node_tools, save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
+use session_log_e2e::{save_artifact_png, Browser, Server, INSTRUCTOR_TOKEN, UNLIMITED};
 
 const ADMIN: &str = "e2e-admin-token";
 
@@ -55,26 +55,6 @@ fn workshop(server: &Server, slug: &str, steps: &[&str], students: usize, help: 
     let (status, answer) = server.post(&json!({"writeKey": key, "room": code, "events": events}));
     assert_eq!(status, 200, "{answer}");
     (key, code)
-}
-
-/// axe-core's serious and critical violations on the page, as "rule: target" lines.
-async fn axe_violations(browser: &Browser) -> Vec<String> {
-    let axe = node_tools().join("../axe-core/axe.min.js");
-    let source =
-        std::fs::read_to_string(&axe).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask test`)", axe.display()));
-    browser.run(&source, vec![]).await;
-    let found = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations
-               .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-               .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(' ')}`))));",
-            vec![],
-        )
-        .await
-        .expect("axe.run");
-    found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
 }
 
 async fn screenshot(browser: &Browser, name: &str) {
@@ -149,7 +129,7 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     assert!(link.as_str().unwrap().ends_with(&format!("/?room={room_a}")), "{link}");
     browser.wait_until("return document.querySelectorAll('#sessions tbody tr').length === 13").await;
     browser.wait_for_text("#funnel", |t| t.contains("Provision Services")).await;
-    let violations = axe_violations(&browser).await;
+    let violations = browser.axe_violations().await;
     assert!(violations.is_empty(), "axe-core at 1280 × 900:\n{}", violations.join("\n"));
     browser.run("window.scrollTo(0, 0)", vec![]).await;
     screenshot(&browser, "rooms-desktop.png").await;
@@ -178,7 +158,7 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
         .await;
     assert!(layout["overflow"].as_i64().unwrap() <= 0, "nothing scrolls sideways: {layout}");
     assert_eq!(layout["inside"], true, "{layout}");
-    let violations = axe_violations(&browser).await;
+    let violations = browser.axe_violations().await;
     assert!(violations.is_empty(), "axe-core at 390 × 844:\n{}", violations.join("\n"));
     screenshot(&browser, "rooms-phone.png").await;
 
@@ -229,7 +209,7 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     assert!(link.contains(&format!("?room={room_b}#token=ht_")), "{link}");
     browser.run("window.scrollTo(0, 0)", vec![]).await;
     screenshot(&browser, "rooms-admin.png").await;
-    let violations = axe_violations(&browser).await;
+    let violations = browser.axe_violations().await;
     assert!(violations.is_empty(), "axe-core on the admin panel:\n{}", violations.join("\n"));
     browser.client.goto(&link).await.expect("open the sign-in link");
     browser.wait_for_text("#join-code", |t| t == room_b).await;

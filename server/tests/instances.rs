@@ -263,6 +263,61 @@ fn an_alert_opens_once_across_servers() {
     assert!(taken("feed") + taken("read_back") >= 5.0, "every error taken");
 }
 
+// Rooms across two servers: a room made on one server takes sessions posted to the other; the
+// rules, run by the leader, judge each room apart (a burst in room A stays room A's) and the
+// alert names its room, read the same from either server.
+#[test]
+fn room_alerts_run_on_the_leader_across_servers() {
+    let (a, b) = two_servers(|c| {
+        c.alert_tick = Duration::from_millis(50);
+        c.rate_limit_session_per_sec = 0;
+        c.alert_rules.count_update_every = Duration::ZERO;
+        c.admin_tokens = vec![common::ADMIN.into()];
+    });
+    let (status, made) = common::admin(&a, "POST", "/api/workshops", &json!({"slug": "voice-ai", "name": "Voice AI"}));
+    assert_eq!(status, 201, "{made}");
+    let key = made["writeKey"].as_str().unwrap().to_owned();
+    let mut codes = Vec::new();
+    for name in ["A", "B"] {
+        let (status, room) = common::admin(&a, "POST", "/api/workshops/voice-ai/rooms", &json!({"name": name}));
+        assert_eq!(status, 201, "{room}");
+        codes.push(room["code"].as_str().unwrap().to_owned());
+    }
+    // Server b learns of the rooms within its directory's refresh (5 s); until then a code it
+    // does not know would land in the lobby: wait for it.
+    wait_until("server b knows room A", Duration::from_secs(10), || {
+        b.request(
+            "GET",
+            &format!("/api/sessions?room={}", codes[0]),
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
+        .status
+            == 200
+    });
+    let errors = |token: &str| -> Vec<Value> {
+        (0..3).map(|n| event(token, "error", json!({"errorType": "boom", "n": n}))).collect()
+    };
+    for (server, token, room) in [(&b, "ws_a", &codes[0]), (&a, "ws_b", &codes[1])] {
+        let (status, answer) = server.post(&json!({"writeKey": key, "room": room, "events": errors(token)}));
+        assert_eq!(status, 200, "{answer}");
+    }
+    let bursts = |server: &TestServer| -> Vec<(String, String)> {
+        let alerts = server.read("/api/alerts?status=all")["alerts"].as_array().unwrap().clone();
+        let mut found: Vec<(String, String)> = alerts
+            .iter()
+            .filter(|x| x["rule"] == "error_burst")
+            .map(|x| (x["sessionTokens"][0].as_str().unwrap().to_owned(), x["room"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        found.sort();
+        found
+    };
+    wait_until("one error_burst per room", Duration::from_secs(10), || bursts(&a).len() == 2);
+    let expected = vec![("ws_a".to_owned(), codes[0].clone()), ("ws_b".to_owned(), codes[1].clone())];
+    assert_eq!(bursts(&a), expected, "each burst in its own room");
+    assert_eq!(bursts(&b), expected, "read the same from the other server");
+}
+
 // A schema change under a live server (another server's migration during a rolling upgrade)
 // changes what its prepared statements return; PostgreSQL then refuses them ("cached plan must
 // not change result type"), and the server prepares them again: reads, writes and the report

@@ -1,6 +1,7 @@
 //! Rooms in the instructor dashboard, in headless Chromium against the real server: two
 //! workshops with a room each, 12 + 10 students; the demo page, opened with a room's join link
-//! and its workshop's key, joins that room through the client package; an assistant signed in
+//! and its workshop's key, joins that room through the client package, and with an unknown key
+//! is refused once, stores nothing and does not retry; an assistant signed in
 //! with a sign-in link sees only their room (its sessions, its help request, its join code, the
 //! projector view), at desktop and phone size, with no serious axe-core violation; a server-wide
 //! token opened on `?room=` of the other room sees that room's workshop steps only. Screenshots
@@ -97,6 +98,26 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A copied page with a key the server does not know: its batch is refused once (401),
+    // nothing of it is stored, the page says why, and it is not sent again.
+    let bogus = format!("{}/?key=wk_{}", server.url, "0".repeat(32));
+    browser.client.goto(&bogus).await.expect("open the page with an unknown key");
+    // The same browser keeps its session token: count what that session already has.
+    let bogus_token = browser.wait_for_text("#session-token", |t| t.starts_with("ws_")).await;
+    let count =
+        || server.get_as(INSTRUCTOR_TOKEN, &format!("/api/session-log?sessionToken={bogus_token}"))["count"].clone();
+    let before = count();
+    browser.click("#validate-key").await;
+    let shown = browser.wait_for_text("#delivery", |t| t.contains("0 queued") && t.contains("refused")).await;
+    assert!(shown.contains("HTTP 401"), "{shown}");
+    let refused = || server.metric("session_log_requests_refused_total{reason=\"write_key\"}");
+    assert_eq!(refused(), 1.0, "one refused batch");
+    let after = Instant::now();
+    while after.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(refused(), 1.0, "not retried");
+    }
+    assert_eq!(count(), before, "nothing stored");
     let in_b = server.get_as(INSTRUCTOR_TOKEN, &format!("/api/sessions?room={room_b}&limit=100"));
     assert_eq!(in_b["sessions"].as_array().unwrap().len(), 10, "room B has its own 10: {in_b}");
 

@@ -86,6 +86,8 @@ on_both_backends! {
         assert_eq!(read(&server, &alex, "/api/report")["sessions"], 1);
         let rooms = read(&server, &alex, "/api/rooms");
         assert_eq!(tokens_of(&rooms["rooms"], "code"), [room_a.as_str()]);
+        assert_eq!(rooms["role"], "assistant");
+        assert!(read(&server, ADMIN, "/api/rooms").get("role").is_none(), "a server-wide token has no helper role");
         assert_eq!(read(&server, &alex, "/api/students/ana@example.com")["sessions"].as_array().unwrap().len(), 1);
         for path in [
             format!("/api/sessions?room={room_b}"),

@@ -133,6 +133,13 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     // 12 posted sessions and the page's own.
     browser.wait_until("return document.querySelectorAll('#sessions tbody tr').length === 13").await;
     browser.wait_for_text("#help-list", |t| t.contains("Provisioning fails with 403")).await;
+    let offered = browser
+        .run(
+            "return ['#export-csv', '#help-list button.mute'].map((s) => { const b = document.querySelector(s); return b !== null && getComputedStyle(b).display !== 'none'; })",
+            vec![],
+        )
+        .await;
+    assert_eq!(offered, json!([false, false]), "an assistant is not offered export or mute");
     let rows = browser.run("return document.querySelector('#sessions tbody').textContent", vec![]).await;
     assert!(!rows.as_str().unwrap().contains("pipelines"), "no session of room B: {rows}");
 

@@ -15,6 +15,8 @@ export async function loadRooms() {
   try {
     const answer = await api("/api/rooms").then((r) => r.json());
     state.rooms = answer.rooms;
+    // An assistant's token neither exports nor mutes: those buttons go.
+    document.body.classList.toggle("assistant", answer.role === "assistant");
   } catch (error) {
     handle(error);
     return false;

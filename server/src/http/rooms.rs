@@ -71,6 +71,11 @@ pub struct RoomsResponse {
     pub success: bool,
     /// The rooms, open ones first, then by name.
     pub rooms: Vec<RoomView>,
+    /// The role of the helper token that asked (`instructor` or `assistant`); absent for a
+    /// server-wide token. What the dashboard offers follows it (an assistant neither exports
+    /// nor mutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::domain::helper::HelperRole>,
 }
 
 /// `POST /api/workshops/{slug}/rooms` (admin token): creates a room of the workshop with a new
@@ -141,5 +146,5 @@ pub async fn list_rooms(instructor: Instructor, state: web::Data<AppState>) -> R
         .map(|room| RoomView::of(room, &directory, &now))
         .collect();
     rooms.sort_by(|a, b| b.open.cmp(&a.open).then_with(|| a.name.cmp(&b.name)));
-    Ok(HttpResponse::Ok().json(RoomsResponse { success: true, rooms }))
+    Ok(HttpResponse::Ok().json(RoomsResponse { success: true, rooms, role: instructor.helper }))
 }

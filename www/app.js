@@ -1,7 +1,7 @@
 // The demo workshop: five steps that call every session-log function, as a workshop author would.
 import init, {
   configure, setStep, logSessionEvent, logNavigation, logError, logAction,
-  logApiCall, logStateChange, requestHelp, flush, getSessionToken, stats,
+  logApiCall, logStateChange, requestHelp, cancelHelp, onHelp, onNotice, flush, getSessionToken, stats,
 } from "/pkg/session_log.js";
 
 const STEPS = ["Connect Accounts", "Choose Use Case", "Provision Services", "Deploy", "Test"];
@@ -132,17 +132,42 @@ $("voice-enabled").addEventListener("change", (e) => {
   voiceEnabled = e.target.checked;
 });
 
-// Any step: the student asks for help; the instructors' dashboard shows it until acknowledged.
+// Any step: the student asks for help. The request joins the room's queue; the status line
+// follows it ("2 ahead of you", "Alex is on the way", the helper's note), and notices to the
+// room appear above the steps.
 $("ask-help").addEventListener("click", async () => {
   const message = $("help-message").value.trim() || `Help needed on step ${current} (${STEPS[current]})`;
   requestHelp(message);
   $("help-message").value = "";
+  setStatus("help-status", "Sending your request…", true);
   try {
     await flush();
-    setStatus("help-status", "Your instructor has been told.", true);
   } catch (error) {
     setStatus("help-status", `Not sent yet (${error.message}); it will be.`, false);
   }
+});
+$("cancel-help").addEventListener("click", () => cancelHelp());
+
+/** The status line of a help request (`onHelp`'s `{status, position, helper, note}`). */
+function helpLine({ status, position, helper, note }) {
+  const said = note ? ` ${helper || "Your helper"} says: “${note}”` : "";
+  if (status === "waiting") {
+    const ahead = (position || 1) - 1;
+    return ahead === 0 ? "You are next in line." : `${ahead} ${ahead === 1 ? "student" : "students"} ahead of you.`;
+  }
+  if (status === "claimed") return `${helper} is on the way.${said}`;
+  if (status === "resolved") return `Resolved.${said}`;
+  return "You withdrew your request.";
+}
+onHelp((help) => {
+  setStatus("help-status", helpLine(help), help.status !== "cancelled");
+  $("cancel-help").hidden = !(help.status === "waiting" || help.status === "claimed");
+});
+onNotice((notice) => {
+  const item = document.createElement("li");
+  item.textContent = `${notice.postedBy}: ${notice.message}`;
+  $("notices").append(item);
+  $("notices").hidden = false;
 });
 
 $("finish").addEventListener("click", async () => {

@@ -77,6 +77,8 @@ export interface SessionLogStats {
   retries: number;
   /** The last delivery problem, or null. */
   lastError: string | null;
+  /** The endpoint in force (absent before the module is ready). */
+  endpoint?: string;
 }
 
 /** Where the `.wasm` is: a URL, a Response (or its promise), a compiled module, or `{module_or_path}`. */
@@ -110,9 +112,40 @@ export function logApiCall(endpoint: string, method: string, status: number, det
 export function logStateChange(stateName: string, oldValue: unknown, newValue: unknown): void;
 /** An event of your own type (1–50 of `A-Za-z0-9_.-`) with your fields. */
 export function logSessionEvent(eventType: string, eventData?: Record<string, unknown>): void;
-/** A student asks for help: a `help_request` event `{message}` (at most 500 characters), which
- * opens a `help_request` alert for the instructors until one acknowledges it. */
+/** A student asks for help: a `help_request` event `{message}` (at most 500 characters), sent at
+ * once, which puts the session in its room's help queue (asking again updates the message). */
 export function requestHelp(message: string): void;
+/** Where a help request is: `waiting` (with its `position` in the room's queue, 1 being next),
+ * `claimed` (by `helper`), `resolved` (with the helper's `note`), or `cancelled`. */
+export interface HelpStatus {
+  status: "waiting" | "claimed" | "resolved" | "cancelled";
+  /** While waiting: 1 is served next. */
+  position: number | null;
+  /** The helper's name once claimed. */
+  helper: string | null;
+  /** The helper's note to the student ("on my way"). */
+  note: string | null;
+  /** When it last changed (ISO 8601 UTC). */
+  updatedAt: string;
+}
+/** A message an instructor posted to the page's room. */
+export interface RoomNotice {
+  id: number;
+  message: string;
+  postedBy: string;
+  /** ISO 8601 UTC. */
+  postedAt: string;
+  /** ISO 8601 UTC: when it stops being shown. */
+  expiresAt: string;
+}
+/** Calls `callback` on every change of this session's help request (and at once when one
+ * exists). Loads the help channel (`session_log_help.js`) on first use; it polls the server
+ * every 2 s while a request is open and every 3 s otherwise. Never throws. */
+export function onHelp(callback: (help: HelpStatus) => void): void;
+/** Calls `callback` once for each notice to the page's room (those current now included). */
+export function onNotice(callback: (notice: RoomNotice) => void): void;
+/** Withdraws this session's open help request (it leaves the queue). Never throws. */
+export function cancelHelp(): void;
 /** Sends now; resolves when every event logged before the call is delivered (captured errors still in their 2 s collapse window included), rejects with an `Error` after `flushTimeoutMs`. Resolves at once outside a browser. */
 export function flush(): Promise<void>;
 /** The session token events are sent with, from the moment of import: the configured one, or the one kept in `localStorage` (`session-log:sessionToken`), made there when none is; the module takes the same. "" outside a browser, or when the module could not load. */

@@ -7,7 +7,7 @@
   var script = document.currentScript;
   var base = (script && script.src) || location.href;
   var names = ["init", "configure", "setStep", "logNavigation", "logError", "logAction", "logApiCall",
-    "logStateChange", "logSessionEvent", "requestHelp", "flush", "getSessionToken", "stats", "onDeliveryError", "optOut", "optIn",
+    "logStateChange", "logSessionEvent", "requestHelp", "onHelp", "onNotice", "cancelHelp", "flush", "getSessionToken", "stats", "onDeliveryError", "optOut", "optIn",
     "hasOptedOut"];
   var kept = [];
   var mod = null;

@@ -34,6 +34,7 @@ let source = null; // () => what `load` compiles by default (the inline variant 
 let token = ""; // the token before the module is ready (kept, or made by sessionToken())
 let configuredToken = null; // configure({sessionToken}) made before the module was ready
 let left = false; // hidden or left before the module was ready: the hand-over waits for a next page
+let channel; // the help channel (session_log_help.js), loaded on first use
 
 const warn = (message) => {
   try {
@@ -126,13 +127,13 @@ function call(name, args, at) {
   }
   // Nothing is kept for a user who opted out (the module would drop it anyway).
   if (name in KINDS && !pending.some((p) => p[0] === "optIn") && hasOptedOut()) return;
-  if (pending.length < MAX_PENDING) pending.push([name, Array.prototype.slice.call(args), at || Date.now()]);
+  if (pending.length < MAX_PENDING) pending.push([name, Array.from(args), at || Date.now()]);
   else overflow++;
   // Start loading at the end of this task, so that an init(input) made in the same task (after a
   // first configure, say) still chooses where the module comes from.
   if (!loading && !scheduled) {
     scheduled = true;
-    Promise.resolve().then(() => init());
+    queueMicrotask(init);
   }
 }
 
@@ -211,10 +212,20 @@ export function logAction(actionName, actionDetails) { call("logAction", argumen
 export function logApiCall(endpoint, method, status, details) { call("logApiCall", arguments); }
 export function logStateChange(stateName, oldValue, newValue) { call("logStateChange", arguments); }
 export function logSessionEvent(eventType, eventData) { call("logSessionEvent", arguments); }
-/** A `help_request` event `{message}`: the instructors' dashboard shows it as an alert until acknowledged. */
+/** A `help_request` event `{message}`: it joins the room's help queue. */
 export function requestHelp(message) {
   call("logSessionEvent", ["help_request", { message: message == null ? "" : String(message).slice(0, 500) }]);
 }
+
+/** Calls `name(arg)` of the help channel, loading it on first use (a page that never asks downloads none of it). */
+function help(name, arg) {
+  if (!IN_BROWSER) return;
+  channel = channel || import("./session_log_help.js").catch(warn);
+  channel.then((c) => c?.[name](arg));
+}
+export const onHelp = (callback) => help("onHelp", callback);
+export const onNotice = (callback) => help("onNotice", callback);
+export const cancelHelp = () => help("cancel");
 export function onDeliveryError(callback) { call("onDeliveryError", arguments); }
 export function optOut() { call("optOut", arguments); }
 export function optIn() { call("optIn", arguments); }

@@ -18,6 +18,7 @@
 // (decisions are the machine's) and leaves the page's calls as they were: the same promise
 // values and errors, the same return values.
 const pageFetch = typeof fetch === "function" ? fetch.bind(globalThis) : null;
+export const page = () => globalThis.window;
 export function send(url, init) {
   return pageFetch ? pageFetch(url, init) : Promise.reject(new Error("this browser has no fetch"));
 }

@@ -110,8 +110,8 @@ impl Capture {
 
     /// The event of a `fetch` or `XMLHttpRequest` of the page that ended: `url` absolute,
     /// `status` 0 when it failed, after `duration_ms`; `page_origin` is the page's
-    /// `location.origin`, `endpoint` the client's own (configured) endpoint, whose requests are
-    /// not logged (`None`).
+    /// `location.origin`, `endpoint` the client's own (configured) endpoint, whose requests, and
+    /// those below its path (the help channel's `<endpoint>/help`), are not logged (`None`).
     #[inline]
     pub fn request(
         endpoint: &str,
@@ -123,8 +123,8 @@ impl Capture {
     ) -> Option<EventKind> {
         let (origin, host, path) = pipeline::url_parts(url)?;
         let own = match pipeline::url_parts(endpoint) {
-            Some((endpoint_origin, _, endpoint_path)) => origin == endpoint_origin && path == endpoint_path,
-            None => origin == page_origin && path == endpoint.split(['?', '#']).next().unwrap_or(""),
+            Some((endpoint_origin, _, endpoint_path)) => origin == endpoint_origin && path.starts_with(endpoint_path),
+            None => origin == page_origin && path.starts_with(endpoint.split(['?', '#']).next().unwrap_or("")),
         };
         if own {
             return None;

@@ -158,6 +158,8 @@ pub struct Stats {
     pub retries: u64,
     /// The last delivery problem.
     pub last_error: Option<String>,
+    /// The endpoint in force (the help channel polls below it).
+    pub endpoint: String,
 }
 
 /// A pending `flush()`: done once `settled` reaches `target`.
@@ -290,6 +292,7 @@ impl<S: Store> Machine<S> {
             dropped: self.dropped,
             retries: self.retries,
             last_error: self.last_error.clone(),
+            endpoint: self.session.config.endpoint.clone(),
         }
     }
 

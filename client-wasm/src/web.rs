@@ -59,6 +59,10 @@ extern "C" {
     fn send(url: &str, init: &web_sys::RequestInit) -> Promise;
     fn post(url: &str, init: &web_sys::RequestInit, done: &Function);
     fn capture(errors: bool, requests: bool, routes: bool, callback: &Function);
+    /// The page's `window` (`None` in a worker): in place of `web_sys::window()`, whose
+    /// `js_sys::global()` probes four globals through a lazily made cell (about 0.3 KB gzipped).
+    #[wasm_bindgen(js_name = page)]
+    fn page_window() -> Option<web_sys::Window>;
 }
 
 /// `localStorage` as the durable queue's store. With no usable `localStorage` it keeps nothing
@@ -69,7 +73,7 @@ impl LocalStore {
     /// The page's `localStorage` (a store that keeps nothing when the browser refuses it, with
     /// a warning).
     pub fn open() -> LocalStore {
-        match web_sys::window().map(|w| w.local_storage()) {
+        match page_window().map(|w| w.local_storage()) {
             Some(Ok(Some(storage))) => LocalStore(Some(storage)),
             _ => {
                 warn_once("localStorage is unavailable; the session lasts until the page closes");
@@ -201,7 +205,7 @@ fn new_page() -> Page {
 
 /// Once per page: page exit and connectivity, through one listener.
 fn listen() {
-    let Some(window) = web_sys::window() else {
+    let Some(window) = page_window() else {
         return;
     };
     let listener = Closure::<dyn Fn(web_sys::Event)>::new(|event: web_sys::Event| {
@@ -212,7 +216,7 @@ fn listen() {
             }
             _ => {
                 let hidden = kind == "pagehide"
-                    || web_sys::window()
+                    || page_window()
                         .and_then(|w| w.document())
                         .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
                 if hidden {
@@ -290,7 +294,7 @@ fn take_flush(id: u32) -> Option<(Function, Function)> {
 /// JSON beacon would need a preflight that cannot finish while the page is torn down);
 /// `fetch(…, {keepalive: true})` where a beacon is refused.
 fn send_beacons(endpoint: &str, bodies: Vec<String>) {
-    let Some(window) = web_sys::window() else {
+    let Some(window) = page_window() else {
         return;
     };
     let navigator = window.navigator();
@@ -398,7 +402,7 @@ fn describe(value: &JsValue) -> String {
 }
 
 fn online() -> bool {
-    web_sys::window().is_none_or(|w| w.navigator().on_line())
+    page_window().is_none_or(|w| w.navigator().on_line())
 }
 
 /// Random bytes drawn from `crypto.getRandomValues` 1 KiB at a time (one call per ~100 events
@@ -410,7 +414,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     let Ok(mut pool) = RANDOM.0.try_borrow_mut() else { return bytes };
     let (used, buffer) = &mut *pool;
     if *used + N > buffer.len() {
-        let filled = web_sys::window()
+        let filled = page_window()
             .and_then(|w| w.crypto().ok())
             .is_some_and(|crypto| crypto.get_random_values_with_u8_array(buffer).is_ok());
         if !filled {
@@ -430,7 +434,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// This tab's id: kept in `sessionStorage`, made (64 random bits) when absent.
 fn tab_id() -> String {
-    let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
+    let storage = page_window().and_then(|w| w.session_storage().ok().flatten());
     if let Some(tab) = storage.as_ref().and_then(|s| s.get_item(TAB_KEY).ok().flatten()) {
         return tab;
     }
@@ -444,7 +448,7 @@ fn tab_id() -> String {
 }
 
 fn user_agent() -> String {
-    web_sys::window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default()
+    page_window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default()
 }
 
 /// A text argument: a string as is, an `Error` by its message, a number or boolean as JavaScript
@@ -776,13 +780,14 @@ pub fn get_session_token() -> String {
     step(|m| m.token().to_owned()).unwrap_or_default()
 }
 
-/// What `stats()` answers: `{queued, sent, dropped, retries, lastError}`.
+/// What `stats()` answers: `{queued, sent, dropped, retries, lastError, endpoint}`.
 struct StatsJs {
     queued: usize,
     sent: u64,
     dropped: u64,
     retries: u64,
     last_error: Option<String>,
+    endpoint: String,
 }
 
 impl Serialize for StatsJs {
@@ -791,17 +796,18 @@ impl Serialize for StatsJs {
     // below 2^53): its `u64` path formats an error message, which linked `format!`.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(5))?;
+        let mut map = serializer.serialize_map(Some(6))?;
         map.serialize_entry("queued", &(self.queued as f64))?;
         map.serialize_entry("sent", &(self.sent as f64))?;
         map.serialize_entry("dropped", &(self.dropped as f64))?;
         map.serialize_entry("retries", &(self.retries as f64))?;
         map.serialize_entry("lastError", &self.last_error)?;
+        map.serialize_entry("endpoint", &self.endpoint)?;
         map.end()
     }
 }
 
-/// `stats()`: `{queued, sent, dropped, retries, lastError}`.
+/// `stats()`: `{queued, sent, dropped, retries, lastError, endpoint}`.
 #[wasm_bindgen]
 pub fn stats() -> JsValue {
     step(|m| m.stats())
@@ -812,6 +818,7 @@ pub fn stats() -> JsValue {
                 dropped: s.dropped,
                 retries: s.retries,
                 last_error: s.last_error,
+                endpoint: s.endpoint,
             };
             to_js(&s).ok()
         })

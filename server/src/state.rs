@@ -42,6 +42,8 @@ pub struct Workshops {
     /// When each helper token's use was last written (by token id: tokens are an admin's, so
     /// the map is bounded by them).
     uses_written: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
+    /// When a request last made the directory be read out of turn ([`Workshops::reload_on_miss`]).
+    missed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// One reading of the workshops, rooms and helper tokens.
@@ -108,6 +110,26 @@ impl Workshops {
     /// The workshops and rooms as last read.
     pub fn snapshot(&self) -> Arc<Directory> {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// How often, at most, a write key or join code this server does not know makes it read the
+    /// directory out of turn (keys and codes are a client's to choose: a stream of made-up ones
+    /// costs at most one read per this interval).
+    pub const MISS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Reads the directory again now, unless a miss did within [`Self::MISS_EVERY`]: for a key
+    /// or room made on another server sharing the database, which this one would otherwise learn
+    /// within [`Self::REFRESH`]. Answers whether it read. Errors: those of [`Self::reload`].
+    pub async fn reload_on_miss(&self, storage: &Storage) -> Result<bool, crate::storage::StoreError> {
+        {
+            let mut missed = self.missed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if missed.is_some_and(|at| at.elapsed() < Self::MISS_EVERY) {
+                return Ok(false);
+            }
+            *missed = Some(std::time::Instant::now());
+        }
+        self.reload(storage).await?;
+        Ok(true)
     }
 
     /// Reads the workshops and rooms from `storage` and makes them the snapshot. Errors: those

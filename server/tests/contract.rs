@@ -7,8 +7,10 @@ mod common;
 
 use common::{temp_storage, valid_events, Backend};
 use serde_json::json;
-use session_log_server::domain::alerts::{Alert, AlertAction, AlertChange, AlertStatus, ChangeKind, Rule, Severity};
-use session_log_server::storage::{AlertQuery, EventQuery, Order, SessionQuery};
+use session_log_server::domain::alerts::{
+    Alert, AlertAction, AlertChange, AlertStatus, ChangeKind, HelpChange, Rule, Severity,
+};
+use session_log_server::storage::{AlertQuery, EventQuery, NewNotice, Order, SessionQuery};
 
 /// Everything the scenario's operations answered, one line each, without what differs by
 /// nature (ids, times).
@@ -130,6 +132,8 @@ fn transcript(backend: Backend) -> Vec<String> {
             muted_at: None,
             workshop: None,
             room: None,
+            help: None,
+            evidence: None,
         };
         let in_room = Alert {
             workshop: Some("voice".into()),
@@ -175,6 +179,45 @@ fn transcript(backend: Backend) -> Vec<String> {
             assert_eq!(found, expected, "{what} on {backend:?}");
             lines.push(format!("{what}: {found:?}"));
         }
+        // A help request: found by its session, claimed, and read back with its lifecycle.
+        let help = Alert {
+            rule: Rule::HelpRequest,
+            session_tokens: vec!["ws_h".into()],
+            workshop: Some("voice".into()),
+            room: Some("K7PQ2X".into()),
+            ..alert("h1", "2026-12-07T10:05:00.000Z")
+        };
+        storage.record_alert_changes(vec![AlertChange { kind: ChangeKind::Opened, alert: help }]).await.unwrap();
+        let claim = AlertAction::Help(HelpChange::Claim { by: "Alex".into(), note: Some("on my way".into()) });
+        let claimed = storage.acknowledge_alert("h1".into(), claim, "2026-12-07T10:06:00.000Z".into());
+        let claimed = claimed.await.unwrap().unwrap();
+        lines.push(format!("claimed: logged={} help={:?}", claimed.change.is_some(), claimed.alert.help));
+        let of_session = AlertQuery { session: Some("ws_h".into()), limit: 10, ..AlertQuery::default() };
+        let found = storage.alerts(of_session).await.unwrap();
+        assert_eq!(ids(found.clone()), vec!["h1"], "the help request of ws_h on {backend:?}");
+        lines.push(format!("help of ws_h: {:?}", found[0].help));
+        let of_other = AlertQuery { session: Some("ws_a".into()), limit: 10, ..AlertQuery::default() };
+        assert_eq!(ids(storage.alerts(of_other).await.unwrap()), Vec::<String>::new(), "{backend:?}");
+        // Notices: read by room while they have not expired, newest first.
+        for (message, expires) in [
+            ("old", "2026-12-07T09:00:00.000Z"),
+            ("first", "2026-12-07T11:00:00.000Z"),
+            ("second", "2026-12-07T11:00:00.000Z"),
+        ] {
+            let notice = NewNotice {
+                room: "K7PQ2X".into(),
+                message: message.into(),
+                posted_by: "instructor".into(),
+                posted_at: "2026-12-07T08:00:00.000Z".into(),
+                expires_at: expires.into(),
+            };
+            storage.post_notice(notice).await.unwrap();
+        }
+        let current = storage.notices("K7PQ2X".into(), "2026-12-07T10:00:00.000Z".into(), 20).await.unwrap();
+        let messages: Vec<&str> = current.iter().map(|n| n.message.as_str()).collect();
+        assert_eq!(messages, vec!["second", "first"], "{backend:?}");
+        assert!(storage.notices("OTHER1".into(), "2026-12-07T10:00:00.000Z".into(), 20).await.unwrap().is_empty());
+        lines.push(format!("notices: {messages:?}"));
         let changes = storage.alert_changes(0, 100).await.unwrap();
         lines.push(format!("changes: {:?}", changes.iter().map(|(_, c)| (c.kind, &c.alert.id)).collect::<Vec<_>>()));
         let newest = storage.newest_alert_change().await.unwrap();

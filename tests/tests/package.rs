@@ -581,7 +581,8 @@ for (const entry of ["session-log", "session-log/inline"]) {
   const sl = await import(entry);
   const args = { configure: [{ steps: ["A"] }], setStep: [1], logNavigation: [0, 1], logError: ["e", "m", { a: 1 }],
     logAction: ["a"], logApiCall: ["/x", "GET", 200], logStateChange: ["s", 1, 2], logSessionEvent: ["custom", {}],
-    requestHelp: ["help"], onDeliveryError: [() => {}], init: [], flush: [], default: [] };
+    requestHelp: ["help"], onHelp: [() => {}], onNotice: [() => {}], onDeliveryError: [() => {}], init: [], flush: [],
+    default: [] };
   const seen = {};
   for (const name of Object.keys(sl).filter((n) => !n.startsWith("__")).sort()) {
     try {
@@ -612,7 +613,7 @@ console.log(JSON.stringify({ results, fetched, warnings, thrown }));
         assert_eq!(seen["getSessionToken"], "", "{report}");
         assert_eq!(seen["hasOptedOut"], false, "{report}");
         assert_eq!(seen["stats"]["queued"], 0, "{report}");
-        assert_eq!(seen.as_object().unwrap().len(), 18, "every export called: {report}");
+        assert_eq!(seen.as_object().unwrap().len(), 21, "every export called: {report}");
     }
 }
 

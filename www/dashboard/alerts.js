@@ -1,6 +1,7 @@
 // Alerts: the list, the toasts, acknowledging and muting, the alert stream.
 
 import { $, ago, api, el, handle, inRoom, keepFocus, readStream, state } from "./common.js";
+import { renderHelpQueue, tellTheRoom } from "./help.js";
 import { showSessions } from "./sessions.js";
 import { select } from "./timeline.js";
 
@@ -88,8 +89,13 @@ function alertRow(alert) {
     el("span", "rule", RULE_NAMES[alert.rule] || alert.rule), open,
     el("span", "meta", `${counts} · ${ago(alert.lastSeenAt)} ago${alert.status === "open" ? "" : " · resolved"}`),
   );
-  li.append(alert.acknowledgedAt ? el("span", "meta", alert.mutedAt ? "muted" : "acknowledged") : ackButton(alert));
+  const help = alert.help || {};
+  const done = help.status === "cancelled" ? "cancelled by the student"
+    : help.status === "resolved" && help.claimedBy ? `resolved by ${help.claimedBy}` : "acknowledged";
+  li.append(alert.acknowledgedAt ? el("span", "meta", alert.mutedAt ? "muted" : done) : ackButton(alert));
   if (alert.rule === "help_flood" && alert.status === "open" && !alert.mutedAt) li.append(muteButton(alert));
+  const tell = tellTheRoom(alert);
+  if (tell) li.append(tell);
   return li;
 }
 
@@ -110,22 +116,8 @@ function renderAlertLists() {
   const paused = notices.find((a) => a.rule === "room_paused");
   $("#room-paused").hidden = !paused;
   if (paused) $("#room-paused").textContent = `Room paused: ${paused.count} of ${paused.sessions} active students are on their step longer than usual (the instructor is talking?), so no more students are flagged as stuck meanwhile. Since ${new Date(paused.openedAt).toLocaleTimeString()}.`;
-  // Help requests are pinned above the list, each with its student's words, until acknowledged.
-  const helpList = $("#help-list");
-  helpList.replaceChildren();
-  for (const alert of help) {
-    const li = el("li", "help");
-    li.dataset.alert = alert.id;
-    const who = studentsOf(alert) || alert.sessionTokens[0];
-    const open = el("button", "link who", `${who} asks for help`);
-    open.type = "button";
-    open.addEventListener("click", () => openAlert(alert));
-    const asked = alert.count > 1 ? ` · asked ${alert.count} times` : "";
-    li.append(open, el("span", "said", "wrote:"), el("q", "words", alert.message),
-      el("span", "meta", `${ago(alert.openedAt)} ago · ${alert.sessionTokens[0]}${asked}`), ackButton(alert), muteButton(alert));
-    helpList.append(li);
-  }
-  helpList.hidden = help.length === 0;
+  // Help requests are the queue above the list (help.js), until resolved or cancelled.
+  renderHelpQueue(help, (alert) => studentsOf(alert) || alert.sessionTokens[0], upsertAlert);
   const list = $("#alert-list");
   list.replaceChildren();
   for (const alert of [...others, ...resolved]) list.append(alertRow(alert));
@@ -224,10 +216,22 @@ function toastOpened(alert) {
   }, TOAST_GATHER_MS);
 }
 
+/** A help request changed: the queue's places, groups and evidence are read again (the stream
+ * carries the request, not its neighbours' places), at most once per HELP_RELOAD_MS. */
+const HELP_RELOAD_MS = 1000;
+let helpReload = null;
+function reloadSoon() {
+  if (!helpReload) helpReload = setTimeout(() => { helpReload = null; loadAlerts(); }, HELP_RELOAD_MS);
+}
+
 function onAlert(id, alert) {
   if (id !== null) state.lastAlertId = id;
   const { change, ...rest } = alert;
+  const before = state.alerts.find((a) => a.id === rest.id);
+  // Keep what only reads fill in (evidence, place) until they are read again.
+  if (before && before.evidence && !rest.evidence) rest.evidence = before.evidence;
   upsertAlert(rest);
+  if (rest.rule === "help_request") reloadSoon();
   if (change === "alert.opened") toastOpened(rest);
   // A request folded into a flood, acknowledged or muted elsewhere: its toast goes.
   if (change === "alert.resolved") {

@@ -15,6 +15,7 @@
 
 import { connectAlerts, loadAlerts, renderAlerts } from "./alerts.js";
 import { $, api, el, filters, handle, SELECTED, SESSIONS_LOADED, state, TOKEN_KEY, whenUnauthorized } from "./common.js";
+import { setUpHelperName } from "./help.js";
 import { connectLive, setLive } from "./live.js";
 import { loadAdmin, wireAdmin } from "./admin.js";
 import { chooseRoom, loadRooms, showProjector } from "./rooms.js";
@@ -62,6 +63,7 @@ function load() {
   state.lastEventId = null;
   state.lastAlertId = null;
   refresh();
+  setUpHelperName();
   loadAlerts();
   connectLive();
   connectAlerts();

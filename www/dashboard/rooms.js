@@ -17,6 +17,7 @@ export async function loadRooms() {
     state.rooms = answer.rooms;
     // An assistant's token neither exports nor mutes: those buttons go.
     document.body.classList.toggle("assistant", answer.role === "assistant");
+    document.body.classList.toggle("helper", Boolean(answer.role));
   } catch (error) {
     handle(error);
     return false;

@@ -168,12 +168,14 @@ pub(crate) fn build_package(root: &Path) -> Result<()> {
     let renamed = rename_boundary(&std::fs::read_to_string(&glue)?, &mapping)?;
     std::fs::write(&glue, renamed)?;
     let js = root.join("client-wasm/js");
-    for file in ["session_log.js", GLOBAL_FILE, "session_log.d.ts"] {
+    for file in ["session_log.js", HELP_FILE, GLOBAL_FILE, "session_log.d.ts"] {
         std::fs::copy(js.join(file), pkg.join(file)).with_context(|| format!("copy {file}"))?;
     }
     write_inline_entry(&pkg)?;
-    let mut scripts: Vec<PathBuf> =
-        ["session_log.js", "session_log_core.js", GLOBAL_FILE, INLINE_FILE].iter().map(|f| pkg.join(f)).collect();
+    let mut scripts: Vec<PathBuf> = ["session_log.js", "session_log_core.js", HELP_FILE, GLOBAL_FILE, INLINE_FILE]
+        .iter()
+        .map(|f| pkg.join(f))
+        .collect();
     scripts.extend(snippets(&pkg)?);
     minify(&tools, &scripts)?;
     std::fs::write(pkg.join("package.json"), package_json())?;
@@ -186,6 +188,9 @@ pub(crate) fn build_package(root: &Path) -> Result<()> {
 /// The entry with the WebAssembly module inside (`session-log/inline`), for bundlers that do not
 /// copy an asset named by `new URL(…, import.meta.url)` (esbuild, Rollup).
 pub(crate) const INLINE_FILE: &str = "session_log.inline.js";
+/// The help channel, loaded by the entry on the first `onHelp`, `onNotice` or `cancelHelp`
+/// (not part of what a page that never calls them downloads).
+pub(crate) const HELP_FILE: &str = "session_log_help.js";
 
 /// Writes [`INLINE_FILE`]: the `.wasm` as base64, decoded and compiled with
 /// `WebAssembly.compile` when the module loads, then every export of the entry.
@@ -259,6 +264,10 @@ pub(crate) fn size_report(pkg: &Path) -> Result<String> {
     lines.push(format!("    everything a page downloads through the ESM entry: {total} B gzipped (the budget test: tests/tests/package.rs)"));
     let (raw, gz) = sizes(&pkg.join(GLOBAL_FILE))?;
     lines.push(format!("    {GLOBAL_FILE} adds {raw} B, {gz} B gzipped"));
+    let (raw, gz) = sizes(&pkg.join(HELP_FILE))?;
+    lines.push(format!(
+        "    {HELP_FILE} (loaded on the first onHelp, onNotice or cancelHelp) adds {raw} B, {gz} B gzipped"
+    ));
     // Through the inline entry a page downloads it instead of the `.wasm`, and everything else.
     let (raw, gz) = sizes(&pkg.join(INLINE_FILE))?;
     let (_, wasm_gz) = sizes(&pkg.join("session_log_core_bg.wasm"))?;

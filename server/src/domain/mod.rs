@@ -2,7 +2,7 @@
 //! [`event`]), what a session's summary is (the fold in [`summary`]), the room's report
 //! ([`report`]), the export formats ([`export`]), the opaque cursors ([`cursor`]), the alert
 //! rules ([`alerts`]), workshops, rooms and write keys ([`workshop`]), helper tokens and what a
-//! token reads ([`helper`]), and the rows storage fills ([`rows`]). Tested natively; the HTTP handlers
+//! token reads ([`helper`]), room notices ([`notice`]), and the rows storage fills ([`rows`]). Tested natively; the HTTP handlers
 //! and the storage backends call them and only translate. Nothing here imports `http`,
 //! `storage`, `state`, `tasks` or `config`.
 
@@ -15,6 +15,7 @@ pub mod event;
 pub mod export;
 pub mod facts;
 pub mod helper;
+pub mod notice;
 pub mod origin;
 pub mod report;
 pub mod rows;

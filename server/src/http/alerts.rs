@@ -116,6 +116,9 @@ pub async fn get_alerts(
         let resolved = AlertQuery { status: Some(AlertStatus::Resolved), ..query.clone() };
         alerts.extend(state.storage.alerts(resolved).await.map_err(ApiError::from)?);
     }
+    // Open help requests get their queue place, group and evidence (their rooms' open
+    // requests are all read above).
+    crate::http::help::fill_help(&state, &mut alerts).await?;
     rank(&mut alerts);
     alerts.truncate(query.limit as usize);
     Ok(HttpResponse::Ok().json(AlertsResponse { success: true, alerts }))
@@ -170,7 +173,7 @@ pub async fn mute(
 /// The rooms (join codes) and workshop (slug) an alert read is limited to: its `room=` and
 /// `workshop=` (see [`place_filter`]), narrowed to the token's rooms. Errors: those of
 /// [`place_filter`].
-fn alert_places(
+pub(crate) fn alert_places(
     params: &[(String, String)],
     state: &AppState,
     instructor: &Instructor,
@@ -184,7 +187,7 @@ fn alert_places(
 }
 
 /// Whether `alert` is among those `places` (from [`alert_places`]) select.
-fn selected(alert: &Alert, (rooms, workshop): &(Option<Vec<String>>, Option<String>)) -> bool {
+pub(crate) fn selected(alert: &Alert, (rooms, workshop): &(Option<Vec<String>>, Option<String>)) -> bool {
     let label = Label::of(alert);
     rooms.as_ref().is_none_or(|codes| label.room.as_ref().is_some_and(|code| codes.contains(code)))
         && workshop.as_ref().is_none_or(|slug| *slug == label.workshop)

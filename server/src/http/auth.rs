@@ -27,6 +27,7 @@ enum Role {
     Helper {
         role: HelperRole,
         rooms: Vec<i64>,
+        name: String,
     },
 }
 
@@ -80,7 +81,7 @@ fn token_role(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Role, Ap
                 }
             });
         }
-        Ok(Role::Helper { role: helper.role, rooms: helper.rooms.clone() })
+        Ok(Role::Helper { role: helper.role, rooms: helper.rooms.clone(), name: helper.name.clone() })
     }
 }
 
@@ -92,6 +93,8 @@ pub struct Instructor {
     pub scope: Scope,
     /// A helper token's role; `None` for a server-wide token.
     pub helper: Option<HelperRole>,
+    /// A helper token's name ("Alex"): who claims a help request with it.
+    pub name: Option<String>,
 }
 
 impl Instructor {
@@ -117,8 +120,10 @@ impl FromRequest for Instructor {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(role(req).map(|role| match role {
-            Role::Helper { role, rooms } => Instructor { scope: Scope::Rooms(rooms), helper: Some(role) },
-            Role::Instructor | Role::Admin => Instructor { scope: Scope::All, helper: None },
+            Role::Helper { role, rooms, name } => {
+                Instructor { scope: Scope::Rooms(rooms), helper: Some(role), name: Some(name) }
+            }
+            Role::Instructor | Role::Admin => Instructor { scope: Scope::All, helper: None, name: None },
         }))
     }
 }

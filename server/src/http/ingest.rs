@@ -83,7 +83,22 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // The write key decides the workshop: unknown, revoked, or sent from an origin its workshop
     // does not allow, nothing is stored.
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let directory = state.workshops.snapshot();
+    let mut directory = state.workshops.snapshot();
+    // A key or a room made on another server on the same database: read the directory now
+    // (at most once a second, whatever clients send) rather than refuse the key or place the
+    // session elsewhere until the next refresh.
+    let unknown_key = credentials
+        .write_key
+        .as_deref()
+        .is_some_and(|k| !directory.workshops.iter().any(|w| w.write_key.as_deref() == Some(k)));
+    let unknown_room = credentials
+        .room
+        .as_deref()
+        .and_then(crate::domain::workshop::normalize_code)
+        .is_some_and(|code| !directory.rooms.iter().any(|r| r.code == code));
+    if (unknown_key || unknown_room) && matches!(state.workshops.reload_on_miss(&state.storage).await, Ok(true)) {
+        directory = state.workshops.snapshot();
+    }
     let workshop = check_write_key(
         &directory.workshops,
         credentials.write_key.as_deref(),

@@ -2,7 +2,9 @@
 //! [`crate::storage`] API, and holds no rule of its own. One file per resource; every failure is
 //! an [`error::ApiError`], whose `ResponseError` impl picks the status and the JSON body.
 //!
-//! - [`ingest`]: `POST /api/session-log`; [`alerts`]: alerts, their acknowledgement and stream; [`events`]: the instructors' event query, live tail and
+//! - [`ingest`]: `POST /api/session-log`; [`alerts`]: alerts, their acknowledgement and stream;
+//!   [`help`]: the help queue (claim, unclaim, resolve) and a student's page's help channel;
+//!   [`notices`]: notices to a room's pages; [`events`]: the instructors' event query, live tail and
 //!   export; [`sessions`]: `/api/sessions`; [`report`]: `/api/report`; [`students`]: one student's
 //!   progress and deletion; [`workshops`]: the admin's workshops and write keys; [`rooms`]: the
 //!   rooms of a workshop and their join codes; [`tokens`]: the admin's helper tokens;
@@ -17,7 +19,9 @@ pub mod error;
 pub mod events;
 pub mod headers;
 pub mod health;
+pub mod help;
 pub mod ingest;
+pub mod notices;
 pub mod openapi;
 pub mod params;
 pub mod report;
@@ -49,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(ingest::post_events))
                         .route(web::get().to(events::get_events)),
                 )
+                .service(resource("/session-log/help", "GET").route(web::get().to(help::student_help)))
+                .service(resource("/session-log/help/cancel", "POST").route(web::post().to(help::cancel_help)))
                 .service(resource("/session-log/stream", "GET").route(web::get().to(events::stream_events)))
                 .service(resource("/session-log/export", "GET").route(web::get().to(events::export_events)))
                 .service(resource("/sessions", "GET").route(web::get().to(sessions::get_sessions)))
@@ -57,6 +63,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/alerts/stream", "GET").route(web::get().to(alerts::stream_alerts)))
                 .service(resource("/alerts/{id}/ack", "POST").route(web::post().to(alerts::acknowledge)))
                 .service(resource("/alerts/{id}/mute", "POST").route(web::post().to(alerts::mute)))
+                .service(resource("/alerts/{id}/claim", "POST").route(web::post().to(help::claim)))
+                .service(resource("/alerts/{id}/unclaim", "POST").route(web::post().to(help::unclaim)))
+                .service(resource("/alerts/{id}/resolve", "POST").route(web::post().to(help::resolve)))
                 .service(
                     resource("/students/{email}", "GET, DELETE")
                         .route(web::get().to(students::get_student))
@@ -72,6 +81,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/workshops/{slug}/rooms", "POST").route(web::post().to(rooms::create_room)))
                 .service(resource("/rooms", "GET").route(web::get().to(rooms::list_rooms)))
+                .service(
+                    resource("/rooms/{code}/notices", "GET, POST")
+                        .route(web::get().to(notices::list_notices))
+                        .route(web::post().to(notices::post_notice)),
+                )
                 .service(resource("/rooms/{code}/sessions", "POST").route(web::post().to(room_sessions::move_sessions)))
                 .service(
                     resource("/tokens", "GET, POST")

@@ -1,6 +1,6 @@
 //! The alert tables' rows, the same on both backends: `alerts` (one row per alert: `alert_id`,
 //! `status` as [`status_text`], `opened_at`, the alert's JSON as last written, its `workshop`
-//! slug and `room` code, written when it opens) and
+//! slug and `room` code, written when it opens, and a help request's `session_token`) and
 //! `alert_changes` (a position, `alert_id`, the change's JSON). The backends only run the SQL;
 //! what a row holds and how a change meets the stored alert is decided here.
 
@@ -42,6 +42,9 @@ pub struct ChangeRows {
     pub workshop: String,
     /// The `room` column: the alert's room join code (NULL for a lobby).
     pub room: Option<String>,
+    /// The `session_token` column: a help request's session (NULL for other rules), which a
+    /// student's page reads its request by.
+    pub session: Option<String>,
 }
 
 impl ChangeRows {
@@ -50,9 +53,11 @@ impl ChangeRows {
         let alert_json = serde_json::to_string(&alert).expect("an alert serializes");
         let status = status_text(alert.status);
         let label = alerts::Label::of(&alert);
+        let session =
+            (alert.rule == alerts::Rule::HelpRequest).then(|| alert.session_tokens.first().cloned()).flatten();
         let change = AlertChange { kind, alert };
         let change_json = serde_json::to_string(&change).expect("an alert change serializes");
-        ChangeRows { change, status, alert_json, change_json, workshop: label.workshop, room: label.room }
+        ChangeRows { change, status, alert_json, change_json, workshop: label.workshop, room: label.room, session }
     }
 
     /// The rows of a change from the alert rules, given the alert as stored (`None` for a new

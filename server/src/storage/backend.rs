@@ -152,6 +152,18 @@ pub trait Backend: Send + Sync {
     /// there is no such token.
     async fn revoke_helper_token(&self, id: i64) -> Result<Option<crate::domain::helper::HelperToken>, StoreError>;
 
+    /// Stores a notice to a room; answers it with its id. Errors: as for [`Backend::insert`].
+    async fn post_notice(&self, new: super::NewNotice) -> Result<crate::domain::notice::Notice, StoreError>;
+
+    /// The notices of room `room` (join code) that expire after `now` (ISO 8601), newest
+    /// first, at most `limit`.
+    async fn notices(
+        &self,
+        room: String,
+        now: String,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::notice::Notice>, StoreError>;
+
     /// Stops taking writes, lets the writer commit what it was handed and waits for it
     /// (blocking; at most about 10 s).
     fn close(&self);

@@ -264,6 +264,10 @@ pub fn sessions<'q>(dialect: Dialect, head: &str, query: &'q SessionQuery) -> St
         statement.and(&format!("x.student_id = (SELECT student_id FROM students WHERE {email})"));
     }
     statement.placed_in("x.session_token", query.rooms.as_deref(), query.workshop);
+    if let Some(token) = &query.session_token {
+        let p = statement.bind(Param::Text(token));
+        statement.and(&format!("x.session_token = {p}"));
+    }
     if let Some(since) = &query.since {
         let p = statement.bind_time(since);
         statement.and(&format!("x.last_seen >= {p}"));

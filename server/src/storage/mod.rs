@@ -160,6 +160,8 @@ pub struct SessionQuery {
     pub workshop: Option<i64>,
     /// Only sessions with an event at or after this time (`last_seen`, ISO text).
     pub since: Option<String>,
+    /// Only the session with this token.
+    pub session_token: Option<String>,
     /// Only sessions with an event before this time (`first_seen`, ISO text).
     pub until: Option<String>,
     /// The order.
@@ -202,6 +204,23 @@ pub struct AlertQuery {
     pub workshop: Option<String>,
     /// Only the alert with this id.
     pub id: Option<String>,
+    /// Only the help requests of this session (the `session_token` column).
+    pub session: Option<String>,
+}
+
+/// A notice to store (`POST /api/rooms/{code}/notices`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotice {
+    /// The room's join code.
+    pub room: String,
+    /// What it says (checked by `domain::notice::NoticeRequest::check`).
+    pub message: String,
+    /// Who posted it.
+    pub posted_by: String,
+    /// When (ISO 8601 UTC with ms).
+    pub posted_at: String,
+    /// When it expires (same format).
+    pub expires_at: String,
 }
 
 /// A stored alert change with its position in the change log (the alert stream's cursor).
@@ -593,6 +612,22 @@ impl Storage {
         }
         new.code = workshop_rows::draw_join_code()?;
         self.backend.create_room(new).await
+    }
+
+    /// Stores a notice to a room (see [`backend::Backend::post_notice`]).
+    pub async fn post_notice(&self, new: NewNotice) -> Result<crate::domain::notice::Notice, StoreError> {
+        self.backend.post_notice(new).await
+    }
+
+    /// The notices of room `room` (join code) that have not expired at `now`, newest first, at
+    /// most `limit` (see [`backend::Backend::notices`]).
+    pub async fn notices(
+        &self,
+        room: String,
+        now: String,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::notice::Notice>, StoreError> {
+        self.backend.notices(room, now, limit).await
     }
 
     /// Records that helper token `id` was used now (`lastUsedAt`). Errors: as for

@@ -2,6 +2,7 @@
 //! version of an alert keeps it ([`merge_stored`]).
 
 use super::model::{Alert, AlertStatus, ChangeKind, Rule};
+use super::queue::{self, HelpChange, HelpStatus};
 
 /// Keeps what instructors did to a stored alert when the engine writes a newer version of it: an
 /// acknowledgement stays, and a resolved alert stays resolved (an acknowledged help request, or
@@ -13,6 +14,10 @@ pub fn merge_stored(new: &mut Alert, stored: &Alert) {
     if new.muted_at.is_none() {
         new.muted_at.clone_from(&stored.muted_at);
     }
+    // The lifecycle is the helpers' (and the student's): the rules only open a request.
+    if stored.help.is_some() {
+        new.help.clone_from(&stored.help);
+    }
     if stored.status == AlertStatus::Resolved {
         new.status = AlertStatus::Resolved;
         if new.resolved_at.is_none() {
@@ -22,7 +27,7 @@ pub fn merge_stored(new: &mut Alert, stored: &Alert) {
 }
 
 /// What an instructor does to an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertAction {
     /// `POST /api/alerts/{id}/ack`: see [`acknowledge`].
     Acknowledge,
@@ -30,6 +35,9 @@ pub enum AlertAction {
     /// session (`help_request`) or address (`help_flood`) raises no more help alerts
     /// ([`AlertEngine::settle`](super::AlertEngine::settle)). Muting again changes nothing.
     Mute,
+    /// A change to a help request's lifecycle (claim, unclaim, resolve, cancel): see
+    /// [`queue::apply`].
+    Help(HelpChange),
 }
 
 /// Does `action` to `alert` at `at` (ISO 8601). Returns the change to publish, or `None` when it
@@ -37,6 +45,11 @@ pub enum AlertAction {
 pub fn act(alert: &mut Alert, action: AlertAction, at: &str) -> Option<ChangeKind> {
     match action {
         AlertAction::Acknowledge => acknowledge(alert, at),
+        AlertAction::Help(change) => match queue::apply(alert, change, at) {
+            (false, _) => None,
+            (true, false) => Some(ChangeKind::Updated),
+            (true, true) => Some(ChangeKind::Resolved),
+        },
         AlertAction::Mute => {
             if alert.muted_at.is_some() {
                 return None;
@@ -63,6 +76,10 @@ pub fn acknowledge(alert: &mut Alert, at: &str) -> Option<ChangeKind> {
     }
     alert.acknowledged_at = Some(at.to_owned());
     if alert.rule == Rule::HelpRequest && alert.status == AlertStatus::Open {
+        let mut help = queue::state_of(alert);
+        help.status = HelpStatus::Resolved;
+        help.updated_at = at.to_owned();
+        alert.help = Some(help);
         alert.status = AlertStatus::Resolved;
         alert.resolved_at = Some(at.to_owned());
         return Some(ChangeKind::Resolved);

@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::episodes::Key;
 use super::model::{AlertChange, Observed, Rule, HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS};
+use super::queue::HelpState;
 use super::rule::{AlertRule, Cx};
 use super::text::{iso_ms_of, ms, plural};
 use super::window::{age_times, evict_oldest};
@@ -81,6 +82,9 @@ impl Help {
             alert.student_emails.clone_from(&students);
             alert.message.clone_from(&message);
             alert.address.clone_from(&address);
+            if alert.help.is_none() {
+                alert.help = Some(HelpState { updated_at: alert.last_seen_at.clone(), ..HelpState::default() });
+            }
         }));
         changes
     }

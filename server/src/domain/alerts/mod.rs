@@ -15,6 +15,11 @@
 //!   open per session, resolved by an acknowledgement; more than [`HELP_FLOOD_COUNT`] within
 //!   [`HELP_FLOOD_WINDOW`] from one address become one flagged `help_flood` instead.
 //!
+//! A help request has a lifecycle ([`queue`]): `waiting` in its room's queue (first come, first
+//! served), `claimed` by a named helper, then `resolved`, or `cancelled` by the student; the
+//! student's page reads it as [`StudentHelp`]. Its evidence ([`evidence`]) is what the session
+//! was doing: its step against the room's median, its latest errors and failed calls.
+//!
 //! An instructor can mute a help request (its session) or a flood (its address): their help
 //! requests and, for a session, all its events then raise nothing ([`AlertEngine::settle`](AlertEngine::settle)).
 //!
@@ -40,9 +45,11 @@ mod engine;
 mod episodes;
 mod error_burst;
 mod error_pattern;
+mod evidence;
 mod help;
 mod model;
 mod placed;
+mod queue;
 mod rule;
 mod stuck;
 mod text;
@@ -50,11 +57,16 @@ mod window;
 
 pub use actions::{acknowledge, act, merge_stored, AlertAction};
 pub use engine::AlertEngine;
+pub use evidence::{Evidence, EvidenceEvent, EVIDENCE_EVENTS, EVIDENCE_WINDOW};
 pub use model::{
     rank, Alert, AlertChange, AlertRules, AlertStatus, ChangeKind, Observed, Place, Rule, Severity, COUNT_UPDATE_EVERY,
     HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS, MAX_LISTED, MAX_SESSIONS,
 };
 pub use placed::{Label, PlacedEngines, DEFAULT_WORKSHOP};
+pub use queue::{
+    apply as apply_help, check as check_help, clean, fill_queue, state_of as help_state, HelpChange, HelpRefusal,
+    HelpState, HelpStatus, StudentHelp, NAME_CHARS, NOTE_CHARS,
+};
 pub use text::iso;
 
 #[cfg(test)]

@@ -207,6 +207,15 @@ pub struct Alert {
     /// The join code of the room whose sessions raised it; absent for a workshop's lobby.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
+    /// A help request's lifecycle (`help_request` only): `{status: waiting|claimed|resolved|
+    /// cancelled, claimedBy, claimedAt, note, updatedAt, position, group}`; see
+    /// [`HelpState`](super::HelpState).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<super::queue::HelpState>,
+    /// What the session was doing when it asked (`help_request`, filled in on reads): its
+    /// step against the room's median, its latest errors and failed calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<super::evidence::Evidence>,
 }
 
 /// Where the rules judge a session: its workshop and its room (`None`: the workshop's lobby),
@@ -240,6 +249,8 @@ impl Alert {
             muted_at: None,
             workshop: None,
             room: None,
+            help: None,
+            evidence: None,
         }
     }
 }

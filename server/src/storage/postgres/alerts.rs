@@ -23,10 +23,18 @@ async fn write(tx: &Transaction<'_>, rows: ChangeRows) -> Result<LoggedChange, S
     let change = rows.change;
     sql::execute(
         tx,
-        "INSERT INTO alerts (alert_id, status, opened_at, alert, workshop, room)
-         VALUES ($1, $2, $3, $4::text::json, $5, $6)
+        "INSERT INTO alerts (alert_id, status, opened_at, alert, workshop, room, session_token)
+         VALUES ($1, $2, $3, $4::text::json, $5, $6, $7)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
-        &[&change.alert.id, &rows.status, &change.alert.opened_at, &rows.alert_json, &rows.workshop, &rows.room],
+        &[
+            &change.alert.id,
+            &rows.status,
+            &change.alert.opened_at,
+            &rows.alert_json,
+            &rows.workshop,
+            &rows.room,
+            &rows.session,
+        ],
     )
     .await?;
     let row = sql::query_one(
@@ -95,9 +103,9 @@ pub(super) async fn query(client: &impl GenericClient, query: &AlertQuery) -> Re
         "SELECT alert::text FROM alerts
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR opened_at >= $2)
                AND ($4::text[] IS NULL OR room = ANY($4)) AND ($5::text IS NULL OR workshop = $5)
-               AND ($6::text IS NULL OR alert_id = $6)
+               AND ($6::text IS NULL OR alert_id = $6) AND ($7::text IS NULL OR session_token = $7)
              ORDER BY opened_at DESC, alert_id DESC LIMIT $3",
-        &[&status, &query.since, &limit, &query.rooms, &query.workshop, &query.id],
+        &[&status, &query.since, &limit, &query.rooms, &query.workshop, &query.id, &query.session],
     )
     .await?;
     rows.iter().map(|r| Ok(parse_alert(r.get(0))?)).collect()

@@ -49,6 +49,7 @@ use writer::{jsonb_text, Job, Writer, PIPELINE};
 mod alerts;
 mod cluster;
 mod maintenance;
+mod notices;
 mod pool;
 mod read;
 mod sql;
@@ -414,6 +415,23 @@ impl Backend for PostgresStore {
     async fn create_room(&self, new: super::NewRoom) -> Result<crate::domain::workshop::Room, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move { workshops::create_room(&sql::connection(&pool).await?, &new).await }).await
+    }
+
+    /// `Storage::post_notice`.
+    async fn post_notice(&self, new: super::NewNotice) -> Result<crate::domain::notice::Notice, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { notices::post(&sql::connection(&pool).await?, &new).await }).await
+    }
+
+    /// `Storage::notices`.
+    async fn notices(
+        &self,
+        room: String,
+        now: String,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::notice::Notice>, StoreError> {
+        let pool = self.pool.clone();
+        self.on_runtime(async move { notices::current(&sql::connection(&pool).await?, &room, &now, limit).await }).await
     }
 
     /// `Storage::record_token_use`.

@@ -19,7 +19,8 @@ fn stored(tx: &Connection, id: &str) -> Result<Option<Alert>, SqliteError> {
 fn write(tx: &Connection, rows: ChangeRows) -> Result<LoggedChange, SqliteError> {
     let change = rows.change;
     tx.prepare_cached(
-        "INSERT INTO alerts (alert_id, status, opened_at, alert, workshop, room) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO alerts (alert_id, status, opened_at, alert, workshop, room, session_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, alert = excluded.alert",
     )?
     .execute((
@@ -29,6 +30,7 @@ fn write(tx: &Connection, rows: ChangeRows) -> Result<LoggedChange, SqliteError>
         &rows.alert_json,
         &rows.workshop,
         &rows.room,
+        &rows.session,
     ))?;
     tx.prepare_cached("INSERT INTO alert_changes (alert_id, change) VALUES (?1, ?2)")?
         .execute((&change.alert.id, &rows.change_json))?;
@@ -84,6 +86,10 @@ pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, Sqlite
     if let Some(id) = &query.id {
         sql.push_str(" AND alert_id = ?");
         params.push(id);
+    }
+    if let Some(session) = &query.session {
+        sql.push_str(" AND session_token = ?");
+        params.push(session);
     }
     sql.push_str(" ORDER BY opened_at DESC, alert_id DESC LIMIT ?");
     params.push(&query.limit);

@@ -39,6 +39,7 @@ pub mod backup;
 mod cache;
 mod checkpointer;
 mod maintenance;
+mod notices;
 mod read;
 #[cfg(unix)]
 pub mod wal_vfs;
@@ -70,6 +71,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V7__rooms_and_helper_tokens.sql")),
     M::up(include_str!("../../../migrations/sqlite/V8__alert_places.sql")),
     M::up(include_str!("../../../migrations/sqlite/V9__helper_token_use.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V10__help_queue.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).
@@ -409,6 +411,22 @@ impl Backend for SqliteStore {
         tokio::task::spawn_blocking(move || workshops::create_room(&path, &new, &super::now_iso()))
             .await
             .map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::post_notice`.
+    async fn post_notice(&self, new: super::NewNotice) -> Result<crate::domain::notice::Notice, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || notices::post(&path, &new)).await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// `Storage::notices`.
+    async fn notices(
+        &self,
+        room: String,
+        now: String,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::notice::Notice>, StoreError> {
+        self.read(move |conn| notices::current(conn, &room, &now, limit)).await
     }
 
     /// `Storage::record_token_use`.

@@ -194,7 +194,7 @@ pub fn revoke_helper_token(path: &Path, id: i64, at: &str) -> Result<Option<Help
 }
 
 /// A connection for an admin write on the database at `path` (already migrated by the server).
-fn admin_connection(path: &Path) -> Result<Connection, SqliteError> {
+pub(super) fn admin_connection(path: &Path) -> Result<Connection, SqliteError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)

@@ -48,7 +48,10 @@
     api[name] = function () {
       var args = Array.prototype.slice.call(arguments);
       if (mod) return mod[name].apply(null, args);
-      if (name === "init" || name === "flush") return ready.then(function () { return mod && mod[name].apply(null, args); });
+      // These act once the entry is loaded (the help channel's are the entry's own, not the module's).
+      if (["init", "flush", "onHelp", "onNotice", "cancelHelp"].indexOf(name) >= 0) {
+        return ready.then(function () { return mod && mod[name].apply(null, args); });
+      }
       if (name === "getSessionToken") return failed ? "" : sessionToken();
       if (name === "configure" && args[0] && typeof args[0] === "object" && "sessionToken" in args[0]) {
         configured = valid(args[0].sessionToken) ? args[0].sessionToken : null;

@@ -6,7 +6,7 @@
 // server answers that session's latest help request and its room's notices) every
 // OPEN_EVERY_MS while the session's request is waiting or claimed, and every IDLE_EVERY_MS while
 // a callback is registered and nothing is open; it stops when neither holds. Polling was
-// measured against Server-Sent Events (docs/help-channel.md): a change reaches the page within
+// chosen over Server-Sent Events (the repository's docs/help-channel.md): a change reaches the page within
 // one interval, and a poll costs one small GET that a proxy never buffers.
 //
 // Callbacks: onHelp(callback) gets `{status, position, helper, note, updatedAt}` on every change

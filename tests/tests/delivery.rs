@@ -107,6 +107,35 @@ async fn events_logged_just_before_leaving_the_page_arrive() {
     browser.close().await;
 }
 
+// As a user's navigation check runs it: a fresh browser (profile, connections, preflight cache)
+// each time, the module loaded, the endpoint on another origin, a 30 s flush interval, 20 events
+// and at once about:blank, with the other core busy: the page-exit beacons deliver all 20, 50
+// runs over (the browser is closed once they are in, or after 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_exit_delivers_cross_origin_from_fresh_browsers() {
+    let site = test_site();
+    let www = site.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pages = Server::start_with(&dir.path().join("pages.db"), &server_args(www, &[]));
+    let ingest = Server::start_with(&dir.path().join("ingest.db"), &server_args(www, &[]));
+    let endpoint = format!("{}/api/session-log", ingest.url.replace("127.0.0.1", "localhost"));
+    let _busy = BusyCore::start();
+    let mut lost = Vec::new();
+    for run in 1..=50u64 {
+        let browser = Browser::start().await;
+        let token =
+            open_page(&browser, &format!("{}/delivery.html?interval=30000&endpoint={endpoint}", pages.url)).await;
+        browser.run("window.logMany(0, 20)", vec![]).await;
+        browser.client.goto("about:blank").await.expect("leave the page");
+        let answer = ingest.wait_for_events(&token, 20, 10).await;
+        browser.close().await;
+        if answer["count"] != 20 {
+            lost.push((run, answer["count"].clone()));
+        }
+    }
+    assert!(lost.is_empty(), "runs that did not deliver all 20 (run, delivered): {lost:?}");
+}
+
 // A page logs 20 events from its first line and is left at once, before its WebAssembly module
 // has loaded: the calls it kept are handed over in the tab's sessionStorage, and the next page
 // of the origin delivers them all once its module is ready (five times over, fresh tabs).

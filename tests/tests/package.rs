@@ -141,6 +141,24 @@ fn typescript_strict_compile_of_the_reference_calls() {
     assert_eq!(text.matches("error TS").count(), 4, "each wrong line is refused:\n{text}");
 }
 
+// publint finds nothing in the package, and @arethetypeswrong/cli finds every entry point
+// typed under every resolution (node10 through `typesVersions`), the classic-script loader's
+// globals included. Ignored, by choice: the package is ESM only (a CommonJS `require` gets
+// "ESM (dynamic import only)", which the README says), and `session_log_core_bg.wasm` is an
+// asset exported for bundlers to copy, not a module with types.
+#[test]
+fn publint_and_attw_find_nothing() {
+    let tools = node_tools();
+    let lint = run(Command::new(tools.join("publint")).current_dir(package_dir()));
+    assert!(lint.contains("All good!"), "publint:\n{lint}");
+    let (_pack, tarball) = packed();
+    let types = run(Command::new(tools.join("attw"))
+        .arg(&tarball)
+        .args(["--ignore-rules", "cjs-resolves-to-esm", "--exclude-entrypoints", "./session_log_core_bg.wasm"])
+        .args(["--format", "table-flipped"]));
+    assert!(types.contains("No problems found"), "attw:\n{types}");
+}
+
 /// Calls every export before the module is ready; `window.result` says what the page saw.
 const CALL_EVERYTHING_JS: &str = r#"
 export async function callEverything(sl) {

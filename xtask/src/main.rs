@@ -50,6 +50,9 @@ enum Cmd {
     Build,
     /// Run the client benchmark in headless Chromium (logAction against plain JavaScript).
     BenchClient,
+    /// Run the help channel's benchmark in headless Chromium (30 pages: how soon a claim, a
+    /// resolve and a notice reach them; requests per page per minute).
+    BenchHelp,
     /// Run the query benchmark: 1,000,000 events in 2,000 sessions, the instructors' queries
     /// against the release server (loopback, about 1–2 min). Arguments after `--` go to it
     /// (`--events N`, `--sessions N`).
@@ -129,6 +132,20 @@ fn main() -> Result<()> {
             run(
                 "client benchmark",
                 Command::new(release.join("session-log-client-bench"))
+                    .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server"))
+                    .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
+                    .env("CHROME_BIN", &chrome)
+                    .env("CHROMEDRIVER", &driver),
+            )?;
+        }
+        Cmd::BenchHelp => {
+            ensure_wasm_tools()?;
+            let (chrome, driver) = ensure_chromium()?;
+            build_package(&root)?;
+            let release = build_release_bins("session-log-help-bench")?;
+            run(
+                "help channel benchmark",
+                Command::new(release.join("session-log-help-bench"))
                     .env("SESSION_LOG_SERVER_BIN", release.join("session-log-server"))
                     .env("SESSION_LOG_PKG", root.join("client-wasm/pkg"))
                     .env("CHROME_BIN", &chrome)

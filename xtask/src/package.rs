@@ -168,7 +168,7 @@ pub(crate) fn build_package(root: &Path) -> Result<()> {
     let renamed = rename_boundary(&std::fs::read_to_string(&glue)?, &mapping)?;
     std::fs::write(&glue, renamed)?;
     let js = root.join("client-wasm/js");
-    for file in ["session_log.js", HELP_FILE, GLOBAL_FILE, "session_log.d.ts"] {
+    for file in ["session_log.js", HELP_FILE, GLOBAL_FILE, "session_log.d.ts", "session_log.global.d.ts"] {
         std::fs::copy(js.join(file), pkg.join(file)).with_context(|| format!("copy {file}"))?;
     }
     write_inline_entry(&pkg)?;
@@ -281,11 +281,13 @@ pub(crate) fn size_report(pkg: &Path) -> Result<String> {
 
 /// The package's `package.json`: `client-wasm/js/package.json` (the entry points, the files,
 /// `sideEffects`) with this build's version.
+/// Written as text, not through `serde_json::Value`: its maps sort their keys, and the order of
+/// an export's conditions matters (`types` first, `default` last; publint checks it).
 pub(crate) fn package_json() -> String {
-    let mut json: serde_json::Value = serde_json::from_str(include_str!("../../client-wasm/js/package.json"))
-        .expect("client-wasm/js/package.json is JSON");
-    json["version"] = env!("CARGO_PKG_VERSION").into();
-    serde_json::to_string_pretty(&json).expect("JSON serializes") + "\n"
+    let source = include_str!("../../client-wasm/js/package.json");
+    let placeholder = "\"version\": \"0.0.0\"";
+    assert!(source.contains(placeholder), "client-wasm/js/package.json has {placeholder}");
+    source.replacen(placeholder, &format!("\"version\": \"{}\"", env!("CARGO_PKG_VERSION")), 1)
 }
 
 /// A file's size and its size gzipped at level 9 (what a server sending it compressed sends).

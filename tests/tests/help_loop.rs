@@ -367,3 +367,116 @@ fn the_help_loop_across_two_servers_on_postgres() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(the_help_loop(&api, &pages, "postgres"));
 }
+
+// In the dashboard: two waiting requests whose sessions failed the same way are one group that
+// one "Claim all" claims; a failing endpoint across half the room's active sessions offers
+// "Tell the room", which posts the prefilled notice to that room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_claims_a_group_and_tells_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [&UNLIMITED[..], &["--admin-token", ADMIN]].concat();
+    let server = Server::start_with(&dir.path().join("events.db"), &args);
+    let (status, workshop) =
+        call("POST", &server.url, "/api/workshops", ADMIN, Some(&json!({"slug": "voice-ai", "name": "Voice AI"})));
+    assert_eq!(status, 201, "{workshop}");
+    let key = workshop["writeKey"].as_str().unwrap().to_owned();
+    let (_, room) = call("POST", &server.url, "/api/workshops/voice-ai/rooms", ADMIN, Some(&json!({"name": "London"})));
+    let code = room["code"].as_str().unwrap().to_owned();
+    // Six students on their steps; three of them see /provision fail twice (the api_failures
+    // rule: at least 5 calls, at least half failed), then two of those hit the same error and ask.
+    let mut events: Vec<Value> = (0..6)
+        .map(|n| {
+            json!({"sessionToken": format!("ws_s{n}"), "eventType": "navigation",
+                        "eventData": {"from": 0, "to": 2, "currentStep": 2, "toStepName": "Provision Services"}})
+        })
+        .collect();
+    for n in 0..3 {
+        for _ in 0..2 {
+            events.push(json!({"sessionToken": format!("ws_s{n}"), "eventType": "api_call",
+                "eventData": {"endpoint": "/provision", "method": "POST", "status": 502, "success": false}}));
+        }
+    }
+    let (status, answer) = server.post(&json!({"writeKey": key, "room": code, "events": events}));
+    assert_eq!(status, 200, "{answer}");
+    for n in 0..2 {
+        let events = json!([
+            {"sessionToken": format!("ws_s{n}"), "eventType": "error",
+             "eventData": {"errorType": "twilio_deploy_failed", "errorMessage": "HTTP 401"}},
+            {"sessionToken": format!("ws_s{n}"), "eventType": "help_request", "eventData": {"message": format!("stuck {n}")}},
+        ]);
+        let (status, answer) = server.post(&json!({"writeKey": key, "room": code, "events": events}));
+        assert_eq!(status, 200, "{answer}");
+        queue_of(&server.url, &code, n + 1).await;
+    }
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&format!("{}/dashboard/?room={code}#token={INSTRUCTOR_TOKEN}", server.url))
+        .await
+        .expect("open the dashboard");
+    browser.wait_for_text("#help-list", |t| t.contains("2 students: twilio_deploy_failed")).await;
+    browser.wait_for_text("#alert-list", |t| t.contains("/provision")).await;
+    browser.run("window.scrollTo(0, 0)", vec![]).await;
+    screenshot(&browser, "help-group-desktop.png").await;
+    let violations = browser.axe_violations().await;
+    assert!(violations.is_empty(), "axe-core:\n{}", violations.join("\n"));
+    browser.type_into("#help-list li.group .head input", "Twilio is down, not you").await;
+    browser.click("#help-list li.group .head button").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = queue(&server.url, &code);
+        let claimed: Vec<&Value> = open.iter().filter(|a| a["help"]["status"] == "claimed").collect();
+        if claimed.len() == 2 {
+            assert!(claimed.iter().all(|a| a["help"]["note"] == "Twilio is down, not you"), "{open:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "Claim all never claimed both: {open:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // "Tell the room": its text is prefilled; one click posts it.
+    let prefilled = browser.run("return document.querySelector('#alert-list .tell textarea').value", vec![]).await;
+    assert!(prefilled.as_str().unwrap().starts_with("/provision: the provider is failing"), "{prefilled}");
+    browser.click("#alert-list .tell button").await;
+    browser.wait_for_text("#alert-list .tell button", |t| t == "Sent").await;
+    let (status, notices) = call("GET", &server.url, &format!("/api/rooms/{code}/notices"), INSTRUCTOR_TOKEN, None);
+    assert_eq!(status, 200);
+    assert_eq!(notices["notices"][0]["message"], prefilled, "{notices}");
+    browser.close().await;
+}
+
+// The demo workshop's "Ask for help": its status line follows the request (its place, then the
+// helper on the way with the note), and "Cancel my request" is offered only while it is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_where_a_help_request_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("events.db"), &UNLIMITED);
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{}/", server.url)).await.expect("open the demo");
+    let token = browser.wait_for_text("#session-token", |t| t.starts_with("ws_")).await;
+    browser.type_into("#help-message", "my phone number purchase fails").await;
+    browser.click("#ask-help").await;
+    browser.wait_for_text("#help-status", |t| t == "You are next in line.").await;
+    let cancel_shown = browser.run("return !document.querySelector('#cancel-help').hidden", vec![]).await;
+    assert_eq!(cancel_shown, json!(true));
+    let (status, alerts) = call("GET", &server.url, "/api/alerts", INSTRUCTOR_TOKEN, None);
+    assert_eq!(status, 200);
+    let request =
+        alerts["alerts"].as_array().unwrap().iter().find(|a| a["sessionTokens"][0] == token.as_str()).cloned();
+    let id = request.expect("the demo's request")["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        "POST",
+        &server.url,
+        &format!("/api/alerts/{id}/claim"),
+        INSTRUCTOR_TOKEN,
+        Some(&json!({"name": "Alex", "note": "coming"})),
+    );
+    assert_eq!(status, 200);
+    let line = browser.wait_for_text("#help-status", |t| t.starts_with("Alex is on the way")).await;
+    assert!(line.contains("coming"), "{line}");
+    let (status, _) = call("POST", &server.url, &format!("/api/alerts/{id}/resolve"), INSTRUCTOR_TOKEN, None);
+    assert_eq!(status, 200);
+    browser.wait_for_text("#help-status", |t| t.starts_with("Resolved")).await;
+    browser.wait_until("return document.querySelector('#cancel-help').hidden").await;
+    browser.close().await;
+}

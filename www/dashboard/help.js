@@ -112,7 +112,7 @@ function card(alert, who, upsert) {
     actions.append(
       note,
       button("Resolve", `Resolve the request of ${who}`, () => change(alert, "resolve", take(), false, upsert)),
-      button("Unclaim", `Put the request of ${who} back in the queue`, () => change(alert, "unclaim", take(), false, upsert)),
+      button("Unclaim", `Unclaim: put the request of ${who} back in the queue`, () => change(alert, "unclaim", take(), false, upsert)),
     );
   } else {
     actions.append(note, button("Claim", `Claim the request of ${who}`, () => change(alert, "claim", take(), false, upsert)));
@@ -147,7 +147,7 @@ export function renderHelpQueue(help, who, upsert) {
       note.placeholder = "One note to all of them (optional)";
       note.setAttribute("aria-label", `Note to the ${members.length} students of ${cause}`);
       head.append(el("strong", "", `${members.length} students: ${cause}`), note,
-        button("Claim all", `Claim the ${members.length} requests of ${cause}`, () => change(members[0], "claim", note.value.trim(), true, upsert)));
+        button("Claim all", `Claim all ${members.length} requests of ${cause}`, () => change(members[0], "claim", note.value.trim(), true, upsert)));
       const inner = el("ul", "members");
       for (const member of members) {
         inner.append(card(member, who(member), upsert));
@@ -197,7 +197,8 @@ export function tellTheRoom(alert) {
   text.maxLength = 500;
   text.setAttribute("aria-label", "Notice to every page of the room");
   text.value = open ? failingText(alert.endpoint) : `${alert.endpoint} works again: please try once more.`;
-  const send = button(open ? "Tell the room" : "Tell the room it's back", "Send this notice to every page of the room", async () => {
+  const label = open ? "Tell the room" : "Tell the room it's back";
+  const send = button(label, `${label}: send this notice to every page of the room`, async () => {
     try {
       await tell(text.value.trim());
       if (open) told.set(alert.id, alert.endpoint); else told.delete(alert.id);

@@ -220,7 +220,7 @@ export function requestHelp(message) {
 /** Calls `name(arg)` of the help channel, loading it on first use (a page that never asks downloads none of it). */
 function help(name, arg) {
   if (!IN_BROWSER) return;
-  channel = channel || import("./session_log_help.js").catch(warn);
+  channel = channel || import("./session_log_help.js").then((m) => m.open(init, stats, getSessionToken), warn);
   channel.then((c) => c?.[name](arg));
 }
 export const onHelp = (callback) => help("onHelp", callback);

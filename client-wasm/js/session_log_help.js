@@ -17,8 +17,6 @@
 // page: a failed poll warns once and is retried after ERROR_EVERY_MS (or the server's
 // Retry-After); a callback that throws is skipped.
 
-import { init, stats, getSessionToken } from "./session_log.js";
-
 /** While the session's request is waiting or claimed: how often the channel polls (ms). */
 const OPEN_EVERY_MS = 2000;
 /** While a callback is registered and no request is open (ms). */
@@ -30,6 +28,9 @@ const ERROR_EVERY_MS = 10000;
  * go to the configured endpoint's path and below it, which it counts as the client's own. */
 const fetcher = typeof fetch == "function" ? fetch.bind(globalThis) : () => Promise.reject(new Error("no fetch"));
 
+// The entry's own `init`, `stats` and `getSessionToken`, handed over by `open` (this module
+// imports nothing from the entry, which imports it).
+let init, stats, getSessionToken;
 const helpCallbacks = [];
 const noticeCallbacks = [];
 const seenNotices = new Set();
@@ -123,21 +124,30 @@ const register = (list, callback) => {
   if (!inFlight) poll();
 };
 
+/** The channel, given the entry's `init`, `stats` and `getSessionToken`: `{onHelp, onNotice,
+ * cancel}`. */
+export function open(entryInit, entryStats, entryToken) {
+  init = entryInit;
+  stats = entryStats;
+  getSessionToken = entryToken;
+  return { onHelp, onNotice, cancel };
+}
+
 /** `onHelp(callback)`: see the package's types. The request known now is replayed to it. */
-export function onHelp(callback) {
+function onHelp(callback) {
   if (last && typeof callback === "function") deliver([callback], JSON.parse(last));
   register(helpCallbacks, callback);
 }
 
 /** `onNotice(callback)`: every current notice is delivered again at the next poll, so a
  * callback registered late hears them too. */
-export function onNotice(callback) {
+function onNotice(callback) {
   seenNotices.clear();
   register(noticeCallbacks, callback);
 }
 
 /** `cancelHelp()`: withdraws the session's open request (a 404, none open, is not a problem). */
-export async function cancel() {
+async function cancel() {
   try {
     const response = await fetcher(await url("/help/cancel"), {
       method: "POST",

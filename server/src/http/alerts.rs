@@ -7,10 +7,10 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::domain::alerts::{rank, Alert, AlertAction, AlertStatus, Label};
+use crate::domain::alerts::{rank, Alert, AlertAction, AlertStatus};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::{pairs, parse_enum, parse_limit, parse_time, place_filter};
+use crate::http::params::{alert_places, pairs, parse_enum, parse_limit, parse_time, selected};
 use crate::http::sse;
 use crate::state::AppState;
 use crate::storage::{now_iso, AlertQuery, LoggedChange};
@@ -168,29 +168,6 @@ pub async fn mute(
 ) -> Result<HttpResponse, ApiError> {
     instructor.not_assistant("muting")?;
     act(id.into_inner(), AlertAction::Mute, &instructor, &state).await
-}
-
-/// The rooms (join codes) and workshop (slug) an alert read is limited to: its `room=` and
-/// `workshop=` (see [`place_filter`]), narrowed to the token's rooms. Errors: those of
-/// [`place_filter`].
-pub(crate) fn alert_places(
-    params: &[(String, String)],
-    state: &AppState,
-    instructor: &Instructor,
-) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
-    let directory = state.workshops.snapshot();
-    let (rooms, workshop) = place_filter(params, &directory, instructor)?;
-    let codes = rooms
-        .map(|ids| directory.rooms.iter().filter(|r| ids.contains(&r.id)).map(|r| r.code.clone()).collect::<Vec<_>>());
-    let slug = workshop.and_then(|id| directory.workshop(id)).map(|w| w.slug.clone());
-    Ok((codes, slug))
-}
-
-/// Whether `alert` is among those `places` (from [`alert_places`]) select.
-pub(crate) fn selected(alert: &Alert, (rooms, workshop): &(Option<Vec<String>>, Option<String>)) -> bool {
-    let label = Label::of(alert);
-    rooms.as_ref().is_none_or(|codes| label.room.as_ref().is_some_and(|code| codes.contains(code)))
-        && workshop.as_ref().is_none_or(|slug| *slug == label.workshop)
 }
 
 /// Does `action` to alert `id`, publishes the change and answers the alert. A helper token

@@ -15,10 +15,9 @@ use crate::domain::alerts::{
 };
 use crate::domain::clock::iso_ms;
 use crate::domain::notice::{Notice, MAX_CURRENT};
-use crate::http::alerts::{alert_places, selected};
 use crate::http::auth::Instructor;
 use crate::http::error::ApiError;
-use crate::http::params::pairs;
+use crate::http::params::{alert_places, pairs, selected};
 use crate::state::AppState;
 use crate::storage::{iso_ago, now_iso, AlertQuery, EventQuery, Order, SessionQuery};
 

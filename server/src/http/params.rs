@@ -117,6 +117,32 @@ pub fn place_filter(
     Ok((instructor.narrow(rooms)?, workshop))
 }
 
+/// The rooms (join codes) and workshop (slug) an alert read is limited to: its `room=` and
+/// `workshop=` (see [`place_filter`]), narrowed to the token's rooms. Errors: those of
+/// [`place_filter`].
+pub fn alert_places(
+    params: &[(String, String)],
+    state: &crate::state::AppState,
+    instructor: &crate::http::auth::Instructor,
+) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
+    let directory = state.workshops.snapshot();
+    let (rooms, workshop) = place_filter(params, &directory, instructor)?;
+    let codes = rooms
+        .map(|ids| directory.rooms.iter().filter(|r| ids.contains(&r.id)).map(|r| r.code.clone()).collect::<Vec<_>>());
+    let slug = workshop.and_then(|id| directory.workshop(id)).map(|w| w.slug.clone());
+    Ok((codes, slug))
+}
+
+/// Whether `alert` is among those `places` (from [`alert_places`]) select.
+pub fn selected(
+    alert: &crate::domain::alerts::Alert,
+    (rooms, workshop): &(Option<Vec<String>>, Option<String>),
+) -> bool {
+    let label = crate::domain::alerts::Label::of(alert);
+    rooms.as_ref().is_none_or(|codes| label.room.as_ref().is_some_and(|code| codes.contains(code)))
+        && workshop.as_ref().is_none_or(|slug| *slug == label.workshop)
+}
+
 /// The event filters shared by the query, the live tail and the export (the OpenAPI document's
 /// parameters; [`parse_event_query`] reads them, with the same names and rules).
 #[derive(utoipa::IntoParams)]

@@ -9,8 +9,8 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::episodes::Key;
+use super::help_state::HelpState;
 use super::model::{AlertChange, Observed, Rule, HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS};
-use super::queue::HelpState;
 use super::rule::{AlertRule, Cx};
 use super::text::{iso_ms_of, ms, plural};
 use super::window::{age_times, evict_oldest};

@@ -47,6 +47,7 @@ mod error_burst;
 mod error_pattern;
 mod evidence;
 mod help;
+mod help_state;
 mod model;
 mod placed;
 mod queue;

@@ -211,7 +211,7 @@ pub struct Alert {
     /// cancelled, claimedBy, claimedAt, note, updatedAt, position, group}`; see
     /// [`HelpState`](super::HelpState).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub help: Option<super::queue::HelpState>,
+    pub help: Option<super::help_state::HelpState>,
     /// What the session was doing when it asked (`help_request`, filled in on reads): its
     /// step against the room's median, its latest errors and failed calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]

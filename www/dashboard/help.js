@@ -39,7 +39,11 @@ async function change(alert, action, note, group, upsert) {
       body: JSON.stringify(body),
     }).then((r) => r.json());
     if (!answer.alert) throw new Error(answer.error || "the server refused it");
-    for (const changed of [answer.alert, ...(answer.group || [])]) upsert(changed);
+    for (const changed of [answer.alert, ...(answer.group || [])]) {
+      upsert(changed);
+      // Someone is on it (or it is closed): its toast goes.
+      for (const node of document.querySelectorAll("#toasts .toast")) if (node.dataset.alert === changed.id) node.remove();
+    }
   } catch (error) {
     handle(error);
   }
@@ -72,13 +76,14 @@ function evidenceBox(evidence) {
   const box = el("details", "evidence");
   const words = [errors && `${errors} ${errors === 1 ? "error" : "errors"}`, calls && `${calls} failed ${calls === 1 ? "call" : "calls"}`];
   box.append(el("summary", "", `${words.filter(Boolean).join(", ")} in the last 15 min`));
-  const list = el("ul");
+  // Lines, not list items: `#help-list li` is one per request.
+  const list = el("div", "lines");
   for (const e of recent) {
     const at = new Date(e.at).toLocaleTimeString();
     const what = e.eventType === "error"
       ? `${e.errorType || "error"}${e.message ? `: ${e.message}` : ""}`
       : `${e.method || ""} ${e.endpoint || ""} → ${e.status ?? "failed"}`.trim();
-    list.append(el("li", "", `${at} ${what}`));
+    list.append(el("div", "line", `${at} ${what}`));
   }
   box.append(list);
   return box;
@@ -115,8 +120,14 @@ function card(alert, who, upsert) {
       button("Unclaim", `Unclaim: put the request of ${who} back in the queue`, () => change(alert, "unclaim", take(), false, upsert)),
     );
   } else {
-    actions.append(note, button("Claim", `Claim the request of ${who}`, () => change(alert, "claim", take(), false, upsert)));
+    const ack = button("Acknowledge", `Acknowledge: ${who} asked for help, ${alert.message}`, () => change(alert, "ack", "", false, upsert));
+    ack.classList.add("ack");
+    actions.append(note, button("Claim", `Claim the request of ${who}`, () => change(alert, "claim", take(), false, upsert)), ack);
   }
+  // Mute: resolves it and silences the session's help requests (not for an assistant's token).
+  const mute = button("Mute", `Mute session ${alert.sessionTokens[0]}: no more help alerts from it`, () => change(alert, "mute", "", false, upsert));
+  mute.classList.add("mute");
+  actions.append(mute);
   li.append(actions);
   return li;
 }

@@ -197,6 +197,62 @@ on_both_backends! {
         assert_eq!(server.as_instructor("GET", "/api/alerts?status=maybe").status, 400);
     }
 
+    // A help request's lifecycle reaches every helper and the webhooks: the claim is an
+    // `alert.updated` naming the helper and the note, the resolve an `alert.resolved` with its
+    // note; the student asking again afterwards opens a new request, waiting first in line.
+    fn help_claims_and_resolves_reach_the_stream_and_webhooks(backend) {
+        let receiver = Receiver::start("whsec_test");
+        let url = receiver.url.clone();
+        let server = TestServer::on_with(backend, |c| {
+            quick(c);
+            c.alert_webhooks = vec![url];
+            c.alert_webhook_allow_private = true;
+            c.alert_webhook_secret = Some("whsec_test".into());
+        });
+        let stream = alert_stream(&server, None);
+        let asked = json!({"sessionToken": "ws_q", "eventType": "help_request", "eventData": {"message": "stuck"}});
+        server.post_all(vec![asked.clone()]);
+        let (_, opened) = stream.recv_timeout(Duration::from_secs(10)).expect("the request on the stream");
+        assert_eq!((opened["change"].as_str(), opened["help"]["status"].as_str()), (Some("alert.opened"), Some("waiting")));
+        let id = opened["id"].as_str().unwrap().to_owned();
+        let post = |action: &str, body: Value| {
+            server.request(
+                "POST",
+                &format!("/api/alerts/{id}/{action}"),
+                &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+        };
+        assert_eq!(post("claim", json!({"name": "Alex", "note": "on my way"})).status, 200);
+        let (_, claimed) = stream.recv_timeout(Duration::from_secs(10)).expect("the claim on the stream");
+        assert_eq!(claimed["change"], "alert.updated");
+        assert_eq!((claimed["help"]["claimedBy"].as_str(), claimed["help"]["note"].as_str()), (Some("Alex"), Some("on my way")));
+        assert_eq!(post("resolve", json!({"note": "fixed"})).status, 200);
+        let (_, resolved) = stream.recv_timeout(Duration::from_secs(10)).expect("the resolve on the stream");
+        assert_eq!((resolved["change"].as_str(), resolved["help"]["status"].as_str()), (Some("alert.resolved"), Some("resolved")));
+        assert_eq!(post("claim", json!({})).status, 409, "a resolved request is not claimed");
+        // The webhooks: the opening (the receiver refuses its first delivery), the claim and the resolve.
+        let mut kinds = Vec::new();
+        while kinds.len() < 3 {
+            let delivery = receiver.next();
+            assert!(delivery.verified);
+            if delivery.status_sent == 200 {
+                kinds.push((delivery.body["type"].as_str().unwrap().to_owned(), delivery.body["alert"]["help"]["status"].as_str().unwrap().to_owned()));
+            }
+        }
+        // A refused delivery is retried on its own, so the opening may come after the others.
+        kinds.sort();
+        let expected = [("alert.opened", "waiting"), ("alert.resolved", "resolved"), ("alert.updated", "claimed")];
+        assert_eq!(kinds, expected.map(|(k, s)| (k.to_owned(), s.to_owned())));
+        // Asking again is a new request (the resolved one stays resolved).
+        server.post_all(vec![asked]);
+        let (_, again) = stream.recv_timeout(Duration::from_secs(10)).expect("the new request");
+        assert_ne!(again["id"], json!(id));
+        assert_eq!((again["change"].as_str(), again["help"]["status"].as_str()), (Some("alert.opened"), Some("waiting")));
+        let open = server.read("/api/alerts");
+        assert_eq!(open["alerts"][0]["help"]["position"], 1, "{open}");
+    }
+
     // The alert stream sends each change as `event: alert` and resumes after Last-Event-ID with
     // no gap and no repeat.
     fn alert_stream_resumes(backend) {

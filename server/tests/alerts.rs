@@ -314,8 +314,13 @@ on_both_backends! {
             }
             assert!(Instant::now() < deadline, "no alert.resolved");
         }
-        assert!(server.metric("session_log_webhook_deliveries_total{outcome=\"retried\"}") >= 1.0);
-        assert!(server.metric("session_log_webhook_deliveries_total{outcome=\"delivered\"}") >= 2.0);
+        // The receiver saw the last POST before the server read its answer: wait for the count.
+        wait_until("the retried delivery counted", Duration::from_secs(5), || {
+            server.metric("session_log_webhook_deliveries_total{outcome=\"retried\"}") >= 1.0
+        });
+        wait_until("two delivered deliveries counted", Duration::from_secs(5), || {
+            server.metric("session_log_webhook_deliveries_total{outcome=\"delivered\"}") >= 2.0
+        });
     }
 }
 

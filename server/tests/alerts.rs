@@ -201,14 +201,7 @@ on_both_backends! {
     // `alert.updated` naming the helper and the note, the resolve an `alert.resolved` with its
     // note; the student asking again afterwards opens a new request, waiting first in line.
     fn help_claims_and_resolves_reach_the_stream_and_webhooks(backend) {
-        let receiver = Receiver::start("whsec_test");
-        let url = receiver.url.clone();
-        let server = TestServer::on_with(backend, |c| {
-            quick(c);
-            c.alert_webhooks = vec![url];
-            c.alert_webhook_allow_private = true;
-            c.alert_webhook_secret = Some("whsec_test".into());
-        });
+        let (server, receiver) = with_webhooks(backend);
         let stream = alert_stream(&server, None);
         let asked = json!({"sessionToken": "ws_q", "eventType": "help_request", "eventData": {"message": "stuck"}});
         server.post_all(vec![asked.clone()]);
@@ -287,14 +280,7 @@ on_both_backends! {
     // Webhooks: each change is POSTed with a verifiable signature; a 500 is retried within a few
     // seconds, and the resolution arrives too.
     fn webhooks_are_signed_retried_and_resolved(backend) {
-        let receiver = Receiver::start("whsec_test");
-        let url = receiver.url.clone();
-        let server = TestServer::on_with(backend, |c| {
-            quick(c);
-            c.alert_webhooks = vec![url];
-            c.alert_webhook_allow_private = true;
-            c.alert_webhook_secret = Some("whsec_test".into());
-        });
+        let (server, receiver) = with_webhooks(backend);
         server.post_all(vec![error("ws_w", "x"), error("ws_w", "x"), error("ws_w", "x")]);
         let first = receiver.next();
         assert_eq!(first.status_sent, 500, "the first delivery is refused");
@@ -322,6 +308,20 @@ on_both_backends! {
             server.metric("session_log_webhook_deliveries_total{outcome=\"delivered\"}") >= 2.0
         });
     }
+}
+
+/// A server with [`quick`] rules whose changes are POSTed, signed with `whsec_test`, to a new
+/// [`Receiver`] (which refuses its first delivery).
+fn with_webhooks(backend: common::Backend) -> (TestServer, Receiver) {
+    let receiver = Receiver::start("whsec_test");
+    let url = receiver.url.clone();
+    let server = TestServer::on_with(backend, |c| {
+        quick(c);
+        c.alert_webhooks = vec![url];
+        c.alert_webhook_allow_private = true;
+        c.alert_webhook_secret = Some("whsec_test".into());
+    });
+    (server, receiver)
 }
 
 /// Reads `event: alert` messages from the alert stream on a thread: `(id, data)`.

@@ -132,6 +132,21 @@ impl Workshops {
         Ok(true)
     }
 
+    /// The room with join code `code` (as typed), reading the directory again first when this
+    /// server does not know it (a room made on another server within [`Self::REFRESH`]).
+    /// Errors: those of [`Self::reload`].
+    pub async fn room_by_code(
+        &self,
+        storage: &Storage,
+        code: &str,
+    ) -> Result<Option<crate::domain::workshop::Room>, crate::storage::StoreError> {
+        if let Some(room) = self.snapshot().room_by_code(code) {
+            return Ok(Some(room.clone()));
+        }
+        self.reload(storage).await?;
+        Ok(self.snapshot().room_by_code(code).cloned())
+    }
+
     /// Reads the workshops and rooms from `storage` and makes them the snapshot. Errors: those
     /// of `Storage::workshops` and `Storage::rooms`; the snapshot is then left as it was.
     pub async fn reload(&self, storage: &Storage) -> Result<(), crate::storage::StoreError> {

@@ -43,8 +43,7 @@ fn matches(tokens: &[String], presented: &str) -> bool {
 /// not configured (counted against the address).
 fn role(req: &HttpRequest) -> Result<Role, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
-    let address =
-        req.peer_addr().map(|peer| crate::http::ingest::client_address(req, peer.ip(), &state.config.trusted_proxies));
+    let address = crate::http::ingest::request_address(req, state);
     if let Some(address) = address {
         state.limits.check_auth(address)?;
     }

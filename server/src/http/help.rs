@@ -282,8 +282,7 @@ fn session_token(value: Option<&str>) -> Result<String, ApiError> {
 
 /// Refuses a student's request over the per-address rate limit (as ingest does).
 fn check_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if let Some(peer) = req.peer_addr() {
-        let address = crate::http::ingest::client_address(req, peer.ip(), &state.config.trusted_proxies);
+    if let Some(address) = crate::http::ingest::request_address(req, state) {
         state.limits.check_ip(address)?;
     }
     Ok(())

@@ -68,7 +68,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
             return Err(ApiError::OriginNotAllowed(origin.to_owned()));
         }
     }
-    let address = req.peer_addr().map(|peer| client_address(req, peer.ip(), &state.config.trusted_proxies));
+    let address = request_address(req, state);
     if let Some(address) = address {
         state.limits.check_ip(address)?;
     }
@@ -83,28 +83,26 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // The write key decides the workshop: unknown, revoked, or sent from an origin its workshop
     // does not allow, nothing is stored.
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    let check = |directory: &crate::state::Directory| {
+        check_write_key(&directory.workshops, credentials.write_key.as_deref(), origin, state.config.require_write_key)
+            .map(|w| w.id)
+    };
     let mut directory = state.workshops.snapshot();
+    let mut workshop_id = check(&directory);
     // A key or a room made on another server on the same database: read the directory now
     // (at most once a second, whatever clients send) rather than refuse the key or place the
     // session elsewhere until the next refresh.
-    let unknown_key = credentials
-        .write_key
-        .as_deref()
-        .is_some_and(|k| !directory.workshops.iter().any(|w| w.write_key.as_deref() == Some(k)));
     let unknown_room = credentials
         .room
         .as_deref()
         .and_then(crate::domain::workshop::normalize_code)
         .is_some_and(|code| !directory.rooms.iter().any(|r| r.code == code));
+    let unknown_key = matches!(workshop_id, Err(crate::domain::workshop::KeyError::Unknown(_)));
     if (unknown_key || unknown_room) && matches!(state.workshops.reload_on_miss(&state.storage).await, Ok(true)) {
         directory = state.workshops.snapshot();
+        workshop_id = check(&directory);
     }
-    let workshop = check_write_key(
-        &directory.workshops,
-        credentials.write_key.as_deref(),
-        origin,
-        state.config.require_write_key,
-    )?;
+    let workshop_id = workshop_id?;
     let (mut events, rejected, single) = match parsed {
         Parsed::Single(event) => (vec![event], Vec::new(), true),
         Parsed::Batch { valid, rejected } => (valid, rejected, false),
@@ -113,8 +111,8 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // records only a session's first placement).
     let now = crate::domain::clock::now_iso();
     let placement = Placement {
-        workshop_id: workshop.id,
-        room_id: assign_room(&directory.rooms, workshop.id, credentials.room.as_deref(), &now),
+        workshop_id,
+        room_id: assign_room(&directory.rooms, workshop_id, credentials.room.as_deref(), &now),
     };
     for event in &mut events {
         event.placement = placement;
@@ -122,7 +120,7 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
     // A keyed workshop's events count against its key's rate (keyless ones against the
     // address's and the sessions').
     if credentials.write_key.is_some() {
-        state.limits.check_key(workshop.id, events.len())?;
+        state.limits.check_key(workshop_id, events.len())?;
     }
     let mut checked: Vec<&str> = Vec::with_capacity(1);
     for event in &events {
@@ -152,6 +150,11 @@ async fn ingest(req: &HttpRequest, payload: web::Payload, state: &AppState) -> R
         return Ok(HttpResponse::Ok().json(LoggedResponse::default()));
     }
     Ok(HttpResponse::Ok().json(BatchResponse { success: true, accepted, duplicates: inserted.duplicates, rejected }))
+}
+
+/// The address of `req`'s client (see [`client_address`]); `None` without a peer address.
+pub(crate) fn request_address(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|peer| client_address(req, peer.ip(), &state.config.trusted_proxies))
 }
 
 /// The client's address: the peer, or behind a trusted proxy what its forwarding headers say

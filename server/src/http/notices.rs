@@ -26,14 +26,13 @@ pub struct NoticesResponse {
 
 /// The room with join code `code`, when `instructor` covers it. Errors: 404 (no such room), 403.
 async fn covered_room(state: &AppState, instructor: &Instructor, code: &str) -> Result<(i64, String), ApiError> {
-    let mut directory = state.workshops.snapshot();
-    if directory.room_by_code(code).is_none() {
-        state.workshops.reload(&state.storage).await?;
-        directory = state.workshops.snapshot();
-    }
-    let room = directory.room_by_code(code).ok_or_else(|| ApiError::NotFound(format!("no room with code {code:?}")))?;
+    let room = state
+        .workshops
+        .room_by_code(&state.storage, code)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no room with code {code:?}")))?;
     instructor.narrow(Some(vec![room.id]))?;
-    Ok((room.id, room.code.clone()))
+    Ok((room.id, room.code))
 }
 
 /// `POST /api/rooms/{code}/notices` (`{message, minutes}`): tells every page of the room, until

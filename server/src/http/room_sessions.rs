@@ -70,15 +70,12 @@ pub async fn move_sessions(
             reason: format!("1 to {MAX_MOVED} tokens, got {}", body.session_tokens.len()),
         });
     }
-    let mut directory = state.workshops.snapshot();
     let code = code.into_inner();
-    // A room made on another server within the directory's refresh: read it now.
-    if directory.room_by_code(&code).is_none() {
-        state.workshops.reload(&state.storage).await?;
-        directory = state.workshops.snapshot();
-    }
-    let room =
-        directory.room_by_code(&code).ok_or_else(|| ApiError::NotFound(format!("no room with code {code:?}")))?;
+    let room = state
+        .workshops
+        .room_by_code(&state.storage, &code)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no room with code {code:?}")))?;
     let moved = state.storage.move_sessions(body.session_tokens.clone(), room.workshop_id, room.id).await?;
     let mut not_moved: Vec<String> = body.session_tokens.into_iter().filter(|t| !moved.contains(t)).collect();
     not_moved.dedup();

@@ -115,7 +115,8 @@ on_both_backends! {
     }
 
     // An instructor moves lobby sessions into a room of their workshop; a session of another
-    // workshop and an unknown token stay; reads by room follow at once; helper tokens may not.
+    // workshop and an unknown token stay; reads by room follow at once, their events before and
+    // after the move included; helper tokens may not.
     fn instructors_move_lobby_sessions_into_a_room(backend) {
         let server = TestServer::on_with(backend, |c| c.admin_tokens = vec![ADMIN.into()]);
         let voice = workshop(&server, "voice-ai");
@@ -133,6 +134,13 @@ on_both_backends! {
         assert_eq!(answer["notMoved"], json!(["ws_pipes", "ws_nobody"]), "{answer}");
         assert_eq!(sessions(&server, &format!("room={london}")), ["ws_lobby_1", "ws_lobby_2"]);
         assert_eq!(sessions(&server, "workshop=pipelines"), ["ws_pipes"]);
+        // Their events follow them, and a later event (sent without a code) lands in the room.
+        post(&server, "ws_lobby_1", Some(&voice), None);
+        let events = server.read(&format!("/api/session-log?room={london}&limit=100"));
+        let mut tokens: Vec<&str> =
+            events["events"].as_array().unwrap().iter().map(|e| e["session_token"].as_str().unwrap()).collect();
+        tokens.sort();
+        assert_eq!(tokens, ["ws_lobby_1", "ws_lobby_1", "ws_lobby_2"], "{events}");
         let (status, answer) = admin(&server, "POST", "/api/rooms/ZZZZZZ/sessions", &json!({"sessionTokens": ["ws_lobby_1"]}));
         assert_eq!(status, 404, "{answer}");
         let (status, answer) = admin(&server, "POST", &format!("/api/rooms/{london}/sessions"), &json!({"sessionTokens": []}));

@@ -171,6 +171,32 @@ fn order_word(order: Order) -> &'static str {
     }
 }
 
+/// How an event query reads the events table, decided from the query alone (both backends
+/// follow it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPlan<'q> {
+    /// Rooms alone ([`events_of_rooms`]): through the events' room index.
+    Rooms(&'q [i64]),
+    /// A workshop, or rooms with a workshop: the sessions first ([`room_sessions`]), then
+    /// [`events_of_sessions`] when there are at most [`MAX_SESSIONS_READ_APART`], else [`events`].
+    Sessions,
+    /// Everything else: [`events`].
+    Direct,
+}
+
+/// The plan of `query`; `by_student` when it is limited to a student (their sessions lead).
+pub fn event_plan(query: &EventQuery, by_student: bool) -> EventPlan<'_> {
+    if by_student || query.session_token.is_some() {
+        return EventPlan::Direct;
+    }
+    match (&query.rooms, query.workshop) {
+        (Some(rooms), None) if !rooms.is_empty() && rooms.len() <= MAX_ROOMS_READ_APART => EventPlan::Rooms(rooms),
+        (None, None) => EventPlan::Direct,
+        (Some(rooms), _) if rooms.is_empty() => EventPlan::Direct,
+        _ => EventPlan::Sessions,
+    }
+}
+
 /// Most sessions a room-limited event query reads one by one ([`events_of_sessions`]); past it
 /// the query keeps the rooms' condition ([`events`]).
 pub const MAX_SESSIONS_READ_APART: usize = 1000;
@@ -203,23 +229,51 @@ pub fn room_sessions(dialect: Dialect, query: &EventQuery) -> Statement<'_> {
 /// the first `limit` ids of them all, then those rows. A page of a room then reads at most
 /// sessions × limit index entries and `limit` rows however many events other rooms hold; the
 /// rooms' condition instead walks every event in `event_id` order and keeps the room's (about
-/// 1 in 200 with 200 rooms).
+/// 1 in 200 with 200 rooms). Used for a workshop's events (events carry their room, not their
+/// workshop); a query of rooms alone takes [`events_of_rooms`].
 pub fn events_of_sessions<'q>(
     dialect: Dialect,
     head: &str,
     query: &'q EventQuery,
     tokens: &'q [String],
 ) -> Statement<'q> {
+    events_by_parts(dialect, head, query, "e.session_token", tokens.iter().map(|t| Param::Text(t)))
+}
+
+/// Most rooms an event query reads one by one ([`events_of_rooms`]): a query names the rooms of
+/// one token, and a token covering more keeps the rooms' condition ([`events`]).
+pub const MAX_ROOMS_READ_APART: usize = 64;
+
+/// The event query `query` limited to `rooms` alone (no workshop, session or student filter,
+/// at most [`MAX_ROOMS_READ_APART`] rooms): the ids of each room's first `limit` events through
+/// the events' room index (`idx_events_room`, `(room_id, event_id)`: each event carries its
+/// session's room, rewritten when the session moves), the first `limit` of them, then those
+/// rows. A page of a room reads rooms × limit index entries and `limit` rows, whatever the size
+/// of the room or of the others.
+pub fn events_of_rooms<'q>(dialect: Dialect, head: &str, query: &'q EventQuery, rooms: &'q [i64]) -> Statement<'q> {
+    events_by_parts(dialect, head, query, "e.room_id", rooms.iter().map(|r| Param::Int(*r)))
+}
+
+/// `head` limited to the events whose `column` is one of `parts`, read part by part: a
+/// `UNION ALL` of each part's first `limit` event ids in the query's order, the first `limit`
+/// of those, then their rows in order.
+fn events_by_parts<'q>(
+    dialect: Dialect,
+    head: &str,
+    query: &'q EventQuery,
+    column: &str,
+    parts: impl Iterator<Item = Param<'q>>,
+) -> Statement<'q> {
     let order = order_word(query.order);
     let mut statement = Statement::new(dialect, head);
     statement.sql.push_str(" AND e.event_id IN (SELECT event_id FROM (");
-    for (i, token) in tokens.iter().enumerate() {
+    for (i, part) in parts.enumerate() {
         if i > 0 {
             statement.sql.push_str(" UNION ALL ");
         }
         statement.sql.push_str("SELECT * FROM (SELECT e.event_id FROM events e WHERE true");
-        let p = statement.bind(Param::Text(token));
-        statement.and(&format!("e.session_token = {p}"));
+        let p = statement.bind(part);
+        statement.and(&format!("{column} = {p}"));
         event_conditions(&mut statement, query);
         let p = statement.bind(Param::Int(i64::from(query.limit)));
         statement.sql.push_str(&format!(" ORDER BY e.event_id {order} LIMIT {p}) AS u{i}"));

@@ -400,7 +400,7 @@ impl Backend for PostgresStore {
     ) -> Result<Vec<String>, StoreError> {
         let pool = self.pool.clone();
         self.on_runtime(async move {
-            workshops::move_sessions(&sql::connection(&pool).await?, &tokens, workshop_id, room_id).await
+            workshops::move_sessions(&mut sql::connection(&pool).await?, &tokens, workshop_id, room_id).await
         })
         .await
     }

@@ -40,9 +40,9 @@ pub(super) async fn query_events(client: &impl GenericClient, query: &EventQuery
         ISO.replace("created_at", "e.created_at")
     );
     let scope = query.student_email.as_deref().map(StudentScope::ByEmail);
-    // A room's events are read session by session when the room has few enough of them.
     let mut tokens: Option<Vec<String>> = None;
-    if scope.is_none() && query.session_token.is_none() && (query.rooms.is_some() || query.workshop.is_some()) {
+    let plan = filter::event_plan(query, scope.is_some());
+    if plan == filter::EventPlan::Sessions {
         let sessions = filter::room_sessions(Dialect::Postgres, query);
         let found: Vec<String> =
             sql::query(client, &sessions.sql, &bound(&sessions.params)).await?.iter().map(|r| r.get(0)).collect();
@@ -51,9 +51,10 @@ pub(super) async fn query_events(client: &impl GenericClient, query: &EventQuery
         }
         tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
     }
-    let statement = match &tokens {
-        Some(tokens) => filter::events_of_sessions(Dialect::Postgres, &head, query, tokens),
-        None => filter::events(Dialect::Postgres, &head, query, scope),
+    let statement = match (plan, &tokens) {
+        (filter::EventPlan::Rooms(rooms), _) => filter::events_of_rooms(Dialect::Postgres, &head, query, rooms),
+        (_, Some(tokens)) => filter::events_of_sessions(Dialect::Postgres, &head, query, tokens),
+        _ => filter::events(Dialect::Postgres, &head, query, scope),
     };
     let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
     rows.iter()

@@ -75,20 +75,28 @@ pub(super) async fn rooms(client: &impl GenericClient) -> Result<Vec<Room>, Stor
     Ok(rows.iter().map(room).collect())
 }
 
-/// `Storage::move_sessions`.
+/// `Storage::move_sessions`, in one transaction holding the sessions' locks (as a group of
+/// events does, so no group writes them with their old room meanwhile): their `session_rooms`
+/// rows and the `room_id` their events carry.
 pub(super) async fn move_sessions(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::Object,
     tokens: &[String],
     workshop_id: i64,
     room_id: i64,
 ) -> Result<Vec<String>, StoreError> {
+    let tx = client.transaction().await.map_err(super::db_error)?;
+    let locked: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    sql::lock_sessions(&tx, &locked).await?;
     let rows = sql::query(
-        client,
+        &tx,
         "UPDATE session_rooms SET room_id = $1 WHERE workshop_id = $2 AND session_token = ANY($3) RETURNING session_token",
         &[&room_id, &workshop_id, &tokens],
     )
     .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let moved: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    sql::execute(&tx, "UPDATE events SET room_id = $1 WHERE session_token = ANY($2)", &[&room_id, &moved]).await?;
+    tx.commit().await.map_err(super::db_error)?;
+    Ok(moved)
 }
 
 /// `Storage::session_places`.

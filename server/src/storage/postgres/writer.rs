@@ -364,6 +364,7 @@ pub(super) async fn insert_events(
     let mut students: HashMap<String, i64> = HashMap::new();
     let mut known: Vec<Uuid> = Vec::new();
     let mut summaries: HashMap<String, SessionSummary> = HashMap::new();
+    let mut rooms: HashMap<String, Option<i64>> = HashMap::new();
     for row in &looked_up {
         match row.get::<_, i16>(0) {
             LOOKED_UP_STUDENT => {
@@ -372,6 +373,9 @@ pub(super) async fn insert_events(
             LOOKED_UP_EVENT => known.push(row.get(3)),
             LOOKED_UP_SUMMARY => {
                 summaries.insert(row.get(1), parse_summary(row.get(4))?);
+            }
+            LOOKED_UP_ROOM => {
+                rooms.insert(row.get(1), row.get(2));
             }
             kind => return Err(StoreError::Internal(format!("a look-up row of unknown kind {kind}"))),
         }
@@ -404,6 +408,10 @@ pub(super) async fn insert_events(
     // A stable sort keeps each session's first event first: its placement is the one kept.
     placed.sort_by_key(|p| p.0);
     placed.dedup_by_key(|p| p.0);
+    // Each event carries its session's room: as stored, else the one this group places it in.
+    for (token, _, room) in &placed {
+        rooms.entry((*token).to_owned()).or_insert(*room);
+    }
     for (event, student_id) in &new_events {
         let fold = FoldEvent {
             event_type: &event.event_type,
@@ -435,6 +443,8 @@ pub(super) async fn insert_events(
     let session_tokens: Vec<&str> = new_events.iter().map(|(e, _)| e.session_token.as_str()).collect();
     let types: Vec<&str> = new_events.iter().map(|(e, _)| e.event_type.as_str()).collect();
     let data: Vec<&str> = new_events.iter().map(|(e, _)| e.event_data.as_str()).collect();
+    let event_rooms: Vec<Option<i64>> =
+        new_events.iter().map(|(e, _)| rooms.get(&e.session_token).copied().flatten()).collect();
 
     // One more round trip: when there are new events, the draw of a ticket and of an id for
     // each; the summaries, the (session, student) pairs and the events in one statement; the
@@ -443,7 +453,7 @@ pub(super) async fn insert_events(
     // durability barrier. Drawn this late, a ticket orders only the group's write and commit:
     // the previous ticket's transaction has already read and folded. A failed statement aborts
     // the transaction and the COMMIT then rolls it back; the first error is returned.
-    let write_params: [&(dyn ToSql + Sync); 18] = [
+    let write_params: [&(dyn ToSql + Sync); 19] = [
         &rows.0,
         &rows.1,
         &rows.2,
@@ -462,6 +472,7 @@ pub(super) async fn insert_events(
         &place_tokens,
         &place_workshops,
         &place_rooms,
+        &event_rooms,
     ];
     let draw_params: [&(dyn ToSql + Sync); 3] = [&ID_ORDER_LOCK, &TICKET_CLASS, &wanted];
     let close_params: [&(dyn ToSql + Sync); 2] = [&TICKET_CLASS, &cluster::EVENTS_CHANNEL];
@@ -530,14 +541,17 @@ pub(super) const CLOSE_GROUP: &str = "SELECT pg_advisory_xact_lock_shared($1::in
 /// locks of the sessions `$1` (text[]) in one order, as [`LOCK_SESSIONS`](super::sql::LOCK_SESSIONS).
 pub(super) const OPEN_GROUP: &str = concat!("SELECT set_config('synchronous_commit', 'off', true), ", session_locks!());
 
-/// What a group reads before it folds, in one statement: rows of `(kind, key, student_id,
+/// What a group reads before it folds, in one statement: rows of `(kind, key, id,
 /// event_uuid, summary)`, where kind is [`LOOKED_UP_STUDENT`] (the ids of the students `$1`
 /// (emails), by lowercased email), [`LOOKED_UP_EVENT`] (the events of `$2` (uuid[]) already
-/// stored) or [`LOOKED_UP_SUMMARY`] (the summaries of the sessions `$3` (text[]), by token).
+/// stored), [`LOOKED_UP_SUMMARY`] (the summaries of the sessions `$3` (text[]), by token) or
+/// [`LOOKED_UP_ROOM`] (the rooms of the sessions `$3` already placed, by token; the id NULL for
+/// a lobby).
 pub(super) const LOOK_UP: &str = "SELECT 0::int2, lower(email), student_id, NULL::uuid, NULL::text FROM students
          WHERE lower(email) = ANY(SELECT lower(e) FROM unnest($1::text[]) AS e)
      UNION ALL SELECT 1::int2, NULL, NULL, event_uuid, NULL FROM events WHERE event_uuid = ANY($2)
-     UNION ALL SELECT 2::int2, session_token, NULL, NULL, summary::text FROM sessions WHERE session_token = ANY($3)";
+     UNION ALL SELECT 2::int2, session_token, NULL, NULL, summary::text FROM sessions WHERE session_token = ANY($3)
+     UNION ALL SELECT 3::int2, session_token, room_id, NULL, NULL FROM session_rooms WHERE session_token = ANY($3)";
 
 pub(super) const LOOKED_UP_STUDENT: i16 = 0;
 
@@ -545,12 +559,15 @@ pub(super) const LOOKED_UP_EVENT: i16 = 1;
 
 pub(super) const LOOKED_UP_SUMMARY: i16 = 2;
 
+pub(super) const LOOKED_UP_ROOM: i16 = 3;
+
 /// A group's writes in one statement: the summaries (`$1`..`$5` as [`STORE_SUMMARIES`](super::summaries::STORE_SUMMARIES)), the
 /// (session, student) pairs (`$6` text[], `$7` int8[]) and the `$8` new events (`$9`..`$14`:
 /// uuids, seqs, students, tokens, types and data as text; `$15` `created_at` as text), which take
-/// the ids just drawn ([`DRAW`]) in order; and the rooms of the sessions new in the group (`$16`
-/// tokens, `$17` workshop ids, `$18` room ids, a session placed already keeps its room). The
-/// four touch different tables, so the order PostgreSQL runs them in does not matter.
+/// the ids just drawn ([`DRAW`]) in order, each with its session's room (`$19` int8[]); and the
+/// rooms of the sessions new in the group (`$16` tokens, `$17` workshop ids, `$18` room ids, a
+/// session placed already keeps its room). The four touch different tables, so the order
+/// PostgreSQL runs them in does not matter.
 pub(super) const WRITE_GROUP: &str = "WITH summaries AS (
          INSERT INTO sessions (session_token, student_id, first_seen, last_seen, summary)
          SELECT t, s, f::timestamptz, l::timestamptz, j::json
@@ -564,8 +581,8 @@ pub(super) const WRITE_GROUP: &str = "WITH summaries AS (
          INSERT INTO session_rooms (session_token, workshop_id, room_id, joined_at)
          SELECT t, w, r, $15::text::timestamptz FROM unnest($16::text[], $17::int8[], $18::int8[]) AS p(t, w, r)
          ON CONFLICT DO NOTHING)
-     INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-     SELECT b.last - $8::int8 + x.o, u, s, st, t, ty, d::json, $15::text::timestamptz
+     INSERT INTO events (event_id, event_uuid, seq, student_id, session_token, event_type, event_data, created_at, room_id)
+     SELECT b.last - $8::int8 + x.o, u, s, st, t, ty, d::json, $15::text::timestamptz, r
      FROM (SELECT currval('events_event_id_seq') AS last) AS b,
-         unnest($9::uuid[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
-             WITH ORDINALITY AS x(u, s, st, t, ty, d, o)";
+         unnest($9::uuid[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $19::int8[])
+             WITH ORDINALITY AS x(u, s, st, t, ty, d, r, o)";

@@ -56,8 +56,8 @@ pub struct WriterCache {
     pairs: HashMap<String, Vec<i64>>,
     /// How many pairs `pairs` holds.
     pair_count: usize,
-    /// Sessions known to have their `session_rooms` row.
-    placed: std::collections::HashSet<String>,
+    /// Sessions known to have their `session_rooms` row, with its room.
+    placed: HashMap<String, Option<i64>>,
     /// Stored students by email (ASCII-lowercased, as `COLLATE NOCASE` compares): id and name.
     students: HashMap<String, (i64, Option<String>)>,
     /// `PRAGMA data_version` when the cache was last in step with the database; `None` after a
@@ -82,7 +82,7 @@ impl WriterCache {
             flushed_through: 0,
             pairs: HashMap::new(),
             pair_count: 0,
-            placed: std::collections::HashSet::new(),
+            placed: HashMap::new(),
             students: HashMap::new(),
             data_version: None,
         }
@@ -186,26 +186,34 @@ impl WriterCache {
     }
 
     /// Records session `token`'s workshop and room (`session_rooms`) at `at` unless it has one:
-    /// the first placement stays. Errors: any SQLite error.
+    /// the first placement stays. Returns the session's room as stored (`None` for a lobby), which
+    /// its events carry. Errors: any SQLite error.
     pub fn place(
         &mut self,
         conn: &Connection,
         token: &str,
         placement: crate::domain::workshop::Placement,
         at: &str,
-    ) -> Result<(), rusqlite::Error> {
-        if self.placed.contains(token) {
-            return Ok(());
+    ) -> Result<Option<i64>, rusqlite::Error> {
+        if let Some(room) = self.placed.get(token) {
+            return Ok(*room);
         }
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO session_rooms (session_token, workshop_id, room_id, joined_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute((token, placement.workshop_id, placement.room_id, at))?;
+        let inserted = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO session_rooms (session_token, workshop_id, room_id, joined_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((token, placement.workshop_id, placement.room_id, at))?;
+        let room = match inserted {
+            1 => placement.room_id,
+            _ => conn
+                .prepare_cached("SELECT room_id FROM session_rooms WHERE session_token = ?1")?
+                .query_row([token], |r| r.get(0))?,
+        };
         if self.placed.len() >= MAX_REMEMBERED {
             self.placed.clear();
         }
-        self.placed.insert(token.to_owned());
-        Ok(())
+        self.placed.insert(token.to_owned(), room);
+        Ok(room)
     }
 
     /// The id of the student with `email`, storing them (or their new `name`) when the cache

@@ -72,6 +72,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/sqlite/V8__alert_places.sql")),
     M::up(include_str!("../../../migrations/sqlite/V9__helper_token_use.sql")),
     M::up(include_str!("../../../migrations/sqlite/V10__help_queue.sql")),
+    M::up(include_str!("../../../migrations/sqlite/V11__event_rooms.sql")),
 ];
 
 /// A failure of the SQLite backend (mapped to a [`StoreError`] at its boundary).

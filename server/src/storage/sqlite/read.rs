@@ -48,9 +48,9 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
     let scope = student
         .as_ref()
         .map(|(student_id, only)| StudentScope::Resolved { student_id: *student_id, only_session: only.as_deref() });
-    // A room's events are read session by session when the room has few enough of them.
     let mut tokens: Option<Vec<String>> = None;
-    if scope.is_none() && query.session_token.is_none() && (query.rooms.is_some() || query.workshop.is_some()) {
+    let plan = filter::event_plan(query, scope.is_some());
+    if plan == filter::EventPlan::Sessions {
         let sessions = filter::room_sessions(Dialect::Sqlite, query);
         let found: Vec<String> = conn
             .prepare_cached(&sessions.sql)?
@@ -61,9 +61,10 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         }
         tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
     }
-    let statement = match &tokens {
-        Some(tokens) => filter::events_of_sessions(Dialect::Sqlite, EVENTS_HEAD, query, tokens),
-        None => filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope),
+    let statement = match (plan, &tokens) {
+        (filter::EventPlan::Rooms(rooms), _) => filter::events_of_rooms(Dialect::Sqlite, EVENTS_HEAD, query, rooms),
+        (_, Some(tokens)) => filter::events_of_sessions(Dialect::Sqlite, EVENTS_HEAD, query, tokens),
+        _ => filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope),
     };
     let mut prepared = conn.prepare_cached(&statement.sql)?;
     let rows = prepared.query_map(params_from_iter(statement.params), |row| {

@@ -67,25 +67,35 @@ pub fn rooms(conn: &Connection) -> Result<Vec<Room>, SqliteError> {
         .collect::<Result<_, _>>()?)
 }
 
-/// `Storage::move_sessions`, on a connection of its own (the writer remembers only that a
-/// session is placed, not where). Errors: SQLite's.
+/// `Storage::move_sessions`, on a connection of its own, in one transaction: the sessions'
+/// `session_rooms` rows and the `room_id` their events carry. The writer notices the commit
+/// (`PRAGMA data_version`) and reads the sessions' rooms again. Errors: SQLite's.
 pub fn move_sessions(
     path: &Path,
     tokens: &[String],
     workshop_id: i64,
     room_id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let conn = admin_connection(path)?;
+    let mut conn = admin_connection(path)?;
     let list = serde_json::to_string(tokens).expect("strings serialize");
-    let moved = conn
-        .prepare(
-            "UPDATE session_rooms SET room_id = ?1
-             WHERE workshop_id = ?2 AND session_token IN (SELECT value FROM json_each(?3)) RETURNING session_token",
-        )
-        .and_then(|mut statement| {
-            statement.query_map((room_id, workshop_id, list), |r| r.get(0))?.collect::<Result<Vec<String>, _>>()
-        })
-        .map_err(SqliteError::from)?;
+    let moved = (|| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let moved = tx
+            .prepare(
+                "UPDATE session_rooms SET room_id = ?1
+                 WHERE workshop_id = ?2 AND session_token IN (SELECT value FROM json_each(?3)) RETURNING session_token",
+            )?
+            .query_map((room_id, workshop_id, &list), |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        let moved_list = serde_json::to_string(&moved).expect("strings serialize");
+        tx.execute(
+            "UPDATE events SET room_id = ?1 WHERE session_token IN (SELECT value FROM json_each(?2))",
+            (room_id, moved_list),
+        )?;
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(moved)
+    })()
+    .map_err(SqliteError::from)?;
     Ok(moved)
 }
 

@@ -300,8 +300,8 @@ impl<'c> EventWriter<'c> {
             newest: None,
             ids: Vec::new(),
             insert: conn.prepare_cached(
-                "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO events (event_uuid, seq, student_id, session_token, event_type, event_data, created_at, room_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (event_uuid) DO NOTHING",
             )?,
         })
@@ -317,6 +317,8 @@ impl<'c> EventWriter<'c> {
                 Some(email) => Some(self.cache.student_id(self.conn, email, event.student_name.as_deref())?),
                 None => None,
             };
+            // The session's room as stored (its first placement, or where it was moved).
+            let room = self.cache.place(self.conn, &event.session_token, event.placement, self.created_at)?;
             let changed = self.insert.execute((
                 event.uuid.as_bytes().as_slice(),
                 event.seq.map(|s| s as i64),
@@ -325,6 +327,7 @@ impl<'c> EventWriter<'c> {
                 &event.event_type,
                 &event.event_data,
                 self.created_at,
+                room,
             ))?;
             if changed == 1 {
                 outcome.new += 1;
@@ -339,7 +342,6 @@ impl<'c> EventWriter<'c> {
                     facts: &event.facts,
                 };
                 self.cache.apply(self.conn, &event.session_token, &fold, event_id)?;
-                self.cache.place(self.conn, &event.session_token, event.placement, self.created_at)?;
                 if let Some(student_id) = student_id {
                     self.cache.record_student(self.conn, &event.session_token, student_id)?;
                 }

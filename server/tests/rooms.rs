@@ -127,6 +127,7 @@ on_both_backends! {
         post(&server, "ws_lobby_2", Some(&voice), None);
         post(&server, "ws_pipes", Some(&pipes), None);
         assert!(sessions(&server, &format!("room={london}")).is_empty(), "no open room: the lobby");
+        assert_eq!(sessions(&server, "room=lobby&workshop=voice-ai"), ["ws_lobby_1", "ws_lobby_2"]);
         let (status, answer) = admin(&server, "POST", &format!("/api/rooms/{}/sessions", london.to_lowercase()),
             &json!({"sessionTokens": ["ws_lobby_1", "ws_lobby_2", "ws_pipes", "ws_nobody"]}));
         assert_eq!(status, 200, "{answer}");
@@ -141,6 +142,13 @@ on_both_backends! {
             events["events"].as_array().unwrap().iter().map(|e| e["session_token"].as_str().unwrap()).collect();
         tokens.sort();
         assert_eq!(tokens, ["ws_lobby_1", "ws_lobby_1", "ws_lobby_2"], "{events}");
+        // The lobby is what is left: by workshop, or every workshop's.
+        assert!(sessions(&server, "room=lobby&workshop=voice-ai").is_empty());
+        assert_eq!(sessions(&server, "room=Lobby"), ["ws_pipes"]);
+        let lobby = server.read("/api/session-log?room=lobby&limit=100");
+        assert_eq!(lobby["count"], 1, "{lobby}");
+        assert_eq!(lobby["events"][0]["session_token"], "ws_pipes", "{lobby}");
+        assert_eq!(server.read("/api/alerts?room=lobby")["alerts"], json!([]));
         let (status, answer) = admin(&server, "POST", "/api/rooms/ZZZZZZ/sessions", &json!({"sessionTokens": ["ws_lobby_1"]}));
         assert_eq!(status, 404, "{answer}");
         let (status, answer) = admin(&server, "POST", &format!("/api/rooms/{london}/sessions"), &json!({"sessionTokens": []}));
@@ -150,6 +158,10 @@ on_both_backends! {
         let answer = server.request("POST", &format!("/api/rooms/{london}/sessions"),
             &[("Authorization", &format!("Bearer {}", made["token"].as_str().unwrap())), ("Content-Type", "application/json")],
             json!({"sessionTokens": ["ws_lobby_1"]}).to_string().as_bytes());
+        assert_eq!(answer.status, 403, "{}", answer.text);
+        // A helper token never reads a lobby.
+        let answer = server.request("GET", "/api/sessions?room=lobby",
+            &[("Authorization", &format!("Bearer {}", made["token"].as_str().unwrap()))], b"");
         assert_eq!(answer.status, 403, "{}", answer.text);
     }
 

@@ -66,6 +66,15 @@ impl Room {
     }
 }
 
+/// The room id a read names for a lobby (`room=lobby`): the sessions placed in no room. Room
+/// ids start at 1 on both backends (`INTEGER PRIMARY KEY`, `BIGSERIAL`), so no room has it,
+/// and no helper token covers it (helper tokens never see a lobby).
+pub const LOBBY_ROOM_ID: i64 = 0;
+
+/// The join code a read names for the lobby, in any case (join codes have 6 characters, so
+/// no room's code is this one).
+pub const LOBBY_CODE: &str = "lobby";
+
 /// Where a session belongs: its workshop and its room (`None`: the workshop's lobby). Decided
 /// by [`assign_room`] for a session's first stored event and kept from then on (the first
 /// writer wins, on both backends and across servers).

@@ -70,7 +70,7 @@ pub struct AckResponse {
         ("status" = Option<StatusFilter>, Query, description = "open (default), resolved or all."),
         ("since" = Option<String>, Query, format = DateTime, description = "Only alerts opened at or after this ISO 8601 time."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 1000."),
-        ("room" = Option<String>, Query, description = "Only alerts of the room with this join code (404 when there is none). A helper token reads only its rooms' alerts."),
+        ("room" = Option<String>, Query, description = "Only alerts of the room with this join code (404 when there is none), or `lobby` for the alerts of sessions placed in no room (server-wide tokens only). A helper token reads only its rooms' alerts."),
         ("workshop" = Option<String>, Query, description = "Only alerts of the workshop with this slug (404 when there is none)."),
     ),
     responses(
@@ -214,7 +214,7 @@ fn sse_message((position, change): &LoggedChange) -> Vec<u8> {
 #[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts",
     params(
         ("lastEventId" = Option<String>, Query, pattern = r"^[0-9]{1,18}$", description = "Resume after this SSE id (or send the Last-Event-ID header)."),
-        ("room" = Option<String>, Query, description = "Only changes of the room with this join code (404 when there is none). A helper token hears only its rooms."),
+        ("room" = Option<String>, Query, description = "Only changes of the room with this join code (404 when there is none), or `lobby` (server-wide tokens only). A helper token hears only its rooms."),
         ("workshop" = Option<String>, Query, description = "Only changes of the workshop with this slug (404 when there is none)."),
     ),
     responses(

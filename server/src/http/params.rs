@@ -4,6 +4,7 @@
 use actix_web::web;
 
 use crate::domain::cursor::EventCursor;
+use crate::domain::workshop::{LOBBY_CODE, LOBBY_ROOM_ID};
 use crate::http::error::ApiError;
 use crate::storage::{EventQuery, Order};
 
@@ -85,7 +86,8 @@ pub fn event_query(pairs: &[(String, String)]) -> Result<EventQuery, ApiError> {
     Ok(query)
 }
 
-/// Reads `room` (a join code, as typed) and `workshop` (a slug) against `directory`: the rooms
+/// Reads `room` (a join code, as typed, or `lobby` for the sessions placed in no room:
+/// [`LOBBY_ROOM_ID`]) and `workshop` (a slug) against `directory`: the rooms
 /// and the workshop a query is limited to, as `EventQuery::rooms`/`workshop` (and the same of
 /// `SessionQuery`), the rooms narrowed to those `instructor`'s token covers
 /// ([`crate::http::auth::Instructor::narrow`]). Errors: [`ApiError::NotFound`] naming a room or workshop that does
@@ -99,6 +101,7 @@ pub fn place_filter(
     let mut workshop = None;
     for (name, value) in pairs {
         match name.as_str() {
+            "room" if value.eq_ignore_ascii_case(LOBBY_CODE) => rooms = Some(vec![LOBBY_ROOM_ID]),
             "room" => {
                 let room = directory
                     .room_by_code(value)
@@ -117,9 +120,9 @@ pub fn place_filter(
     Ok((instructor.narrow(rooms)?, workshop))
 }
 
-/// The rooms (join codes) and workshop (slug) an alert read is limited to: its `room=` and
-/// `workshop=` (see [`place_filter`]), narrowed to the token's rooms. Errors: those of
-/// [`place_filter`].
+/// The rooms (join codes, `""` for a lobby: an alert's `room` column is NULL there) and
+/// workshop (slug) an alert read is limited to: its `room=` and `workshop=` (see
+/// [`place_filter`]), narrowed to the token's rooms. Errors: those of [`place_filter`].
 pub fn alert_places(
     params: &[(String, String)],
     state: &crate::state::AppState,
@@ -127,8 +130,11 @@ pub fn alert_places(
 ) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
     let directory = state.workshops.snapshot();
     let (rooms, workshop) = place_filter(params, &directory, instructor)?;
-    let codes = rooms
-        .map(|ids| directory.rooms.iter().filter(|r| ids.contains(&r.id)).map(|r| r.code.clone()).collect::<Vec<_>>());
+    let codes = rooms.map(|ids| {
+        let lobby = ids.contains(&LOBBY_ROOM_ID).then(String::new);
+        let named = directory.rooms.iter().filter(|r| ids.contains(&r.id)).map(|r| r.code.clone());
+        lobby.into_iter().chain(named).collect::<Vec<_>>()
+    });
     let slug = workshop.and_then(|id| directory.workshop(id)).map(|w| w.slug.clone());
     Ok((codes, slug))
 }
@@ -139,7 +145,7 @@ pub fn selected(
     (rooms, workshop): &(Option<Vec<String>>, Option<String>),
 ) -> bool {
     let label = crate::domain::alerts::Label::of(alert);
-    rooms.as_ref().is_none_or(|codes| label.room.as_ref().is_some_and(|code| codes.contains(code)))
+    rooms.as_ref().is_none_or(|codes| codes.iter().any(|c| *c == label.room.as_deref().unwrap_or_default()))
         && workshop.as_ref().is_none_or(|slug| *slug == label.workshop)
 }
 
@@ -155,7 +161,8 @@ pub struct EventFilters {
     student_email: Option<String>,
     /// Only this event type.
     event_type: Option<String>,
-    /// Only sessions of the room with this join code (404 when there is none).
+    /// Only sessions of the room with this join code (404 when there is none), or `lobby` for
+    /// the sessions placed in no room (server-wide tokens only: 403 for a helper token).
     room: Option<String>,
     /// Only sessions of the workshop with this slug (404 when there is none).
     workshop: Option<String>,

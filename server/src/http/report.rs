@@ -20,7 +20,7 @@ use crate::storage::SessionQuery;
 /// not cover, 404 for an unknown room or workshop, 500 for storage.
 #[utoipa::path(get, path = "/api/report", tag = "instructors",
     params(Window,
-        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none)."),
+        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none), or `lobby` for the sessions placed in no room (server-wide tokens only)."),
         ("workshop" = Option<String>, Query, description = "Only sessions of the workshop with this slug (404 when there is none)."),
     ),
     responses(

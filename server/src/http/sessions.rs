@@ -142,7 +142,7 @@ impl From<&EndpointStats> for EndpointCount {
     params(
         ("status" = Option<Status>, Query, description = "Only sessions with this status."),
         ("studentEmail" = Option<String>, Query, description = "Only this student's sessions."),
-        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none)."),
+        ("room" = Option<String>, Query, description = "Only sessions of the room with this join code (404 when there is none), or `lobby` for the sessions placed in no room (server-wide tokens only)."),
         ("workshop" = Option<String>, Query, description = "Only sessions of the workshop with this slug (404 when there is none)."),
         ("since" = Option<String>, Query, format = DateTime, description = "Only sessions with an event at or after this ISO 8601 time."),
         ("until" = Option<String>, Query, format = DateTime, description = "Only sessions with an event before this ISO 8601 time."),

@@ -3,6 +3,7 @@
 //! parameters in placeholder order) and only runs it with its driver.
 
 use super::{EventQuery, Order, SessionOrder, SessionQuery};
+use crate::domain::workshop::LOBBY_ROOM_ID;
 
 /// What differs between the backends' SQL in these queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,20 @@ impl<'q> Statement<'q> {
         self.sql.push_str(condition);
     }
 
+    /// `session_rooms.room_id` one of `rooms` (non-empty; [`LOBBY_ROOM_ID`] for NULL, the lobby).
+    fn rooms_condition(&mut self, rooms: &[i64]) -> String {
+        let named: Vec<String> =
+            rooms.iter().filter(|r| **r != LOBBY_ROOM_ID).map(|r| self.bind(Param::Int(*r))).collect();
+        let mut either = Vec::new();
+        if !named.is_empty() {
+            either.push(format!("room_id IN ({})", named.join(", ")));
+        }
+        if rooms.contains(&LOBBY_ROOM_ID) {
+            either.push("room_id IS NULL".to_owned());
+        }
+        format!("({})", either.join(" OR "))
+    }
+
     /// `column` (a session token) of a session placed in one of `rooms` and in `workshop`
     /// (`session_rooms`); nothing when neither is given. One placeholder per room: a query names
     /// the rooms of one token, not a list a client chose.
@@ -82,8 +97,7 @@ impl<'q> Statement<'q> {
                 self.and("false");
                 return;
             }
-            let placeholders: Vec<String> = rooms.iter().map(|r| self.bind(Param::Int(*r))).collect();
-            conditions.push(format!("room_id IN ({})", placeholders.join(", ")));
+            conditions.push(self.rooms_condition(rooms));
         }
         if let Some(workshop) = workshop {
             let p = self.bind(Param::Int(workshop));
@@ -177,7 +191,7 @@ fn order_word(order: Order) -> &'static str {
 pub enum EventPlan<'q> {
     /// Rooms alone ([`events_of_rooms`]): through the events' room index.
     Rooms(&'q [i64]),
-    /// A workshop, or rooms with a workshop: the sessions first ([`room_sessions`]), then
+    /// A workshop, rooms with a workshop, or a lobby (its events carry no room): the sessions first ([`room_sessions`]), then
     /// [`events_of_sessions`] when there are at most [`MAX_SESSIONS_READ_APART`], else [`events`].
     Sessions,
     /// Everything else: [`events`].
@@ -190,7 +204,11 @@ pub fn event_plan(query: &EventQuery, by_student: bool) -> EventPlan<'_> {
         return EventPlan::Direct;
     }
     match (&query.rooms, query.workshop) {
-        (Some(rooms), None) if !rooms.is_empty() && rooms.len() <= MAX_ROOMS_READ_APART => EventPlan::Rooms(rooms),
+        (Some(rooms), None)
+            if !rooms.is_empty() && rooms.len() <= MAX_ROOMS_READ_APART && !rooms.contains(&LOBBY_ROOM_ID) =>
+        {
+            EventPlan::Rooms(rooms)
+        }
         (None, None) => EventPlan::Direct,
         (Some(rooms), _) if rooms.is_empty() => EventPlan::Direct,
         _ => EventPlan::Sessions,
@@ -210,8 +228,8 @@ pub fn room_sessions(dialect: Dialect, query: &EventQuery) -> Statement<'_> {
         if rooms.is_empty() {
             statement.and("false");
         } else {
-            let placeholders: Vec<String> = rooms.iter().map(|r| statement.bind(Param::Int(*r))).collect();
-            statement.and(&format!("room_id IN ({})", placeholders.join(", ")));
+            let condition = statement.rooms_condition(rooms);
+            statement.and(&condition);
         }
     }
     if let Some(workshop) = query.workshop {
@@ -415,5 +433,32 @@ mod tests {
         // The email is bound once and read twice (the student's sessions and their events).
         assert_eq!(by_email.sql.matches("lower(email) = lower($1)").count(), 2, "{}", by_email.sql);
         assert_eq!(by_email.params.len(), 2);
+    }
+
+    // Rooms alone are read through the events' room index; a lobby, a workshop or a student
+    // through their sessions; the lobby is the sessions with no room.
+    #[test]
+    fn event_plans_follow_the_query() {
+        let rooms = EventQuery { rooms: Some(vec![3, 4]), ..EventQuery::default() };
+        assert_eq!(event_plan(&rooms, false), EventPlan::Rooms(&[3, 4]));
+        assert_eq!(event_plan(&rooms, true), EventPlan::Direct);
+        let with_workshop = EventQuery { rooms: Some(vec![3]), workshop: Some(1), ..EventQuery::default() };
+        assert_eq!(event_plan(&with_workshop, false), EventPlan::Sessions);
+        let lobby = EventQuery { rooms: Some(vec![LOBBY_ROOM_ID, 3]), ..EventQuery::default() };
+        assert_eq!(event_plan(&lobby, false), EventPlan::Sessions);
+        let sessions = room_sessions(Dialect::Postgres, &lobby);
+        assert_eq!(
+            sessions.sql,
+            "SELECT session_token FROM session_rooms WHERE true AND (room_id IN ($1) OR room_id IS NULL) LIMIT 1001"
+        );
+        assert_eq!(sessions.params, [Param::Int(3)]);
+        let by_rooms = events_of_rooms(Dialect::Sqlite, "H", &rooms, &[3, 4]);
+        assert_eq!(
+            by_rooms.sql,
+            "H AND e.event_id IN (SELECT event_id FROM (\
+             SELECT * FROM (SELECT e.event_id FROM events e WHERE true AND e.room_id = ?1 ORDER BY e.event_id DESC LIMIT ?2) AS u0 \
+             UNION ALL SELECT * FROM (SELECT e.event_id FROM events e WHERE true AND e.room_id = ?3 ORDER BY e.event_id DESC LIMIT ?4) AS u1\
+             ) AS t ORDER BY event_id DESC LIMIT ?5) ORDER BY e.event_id DESC"
+        );
     }
 }

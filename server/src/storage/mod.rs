@@ -197,7 +197,7 @@ pub struct AlertQuery {
     pub since: Option<String>,
     /// At most this many.
     pub limit: u32,
-    /// Only alerts of these rooms (join codes; a lobby's alerts have none); `None` is every
+    /// Only alerts of these rooms (join codes; `""` for the lobbies, whose alerts have none); `None` is every
     /// room and lobby.
     pub rooms: Option<Vec<String>>,
     /// Only alerts of the workshop with this slug.

@@ -102,7 +102,7 @@ pub(super) async fn query(client: &impl GenericClient, query: &AlertQuery) -> Re
         client,
         "SELECT alert::text FROM alerts
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR opened_at >= $2)
-               AND ($4::text[] IS NULL OR room = ANY($4)) AND ($5::text IS NULL OR workshop = $5)
+               AND ($4::text[] IS NULL OR room = ANY($4) OR (room IS NULL AND '' = ANY($4))) AND ($5::text IS NULL OR workshop = $5)
                AND ($6::text IS NULL OR alert_id = $6) AND ($7::text IS NULL OR session_token = $7)
              ORDER BY opened_at DESC, alert_id DESC LIMIT $3",
         &[&status, &query.since, &limit, &query.rooms, &query.workshop, &query.id, &query.session],

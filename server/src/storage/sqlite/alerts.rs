@@ -76,7 +76,9 @@ pub fn query(conn: &Connection, query: &AlertQuery) -> Result<Vec<Alert>, Sqlite
     }
     let rooms = query.rooms.as_ref().map(|codes| serde_json::to_string(codes).expect("strings serialize"));
     if let Some(rooms) = &rooms {
-        sql.push_str(" AND room IN (SELECT value FROM json_each(?))");
+        // `""` names the lobbies, whose alerts have no room.
+        sql.push_str(" AND (room IN (SELECT value FROM json_each(?)) OR (room IS NULL AND '' IN (SELECT value FROM json_each(?))))");
+        params.push(rooms);
         params.push(rooms);
     }
     if let Some(workshop) = &query.workshop {

@@ -246,6 +246,35 @@ on_both_backends! {
         assert_eq!(open["alerts"][0]["help"]["position"], 1, "{open}");
     }
 
+    // A student who asks again the moment their request is resolved (before the rules have
+    // seen the resolve) gets a new waiting request, and asking a third time adds no other.
+    fn asking_again_at_once_after_a_resolve_is_a_new_request(backend) {
+        let server = TestServer::on_with(backend, quick);
+        let asked = |message: &str| json!({"sessionToken": "ws_r", "eventType": "help_request", "eventData": {"message": message}});
+        server.post_all(vec![asked("first")]);
+        let alerts = wait_for(&server, "the first request", |a| !of_rule(a, "help_request").is_empty());
+        let id = of_rule(&alerts, "help_request")[0]["id"].as_str().unwrap().to_owned();
+        let resolved = server.request("POST", &format!("/api/alerts/{id}/resolve"),
+            &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Type", "application/json")], b"{}");
+        assert_eq!(resolved.status, 200, "{}", resolved.text);
+        server.post_all(vec![asked("second")]);
+        let alerts = wait_for(&server, "a new open request", |a| {
+            of_rule(a, "help_request").iter().any(|r| r["status"] == "open" && r["id"] != json!(id))
+        });
+        let open: Vec<&Value> = of_rule(&alerts, "help_request").into_iter().filter(|r| r["status"] == "open").collect();
+        assert_eq!(open.len(), 1, "{alerts:#?}");
+        assert_eq!((open[0]["message"].as_str(), open[0]["help"]["status"].as_str()), (Some("second"), Some("waiting")));
+        let second = open[0]["id"].clone();
+        server.post_all(vec![asked("third")]);
+        let alerts = wait_for(&server, "the third ask folded into the second request", |a| {
+            of_rule(a, "help_request").iter().any(|r| r["id"] == second && r["message"] == "third")
+        });
+        let open = of_rule(&alerts, "help_request").into_iter().filter(|r| r["status"] == "open").count();
+        assert_eq!(open, 1, "{alerts:#?}");
+        let first = of_rule(&alerts, "help_request").into_iter().find(|r| r["id"] == json!(id)).unwrap().clone();
+        assert_eq!((first["status"].as_str(), first["message"].as_str()), (Some("resolved"), Some("first")));
+    }
+
     // The alert stream sends each change as `event: alert` and resumes after Last-Event-ID with
     // no gap and no repeat.
     fn alert_stream_resumes(backend) {

@@ -99,7 +99,8 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
         ..AlertQuery::default()
     };
     for alert in state.storage.alerts(recent).await?.iter().filter(|a| a.muted_at.is_some()) {
-        engine.settle(alert, now_ms());
+        // Muted: never asked again.
+        let _ = engine.settle(alert, now_ms());
     }
     let mut evicted = 0;
     let mut committed = state.storage.committed();
@@ -204,7 +205,7 @@ async fn lead(state: &web::Data<AppState>, resume: Option<EventCursor>) -> Resul
             let logged = state.storage.alert_changes(change_cursor, PAGE).await?;
             for (position, change) in &logged {
                 change_cursor = *position;
-                engine.settle(&change.alert, now_ms());
+                pending.extend(engine.settle(&change.alert, now_ms()));
             }
             if (logged.len() as u32) < PAGE {
                 break;

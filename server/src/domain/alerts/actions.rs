@@ -19,6 +19,13 @@ pub fn merge_stored(new: &mut Alert, stored: &Alert) {
         new.help.clone_from(&stored.help);
     }
     if stored.status == AlertStatus::Resolved {
+        // A closed help request keeps what it was asked: a later ask is a new request
+        // (`queue::asked_again`), not part of this one.
+        if stored.rule == super::Rule::HelpRequest {
+            new.message.clone_from(&stored.message);
+            new.count = stored.count;
+            new.last_seen_at.clone_from(&stored.last_seen_at);
+        }
         new.status = AlertStatus::Resolved;
         if new.resolved_at.is_none() {
             new.resolved_at.clone_from(&stored.resolved_at);

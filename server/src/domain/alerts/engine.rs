@@ -85,16 +85,26 @@ impl AlertEngine {
     /// acknowledgement or mute on any server): a help request acknowledged no longer holds its
     /// session's place (the next request opens a new alert), and a mute silences the alert's
     /// session (`help_request`) or address (`help_flood`) from now on. `now` is in ms.
-    pub fn settle(&mut self, alert: &Alert, now: i64) {
+    ///
+    /// The rules learn of a close at their next turn: a session that asked again since (its
+    /// request here was fed after `resolvedAt`) gets a new waiting request
+    /// ([`queue::asked_again`](super::queue::asked_again)), which this returns as opened.
+    pub fn settle(&mut self, alert: &Alert, now: i64) -> Option<AlertChange> {
         let key = match alert.rule {
             Rule::HelpRequest => alert.session_tokens.first().map(|t| Key(Rule::HelpRequest, t.clone())),
             Rule::HelpFlood => alert.address.clone().map(|a| Key(Rule::HelpFlood, a)),
             _ => None,
         };
-        let Some(key) = key else { return };
+        let key = key?;
+        let mut reopened = None;
         if alert.status == AlertStatus::Resolved && self.episodes.open.get(&key).is_some_and(|open| open.id == alert.id)
         {
+            let fresh = self.episodes.open.get(&key).and_then(|held| super::queue::asked_again(held, alert));
             self.episodes.forget(&key);
+            if let Some(fresh) = fresh {
+                self.episodes.open.insert(key.clone(), fresh.clone());
+                reopened = Some(AlertChange { kind: ChangeKind::Opened, alert: fresh });
+            }
         }
         if alert.muted_at.is_some() {
             match key.0 {
@@ -102,6 +112,7 @@ impl AlertEngine {
                 _ => self.help.mute(key.1, now),
             }
         }
+        reopened
     }
 
     /// The median time (ms) the same workshop's earlier rooms spent on each step: what `stuck`

@@ -65,8 +65,8 @@ pub use model::{
 };
 pub use placed::{Label, PlacedEngines, DEFAULT_WORKSHOP};
 pub use queue::{
-    apply as apply_help, check as check_help, clean, fill_queue, state_of as help_state, HelpChange, HelpRefusal,
-    HelpState, HelpStatus, StudentHelp, NAME_CHARS, NOTE_CHARS,
+    apply as apply_help, asked_again, check as check_help, clean, fill_queue, state_of as help_state, HelpChange,
+    HelpRefusal, HelpState, HelpStatus, StudentHelp, NAME_CHARS, NOTE_CHARS,
 };
 pub use text::iso;
 

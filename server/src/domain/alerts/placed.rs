@@ -80,10 +80,13 @@ impl PlacedEngines {
         changes
     }
 
-    /// Takes in a stored change of `alert` (see [`AlertEngine::settle`]), in its own place.
-    pub fn settle(&mut self, alert: &Alert, now: i64) {
+    /// Takes in a stored change of `alert` (see [`AlertEngine::settle`]), in its own place;
+    /// returns the new request of a session that asked again after a close, stamped with the place.
+    pub fn settle(&mut self, alert: &Alert, now: i64) -> Option<AlertChange> {
         let label = Label::of(alert);
-        self.engine(&label).settle(alert, now);
+        let mut changes: Vec<AlertChange> = self.engine(&label).settle(alert, now).into_iter().collect();
+        label.stamp(&mut changes);
+        changes.pop()
     }
 
     /// Advances every place to `now` (see [`AlertEngine::tick`]).

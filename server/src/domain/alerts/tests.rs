@@ -213,7 +213,7 @@ fn one_open_help_request_per_session() {
     );
     // An instructor acknowledges it (on any server); the engine settles the stored change.
     let mut acked = help_changes[0].alert.clone();
-    assert_eq!(acknowledge(&mut acked, "2027-01-15T08:00:00.000Z"), Some(ChangeKind::Resolved));
+    assert_eq!(acknowledge(&mut acked, &iso(T0 + 86_400 * SEC)), Some(ChangeKind::Resolved));
     feed.engine.settle(&acked, T0 + 86_401 * SEC);
     let next = help(&mut feed.engine, T0 + 86_402 * SEC, "ws_h", "203.0.113.7", "new problem");
     assert_eq!(kinds(&next, Rule::HelpRequest), [ChangeKind::Opened]);
@@ -657,4 +657,50 @@ fn a_new_room_is_judged_against_earlier_runs() {
     let stuck = of(&opened, Rule::Stuck);
     assert_eq!((stuck[0].alert.typical_ms, stuck[0].alert.typical_from_earlier_runs), (None, false));
     assert!(serde_json::to_value(&stuck[0].alert).unwrap().get("typicalFromEarlierRuns").is_none());
+}
+
+// A student who asks again in the second between a helper's resolve and the rules settling it
+// gets a new waiting request (opened when the rules settle the resolve, its id derived from the
+// closed one's), which the rules then hold: the next ask updates it. Whether the rules published
+// the ask before the settle or not. A muted request is never asked again.
+#[test]
+fn asking_again_right_after_a_resolve_opens_a_new_request() {
+    for published_first in [false, true] {
+        let mut feed = Feed::new();
+        let first = feed.event(T0, "ws_h", HELP_REQUEST, EventFacts::default());
+        let mut stored = first[0].alert.clone();
+        let resolve = HelpChange::Resolve { by: Some("Alex".into()), note: Some("fixed".into()) };
+        assert_eq!(apply_help(&mut stored, resolve, &iso(T0 + SEC)), (true, true));
+        // The rules have not seen the resolve: they fold the new ask into the request they hold.
+        assert!(help(&mut feed.engine, T0 + 2 * SEC, "ws_h", "203.0.113.7", "again").is_empty());
+        if published_first {
+            let ticked = feed.engine.tick(T0 + 3 * SEC);
+            assert_eq!(of(&ticked, Rule::HelpRequest)[0].alert.id, stored.id);
+        }
+        let reopened = feed.engine.settle(&stored, T0 + 4 * SEC).expect("a new request");
+        assert_eq!(reopened.kind, ChangeKind::Opened);
+        let fresh = reopened.alert;
+        assert_ne!(fresh.id, stored.id);
+        assert_eq!((fresh.status, fresh.count, &*fresh.message), (AlertStatus::Open, 1, "again"));
+        let state = fresh.help.clone().unwrap();
+        assert_eq!((state.status, state.claimed_by, state.note), (HelpStatus::Waiting, None, None));
+        // The next ask updates the new request.
+        assert!(help(&mut feed.engine, T0 + 5 * SEC, "ws_h", "203.0.113.7", "third").is_empty());
+        let ticked = feed.engine.tick(T0 + 6 * SEC);
+        assert_eq!(of(&ticked, Rule::HelpRequest)[0].alert.id, fresh.id);
+        assert_eq!(of(&ticked, Rule::HelpRequest)[0].alert.message, "third");
+    }
+    // Asked before the close, or muted: nothing new.
+    let mut feed = Feed::new();
+    let first = feed.event(T0, "ws_h", HELP_REQUEST, EventFacts::default());
+    let mut stored = first[0].alert.clone();
+    assert_eq!(acknowledge(&mut stored, &iso(T0 + SEC)), Some(ChangeKind::Resolved));
+    assert!(feed.engine.settle(&stored, T0 + 2 * SEC).is_none());
+    let held = first[0].alert.clone();
+    let mut later = held.clone();
+    later.last_seen_at = iso(T0 + 3 * SEC);
+    let mut muted = stored.clone();
+    muted.muted_at = Some(iso(T0 + SEC));
+    assert!(asked_again(&later, &muted).is_none());
+    assert_eq!(asked_again(&later, &stored).unwrap().id, asked_again(&later, &stored).unwrap().id, "a derived id");
 }

@@ -17,8 +17,6 @@ import load, * as core from "./session_log_core.js";
 
 /** The localStorage key of the session token (the module reads and writes the same key). */
 const TOKEN_KEY = "session-log:sessionToken";
-/** The sessionStorage key of calls made on a page that was left before its module was ready. */
-const HANDOFF_KEY = "session-log:handoff";
 const IN_BROWSER = typeof window === "object" && window !== null && typeof document === "object" && document !== null;
 
 const KINDS = { logNavigation: 0, logError: 1, logAction: 2, logApiCall: 3, logStateChange: 4, logSessionEvent: 5 };
@@ -81,40 +79,23 @@ function sessionToken() {
   return token;
 }
 
-/** The page is going away before the module is ready: its kept calls go to sessionStorage (this
- * tab only), for the next page of this origin in the tab to replay once its module is ready. */
+/** The page is hidden or going away before the module is ready: its kept calls leave as a beacon
+ * or go to this tab's hand-over (`saveCalls`, which the build appends to the glue from handoff.js). */
 function handOff() {
   if (state > 1) return;
   left = true;
   stash();
 }
 
-/** Appends the kept calls to this tab's hand-over, oldest first. */
+/** Sends or hands over the kept calls. */
 function stash() {
-  if (!pending.length) return;
-  try {
-    const kept = JSON.parse(sessionStorage.getItem(HANDOFF_KEY) || "[]");
-    const calls = pending.filter((p) => p[0] !== "onDeliveryError").map(([name, args, at]) =>
-      [name, args.map((a) => (a instanceof Error ? a.message : a)), at]);
-    sessionStorage.setItem(HANDOFF_KEY, JSON.stringify(kept.concat(calls).slice(-MAX_PENDING)));
-    pending = [];
-  } catch (_) {
-    // storage refused, or a value that is not JSON: nothing more can be done on a page going away
-  }
+  if (pending.length && core.saveCalls(pending, sessionToken())) pending = [];
 }
 
 /** Replays the calls a page left in this tab's hand-over, once the module is ready in a page
  * that is shown (a module that finished loading after its page was left leaves them for the next). */
 function takeOver() {
-  if (state !== 2 || left) return;
-  let handed = [];
-  try {
-    handed = JSON.parse(sessionStorage.getItem(HANDOFF_KEY) || "[]");
-    sessionStorage.removeItem(HANDOFF_KEY);
-  } catch (_) {
-    // no sessionStorage: nothing was handed over
-  }
-  for (const [name, args, at] of handed) run(name, args, at);
+  if (state === 2 && !left) for (const [name, args, at] of core.handedCalls()) run(name, args, at);
 }
 
 function call(name, args, at) {
@@ -204,14 +185,16 @@ if (IN_BROWSER) {
   document.addEventListener("visibilitychange", () => (document.visibilityState === "hidden" ? handOff() : shown()));
 }
 
-export function configure(options) { call("configure", arguments); }
-export function setStep(step) { call("setStep", arguments); }
-export function logNavigation(from, to) { call("logNavigation", arguments); }
-export function logError(errorType, errorMessage, errorDetails) { call("logError", arguments); }
-export function logAction(actionName, actionDetails) { call("logAction", arguments); }
-export function logApiCall(endpoint, method, status, details) { call("logApiCall", arguments); }
-export function logStateChange(stateName, oldValue, newValue) { call("logStateChange", arguments); }
-export function logSessionEvent(eventType, eventData) { call("logSessionEvent", arguments); }
+/** An export that hands its arguments to call() under `name` (their types: session_log.d.ts). */
+const relay = (name) => (...args) => call(name, args);
+export const configure = relay("configure");
+export const setStep = relay("setStep");
+export const logNavigation = relay("logNavigation");
+export const logError = relay("logError");
+export const logAction = relay("logAction");
+export const logApiCall = relay("logApiCall");
+export const logStateChange = relay("logStateChange");
+export const logSessionEvent = relay("logSessionEvent");
 /** A `help_request` event `{message}`: it joins the room's help queue. */
 export function requestHelp(message) {
   call("logSessionEvent", ["help_request", { message: message == null ? "" : String(message).slice(0, 500) }]);
@@ -226,9 +209,9 @@ function help(name, arg) {
 export const onHelp = (callback) => help("onHelp", callback);
 export const onNotice = (callback) => help("onNotice", callback);
 export const cancelHelp = () => help("cancel");
-export function onDeliveryError(callback) { call("onDeliveryError", arguments); }
-export function optOut() { call("optOut", arguments); }
-export function optIn() { call("optIn", arguments); }
+export const onDeliveryError = relay("onDeliveryError");
+export const optOut = relay("optOut");
+export const optIn = relay("optIn");
 
 /** Whether the user opted out; before the module is ready, read from localStorage. */
 export function hasOptedOut() {

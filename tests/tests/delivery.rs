@@ -136,14 +136,63 @@ async fn page_exit_delivers_cross_origin_from_fresh_browsers() {
     assert!(lost.is_empty(), "runs that did not deliver all 20 (run, delivered): {lost:?}");
 }
 
-// A page logs 20 events from its first line and is left at once, before its WebAssembly module
-// has loaded: the calls it kept are handed over in the tab's sessionStorage, and the next page
-// of the origin delivers them all once its module is ready (five times over, fresh tabs).
+// A page whose module has not loaded (its .wasm never answers) logs 20 events and is left at
+// once for another origin (about:blank), with the other core busy: the calls it kept leave as a
+// beacon and arrive as the events the module would have made (step names included), 20 runs
+// over in fresh browsers; the tab keeps no hand-over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_a_page_left_for_another_origin_before_its_module_loaded_arrive() {
+    // Accepts connections (the kernel's backlog) and never answers: the module stays loading.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let wasm = format!("http://127.0.0.1:{}/never.wasm", hang.local_addr().unwrap().port());
+    let page = format!(
+        r#"<!doctype html><meta charset="utf-8"><title>early</title><script type="module">
+import * as sl from "/pkg/session_log.js";
+sl.init("{wasm}");
+sl.configure({{ flushIntervalMs: 30000, steps: ["Connect Accounts", "Choose Use Case"], studentEmail: "early@example.com" }});
+window.token = sl.getSessionToken();
+sl.logNavigation(0, 1);
+for (let i = 0; i < 19; i++) sl.logAction("early_" + i, {{ i }});
+window.ready = true;
+</script>"#
+    );
+    let www = site(&[("early.html", &page)]);
+    let server = Server::serving(www.path(), &[]);
+    let _busy = BusyCore::start();
+    let mut lost = Vec::new();
+    for run in 1..=20u64 {
+        let browser = Browser::start().await;
+        browser.client.goto(&format!("{}/early.html", server.url)).await.expect("open the page");
+        browser.wait_until("return window.ready === true").await;
+        let token = browser.run("return window.token", vec![]).await.as_str().unwrap().to_owned();
+        browser.client.goto("about:blank").await.expect("leave the page");
+        let answer = server.wait_for_events(&token, 20, 10).await;
+        browser.close().await;
+        if answer["count"] != 20 {
+            lost.push((run, answer["count"].clone()));
+            continue;
+        }
+        let events = answer["events"].as_array().unwrap();
+        let navigation = events.iter().find(|e| e["event_type"] == "navigation").unwrap();
+        assert_eq!(navigation["event_data"]["toStepName"], "Choose Use Case", "{navigation}");
+        assert_eq!(navigation["student_email"], "early@example.com", "{navigation}");
+        let action = events.iter().find(|e| e["event_data"]["actionName"] == "early_7").unwrap();
+        assert_eq!(action["event_data"]["i"], 7, "the details travel: {action}");
+        assert_eq!(action["event_data"]["currentStep"], 1, "{action}");
+    }
+    drop(hang);
+    assert!(lost.is_empty(), "runs that did not deliver all 20 (run, delivered): {lost:?}");
+}
+
+// A page that filters its events (a beforeSend, which only its module can run) logs 20 events
+// from its first line and is left at once, before its WebAssembly module has loaded: the calls
+// it kept are handed over in the tab's sessionStorage, and the next page of the origin delivers
+// them all once its module is ready (five times over, fresh tabs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_of_a_page_left_before_its_module_loaded_arrive() {
     let first = r#"<!doctype html><meta charset="utf-8"><script type="module">
 import * as sl from "/pkg/session_log.js";
-sl.configure({ flushIntervalMs: 30000, steps: ["Connect Accounts", "Choose Use Case"] });
+sl.configure({ flushIntervalMs: 30000, steps: ["Connect Accounts", "Choose Use Case"], beforeSend: (e) => e });
 localStorage.setItem("left-token", sl.getSessionToken());
 sl.logNavigation(0, 1);
 for (let i = 0; i < 19; i++) sl.logAction("early_" + i);

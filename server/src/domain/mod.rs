@@ -11,6 +11,7 @@ pub mod auth_throttle;
 pub mod client_addr;
 pub mod clock;
 pub mod cursor;
+pub mod early_calls;
 pub mod event;
 pub mod export;
 pub mod facts;

@@ -97,7 +97,11 @@ pub struct Credentials {
 /// Longest `writeKey` or `room` (bytes).
 pub const MAX_CREDENTIAL_BYTES: usize = 64;
 
-/// Parses and validates a body, and reads its [`Credentials`].
+/// Parses and validates a body, and reads its [`Credentials`]: a single event, a batch
+/// `{"events": [...]}`, or the calls of a page left before its module was ready
+/// (`{"sessionToken": …, "calls": [[name, args, at], …]}`, made into a batch by
+/// [`early_calls::events_of_calls`](super::early_calls::events_of_calls); its configured
+/// `writeKey` and `room` count when the body's top level has none).
 ///
 /// Errors: [`BodyError::Empty`], [`BodyError::MalformedJson`] (not UTF-8 or not JSON, with the
 /// position), [`BodyError::NotAnObject`], [`BodyError::InvalidEvent`] (a single event, naming the
@@ -119,6 +123,11 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
         write_key: Option<&'a RawValue>,
         #[serde(borrow)]
         room: Option<&'a RawValue>,
+        // The calls of a page left before its module was ready (`crate::domain::early_calls`).
+        #[serde(borrow)]
+        calls: Option<&'a RawValue>,
+        #[serde(rename = "sessionToken", borrow)]
+        session_token: Option<&'a RawValue>,
     }
     // One pass over the whole body finds the batch's events (or learns it is a single event).
     // Checked first: serde would also read a struct from a JSON array.
@@ -138,11 +147,27 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
             })
         }
     };
-    let credentials =
+    let mut credentials =
         Credentials { write_key: credential("writeKey", probe.write_key)?, room: credential("room", probe.room)? };
-    let Some(events) = probe.events else {
-        let event = validate_event(text.trim(), limits).map_err(BodyError::InvalidEvent)?;
-        return Ok((Parsed::Single(event), credentials));
+    let events: Vec<std::borrow::Cow<'_, str>> = match (probe.events, probe.calls) {
+        (Some(events), _) => events.into_iter().map(|e| e.get().into()).collect(),
+        (None, Some(calls)) => {
+            let calls: Vec<serde_json::Value> = serde_json::from_str(calls.get())
+                .map_err(|_| BodyError::InvalidEvent("calls: must be an array of [name, args, at]".into()))?;
+            let token: serde_json::Value =
+                probe.session_token.and_then(|t| serde_json::from_str(t.get()).ok()).unwrap_or_default();
+            let (events, configured) = super::early_calls::events_of_calls(&token, &calls);
+            credentials.write_key = credentials.write_key.or(configured.write_key);
+            credentials.room = credentials.room.or(configured.room);
+            if events.is_empty() {
+                return Err(BodyError::InvalidEvent("calls: holds no logging call".into()));
+            }
+            events.iter().map(|e| e.to_string().into()).collect()
+        }
+        (None, None) => {
+            let event = validate_event(text.trim(), limits).map_err(BodyError::InvalidEvent)?;
+            return Ok((Parsed::Single(event), credentials));
+        }
     };
     if events.is_empty() {
         return Err(BodyError::InvalidEvent("events: must not be empty".into()));
@@ -153,7 +178,7 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
     let mut valid = Vec::with_capacity(events.len());
     let mut rejected = Vec::new();
     for (index, raw) in events.iter().enumerate() {
-        match validate_event(raw.get(), limits) {
+        match validate_event(raw, limits) {
             Ok(event) => valid.push(event),
             Err(error) => rejected.push(RejectedEvent { index, error }),
         }

@@ -13,7 +13,8 @@
 //! filled PostgreSQL database in place and prints its URL, and `--filled URL` measures such a
 //! database again without filling it (`--events`/`--sessions` must match its fill).
 //! `--rooms N` spreads the sessions over N rooms of one workshop (placed as ingest places them)
-//! and adds one room's sessions page, events page and report (its funnel) to the queries.
+//! and adds one room's sessions page, events page, report (its funnel) and export's first page
+//! (its first 64 KB of NDJSON) to the queries.
 
 use std::time::Instant;
 
@@ -32,6 +33,10 @@ fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 /// A query to time: its name, how many samples, its p99 target (ms), and what makes each path.
 type Case = (&'static str, usize, f64, Box<dyn FnMut() -> String>);
+
+/// Bytes of an export's answer timed as its first page: the export streams its events a page
+/// (1,000 events) at a time, and a first page of realistic events is more than this.
+const EXPORT_FIRST_PAGE_BYTES: usize = 64 * 1024;
 
 fn main() -> anyhow::Result<()> {
     let events: usize = arg("--events").unwrap_or(1_000_000);
@@ -153,6 +158,13 @@ fn measure(
         ));
         let mut room = pick(rng.fork(), codes.clone());
         cases.push(("one room's report (funnel)", 30, 50.0, Box::new(move || format!("/api/report?room={}", room()))));
+        let mut room = pick(rng.fork(), codes.clone());
+        cases.push((
+            "one room's export (first page, NDJSON)",
+            50,
+            50.0,
+            Box::new(move || format!("/api/session-log/export?room={}&format=ndjson", room())),
+        ));
     }
     rng.u8(..);
     let mut measured = Vec::new();
@@ -185,9 +197,24 @@ fn measure(
     Ok(measured)
 }
 
+/// GETs `path` and reads its answer: an export's first [`EXPORT_FIRST_PAGE_BYTES`] (or all
+/// of it when shorter; the connection is then dropped), anything else whole. Returns the bytes read.
 fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
     let mut response = agent.get(&format!("{base}{path}")).header("Authorization", "Bearer bench").call()?;
     anyhow::ensure!(response.status() == 200, "{path}: HTTP {}", response.status());
+    if path.contains("/export") {
+        use std::io::Read;
+        let mut first = vec![0u8; EXPORT_FIRST_PAGE_BYTES];
+        let mut reader = response.body_mut().as_reader();
+        let mut read = 0;
+        while read < first.len() {
+            match reader.read(&mut first[read..])? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        return Ok(read);
+    }
     Ok(response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_vec()?.len())
 }
 

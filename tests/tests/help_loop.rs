@@ -369,8 +369,9 @@ fn the_help_loop_across_two_servers_on_postgres() {
 }
 
 // In the dashboard: two waiting requests whose sessions failed the same way are one group that
-// one "Claim all" claims; a failing endpoint across half the room's active sessions offers
-// "Tell the room", which posts the prefilled notice to that room.
+// one "Claim all" claims, and one of them is handed over to a named helper; a failing endpoint
+// across half the room's active sessions offers "Tell the room", which posts the prefilled
+// notice to that room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_claims_a_group_and_tells_the_room() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,6 +435,16 @@ async fn the_dashboard_claims_a_group_and_tells_the_room() {
         assert!(Instant::now() < deadline, "Claim all never claimed both: {open:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A claimed request is handed over to a named helper, from its card.
+    browser.wait_for_text("#help-list", |t| t.contains("instructor is on it")).await;
+    browser.click("#help-list li.help.claimed .hand-over summary").await;
+    browser.type_into("#help-list li.help.claimed .hand-over input", "Sam").await;
+    browser.click("#help-list li.help.claimed .hand-over button").await;
+    browser.wait_for_text("#help-list", |t| t.contains("Sam is on it")).await;
+    let open = queue(&server.url, &code);
+    let by: Vec<&str> = open.iter().filter_map(|a| a["help"]["claimedBy"].as_str()).collect();
+    assert!(by.contains(&"Sam") && by.contains(&"instructor"), "one handed over, one kept: {open:?}");
+    screenshot(&browser, "help-hand-over-desktop.png").await;
     // "Tell the room": its text is prefilled; one click posts it.
     let prefilled = browser.run("return document.querySelector('#alert-list .tell textarea').value", vec![]).await;
     assert!(prefilled.as_str().unwrap().starts_with("/provision: the provider is failing"), "{prefilled}");

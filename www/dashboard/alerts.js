@@ -150,6 +150,9 @@ async function act(id, action) {
 
 function upsertAlert(alert) {
   const i = state.alerts.findIndex((a) => a.id === alert.id);
+  // A change (a claim's answer, the stream) carries no evidence: it is filled in on reads, so
+  // the card keeps what the last read found.
+  if (i >= 0 && !alert.evidence && state.alerts[i].evidence) alert = { ...alert, evidence: state.alerts[i].evidence };
   if (i >= 0) state.alerts[i] = alert; else state.alerts.unshift(alert);
   renderAlerts();
 }

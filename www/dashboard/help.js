@@ -28,11 +28,13 @@ export function setUpHelperName() {
   input.addEventListener("change", () => localStorage.setItem(NAME_KEY, input.value.trim()));
 }
 
-/** `POST /api/alerts/{id}/{action}` with `{note, name, group}`; `upsert` takes each alert answered. */
-async function change(alert, action, note, group, upsert) {
+/** `POST /api/alerts/{id}/{action}` with `{note, name, group}` (and `to`, a claim's hand-over);
+ * `upsert` takes each alert answered. */
+async function change(alert, action, note, group, upsert, to) {
   try {
     const body = { name: helperName(), group: Boolean(group) };
     if (note) body.note = note;
+    if (to) body.to = to;
     const answer = await api(`/api/alerts/${encodeURIComponent(alert.id)}/${action}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -89,6 +91,33 @@ function evidenceBox(evidence) {
   return box;
 }
 
+/** "Hand over": the name of the helper who takes a claimed request over (the helpers named on
+ * the room's requests are offered), with the card's note. */
+function handOver(alert, who, take, upsert) {
+  const box = el("details", "hand-over");
+  box.append(el("summary", "", "Hand over"));
+  const to = el("input", "to-input");
+  to.type = "text";
+  to.maxLength = 80;
+  to.placeholder = "Helper's name";
+  to.setAttribute("aria-label", `Hand the request of ${who} over to`);
+  to.setAttribute("list", "helper-names");
+  const send = () => to.value.trim() && change(alert, "claim", take(), false, upsert, to.value.trim());
+  to.addEventListener("keydown", (event) => event.key === "Enter" && send());
+  box.append(to, button("Hand over", `Hand the request of ${who} over to the helper named`, send));
+  return box;
+}
+
+/** The helpers named on `help` requests (claimed, or claimed before), for the hand-over's list. */
+function helperNames(help) {
+  const names = new Set(help.map((a) => a.help && a.help.claimedBy).filter(Boolean));
+  const own = helperName();
+  if (own !== "instructor") names.add(own);
+  const list = $("#helper-names") || document.body.appendChild(el("datalist"));
+  list.id = "helper-names";
+  list.replaceChildren(...[...names].sort().map((name) => Object.assign(el("option"), { value: name })));
+}
+
 /** One request's card. */
 function card(alert, who, upsert) {
   const help = alert.help || { status: "waiting" };
@@ -118,6 +147,7 @@ function card(alert, who, upsert) {
       note,
       button("Resolve", `Resolve the request of ${who}`, () => change(alert, "resolve", take(), false, upsert)),
       button("Unclaim", `Unclaim: put the request of ${who} back in the queue`, () => change(alert, "unclaim", take(), false, upsert)),
+      handOver(alert, who, take, upsert),
     );
   } else {
     const ack = button("Acknowledge", `Acknowledge: ${who} asked for help, ${alert.message}`, () => change(alert, "ack", "", false, upsert));
@@ -137,6 +167,7 @@ function card(alert, who, upsert) {
 export function renderHelpQueue(help, who, upsert) {
   const list = $("#help-list");
   list.replaceChildren();
+  helperNames(help);
   const byPlace = help.slice().sort((a, b) => a.openedAt.localeCompare(b.openedAt) || a.id.localeCompare(b.id));
   const groups = new Map();
   for (const alert of byPlace) {

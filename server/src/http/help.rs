@@ -1,5 +1,5 @@
 //! The help queue over HTTP. Helpers: `POST /api/alerts/{id}/claim`, `…/unclaim` and
-//! `…/resolve` (each with an optional `{note, name, group}`). A student's page, authenticated by
+//! `…/resolve` (each with an optional `{note, name, group}`, and a claim's `to` for a hand-over). A student's page, authenticated by
 //! its session token alone: `GET /api/session-log/help` (its latest request and its room's
 //! notices) and `POST /api/session-log/help/cancel`. The lifecycle's rules are
 //! `domain::alerts::queue`; what a request's evidence is, `domain::alerts::evidence`.
@@ -41,6 +41,10 @@ pub struct HelpNote {
     /// one helper answers them all with one note.
     #[serde(default)]
     pub group: bool,
+    /// Claim only: hands the request to this helper (at most 80 characters), whoever's token
+    /// asks: a hand-over ("Sam knows Twilio"). The student's page names them.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// The answer of claim, unclaim and resolve.
@@ -84,7 +88,7 @@ enum Kind {
 
 macro_rules! helper_endpoint {
     ($name:ident, $path:literal, $kind:expr, $what:literal) => {
-        #[doc = concat!("`POST ", $path, "`: ", $what, " Body (optional): `{note, name, group}`; see [`HelpNote`].")]
+        #[doc = concat!("`POST ", $path, "`: ", $what, " Body (optional): `{note, name, group, to}`; see [`HelpNote`].")]
         ///
         /// Errors: 400 (a body that is not `HelpNote`), 401 (no token), 403 (a request of a room
         /// the helper token does not cover), 404 (no such alert), 409 (not a help request, or one
@@ -114,7 +118,7 @@ macro_rules! helper_endpoint {
 }
 
 helper_endpoint!(claim, "/api/alerts/{id}/claim", Kind::Claim,
-    "claims the help request for the token's helper (a claimed one is handed over); the student's page shows who is coming.");
+    "claims the help request for the token's helper, or for the helper named in `to` (a claimed one is handed over); the student's page shows who is coming.");
 helper_endpoint!(
     unclaim,
     "/api/alerts/{id}/unclaim",
@@ -151,7 +155,7 @@ async fn change(
         .or_else(|| clean(body.name.as_deref(), NAME_CHARS))
         .unwrap_or_else(|| "instructor".to_owned());
     let change = match kind {
-        Kind::Claim => HelpChange::Claim { by: name, note },
+        Kind::Claim => HelpChange::Claim { by: clean(body.to.as_deref(), NAME_CHARS).unwrap_or(name), note },
         Kind::Unclaim => HelpChange::Unclaim { note },
         Kind::Resolve => HelpChange::Resolve { by: Some(name), note },
     };

@@ -112,11 +112,11 @@ impl<'q> Statement<'q> {
     }
 }
 
-/// How an event query finds a student's events.
+/// How an event query finds a student's events (both backends look the student up first: an
+/// id and a session the planner can estimate, where a subquery by email left PostgreSQL
+/// guessing one row per session and sorting the whole session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StudentScope<'q> {
-    /// By the email of `EventQuery::student_email`, resolved inside the statement.
-    ByEmail(&'q str),
     /// A student already looked up: their id and, when they appear in exactly one session,
     /// that session (an equality that reads the session index in `event_id` order and stops at
     /// the limit).
@@ -145,14 +145,6 @@ pub fn events<'q>(
     }
     match student {
         None => {}
-        Some(StudentScope::ByEmail(email)) => {
-            let email = statement.email_equals(email);
-            let id = format!("(SELECT student_id FROM students WHERE {email})");
-            statement.and(&format!(
-                "e.session_token IN (SELECT session_token FROM session_students WHERE student_id = {id}) \
-                 AND e.student_id = {id}"
-            ));
-        }
         Some(StudentScope::Resolved { student_id, only_session }) => {
             match only_session {
                 Some(token) => {
@@ -429,10 +421,6 @@ mod tests {
             events(Dialect::Sqlite, "H", &query, Some(StudentScope::Resolved { student_id: 7, only_session: None }));
         assert!(many.sql.contains("IN (SELECT session_token FROM session_students WHERE student_id = ?1)"));
         assert_eq!(many.params, [Param::Int(7), Param::Int(7), Param::Int(10)]);
-        let by_email = events(Dialect::Postgres, "H", &query, Some(StudentScope::ByEmail("a@b")));
-        // The email is bound once and read twice (the student's sessions and their events).
-        assert_eq!(by_email.sql.matches("lower(email) = lower($1)").count(), 2, "{}", by_email.sql);
-        assert_eq!(by_email.params.len(), 2);
     }
 
     // Rooms alone are read through the events' room index; a lobby, a workshop or a student

@@ -100,7 +100,7 @@ fn measure(
     let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
     let config = Config { db_path: db.to_owned(), database_url: url.map(str::to_owned), ..Config::default() };
     let started = Instant::now();
-    let codes = if fill_it { fill(&config, events, sessions, rooms)? } else { Vec::new() };
+    let codes = if fill_it { fill(&config, events, sessions, rooms)? } else { filled_rooms(&config, rooms)? };
     if let Some(url) = url.filter(|_| fill_it) {
         // What autovacuum does on a running server within a minute of a bulk load: the planner's
         // statistics and the visibility map (index-only scans), so that the plans measured are the
@@ -216,6 +216,18 @@ fn get(agent: &ureq::Agent, base: &str, path: &str) -> anyhow::Result<usize> {
         return Ok(read);
     }
     Ok(response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_vec()?.len())
+}
+
+/// The join codes of the rooms of a database filled before (`--filled`), when `rooms` > 0.
+fn filled_rooms(config: &Config, rooms: usize) -> anyhow::Result<Vec<String>> {
+    if rooms == 0 {
+        return Ok(Vec::new());
+    }
+    let storage = Storage::open(config, Default::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let codes = runtime.block_on(storage.rooms())?.into_iter().map(|r| r.code).collect();
+    storage.close();
+    Ok(codes)
 }
 
 /// Stores `events` realistic events, round-robin over `sessions` sessions (so every session's

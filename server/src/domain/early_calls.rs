@@ -13,7 +13,15 @@
 use serde_json::{Map, Value};
 use session_log_protocol::event_type;
 
-use super::validate::Credentials;
+/// The `writeKey` and `room` the calls' `configure` gave (the last of each), each `None` when
+/// none did or the last set it to `null`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Configured {
+    /// `configure({writeKey})`.
+    pub write_key: Option<String>,
+    /// `configure({room})`.
+    pub room: Option<String>,
+}
 
 /// The body's events as reference event objects (`{sessionToken, studentEmail?, studentName?,
 /// eventType, eventData}`), in call order, and the credentials the last `configure` calls gave
@@ -21,7 +29,7 @@ use super::validate::Credentials;
 /// (a `configure({sessionToken})` among the calls replaces it for later calls). A call that is not
 /// `[name, args, at]` (a string, an array, a number) makes no event; a value of the wrong type
 /// goes through as it came, for validation to name.
-pub fn events_of_calls(token: &Value, calls: &[Value]) -> (Vec<Value>, Credentials) {
+pub fn events_of_calls(token: &Value, calls: &[Value]) -> (Vec<Value>, Configured) {
     let mut session = Session { token: token.clone(), ..Session::default() };
     let mut events = Vec::new();
     for call in calls {
@@ -105,7 +113,7 @@ struct Session {
     step: u32,
     /// `configure({steps})`: the name of each step, by number.
     steps: Vec<Value>,
-    credentials: Credentials,
+    credentials: Configured,
 }
 
 impl Session {
@@ -183,7 +191,7 @@ mod tests {
             ["logAction"]
         ]);
         let (events, credentials) = events_of_calls(&json!("ws_a"), calls.as_array().unwrap());
-        assert_eq!(credentials, Credentials { write_key: Some("wk_1".into()), room: Some("K7PQ2X".into()) });
+        assert_eq!(credentials, Configured { write_key: Some("wk_1".into()), room: Some("K7PQ2X".into()) });
         let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
         assert_eq!(types, ["action", "navigation", "error", "api_call", "state_change", "help_request"]);
         assert_eq!(
@@ -213,7 +221,7 @@ mod tests {
             ["logAction", ["c"], 0]
         ]);
         let (events, credentials) = events_of_calls(&json!("ws_a"), calls.as_array().unwrap());
-        assert_eq!(credentials, Credentials::default());
+        assert_eq!(credentials, Configured::default());
         assert_eq!(events[0]["sessionToken"], "ws_a");
         assert_eq!(events[1]["sessionToken"], "ws_b");
         assert_eq!(events[1]["studentName"], "Ada");

@@ -128,6 +128,9 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
         calls: Option<&'a RawValue>,
         #[serde(rename = "sessionToken", borrow)]
         session_token: Option<&'a RawValue>,
+        // A single event that also has a `calls` field is a single event.
+        #[serde(rename = "eventType", borrow)]
+        event_type: Option<&'a RawValue>,
     }
     // One pass over the whole body finds the batch's events (or learns it is a single event).
     // Checked first: serde would also read a struct from a JSON array.
@@ -151,7 +154,7 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
         Credentials { write_key: credential("writeKey", probe.write_key)?, room: credential("room", probe.room)? };
     let events: Vec<std::borrow::Cow<'_, str>> = match (probe.events, probe.calls) {
         (Some(events), _) => events.into_iter().map(|e| e.get().into()).collect(),
-        (None, Some(calls)) => {
+        (None, Some(calls)) if probe.event_type.is_none() => {
             let calls: Vec<serde_json::Value> = serde_json::from_str(calls.get())
                 .map_err(|_| BodyError::InvalidEvent("calls: must be an array of [name, args, at]".into()))?;
             let token: serde_json::Value =
@@ -164,7 +167,7 @@ pub fn parse_body(body: &[u8], limits: &IngestLimits<'_>) -> Result<(Parsed, Cre
             }
             events.iter().map(|e| e.to_string().into()).collect()
         }
-        (None, None) => {
+        (None, _) => {
             let event = validate_event(text.trim(), limits).map_err(BodyError::InvalidEvent)?;
             return Ok((Parsed::Single(event), credentials));
         }
@@ -400,6 +403,32 @@ mod tests {
         assert_eq!(event.event_type, "navigation");
         assert_eq!(event.uuid.get_version_num(), 7);
         assert_eq!(serde_json::from_str::<serde_json::Value>(&event.event_data).unwrap(), json!({"from": 1, "to": 2}));
+    }
+
+    // A page's early calls become a batch with the configured credentials; a single event with
+    // a stray `calls` field stays a single event; calls without a logging call are a 400.
+    #[test]
+    fn early_calls_are_a_batch() {
+        let body = json!({"sessionToken": "ws_early", "calls": [
+            ["configure", [{"writeKey": "wk_1", "room": "K7PQ2X"}], 1_765_152_000_000_u64],
+            ["logAction", ["clicked"], 1_765_152_000_001_u64],
+            ["logSessionEvent", ["bad type!", {}], 1_765_152_000_002_u64]
+        ]});
+        let (parsed, credentials) = parse_body(body.to_string().as_bytes(), &config()).unwrap();
+        assert_eq!(credentials, Credentials { write_key: Some("wk_1".into()), room: Some("K7PQ2X".into()) });
+        let Parsed::Batch { valid, rejected } = parsed else { panic!("a batch") };
+        assert_eq!(
+            (valid.len(), valid[0].event_type.as_str(), valid[0].session_token.as_str()),
+            (1, "action", "ws_early")
+        );
+        assert_eq!(rejected.len(), 1, "the bad type is refused alone: {rejected:?}");
+        let single = json!({"sessionToken": "ws_1", "eventType": "action", "eventData": {}, "calls": 5});
+        assert!(matches!(parse_body(single.to_string().as_bytes(), &config()).unwrap().0, Parsed::Single(_)));
+        assert_eq!(
+            err_of(json!({"sessionToken": "ws_1", "calls": [["optIn", [], 1]]})),
+            "calls: holds no logging call"
+        );
+        assert_eq!(err_of(json!({"sessionToken": "ws_1", "calls": 5})), "calls: must be an array of [name, args, at]");
     }
 
     // Each rule's error names the field at fault.

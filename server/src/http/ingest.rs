@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// or decompressed body too large), 415 (other content types or encodings), 429 with
 /// `Retry-After` (rate limit), 503 with `Retry-After` (overloaded or shutting down).
 #[utoipa::path(post, path = "/api/session-log", tag = "ingest",
-    request_body(content = PostBody, description = "One event (the reference's shape), a batch, or the calls of a page left before its module was ready; application/json or text/plain (beacons); gzip Content-Encoding accepted. Either may carry top-level `writeKey` (a workshop's write key) and `room` (a join code), strings of at most 64 bytes."),
+    request_body(content = PostBody, description = "One event (the reference's shape) or a batch; also, from the package's page-exit beacon, the calls of a page left before its WebAssembly module was ready, `{\"sessionToken\": …, \"calls\": [[name, args, at], …]}` (made into the events the module would have made, then taken as a batch; not a shape for other clients); application/json or text/plain (beacons); gzip Content-Encoding accepted. Either may carry top-level `writeKey` (a workshop's write key) and `room` (a join code), strings of at most 64 bytes."),
     responses(
         (status = 200, description = "Stored (committed): the reference's answer for one event, counts for a batch.", body = PostAnswer),
         (status = 400, description = "Empty, malformed or invalid body, naming the field.", body = session_log_protocol::ErrorResponse),
@@ -242,22 +242,6 @@ pub enum PostBody {
     Single(session_log_protocol::Event<EventData>),
     /// `{"events": [...], "dropped": N}`.
     Batch(session_log_protocol::Batch<session_log_protocol::Event<EventData>>),
-    /// The calls of a page left before its module was ready.
-    Calls(EarlyCalls),
-}
-
-/// `{"sessionToken": "ws_…", "calls": [[name, args, at], …]}` (schema only): the calls a page
-/// made before its WebAssembly module was ready, beaconed when it was left; the server makes each
-/// logging call the event the module would have made (`crate::domain::early_calls`).
-#[derive(utoipa::ToSchema, serde::Serialize)]
-#[allow(dead_code)]
-pub struct EarlyCalls {
-    /// The session's token (a `configure({sessionToken})` among the calls replaces it).
-    #[serde(rename = "sessionToken")]
-    session_token: String,
-    /// Each call as `[name, args, at]`: the function's name (`logAction`, `configure`, …), its
-    /// arguments, and when it was made (ms since the epoch).
-    calls: Vec<Vec<serde_json::Value>>,
 }
 
 /// The answer to `POST /api/session-log` (schema only).

@@ -20,7 +20,7 @@ pub fn merge_stored(new: &mut Alert, stored: &Alert) {
     }
     if stored.status == AlertStatus::Resolved {
         // A closed help request keeps what it was asked: a later ask is a new request
-        // (`queue::asked_again`), not part of this one.
+        // (`help::asked_again`), not part of this one.
         if stored.rule == super::Rule::HelpRequest {
             new.message.clone_from(&stored.message);
             new.count = stored.count;

@@ -88,7 +88,7 @@ impl AlertEngine {
     ///
     /// The rules learn of a close at their next turn: a session that asked again since (its
     /// request here was fed after `resolvedAt`) gets a new waiting request
-    /// ([`queue::asked_again`](super::queue::asked_again)), which this returns as opened.
+    /// ([`help::asked_again`](super::help::asked_again)), which this returns as opened.
     pub fn settle(&mut self, alert: &Alert, now: i64) -> Option<AlertChange> {
         let key = match alert.rule {
             Rule::HelpRequest => alert.session_tokens.first().map(|t| Key(Rule::HelpRequest, t.clone())),
@@ -99,7 +99,7 @@ impl AlertEngine {
         let mut reopened = None;
         if alert.status == AlertStatus::Resolved && self.episodes.open.get(&key).is_some_and(|open| open.id == alert.id)
         {
-            let fresh = self.episodes.open.get(&key).and_then(|held| super::queue::asked_again(held, alert));
+            let fresh = self.episodes.open.get(&key).and_then(|held| super::help::asked_again(held, alert));
             self.episodes.forget(&key);
             if let Some(fresh) = fresh {
                 self.episodes.open.insert(key.clone(), fresh.clone());

@@ -1,5 +1,6 @@
 //! `help_request` and `help_flood`. A `help_request` event (the client's `requestHelp(message)`)
-//! opens one alert per session (a new request updates it), resolved by an acknowledgement. More
+//! opens one alert per session (a new request updates it), resolved by an acknowledgement (a
+//! session that asks again after its request was closed gets a new one: [`asked_again`]). More
 //! than [`HELP_FLOOD_COUNT`] requests within [`HELP_FLOOD_WINDOW`] from one client address (a
 //! script, not a room: a room behind one address asks far slower) become one flagged
 //! `help_flood` alert instead of one pinned request each; the requests that address opened
@@ -10,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::episodes::Key;
 use super::help_state::HelpState;
-use super::model::{AlertChange, Observed, Rule, HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS};
+use super::model::{Alert, AlertChange, AlertStatus, Observed, Rule, HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS};
 use super::rule::{AlertRule, Cx};
 use super::text::{iso_ms_of, ms, plural};
 use super::window::{age_times, evict_oldest};
@@ -176,5 +177,48 @@ impl AlertRule for Help {
         }
         self.from.retain(|_, (_, last)| *last >= quiet);
         changes
+    }
+}
+
+/// The new request of a session that asked again after its request was closed (resolved or
+/// cancelled, not muted), before the alert rules learnt of the close (they do at their next
+/// turn, about a second later; see `AlertEngine::settle`): `held` is the request the rules
+/// still hold open (fed at its `lastSeenAt`), `stored` the closed one. The new request is
+/// waiting (opened at the new ask, counted once, no helper or note) and has an id derived from
+/// the closed one's. `None` when the session did not ask after the close, or for another rule.
+pub fn asked_again(held: &Alert, stored: &Alert) -> Option<Alert> {
+    let closed_at = stored.resolved_at.as_deref()?;
+    let asked_after = held.last_seen_at.as_str() > closed_at;
+    if held.rule != Rule::HelpRequest
+        || stored.status != AlertStatus::Resolved
+        || stored.muted_at.is_some()
+        || held.status != AlertStatus::Open
+        || !asked_after
+    {
+        return None;
+    }
+    let mut fresh = held.clone();
+    fresh.id = derived_id(&stored.id);
+    fresh.opened_at.clone_from(&held.last_seen_at);
+    fresh.count = 1;
+    fresh.resolved_at = None;
+    fresh.acknowledged_at = None;
+    fresh.help = Some(HelpState { updated_at: held.last_seen_at.clone(), ..HelpState::default() });
+    fresh.evidence = None;
+    Some(fresh)
+}
+
+/// The id of the request that follows closed request `id` ([`asked_again`]): its UUID's bytes
+/// masked (any text for an id that is not a UUID).
+fn derived_id(id: &str) -> String {
+    match uuid::Uuid::parse_str(id) {
+        Ok(uuid) => {
+            let mut bytes = *uuid.as_bytes();
+            for (byte, mask) in bytes.iter_mut().zip(b"session-log:aska") {
+                *byte ^= mask;
+            }
+            uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+        }
+        Err(_) => format!("{id}-again"),
     }
 }

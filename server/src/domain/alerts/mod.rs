@@ -59,14 +59,15 @@ mod window;
 pub use actions::{acknowledge, act, merge_stored, AlertAction};
 pub use engine::AlertEngine;
 pub use evidence::{Evidence, EvidenceEvent, EVIDENCE_EVENTS, EVIDENCE_WINDOW};
+pub use help::asked_again;
 pub use model::{
     rank, Alert, AlertChange, AlertRules, AlertStatus, ChangeKind, Observed, Place, Rule, Severity, COUNT_UPDATE_EVERY,
     HELP_FLOOD_COUNT, HELP_FLOOD_WINDOW, MAX_KEYS, MAX_LISTED, MAX_SESSIONS,
 };
 pub use placed::{Label, PlacedEngines, DEFAULT_WORKSHOP};
 pub use queue::{
-    apply as apply_help, asked_again, check as check_help, clean, fill_queue, state_of as help_state, HelpChange,
-    HelpRefusal, HelpState, HelpStatus, StudentHelp, NAME_CHARS, NOTE_CHARS,
+    apply as apply_help, check as check_help, clean, fill_queue, state_of as help_state, HelpChange, HelpRefusal,
+    HelpState, HelpStatus, StudentHelp, NAME_CHARS, NOTE_CHARS,
 };
 pub use text::iso;
 

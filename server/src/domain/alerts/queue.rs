@@ -45,49 +45,6 @@ pub enum HelpChange {
     Cancel,
 }
 
-/// The new request of a session that asked again after its request was closed (resolved or
-/// cancelled, not muted), before the alert rules learnt of the close (they do at their next
-/// turn, about a second later; see `AlertEngine::settle`): `held` is the request the rules
-/// still hold open (fed at its `lastSeenAt`), `stored` the closed one. The new request is
-/// waiting (opened at the new ask, counted once, no helper or note) and has an id derived from
-/// the closed one's. `None` when the session did not ask after the close, or for another rule.
-pub fn asked_again(held: &Alert, stored: &Alert) -> Option<Alert> {
-    let closed_at = stored.resolved_at.as_deref()?;
-    let asked_after = held.last_seen_at.as_str() > closed_at;
-    if held.rule != Rule::HelpRequest
-        || stored.status != AlertStatus::Resolved
-        || stored.muted_at.is_some()
-        || held.status != AlertStatus::Open
-        || !asked_after
-    {
-        return None;
-    }
-    let mut fresh = held.clone();
-    fresh.id = derived_id(&stored.id);
-    fresh.opened_at.clone_from(&held.last_seen_at);
-    fresh.count = 1;
-    fresh.resolved_at = None;
-    fresh.acknowledged_at = None;
-    fresh.help = Some(HelpState { updated_at: held.last_seen_at.clone(), ..HelpState::default() });
-    fresh.evidence = None;
-    Some(fresh)
-}
-
-/// The id of the request that follows closed request `id` ([`asked_again`]): its UUID's bytes
-/// masked (any text for an id that is not a UUID).
-fn derived_id(id: &str) -> String {
-    match uuid::Uuid::parse_str(id) {
-        Ok(uuid) => {
-            let mut bytes = *uuid.as_bytes();
-            for (byte, mask) in bytes.iter_mut().zip(b"session-log:aska") {
-                *byte ^= mask;
-            }
-            uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
-        }
-        Err(_) => format!("{id}-again"),
-    }
-}
-
 /// Why a change cannot be made to an alert (the API answers 409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HelpRefusal {

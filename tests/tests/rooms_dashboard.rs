@@ -129,7 +129,7 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     assert!(!address.as_str().unwrap().contains("ht_"), "the token left the address bar: {address}");
     let options =
         browser.run("return [...document.querySelectorAll('#room option')].map((o) => o.value)", vec![]).await;
-    assert_eq!(options, json!(["", room_a]), "only room A to choose");
+    assert_eq!(options, json!(["", room_a]), "only room A to choose (and no lobby)");
     // 12 posted sessions and the page's own.
     browser.wait_until("return document.querySelectorAll('#sessions tbody tr').length === 13").await;
     browser.wait_for_text("#help-list", |t| t.contains("Provisioning fails with 403")).await;
@@ -210,6 +210,22 @@ async fn an_assistant_sees_their_room_and_its_join_code() {
     let alerts = browser.run("return document.querySelector('#help-list').textContent", vec![]).await;
     assert!(!alerts.as_str().unwrap().contains("Provisioning"), "room A's help request is not room B's: {alerts}");
     screenshot(&browser, "rooms-room-b.png").await;
+    // The server-wide token also reads the lobby: a session that joined no room, and none of the rooms'.
+    let (status, answer) = server.post(&json!({"sessionToken": "ws_in_the_lobby", "eventType": "action",
+        "eventData": {"actionName": "opened the page"}}));
+    assert_eq!(status, 200, "{answer}");
+    browser
+        .run(
+            "const s = document.querySelector('#room'); s.value = 'lobby'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await;
+    let lobby = browser.wait_for_text("#sessions tbody", |t| t.contains("ws_in_the_lobby")).await;
+    assert!(!lobby.contains("ws_voice-ai_") && !lobby.contains("ws_pipelines_"), "no room's session: {lobby}");
+    assert_eq!(browser.run("return location.search", vec![]).await, json!("?room=lobby"));
+    assert_eq!(browser.run("return document.querySelector('#join').hidden", vec![]).await, json!(true), "no join code");
+    browser.run("window.scrollTo(0, 0)", vec![]).await;
+    screenshot(&browser, "rooms-lobby.png").await;
     let hidden = browser.run("return document.querySelector('#admin').hidden", vec![]).await;
     assert_eq!(hidden, true, "the instructor token may not manage when an admin token is set");
 

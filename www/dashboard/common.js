@@ -7,9 +7,12 @@ export const $ = (selector) => document.querySelector(selector);
 
 export const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
-  // The room shown (its join code; "" for every room the token covers), bookmarkable as ?room=.
+  // The room shown (its join code; "" for every room the token covers; "lobby" for the sessions
+  // in no room), bookmarkable as ?room=.
   room: new URLSearchParams(location.search).get("room") || "",
   rooms: [],
+  // Whether the token is a helper's (no lobby, no admin panel).
+  helper: false,
   sessions: [],
   report: null,
   sort: { key: "lastSeen", dir: -1 },

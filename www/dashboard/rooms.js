@@ -1,7 +1,11 @@
-// The room bar: the rooms the token covers (GET /api/rooms, open ones first), the room shown
-// (bookmarkable as ?room=CODE), its join code and link, and the projector view of the code.
+// The room bar: the rooms the token covers (GET /api/rooms, open ones first) and, for a
+// server-wide token, the lobby; the room shown (bookmarkable as ?room=CODE or ?room=lobby), its
+// join code and link, and the projector view of the code.
 
 import { $, api, el, handle, state } from "./common.js";
+
+/** The room bar's value for the lobby: every instructor read takes `room=lobby`. */
+const LOBBY = "lobby";
 
 /** The page a student opens to join `code`: this server's demo page with ?room= (a workshop's
  * own page reads the same parameter: `configure({room: new URLSearchParams(location.search).get("room")})`). */
@@ -18,6 +22,7 @@ export async function loadRooms() {
     // An assistant's token neither exports nor mutes: those buttons go.
     document.body.classList.toggle("assistant", answer.role === "assistant");
     document.body.classList.toggle("helper", Boolean(answer.role));
+    state.helper = Boolean(answer.role);
   } catch (error) {
     handle(error);
     return false;
@@ -30,9 +35,16 @@ export async function loadRooms() {
     option.value = room.code;
     select.append(option);
   }
+  // The lobby (sessions that joined no room) is the server-wide tokens' to read (room=lobby).
+  const lobby = !state.helper && state.rooms.length > 0;
+  if (lobby) {
+    const option = el("option", null, "Lobby: sessions in no room");
+    option.value = LOBBY;
+    select.append(option);
+  }
   $("#room-bar").hidden = state.rooms.length === 0 && !state.room;
   const wanted = state.room.toUpperCase().replace(/[\s-]/g, "");
-  const found = state.rooms.find((r) => r.code === wanted);
+  const found = state.rooms.find((r) => r.code === wanted) || (lobby && wanted === LOBBY.toUpperCase() ? { code: LOBBY } : null);
   const changed = Boolean(state.room) && !found;
   $("#room-state").textContent = changed ? `No room ${state.room} for this token: showing every room.` : "";
   state.room = found ? found.code : "";

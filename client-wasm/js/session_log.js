@@ -108,7 +108,7 @@ function call(name, args, at) {
   }
   // Nothing is kept for a user who opted out (the module would drop it anyway).
   if (name in KINDS && !pending.some((p) => p[0] === "optIn") && hasOptedOut()) return;
-  if (pending.length < MAX_PENDING) pending.push([name, Array.from(args), at || Date.now()]);
+  if (pending.length < MAX_PENDING) pending.push([name, args, at || Date.now()]);
   else overflow++;
   // Start loading at the end of this task, so that an init(input) made in the same task (after a
   // first configure, say) still chooses where the module comes from.

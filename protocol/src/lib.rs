@@ -54,6 +54,12 @@ pub const MAX_SESSION_TOKEN_CHARS: usize = 128;
 /// Longest `studentEmail`, in characters (RFC 5321's path limit of 256 octets less the brackets).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
+/// `success` of an API call event: a 2xx or 3xx status (the reference shows
+/// `status: 200, success: true`). Status 0 (a network error in `fetch`) is a failure.
+pub fn api_call_succeeded(status: f64) -> bool {
+    (200.0..400.0).contains(&status)
+}
+
 /// The `eventType` of each client function (reference: "Event Types").
 pub mod event_type {
     /// `logNavigation(from, to)`.

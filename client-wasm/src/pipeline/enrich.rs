@@ -40,11 +40,7 @@ pub fn step_number(value: f64) -> Option<u32> {
     (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX)).then_some(value as u32)
 }
 
-/// `success` of an API call event: a 2xx or 3xx status (the reference shows
-/// `status: 200, success: true`). Status 0 (a network error in `fetch`) is a failure.
-pub fn api_call_succeeded(status: f64) -> bool {
-    (200.0..400.0).contains(&status)
-}
+pub use session_log_protocol::api_call_succeeded;
 
 /// Which logging function was called, with its arguments converted to text and numbers. The
 /// arguments that stay JavaScript values (details, old and new values) are referred to by

@@ -22,3 +22,13 @@ pub fn iso_ms(iso: &str) -> i64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// `ms` since the Unix epoch in the format of [`now_iso`]; `None` before the epoch or past
+/// year 9999 (a time a client sent: ISO 8601 has four-digit years).
+pub fn iso_of_ms(ms: f64) -> Option<String> {
+    if !(0.0..253_402_300_800_000.0).contains(&ms) {
+        return None;
+    }
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    Some(humantime::format_rfc3339_millis(at).to_string())
+}

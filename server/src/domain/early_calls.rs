@@ -5,8 +5,8 @@
 //! `eventType` and reference fields per function, the details' own fields under them, and
 //! `currentStep` (moved by `setStep` and by a navigation's `to`), `stepName` and `timestamp` (the
 //! call's time) as context; `configure({studentEmail, studentName, sessionToken, steps, writeKey,
-//! room})` calls set
-//! what later events carry. Other calls (`optIn`, `flush`, …) make no event. The page leaves
+//! room})` calls set what later events carry. Other calls (`optIn`, `flush`, …) make no event.
+//! `success` and `timestamp` follow the module's rules (`api_call_succeeded`, `clock`). The page leaves
 //! out calls that only its module may judge (a `beforeSend`, sampling or redaction option, an
 //! `optOut`); the server redacts these events as any other.
 
@@ -63,7 +63,7 @@ pub fn events_of_calls(token: &Value, calls: &[Value]) -> (Vec<Value>, Configure
                     Value::String(m) => Value::String(m.to_ascii_uppercase()),
                     other => other,
                 };
-                let success = arg(2).as_f64().map(|s| Value::Bool((200.0..400.0).contains(&s)));
+                let success = arg(2).as_f64().map(|s| Value::Bool(session_log_protocol::api_call_succeeded(s)));
                 let mut fields = vec![("endpoint", arg(0)), ("method", method), ("status", arg(2))];
                 fields.extend(success.map(|s| ("success", s)));
                 (event_type::API_CALL.into(), Some(arg(3)), fields)
@@ -86,7 +86,7 @@ pub fn events_of_calls(token: &Value, calls: &[Value]) -> (Vec<Value>, Configure
         }
         data.insert("currentStep".into(), session.step.into());
         data.insert("stepName".into(), session.step_name(&session.step.into()));
-        if let Some(time) = at.as_f64().and_then(iso_of_ms) {
+        if let Some(time) = at.as_f64().and_then(super::clock::iso_of_ms) {
             data.insert("timestamp".into(), time.into());
         }
         let mut event = Map::new();
@@ -156,16 +156,6 @@ impl Session {
             self.step = step as u32;
         }
     }
-}
-
-/// `ms` since the epoch as ISO 8601 UTC with ms (the reference's `timestamp`); `None` before the
-/// epoch or past year 9999.
-fn iso_of_ms(ms: f64) -> Option<String> {
-    if !(0.0..253_402_300_800_000.0).contains(&ms) {
-        return None;
-    }
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-    Some(humantime::format_rfc3339_millis(at).to_string())
 }
 
 #[cfg(test)]

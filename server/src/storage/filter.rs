@@ -87,15 +87,14 @@ impl<'q> Statement<'q> {
         format!("({})", either.join(" OR "))
     }
 
-    /// `column` (a session token) of a session placed in one of `rooms` and in `workshop`
-    /// (`session_rooms`); nothing when neither is given. One placeholder per room: a query names
-    /// the rooms of one token, not a list a client chose.
-    fn placed_in(&mut self, column: &str, rooms: Option<&[i64]>, workshop: Option<i64>) {
+    /// The `session_rooms` conditions of a place: `room_id` one of `rooms` and `workshop_id`
+    /// `workshop`; `None` when neither is given, `false` for no rooms at all. One placeholder
+    /// per room: a query names the rooms of one token, not a list a client chose.
+    fn place_conditions(&mut self, rooms: Option<&[i64]>, workshop: Option<i64>) -> Option<String> {
         let mut conditions = Vec::new();
         if let Some(rooms) = rooms {
             if rooms.is_empty() {
-                self.and("false");
-                return;
+                return Some("false".to_owned());
             }
             conditions.push(self.rooms_condition(rooms));
         }
@@ -103,11 +102,18 @@ impl<'q> Statement<'q> {
             let p = self.bind(Param::Int(workshop));
             conditions.push(format!("workshop_id = {p}"));
         }
-        if !conditions.is_empty() {
-            self.and(&format!(
-                "{column} IN (SELECT session_token FROM session_rooms WHERE {})",
-                conditions.join(" AND ")
-            ));
+        (!conditions.is_empty()).then(|| conditions.join(" AND "))
+    }
+
+    /// `column` (a session token) of a session placed in one of `rooms` and in `workshop`
+    /// (`session_rooms`, see [`Statement::place_conditions`]); nothing when neither is given.
+    fn placed_in(&mut self, column: &str, rooms: Option<&[i64]>, workshop: Option<i64>) {
+        match self.place_conditions(rooms, workshop) {
+            Some(condition) if condition == "false" => self.and("false"),
+            Some(condition) => {
+                self.and(&format!("{column} IN (SELECT session_token FROM session_rooms WHERE {condition})"))
+            }
+            None => {}
         }
     }
 }
@@ -216,20 +222,49 @@ pub const MAX_SESSIONS_READ_APART: usize = 1000;
 /// room-limited event query reads apart. One column, the token.
 pub fn room_sessions(dialect: Dialect, query: &EventQuery) -> Statement<'_> {
     let mut statement = Statement::new(dialect, "SELECT session_token FROM session_rooms WHERE true");
-    if let Some(rooms) = &query.rooms {
-        if rooms.is_empty() {
-            statement.and("false");
-        } else {
-            let condition = statement.rooms_condition(rooms);
-            statement.and(&condition);
-        }
-    }
-    if let Some(workshop) = query.workshop {
-        let p = statement.bind(Param::Int(workshop));
-        statement.and(&format!("workshop_id = {p}"));
+    if let Some(condition) = statement.place_conditions(query.rooms.as_deref(), query.workshop) {
+        statement.and(&condition);
     }
     statement.sql.push_str(&format!(" LIMIT {}", MAX_SESSIONS_READ_APART + 1));
     statement
+}
+
+/// The statement of event query `query` under `plan` ([`event_plan`]), for `student` when it
+/// is limited to one; `sessions` are the sessions [`room_sessions`] found for an
+/// [`EventPlan::Sessions`] plan (read apart when at most [`MAX_SESSIONS_READ_APART`], else
+/// the rooms' condition), ignored for the others.
+pub fn event_statement<'q>(
+    dialect: Dialect,
+    head: &str,
+    query: &'q EventQuery,
+    plan: EventPlan<'q>,
+    student: Option<StudentScope<'q>>,
+    sessions: &'q [String],
+) -> Statement<'q> {
+    match plan {
+        EventPlan::Rooms(rooms) => events_of_rooms(dialect, head, query, rooms),
+        EventPlan::Sessions if sessions.len() <= MAX_SESSIONS_READ_APART => {
+            events_of_sessions(dialect, head, query, sessions)
+        }
+        _ => events(dialect, head, query, student),
+    }
+}
+
+impl<'q> StudentScope<'q> {
+    /// The scope of a student from [`resolved_student`].
+    pub fn of((student_id, only_session): &'q (i64, Option<String>)) -> StudentScope<'q> {
+        StudentScope::Resolved { student_id: *student_id, only_session: only_session.as_deref() }
+    }
+}
+
+/// A student looked up by email as the event query takes them: their id and, when `sessions`
+/// (up to two of theirs) holds exactly one, that session; `None` without a session.
+pub fn resolved_student(student_id: i64, sessions: Vec<String>) -> Option<(i64, Option<String>)> {
+    match sessions.len() {
+        0 => None,
+        1 => Some((student_id, sessions.into_iter().next())),
+        _ => Some((student_id, None)),
+    }
 }
 
 /// The event query `query` (limited to rooms or a workshop, without a session or student filter)

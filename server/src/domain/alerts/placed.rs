@@ -84,9 +84,9 @@ impl PlacedEngines {
     /// returns the new request of a session that asked again after a close, stamped with the place.
     pub fn settle(&mut self, alert: &Alert, now: i64) -> Option<AlertChange> {
         let label = Label::of(alert);
-        let mut changes: Vec<AlertChange> = self.engine(&label).settle(alert, now).into_iter().collect();
-        label.stamp(&mut changes);
-        changes.pop()
+        let mut reopened = self.engine(&label).settle(alert, now);
+        label.stamp(reopened.as_mut_slice());
+        reopened
     }
 
     /// Advances every place to `now` (see [`AlertEngine::tick`]).

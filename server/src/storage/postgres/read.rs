@@ -48,12 +48,7 @@ async fn student_sessions(
     )
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let sessions: Vec<String> = row.get(1);
-    Ok(match sessions.len() {
-        0 => None,
-        1 => Some((row.get(0), sessions.into_iter().next())),
-        _ => Some((row.get(0), None)),
-    })
+    Ok(filter::resolved_student(row.get(0), row.get(1)))
 }
 
 /// Runs an event query, in `query.order` by `event_id`, starting after `query.after`.
@@ -72,25 +67,17 @@ pub(super) async fn query_events(client: &impl GenericClient, query: &EventQuery
         },
         None => None,
     };
-    let scope = student
-        .as_ref()
-        .map(|(student_id, only)| StudentScope::Resolved { student_id: *student_id, only_session: only.as_deref() });
-    let mut tokens: Option<Vec<String>> = None;
+    let scope = student.as_ref().map(StudentScope::of);
     let plan = filter::event_plan(query, scope.is_some());
+    let mut found: Vec<String> = Vec::new();
     if plan == filter::EventPlan::Sessions {
         let sessions = filter::room_sessions(Dialect::Postgres, query);
-        let found: Vec<String> =
-            sql::query(client, &sessions.sql, &bound(&sessions.params)).await?.iter().map(|r| r.get(0)).collect();
+        found = sql::query(client, &sessions.sql, &bound(&sessions.params)).await?.iter().map(|r| r.get(0)).collect();
         if found.is_empty() {
             return Ok(Vec::new());
         }
-        tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
     }
-    let statement = match (plan, &tokens) {
-        (filter::EventPlan::Rooms(rooms), _) => filter::events_of_rooms(Dialect::Postgres, &head, query, rooms),
-        (_, Some(tokens)) => filter::events_of_sessions(Dialect::Postgres, &head, query, tokens),
-        _ => filter::events(Dialect::Postgres, &head, query, scope),
-    };
+    let statement = filter::event_statement(Dialect::Postgres, &head, query, plan, scope, &found);
     let rows = sql::query(client, &statement.sql, &bound(&statement.params)).await?;
     rows.iter()
         .map(|row| {

@@ -45,27 +45,20 @@ pub fn query_events(conn: &Connection, query: &EventQuery) -> Result<Vec<EventRo
         },
         None => None,
     };
-    let scope = student
-        .as_ref()
-        .map(|(student_id, only)| StudentScope::Resolved { student_id: *student_id, only_session: only.as_deref() });
-    let mut tokens: Option<Vec<String>> = None;
+    let scope = student.as_ref().map(StudentScope::of);
     let plan = filter::event_plan(query, scope.is_some());
+    let mut found: Vec<String> = Vec::new();
     if plan == filter::EventPlan::Sessions {
         let sessions = filter::room_sessions(Dialect::Sqlite, query);
-        let found: Vec<String> = conn
+        found = conn
             .prepare_cached(&sessions.sql)?
             .query_map(params_from_iter(sessions.params), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         if found.is_empty() {
             return Ok(Vec::new());
         }
-        tokens = Some(found).filter(|t| t.len() <= filter::MAX_SESSIONS_READ_APART);
     }
-    let statement = match (plan, &tokens) {
-        (filter::EventPlan::Rooms(rooms), _) => filter::events_of_rooms(Dialect::Sqlite, EVENTS_HEAD, query, rooms),
-        (_, Some(tokens)) => filter::events_of_sessions(Dialect::Sqlite, EVENTS_HEAD, query, tokens),
-        _ => filter::events(Dialect::Sqlite, EVENTS_HEAD, query, scope),
-    };
+    let statement = filter::event_statement(Dialect::Sqlite, EVENTS_HEAD, query, plan, scope, &found);
     let mut prepared = conn.prepare_cached(&statement.sql)?;
     let rows = prepared.query_map(params_from_iter(statement.params), |row| {
         let data: String = row.get(3)?;
@@ -100,11 +93,7 @@ fn student_sessions(conn: &Connection, email: &str) -> Result<Option<(i64, Optio
         .prepare_cached("SELECT session_token FROM session_students WHERE student_id = ?1 LIMIT 2")?
         .query_map([student], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    match sessions.len() {
-        0 => Ok(None),
-        1 => Ok(Some((student, sessions.into_iter().next()))),
-        _ => Ok(Some((student, None))),
-    }
+    Ok(filter::resolved_student(student, sessions))
 }
 
 /// Reads session summaries, most recently seen first (by `last_seen`, then token, through
